@@ -1,0 +1,401 @@
+//! `Backend`: one configured alias, its plugin backend, and Django's base-backend behaviour
+//! (validation before the plugin is called, `enqueue_on_commit`, async variants).
+
+use crate::callbacks::HostCallbacks;
+use crate::config::BackendConfig;
+use crate::error::{Error, Result};
+use crate::json::to_storable;
+use crate::plugin::{resolve::resolve_library, BackendName, Library};
+use crate::result::TaskResult;
+use crate::transaction::{in_atomic_block, on_commit};
+use crate::validation::validate_task;
+use abi_stable::std_types::{RResult, RStr, RString};
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use taskhost_plugin_api::wire::{
+    BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
+    EnqueueRequest, LeaseRequest, TaskDescription, TaskResultData, TaskResultStatus,
+};
+use taskhost_plugin_api::{ops, BackendBox, Capabilities, ErrorKind, PluginError};
+
+/// A loaded backend for one alias of the config (Django's `BaseTaskBackend` instance).
+pub struct Backend {
+    alias: String,
+    name: BackendName,
+    config: BackendConfig,
+    capabilities: Capabilities,
+    library: Arc<Library>,
+    inner: BackendBox,
+}
+
+/// Where to look for plugin libraries, and how strictly.
+#[derive(Clone, Debug)]
+pub struct PluginSearch<'a> {
+    /// Plugin dirs, in search order.
+    pub dirs: &'a [PathBuf],
+    /// Skip the "writable by other users" refusal.
+    pub allow_writable: bool,
+    /// The config file's dir, handed to plugins for relative paths in options.
+    pub config_dir: Option<&'a Path>,
+}
+
+impl Backend {
+    /// Load the plugin for `alias` and build its backend. Every failure is an
+    /// `InvalidTaskBackend` naming the alias, the backend name and the reason.
+    pub fn load(alias: &str, config: &BackendConfig, search: &PluginSearch<'_>) -> Result<Self> {
+        let fail = |reason: String| Error::backend_not_found(alias, &config.backend, reason);
+        let name = BackendName::parse(&config.backend).map_err(fail)?;
+        let path = resolve_library(&name, search.dirs, search.allow_writable).map_err(fail)?;
+        let library = Library::open(&path).map_err(fail)?;
+        library.check_serves(&name).map_err(fail)?;
+        let params = BackendParams {
+            alias: alias.to_string(),
+            backend: config.backend.clone(),
+            queues: config.queues.clone(),
+            options: config.options.clone(),
+            config_dir: search.config_dir.map(|d| d.display().to_string()),
+        };
+        let params = serde_json::to_string(&params).map_err(|e| fail(e.to_string()))?;
+        let host = HostCallbacks::new(alias, name.class()).into_host_box();
+        let inner = library
+            .new_backend(name.class(), &params, host)
+            .map_err(|e| Error::InvalidTaskBackend {
+                alias: Some(alias.to_string()),
+                backend: Some(config.backend.clone()),
+                message: format!(
+                    "Backend '{}' (alias '{alias}') could not be created: {}",
+                    config.backend, e.message
+                ),
+            })?;
+        let capabilities = inner.capabilities();
+        Ok(Self {
+            alias: alias.to_string(),
+            name,
+            config: config.clone(),
+            capabilities,
+            library,
+            inner,
+        })
+    }
+
+    /// The alias in the config.
+    pub fn alias(&self) -> &str {
+        &self.alias
+    }
+
+    /// The full backend name, e.g. `taskhost.backends.dummy.DummyBackend`.
+    pub fn backend_name(&self) -> &str {
+        &self.config.backend
+    }
+
+    /// The class name (Django's signal `sender`), e.g. `DummyBackend`.
+    pub fn class_name(&self) -> &str {
+        self.name.class()
+    }
+
+    /// The plugin file it was loaded from.
+    pub fn library_path(&self) -> &Path {
+        self.library.path()
+    }
+
+    /// Allowed queues; empty means any.
+    pub fn queues(&self) -> &[String] {
+        &self.config.queues
+    }
+
+    /// The backend's options, as configured.
+    pub fn options(&self) -> &Map<String, Value> {
+        &self.config.options
+    }
+
+    /// Whether an enqueue inside a transaction scope waits for the outermost commit.
+    pub fn enqueue_on_commit(&self) -> bool {
+        self.config.enqueue_on_commit
+    }
+
+    /// The capability flags.
+    pub fn capabilities(&self) -> Capabilities {
+        self.capabilities
+    }
+
+    /// Django's `supports_defer`.
+    pub fn supports_defer(&self) -> bool {
+        self.capabilities.contains(Capabilities::DEFER)
+    }
+
+    /// Django's `supports_async_task`.
+    pub fn supports_async_task(&self) -> bool {
+        self.capabilities.contains(Capabilities::ASYNC_TASK)
+    }
+
+    /// Django's `supports_get_result`.
+    pub fn supports_get_result(&self) -> bool {
+        self.capabilities.contains(Capabilities::GET_RESULT)
+    }
+
+    /// Django's `supports_priority`.
+    pub fn supports_priority(&self) -> bool {
+        self.capabilities.contains(Capabilities::PRIORITY)
+    }
+
+    /// Whether workers can claim this backend's tasks.
+    pub fn supports_queue_store(&self) -> bool {
+        self.capabilities.contains(Capabilities::QUEUE_STORE)
+    }
+
+    /// Django's `validate_task` for this backend.
+    pub fn validate_task(&self, task: &TaskDescription) -> Result<()> {
+        validate_task(self.capabilities, &self.config.queues, task)
+    }
+
+    /// Enqueue `task` with the parameter tuple `args` (validated again, arguments checked to be
+    /// storable as JSON). Inside a transaction scope with `enqueue_on_commit`, returns the READY
+    /// result at once and hands it to the plugin at the outermost commit.
+    pub fn enqueue<A: Serialize + ?Sized>(
+        self: &Arc<Self>,
+        task: &TaskDescription,
+        args: &A,
+    ) -> Result<TaskResult> {
+        let request = self.prepare(task, args)?;
+        if self.config.enqueue_on_commit && in_atomic_block() {
+            return Ok(self.defer_to_commit(request));
+        }
+        self.submit(&request)
+    }
+
+    /// The async form of [`Backend::enqueue`]; the plugin call runs on tokio's blocking pool.
+    pub async fn aenqueue<A: Serialize + ?Sized>(
+        self: &Arc<Self>,
+        task: &TaskDescription,
+        args: &A,
+    ) -> Result<TaskResult> {
+        let request = self.prepare(task, args)?;
+        if self.config.enqueue_on_commit && in_atomic_block() {
+            return Ok(self.defer_to_commit(request));
+        }
+        let backend = Arc::clone(self);
+        blocking(move || backend.submit(&request)).await
+    }
+
+    /// Enqueue already-encoded arguments (for producers that hold JSON, e.g. bridges and CLIs).
+    pub fn enqueue_json(
+        self: &Arc<Self>,
+        task: &TaskDescription,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<TaskResult> {
+        self.validate_task(task)?;
+        let request = EnqueueRequest {
+            id: new_result_id(),
+            task: task.clone(),
+            args,
+            kwargs,
+        };
+        if self.config.enqueue_on_commit && in_atomic_block() {
+            return Ok(self.defer_to_commit(request));
+        }
+        self.submit(&request)
+    }
+
+    fn prepare<A: Serialize + ?Sized>(
+        &self,
+        task: &TaskDescription,
+        args: &A,
+    ) -> Result<EnqueueRequest> {
+        self.validate_task(task)?;
+        let args = match to_storable(args) {
+            Ok(Value::Array(values)) => values,
+            Ok(Value::Null) => Vec::new(),
+            Ok(value) => vec![value],
+            Err(reason) => return Err(Error::UnsupportedValue(reason.replace("at $", "at args"))),
+        };
+        Ok(EnqueueRequest {
+            id: new_result_id(),
+            task: task.clone(),
+            args,
+            kwargs: Map::new(),
+        })
+    }
+
+    /// The READY result returned at once inside a scope; the plugin gets it at commit.
+    fn defer_to_commit(self: &Arc<Self>, request: EnqueueRequest) -> TaskResult {
+        let pending = TaskResultData {
+            id: request.id.clone(),
+            task: request.task.clone(),
+            status: TaskResultStatus::Ready,
+            enqueued_at: None,
+            started_at: None,
+            finished_at: None,
+            last_attempted_at: None,
+            args: request.args.clone(),
+            kwargs: request.kwargs.clone(),
+            backend: self.alias.clone(),
+            errors: Vec::new(),
+            worker_ids: Vec::new(),
+            return_value: None,
+        };
+        let backend = Arc::clone(self);
+        on_commit(move || {
+            if let Err(e) = backend.submit(&request) {
+                tracing::error!(
+                    target: "taskhost",
+                    "Task id={} path={} could not be enqueued at commit: {e}",
+                    request.id,
+                    request.task.path
+                );
+            }
+        });
+        TaskResult::from_data(pending)
+    }
+
+    fn submit(&self, request: &EnqueueRequest) -> Result<TaskResult> {
+        let data: TaskResultData = self.call_json(request, |b, json| b.enqueue(json))?;
+        Ok(TaskResult::from_data(data))
+    }
+
+    /// The stored result `id`: `TaskResultDoesNotExist` (message: the id) if unknown,
+    /// `NotSupported` on a backend that cannot retrieve results.
+    pub fn get_result(&self, id: &str) -> Result<TaskResult> {
+        let json = self.check_plugin(self.inner.get_result(RStr::from_str(id)))?;
+        let data: TaskResultData = self.decode(&json)?;
+        Ok(TaskResult::from_data(data))
+    }
+
+    /// The async form of [`Backend::get_result`].
+    pub async fn aget_result(self: &Arc<Self>, id: &str) -> Result<TaskResult> {
+        let (backend, id) = (Arc::clone(self), id.to_string());
+        blocking(move || backend.get_result(&id)).await
+    }
+
+    /// Every stored result, in enqueue order (the Dummy backend's `results`).
+    pub fn results(&self) -> Result<Vec<TaskResult>> {
+        let data: Vec<TaskResultData> = self.call_ext_json(ops::RESULTS, &Map::new())?;
+        Ok(data.into_iter().map(TaskResult::from_data).collect())
+    }
+
+    /// Remove every stored result (the Dummy backend's `clear()`).
+    pub fn clear(&self) -> Result<()> {
+        let _: Value = self.call_ext_json(ops::CLEAR, &Map::new())?;
+        Ok(())
+    }
+
+    /// The backend's health checks (`[]` when all is well).
+    pub fn check(&self) -> Result<Vec<CheckMessage>> {
+        let json = self.check_plugin(self.inner.check())?;
+        self.decode(&json)
+    }
+
+    /// Call an extension operation with a JSON-encodable request, decoding the response.
+    pub fn call_ext_json<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        operation: &str,
+        request: &Req,
+    ) -> Result<Resp> {
+        self.call_json(request, |b, json| {
+            b.call_ext(RStr::from_str(operation), json)
+        })
+    }
+
+    /// Queue store: claim ready tasks for a worker.
+    pub fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
+        self.call_json(request, |b, json| b.claim(json))
+    }
+
+    /// Queue store: record how claimed tasks ended.
+    pub fn complete(&self, completions: &[Completion]) -> Result<Vec<CompletionAck>> {
+        self.call_json(&completions, |b, json| b.complete(json))
+    }
+
+    /// Queue store: extend leases; returns the ids whose lease was lost.
+    pub fn renew_leases(&self, request: &LeaseRequest) -> Result<Vec<String>> {
+        self.call_json(request, |b, json| b.renew_leases(json))
+    }
+
+    /// Queue store: hand claimed tasks back without counting an attempt.
+    pub fn release(&self, request: &LeaseRequest) -> Result<u64> {
+        self.call_json(request, |b, json| b.release(json))
+    }
+
+    fn call_json<Req: Serialize + ?Sized, Resp: DeserializeOwned>(
+        &self,
+        request: &Req,
+        call: impl FnOnce(&BackendBox, RStr<'_>) -> RResult<RString, PluginError>,
+    ) -> Result<Resp> {
+        let json = serde_json::to_string(request).map_err(|e| self.backend_error(
+            ErrorKind::INVALID_REQUEST,
+            format!("could not encode the request: {e}"),
+        ))?;
+        let response = self.check_plugin(call(&self.inner, RStr::from_str(&json)))?;
+        self.decode(&response)
+    }
+
+    fn decode<T: DeserializeOwned>(&self, json: &str) -> Result<T> {
+        serde_json::from_str(json).map_err(|e| {
+            self.backend_error(
+                ErrorKind::INVALID_REQUEST,
+                format!("the plugin returned an unreadable response: {e}"),
+            )
+        })
+    }
+
+    fn check_plugin(&self, result: RResult<RString, PluginError>) -> Result<String> {
+        match result {
+            RResult::ROk(json) => Ok(json.into_string()),
+            RResult::RErr(e) => Err(match e.kind {
+                ErrorKind::RESULT_DOES_NOT_EXIST => {
+                    Error::TaskResultDoesNotExist(e.message.into_string())
+                }
+                ErrorKind::NOT_SUPPORTED => Error::NotSupported(e.message.into_string()),
+                kind => self.backend_error(kind, e.message.into_string()),
+            }),
+        }
+    }
+
+    fn backend_error(&self, kind: ErrorKind, message: String) -> Error {
+        Error::Backend {
+            alias: self.alias.clone(),
+            kind,
+            message,
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        self.inner.close();
+    }
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("alias", &self.alias)
+            .field("backend", &self.config.backend)
+            .field("capabilities", &self.capabilities)
+            .field("library", &self.library.path())
+            .finish()
+    }
+}
+
+/// A new result id: a UUID v7 (time-ordered), as a string.
+pub fn new_result_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+/// Run a blocking plugin call on tokio's blocking pool (or inline outside a runtime).
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.spawn_blocking(f).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::Backend {
+                alias: String::new(),
+                kind: ErrorKind::UNAVAILABLE,
+                message: format!("the runtime shut down during the call: {e}"),
+            }),
+        },
+        Err(_) => f(),
+    }
+}

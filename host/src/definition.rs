@@ -1,0 +1,73 @@
+//! `TaskDefinition`: what `#[task]` records about a function, and the type-erased way to run it.
+
+use crate::context::TaskContext;
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::pin::Pin;
+use taskhost_plugin_api::wire::TaskOutcome;
+
+/// A boxed task future, as async task runners return.
+pub type BoxTaskFuture = Pin<Box<dyn Future<Output = TaskOutcome> + Send + 'static>>;
+
+/// How to run a task function from stored JSON arguments (written by `#[task]`).
+#[derive(Clone, Copy)]
+pub enum TaskRunner {
+    /// A plain `fn`.
+    Sync(fn(Invocation) -> TaskOutcome),
+    /// An `async fn`.
+    Async(fn(Invocation) -> BoxTaskFuture),
+}
+
+/// The stored arguments of one run, handed to a [`TaskRunner`].
+#[derive(Debug)]
+pub struct Invocation {
+    /// Positional arguments, as stored.
+    pub args: Vec<Value>,
+    /// Keyword arguments, as stored (Rust tasks take none; a non-empty map is refused).
+    pub kwargs: Map<String, Value>,
+    /// The context, for tasks that take one.
+    pub context: Option<TaskContext>,
+}
+
+/// Everything `#[task]` knows about a task function. One `static` per task; the worker finds it
+/// by [`TaskDefinition::path`] through the registry.
+pub struct TaskDefinition {
+    /// `module_path!()` + `::` + the function name: the task's identity.
+    pub path: &'static str,
+    /// The function name.
+    pub name: &'static str,
+    /// Default priority (validated at compile time to lie in -100..=100).
+    pub priority: i32,
+    /// Default queue.
+    pub queue_name: &'static str,
+    /// Default backend alias.
+    pub backend: &'static str,
+    /// Whether the first parameter is `context: TaskContext`.
+    pub takes_context: bool,
+    /// Default number of attempts a worker may make (`None`: the backend's default).
+    pub max_attempts: Option<u32>,
+    /// Default time limit of one run, in seconds (`None`: none).
+    pub timeout_secs: Option<f64>,
+    /// How to run it.
+    pub runner: TaskRunner,
+}
+
+impl TaskDefinition {
+    /// Whether the function is an `async fn`.
+    pub fn is_async(&self) -> bool {
+        matches!(self.runner, TaskRunner::Async(_))
+    }
+}
+
+impl std::fmt::Debug for TaskDefinition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskDefinition")
+            .field("path", &self.path)
+            .field("priority", &self.priority)
+            .field("queue_name", &self.queue_name)
+            .field("backend", &self.backend)
+            .field("takes_context", &self.takes_context)
+            .field("is_async", &self.is_async())
+            .finish_non_exhaustive()
+    }
+}

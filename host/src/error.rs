@@ -1,0 +1,124 @@
+//! The one error type of the host library, with Django's exception names as variants.
+
+use std::path::PathBuf;
+
+/// Every error the host library returns. Variants carry Django's exception names; messages are
+/// Django's verbatim where Django has one, so tests and users can match the exact text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// A task failed `validate_task` (Django's `InvalidTask`), e.g.
+    /// `priority must be a whole number between -100 and 100.`
+    #[error("{0}")]
+    InvalidTask(String),
+
+    /// A backend alias is unknown or its backend could not be loaded (Django's
+    /// `InvalidTaskBackend`): `The connection 'x' doesn't exist.` or
+    /// `Could not find backend '<name>': <reason>`.
+    #[error("{message}")]
+    InvalidTaskBackend {
+        /// The alias at fault, when one was involved.
+        alias: Option<String>,
+        /// The backend name at fault, when one was involved.
+        backend: Option<String>,
+        /// The whole message.
+        message: String,
+    },
+
+    /// No result with this id (Django's `TaskResultDoesNotExist`; the message is the id).
+    #[error("{0}")]
+    TaskResultDoesNotExist(String),
+
+    /// The result belongs to another task (Django's `TaskResultMismatch`):
+    /// `Task does not match (received '<path>')`.
+    #[error("{0}")]
+    TaskResultMismatch(String),
+
+    /// The backend does not offer this operation (Django's `NotImplementedError`), e.g.
+    /// `This backend does not support retrieving or refreshing results.`
+    #[error("{0}")]
+    NotSupported(String),
+
+    /// A value cannot be stored as JSON (Django's `TypeError("Unsupported type: …")` /
+    /// `ValueError("Unsupported value: …")`).
+    #[error("{0}")]
+    UnsupportedValue(String),
+
+    /// `return_value()` on a result that has none: `Task failed` or `Task has not finished yet`.
+    #[error("{0}")]
+    NoReturnValue(&'static str),
+
+    /// The return value is stored but does not decode into the task's return type.
+    #[error("the stored return value of task result '{id}' does not decode as {expected}: {reason}")]
+    ReturnValueType {
+        /// The result id.
+        id: String,
+        /// The Rust type asked for.
+        expected: &'static str,
+        /// The decoding error.
+        reason: String,
+    },
+
+    /// The configuration is wrong (Django's `ImproperlyConfigured`); the message names the file
+    /// and the key at fault.
+    #[error("{message}")]
+    ImproperlyConfigured {
+        /// The config file, when one was read.
+        file: Option<PathBuf>,
+        /// The dotted key at fault, when there is one (`tasks.default.backend`).
+        key: Option<String>,
+        /// The whole message.
+        message: String,
+    },
+
+    /// A backend plugin reported an error (storage down, lease lost, a caught panic…).
+    #[error("backend '{alias}' failed: {message}")]
+    Backend {
+        /// The alias of the backend.
+        alias: String,
+        /// The plugin's error kind.
+        kind: taskhost_plugin_api::ErrorKind,
+        /// The plugin's message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// `The connection '<alias>' doesn't exist.` — Django's message for an unknown alias.
+    pub fn unknown_alias(alias: &str) -> Self {
+        Self::InvalidTaskBackend {
+            alias: Some(alias.to_string()),
+            backend: None,
+            message: format!("The connection '{alias}' doesn't exist."),
+        }
+    }
+
+    /// `Could not find backend '<backend>': <reason> (alias '<alias>')` — Django's message for a
+    /// backend that cannot be loaded, naming the alias too.
+    pub fn backend_not_found(alias: &str, backend: &str, reason: impl std::fmt::Display) -> Self {
+        Self::InvalidTaskBackend {
+            alias: Some(alias.to_string()),
+            backend: Some(backend.to_string()),
+            message: format!("Could not find backend '{backend}': {reason} (alias '{alias}')"),
+        }
+    }
+
+    /// A configuration error naming the file and the key.
+    pub fn config(
+        file: Option<&std::path::Path>,
+        key: Option<&str>,
+        message: impl std::fmt::Display,
+    ) -> Self {
+        let message = match file {
+            Some(f) => format!("{}: {message}", f.display()),
+            None => message.to_string(),
+        };
+        Self::ImproperlyConfigured {
+            file: file.map(PathBuf::from),
+            key: key.map(str::to_string),
+            message,
+        }
+    }
+}
+
+/// The host library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

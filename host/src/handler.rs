@@ -1,0 +1,135 @@
+//! The `task_backends` handler: backends built lazily from the config, one per alias.
+
+use crate::backend::{Backend, PluginSearch};
+use crate::config::Config;
+use crate::constants::DEFAULT_TASK_BACKEND_ALIAS;
+use crate::error::{Error, Result};
+use parking_lot::{Mutex, RwLock};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// The configured backends (Django's `task_backends`): `get(alias)` loads a backend the first
+/// time it is asked for and returns the same one after; [`TaskBackends::configure`] swaps the
+/// config and drops the loaded backends, as Django does when `TASKS` changes.
+pub struct TaskBackends {
+    config: RwLock<Result<Arc<Config>>>,
+    loaded: Mutex<HashMap<String, Arc<Backend>>>,
+}
+
+impl TaskBackends {
+    /// A handler for `config`.
+    pub fn new(config: Config) -> Self {
+        Self {
+            config: RwLock::new(Ok(Arc::new(config))),
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn from_discovery() -> Self {
+        Self {
+            config: RwLock::new(Config::load(None).map(Arc::new)),
+            loaded: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The config in force (or the error that loading it gave).
+    pub fn config(&self) -> Result<Arc<Config>> {
+        self.config.read().clone()
+    }
+
+    /// Replace the config; backends are rebuilt on next use.
+    pub fn configure(&self, config: Config) {
+        *self.config.write() = Ok(Arc::new(config));
+        self.loaded.lock().clear();
+    }
+
+    /// The configured aliases, sorted.
+    pub fn aliases(&self) -> Result<Vec<String>> {
+        Ok(self.config()?.backends.keys().cloned().collect())
+    }
+
+    /// The backend for `alias`: `The connection '<alias>' doesn't exist.` if it is not
+    /// configured, `Could not find backend …` if its plugin cannot be loaded.
+    pub fn get(&self, alias: &str) -> Result<Arc<Backend>> {
+        let config = self.config()?;
+        let mut loaded = self.loaded.lock();
+        if let Some(backend) = loaded.get(alias) {
+            return Ok(Arc::clone(backend));
+        }
+        let entry = config
+            .backends
+            .get(alias)
+            .ok_or_else(|| Error::unknown_alias(alias))?;
+        let search = PluginSearch {
+            dirs: &config.plugin_dirs,
+            allow_writable: config.allow_writable_plugin_dirs,
+            config_dir: config.file.as_deref().and_then(|f| f.parent()),
+        };
+        let backend = Arc::new(Backend::load(alias, entry, &search)?);
+        loaded.insert(alias.to_string(), Arc::clone(&backend));
+        Ok(backend)
+    }
+
+    /// Every configured backend, loaded (Django's `task_backends.all()`); the first failure
+    /// stops it.
+    pub fn all(&self) -> Result<Vec<Arc<Backend>>> {
+        self.aliases()?.iter().map(|alias| self.get(alias)).collect()
+    }
+}
+
+thread_local! {
+    static OVERRIDES: RefCell<Vec<Arc<TaskBackends>>> = const { RefCell::new(Vec::new()) };
+}
+
+fn global() -> &'static Arc<TaskBackends> {
+    static GLOBAL: OnceLock<Arc<TaskBackends>> = OnceLock::new();
+    GLOBAL.get_or_init(|| Arc::new(TaskBackends::from_discovery()))
+}
+
+/// The handler in force: the innermost [`override_task_backends`] on this thread, else the
+/// process-wide one built from the discovered config (`--config`/`TASKHOST_CONFIG`/
+/// `./tasks.toml`/the Immediate default).
+pub fn task_backends() -> Arc<TaskBackends> {
+    OVERRIDES
+        .with(|o| o.borrow().last().cloned())
+        .unwrap_or_else(|| Arc::clone(global()))
+}
+
+/// The backend of the `default` alias (Django's `default_task_backend`).
+pub fn default_task_backend() -> Result<Arc<Backend>> {
+    task_backends().get(DEFAULT_TASK_BACKEND_ALIAS)
+}
+
+/// Use `config` on this thread until the guard is dropped (like Django's `override_settings`).
+/// Overrides nest. Work handed to other threads keeps using the process-wide handler, so async
+/// code should resolve its backend first (as `enqueue`/`aenqueue` do).
+#[must_use = "the override ends when the guard is dropped"]
+pub fn override_task_backends(config: Config) -> OverrideGuard {
+    let handler = Arc::new(TaskBackends::new(config));
+    OVERRIDES.with(|o| o.borrow_mut().push(Arc::clone(&handler)));
+    OverrideGuard { handler }
+}
+
+/// Ends an [`override_task_backends`] when dropped.
+pub struct OverrideGuard {
+    handler: Arc<TaskBackends>,
+}
+
+impl OverrideGuard {
+    /// The handler this override installed.
+    pub fn handler(&self) -> &Arc<TaskBackends> {
+        &self.handler
+    }
+}
+
+impl Drop for OverrideGuard {
+    fn drop(&mut self) {
+        OVERRIDES.with(|o| {
+            let mut stack = o.borrow_mut();
+            if let Some(pos) = stack.iter().rposition(|h| Arc::ptr_eq(h, &self.handler)) {
+                stack.remove(pos);
+            }
+        });
+    }
+}

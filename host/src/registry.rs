@@ -1,0 +1,33 @@
+//! The task registry: every `#[task]` registers itself, so a worker finds tasks by path with no
+//! hand-kept list.
+
+use crate::definition::TaskDefinition;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// One registered task (emitted by `#[task]` through `inventory`).
+pub struct TaskRegistration(pub &'static TaskDefinition);
+
+inventory::collect!(TaskRegistration);
+
+fn index() -> &'static HashMap<&'static str, &'static TaskDefinition> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static TaskDefinition>> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        inventory::iter::<TaskRegistration>
+            .into_iter()
+            .map(|r| (r.0.path, r.0))
+            .collect()
+    })
+}
+
+/// The task registered under `path` (`my_app::emails::send_email`), if this binary has it.
+pub fn find_task(path: &str) -> Option<&'static TaskDefinition> {
+    index().get(path).copied()
+}
+
+/// Every task registered in this binary, sorted by path.
+pub fn registered_tasks() -> Vec<&'static TaskDefinition> {
+    let mut all: Vec<_> = index().values().copied().collect();
+    all.sort_by_key(|d| d.path);
+    all
+}

@@ -1,0 +1,187 @@
+//! `TaskResult`: one enqueued run of a task.
+
+use crate::error::{Error, Result};
+use crate::handler::task_backends;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::fmt;
+use std::marker::PhantomData;
+use taskhost_plugin_api::wire::{TaskDescription, TaskResultData};
+
+pub use taskhost_plugin_api::wire::{TaskError, TaskResultStatus};
+
+/// One enqueued run of a task: its id, status, timestamps, arguments, errors, worker ids and
+/// return value (Django's `TaskResult`). `R` is the task's return type; results read without
+/// knowing the task (the CLI, signals) use `serde_json::Value`.
+pub struct TaskResult<R = Value> {
+    data: TaskResultData,
+    _return: PhantomData<fn() -> R>,
+}
+
+impl<R> TaskResult<R> {
+    pub(crate) fn from_data(data: TaskResultData) -> Self {
+        Self {
+            data,
+            _return: PhantomData,
+        }
+    }
+
+    /// The wire form of this result (what backends store).
+    pub fn data(&self) -> &TaskResultData {
+        &self.data
+    }
+
+    /// The same result, with its return value read as another type.
+    pub fn cast<S>(self) -> TaskResult<S> {
+        TaskResult::from_data(self.data)
+    }
+
+    /// The result id (a UUID string).
+    pub fn id(&self) -> &str {
+        &self.data.id
+    }
+
+    /// The task that was enqueued, with the options it was enqueued with.
+    pub fn task(&self) -> &TaskDescription {
+        &self.data.task
+    }
+
+    /// Where the run stands.
+    pub fn status(&self) -> TaskResultStatus {
+        self.data.status
+    }
+
+    /// When the result was stored.
+    pub fn enqueued_at(&self) -> Option<DateTime<Utc>> {
+        self.data.enqueued_at
+    }
+
+    /// When the latest attempt started.
+    pub fn started_at(&self) -> Option<DateTime<Utc>> {
+        self.data.started_at
+    }
+
+    /// When the run finished.
+    pub fn finished_at(&self) -> Option<DateTime<Utc>> {
+        self.data.finished_at
+    }
+
+    /// When an attempt was last made.
+    pub fn last_attempted_at(&self) -> Option<DateTime<Utc>> {
+        self.data.last_attempted_at
+    }
+
+    /// The positional arguments, as stored.
+    pub fn args(&self) -> &[Value] {
+        &self.data.args
+    }
+
+    /// The keyword arguments, as stored (always empty for tasks enqueued from Rust).
+    pub fn kwargs(&self) -> &Map<String, Value> {
+        &self.data.kwargs
+    }
+
+    /// The alias of the backend the task was enqueued on.
+    pub fn backend(&self) -> &str {
+        &self.data.backend
+    }
+
+    /// The errors of failed attempts, oldest first.
+    pub fn errors(&self) -> &[TaskError] {
+        &self.data.errors
+    }
+
+    /// The ids of the workers that made each attempt.
+    pub fn worker_ids(&self) -> &[String] {
+        &self.data.worker_ids
+    }
+
+    /// FAILED or SUCCESSFUL.
+    pub fn is_finished(&self) -> bool {
+        self.data.status.is_finished()
+    }
+
+    /// How many attempts were made: the worker id is appended when an attempt starts, so this
+    /// is 1 during the first run (as Django counts).
+    pub fn attempts(&self) -> usize {
+        self.data.worker_ids.len()
+    }
+
+    /// The stored return value as JSON, without the status check.
+    pub fn raw_return_value(&self) -> Option<&Value> {
+        self.data.return_value.as_ref()
+    }
+
+    /// Re-read the result from its backend, updating exactly Django's refreshed fields
+    /// (`errors`, return value, `finished_at`, `started_at`, `last_attempted_at`, `status`,
+    /// `enqueued_at`, `worker_ids`); the task, id, args, kwargs and backend stay as they are.
+    pub fn refresh(&mut self) -> Result<()> {
+        let fresh = task_backends().get(&self.data.backend)?.get_result(&self.data.id)?;
+        self.copy_refreshed(fresh.data);
+        Ok(())
+    }
+
+    /// The async form of [`TaskResult::refresh`].
+    pub async fn arefresh(&mut self) -> Result<()> {
+        let backend = task_backends().get(&self.data.backend)?;
+        let fresh = backend.aget_result(&self.data.id).await?;
+        self.copy_refreshed(fresh.data);
+        Ok(())
+    }
+
+    fn copy_refreshed(&mut self, fresh: TaskResultData) {
+        let d = &mut self.data;
+        d.errors = fresh.errors;
+        d.return_value = fresh.return_value;
+        d.finished_at = fresh.finished_at;
+        d.started_at = fresh.started_at;
+        d.last_attempted_at = fresh.last_attempted_at;
+        d.status = fresh.status;
+        d.enqueued_at = fresh.enqueued_at;
+        d.worker_ids = fresh.worker_ids;
+    }
+}
+
+impl<R: DeserializeOwned> TaskResult<R> {
+    /// The task's return value: `Task failed` if it FAILED, `Task has not finished yet` if it is
+    /// READY or RUNNING (Django's messages).
+    pub fn return_value(&self) -> Result<R> {
+        match self.data.status {
+            TaskResultStatus::Successful => {
+                let value = self.data.return_value.clone().unwrap_or(Value::Null);
+                serde_json::from_value(value).map_err(|e| Error::ReturnValueType {
+                    id: self.data.id.clone(),
+                    expected: std::any::type_name::<R>(),
+                    reason: e.to_string(),
+                })
+            }
+            TaskResultStatus::Failed => Err(Error::NoReturnValue("Task failed")),
+            _ => Err(Error::NoReturnValue("Task has not finished yet")),
+        }
+    }
+}
+
+impl<R> Clone for TaskResult<R> {
+    fn clone(&self) -> Self {
+        Self::from_data(self.data.clone())
+    }
+}
+
+impl<R> PartialEq for TaskResult<R> {
+    fn eq(&self, other: &Self) -> bool {
+        self.data == other.data
+    }
+}
+
+impl<R> fmt::Debug for TaskResult<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskResult")
+            .field("id", &self.data.id)
+            .field("task", &self.data.task.path)
+            .field("status", &self.data.status)
+            .field("backend", &self.data.backend)
+            .field("attempts", &self.data.worker_ids.len())
+            .finish_non_exhaustive()
+    }
+}

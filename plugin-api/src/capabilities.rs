@@ -1,0 +1,72 @@
+//! Capability flags: what a backend can do, as data the host validates against.
+
+use abi_stable::StableAbi;
+use std::fmt;
+
+/// A set of capability flags, as a `u64` bit set so new flags can be added in a minor version.
+///
+/// The first four are Django's (`supports_defer`, `supports_async_task`, `supports_get_result`,
+/// `supports_priority`); [`Capabilities::QUEUE_STORE`] says the backend stores tasks for workers
+/// (`claim`, `complete`, `renew_leases`, `release`).
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Capabilities(pub u64);
+
+impl Capabilities {
+    /// No capability.
+    pub const NONE: Self = Self(0);
+    /// `run_after` may be set (Django's `supports_defer`).
+    pub const DEFER: Self = Self(1 << 0);
+    /// `async fn` tasks may be enqueued (Django's `supports_async_task`).
+    pub const ASYNC_TASK: Self = Self(1 << 1);
+    /// Results can be fetched from any thread or process (Django's `supports_get_result`).
+    pub const GET_RESULT: Self = Self(1 << 2);
+    /// A priority other than 0 may be set (Django's `supports_priority`).
+    pub const PRIORITY: Self = Self(1 << 3);
+    /// The backend is a queue store: workers claim and complete its tasks.
+    pub const QUEUE_STORE: Self = Self(1 << 4);
+    /// The backend accepts `enqueue_many` natively (otherwise the host loops over `enqueue`).
+    pub const BULK_ENQUEUE: Self = Self(1 << 5);
+
+    /// Every flag set in `self` is also set in `other`… read: does `self` contain `flag`?
+    pub const fn contains(self, flag: Self) -> bool {
+        self.0 & flag.0 == flag.0
+    }
+
+    /// The union of two sets.
+    pub const fn with(self, flag: Self) -> Self {
+        Self(self.0 | flag.0)
+    }
+
+    /// The names of the flags set, in a fixed order (unknown bits as `bit<N>`).
+    pub fn names(self) -> Vec<String> {
+        let mut names = Vec::new();
+        for bit in 0..64 {
+            if self.0 & (1 << bit) != 0 {
+                names.push(match bit {
+                    0 => "supports_defer".to_string(),
+                    1 => "supports_async_task".to_string(),
+                    2 => "supports_get_result".to_string(),
+                    3 => "supports_priority".to_string(),
+                    4 => "supports_queue_store".to_string(),
+                    5 => "supports_bulk_enqueue".to_string(),
+                    n => format!("bit{n}"),
+                });
+            }
+        }
+        names
+    }
+}
+
+impl std::ops::BitOr for Capabilities {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        self.with(rhs)
+    }
+}
+
+impl fmt::Debug for Capabilities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Capabilities{:?}", self.names())
+    }
+}

@@ -1,0 +1,104 @@
+//! The error a plugin returns across the ABI.
+
+use abi_stable::{std_types::RString, StableAbi};
+use std::fmt;
+
+/// What kind of failure a [`PluginError`] reports. Crosses the ABI as a `u8` so new kinds can be
+/// added in a minor version; a host that does not know a kind treats it as [`ErrorKind::OTHER`].
+#[repr(transparent)]
+#[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ErrorKind(pub u8);
+
+impl ErrorKind {
+    /// Any failure without a more specific kind.
+    pub const OTHER: Self = Self(0);
+    /// A method was called that the backend does not offer (Django's `NotImplementedError`).
+    pub const NOT_SUPPORTED: Self = Self(1);
+    /// `get_result` (or a queue-store call) named an id the backend does not know.
+    pub const RESULT_DOES_NOT_EXIST: Self = Self(2);
+    /// The backend's constructor rejected its options.
+    pub const INVALID_OPTIONS: Self = Self(3);
+    /// A request payload could not be decoded or is invalid.
+    pub const INVALID_REQUEST: Self = Self(4);
+    /// A panic inside the plugin was caught by the guard.
+    pub const PANIC: Self = Self(5);
+    /// The store (database, server) could not be reached or failed; retrying may help.
+    pub const UNAVAILABLE: Self = Self(6);
+    /// A queue-store write came from a worker that no longer holds the task's lease.
+    pub const LEASE_LOST: Self = Self(7);
+    /// The class named in the config is not exported by this library.
+    pub const UNKNOWN_CLASS: Self = Self(8);
+
+    /// A short lowercase name for messages (`"not supported"`, `"panic"`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::NOT_SUPPORTED => "not supported",
+            Self::RESULT_DOES_NOT_EXIST => "result does not exist",
+            Self::INVALID_OPTIONS => "invalid options",
+            Self::INVALID_REQUEST => "invalid request",
+            Self::PANIC => "panic",
+            Self::UNAVAILABLE => "unavailable",
+            Self::LEASE_LOST => "lease lost",
+            Self::UNKNOWN_CLASS => "unknown class",
+            _ => "error",
+        }
+    }
+}
+
+impl fmt::Debug for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ErrorKind({}: {})", self.0, self.name())
+    }
+}
+
+/// An error returned by a plugin: a kind the host can act on and a message for people.
+#[repr(C)]
+#[derive(StableAbi, Clone, Debug, PartialEq, Eq)]
+pub struct PluginError {
+    /// What went wrong, for the host to map onto its own error type.
+    pub kind: ErrorKind,
+    /// A full sentence saying what went wrong and, where possible, what to do.
+    pub message: RString,
+}
+
+impl PluginError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: RString::from(message.into()),
+        }
+    }
+
+    /// An [`ErrorKind::OTHER`] error.
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::OTHER, message)
+    }
+
+    /// An [`ErrorKind::NOT_SUPPORTED`] error naming the operation.
+    pub fn not_supported(operation: &str) -> Self {
+        Self::new(
+            ErrorKind::NOT_SUPPORTED,
+            format!("This backend does not support '{operation}'."),
+        )
+    }
+
+    /// An [`ErrorKind::INVALID_REQUEST`] error for a payload that failed to decode.
+    pub fn invalid_request(what: &str, err: impl fmt::Display) -> Self {
+        Self::new(
+            ErrorKind::INVALID_REQUEST,
+            format!("invalid {what} payload: {err}"),
+        )
+    }
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+/// The result type of every fallible ABI call.
+pub type PluginResult<T> = abi_stable::std_types::RResult<T, PluginError>;

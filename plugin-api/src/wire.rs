@@ -1,0 +1,317 @@
+//! The JSON payloads that cross the ABI.
+//!
+//! These types only describe data; they evolve by adding fields with `#[serde(default)]`, so a
+//! plugin built against an older 1.x reads what a newer host sends, and the reverse.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::fmt;
+
+/// The status of a task result — exactly Django's four.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskResultStatus {
+    /// Just enqueued, or ready to be run again.
+    Ready,
+    /// Currently running.
+    Running,
+    /// Raised an error (or panicked) while running, or could not start.
+    Failed,
+    /// Finished successfully.
+    Successful,
+}
+
+impl TaskResultStatus {
+    /// Every status, in Django's order.
+    pub const ALL: [Self; 4] = [Self::Ready, Self::Running, Self::Failed, Self::Successful];
+
+    /// The stored value: `READY`, `RUNNING`, `FAILED` or `SUCCESSFUL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ready => "READY",
+            Self::Running => "RUNNING",
+            Self::Failed => "FAILED",
+            Self::Successful => "SUCCESSFUL",
+        }
+    }
+
+    /// Django's human label: `Ready`, `Running`, `Failed` or `Successful`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ready => "Ready",
+            Self::Running => "Running",
+            Self::Failed => "Failed",
+            Self::Successful => "Successful",
+        }
+    }
+
+    /// Parse a stored value (case-sensitive, as stored).
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
+    /// FAILED or SUCCESSFUL.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Failed | Self::Successful)
+    }
+}
+
+impl fmt::Display for TaskResultStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error recorded on a task result (Django's `TaskError`).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct TaskError {
+    /// The error's type path, e.g. `std::io::Error`, or `panic` for a panic.
+    pub exception_class_path: String,
+    /// The rendered error: cause chain and backtrace, ending with `"<type>: <message>\n"`.
+    pub traceback: String,
+}
+
+/// The task half of a result: which function, with which options.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct TaskDescription {
+    /// The task's path: `module_path!()` + `::` + function name.
+    pub path: String,
+    /// Priority, -100 (lowest) to 100 (highest).
+    pub priority: i32,
+    /// The queue the task goes to.
+    pub queue_name: String,
+    /// The backend alias it was enqueued on.
+    pub backend: String,
+    /// Earliest time to run it, if deferred.
+    #[serde(default)]
+    pub run_after: Option<DateTime<Utc>>,
+    /// Whether the function takes a `TaskContext` first.
+    #[serde(default)]
+    pub takes_context: bool,
+    /// Whether the function is an `async fn`.
+    #[serde(default)]
+    pub is_async: bool,
+    /// How many attempts a worker may make before the result is FAILED (1 = no retry).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// Time limit for one run, in seconds.
+    #[serde(default)]
+    pub timeout_secs: Option<f64>,
+}
+
+/// One enqueued run of a task, as stored by a backend.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct TaskResultData {
+    /// The result id (a UUID string assigned by the host).
+    pub id: String,
+    /// What was enqueued.
+    pub task: TaskDescription,
+    /// Where the run stands.
+    pub status: TaskResultStatus,
+    /// When it was stored.
+    #[serde(default)]
+    pub enqueued_at: Option<DateTime<Utc>>,
+    /// When the latest attempt started.
+    #[serde(default)]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it finished (FAILED or SUCCESSFUL).
+    #[serde(default)]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// When an attempt was last made.
+    #[serde(default)]
+    pub last_attempted_at: Option<DateTime<Utc>>,
+    /// Positional arguments, as JSON.
+    #[serde(default)]
+    pub args: Vec<Value>,
+    /// Keyword arguments, as JSON.
+    #[serde(default)]
+    pub kwargs: Map<String, Value>,
+    /// The backend alias.
+    pub backend: String,
+    /// Errors of failed attempts, oldest first.
+    #[serde(default)]
+    pub errors: Vec<TaskError>,
+    /// One worker id per attempt, appended when the attempt starts.
+    #[serde(default)]
+    pub worker_ids: Vec<String>,
+    /// The return value, once SUCCESSFUL.
+    #[serde(default)]
+    pub return_value: Option<Value>,
+}
+
+/// What the host asks a backend to enqueue.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct EnqueueRequest {
+    /// The id the result must have (assigned by the host, so transaction scopes know it early).
+    pub id: String,
+    /// The task and its options, already validated by the host.
+    pub task: TaskDescription,
+    /// Positional arguments (JSON-storable, checked by the host).
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    #[serde(default)]
+    pub kwargs: Map<String, Value>,
+}
+
+/// How a task run ended, as the host reports it to a backend.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+#[serde(tag = "status", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskOutcome {
+    /// The function returned a storable value.
+    Successful {
+        /// The return value as JSON.
+        return_value: Value,
+    },
+    /// The function returned an error, panicked, or its return value could not be stored.
+    Failed {
+        /// What went wrong.
+        error: TaskError,
+    },
+}
+
+/// The parameters a backend is built with: its entry of `tasks.toml`.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug, Default)]
+pub struct BackendParams {
+    /// The alias in the config (`default`, …).
+    pub alias: String,
+    /// The full backend name, e.g. `taskhost.backends.immediate.ImmediateBackend`.
+    pub backend: String,
+    /// Allowed queue names; empty = any.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// The backend's `options` table, as JSON.
+    #[serde(default)]
+    pub options: Map<String, Value>,
+    /// Directory of the config file, for resolving relative paths in options.
+    #[serde(default)]
+    pub config_dir: Option<String>,
+}
+
+/// A message from a backend's `check()`.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct CheckMessage {
+    /// `error` or `warning`.
+    pub level: String,
+    /// What is wrong.
+    pub message: String,
+    /// What to do about it.
+    #[serde(default)]
+    pub hint: Option<String>,
+}
+
+/// A worker asks a queue store for tasks.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct ClaimRequest {
+    /// The claiming worker's id (≤ 64 characters).
+    pub worker_id: String,
+    /// Queues to take from; `None` = every queue.
+    #[serde(default)]
+    pub queues: Option<Vec<String>>,
+    /// Queues to skip (only with `queues = None`).
+    #[serde(default)]
+    pub exclude_queues: Vec<String>,
+    /// At most this many tasks.
+    pub limit: u32,
+    /// How long the lease on each claimed task lasts, in seconds.
+    pub lease_secs: f64,
+}
+
+/// A task handed to a worker, with the lease that fences its writes.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct ClaimedTask {
+    /// The result, already RUNNING with this worker's id appended.
+    pub result: TaskResultData,
+    /// The fencing token of this claim: writes that carry an older token change nothing.
+    pub lease_token: i64,
+    /// Attempts allowed in all (from the task or the backend default).
+    pub max_attempts: u32,
+}
+
+/// A worker reports how a claimed task ended.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct Completion {
+    /// The result id.
+    pub id: String,
+    /// The worker that ran it.
+    pub worker_id: String,
+    /// The token from [`ClaimedTask::lease_token`].
+    pub lease_token: i64,
+    /// How it ended.
+    pub outcome: TaskOutcome,
+    /// For a failure that will be retried: when to run it again (status goes back to READY).
+    #[serde(default)]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// What a queue store did with one [`Completion`].
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct CompletionAck {
+    /// The result id.
+    pub id: String,
+    /// False when the lease was lost (the task was rescued or completed by someone else): the
+    /// write changed nothing.
+    pub applied: bool,
+}
+
+/// Leases a worker holds, for renewal or release.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct LeaseRequest {
+    /// The worker holding the leases.
+    pub worker_id: String,
+    /// `(id, lease_token)` pairs.
+    pub leases: Vec<(String, i64)>,
+    /// New lease length in seconds (renewal only).
+    #[serde(default)]
+    pub lease_secs: f64,
+}
+
+/// Filters for listing stored results.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug, Default)]
+pub struct ListRequest {
+    /// Only this status.
+    #[serde(default)]
+    pub status: Option<TaskResultStatus>,
+    /// Only this queue.
+    #[serde(default)]
+    pub queue_name: Option<String>,
+    /// Only this task path.
+    #[serde(default)]
+    pub task_path: Option<String>,
+    /// At most this many (newest first).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Depth of one queue in one status.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct QueueStats {
+    /// The queue name.
+    pub queue_name: String,
+    /// The status counted.
+    pub status: TaskResultStatus,
+    /// How many results.
+    pub count: u64,
+    /// For READY: when the oldest ready task was enqueued.
+    #[serde(default)]
+    pub oldest_enqueued_at: Option<DateTime<Utc>>,
+}
+
+/// Which finished results to delete.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug, Default)]
+pub struct PruneRequest {
+    /// Delete results finished before this time.
+    pub finished_before: Option<DateTime<Utc>>,
+    /// For FAILED results, this cut-off instead (when set).
+    #[serde(default)]
+    pub failed_finished_before: Option<DateTime<Utc>>,
+    /// Only these statuses (FAILED and/or SUCCESSFUL); empty = both.
+    #[serde(default)]
+    pub statuses: Vec<TaskResultStatus>,
+    /// Only these queues; `None` = all.
+    #[serde(default)]
+    pub queues: Option<Vec<String>>,
+    /// Count, do not delete.
+    #[serde(default)]
+    pub dry_run: bool,
+}

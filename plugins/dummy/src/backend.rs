@@ -1,0 +1,631 @@
+//! The `DummyBackend` class: Django's `DummyBackend`, storing results in memory.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use taskhost_plugin_api::{
+    abi_stable::std_types::{RStr, RString},
+    guard,
+    guard::guard_or,
+    guard_json, ops,
+    wire::{BackendParams, EnqueueRequest, TaskResultData, TaskResultStatus},
+    Backend, Capabilities, ErrorKind, HostBox, PluginError, PluginResult, Signal,
+};
+
+/// The class name this plugin exports.
+const CLASS: &str = "DummyBackend";
+
+/// Extension operation: replace a stored result. Request a
+/// [`TaskResultData`](taskhost_plugin_api::wire::TaskResultData) whose `id` is stored; response
+/// `null`; an unknown id is [`ErrorKind::RESULT_DOES_NOT_EXIST`]. Lets tests play a worker that
+/// changes a stored result (Django's `test_refresh_result` mutates the stored object).
+pub const UPDATE: &str = "taskhost.backends.dummy.update";
+
+/// Stores each enqueued task as a READY result and never runs it.
+///
+/// Capabilities: `supports_defer`, `supports_async_task` and `supports_priority`; not
+/// `supports_get_result` (as in Django: the results live in this instance only), although
+/// `get_result` works on this instance. Takes no options.
+pub struct DummyBackend {
+    params: BackendParams,
+    host: HostBox,
+    store: Mutex<Store>,
+}
+
+/// The stored results in enqueue order, and where each id sits.
+#[derive(Default)]
+struct Store {
+    results: Vec<TaskResultData>,
+    positions: HashMap<String, usize>,
+}
+
+impl DummyBackend {
+    /// Build the backend for one alias of the host's config. Fails with
+    /// [`ErrorKind::INVALID_OPTIONS`] if `params.options` is not empty: this backend has none.
+    pub fn new(params: BackendParams, host: HostBox) -> Result<Self, PluginError> {
+        reject_options(&params)?;
+        tracing::debug!(alias = %params.alias, "DummyBackend created");
+        Ok(Self {
+            params,
+            host,
+            store: Mutex::default(),
+        })
+    }
+
+    /// Django's `enqueue` for every request: stamp `enqueued_at`, store them all, then send
+    /// `task_enqueued` for each, in order. Nothing is stored if any request fails.
+    fn enqueue_all(
+        &self,
+        requests: Vec<EnqueueRequest>,
+    ) -> Result<Vec<TaskResultData>, PluginError> {
+        let mut results = Vec::with_capacity(requests.len());
+        for request in requests {
+            let mut result = ready_result(request, &self.params.alias);
+            result.enqueued_at = Some(self.now()?);
+            results.push(result);
+        }
+        self.lock().insert_all(&results)?;
+        // Signals go out with the lock released: a receiver may well read the results back.
+        for result in &results {
+            self.send(Signal::TASK_ENQUEUED, result)?;
+        }
+        Ok(results)
+    }
+
+    /// Enqueue one task (see [`Self::enqueue_all`]).
+    fn enqueue_one(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
+        let mut results = self.enqueue_all(vec![request])?;
+        results
+            .pop()
+            .ok_or_else(|| PluginError::other("enqueue stored no result"))
+    }
+
+    /// The stored result `id`; Django's `TaskResultDoesNotExist(result_id)` if there is none.
+    fn result(&self, id: &str) -> Result<TaskResultData, PluginError> {
+        let store = self.lock();
+        store
+            .position(id)
+            .map(|at| store.results[at].clone())
+            .ok_or_else(|| does_not_exist(id))
+    }
+
+    /// Replace the stored result with `result.id` ([`UPDATE`]).
+    fn update(&self, result: TaskResultData) -> Result<(), PluginError> {
+        let mut store = self.lock();
+        let at = store
+            .position(&result.id)
+            .ok_or_else(|| does_not_exist(&result.id))?;
+        store.results[at] = result;
+        Ok(())
+    }
+
+    /// The store. A panic while it was held cannot leave it half-written (every write is one
+    /// step), so a poisoned lock is used as is.
+    fn lock(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Send `signal` with `result`, building the payload only if someone listens.
+    fn send(&self, signal: Signal, result: &TaskResultData) -> Result<(), PluginError> {
+        if self.host.wants_signal(signal) {
+            let payload = serde_json::to_string(result).map_err(|e| {
+                PluginError::other(format!("could not encode the task result: {e}"))
+            })?;
+            self.host.send_signal(signal, RStr::from_str(&payload));
+        }
+        Ok(())
+    }
+
+    /// The host's clock.
+    fn now(&self) -> Result<DateTime<Utc>, PluginError> {
+        let micros = self.host.now_micros();
+        DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+            PluginError::other(format!(
+                "the host clock returned {micros} µs since the epoch, which is out of range"
+            ))
+        })
+    }
+}
+
+impl Store {
+    fn position(&self, id: &str) -> Option<usize> {
+        self.positions.get(id).copied()
+    }
+
+    /// Append `results`, or none of them if an id is already stored (or given twice).
+    fn insert_all(&mut self, results: &[TaskResultData]) -> Result<(), PluginError> {
+        let mut new_ids = HashSet::new();
+        for result in results {
+            if self.positions.contains_key(&result.id) || !new_ids.insert(result.id.as_str()) {
+                return Err(PluginError::new(
+                    ErrorKind::INVALID_REQUEST,
+                    format!("A result with id '{}' is already stored.", result.id),
+                ));
+            }
+        }
+        for result in results {
+            self.positions.insert(result.id.clone(), self.results.len());
+            self.results.push(result.clone());
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.results.clear();
+        self.positions.clear();
+    }
+}
+
+impl Backend for DummyBackend {
+    fn capabilities(&self) -> Capabilities {
+        guard_or(Capabilities::NONE, || {
+            Capabilities::DEFER | Capabilities::ASYNC_TASK | Capabilities::PRIORITY
+        })
+    }
+
+    fn check(&self) -> PluginResult<RString> {
+        guard(|| Ok(RString::from("[]")))
+    }
+
+    fn enqueue(&self, request: RStr<'_>) -> PluginResult<RString> {
+        guard_json("enqueue", request.as_str(), |request: EnqueueRequest| {
+            self.enqueue_one(request)
+        })
+    }
+
+    fn enqueue_many(&self, requests: RStr<'_>) -> PluginResult<RString> {
+        guard_json(
+            "enqueue_many",
+            requests.as_str(),
+            |requests: Vec<EnqueueRequest>| self.enqueue_all(requests),
+        )
+    }
+
+    fn get_result(&self, id: RStr<'_>) -> PluginResult<RString> {
+        guard(|| {
+            let result = self.result(id.as_str())?;
+            serde_json::to_string(&result)
+                .map(RString::from)
+                .map_err(|e| PluginError::other(format!("could not encode the task result: {e}")))
+        })
+    }
+
+    fn claim(&self, _request: RStr<'_>) -> PluginResult<RString> {
+        guard(|| Err(PluginError::not_supported("claim")))
+    }
+
+    fn complete(&self, _request: RStr<'_>) -> PluginResult<RString> {
+        guard(|| Err(PluginError::not_supported("complete")))
+    }
+
+    fn renew_leases(&self, _request: RStr<'_>) -> PluginResult<RString> {
+        guard(|| Err(PluginError::not_supported("renew_leases")))
+    }
+
+    fn release(&self, _request: RStr<'_>) -> PluginResult<RString> {
+        guard(|| Err(PluginError::not_supported("release")))
+    }
+
+    fn call_ext(&self, operation: RStr<'_>, request: RStr<'_>) -> PluginResult<RString> {
+        let request = request.as_str();
+        match operation.as_str() {
+            ops::RESULTS => guard_json(ops::RESULTS, request, |_: Value| {
+                Ok(self.lock().results.clone())
+            }),
+            ops::CLEAR => guard_json(ops::CLEAR, request, |_: Value| {
+                self.lock().clear();
+                Ok(())
+            }),
+            UPDATE => guard_json(UPDATE, request, |result: TaskResultData| {
+                self.update(result)
+            }),
+            other => guard(|| Err(PluginError::not_supported(other))),
+        }
+    }
+
+    fn close(&self) {
+        guard_or((), || {});
+    }
+}
+
+/// Fail with [`ErrorKind::INVALID_OPTIONS`] naming every option given: this backend takes none.
+fn reject_options(params: &BackendParams) -> Result<(), PluginError> {
+    if params.options.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<String> = params.options.keys().map(|k| format!("'{k}'")).collect();
+    Err(PluginError::new(
+        ErrorKind::INVALID_OPTIONS,
+        format!(
+            "Unknown option(s) for {CLASS} '{}': {}. This backend takes no options.",
+            params.alias,
+            keys.join(", ")
+        ),
+    ))
+}
+
+/// A fresh READY result for `request`, every timestamp unset (Django's `TaskResult(...)`).
+fn ready_result(request: EnqueueRequest, alias: &str) -> TaskResultData {
+    TaskResultData {
+        id: request.id,
+        task: request.task,
+        status: TaskResultStatus::Ready,
+        enqueued_at: None,
+        started_at: None,
+        finished_at: None,
+        last_attempted_at: None,
+        args: request.args,
+        kwargs: request.kwargs,
+        backend: alias.to_string(),
+        errors: Vec::new(),
+        worker_ids: Vec::new(),
+        return_value: None,
+    }
+}
+
+/// Django's `TaskResultDoesNotExist(result_id)`: the message is the id.
+fn does_not_exist(id: &str) -> PluginError {
+    PluginError::new(ErrorKind::RESULT_DOES_NOT_EXIST, id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use std::sync::Arc;
+    use taskhost_plugin_api::{
+        abi_stable::{
+            sabi_trait::TD_Opaque,
+            std_types::{RArc, RResult},
+        },
+        log::install_forwarder,
+        wire::TaskDescription,
+        Host, Host_TO, LogLevel,
+    };
+
+    const START_MICROS: i64 = 1_700_000_000_000_000;
+
+    /// Log records of every fake host: the log forwarder is installed once per process, bound
+    /// to whichever host installed it.
+    static LOGS: Mutex<Vec<(LogLevel, String, String)>> = Mutex::new(Vec::new());
+
+    /// A host that records signals, runs nothing, and whose clock ticks 1 µs per reading.
+    #[derive(Clone)]
+    struct FakeHost {
+        signals: Arc<Mutex<Vec<(Signal, TaskResultData)>>>,
+        runs: Arc<Mutex<usize>>,
+        clock: Arc<AtomicI64>,
+    }
+
+    impl FakeHost {
+        fn new() -> Self {
+            Self {
+                signals: Arc::default(),
+                runs: Arc::default(),
+                clock: Arc::new(AtomicI64::new(START_MICROS)),
+            }
+        }
+
+        fn signals(&self) -> Vec<(Signal, TaskResultData)> {
+            self.signals.lock().unwrap().clone()
+        }
+    }
+
+    impl Host for FakeHost {
+        fn run_task(&self, _task_result: RStr<'_>) -> PluginResult<RString> {
+            *self.runs.lock().unwrap() += 1;
+            RResult::RErr(PluginError::other("the Dummy backend must not run tasks"))
+        }
+
+        fn wants_signal(&self, _signal: Signal) -> bool {
+            true
+        }
+
+        fn send_signal(&self, signal: Signal, task_result: RStr<'_>) {
+            let result = serde_json::from_str(task_result.as_str()).unwrap();
+            self.signals.lock().unwrap().push((signal, result));
+        }
+
+        fn log_enabled(&self, _level: LogLevel, _target: RStr<'_>) -> bool {
+            true
+        }
+
+        fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
+            let record = (level, target.to_string(), message.to_string());
+            LOGS.lock().unwrap().push(record);
+        }
+
+        fn now_micros(&self) -> i64 {
+            self.clock.fetch_add(1, Ordering::SeqCst)
+        }
+
+        fn call_ext(&self, operation: RStr<'_>, _request: RStr<'_>) -> PluginResult<RString> {
+            RResult::RErr(PluginError::not_supported(operation.as_str()))
+        }
+    }
+
+    fn host_box(fake: &FakeHost) -> HostBox {
+        Host_TO::from_ptr(RArc::new(fake.clone()), TD_Opaque)
+    }
+
+    fn params(alias: &str) -> BackendParams {
+        BackendParams {
+            alias: alias.to_string(),
+            backend: "taskhost.backends.dummy.DummyBackend".to_string(),
+            ..BackendParams::default()
+        }
+    }
+
+    fn backend() -> (DummyBackend, FakeHost) {
+        let fake = FakeHost::new();
+        let backend = DummyBackend::new(params("default"), host_box(&fake)).unwrap();
+        (backend, fake)
+    }
+
+    fn request(id: &str) -> Value {
+        let task = TaskDescription {
+            path: "tests::add".to_string(),
+            priority: 0,
+            queue_name: "default".to_string(),
+            backend: "default".to_string(),
+            run_after: None,
+            takes_context: false,
+            is_async: false,
+            max_attempts: None,
+            timeout_secs: None,
+        };
+        json!({ "id": id, "task": task, "args": [1], "kwargs": { "two": 3 } })
+    }
+
+    fn enqueue(backend: &DummyBackend, id: &str) -> TaskResultData {
+        let out = backend
+            .enqueue(RStr::from_str(&request(id).to_string()))
+            .unwrap();
+        serde_json::from_str(out.as_str()).unwrap()
+    }
+
+    fn get(backend: &DummyBackend, id: &str) -> PluginResult<TaskResultData> {
+        backend
+            .get_result(RStr::from_str(id))
+            .map(|json| serde_json::from_str(json.as_str()).unwrap())
+    }
+
+    fn results(backend: &DummyBackend) -> Vec<TaskResultData> {
+        let out = backend
+            .call_ext(RStr::from_str(ops::RESULTS), RStr::from_str("{}"))
+            .unwrap();
+        serde_json::from_str(out.as_str()).unwrap()
+    }
+
+    fn ids(results: &[TaskResultData]) -> Vec<&str> {
+        results.iter().map(|r| r.id.as_str()).collect()
+    }
+
+    #[test]
+    fn capabilities_are_defer_async_task_and_priority() {
+        let (backend, _) = backend();
+        let caps = backend.capabilities();
+        assert_eq!(
+            caps,
+            Capabilities::DEFER | Capabilities::ASYNC_TASK | Capabilities::PRIORITY
+        );
+        assert!(!caps.contains(Capabilities::GET_RESULT));
+    }
+
+    #[test]
+    fn enqueue_stores_a_ready_result_and_never_runs_it() {
+        let (backend, fake) = backend();
+        let result = enqueue(&backend, "r1");
+        assert_eq!(result.id, "r1");
+        assert_eq!(result.status, TaskResultStatus::Ready);
+        assert_eq!(
+            result.enqueued_at,
+            Some(DateTime::from_timestamp_micros(START_MICROS).unwrap())
+        );
+        assert_eq!(result.started_at, None);
+        assert_eq!(result.finished_at, None);
+        assert_eq!(result.last_attempted_at, None);
+        assert!(result.worker_ids.is_empty());
+        assert!(result.errors.is_empty());
+        assert_eq!(result.return_value, None);
+        assert_eq!(result.args, vec![json!(1)]);
+        assert_eq!(result.kwargs.get("two"), Some(&json!(3)));
+        assert_eq!(result.backend, "default");
+        assert_eq!(*fake.runs.lock().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_stored_result_stays_ready_forever() {
+        let (backend, _) = backend();
+        enqueue(&backend, "r1");
+        enqueue(&backend, "r2");
+        assert_eq!(get(&backend, "r1").unwrap().status, TaskResultStatus::Ready);
+    }
+
+    #[test]
+    fn enqueue_sends_task_enqueued_only() {
+        let (backend, fake) = backend();
+        let result = enqueue(&backend, "r1");
+        assert_eq!(fake.signals(), vec![(Signal::TASK_ENQUEUED, result)]);
+    }
+
+    #[test]
+    fn the_returned_result_equals_the_stored_one() {
+        let (backend, _) = backend();
+        let result = enqueue(&backend, "r1");
+        assert_eq!(get(&backend, "r1").unwrap(), result);
+    }
+
+    #[test]
+    fn results_are_kept_in_enqueue_order() {
+        let (backend, _) = backend();
+        for id in ["c", "a", "b"] {
+            enqueue(&backend, id);
+        }
+        assert_eq!(ids(&results(&backend)), vec!["c", "a", "b"]);
+    }
+
+    #[test]
+    fn get_result_of_a_missing_id_says_the_id() {
+        let (backend, _) = backend();
+        enqueue(&backend, "r1");
+        let err = get(&backend, "nope").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
+        assert_eq!(err.message.as_str(), "nope");
+    }
+
+    #[test]
+    fn clear_removes_every_result() {
+        let (backend, _) = backend();
+        enqueue(&backend, "r1");
+        enqueue(&backend, "r2");
+        let out = backend
+            .call_ext(RStr::from_str(ops::CLEAR), RStr::from_str("{}"))
+            .unwrap();
+        assert_eq!(out.as_str(), "null");
+        assert!(results(&backend).is_empty());
+        let err = get(&backend, "r1").unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
+        enqueue(&backend, "r1");
+        assert_eq!(ids(&results(&backend)), vec!["r1"]);
+    }
+
+    #[test]
+    fn update_replaces_the_stored_result() {
+        let (backend, _) = backend();
+        enqueue(&backend, "r1");
+        enqueue(&backend, "r2");
+        let mut changed = get(&backend, "r1").unwrap();
+        changed.status = TaskResultStatus::Successful;
+        let payload = serde_json::to_string(&changed).unwrap();
+        let out = backend
+            .call_ext(RStr::from_str(UPDATE), RStr::from_str(&payload))
+            .unwrap();
+        assert_eq!(out.as_str(), "null");
+        assert_eq!(get(&backend, "r1").unwrap(), changed);
+        assert_eq!(ids(&results(&backend)), vec!["r1", "r2"]);
+    }
+
+    #[test]
+    fn update_of_a_missing_id_says_the_id() {
+        let (backend, _) = backend();
+        let mut ghost = enqueue(&backend, "r1");
+        ghost.id = "ghost".to_string();
+        let payload = serde_json::to_string(&ghost).unwrap();
+        let err = backend
+            .call_ext(RStr::from_str(UPDATE), RStr::from_str(&payload))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
+        assert_eq!(err.message.as_str(), "ghost");
+    }
+
+    #[test]
+    fn enqueue_many_stores_all_in_order_and_signals_each() {
+        let (backend, fake) = backend();
+        let payload = json!([request("a"), request("b"), request("c")]).to_string();
+        let out = backend.enqueue_many(RStr::from_str(&payload)).unwrap();
+        let returned: Vec<TaskResultData> = serde_json::from_str(out.as_str()).unwrap();
+        assert_eq!(ids(&returned), vec!["a", "b", "c"]);
+        assert_eq!(results(&backend), returned);
+        assert!(returned
+            .iter()
+            .all(|r| r.status == TaskResultStatus::Ready && r.enqueued_at.is_some()));
+        let signalled: Vec<_> = fake.signals().into_iter().map(|(s, r)| (s, r.id)).collect();
+        assert_eq!(
+            signalled,
+            ["a", "b", "c"].map(|id| (Signal::TASK_ENQUEUED, id.to_string()))
+        );
+    }
+
+    #[test]
+    fn enqueue_many_with_a_stored_id_stores_nothing() {
+        let (backend, fake) = backend();
+        enqueue(&backend, "b");
+        let payload = json!([request("a"), request("b")]).to_string();
+        let err = backend.enqueue_many(RStr::from_str(&payload)).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+        assert_eq!(
+            err.message.as_str(),
+            "A result with id 'b' is already stored."
+        );
+        assert_eq!(ids(&results(&backend)), vec!["b"]);
+        assert_eq!(fake.signals().len(), 1);
+    }
+
+    #[test]
+    fn unknown_operations_and_queue_store_methods_are_not_supported() {
+        let (backend, _) = backend();
+        let empty = RStr::from_str("{}");
+        let calls = [
+            ("claim", backend.claim(empty)),
+            ("complete", backend.complete(empty)),
+            ("renew_leases", backend.renew_leases(empty)),
+            ("release", backend.release(empty)),
+            ("prune", backend.call_ext(RStr::from_str(ops::PRUNE), empty)),
+        ];
+        for (operation, out) in calls {
+            let err = out.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::NOT_SUPPORTED, "{operation}");
+            assert_eq!(
+                err.message.as_str(),
+                format!("This backend does not support '{operation}'.")
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_extension_payload_is_an_invalid_request() {
+        let (backend, _) = backend();
+        let err = backend
+            .call_ext(RStr::from_str(UPDATE), RStr::from_str("{}"))
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+        assert!(
+            err.message
+                .starts_with(&format!("invalid {UPDATE} payload: ")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn check_reports_nothing() {
+        let (backend, _) = backend();
+        assert_eq!(backend.check().unwrap().as_str(), "[]");
+        backend.close();
+    }
+
+    #[test]
+    fn options_are_rejected_by_name() {
+        let fake = FakeHost::new();
+        let mut params = params("default");
+        params
+            .options
+            .insert("results_limit".to_string(), json!(10));
+        let err = DummyBackend::new(params, host_box(&fake)).err().unwrap();
+        assert_eq!(err.kind, ErrorKind::INVALID_OPTIONS);
+        assert_eq!(
+            err.message.as_str(),
+            "Unknown option(s) for DummyBackend 'default': 'results_limit'. \
+             This backend takes no options."
+        );
+    }
+
+    #[test]
+    fn creating_a_backend_logs_one_debug_event_through_the_host() {
+        let fake = FakeHost::new();
+        let host = host_box(&fake);
+        install_forwarder(&host);
+        DummyBackend::new(params("log-check"), host).unwrap();
+        let logs = LOGS.lock().unwrap();
+        let created: Vec<_> = logs
+            .iter()
+            .filter(|(_, _, message)| message.ends_with("alias=log-check"))
+            .collect();
+        assert_eq!(created.len(), 1, "{logs:?}");
+        let (level, _, message) = created[0];
+        assert_eq!(*level, LogLevel::DEBUG);
+        assert_eq!(message, "DummyBackend created alias=log-check");
+    }
+}

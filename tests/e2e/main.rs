@@ -1,0 +1,5 @@
+//! taskhost's end-to-end tests: every test loads the real built plugin files.
+
+mod cli;
+mod loading;
+mod panics;

@@ -1,0 +1,9 @@
+//! Support for taskhost's end-to-end tests: building the real plugin files, plugin dirs in temp
+//! folders, configs, and captured logs.
+
+pub mod build;
+pub mod config;
+pub mod logs;
+
+pub use build::{plugin_dir, plugin_file, taskhost_bin, workspace_root};
+pub use config::{config_with, TestConfig};
