@@ -323,10 +323,12 @@ impl Backend {
         request: &Req,
         call: impl FnOnce(&BackendBox, RStr<'_>) -> RResult<RString, PluginError>,
     ) -> Result<Resp> {
-        let json = serde_json::to_string(request).map_err(|e| self.backend_error(
-            ErrorKind::INVALID_REQUEST,
-            format!("could not encode the request: {e}"),
-        ))?;
+        let json = serde_json::to_string(request).map_err(|e| {
+            self.backend_error(
+                ErrorKind::INVALID_REQUEST,
+                format!("could not encode the request: {e}"),
+            )
+        })?;
         let response = self.check_plugin(call(&self.inner, RStr::from_str(&json)))?;
         self.decode(&response)
     }

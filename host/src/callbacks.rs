@@ -93,16 +93,18 @@ impl Host for HostCallbacks {
     }
 
     fn send_signal(&self, signal: Signal, task_result: RStr<'_>) {
-        guard_or((), || match serde_json::from_str::<TaskResultData>(task_result.as_str()) {
-            Ok(data) => {
-                signals::dispatch(signal, &self.inner.sender, &TaskResult::from_data(data))
+        guard_or((), || {
+            match serde_json::from_str::<TaskResultData>(task_result.as_str()) {
+                Ok(data) => {
+                    signals::dispatch(signal, &self.inner.sender, &TaskResult::from_data(data))
+                }
+                Err(e) => tracing::error!(
+                    target: "taskhost",
+                    "backend '{}' sent {} with an unreadable task result: {e}",
+                    self.inner.alias,
+                    signal.name()
+                ),
             }
-            Err(e) => tracing::error!(
-                target: "taskhost",
-                "backend '{}' sent {} with an unreadable task result: {e}",
-                self.inner.alias,
-                signal.name()
-            ),
         })
     }
 
@@ -120,11 +122,21 @@ impl Host for HostCallbacks {
         guard_or((), || {
             let (target, message, alias) = (target.as_str(), message.as_str(), &self.inner.alias);
             match level_of(level) {
-                Level::TRACE => tracing::trace!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}"),
-                Level::DEBUG => tracing::debug!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}"),
-                Level::INFO => tracing::info!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}"),
-                Level::WARN => tracing::warn!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}"),
-                _ => tracing::error!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}"),
+                Level::TRACE => {
+                    tracing::trace!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                }
+                Level::DEBUG => {
+                    tracing::debug!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                }
+                Level::INFO => {
+                    tracing::info!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                }
+                Level::WARN => {
+                    tracing::warn!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                }
+                _ => {
+                    tracing::error!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                }
             }
         })
     }

@@ -48,7 +48,9 @@ pub enum Error {
     NoReturnValue(&'static str),
 
     /// The return value is stored but does not decode into the task's return type.
-    #[error("the stored return value of task result '{id}' does not decode as {expected}: {reason}")]
+    #[error(
+        "the stored return value of task result '{id}' does not decode as {expected}: {reason}"
+    )]
     ReturnValueType {
         /// The result id.
         id: String,

@@ -74,7 +74,10 @@ impl TaskBackends {
     /// Every configured backend, loaded (Django's `task_backends.all()`); the first failure
     /// stops it.
     pub fn all(&self) -> Result<Vec<Arc<Backend>>> {
-        self.aliases()?.iter().map(|alias| self.get(alias)).collect()
+        self.aliases()?
+            .iter()
+            .map(|alias| self.get(alias))
+            .collect()
     }
 }
 

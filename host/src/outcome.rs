@@ -118,7 +118,13 @@ fn install_panic_hook() {
         std::panic::set_hook(Box::new(move |info| {
             let mut details = String::new();
             if let Some(loc) = info.location() {
-                let _ = writeln!(details, "panicked at {}:{}:{}", loc.file(), loc.line(), loc.column());
+                let _ = writeln!(
+                    details,
+                    "panicked at {}:{}:{}",
+                    loc.file(),
+                    loc.line(),
+                    loc.column()
+                );
             }
             let backtrace = std::backtrace::Backtrace::capture();
             if backtrace.status() == std::backtrace::BacktraceStatus::Captured {
@@ -132,7 +138,9 @@ fn install_panic_hook() {
 
 fn panic_outcome(payload: Box<dyn Any + Send>) -> TaskOutcome {
     let message = taskhost_plugin_api::panic_message(payload.as_ref());
-    let details = LAST_PANIC.with(|p| p.borrow_mut().take()).unwrap_or_default();
+    let details = LAST_PANIC
+        .with(|p| p.borrow_mut().take())
+        .unwrap_or_default();
     failure(PANIC_CLASS_PATH, &message, &details)
 }
 
@@ -187,12 +195,14 @@ where
         Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
             tokio::task::block_in_place(|| handle.block_on(future))
         }
-        Ok(_) => std::thread::scope(|s| {
-            match s.spawn(|| private_runtime_block_on(future)).join() {
-                Ok(output) => output,
-                Err(payload) => std::panic::resume_unwind(payload),
-            }
-        }),
+        Ok(_) => {
+            std::thread::scope(
+                |s| match s.spawn(|| private_runtime_block_on(future)).join() {
+                    Ok(output) => output,
+                    Err(payload) => std::panic::resume_unwind(payload),
+                },
+            )
+        }
         Err(_) => private_runtime_block_on(future),
     }
 }

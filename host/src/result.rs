@@ -117,7 +117,9 @@ impl<R> TaskResult<R> {
     /// (`errors`, return value, `finished_at`, `started_at`, `last_attempted_at`, `status`,
     /// `enqueued_at`, `worker_ids`); the task, id, args, kwargs and backend stay as they are.
     pub fn refresh(&mut self) -> Result<()> {
-        let fresh = task_backends().get(&self.data.backend)?.get_result(&self.data.id)?;
+        let fresh = task_backends()
+            .get(&self.data.backend)?
+            .get_result(&self.data.id)?;
         self.copy_refreshed(fresh.data);
         Ok(())
     }

@@ -89,7 +89,12 @@ impl Signal {
         if !self.has_receivers() {
             return;
         }
-        let receivers: Vec<Receiver> = self.receivers.read().iter().map(|(_, r)| r.clone()).collect();
+        let receivers: Vec<Receiver> = self
+            .receivers
+            .read()
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect();
         for receiver in receivers {
             if let Err(payload) = catch_unwind(AssertUnwindSafe(|| receiver(event))) {
                 tracing::error!(
@@ -155,7 +160,11 @@ fn log_record(code: taskhost_plugin_api::Signal, r: &TaskResult) {
         }
         taskhost_plugin_api::Signal::TASK_FINISHED => {
             if r.status() == TaskResultStatus::Failed {
-                let traceback = r.errors().last().map(|e| e.traceback.as_str()).unwrap_or("");
+                let traceback = r
+                    .errors()
+                    .last()
+                    .map(|e| e.traceback.as_str())
+                    .unwrap_or("");
                 tracing::error!(
                     target: "taskhost",
                     "Task id={id} path={path} state={}\n{}",

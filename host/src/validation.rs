@@ -29,7 +29,7 @@ pub fn validate_task(
     if task.run_after.is_some() && !capabilities.contains(Capabilities::DEFER) {
         return invalid("Backend does not support run_after.");
     }
-    if !queues.is_empty() && !queues.iter().any(|q| *q == task.queue_name) {
+    if !queues.is_empty() && !queues.contains(&task.queue_name) {
         return Err(Error::InvalidTask(format!(
             "Queue '{}' is not valid for backend.",
             task.queue_name
@@ -65,11 +65,17 @@ mod tests {
     #[test]
     fn priority_bounds_are_inclusive() {
         for p in [-100, 0, 100] {
-            let t = TaskDescription { priority: p, ..task() };
+            let t = TaskDescription {
+                priority: p,
+                ..task()
+            };
             assert!(validate_task(ALL, &[], &t).is_ok(), "{p}");
         }
         for p in [-101, 101] {
-            let t = TaskDescription { priority: p, ..task() };
+            let t = TaskDescription {
+                priority: p,
+                ..task()
+            };
             assert_eq!(
                 message(validate_task(ALL, &[], &t)),
                 "priority must be a whole number between -100 and 100."
@@ -79,7 +85,10 @@ mod tests {
 
     #[test]
     fn unsupported_priority_is_reported_before_its_range() {
-        let t = TaskDescription { priority: 101, ..task() };
+        let t = TaskDescription {
+            priority: 101,
+            ..task()
+        };
         assert_eq!(
             message(validate_task(Capabilities::NONE, &[], &t)),
             "Backend does not support setting priority of tasks."
@@ -88,7 +97,10 @@ mod tests {
 
     #[test]
     fn async_tasks_need_the_capability() {
-        let t = TaskDescription { is_async: true, ..task() };
+        let t = TaskDescription {
+            is_async: true,
+            ..task()
+        };
         assert_eq!(
             message(validate_task(Capabilities::NONE, &[], &t)),
             "Backend does not support async Tasks."
@@ -98,7 +110,10 @@ mod tests {
 
     #[test]
     fn run_after_needs_defer() {
-        let t = TaskDescription { run_after: Some(chrono::Utc::now()), ..task() };
+        let t = TaskDescription {
+            run_after: Some(chrono::Utc::now()),
+            ..task()
+        };
         assert_eq!(
             message(validate_task(Capabilities::NONE, &[], &t)),
             "Backend does not support run_after."
@@ -108,7 +123,10 @@ mod tests {
 
     #[test]
     fn queue_must_be_allowed_unless_any_queue_is() {
-        let t = TaskDescription { queue_name: "queue-2".into(), ..task() };
+        let t = TaskDescription {
+            queue_name: "queue-2".into(),
+            ..task()
+        };
         let queues = vec!["default".to_string(), "queue_1".to_string()];
         assert_eq!(
             message(validate_task(ALL, &queues, &t)),

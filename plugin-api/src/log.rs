@@ -52,10 +52,9 @@ pub fn install_forwarder(host: &HostBox) -> bool {
     let mut installed = false;
     FORWARDER.get_or_init(|| {
         let forward = Forward { host: host.clone() };
-        installed = tracing_core::dispatcher::set_global_default(
-            tracing_core::Dispatch::new(forward),
-        )
-        .is_ok();
+        installed =
+            tracing_core::dispatcher::set_global_default(tracing_core::Dispatch::new(forward))
+                .is_ok();
     });
     installed
 }

@@ -315,3 +315,13 @@ pub struct PruneRequest {
     #[serde(default)]
     pub dry_run: bool,
 }
+
+/// A worker waits for new tasks.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+pub struct WaitRequest {
+    /// Queues the worker takes from; `None` = every queue.
+    #[serde(default)]
+    pub queues: Option<Vec<String>>,
+    /// Give up after this many seconds.
+    pub timeout_secs: f64,
+}

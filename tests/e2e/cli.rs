@@ -6,7 +6,10 @@ use taskhost_e2e::{plugin_dir, taskhost_bin};
 
 fn write_config(dir: &std::path::Path, body: &str) -> std::path::PathBuf {
     let file = dir.join("tasks.toml");
-    let text = format!("plugin_dirs = [{:?}]\n{body}", plugin_dir().display().to_string());
+    let text = format!(
+        "plugin_dirs = [{:?}]\n{body}",
+        plugin_dir().display().to_string()
+    );
     fs::write(&file, text).unwrap();
     file
 }
@@ -18,7 +21,8 @@ fn run(args: &[&str], config: &std::path::Path) -> (i32, String) {
         .arg(config)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.code().unwrap_or(-1), text)
 }
 
@@ -33,8 +37,14 @@ fn check_passes_with_a_one_line_summary() {
     let (code, out) = run(&["check"], &config);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.lines().count(), 1, "{out}");
-    assert!(out.starts_with("taskhost check: 2 backend(s) OK from "), "{out}");
-    assert!(out.contains("default (taskhost.backends.immediate.ImmediateBackend)"), "{out}");
+    assert!(
+        out.starts_with("taskhost check: 2 backend(s) OK from "),
+        "{out}"
+    );
+    assert!(
+        out.contains("default (taskhost.backends.immediate.ImmediateBackend)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -50,9 +60,26 @@ fn check_reports_one_line_per_problem_and_exits_1() {
     assert_eq!(code, 1, "{out}");
     let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(errors.len(), 2, "{out}");
-    assert!(errors.iter().any(|l| l.contains("Could not find backend 'a..b.C'") && l.contains("(alias 'bad')")), "{out}");
-    assert!(errors.iter().any(|l| l.contains("Could not find backend 'does.not.Exist'") && l.contains("(alias 'missing')")), "{out}");
-    assert!(out.lines().last().unwrap().starts_with("taskhost check: 2 error(s) in "), "{out}");
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("Could not find backend 'a..b.C'") && l.contains("(alias 'bad')")),
+        "{out}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|l| l.contains("Could not find backend 'does.not.Exist'")
+                && l.contains("(alias 'missing')")),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with("taskhost check: 2 error(s) in "),
+        "{out}"
+    );
 }
 
 #[test]

@@ -9,7 +9,11 @@ use taskhost_e2e::{plugin_file, TestConfig};
 /// The error of loading `alias` from the config in force.
 fn load_error(alias: &str) -> (Option<String>, Option<String>, String) {
     match task_backends().get(alias) {
-        Err(Error::InvalidTaskBackend { alias, backend, message }) => (alias, backend, message),
+        Err(Error::InvalidTaskBackend {
+            alias,
+            backend,
+            message,
+        }) => (alias, backend, message),
         Err(other) => panic!("expected InvalidTaskBackend, got {other:?}"),
         Ok(backend) => panic!("expected an error, loaded {backend:?}"),
     }
@@ -36,8 +40,14 @@ fn assert_names_everything(alias: &str, backend: &str, reason: &str) {
         message.starts_with(&format!("Could not find backend '{backend}': ")),
         "{message}"
     );
-    assert!(message.contains(reason), "expected {reason:?} in: {message}");
-    assert!(message.ends_with(&format!("(alias '{alias}')")), "{message}");
+    assert!(
+        message.contains(reason),
+        "expected {reason:?} in: {message}"
+    );
+    assert!(
+        message.ends_with(&format!("(alias '{alias}')")),
+        "{message}"
+    );
 }
 
 #[test]
@@ -48,7 +58,10 @@ fn loads_the_dummy_and_immediate_plugins_from_their_files() {
     );
     let dummy = task_backends().get("default").unwrap();
     assert_eq!(dummy.class_name(), "DummyBackend");
-    assert_eq!(dummy.library_path(), fs::canonicalize(plugin_file("taskhost_backends_dummy")).unwrap());
+    assert_eq!(
+        dummy.library_path(),
+        fs::canonicalize(plugin_file("taskhost_backends_dummy")).unwrap()
+    );
     assert!(dummy.supports_defer() && dummy.supports_priority() && dummy.supports_async_task());
     assert!(!dummy.supports_get_result());
     let immediate = task_backends().get("now").unwrap();
@@ -72,7 +85,8 @@ fn the_same_backend_is_returned_for_an_alias_and_one_library_serves_many_aliases
 
 #[test]
 fn an_unknown_alias_gets_djangos_message() {
-    let _c = TestConfig::new("[tasks.default]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n");
+    let _c =
+        TestConfig::new("[tasks.default]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n");
     let (alias, backend, message) = load_error("unknown");
     assert_eq!(message, "The connection 'unknown' doesn't exist.");
     assert_eq!(alias.as_deref(), Some("unknown"));
@@ -108,9 +122,18 @@ fn a_missing_library_lists_the_dirs_searched() {
         toml_str(&d2.path().display().to_string()),
     ));
     let (_, _, message) = load_error("broken");
-    assert!(message.contains("no library 'libacme_nothing.so' in the plugin dirs searched"), "{message}");
-    assert!(message.contains(&d1.path().display().to_string()), "{message}");
-    assert!(message.contains(&d2.path().display().to_string()), "{message}");
+    assert!(
+        message.contains("no library 'libacme_nothing.so' in the plugin dirs searched"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&d1.path().display().to_string()),
+        "{message}"
+    );
+    assert!(
+        message.contains(&d2.path().display().to_string()),
+        "{message}"
+    );
 }
 
 /// Put `content` under the library file name of `acme.bad.BadBackend` in a fresh plugin dir.
@@ -123,12 +146,31 @@ fn bad_library(make: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf) {
 
 #[test]
 fn files_that_are_not_shared_libraries_are_refused_with_the_file_named() {
-    let random: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
-        ("empty", Box::new(|f: &Path| fs::write(f, b"").unwrap()), "is empty (0 bytes)"),
-        ("random bytes", Box::new(move |f: &Path| fs::write(f, &random).unwrap()), "is not a loadable shared library"),
-        ("text", Box::new(|f: &Path| fs::write(f, "hello, I am text\n").unwrap()), "is not a loadable shared library"),
-        ("directory", Box::new(|f: &Path| fs::create_dir(f).unwrap()), "is not a regular file"),
+    let random: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    type Make = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Make, &str)> = vec![
+        (
+            "empty",
+            Box::new(|f: &Path| fs::write(f, b"").unwrap()),
+            "is empty (0 bytes)",
+        ),
+        (
+            "random bytes",
+            Box::new(move |f: &Path| fs::write(f, &random).unwrap()),
+            "is not a loadable shared library",
+        ),
+        (
+            "text",
+            Box::new(|f: &Path| fs::write(f, "hello, I am text\n").unwrap()),
+            "is not a loadable shared library",
+        ),
+        (
+            "directory",
+            Box::new(|f: &Path| fs::create_dir(f).unwrap()),
+            "is not a regular file",
+        ),
     ];
     for (what, make, reason) in cases {
         let (dir, file) = bad_library(make);
@@ -187,7 +229,11 @@ fn a_library_writable_by_other_users_is_refused_unless_allowed() {
     fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
     {
         let _c = broken_config(dir.path(), "taskhost.backends.dummy.DummyBackend");
-        assert_names_everything("broken", "taskhost.backends.dummy.DummyBackend", "is writable by other users");
+        assert_names_everything(
+            "broken",
+            "taskhost.backends.dummy.DummyBackend",
+            "is writable by other users",
+        );
     }
     let _c = TestConfig::new(&format!(
         "plugin_dirs = [{}]\nallow_writable_plugin_dirs = true\n[tasks.ok]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n",
@@ -198,7 +244,8 @@ fn a_library_writable_by_other_users_is_refused_unless_allowed() {
 
 #[test]
 fn a_class_the_library_does_not_export_lists_those_it_does() {
-    let _c = TestConfig::new("[tasks.broken]\nbackend = \"taskhost.backends.dummy.NoSuchBackend\"\n");
+    let _c =
+        TestConfig::new("[tasks.broken]\nbackend = \"taskhost.backends.dummy.NoSuchBackend\"\n");
     assert_names_everything(
         "broken",
         "taskhost.backends.dummy.NoSuchBackend",
@@ -209,7 +256,11 @@ fn a_class_the_library_does_not_export_lists_those_it_does() {
 #[test]
 fn a_library_whose_declared_module_path_does_not_match_its_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    fs::copy(plugin_file("taskhost_backends_dummy"), dir.path().join("libacme_renamed.so")).unwrap();
+    fs::copy(
+        plugin_file("taskhost_backends_dummy"),
+        dir.path().join("libacme_renamed.so"),
+    )
+    .unwrap();
     let _c = broken_config(dir.path(), "acme.renamed.DummyBackend");
     assert_names_everything(
         "broken",
@@ -221,7 +272,8 @@ fn a_library_whose_declared_module_path_does_not_match_its_file_is_refused() {
 #[test]
 fn underscores_and_dots_are_not_confused() {
     // `taskhost_backends.dummy` maps to the same file stem as `taskhost.backends.dummy`.
-    let _c = TestConfig::new("[tasks.broken]\nbackend = \"taskhost_backends.dummy.DummyBackend\"\n");
+    let _c =
+        TestConfig::new("[tasks.broken]\nbackend = \"taskhost_backends.dummy.DummyBackend\"\n");
     assert_names_everything(
         "broken",
         "taskhost_backends.dummy.DummyBackend",
@@ -236,7 +288,10 @@ fn a_constructor_that_rejects_its_options_is_an_invalid_backend() {
     );
     let (alias, backend, message) = load_error("broken");
     assert_eq!(alias.as_deref(), Some("broken"));
-    assert_eq!(backend.as_deref(), Some("taskhost.backends.dummy.DummyBackend"));
+    assert_eq!(
+        backend.as_deref(),
+        Some("taskhost.backends.dummy.DummyBackend")
+    );
     assert!(message.contains("could not be created"), "{message}");
     assert!(message.contains("'results_limit'"), "{message}");
 }
@@ -245,7 +300,10 @@ fn a_constructor_that_rejects_its_options_is_an_invalid_backend() {
 fn no_config_means_one_default_alias_on_the_immediate_backend() {
     let config = taskhost::Config::default_config();
     assert_eq!(config.backends.len(), 1);
-    assert_eq!(config.backends["default"].backend, "taskhost.backends.immediate.ImmediateBackend");
+    assert_eq!(
+        config.backends["default"].backend,
+        "taskhost.backends.immediate.ImmediateBackend"
+    );
 }
 
 #[test]

@@ -24,7 +24,11 @@ fn description() -> TaskDescription {
 
 fn assert_panic_error(result: Result<impl std::fmt::Debug, Error>, method: &str) {
     match result {
-        Err(Error::Backend { alias, kind, message }) => {
+        Err(Error::Backend {
+            alias,
+            kind,
+            message,
+        }) => {
             assert_eq!(alias, "panicky");
             assert_eq!(kind, ErrorKind::PANIC);
             assert_eq!(
@@ -42,7 +46,10 @@ fn every_panicking_method_returns_an_error_and_the_process_lives() {
         "[tasks.panicky]\nbackend = \"taskhost.fixtures.panicking.PanickingBackend\"\nqueues = []\n",
     );
     let backend = task_backends().get("panicky").unwrap();
-    assert_panic_error(backend.enqueue_json(&description(), vec![], Map::new()), "enqueue");
+    assert_panic_error(
+        backend.enqueue_json(&description(), vec![], Map::new()),
+        "enqueue",
+    );
     assert_panic_error(backend.get_result("x"), "get_result");
     assert_panic_error(backend.check(), "check");
     assert_panic_error(backend.results(), "call_ext");
@@ -55,7 +62,10 @@ fn every_panicking_method_returns_an_error_and_the_process_lives() {
     };
     assert_panic_error(backend.claim(&claim), "claim");
     // And again: nothing was poisoned by the first round.
-    assert_panic_error(backend.enqueue_json(&description(), vec![], Map::new()), "enqueue");
+    assert_panic_error(
+        backend.enqueue_json(&description(), vec![], Map::new()),
+        "enqueue",
+    );
 }
 
 #[test]

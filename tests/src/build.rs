@@ -23,7 +23,13 @@ pub const PLUGIN_PACKAGES: &[&str] = &[
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { workspace_root().join(p) })
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace_root().join(p)
+            }
+        })
         .unwrap_or_else(|| workspace_root().join("target"))
 }
 
@@ -34,7 +40,9 @@ pub fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.arg("build").arg("--quiet").current_dir(workspace_root());
+        cmd.arg("build")
+            .arg("--quiet")
+            .current_dir(workspace_root());
         for package in PLUGIN_PACKAGES {
             cmd.args(["-p", package]);
         }

@@ -10,7 +10,10 @@ pub fn config_with(toml: &str) -> Config {
     let text = if toml.contains("plugin_dirs") {
         toml.to_string()
     } else {
-        format!("plugin_dirs = [{:?}]\n{toml}", plugin_dir().display().to_string())
+        format!(
+            "plugin_dirs = [{:?}]\n{toml}",
+            plugin_dir().display().to_string()
+        )
     };
     Config::from_toml_str(&text, Some(Path::new("tests.toml")), Path::new("/"))
         .unwrap_or_else(|e| panic!("test config is invalid: {e}\n{text}"))

@@ -166,7 +166,10 @@ fn check_generics(sig: &Signature, errors: &mut Errors) {
             GenericParam::Lifetime(_) => "a task cannot have lifetime parameters",
             GenericParam::Type(_) | GenericParam::Const(_) => "a task cannot be generic",
         };
-        errors.push(Error::new_spanned(param, format!("{what}: {STORED_AS_JSON}")));
+        errors.push(Error::new_spanned(
+            param,
+            format!("{what}: {STORED_AS_JSON}"),
+        ));
     }
     if let Some(where_clause) = &sig.generics.where_clause {
         errors.push(Error::new_spanned(

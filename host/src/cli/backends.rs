@@ -26,7 +26,10 @@ pub fn run(config_path: Option<&Path>) -> bool {
             println!("  (no plugin libraries)");
         }
         for file in files {
-            let name = file.file_name().map(|n| n.to_string_lossy()).unwrap_or_default();
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
             let permitted = if config.allow_writable_plugin_dirs {
                 Ok(())
             } else {

@@ -61,8 +61,16 @@ pub fn run(config_path: Option<&Path>) -> bool {
         println!(
             "taskhost check: {} backend(s) OK from {source}: {}{}",
             loaded.len(),
-            if loaded.is_empty() { "(none configured)".to_string() } else { loaded.join(", ") },
-            if tasks.is_empty() { String::new() } else { format!("; {} task(s) valid", tasks.len()) }
+            if loaded.is_empty() {
+                "(none configured)".to_string()
+            } else {
+                loaded.join(", ")
+            },
+            if tasks.is_empty() {
+                String::new()
+            } else {
+                format!("; {} task(s) valid", tasks.len())
+            }
         );
         true
     } else {

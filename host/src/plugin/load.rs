@@ -86,18 +86,23 @@ impl Library {
 
 fn open_uncached(path: &Path) -> Result<Library, String> {
     let shown = path.display();
-    let metadata =
-        std::fs::metadata(path).map_err(|e| format!("cannot read '{shown}': {e}"))?;
+    let metadata = std::fs::metadata(path).map_err(|e| format!("cannot read '{shown}': {e}"))?;
     if !metadata.is_file() {
         return Err(format!("'{shown}' is not a regular file"));
     }
     if metadata.len() == 0 {
-        return Err(format!("'{shown}' is empty (0 bytes), not a shared library"));
+        return Err(format!(
+            "'{shown}' is empty (0 bytes), not a shared library"
+        ));
     }
     // SAFETY: loading a library runs its initialisers; the caller has resolved the file inside a
     // trusted plugin dir and checked its permissions (see docs/plugin-trust.md).
-    let probe = unsafe { libloading::Library::new(path) }
-        .map_err(|e| format!("'{shown}' is not a loadable shared library: {}", dl_reason(&e)))?;
+    let probe = unsafe { libloading::Library::new(path) }.map_err(|e| {
+        format!(
+            "'{shown}' is not a loadable shared library: {}",
+            dl_reason(&e)
+        )
+    })?;
     // SAFETY: only the symbol's presence is checked; it is not read or called.
     if unsafe { probe.get::<*const u8>(ROOT_MODULE_LOADER_NAME_WITH_NUL.as_bytes()) }.is_err() {
         return Err(format!(

@@ -1,0 +1,8 @@
+use taskhost::task;
+
+#[task]
+const fn constant() -> u8 {
+    1
+}
+
+fn main() {}

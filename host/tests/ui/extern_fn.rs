@@ -1,0 +1,6 @@
+use taskhost::task;
+
+#[task]
+extern "C" fn exported() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use taskhost::task;
+
+#[task]
+struct NotAFunction;
+
+fn main() {}

@@ -1,0 +1,6 @@
+use taskhost::task;
+
+#[task]
+unsafe fn dangerous() {}
+
+fn main() {}

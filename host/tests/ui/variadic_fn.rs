@@ -1,0 +1,6 @@
+use taskhost::task;
+
+#[task]
+fn many(first: i32, ...) {}
+
+fn main() {}
