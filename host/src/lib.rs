@@ -43,6 +43,7 @@ pub mod signals;
 pub mod task;
 pub mod transaction;
 pub mod validation;
+pub mod worker;
 
 pub use backend::Backend;
 pub use config::{BackendConfig, Config};
@@ -56,6 +57,7 @@ pub use result::{TaskError, TaskResult, TaskResultStatus};
 pub use task::{Task, TaskOptions};
 pub use taskhost_macros::task;
 pub use transaction::{aatomic, atomic, in_atomic_block, on_commit};
+pub use worker::{Worker, WorkerOptions, WorkerReport};
 
 /// What `#[task]` expands to refers to these; not part of the public API.
 #[doc(hidden)]

@@ -31,6 +31,7 @@ mod shapes {
     }
 
     #[task(priority = 100, timeout = 2.5, takes_context = false)]
+    #[allow(clippy::unused_unit)]
     pub fn explicit_unit() -> () {}
 
     /// A task's own error type.
@@ -93,11 +94,11 @@ mod shapes {
     }
 
     #[task]
-    #[cfg(all())]
+    #[cfg(test)]
     pub fn kept() {}
 
     #[task]
-    #[cfg(any())]
+    #[cfg(not(test))]
     pub fn removed() {}
 
     /// Used only from this module, through the generated value.

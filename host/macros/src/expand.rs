@@ -1,10 +1,13 @@
 //! The code `#[task]` writes: the renamed function, its definition and registration, the runner
 //! that calls it from stored JSON, and the per-task type and value.
 
+mod runner;
+mod task_type;
+
 use crate::options::Options;
 use crate::signature::{self, Output, Param, TaskFn};
 use proc_macro2::{Literal, Span, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, ToTokens};
 use syn::ext::IdentExt;
 use syn::{Attribute, Ident, Item, ItemFn};
 
@@ -24,24 +27,35 @@ pub(crate) fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     };
     let (options, option_errors) = Options::parse(attr);
     let analyzed = signature::analyze(&function, options.takes_context);
-    match (analyzed, option_errors) {
-        (Ok(analyzed), None) => Expansion::new(&options, &function, &analyzed).emit(),
-        (Ok(_), Some(err)) => with_item(err, item),
+    let err = match (analyzed, option_errors) {
+        (Ok(analyzed), None) => return Expansion::new(&options, &function, &analyzed).emit(),
+        (Ok(_), Some(err)) => err,
         (Err(mut err), option_errors) => {
             if let Some(option_errors) = option_errors {
                 err.combine(option_errors);
             }
-            with_item(err, item)
+            err
         }
-    }
+    };
+    with_item(err, echoed(function))
 }
 
-/// The errors, followed by the item as written (allowed to be unused: it cannot be used yet).
+/// The function as written, minus what the compiler would report again after our error.
+fn echoed(mut function: ItemFn) -> TokenStream {
+    if function.sig.variadic.take().is_some() {
+        // `fn f(a: i32, ...)`: drop the comma left behind.
+        let inputs = std::mem::take(&mut function.sig.inputs);
+        function.sig.inputs = inputs.into_iter().collect();
+    }
+    function.into_token_stream()
+}
+
+/// The errors, followed by the item as written, its lints silenced: only the errors matter.
 fn with_item(err: syn::Error, item: TokenStream) -> TokenStream {
     let errors = err.to_compile_error();
     quote! {
         #errors
-        #[allow(dead_code)]
+        #[allow(unused)]
         #item
     }
 }
@@ -171,235 +185,6 @@ impl<'a> Expansion<'a> {
         }
     }
 
-    /// 4. The runner: decode the stored arguments, call the function, store what it did.
-    fn runner(&self) -> TokenStream {
-        let run_ident = &self.run_ident;
-        let inv = local("invocation");
-        let body = self.runner_body(&inv);
-        if self.analyzed.is_async {
-            quote! {
-                fn #run_ident(
-                    #inv: ::taskhost::__private::Invocation,
-                ) -> ::taskhost::__private::BoxTaskFuture {
-                    ::taskhost::__private::catch_async(async move { #body })
-                }
-            }
-        } else {
-            quote! {
-                fn #run_ident(
-                    #inv: ::taskhost::__private::Invocation,
-                ) -> ::taskhost::__private::TaskOutcome {
-                    ::taskhost::__private::catch_sync(move || { #body })
-                }
-            }
-        }
-    }
-
-    fn runner_body(&self, inv: &Ident) -> TokenStream {
-        let def_ident = &self.def_ident;
-        let mut call_args = Vec::new();
-        let take_context = self.analyzed.context.as_ref().map(|_| {
-            let context = local("context");
-            let given = local("given");
-            call_args.push(context.clone());
-            quote! {
-                let #context = match #inv.context {
-                    ::core::option::Option::Some(#given) => #given,
-                    ::core::option::Option::None => {
-                        return ::taskhost::__private::failure(
-                            "taskhost::RunError",
-                            &::std::format!(
-                                "task '{}' takes a context but none was given",
-                                #def_ident.path,
-                            ),
-                            "",
-                        );
-                    }
-                };
-            }
-        });
-        let params = &self.analyzed.params;
-        let decode = if params.is_empty() {
-            quote! {
-                if !#inv.args.is_empty() || !#inv.kwargs.is_empty() {
-                    return ::taskhost::__private::failure(
-                        "taskhost::UnsupportedValue",
-                        &::std::format!(
-                            "task '{}' takes no arguments, got {}",
-                            #def_ident.path,
-                            #inv.args.len() + #inv.kwargs.len(),
-                        ),
-                        "",
-                    );
-                }
-            }
-        } else {
-            let locals: Vec<Ident> = (0..params.len())
-                .map(|i| local(&format!("arg{i}")))
-                .collect();
-            call_args.extend(locals.iter().cloned());
-            let tuple = args_tuple_type(params);
-            let (decoded, outcome) = (local("decoded"), local("outcome"));
-            quote! {
-                let ( #(#locals,)* ) = match ::taskhost::__private::decode_args::<#tuple>(
-                    #def_ident.path,
-                    #inv.args,
-                    &#inv.kwargs,
-                ) {
-                    ::core::result::Result::Ok(#decoded) => #decoded,
-                    ::core::result::Result::Err(#outcome) => return #outcome,
-                };
-            }
-        };
-        let fn_ident = &self.fn_ident;
-        let mut call = quote!(#fn_ident( #(#call_args),* ));
-        if self.analyzed.is_async {
-            call = quote!(#call.await);
-        }
-        let store = match &self.analyzed.output {
-            Output::Unit => quote! {
-                #call;
-                ::taskhost::__private::from_value(())
-            },
-            Output::Value(_) => quote!(::taskhost::__private::from_value(#call)),
-            Output::Result(_) => quote!(::taskhost::__private::from_result(#call)),
-        };
-        quote! {
-            #take_context
-            #decode
-            #store
-        }
-    }
-
-    /// 5a. The per-task type (type namespace), its one value (value namespace), and `Deref` to
-    /// the generic [`Task`].
-    fn task_type(&self) -> [TokenStream; 3] {
-        let Self {
-            ident, def_ident, ..
-        } = self;
-        let vis = &self.function.vis;
-        let docs = &self.docs;
-        let task_type = self.task_type_path();
-        let struct_item = quote! {
-            #(#docs)*
-            #[allow(non_camel_case_types, dead_code)]
-            #[derive(::core::clone::Clone, ::core::cmp::PartialEq, ::core::fmt::Debug)]
-            #vis struct #ident {
-                task: #task_type,
-            }
-        };
-        let static_item = quote! {
-            #(#docs)*
-            #[allow(non_upper_case_globals, dead_code)]
-            #vis static #ident: #ident = #ident {
-                task: ::taskhost::Task::from_definition(&#def_ident),
-            };
-        };
-        let deref_impl = quote! {
-            impl ::core::ops::Deref for #ident {
-                type Target = #task_type;
-                fn deref(&self) -> &Self::Target {
-                    &self.task
-                }
-            }
-        };
-        [struct_item, static_item, deref_impl]
-    }
-
-    /// 5b. Typed `enqueue`/`aenqueue`, `call`/`acall`, `using` and `task`.
-    fn task_methods(&self) -> TokenStream {
-        let Self {
-            ident,
-            fn_ident,
-            name,
-            ..
-        } = self;
-        let params = &self.analyzed.params;
-        let names: Vec<&Ident> = params.iter().map(|p| &p.name).collect();
-        let types: Vec<&syn::Type> = params.iter().map(|p| &p.ty).collect();
-        let all: Vec<&Param> = self.analyzed.context.iter().chain(params).collect();
-        let all_names: Vec<&Ident> = all.iter().map(|p| &p.name).collect();
-        let all_types: Vec<&syn::Type> = all.iter().map(|p| &p.ty).collect();
-        let value = self.analyzed.output.value_type();
-        let output = &self.function.sig.output;
-        let task_type = self.task_type_path();
-        let (call_body, acall_body) = if self.analyzed.is_async {
-            (
-                quote!(::taskhost::__private::block_on(#fn_ident( #(#all_names),* ))),
-                quote!(#fn_ident( #(#all_names),* ).await),
-            )
-        } else {
-            (
-                quote!(#fn_ident( #(#all_names),* )),
-                quote!(#fn_ident( #(#all_names),* )),
-            )
-        };
-        let doc_enqueue = format!(
-            "Enqueue `{name}` with these arguments on its backend (stored as JSON), returning \
-             its `TaskResult`."
-        );
-        let doc_aenqueue = format!("The async form of [`{name}::enqueue`].");
-        let doc_call = format!(
-            "Run `{name}` now, in this thread, and return what it returns (Django's `call`).{}",
-            if self.analyzed.is_async {
-                " The future is driven to completion here."
-            } else {
-                ""
-            }
-        );
-        let doc_acall = format!("Run `{name}` now and return what it returns (Django's `acall`).");
-        quote! {
-            #[allow(dead_code, clippy::too_many_arguments)]
-            impl #ident {
-                #[doc = #doc_enqueue]
-                pub fn enqueue(&self, #(#names: #types),*)
-                    -> ::taskhost::Result<::taskhost::TaskResult<#value>>
-                {
-                    self.task.enqueue_args(( #(#names,)* ))
-                }
-
-                #[doc = #doc_aenqueue]
-                pub async fn aenqueue(&self, #(#names: #types),*)
-                    -> ::taskhost::Result<::taskhost::TaskResult<#value>>
-                {
-                    self.task.aenqueue_args(( #(#names,)* )).await
-                }
-
-                #[doc = #doc_call]
-                pub fn call(&self, #(#all_names: #all_types),*) #output {
-                    #call_body
-                }
-
-                #[doc = #doc_acall]
-                pub async fn acall(&self, #(#all_names: #all_types),*) #output {
-                    #acall_body
-                }
-
-                /// A copy with `options` applied, validated again against its (possibly new)
-                /// backend; `self` is unchanged (Django's `using`).
-                pub fn using(
-                    &self,
-                    options: ::taskhost::TaskOptions,
-                ) -> ::taskhost::Result<Self> {
-                    ::core::result::Result::Ok(Self {
-                        task: self.task.using(options)?,
-                    })
-                }
-
-                /// The underlying generic [`Task`](::taskhost::Task).
-                pub fn task(&self) -> &#task_type {
-                    &self.task
-                }
-            }
-        }
-    }
-
-    /// `::taskhost::Task<(A, B,), R>`.
-    fn task_type_path(&self) -> TokenStream {
-        let args = args_tuple_type(&self.analyzed.params);
-        let value = self.analyzed.output.value_type();
-        quote!(::taskhost::Task<#args, #value>)
-    }
 }
 
 /// The parameter tuple type: `()`, `(A,)`, `(A, B,)`.

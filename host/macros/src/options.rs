@@ -4,7 +4,6 @@ use crate::errors::Errors;
 use proc_macro2::TokenStream;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
 use syn::{Expr, Lit, Meta, Token, UnOp};
 
 /// The options `#[task(...)]` accepts, as listed in errors about unknown ones.
@@ -63,8 +62,8 @@ impl Options {
                 continue;
             };
             if seen.contains(&key) {
-                errors.push(syn::Error::new(
-                    meta.path().span(),
+                errors.push(syn::Error::new_spanned(
+                    meta.path(),
                     format!("duplicate option `{key}`: each option may be given once"),
                 ));
                 continue;
@@ -81,14 +80,20 @@ impl Options {
     fn apply(&mut self, key: &str, meta: &Meta) -> syn::Result<()> {
         match key {
             "priority" => self.priority = priority(value(meta, "priority = 10")?)?,
-            "queue_name" => self.queue_name = name(value(meta, "queue_name = \"emails\"")?, key)?,
-            "backend" => self.backend = name(value(meta, "backend = \"fast\"")?, key)?,
+            "queue_name" => {
+                let example = "queue_name = \"emails\"";
+                self.queue_name = name(value(meta, example)?, key, example)?;
+            }
+            "backend" => {
+                let example = "backend = \"fast\"";
+                self.backend = name(value(meta, example)?, key, example)?;
+            }
             "takes_context" => self.takes_context = takes_context(meta)?,
             "max_attempts" => {
                 self.max_attempts = Some(max_attempts(value(meta, "max_attempts = 3")?)?)
             }
             "timeout" => self.timeout_secs = Some(timeout(value(meta, "timeout = 30")?)?),
-            "run_after" => return Err(syn::Error::new(meta.span(), RUN_AFTER_MESSAGE)),
+            "run_after" => return Err(syn::Error::new_spanned(meta, RUN_AFTER_MESSAGE)),
             other => return Err(unknown_option(meta, other)),
         }
         Ok(())
@@ -96,8 +101,8 @@ impl Options {
 }
 
 fn unknown_option(meta: &Meta, key: &str) -> syn::Error {
-    syn::Error::new(
-        meta.path().span(),
+    syn::Error::new_spanned(
+        meta.path(),
         format!("unknown option `{key}` for #[task]; valid options are: {VALID_OPTIONS}"),
     )
 }
@@ -112,8 +117,8 @@ fn path_text(meta: &Meta) -> String {
 fn value<'a>(meta: &'a Meta, example: &str) -> syn::Result<&'a Expr> {
     match meta {
         Meta::NameValue(nv) => Ok(strip_groups(&nv.value)),
-        _ => Err(syn::Error::new(
-            meta.span(),
+        _ => Err(syn::Error::new_spanned(
+            meta,
             format!("expected a value, e.g. `{example}`"),
         )),
     }
@@ -146,24 +151,24 @@ fn priority(expr: &Expr) -> syn::Result<i32> {
     integer(expr)
         .filter(|n| (-100..=100).contains(n))
         .and_then(|n| i32::try_from(n).ok())
-        .ok_or_else(|| syn::Error::new(expr.span(), PRIORITY_MESSAGE))
+        .ok_or_else(|| syn::Error::new_spanned(expr, PRIORITY_MESSAGE))
 }
 
 /// `queue_name` or `backend`: a non-empty string literal.
-fn name(expr: &Expr, key: &str) -> syn::Result<String> {
+fn name(expr: &Expr, key: &str, example: &str) -> syn::Result<String> {
     let Expr::Lit(syn::ExprLit {
         lit: Lit::Str(s), ..
     }) = expr
     else {
-        return Err(syn::Error::new(
-            expr.span(),
-            format!("{key} must be a string literal, e.g. `{key} = \"emails\"`"),
+        return Err(syn::Error::new_spanned(
+            expr,
+            format!("{key} must be a string literal, e.g. `{example}`"),
         ));
     };
     let value = s.value();
     if value.is_empty() {
-        return Err(syn::Error::new(
-            expr.span(),
+        return Err(syn::Error::new_spanned(
+            expr,
             format!("{key} must not be empty"),
         ));
     }
@@ -173,8 +178,8 @@ fn name(expr: &Expr, key: &str) -> syn::Result<String> {
 /// `takes_context`, `takes_context = true` or `takes_context = false`.
 fn takes_context(meta: &Meta) -> syn::Result<bool> {
     let wrong = || {
-        syn::Error::new(
-            meta.span(),
+        syn::Error::new_spanned(
+            meta,
             "takes_context is a flag: write `takes_context` or `takes_context = true` / `false`",
         )
     };
@@ -195,8 +200,8 @@ fn max_attempts(expr: &Expr) -> syn::Result<u32> {
         .filter(|n| *n >= 1)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| {
-            syn::Error::new(
-                expr.span(),
+            syn::Error::new_spanned(
+                expr,
                 "max_attempts must be a whole number of at least 1 (and at most 4294967295), \
                  e.g. `max_attempts = 3`",
             )
@@ -216,8 +221,8 @@ fn timeout(expr: &Expr) -> syn::Result<f64> {
     seconds
         .filter(|s| s.is_finite() && *s > 0.0)
         .ok_or_else(|| {
-            syn::Error::new(
-                expr.span(),
+            syn::Error::new_spanned(
+                expr,
                 "timeout must be a number of seconds above zero, e.g. `timeout = 30` or \
                  `timeout = 2.5`",
             )

@@ -188,7 +188,9 @@ fn check_param_type(ty: &Type, errors: &mut Errors) {
         )),
         Some(Problem::Borrow) => errors.push(Error::new_spanned(
             ty,
-            format!("reference parameters are not supported: {STORED_AS_JSON}"),
+            format!(
+                "borrowed parameters (references, lifetimes) are not supported: {STORED_AS_JSON}"
+            ),
         )),
         None => {}
     }

@@ -10,6 +10,11 @@
 
 mod backends;
 mod check;
+mod store;
+mod worker;
+
+pub use store::{PruneArgs, ResultsCommand};
+pub use worker::WorkerArgs;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,6 +40,25 @@ pub enum Command {
     Check,
     /// List the plugin libraries in every plugin dir, and why any is not loadable.
     Backends,
+    /// Run a worker (from the binary that contains your tasks).
+    Worker(WorkerArgs),
+    /// Inspect stored results.
+    #[command(subcommand)]
+    Results(ResultsCommand),
+    /// Depth per queue and status, and the oldest ready task's age.
+    Queues {
+        /// Backend alias.
+        #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+        backend: String,
+    },
+    /// Delete finished results by age, status and queue.
+    Prune(PruneArgs),
+    /// Create or upgrade a queue store's schema.
+    Migrate {
+        /// Backend alias.
+        #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+        backend: String,
+    },
 }
 
 /// Parse the process arguments, run the command, and return its exit code.
@@ -45,15 +69,39 @@ pub fn main() -> ExitCode {
 
 /// Run a parsed command line: exit 0 when all is well, 1 when a problem was reported.
 pub fn run(cli: Cli) -> ExitCode {
-    let ok = match cli.command {
-        Command::Check => check::run(cli.config.as_deref()),
-        Command::Backends => backends::run(cli.config.as_deref()),
+    let config = cli.config.as_deref();
+    let ok = match &cli.command {
+        Command::Check => check::run(config),
+        Command::Backends => backends::run(config),
+        Command::Worker(args) => with_config(config, || worker::run(args)),
+        Command::Results(c) => with_config(config, || report(store::results(c))),
+        Command::Queues { backend } => with_config(config, || report(store::queues(backend))),
+        Command::Prune(args) => with_config(config, || report(store::prune(args))),
+        Command::Migrate { backend } => with_config(config, || report(store::migrate(backend))),
     };
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Load the config into the process-wide handler, then run `f`.
+fn with_config(path: Option<&std::path::Path>, f: impl FnOnce() -> bool) -> bool {
+    match crate::Config::load(path) {
+        Ok(config) => {
+            crate::task_backends().configure(config);
+            f()
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    }
+}
+
+fn report(result: Result<(), String>) -> bool {
+    result.map_err(|e| eprintln!("error: {e}")).is_ok()
 }
 
 /// Log to stderr, filtered by `RUST_LOG` (default `warn`).

@@ -1,6 +1,6 @@
 use taskhost::task;
 
 #[task]
-fn many(first: i32, ...) {}
+fn many(first: i32, _: ...) {}
 
 fn main() {}

@@ -1,0 +1,170 @@
+//! Standalone inspection of queue stores: `results`, `queues`, `prune`, `migrate` — no task code
+//! needed, everything goes through the backend's extension operations.
+
+use crate::backend::Backend;
+use crate::handler::task_backends;
+use crate::result::TaskResultStatus;
+use chrono::{Duration as Age, Utc};
+use clap::{Args, Subcommand};
+use std::sync::Arc;
+use taskhost_plugin_api::ops;
+use taskhost_plugin_api::wire::{ListRequest, PruneRequest, QueueStats, TaskResultData};
+
+/// `results list` / `results show`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum ResultsCommand {
+    /// List results, newest first.
+    List {
+        /// Backend alias.
+        #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+        backend: String,
+        /// Only this status (READY, RUNNING, FAILED, SUCCESSFUL).
+        #[arg(long, value_parser = status)]
+        status: Option<TaskResultStatus>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Only this task path.
+        #[arg(long)]
+        task: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Show one result in full.
+    Show {
+        /// The result id.
+        id: String,
+        /// Backend alias.
+        #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+        backend: String,
+    },
+}
+
+/// `prune`: delete finished results.
+#[derive(Args, Debug, Clone)]
+pub struct PruneArgs {
+    /// Backend alias.
+    #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+    pub backend: String,
+    /// Queues, comma-separated, or `*` for all.
+    #[arg(long, default_value = "*")]
+    pub queue: String,
+    /// Delete results finished at least this many days ago.
+    #[arg(long, default_value_t = 14)]
+    pub min_age_days: u32,
+    /// For FAILED results, this age instead (default: --min-age-days).
+    #[arg(long)]
+    pub failed_min_age_days: Option<u32>,
+    /// Only this status (FAILED or SUCCESSFUL); default both.
+    #[arg(long, value_parser = status)]
+    pub status: Option<TaskResultStatus>,
+    /// Count, do not delete.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn status(text: &str) -> Result<TaskResultStatus, String> {
+    TaskResultStatus::parse(&text.to_ascii_uppercase())
+        .ok_or_else(|| format!("unknown status '{text}': expected READY, RUNNING, FAILED or SUCCESSFUL"))
+}
+
+fn backend(alias: &str) -> Result<Arc<Backend>, String> {
+    task_backends().get(alias).map_err(|e| e.to_string())
+}
+
+/// Run `results …`.
+pub fn results(command: &ResultsCommand) -> Result<(), String> {
+    match command {
+        ResultsCommand::List { backend: alias, status, queue, task, limit } => {
+            let request = ListRequest {
+                status: *status,
+                queue_name: queue.clone(),
+                task_path: task.clone(),
+                limit: Some(*limit),
+            };
+            let rows: Vec<TaskResultData> = backend(alias)?
+                .call_ext_json(ops::LIST_RESULTS, &request)
+                .map_err(|e| e.to_string())?;
+            println!("{:<36}  {:<10}  {:<12}  {:>8}  {:<25}  TASK", "ID", "STATUS", "QUEUE", "ATTEMPTS", "ENQUEUED AT");
+            for r in &rows {
+                println!(
+                    "{:<36}  {:<10}  {:<12}  {:>8}  {:<25}  {}",
+                    r.id,
+                    r.status,
+                    r.task.queue_name,
+                    r.worker_ids.len(),
+                    r.enqueued_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                    r.task.path
+                );
+            }
+            println!("({} result(s))", rows.len());
+            Ok(())
+        }
+        ResultsCommand::Show { id, backend: alias } => {
+            let result = backend(alias)?.get_result(id).map_err(|e| e.to_string())?;
+            let json = serde_json::to_string_pretty(result.data()).map_err(|e| e.to_string())?;
+            println!("{json}");
+            Ok(())
+        }
+    }
+}
+
+/// Run `queues`: depth per queue and status, oldest ready task's age.
+pub fn queues(alias: &str) -> Result<(), String> {
+    let stats: Vec<QueueStats> = backend(alias)?
+        .call_ext_json(ops::QUEUE_STATS, &serde_json::Map::new())
+        .map_err(|e| e.to_string())?;
+    println!("{:<20}  {:<10}  {:>10}  OLDEST READY", "QUEUE", "STATUS", "COUNT");
+    let now = Utc::now();
+    for s in &stats {
+        let age = s
+            .oldest_enqueued_at
+            .map(|t| format!("{:.1} s ago", (now - t).num_milliseconds() as f64 / 1000.0))
+            .unwrap_or_default();
+        println!("{:<20}  {:<10}  {:>10}  {age}", s.queue_name, s.status, s.count);
+    }
+    Ok(())
+}
+
+/// Run `prune`.
+pub fn prune(args: &PruneArgs) -> Result<(), String> {
+    let now = Utc::now();
+    let queues = (args.queue.trim() != "*").then(|| {
+        args.queue.split(',').map(str::trim).filter(|q| !q.is_empty()).map(String::from).collect()
+    });
+    let request = PruneRequest {
+        finished_before: Some(now - Age::days(args.min_age_days.into())),
+        failed_finished_before: args.failed_min_age_days.map(|d| now - Age::days(d.into())),
+        statuses: args.status.into_iter().collect(),
+        queues,
+        dry_run: args.dry_run,
+    };
+    if let Some(s) = args.status.filter(|s| !s.is_finished()) {
+        return Err(format!("--status {s}: only finished results (FAILED, SUCCESSFUL) can be pruned"));
+    }
+    let response: serde_json::Value = backend(&args.backend)?
+        .call_ext_json(ops::PRUNE, &request)
+        .map_err(|e| e.to_string())?;
+    let count = response.get("count").and_then(|c| c.as_u64()).unwrap_or(0);
+    if args.dry_run {
+        println!("Would delete {count} task result(s)");
+    } else {
+        println!("Deleted {count} task result(s)");
+    }
+    Ok(())
+}
+
+/// Run `migrate`: create or upgrade the store's schema.
+pub fn migrate(alias: &str) -> Result<(), String> {
+    let response: serde_json::Value = backend(alias)?
+        .call_ext_json(ops::MIGRATE, &serde_json::Map::new())
+        .map_err(|e| e.to_string())?;
+    let applied = response.get("applied").and_then(|a| a.as_array()).map(Vec::len).unwrap_or(0);
+    if applied == 0 {
+        println!("No migrations to apply.");
+    } else {
+        println!("Applied {applied} migration(s): {}", response["applied"]);
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! `worker`: run a worker in this process (mount the CLI in the binary that has the tasks).
+
+use crate::worker::{options::parse_interval, QueueSelection, Worker, WorkerOptions};
+use clap::Args;
+use std::time::Duration;
+
+/// Options of the `worker` subcommand (django-tasks-db's `db_worker`, plus concurrency,
+/// leases and retries).
+#[derive(Args, Debug, Clone)]
+pub struct WorkerArgs {
+    /// The backend alias to take tasks from (a queue-store backend).
+    #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+    pub backend: String,
+    /// Queues to take tasks from, comma-separated, or `*` for all.
+    #[arg(long, default_value = crate::DEFAULT_TASK_QUEUE_NAME)]
+    pub queue: String,
+    /// Queues to skip, comma-separated (only with `--queue '*'`).
+    #[arg(long, default_value = "")]
+    pub exclude_queues: String,
+    /// How many tasks run at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Run everything that is ready, then exit.
+    #[arg(long)]
+    pub batch: bool,
+    /// Exit after this many tasks.
+    #[arg(long)]
+    pub max_tasks: Option<u64>,
+    /// Seconds between looks for new tasks when the backend cannot notify (fractions allowed).
+    #[arg(long, default_value = "1", value_parser = interval)]
+    pub interval: Duration,
+    /// This worker's id (unique in the pool, at most 64 characters); default: random.
+    #[arg(long)]
+    pub worker_id: Option<String>,
+    /// Seconds a claimed task's lease lasts (renewed while it runs).
+    #[arg(long, default_value_t = 60.0)]
+    pub lease: f64,
+    /// Seconds running tasks may take to finish after the first SIGINT/SIGTERM.
+    #[arg(long, default_value_t = 30.0)]
+    pub grace_period: f64,
+    /// Base seconds of the exponential backoff between attempts.
+    #[arg(long, default_value_t = 1.0)]
+    pub retry_backoff: f64,
+    /// Do not wait a random part of the interval before the first claim.
+    #[arg(long)]
+    pub no_startup_delay: bool,
+}
+
+fn interval(text: &str) -> Result<Duration, String> {
+    parse_interval(text).map_err(|e| e.to_string())
+}
+
+fn seconds(name: &str, value: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value).map_err(|_| format!("--{name} must be a finite number of seconds ≥ 0, got {value}"))
+}
+
+impl WorkerArgs {
+    /// The worker options these arguments stand for.
+    pub fn options(&self) -> Result<WorkerOptions, String> {
+        let mut options = WorkerOptions::new();
+        options.backend = self.backend.clone();
+        options.queues = QueueSelection::parse(&self.queue, &self.exclude_queues).map_err(|e| e.to_string())?;
+        options.concurrency = self.concurrency;
+        options.batch = self.batch;
+        options.max_tasks = self.max_tasks;
+        options.interval = self.interval;
+        if let Some(id) = &self.worker_id {
+            options.worker_id = id.clone();
+        }
+        options.lease = seconds("lease", self.lease)?;
+        options.grace_period = seconds("grace-period", self.grace_period)?;
+        options.retry_backoff = seconds("retry-backoff", self.retry_backoff)?;
+        options.startup_delay = !self.no_startup_delay && !self.batch;
+        Ok(options)
+    }
+}
+
+/// Run the worker until it exits; print its report. Returns whether it ran.
+pub fn run(args: &WorkerArgs) -> bool {
+    let options = match args.options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return false;
+        }
+    };
+    if crate::registry::registered_tasks().is_empty() {
+        tracing::warn!(target: "taskhost", "this binary has no #[task] functions: every task it claims will fail; run the worker from your application's binary");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the tokio runtime: {e}");
+            return false;
+        }
+    };
+    runtime.block_on(async {
+        let worker = match Worker::new(options) {
+            Ok(w) => w,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return false;
+            }
+        };
+        match worker.run_until_signalled().await {
+            Ok(report) => {
+                println!(
+                    "worker {}: {} claimed, {} successful, {} failed, {} retried, {} lease lost, {} released ({:?})",
+                    worker.worker_id(),
+                    report.claimed,
+                    report.successful,
+                    report.failed,
+                    report.retried,
+                    report.lease_lost,
+                    report.released,
+                    report.exit.unwrap_or(crate::worker::ExitReason::Shutdown)
+                );
+                true
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                false
+            }
+        }
+    })
+}

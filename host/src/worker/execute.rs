@@ -1,0 +1,189 @@
+//! Running one claimed task: signals, the function (sync on a thread, async on the runtime),
+//! its timeout, and the completion that records how it ended.
+
+use super::retry::backoff;
+use crate::backend::Backend;
+use crate::context::TaskContext;
+use crate::definition::{Invocation, TaskRunner};
+use crate::outcome::{catch_sync, failure};
+use crate::registry::find_task;
+use crate::result::TaskResult;
+use crate::signals;
+use chrono::Utc;
+use std::sync::Arc;
+use std::time::Duration;
+use taskhost_plugin_api::wire::{
+    ClaimedTask, Completion, TaskOutcome, TaskResultData, TaskResultStatus,
+};
+use taskhost_plugin_api::Signal;
+
+/// What an execution needs from the worker.
+#[derive(Clone)]
+pub(crate) struct Executor {
+    pub backend: Arc<Backend>,
+    pub worker_id: String,
+    pub retry_backoff: Duration,
+    pub retry_backoff_max: Duration,
+}
+
+/// How one execution ended, for the worker's report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    Successful,
+    Failed,
+    Retrying,
+    LeaseLost,
+}
+
+impl Executor {
+    /// Run `claimed` and record its outcome with the backend.
+    pub async fn execute(&self, claimed: ClaimedTask) -> Ended {
+        let data = claimed.result;
+        if signals::wanted(Signal::TASK_STARTED) {
+            signals::dispatch(
+                Signal::TASK_STARTED,
+                self.backend.class_name(),
+                &TaskResult::from_data(data.clone()),
+            );
+        }
+        let outcome = self.run(&data).await;
+        let attempts = data.worker_ids.len();
+        let retry_at = match &outcome {
+            TaskOutcome::Failed { .. } if attempts < claimed.max_attempts as usize => {
+                let delay = backoff(attempts, self.retry_backoff, self.retry_backoff_max);
+                Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default())
+            }
+            _ => None,
+        };
+        let completion = Completion {
+            id: data.id.clone(),
+            worker_id: self.worker_id.clone(),
+            lease_token: claimed.lease_token,
+            outcome: outcome.clone(),
+            retry_at,
+        };
+        if !self.complete(completion).await {
+            return Ended::LeaseLost;
+        }
+        if retry_at.is_some() {
+            tracing::info!(
+                target: "taskhost",
+                "Task id={} path={} failed on attempt {attempts} of {}; retrying",
+                data.id, data.task.path, claimed.max_attempts
+            );
+            return Ended::Retrying;
+        }
+        let finished = finished(data, outcome);
+        let ended = match finished.status {
+            TaskResultStatus::Successful => Ended::Successful,
+            _ => Ended::Failed,
+        };
+        signals::dispatch(
+            Signal::TASK_FINISHED,
+            self.backend.class_name(),
+            &TaskResult::from_data(finished),
+        );
+        ended
+    }
+
+    async fn run(&self, data: &TaskResultData) -> TaskOutcome {
+        let Some(definition) = find_task(&data.task.path) else {
+            return failure(
+                "taskhost::UnknownTask",
+                &format!(
+                    "task '{}' is not registered in worker '{}': is the crate that defines it \
+                     linked into this binary?",
+                    data.task.path, self.worker_id
+                ),
+                "",
+            );
+        };
+        let invocation = Invocation {
+            args: data.args.clone(),
+            kwargs: data.kwargs.clone(),
+            context: definition.takes_context.then(|| TaskContext {
+                task_result: TaskResult::from_data(data.clone()),
+            }),
+        };
+        let mut handle = match definition.runner {
+            TaskRunner::Sync(run) => {
+                tokio::task::spawn_blocking(move || catch_sync(|| run(invocation)))
+            }
+            TaskRunner::Async(run) => tokio::spawn(run(invocation)),
+        };
+        let joined = match data.task.timeout_secs.filter(|t| t.is_finite() && *t > 0.0) {
+            Some(secs) => {
+                match tokio::time::timeout(Duration::from_secs_f64(secs), &mut handle).await {
+                    Ok(joined) => joined,
+                    Err(_) => {
+                        // An async task is cancelled; a sync one cannot be stopped: its thread
+                        // runs on, and its result is never recorded.
+                        handle.abort();
+                        return failure(
+                            "taskhost::TaskTimeout",
+                            &format!("task exceeded its timeout of {secs} s"),
+                            "",
+                        );
+                    }
+                }
+            }
+            None => handle.await,
+        };
+        joined.unwrap_or_else(|e| {
+            failure("taskhost::WorkerError", &format!("the task did not finish: {e}"), "")
+        })
+    }
+
+    /// Record a completion; false when the lease was lost (the write changed nothing).
+    async fn complete(&self, completion: Completion) -> bool {
+        let backend = Arc::clone(&self.backend);
+        let id = completion.id.clone();
+        let mut delay = Duration::from_millis(50);
+        // Bounded: if the store stays unreachable, the lease expires and the task is rescued
+        // and run again (at-least-once), rather than this worker holding it forever.
+        for _ in 0..10 {
+            let backend = Arc::clone(&backend);
+            let batch = vec![completion.clone()];
+            let result = tokio::task::spawn_blocking(move || backend.complete(&batch)).await;
+            match result {
+                Ok(Ok(acks)) => {
+                    let applied = acks.iter().any(|a| a.id == id && a.applied);
+                    if !applied {
+                        tracing::warn!(
+                            target: "taskhost",
+                            "Task id={id}: worker '{}' lost its lease before finishing; its result was discarded",
+                            self.worker_id
+                        );
+                    }
+                    return applied;
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(target: "taskhost", "Task id={id}: recording the result failed, retrying in {delay:?}: {e}");
+                }
+                Err(e) => {
+                    tracing::error!(target: "taskhost", "Task id={id}: recording the result failed: {e}");
+                    return false;
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+        false
+    }
+}
+
+/// The result as the backend now stores it, for the `task_finished` signal.
+fn finished(mut data: TaskResultData, outcome: TaskOutcome) -> TaskResultData {
+    data.finished_at = Some(Utc::now());
+    match outcome {
+        TaskOutcome::Successful { return_value } => {
+            data.status = TaskResultStatus::Successful;
+            data.return_value = Some(return_value);
+        }
+        TaskOutcome::Failed { error } => {
+            data.status = TaskResultStatus::Failed;
+            data.errors.push(error);
+        }
+    }
+    data
+}

@@ -1,0 +1,95 @@
+//! The leases a worker holds on running tasks: renewed by a heartbeat, released at a forced
+//! shutdown.
+
+use crate::backend::Backend;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use taskhost_plugin_api::wire::LeaseRequest;
+
+/// The running tasks' `(id → lease token)`, shared by the loop, the executions and the heartbeat.
+#[derive(Clone)]
+pub(crate) struct Leases {
+    held: Arc<Mutex<HashMap<String, i64>>>,
+    backend: Arc<Backend>,
+    worker_id: String,
+    length: Duration,
+}
+
+impl Leases {
+    pub fn new(backend: Arc<Backend>, worker_id: String, length: Duration) -> Self {
+        Self {
+            held: Arc::default(),
+            backend,
+            worker_id,
+            length,
+        }
+    }
+
+    pub fn hold(&self, id: &str, token: i64) {
+        self.held.lock().insert(id.to_string(), token);
+    }
+
+    pub fn drop_lease(&self, id: &str) {
+        self.held.lock().remove(id);
+    }
+
+    fn request(&self) -> LeaseRequest {
+        LeaseRequest {
+            worker_id: self.worker_id.clone(),
+            leases: self.held.lock().iter().map(|(id, t)| (id.clone(), *t)).collect(),
+            lease_secs: self.length.as_secs_f64(),
+        }
+    }
+
+    /// Renew every held lease each third of the lease length, until aborted.
+    pub fn spawn_heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let leases = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(leases.length / 3);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let request = leases.request();
+                if request.leases.is_empty() {
+                    continue;
+                }
+                let backend = Arc::clone(&leases.backend);
+                match tokio::task::spawn_blocking(move || backend.renew_leases(&request)).await {
+                    Ok(Ok(lost)) => {
+                        for id in lost {
+                            tracing::warn!(
+                                target: "taskhost",
+                                "Task id={id}: worker '{}' lost its lease (the task was rescued by the store)",
+                                leases.worker_id
+                            );
+                            leases.drop_lease(&id);
+                        }
+                    }
+                    Ok(Err(e)) => tracing::error!(target: "taskhost", "renewing leases failed: {e}"),
+                    Err(_) => return,
+                }
+            }
+        })
+    }
+
+    /// Hand every held task back to the store (READY again). Returns how many were released.
+    pub async fn release_all(&self) -> u64 {
+        let request = self.request();
+        if request.leases.is_empty() {
+            return 0;
+        }
+        self.held.lock().clear();
+        let backend = Arc::clone(&self.backend);
+        match tokio::task::spawn_blocking(move || backend.release(&request)).await {
+            Ok(Ok(count)) => count,
+            Ok(Err(e)) => {
+                tracing::error!(target: "taskhost", "releasing unfinished tasks failed (they are rescued when their lease expires): {e}");
+                0
+            }
+            Err(_) => 0,
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The Worker: claims tasks from a queue-store backend, runs them, and records how they ended.
+//!
+//! One loop for every backend that declares `supports_queue_store`, third-party ones too. Up to
+//! `concurrency` tasks run at once (sync tasks on tokio's blocking pool, async tasks on the
+//! runtime); each claimed task holds a lease renewed every third of its length, so a task whose
+//! worker died is rescued by the store once the lease expires, and a stale worker's late write
+//! is fenced off by the lease token. The first SIGINT/SIGTERM stops claiming and lets running
+//! tasks finish within the grace period; a second one (or the end of the grace period) hands
+//! the unfinished tasks back to the store, READY again.
+
+mod execute;
+mod leases;
+pub mod options;
+mod retry;
+mod shutdown;
+
+pub use options::{QueueSelection, WorkerOptions};
+pub use retry::backoff;
+pub use shutdown::Shutdown;
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::handler::task_backends;
+use execute::{Ended, Executor};
+use leases::Leases;
+use std::sync::Arc;
+use std::time::Duration;
+use taskhost_plugin_api::wire::{ClaimRequest, WaitRequest};
+use taskhost_plugin_api::ops;
+use tokio::task::JoinSet;
+
+/// Why a worker stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitReason {
+    /// `--batch`: nothing was left to run.
+    Drained,
+    /// `--max-tasks` were run.
+    MaxTasks,
+    /// A shutdown was requested and running tasks finished in time.
+    Shutdown,
+    /// A forced shutdown (second signal or grace period over): unfinished tasks were released.
+    ForcedShutdown,
+}
+
+/// What a worker did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Tasks claimed.
+    pub claimed: u64,
+    /// Tasks that ended SUCCESSFUL.
+    pub successful: u64,
+    /// Tasks that ended FAILED.
+    pub failed: u64,
+    /// Failed attempts handed back for a retry.
+    pub retried: u64,
+    /// Tasks whose lease was lost before they finished (their result was discarded).
+    pub lease_lost: u64,
+    /// Tasks handed back unfinished at a forced shutdown.
+    pub released: u64,
+    /// Why it stopped (`None` while running).
+    pub exit: Option<ExitReason>,
+}
+
+/// A worker bound to one queue-store backend.
+pub struct Worker {
+    backend: Arc<Backend>,
+    options: WorkerOptions,
+    shutdown: Shutdown,
+}
+
+impl Worker {
+    /// Validate `options` and resolve the backend: it must exist and be a queue store.
+    pub fn new(options: WorkerOptions) -> Result<Self> {
+        options.validate()?;
+        let backend = task_backends().get(&options.backend)?;
+        if !backend.supports_queue_store() {
+            return Err(Error::config(
+                None,
+                None,
+                format!(
+                    "Backend '{}' is not a queue-store backend ({} cannot store tasks for workers)",
+                    options.backend,
+                    backend.backend_name()
+                ),
+            ));
+        }
+        Ok(Self {
+            backend,
+            options,
+            shutdown: Shutdown::new(),
+        })
+    }
+
+    /// This worker's id.
+    pub fn worker_id(&self) -> &str {
+        &self.options.worker_id
+    }
+
+    /// The handle that stops this worker (also driven by SIGINT/SIGTERM when
+    /// [`Worker::run_until_signalled`] is used).
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Run until a shutdown, signal handlers installed for SIGINT and SIGTERM.
+    pub async fn run_until_signalled(&self) -> Result<WorkerReport> {
+        let listener = self.shutdown.listen_for_signals();
+        let report = self.run().await;
+        listener.abort();
+        report
+    }
+
+    /// Run until `--batch` drains, `--max-tasks` is reached, or [`Worker::shutdown`] is asked.
+    pub async fn run(&self) -> Result<WorkerReport> {
+        let o = &self.options;
+        tracing::info!(
+            target: "taskhost",
+            "Starting worker worker_id={} queues={:?} backend={} concurrency={}",
+            o.worker_id, o.queues, o.backend, o.concurrency
+        );
+        if o.startup_delay && !o.interval.is_zero() {
+            let delay = o.interval.mul_f64(fastrand::f64());
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.shutdown.graceful.cancelled() => {}
+            }
+        }
+        let executor = Executor {
+            backend: Arc::clone(&self.backend),
+            worker_id: o.worker_id.clone(),
+            retry_backoff: o.retry_backoff,
+            retry_backoff_max: o.retry_backoff_max,
+        };
+        let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
+        let heartbeat = leases.spawn_heartbeat();
+        let mut report = WorkerReport::default();
+        let mut running: JoinSet<Ended> = JoinSet::new();
+        let mut can_wait = true;
+        let exit = loop {
+            while let Some(done) = running.try_join_next() {
+                tally(&mut report, done);
+            }
+            if self.shutdown.graceful.is_cancelled() {
+                break ExitReason::Shutdown;
+            }
+            let remaining = o.max_tasks.map(|m| m.saturating_sub(report.claimed));
+            if remaining == Some(0) {
+                break ExitReason::MaxTasks;
+            }
+            let free = o.concurrency - running.len();
+            if free == 0 {
+                tokio::select! {
+                    Some(done) = running.join_next() => tally(&mut report, done),
+                    _ = self.shutdown.graceful.cancelled() => {}
+                }
+                continue;
+            }
+            let limit = remaining.map_or(free as u64, |r| r.min(free as u64)) as u32;
+            let claimed = match self.claim(limit).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::error!(target: "taskhost", "worker {}: claiming failed, retrying in {:?}: {e}", o.worker_id, o.interval.max(Duration::from_millis(100)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(o.interval.max(Duration::from_millis(100))) => {}
+                        _ = self.shutdown.graceful.cancelled() => {}
+                    }
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                if o.batch && running.is_empty() {
+                    break ExitReason::Drained;
+                }
+                tokio::select! {
+                    Some(done) = running.join_next(), if !running.is_empty() => tally(&mut report, done),
+                    notified = self.wait_for_tasks(can_wait), if !o.batch => can_wait = notified,
+                    _ = self.shutdown.graceful.cancelled() => {}
+                }
+                continue;
+            }
+            for task in claimed {
+                report.claimed += 1;
+                leases.hold(&task.result.id, task.lease_token);
+                let (executor, leases) = (executor.clone(), leases.clone());
+                running.spawn(async move {
+                    let id = task.result.id.clone();
+                    let ended = executor.execute(task).await;
+                    leases.drop_lease(&id);
+                    ended
+                });
+            }
+        };
+        let exit = self.finish(exit, &mut running, &mut report, &leases).await;
+        heartbeat.abort();
+        report.exit = Some(exit);
+        let id = &o.worker_id;
+        match exit {
+            ExitReason::Drained => tracing::info!(target: "taskhost", "No more tasks to run for worker_id={id} - exiting gracefully."),
+            ExitReason::MaxTasks => tracing::info!(target: "taskhost", "Run maximum tasks ({}) on worker={id} - exiting gracefully.", report.claimed),
+            ExitReason::Shutdown => tracing::info!(target: "taskhost", "Worker {id} stopped gracefully."),
+            ExitReason::ForcedShutdown => tracing::warn!(target: "taskhost", "Worker {id} was stopped; {} unfinished task(s) released.", report.released),
+        }
+        Ok(report)
+    }
+
+    /// Let running tasks finish — within the grace period when shutting down — or release them.
+    async fn finish(
+        &self,
+        exit: ExitReason,
+        running: &mut JoinSet<Ended>,
+        report: &mut WorkerReport,
+        leases: &Leases,
+    ) -> ExitReason {
+        let drain = async {
+            while let Some(done) = running.join_next().await {
+                tally(report, done);
+            }
+        };
+        let grace = async {
+            if exit == ExitReason::Shutdown {
+                tokio::time::sleep(self.options.grace_period).await
+            } else {
+                std::future::pending::<()>().await
+            }
+        };
+        let forced = tokio::select! {
+            _ = drain => false,
+            _ = grace => true,
+            _ = self.shutdown.force.cancelled() => true,
+        };
+        if !forced {
+            return exit;
+        }
+        running.abort_all();
+        report.released += leases.release_all().await;
+        ExitReason::ForcedShutdown
+    }
+
+    async fn claim(&self, limit: u32) -> Result<Vec<taskhost_plugin_api::wire::ClaimedTask>> {
+        let (queues, exclude_queues) = match &self.options.queues {
+            QueueSelection::Named(named) => (Some(named.clone()), Vec::new()),
+            QueueSelection::All { exclude } => (None, exclude.clone()),
+        };
+        let request = ClaimRequest {
+            worker_id: self.options.worker_id.clone(),
+            queues,
+            exclude_queues,
+            limit,
+            lease_secs: self.options.lease.as_secs_f64(),
+        };
+        let backend = Arc::clone(&self.backend);
+        tokio::task::spawn_blocking(move || backend.claim(&request))
+            .await
+            .map_err(|e| Error::Backend {
+                alias: self.options.backend.clone(),
+                kind: taskhost_plugin_api::ErrorKind::OTHER,
+                message: format!("the claim did not finish: {e}"),
+            })?
+    }
+
+    /// Wait for new tasks: the backend's notification when it has one, else the interval.
+    /// Returns whether the backend can notify (so the next wait knows).
+    async fn wait_for_tasks(&self, try_notify: bool) -> bool {
+        let interval = self.options.interval;
+        if try_notify {
+            let request = WaitRequest {
+                queues: match &self.options.queues {
+                    QueueSelection::Named(named) => Some(named.clone()),
+                    QueueSelection::All { .. } => None,
+                },
+                timeout_secs: interval.as_secs_f64(),
+            };
+            let backend = Arc::clone(&self.backend);
+            let waited = tokio::task::spawn_blocking(move || {
+                backend.call_ext_json::<_, serde_json::Value>(ops::WAIT_FOR_TASKS, &request)
+            })
+            .await;
+            match waited {
+                Ok(Ok(_)) => return true,
+                Ok(Err(Error::NotSupported(_))) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(target: "taskhost", "waiting for tasks failed: {e}");
+                    tokio::time::sleep(interval).await;
+                    return true;
+                }
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(interval).await;
+        false
+    }
+}
+
+fn tally(report: &mut WorkerReport, done: std::result::Result<Ended, tokio::task::JoinError>) {
+    match done {
+        Ok(Ended::Successful) => report.successful += 1,
+        Ok(Ended::Failed) => report.failed += 1,
+        Ok(Ended::Retrying) => report.retried += 1,
+        Ok(Ended::LeaseLost) => report.lease_lost += 1,
+        Err(_) => {}
+    }
+}

@@ -1,0 +1,183 @@
+//! Worker options and their validation (django-tasks-db's `db_worker` rules, plus ours).
+
+use crate::error::{Error, Result};
+use std::time::Duration;
+
+/// The most characters a worker id may have.
+pub const MAX_WORKER_ID_LEN: usize = 64;
+
+/// Which queues a worker takes tasks from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QueueSelection {
+    /// Only these queues.
+    Named(Vec<String>),
+    /// Every queue (`*`), except the excluded ones.
+    All {
+        /// Queues to skip.
+        exclude: Vec<String>,
+    },
+}
+
+impl QueueSelection {
+    /// Parse `--queue` (`a,b` or `*`) and `--exclude-queues`. Excluding needs `*`.
+    pub fn parse(queue: &str, exclude: &str) -> Result<Self> {
+        let list = |s: &str| -> Vec<String> {
+            s.split(',').map(str::trim).filter(|q| !q.is_empty()).map(String::from).collect()
+        };
+        let exclude = list(exclude);
+        if queue.trim() == "*" {
+            return Ok(Self::All { exclude });
+        }
+        if !exclude.is_empty() {
+            return Err(invalid("--exclude-queues can only be used with --queue=*"));
+        }
+        let named = list(queue);
+        if named.is_empty() {
+            return Err(invalid("--queue must name at least one queue, or be *"));
+        }
+        Ok(Self::Named(named))
+    }
+}
+
+/// How a worker runs. Build with [`WorkerOptions::new`] and adjust fields; [`Worker::new`]
+/// validates.
+///
+/// [`Worker::new`]: super::Worker::new
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    /// The backend alias to take tasks from (must be a queue store).
+    pub backend: String,
+    /// Which queues.
+    pub queues: QueueSelection,
+    /// How many tasks run at once (sync tasks on threads, async tasks on the runtime).
+    pub concurrency: usize,
+    /// Run what is ready, then exit.
+    pub batch: bool,
+    /// Exit after this many tasks.
+    pub max_tasks: Option<u64>,
+    /// How long to wait for new tasks before looking again, when the backend cannot notify.
+    pub interval: Duration,
+    /// This worker's id (unique across the worker pool, at most 64 characters).
+    pub worker_id: String,
+    /// How long a claimed task's lease lasts; renewed every third of it while the task runs.
+    pub lease: Duration,
+    /// After the first SIGINT/SIGTERM, how long running tasks may take to finish.
+    pub grace_period: Duration,
+    /// Base delay of the exponential backoff between attempts.
+    pub retry_backoff: Duration,
+    /// Largest delay between attempts.
+    pub retry_backoff_max: Duration,
+    /// Wait a random 0–interval before the first claim (spreads out workers started together).
+    pub startup_delay: bool,
+}
+
+impl WorkerOptions {
+    /// Defaults: backend `default`, queue `default`, concurrency 1, interval 1 s, a random
+    /// worker id, lease 60 s, grace period 30 s, backoff 1 s doubling up to 1 h.
+    pub fn new() -> Self {
+        Self {
+            backend: crate::DEFAULT_TASK_BACKEND_ALIAS.to_string(),
+            queues: QueueSelection::Named(vec![crate::DEFAULT_TASK_QUEUE_NAME.to_string()]),
+            concurrency: 1,
+            batch: false,
+            max_tasks: None,
+            interval: Duration::from_secs(1),
+            worker_id: random_worker_id(),
+            lease: Duration::from_secs(60),
+            grace_period: Duration::from_secs(30),
+            retry_backoff: Duration::from_secs(1),
+            retry_backoff_max: Duration::from_secs(3600),
+            startup_delay: false,
+        }
+    }
+
+    /// Check the options (the backend is checked by [`super::Worker::new`]).
+    pub fn validate(&self) -> Result<()> {
+        if self.worker_id.is_empty() {
+            return Err(invalid("Worker id must not be empty"));
+        }
+        if self.worker_id.chars().count() > MAX_WORKER_ID_LEN {
+            return Err(invalid("Worker ids must be shorter than 64 characters"));
+        }
+        if self.concurrency == 0 {
+            return Err(invalid("--concurrency must be at least 1"));
+        }
+        if self.lease < Duration::from_secs(1) {
+            return Err(invalid("--lease must be at least 1 second"));
+        }
+        Ok(())
+    }
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Parse `--interval`: a finite number of seconds, zero or more (django-tasks-db's messages).
+pub fn parse_interval(text: &str) -> Result<Duration> {
+    let secs: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| invalid("Must be a finite floating point value"))?;
+    if !secs.is_finite() {
+        return Err(invalid("Must be a finite floating point value"));
+    }
+    if secs < 0.0 {
+        return Err(invalid("Must be greater than zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// 32 random lowercase letters and digits, like Django's worker ids.
+pub fn random_worker_id() -> String {
+    const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    (0..32).map(|_| CHARS[fastrand::usize(..CHARS.len())] as char).collect()
+}
+
+fn invalid(message: &str) -> Error {
+    Error::config(None, None, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclude_needs_all_queues() {
+        assert_eq!(
+            QueueSelection::parse("default", "emails").unwrap_err().to_string(),
+            "--exclude-queues can only be used with --queue=*"
+        );
+        assert_eq!(
+            QueueSelection::parse("*", "emails, slow").unwrap(),
+            QueueSelection::All { exclude: vec!["emails".into(), "slow".into()] }
+        );
+        assert_eq!(
+            QueueSelection::parse("a,b", "").unwrap(),
+            QueueSelection::Named(vec!["a".into(), "b".into()])
+        );
+    }
+
+    #[test]
+    fn interval_must_be_finite_and_not_negative() {
+        assert_eq!(parse_interval("0.5").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_interval("0").unwrap(), Duration::ZERO);
+        assert_eq!(parse_interval("inf").unwrap_err().to_string(), "Must be a finite floating point value");
+        assert_eq!(parse_interval("x").unwrap_err().to_string(), "Must be a finite floating point value");
+        assert_eq!(parse_interval("-1").unwrap_err().to_string(), "Must be greater than zero");
+    }
+
+    #[test]
+    fn worker_ids_are_checked() {
+        let mut o = WorkerOptions::new();
+        assert_eq!(o.worker_id.len(), 32);
+        o.worker_id = String::new();
+        assert_eq!(o.validate().unwrap_err().to_string(), "Worker id must not be empty");
+        o.worker_id = "x".repeat(65);
+        assert_eq!(o.validate().unwrap_err().to_string(), "Worker ids must be shorter than 64 characters");
+        o.worker_id = "x".repeat(64);
+        assert!(o.validate().is_ok());
+    }
+}
