@@ -3,6 +3,7 @@
 
 pub mod build;
 pub mod config;
+pub mod external;
 pub mod logs;
 
 pub use build::{plugin_dir, plugin_file, taskhost_bin, workspace_root};

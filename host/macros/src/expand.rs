@@ -5,7 +5,7 @@ mod runner;
 mod task_type;
 
 use crate::options::Options;
-use crate::signature::{self, Output, Param, TaskFn};
+use crate::signature::{self, Param, TaskFn};
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::{format_ident, quote, ToTokens};
 use syn::ext::IdentExt;
@@ -184,7 +184,6 @@ impl<'a> Expansion<'a> {
             }
         }
     }
-
 }
 
 /// The parameter tuple type: `()`, `(A,)`, `(A, B,)`.

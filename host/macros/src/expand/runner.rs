@@ -8,7 +8,7 @@ use syn::Ident;
 
 impl Expansion<'_> {
     /// The runner: decode the stored arguments, call the function, store what it did.
-    fn runner(&self) -> TokenStream {
+    pub(super) fn runner(&self) -> TokenStream {
         let run_ident = &self.run_ident;
         let inv = local("invocation");
         let body = self.runner_body(&inv);

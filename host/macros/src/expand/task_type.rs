@@ -9,7 +9,7 @@ use syn::Ident;
 impl Expansion<'_> {
     /// The per-task type (type namespace), its one value (value namespace), and `Deref` to
     /// the generic [`Task`].
-    fn task_type(&self) -> [TokenStream; 3] {
+    pub(super) fn task_type(&self) -> [TokenStream; 3] {
         let Self {
             ident, def_ident, ..
         } = self;
@@ -43,7 +43,7 @@ impl Expansion<'_> {
     }
 
     /// Typed `enqueue`/`aenqueue`, `call`/`acall`, `using` and `task`.
-    fn task_methods(&self) -> TokenStream {
+    pub(super) fn task_methods(&self) -> TokenStream {
         let Self {
             ident,
             fn_ident,

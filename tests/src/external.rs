@@ -1,0 +1,327 @@
+//! Building plugin crates that live outside the workspace — the custom-backend example, and
+//! fixtures built against another `taskhost-plugin-api` version — each with its own target dir
+//! under `target/external/`, at most once per test process.
+//!
+//! The first build of each compiles abi_stable and friends (tens of seconds); later builds in
+//! later processes are no-ops when nothing changed.
+
+use crate::build::{target_dir, workspace_root};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, OnceLock};
+
+/// Where external builds and generated crates live: `target/external`.
+pub fn external_dir() -> PathBuf {
+    target_dir().join("external")
+}
+
+/// Build the crate at `manifest_dir` (outside the workspace) with its own target dir under
+/// `target/external/<name>`, once per process (OnceLock per name), and return the built cdylib
+/// path for `lib_name`.
+///
+/// Panics with cargo's stderr if the build fails.
+pub fn build_external(name: &str, manifest_dir: &Path, lib_name: &str) -> PathBuf {
+    once(&format!("build {name}"), || {
+        let target = external_dir().join(name);
+        let manifest = manifest_dir.join("Cargo.toml");
+        let output = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--manifest-path"])
+            .arg(&manifest)
+            .env("CARGO_TARGET_DIR", &target)
+            .current_dir(manifest_dir)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("cannot run cargo ({}) to build '{name}': {e}", env!("CARGO"))
+            });
+        assert!(
+            output.status.success(),
+            "building the external crate '{name}' ({}) failed ({}):\n{}",
+            manifest.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let file = target.join("debug").join(library_file_name(lib_name));
+        assert!(
+            file.is_file(),
+            "building '{name}' succeeded but '{}' is missing: does {} set [lib] name = \
+             \"{lib_name}\" and crate-type \"cdylib\"?",
+            file.display(),
+            manifest.display()
+        );
+        file
+    })
+}
+
+/// A copy of plugin-api with its package version replaced (e.g. "2.0.0"), written under
+/// `target/external/plugin-api-<version>/`, plus a tiny plugin crate at
+/// `target/external/plugin-at-<version>/` depending on that copy: it exports
+/// `taskhost.fixtures.future.FutureBackend` (lib name `taskhost_fixtures_future`), whose every
+/// operation is not supported. Builds it (once per process per version) and returns the library
+/// path.
+pub fn plugin_built_against_api(version: &str) -> PathBuf {
+    once(&format!("plugin-api {version}"), || {
+        let api = external_dir().join(format!("plugin-api-{version}"));
+        write_plugin_api_copy(&api, version);
+        let plugin = external_dir().join(format!("plugin-at-{version}"));
+        write_if_changed(
+            &plugin.join("Cargo.toml"),
+            &FUTURE_MANIFEST
+                .replace("{version}", version)
+                .replace("{api_dir}", &format!("plugin-api-{version}")),
+        );
+        write_if_changed(&plugin.join("src").join("lib.rs"), FUTURE_LIB);
+        // Start from the workspace's lock: the fixture uses the dependency versions the host
+        // uses, and needs no fresh resolution. Cargo prunes and updates it as it needs.
+        let lock = plugin.join("Cargo.lock");
+        if !lock.exists() {
+            fs::copy(workspace_root().join("Cargo.lock"), &lock)
+                .unwrap_or_else(|e| panic!("cannot seed '{}': {e}", lock.display()));
+        }
+        build_external(
+            &format!("future-{version}"),
+            &plugin,
+            "taskhost_fixtures_future",
+        )
+    })
+}
+
+/// The platform's file name for a library named `lib_name` (`lib<name>.so` on Linux).
+pub fn library_file_name(lib_name: &str) -> String {
+    format!(
+        "{}{lib_name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// Run `make` once per process per `key` (concurrent callers with the same key wait for the
+/// first; different keys run in parallel). A panic leaves the key unset, so the next caller
+/// tries again and reports the failure too.
+fn once(key: &str, make: impl FnOnce() -> PathBuf) -> PathBuf {
+    static CELLS: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
+    let cell = Arc::clone(
+        CELLS
+            .get_or_init(Default::default)
+            .lock()
+            .entry(key.to_string())
+            .or_default(),
+    );
+    cell.get_or_init(make).clone()
+}
+
+/// Write plugin-api's sources and a manifest with `version` and no workspace inheritance.
+fn write_plugin_api_copy(dest: &Path, version: &str) {
+    let source = workspace_root().join("plugin-api");
+    let read = |path: &Path| {
+        fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read '{}': {e}", path.display()))
+    };
+    let manifest = concrete_manifest(
+        &read(&source.join("Cargo.toml")),
+        &read(&workspace_root().join("Cargo.toml")),
+        version,
+    );
+    write_if_changed(&dest.join("Cargo.toml"), &manifest);
+    sync_dir(&source.join("src"), &dest.join("src"));
+}
+
+/// plugin-api's `Cargo.toml` with `version` as its package version and every
+/// `key.workspace = true` replaced by the value the workspace root gives `key`. The `[lints]`
+/// table (inherited) is dropped: lints do not matter for a fixture.
+fn concrete_manifest(manifest: &str, root: &str, version: &str) -> String {
+    let package = workspace_table(root, "workspace.package");
+    let dependencies = workspace_table(root, "workspace.dependencies");
+    let mut out = String::new();
+    let mut section = String::new();
+    for line in manifest.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            section = trimmed.trim_matches(|c| c == '[' || c == ']').to_string();
+            if section == "lints" {
+                continue;
+            }
+        } else if section == "lints" {
+            continue;
+        } else if section == "package" && trimmed.starts_with("version") {
+            out.push_str(&format!("version = \"{version}\"\n"));
+            continue;
+        } else if let Some(key) = inherited_key(trimmed) {
+            let table = match section.as_str() {
+                "package" => &package,
+                "dependencies" | "dev-dependencies" | "build-dependencies" => &dependencies,
+                other => panic!("plugin-api's Cargo.toml inherits '{key}' in [{other}]"),
+            };
+            let value = table.get(key).unwrap_or_else(|| {
+                panic!("the workspace's Cargo.toml gives no value for '{key}' ([{section}])")
+            });
+            assert!(
+                !value.contains("path ="),
+                "'{key}' is a path dependency in the workspace ({value}): a copy of plugin-api \
+                 cannot use it"
+            );
+            out.push_str(&format!("{key} = {value}\n"));
+            continue;
+        }
+        assert!(
+            !(trimmed.contains(".workspace") || trimmed.contains("workspace = true")),
+            "unsupported workspace inheritance in plugin-api's Cargo.toml: {line}"
+        );
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+/// `key` for a line `key.workspace = true`.
+fn inherited_key(line: &str) -> Option<&str> {
+    let (left, right) = line.split_once('=')?;
+    let key = left.trim().strip_suffix(".workspace")?;
+    (right.trim() == "true").then_some(key)
+}
+
+/// The `key = value` lines of one table of the workspace root's `Cargo.toml` (one-line values).
+fn workspace_table(root: &str, table: &str) -> HashMap<String, String> {
+    let header = format!("[{table}]");
+    let mut entries = HashMap::new();
+    let mut inside = false;
+    for line in root.lines().map(str::trim) {
+        if line.starts_with('[') {
+            inside = line == header;
+        } else if inside && !line.is_empty() && !line.starts_with('#') {
+            if let Some((key, value)) = line.split_once('=') {
+                entries.insert(key.trim().to_string(), value.trim().to_string());
+            }
+        }
+    }
+    entries
+}
+
+/// Make `dest` hold exactly the files of `source` (recursively), writing only what changed so
+/// cargo does not rebuild an unchanged copy.
+fn sync_dir(source: &Path, dest: &Path) {
+    fs::create_dir_all(dest).unwrap_or_else(|e| panic!("cannot create '{}': {e}", dest.display()));
+    let mut wanted = std::collections::HashSet::new();
+    for entry in fs::read_dir(source).unwrap_or_else(|e| panic!("{}: {e}", source.display())) {
+        let entry = entry.unwrap();
+        let to = dest.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            sync_dir(&entry.path(), &to);
+        } else {
+            let bytes = fs::read(entry.path()).unwrap();
+            write_if_changed_bytes(&to, &bytes);
+        }
+        wanted.insert(entry.file_name());
+    }
+    for entry in fs::read_dir(dest).unwrap() {
+        let entry = entry.unwrap();
+        if !wanted.contains(&entry.file_name()) {
+            let path = entry.path();
+            let removed = if path.is_dir() {
+                fs::remove_dir_all(&path)
+            } else {
+                fs::remove_file(&path)
+            };
+            removed.unwrap_or_else(|e| panic!("cannot remove '{}': {e}", path.display()));
+        }
+    }
+}
+
+fn write_if_changed(path: &Path, text: &str) {
+    write_if_changed_bytes(path, text.as_bytes());
+}
+
+fn write_if_changed_bytes(path: &Path, bytes: &[u8]) {
+    if fs::read(path).ok().as_deref() == Some(bytes) {
+        return;
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent)
+            .unwrap_or_else(|e| panic!("cannot create '{}': {e}", parent.display()));
+    }
+    fs::write(path, bytes).unwrap_or_else(|e| panic!("cannot write '{}': {e}", path.display()));
+}
+
+/// The fixture plugin's manifest (`{version}`, `{api_dir}` filled in).
+const FUTURE_MANIFEST: &str = r#"[package]
+name = "taskhost-fixtures-future"
+version = "0.0.0"
+description = "Test fixture generated by taskhost-e2e: a plugin built against taskhost-plugin-api {version}."
+edition = "2021"
+publish = false
+
+[lib]
+name = "taskhost_fixtures_future"
+crate-type = ["cdylib"]
+
+[dependencies]
+taskhost-plugin-api = { path = "../{api_dir}" }
+
+[workspace]
+"#;
+
+/// The fixture plugin's source: every operation is not supported.
+const FUTURE_LIB: &str = r#"//! Test fixture generated by taskhost-e2e: `FutureBackend`, built against another
+//! taskhost-plugin-api version. Every operation is not supported.
+
+use taskhost_plugin_api::abi_stable::std_types::{RResult, RStr, RString};
+use taskhost_plugin_api::{
+    guard, guard::guard_or, wire::BackendParams, Backend, Capabilities, HostBox, PluginError,
+};
+
+/// Builds fine; supports nothing.
+pub struct FutureBackend;
+
+impl FutureBackend {
+    /// Build it; the params are not looked at.
+    pub fn new(_params: BackendParams, _host: HostBox) -> Result<Self, PluginError> {
+        Ok(Self)
+    }
+}
+
+fn unsupported(operation: &str) -> RResult<RString, PluginError> {
+    guard(|| Err(PluginError::not_supported(operation)))
+}
+
+impl Backend for FutureBackend {
+    fn capabilities(&self) -> Capabilities {
+        guard_or(Capabilities::NONE, || Capabilities::NONE)
+    }
+    fn check(&self) -> RResult<RString, PluginError> {
+        unsupported("check")
+    }
+    fn enqueue(&self, _request: RStr<'_>) -> RResult<RString, PluginError> {
+        unsupported("enqueue")
+    }
+    fn enqueue_many(&self, _requests: RStr<'_>) -> RResult<RString, PluginError> {
+        unsupported("enqueue_many")
+    }
+    fn get_result(&self, _id: RStr<'_>) -> RResult<RString, PluginError> {
+        unsupported("get_result")
+    }
+    fn claim(&self, _request: RStr<'_>) -> RResult<RString, PluginError> {
+        unsupported("claim")
+    }
+    fn complete(&self, _request: RStr<'_>) -> RResult<RString, PluginError> {
+        unsupported("complete")
+    }
+    fn renew_leases(&self, _request: RStr<'_>) -> RResult<RString, PluginError> {
+        unsupported("renew_leases")
+    }
+    fn release(&self, _request: RStr<'_>) -> RResult<RString, PluginError> {
+        unsupported("release")
+    }
+    fn call_ext(&self, operation: RStr<'_>, _request: RStr<'_>) -> RResult<RString, PluginError> {
+        unsupported(operation.as_str())
+    }
+    fn close(&self) {
+        guard_or((), || {});
+    }
+}
+
+taskhost_plugin_api::export_plugin! {
+    module_path: "taskhost.fixtures.future",
+    classes: { "FutureBackend" => FutureBackend::new },
+}
+"#;
