@@ -120,22 +120,22 @@ impl Host for HostCallbacks {
 
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>) {
         guard_or((), || {
-            let (target, message, alias) = (target.as_str(), message.as_str(), &self.inner.alias);
+            let (target, message) = (target.as_str(), message.as_str());
             match level_of(level) {
                 Level::TRACE => {
-                    tracing::trace!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                    tracing::trace!(target: PLUGIN_LOG_TARGET, plugin_target = target, "{message}")
                 }
                 Level::DEBUG => {
-                    tracing::debug!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                    tracing::debug!(target: PLUGIN_LOG_TARGET, plugin_target = target, "{message}")
                 }
                 Level::INFO => {
-                    tracing::info!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                    tracing::info!(target: PLUGIN_LOG_TARGET, plugin_target = target, "{message}")
                 }
                 Level::WARN => {
-                    tracing::warn!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                    tracing::warn!(target: PLUGIN_LOG_TARGET, plugin_target = target, "{message}")
                 }
                 _ => {
-                    tracing::error!(target: PLUGIN_LOG_TARGET, plugin_target = target, alias = %alias, "{message}")
+                    tracing::error!(target: PLUGIN_LOG_TARGET, plugin_target = target, "{message}")
                 }
             }
         })

@@ -4,7 +4,9 @@
 //! plugin's events are silent unless forwarded. [`install_forwarder`] installs, once per library, a
 //! subscriber that formats each event and hands it to [`crate::Host::log`]; the host re-emits it.
 //! [`crate::export_plugin!`] calls it on the first `new_backend`, so plugin authors just use
-//! `tracing` as usual. Spans are not forwarded; their fields are not attached to events.
+//! `tracing` as usual. Spans are not forwarded; their fields are not attached to events. One
+//! forwarder serves every backend built from the library, so an event names its backend only if
+//! the plugin puts the alias in the event's fields.
 
 use crate::HostBox;
 use abi_stable::{std_types::RStr, StableAbi};
@@ -12,7 +14,9 @@ use std::fmt::{self, Write as _};
 use std::sync::OnceLock;
 use tracing_core::{
     field::{Field, Visit},
-    span, Event, Level, Metadata, Subscriber,
+    span,
+    subscriber::Interest,
+    Event, Level, Metadata, Subscriber,
 };
 
 /// A log level, as a `u8` across the ABI (`TRACE` = 0 … `ERROR` = 4).
@@ -64,6 +68,13 @@ struct Forward {
 }
 
 impl Subscriber for Forward {
+    // The host's filter can change (and differs per thread), so `enabled` is asked on every
+    // event instead of being cached per callsite — the default would cache `never` forever for
+    // a callsite first hit while the host was not listening.
+    fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> Interest {
+        Interest::sometimes()
+    }
+
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         self.host.log_enabled(
             LogLevel::from_tracing(metadata.level()),

@@ -7,7 +7,8 @@ use std::fs;
 use std::path::Path;
 use taskhost::{task_backends, Error};
 use taskhost_e2e::external::{library_file_name, plugin_built_against_api};
-use taskhost_e2e::TestConfig;
+use taskhost_e2e::logs::{capture, Captured};
+use taskhost_e2e::{plugin_file, TestConfig};
 use taskhost_plugin_api::{wire::TaskDescription, PLUGIN_API_VERSION};
 
 const FUTURE: &str = "taskhost.fixtures.future.FutureBackend";
@@ -111,7 +112,10 @@ fn assert_later_1x_plugin_loads_and_works(version: &str) {
         "taskhost-fixtures-future 0.0.0"
     );
     // Every call crosses the boundary and comes back as the plugin's own error.
-    assert_eq!(backend.capabilities(), taskhost_plugin_api::Capabilities::NONE);
+    assert_eq!(
+        backend.capabilities(),
+        taskhost_plugin_api::Capabilities::NONE
+    );
     assert_not_supported(
         backend.enqueue_json(&description(&alias), vec![], Map::new()),
         "enqueue",
@@ -131,18 +135,89 @@ fn a_plugin_built_against_plugin_api_1_1_0_loads_and_works() {
     assert_later_1x_plugin_loads_and_works("1.1.0");
 }
 
+/// A plugins dir with a private copy of the Dummy plugin: dlopen gives a copy at another path a
+/// library instance of its own, with its own `tracing` statics and its own log forwarder.
+///
+/// A private copy of the library gives each test its own forwarder (its own library instance),
+/// so tests that count forwarded events do not see each other's.
+fn private_dummy_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let name = library_file_name("taskhost_backends_dummy");
+    fs::copy(
+        plugin_file("taskhost_backends_dummy"),
+        dir.path().join(name),
+    )
+    .unwrap();
+    dir
+}
+
+fn dummy_config(dir: &Path, aliases: &[&str]) -> TestConfig {
+    let mut toml = format!(
+        "plugin_dirs = [{}]\n",
+        serde_json::to_string(&dir.display().to_string()).unwrap()
+    );
+    for alias in aliases {
+        toml.push_str(&format!(
+            "[tasks.{alias}]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n"
+        ));
+    }
+    TestConfig::new(&toml)
+}
+
+/// The captured "DummyBackend created" lines.
+fn created_lines(logs: &Captured) -> Vec<String> {
+    logs.lines()
+        .into_iter()
+        .filter(|line| line.contains("DummyBackend created"))
+        .collect()
+}
+
 #[test]
 fn plugin_tracing_events_reach_the_hosts_subscriber() {
-    let ((), logs) = taskhost_e2e::logs::capture("taskhost::plugin=debug", || {
-        let _c = TestConfig::new(
-            "[tasks.logged]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n",
-        );
+    let dir = private_dummy_copy();
+    let ((), logs) = capture("taskhost::plugin=debug", || {
+        let _c = dummy_config(dir.path(), &["logged"]);
         task_backends().get("logged").unwrap();
     });
-    let text = logs.text();
-    assert!(text.contains("DummyBackend created"), "{text:?}");
+    let created = created_lines(&logs);
+    assert_eq!(created.len(), 1, "{:?}", logs.text());
+    let line = &created[0];
+    assert!(line.starts_with("DEBUG taskhost::plugin: "), "{line}");
+    assert!(line.contains("DummyBackend created alias=logged"), "{line}");
     assert!(
-        text.contains("plugin_target=\"taskhost_backends_dummy::backend\""),
-        "{text:?}"
+        line.contains("plugin_target=\"taskhost_backends_dummy::backend\""),
+        "{line}"
     );
+}
+
+/// A plugin callsite first hit while the host is not listening is still forwarded later: the
+/// forwarder asks the host on every event (`register_callsite` returns `sometimes`).
+#[test]
+fn plugin_events_are_forwarded_even_if_first_hit_while_the_host_was_not_listening() {
+    let dir = private_dummy_copy();
+    let _c = dummy_config(dir.path(), &["unheard", "heard"]);
+    task_backends().get("unheard").unwrap();
+    let ((), logs) = capture("taskhost::plugin=debug", || {
+        task_backends().get("heard").unwrap();
+    });
+    assert_eq!(created_lines(&logs).len(), 1, "{:?}", logs.text());
+}
+
+/// One forwarder serves every backend of a library, so the host adds no alias of its own: an
+/// event carries the alias the plugin put in its fields.
+#[test]
+fn forwarded_plugin_events_carry_the_alias_of_the_backend_that_logged() {
+    let dir = private_dummy_copy();
+    let ((), logs) = capture("taskhost::plugin=debug", || {
+        let _c = dummy_config(dir.path(), &["first", "second"]);
+        task_backends().get("first").unwrap();
+        task_backends().get("second").unwrap();
+    });
+    let created = created_lines(&logs);
+    assert_eq!(created.len(), 2, "{:?}", logs.text());
+    assert!(
+        created[1].contains("DummyBackend created alias=second"),
+        "{created:?}"
+    );
+    assert!(!created[1].contains("alias=first"), "{created:?}");
 }

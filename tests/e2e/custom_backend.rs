@@ -37,7 +37,11 @@ impl Install {
         let dir = tempfile::tempdir().unwrap();
         let plugins = dir.path().join("plugins");
         fs::create_dir(&plugins).unwrap();
-        fs::copy(spool_library(), plugins.join(library_file_name("acme_spool"))).unwrap();
+        fs::copy(
+            spool_library(),
+            plugins.join(library_file_name("acme_spool")),
+        )
+        .unwrap();
         Self { dir }
     }
 
@@ -149,7 +153,10 @@ fn a_backend_built_outside_the_workspace_loads_and_round_trips() {
 
     // get_result round-trips what enqueue returned; results() lists both, in order.
     assert_eq!(backend.get_result(first.id()).unwrap().data(), first.data());
-    assert_eq!(backend.get_result(second.id()).unwrap().data(), second.data());
+    assert_eq!(
+        backend.get_result(second.id()).unwrap().data(),
+        second.data()
+    );
     let all: Vec<TaskResultData> = backend
         .results()
         .unwrap()
@@ -275,10 +282,18 @@ fn the_readme_setup_works_with_relative_paths_and_the_cli() {
     let _guard = taskhost::override_task_backends(taskhost::Config::from_file(&config).unwrap());
     let backend = task_backends().get("default").unwrap();
     let result = backend
-        .enqueue_json(&description("default", "default", 0), vec![json!(1)], Map::new())
+        .enqueue_json(
+            &description("default", "default", 0),
+            vec![json!(1)],
+            Map::new(),
+        )
         .unwrap();
     assert_eq!(
-        install.lines().iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+        install
+            .lines()
+            .iter()
+            .map(|r| r.id.clone())
+            .collect::<Vec<_>>(),
         vec![result.id().to_string()]
     );
 

@@ -34,7 +34,10 @@ pub fn build_external(name: &str, manifest_dir: &Path, lib_name: &str) -> PathBu
             .current_dir(manifest_dir)
             .output()
             .unwrap_or_else(|e| {
-                panic!("cannot run cargo ({}) to build '{name}': {e}", env!("CARGO"))
+                panic!(
+                    "cannot run cargo ({}) to build '{name}': {e}",
+                    env!("CARGO")
+                )
             });
         assert!(
             output.status.success(),

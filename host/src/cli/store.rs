@@ -65,8 +65,9 @@ pub struct PruneArgs {
 }
 
 fn status(text: &str) -> Result<TaskResultStatus, String> {
-    TaskResultStatus::parse(&text.to_ascii_uppercase())
-        .ok_or_else(|| format!("unknown status '{text}': expected READY, RUNNING, FAILED or SUCCESSFUL"))
+    TaskResultStatus::parse(&text.to_ascii_uppercase()).ok_or_else(|| {
+        format!("unknown status '{text}': expected READY, RUNNING, FAILED or SUCCESSFUL")
+    })
 }
 
 fn backend(alias: &str) -> Result<Arc<Backend>, String> {
@@ -76,7 +77,13 @@ fn backend(alias: &str) -> Result<Arc<Backend>, String> {
 /// Run `results …`.
 pub fn results(command: &ResultsCommand) -> Result<(), String> {
     match command {
-        ResultsCommand::List { backend: alias, status, queue, task, limit } => {
+        ResultsCommand::List {
+            backend: alias,
+            status,
+            queue,
+            task,
+            limit,
+        } => {
             let request = ListRequest {
                 status: *status,
                 queue_name: queue.clone(),
@@ -86,7 +93,10 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
             let rows: Vec<TaskResultData> = backend(alias)?
                 .call_ext_json(ops::LIST_RESULTS, &request)
                 .map_err(|e| e.to_string())?;
-            println!("{:<36}  {:<10}  {:<12}  {:>8}  {:<25}  TASK", "ID", "STATUS", "QUEUE", "ATTEMPTS", "ENQUEUED AT");
+            println!(
+                "{:<36}  {:<10}  {:<12}  {:>8}  {:<25}  TASK",
+                "ID", "STATUS", "QUEUE", "ATTEMPTS", "ENQUEUED AT"
+            );
             for r in &rows {
                 println!(
                     "{:<36}  {:<10}  {:<12}  {:>8}  {:<25}  {}",
@@ -115,14 +125,20 @@ pub fn queues(alias: &str) -> Result<(), String> {
     let stats: Vec<QueueStats> = backend(alias)?
         .call_ext_json(ops::QUEUE_STATS, &serde_json::Map::new())
         .map_err(|e| e.to_string())?;
-    println!("{:<20}  {:<10}  {:>10}  OLDEST READY", "QUEUE", "STATUS", "COUNT");
+    println!(
+        "{:<20}  {:<10}  {:>10}  OLDEST READY",
+        "QUEUE", "STATUS", "COUNT"
+    );
     let now = Utc::now();
     for s in &stats {
         let age = s
             .oldest_enqueued_at
             .map(|t| format!("{:.1} s ago", (now - t).num_milliseconds() as f64 / 1000.0))
             .unwrap_or_default();
-        println!("{:<20}  {:<10}  {:>10}  {age}", s.queue_name, s.status, s.count);
+        println!(
+            "{:<20}  {:<10}  {:>10}  {age}",
+            s.queue_name, s.status, s.count
+        );
     }
     Ok(())
 }
@@ -131,7 +147,12 @@ pub fn queues(alias: &str) -> Result<(), String> {
 pub fn prune(args: &PruneArgs) -> Result<(), String> {
     let now = Utc::now();
     let queues = (args.queue.trim() != "*").then(|| {
-        args.queue.split(',').map(str::trim).filter(|q| !q.is_empty()).map(String::from).collect()
+        args.queue
+            .split(',')
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(String::from)
+            .collect()
     });
     let request = PruneRequest {
         finished_before: Some(now - Age::days(args.min_age_days.into())),
@@ -141,7 +162,9 @@ pub fn prune(args: &PruneArgs) -> Result<(), String> {
         dry_run: args.dry_run,
     };
     if let Some(s) = args.status.filter(|s| !s.is_finished()) {
-        return Err(format!("--status {s}: only finished results (FAILED, SUCCESSFUL) can be pruned"));
+        return Err(format!(
+            "--status {s}: only finished results (FAILED, SUCCESSFUL) can be pruned"
+        ));
     }
     let response: serde_json::Value = backend(&args.backend)?
         .call_ext_json(ops::PRUNE, &request)
@@ -160,7 +183,11 @@ pub fn migrate(alias: &str) -> Result<(), String> {
     let response: serde_json::Value = backend(alias)?
         .call_ext_json(ops::MIGRATE, &serde_json::Map::new())
         .map_err(|e| e.to_string())?;
-    let applied = response.get("applied").and_then(|a| a.as_array()).map(Vec::len).unwrap_or(0);
+    let applied = response
+        .get("applied")
+        .and_then(|a| a.as_array())
+        .map(Vec::len)
+        .unwrap_or(0);
     if applied == 0 {
         println!("No migrations to apply.");
     } else {

@@ -51,7 +51,8 @@ fn interval(text: &str) -> Result<Duration, String> {
 }
 
 fn seconds(name: &str, value: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value).map_err(|_| format!("--{name} must be a finite number of seconds ≥ 0, got {value}"))
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("--{name} must be a finite number of seconds ≥ 0, got {value}"))
 }
 
 impl WorkerArgs {
@@ -59,7 +60,8 @@ impl WorkerArgs {
     pub fn options(&self) -> Result<WorkerOptions, String> {
         let mut options = WorkerOptions::new();
         options.backend = self.backend.clone();
-        options.queues = QueueSelection::parse(&self.queue, &self.exclude_queues).map_err(|e| e.to_string())?;
+        options.queues =
+            QueueSelection::parse(&self.queue, &self.exclude_queues).map_err(|e| e.to_string())?;
         options.concurrency = self.concurrency;
         options.batch = self.batch;
         options.max_tasks = self.max_tasks;
@@ -87,7 +89,10 @@ pub fn run(args: &WorkerArgs) -> bool {
     if crate::registry::registered_tasks().is_empty() {
         tracing::warn!(target: "taskhost", "this binary has no #[task] functions: every task it claims will fail; run the worker from your application's binary");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the tokio runtime: {e}");

@@ -130,7 +130,11 @@ impl Executor {
             None => handle.await,
         };
         joined.unwrap_or_else(|e| {
-            failure("taskhost::WorkerError", &format!("the task did not finish: {e}"), "")
+            failure(
+                "taskhost::WorkerError",
+                &format!("the task did not finish: {e}"),
+                "",
+            )
         })
     }
 

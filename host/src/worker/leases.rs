@@ -38,7 +38,12 @@ impl Leases {
     fn request(&self) -> LeaseRequest {
         LeaseRequest {
             worker_id: self.worker_id.clone(),
-            leases: self.held.lock().iter().map(|(id, t)| (id.clone(), *t)).collect(),
+            leases: self
+                .held
+                .lock()
+                .iter()
+                .map(|(id, t)| (id.clone(), *t))
+                .collect(),
             lease_secs: self.length.as_secs_f64(),
         }
     }
@@ -68,7 +73,9 @@ impl Leases {
                             leases.drop_lease(&id);
                         }
                     }
-                    Ok(Err(e)) => tracing::error!(target: "taskhost", "renewing leases failed: {e}"),
+                    Ok(Err(e)) => {
+                        tracing::error!(target: "taskhost", "renewing leases failed: {e}")
+                    }
                     Err(_) => return,
                 }
             }

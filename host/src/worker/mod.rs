@@ -25,8 +25,8 @@ use execute::{Ended, Executor};
 use leases::Leases;
 use std::sync::Arc;
 use std::time::Duration;
-use taskhost_plugin_api::wire::{ClaimRequest, WaitRequest};
 use taskhost_plugin_api::ops;
+use taskhost_plugin_api::wire::{ClaimRequest, WaitRequest};
 use tokio::task::JoinSet;
 
 /// Why a worker stopped.
@@ -195,10 +195,18 @@ impl Worker {
         report.exit = Some(exit);
         let id = &o.worker_id;
         match exit {
-            ExitReason::Drained => tracing::info!(target: "taskhost", "No more tasks to run for worker_id={id} - exiting gracefully."),
-            ExitReason::MaxTasks => tracing::info!(target: "taskhost", "Run maximum tasks ({}) on worker={id} - exiting gracefully.", report.claimed),
-            ExitReason::Shutdown => tracing::info!(target: "taskhost", "Worker {id} stopped gracefully."),
-            ExitReason::ForcedShutdown => tracing::warn!(target: "taskhost", "Worker {id} was stopped; {} unfinished task(s) released.", report.released),
+            ExitReason::Drained => {
+                tracing::info!(target: "taskhost", "No more tasks to run for worker_id={id} - exiting gracefully.")
+            }
+            ExitReason::MaxTasks => {
+                tracing::info!(target: "taskhost", "Run maximum tasks ({}) on worker={id} - exiting gracefully.", report.claimed)
+            }
+            ExitReason::Shutdown => {
+                tracing::info!(target: "taskhost", "Worker {id} stopped gracefully.")
+            }
+            ExitReason::ForcedShutdown => {
+                tracing::warn!(target: "taskhost", "Worker {id} was stopped; {} unfinished task(s) released.", report.released)
+            }
         }
         Ok(report)
     }

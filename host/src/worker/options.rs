@@ -22,7 +22,11 @@ impl QueueSelection {
     /// Parse `--queue` (`a,b` or `*`) and `--exclude-queues`. Excluding needs `*`.
     pub fn parse(queue: &str, exclude: &str) -> Result<Self> {
         let list = |s: &str| -> Vec<String> {
-            s.split(',').map(str::trim).filter(|q| !q.is_empty()).map(String::from).collect()
+            s.split(',')
+                .map(str::trim)
+                .filter(|q| !q.is_empty())
+                .map(String::from)
+                .collect()
         };
         let exclude = list(exclude);
         if queue.trim() == "*" {
@@ -133,7 +137,9 @@ pub fn parse_interval(text: &str) -> Result<Duration> {
 /// 32 random lowercase letters and digits, like Django's worker ids.
 pub fn random_worker_id() -> String {
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    (0..32).map(|_| CHARS[fastrand::usize(..CHARS.len())] as char).collect()
+    (0..32)
+        .map(|_| CHARS[fastrand::usize(..CHARS.len())] as char)
+        .collect()
 }
 
 fn invalid(message: &str) -> Error {
@@ -147,12 +153,16 @@ mod tests {
     #[test]
     fn exclude_needs_all_queues() {
         assert_eq!(
-            QueueSelection::parse("default", "emails").unwrap_err().to_string(),
+            QueueSelection::parse("default", "emails")
+                .unwrap_err()
+                .to_string(),
             "--exclude-queues can only be used with --queue=*"
         );
         assert_eq!(
             QueueSelection::parse("*", "emails, slow").unwrap(),
-            QueueSelection::All { exclude: vec!["emails".into(), "slow".into()] }
+            QueueSelection::All {
+                exclude: vec!["emails".into(), "slow".into()]
+            }
         );
         assert_eq!(
             QueueSelection::parse("a,b", "").unwrap(),
@@ -164,9 +174,18 @@ mod tests {
     fn interval_must_be_finite_and_not_negative() {
         assert_eq!(parse_interval("0.5").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_interval("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_interval("inf").unwrap_err().to_string(), "Must be a finite floating point value");
-        assert_eq!(parse_interval("x").unwrap_err().to_string(), "Must be a finite floating point value");
-        assert_eq!(parse_interval("-1").unwrap_err().to_string(), "Must be greater than zero");
+        assert_eq!(
+            parse_interval("inf").unwrap_err().to_string(),
+            "Must be a finite floating point value"
+        );
+        assert_eq!(
+            parse_interval("x").unwrap_err().to_string(),
+            "Must be a finite floating point value"
+        );
+        assert_eq!(
+            parse_interval("-1").unwrap_err().to_string(),
+            "Must be greater than zero"
+        );
     }
 
     #[test]
@@ -174,9 +193,15 @@ mod tests {
         let mut o = WorkerOptions::new();
         assert_eq!(o.worker_id.len(), 32);
         o.worker_id = String::new();
-        assert_eq!(o.validate().unwrap_err().to_string(), "Worker id must not be empty");
+        assert_eq!(
+            o.validate().unwrap_err().to_string(),
+            "Worker id must not be empty"
+        );
         o.worker_id = "x".repeat(65);
-        assert_eq!(o.validate().unwrap_err().to_string(), "Worker ids must be shorter than 64 characters");
+        assert_eq!(
+            o.validate().unwrap_err().to_string(),
+            "Worker ids must be shorter than 64 characters"
+        );
         o.worker_id = "x".repeat(64);
         assert!(o.validate().is_ok());
     }

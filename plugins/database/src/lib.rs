@@ -1,1 +1,47 @@
-//! placeholder
+//! `taskhost.backends.database.DatabaseBackend`: the queue store workers claim tasks from, on
+//! SQLite (embedded, one machine) or PostgreSQL (many machines).
+//!
+//! Key types:
+//! - [`DatabaseBackend`]: the backend class exported by this plugin library.
+//! - [`TRANSACTIONAL_INSERT_SQL`]: the operation that hands applications the SQL to enqueue
+//!   inside their own database transaction.
+//!
+//! Options (`[tasks.<alias>.options]`):
+//! - `url` (required): `sqlite://PATH` (relative paths are resolved against the config file's
+//!   directory; in-memory databases are refused, workers are other processes) or
+//!   `postgres://…` / `postgresql://…`.
+//! - `max_attempts` (default 1, Django's "no retry"): attempts allowed for a task that sets
+//!   none.
+//! - `lease_secs` (default 60): lease length when a claim or renewal asks for none.
+//! - `migrate` (default true): create or upgrade the schema when the backend is built.
+//! - `pool_size` (default 4): connections one backend instance may open.
+//! - `schema` (PostgreSQL only, default `public`): the schema holding the tables.
+//!
+//! Everything lives in one table, `taskhost_tasks` (see `docs/decisions/003-database-schema.md`):
+//! claims take READY rows in Django's order (priority, then `run_after`, then `enqueued_at`)
+//! through a partial index, mark them RUNNING under a lease with a fencing token, and never hand
+//! a task to two workers (PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite `BEGIN IMMEDIATE`). Tasks
+//! of a worker that stops renewing its lease are rescued: READY again while attempts remain,
+//! else FAILED with a `taskhost::WorkerLost` error. Completions, renewals and releases carrying
+//! a stale token change nothing. The plugin starts no thread; [`DatabaseBackend`]'s `close()`
+//! closes every connection.
+
+mod backend;
+mod error;
+mod ext;
+mod options;
+mod pool;
+mod postgres;
+mod row;
+mod sqlite;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use backend::DatabaseBackend;
+pub use ext::TRANSACTIONAL_INSERT_SQL;
+
+taskhost_plugin_api::export_plugin! {
+    module_path: "taskhost.backends.database",
+    classes: { "DatabaseBackend" => DatabaseBackend::new },
+}

@@ -153,6 +153,26 @@ fn refresh_sees_a_change_to_the_stored_result() {
     assert_eq!(result.return_value(), Ok(42));
 }
 
+// Not in Django's suite: refresh copies Django's TASK_REFRESH_ATTRS only; the task, id, args,
+// kwargs and backend of the caller's copy stay as they were.
+#[test]
+fn refresh_copies_only_the_refreshed_fields() {
+    let _s = settings();
+    let mut result = noop_task.enqueue(1, 3).unwrap();
+    let backend = default_task_backend().unwrap();
+    let mut stored = backend.get_result(result.id()).unwrap().data().clone();
+    stored.args = vec![json!("changed")];
+    stored.task.priority = 50;
+    stored.worker_ids = vec!["w1".into()];
+    stored.status = TaskResultStatus::Running;
+    let () = backend.call_ext_json(UPDATE, &stored).unwrap();
+    result.refresh().unwrap();
+    assert_eq!(result.status(), TaskResultStatus::Running);
+    assert_eq!(result.worker_ids(), ["w1"]);
+    assert_eq!(result.args(), [json!(1), json!(3)]);
+    assert_eq!(result.task().priority, 0);
+}
+
 // Mirrors test_refresh_result_async.
 #[tokio::test]
 async fn arefresh_sees_a_change_to_the_stored_result() {

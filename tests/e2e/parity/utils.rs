@@ -194,3 +194,34 @@ fn a_nested_function_is_a_task_with_its_modules_path() {
     assert!(find_task(nested_task.module_path()).is_some());
     assert_eq!(nested_task.enqueue().unwrap().return_value(), Ok(7));
 }
+
+/// `twin` nested in one function.
+fn first_twin() -> taskhost::Result<u8> {
+    #[task]
+    fn twin() -> u8 {
+        1
+    }
+    twin.enqueue()?.return_value()
+}
+
+/// Another `twin`, nested in another function of the same module.
+fn second_twin() -> taskhost::Result<u8> {
+    #[task]
+    fn twin() -> u8 {
+        2
+    }
+    twin.enqueue()?.return_value()
+}
+
+// Mirrors IsModuleLevelFunctionTestCase.test_lambda (the hazard Django's rule prevents): two
+// different functions must never run in each other's place. Nested `fn`s of one name in one
+// module get the same path, and the registry keeps one of them.
+#[test]
+#[ignore = "host bug: host/src/registry.rs keeps one of two tasks with the same path \
+            (HashMap collect), and host/macros gives a nested `fn` its module's path, so two \
+            nested tasks named alike share `e2e::parity::utils::twin` and one runs for the other"]
+fn tasks_nested_in_different_functions_do_not_share_a_path() {
+    let _s = default_on(IMMEDIATE, "");
+    assert_eq!(first_twin(), Ok(1));
+    assert_eq!(second_twin(), Ok(2));
+}

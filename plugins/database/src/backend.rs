@@ -1,0 +1,335 @@
+//! The `DatabaseBackend` class: the [`Backend`] trait on top of a [`Store`].
+
+use crate::error::{Error, Result};
+use crate::options::{redact, Location, Options, CLASS};
+use crate::postgres::PgStore;
+use crate::row::{parse_id, NewTask};
+use crate::sqlite::SqliteStore;
+use crate::store::{check_error, Claim, Store, StoreConfig};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use taskhost_plugin_api::{
+    abi_stable::std_types::{RStr, RString},
+    guard,
+    guard::guard_or,
+    guard_json,
+    wire::{
+        BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, EnqueueRequest,
+        LeaseRequest, TaskResultData,
+    },
+    Backend, Capabilities, HostBox, PluginError, PluginResult, Signal,
+};
+
+/// A queue store on SQLite or PostgreSQL: stores enqueued tasks for workers to claim, run and
+/// complete, with leases, rescue of lost workers, retries and pruning.
+///
+/// Capabilities: defer, async tasks, get_result, priority, queue store and bulk enqueue. Built
+/// from the alias's options (see the crate docs); it connects, checks the schema version and
+/// (with `migrate = true`, the default) migrates before it is handed to the host.
+pub struct DatabaseBackend {
+    pub(crate) alias: String,
+    host: HostBox,
+    pub(crate) options: Options,
+    pub(crate) store: Box<dyn Store>,
+    /// Set once the schema is known to be at the newest version.
+    schema_ready: AtomicBool,
+}
+
+impl DatabaseBackend {
+    /// Build the backend for one alias of the host's config. Bad options, an unusable
+    /// database, an unreachable server or a schema newer than this plugin are
+    /// [`ErrorKind::INVALID_OPTIONS`](taskhost_plugin_api::ErrorKind::INVALID_OPTIONS).
+    pub fn new(params: BackendParams, host: HostBox) -> Result<Self, PluginError> {
+        Self::build(params, host).map_err(PluginError::from)
+    }
+
+    fn build(params: BackendParams, host: HostBox) -> Result<Self> {
+        let options = Options::parse(&params)?;
+        let config = StoreConfig {
+            alias: params.alias.clone(),
+            max_attempts: options.max_attempts,
+        };
+        let store: Box<dyn Store> = match &options.location {
+            Location::Sqlite(path) => Box::new(SqliteStore::open(
+                path,
+                &options.url,
+                options.pool_size,
+                config,
+            )?),
+            Location::Postgres(url) => Box::new(PgStore::open(url, &options, config)?),
+        };
+        let backend = Self {
+            alias: params.alias,
+            host,
+            options,
+            store,
+            schema_ready: AtomicBool::new(false),
+        };
+        backend.prepare_schema()?;
+        tracing::debug!(alias = %backend.alias, store = %backend.store.describe(), "DatabaseBackend created");
+        Ok(backend)
+    }
+
+    /// The newest schema version this plugin knows for its database.
+    pub(crate) fn latest_version(&self) -> u32 {
+        self.store.migrations().last().map_or(0, |m| m.version)
+    }
+
+    /// Refuse a schema newer than this plugin; migrate an older one if `migrate` is on.
+    fn prepare_schema(&self) -> Result<()> {
+        let latest = self.latest_version();
+        let version = self.store.schema_version().map_err(|e| self.invalid(e))?;
+        if version > latest {
+            return Err(Error::InvalidOptions(format!(
+                "{CLASS} '{}': {}: schema version {version} is newer than this plugin \
+                 supports ({latest}); upgrade taskhost.",
+                self.alias,
+                self.store.describe()
+            )));
+        }
+        if version < latest && self.options.migrate {
+            let applied = self.migrate().map_err(|e| self.invalid(e))?;
+            tracing::info!(alias = %self.alias, ?applied, "migrated the task database");
+        } else if version == latest {
+            self.schema_ready.store(true, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Apply every pending migration; returns the versions applied.
+    pub(crate) fn migrate(&self) -> Result<Vec<u32>> {
+        let applied = self.store.migrate(self.latest_version(), self.now()?)?;
+        self.schema_ready.store(true, Ordering::Release);
+        Ok(applied)
+    }
+
+    /// Fail unless the schema is at the newest version (re-read while it is not).
+    pub(crate) fn ensure_schema(&self) -> Result<()> {
+        if self.schema_ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let (version, latest) = (self.store.schema_version()?, self.latest_version());
+        if version == latest {
+            self.schema_ready.store(true, Ordering::Release);
+            return Ok(());
+        }
+        Err(Error::Other(format!(
+            "{CLASS} '{}': the {} has schema version {version}, but this plugin needs version \
+             {latest}. Run the backend's 'migrate' operation, or set the option `migrate = true`.",
+            self.alias,
+            self.store.describe()
+        )))
+    }
+
+    fn invalid(&self, err: Error) -> Error {
+        match err {
+            Error::InvalidOptions(_) => err,
+            other => Error::InvalidOptions(format!(
+                "{CLASS} '{}': cannot use the database of url '{}': {other}",
+                self.alias,
+                redact(&self.options.url)
+            )),
+        }
+    }
+
+    /// Store the tasks (all or none), then send `task_enqueued` for each.
+    fn enqueue_all(&self, requests: Vec<EnqueueRequest>) -> Result<Vec<TaskResultData>> {
+        self.ensure_schema()?;
+        let mut tasks = Vec::with_capacity(requests.len());
+        for request in requests {
+            let id = parse_id(&request.id).ok_or_else(|| {
+                Error::InvalidRequest(format!(
+                    "The result id '{}' is not a UUID; the database backend stores UUID ids.",
+                    request.id
+                ))
+            })?;
+            let enqueued_at = self.now()?;
+            tasks.push(NewTask {
+                id,
+                request,
+                enqueued_at,
+            });
+        }
+        self.store.enqueue(&tasks)?;
+        let results: Vec<TaskResultData> = tasks
+            .into_iter()
+            .map(|t| t.into_ready_result(&self.alias))
+            .collect();
+        if self.host.wants_signal(Signal::TASK_ENQUEUED) {
+            for result in &results {
+                let payload = encode(result)?;
+                self.host
+                    .send_signal(Signal::TASK_ENQUEUED, RStr::from_str(&payload));
+            }
+        }
+        Ok(results)
+    }
+
+    fn get(&self, id: &str) -> Result<TaskResultData> {
+        let uuid = parse_id(id).ok_or_else(|| Error::DoesNotExist(id.to_string()))?;
+        self.ensure_schema()?;
+        self.store
+            .get(uuid)?
+            .ok_or_else(|| Error::DoesNotExist(id.to_string()))
+    }
+
+    fn claim_tasks(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>> {
+        self.ensure_schema()?;
+        check_worker_id(&request.worker_id)?;
+        if request.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = self.now()?;
+        let claim = Claim {
+            worker_id: request.worker_id,
+            queues: request.queues,
+            exclude_queues: request.exclude_queues,
+            limit: request.limit,
+            now,
+            lease_expires_at: self.lease_end(now, request.lease_secs)?,
+        };
+        self.store.claim(&claim)
+    }
+
+    fn renew(&self, request: LeaseRequest) -> Result<Vec<String>> {
+        self.ensure_schema()?;
+        let now = self.now()?;
+        self.store
+            .renew(&request, self.lease_end(now, request.lease_secs)?)
+    }
+
+    /// When a lease taken now for `secs` (≤ 0 or not finite: the `lease_secs` option) ends.
+    fn lease_end(&self, now: DateTime<Utc>, secs: f64) -> Result<DateTime<Utc>> {
+        let secs = if secs.is_finite() && secs > 0.0 {
+            secs
+        } else {
+            self.options.lease_secs
+        };
+        let lease = chrono::Duration::microseconds((secs * 1e6).min(i64::MAX as f64) as i64);
+        now.checked_add_signed(lease).ok_or_else(|| {
+            Error::InvalidRequest(format!("a lease of {secs} s is too long"))
+        })
+    }
+
+    /// The host's clock.
+    pub(crate) fn now(&self) -> Result<DateTime<Utc>> {
+        let micros = self.host.now_micros();
+        DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+            Error::Other(format!(
+                "the host clock returned {micros} µs since the epoch, which is out of range"
+            ))
+        })
+    }
+
+    fn checks(&self) -> Vec<CheckMessage> {
+        let mut messages = self.store.check();
+        if !messages.is_empty() {
+            return messages;
+        }
+        let latest = self.latest_version();
+        let hint = match self.store.schema_version() {
+            Ok(v) if v < latest => Some((
+                format!("The {} has schema version {v}; this plugin needs {latest}.", self.store.describe()),
+                "Run the backend's 'migrate' operation, or set the option `migrate = true`.",
+            )),
+            Ok(v) if v > latest => Some((
+                format!("The {} has schema version {v}, which is newer than this plugin supports ({latest}).", self.store.describe()),
+                "Upgrade taskhost.",
+            )),
+            Ok(_) => None,
+            Err(e) => Some((format!("Cannot read the schema version: {e}"), "Check the database.")),
+        };
+        if let Some((message, hint)) = hint {
+            messages.push(check_error(format!("{CLASS} '{}': {message}", self.alias), Some(hint)));
+        }
+        messages
+    }
+}
+
+/// Django's worker-id rules: not empty, at most 64 characters.
+fn check_worker_id(worker_id: &str) -> Result<()> {
+    if worker_id.is_empty() || worker_id.chars().count() > 64 {
+        return Err(Error::InvalidRequest(format!(
+            "worker id '{worker_id}' must be 1 to 64 characters long"
+        )));
+    }
+    Ok(())
+}
+
+/// `value` as JSON.
+pub(crate) fn encode(value: &impl Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Other(format!("could not encode JSON: {e}")))
+}
+
+impl Backend for DatabaseBackend {
+    fn capabilities(&self) -> Capabilities {
+        guard_or(Capabilities::NONE, || {
+            Capabilities::DEFER
+                | Capabilities::ASYNC_TASK
+                | Capabilities::GET_RESULT
+                | Capabilities::PRIORITY
+                | Capabilities::QUEUE_STORE
+                | Capabilities::BULK_ENQUEUE
+        })
+    }
+
+    fn check(&self) -> PluginResult<RString> {
+        guard(|| Ok(RString::from(encode(&self.checks())?)))
+    }
+
+    fn enqueue(&self, request: RStr<'_>) -> PluginResult<RString> {
+        guard_json("enqueue", request.as_str(), |request: EnqueueRequest| {
+            let mut results = self.enqueue_all(vec![request])?;
+            results
+                .pop()
+                .ok_or_else(|| PluginError::other("enqueue stored no result"))
+        })
+    }
+
+    fn enqueue_many(&self, requests: RStr<'_>) -> PluginResult<RString> {
+        guard_json(
+            "enqueue_many",
+            requests.as_str(),
+            |requests: Vec<EnqueueRequest>| Ok(self.enqueue_all(requests)?),
+        )
+    }
+
+    fn get_result(&self, id: RStr<'_>) -> PluginResult<RString> {
+        guard(|| Ok(RString::from(encode(&self.get(id.as_str())?)?)))
+    }
+
+    fn claim(&self, request: RStr<'_>) -> PluginResult<RString> {
+        guard_json("claim", request.as_str(), |request: ClaimRequest| {
+            Ok(self.claim_tasks(request)?)
+        })
+    }
+
+    fn complete(&self, request: RStr<'_>) -> PluginResult<RString> {
+        guard_json("complete", request.as_str(), |completions: Vec<Completion>| {
+            self.ensure_schema()?;
+            Ok(self.store.complete(&completions, self.now()?)?)
+        })
+    }
+
+    fn renew_leases(&self, request: RStr<'_>) -> PluginResult<RString> {
+        guard_json("renew_leases", request.as_str(), |request: LeaseRequest| {
+            Ok(self.renew(request)?)
+        })
+    }
+
+    fn release(&self, request: RStr<'_>) -> PluginResult<RString> {
+        guard_json("release", request.as_str(), |request: LeaseRequest| {
+            self.ensure_schema()?;
+            Ok(self.store.release(&request)?)
+        })
+    }
+
+    fn call_ext(&self, operation: RStr<'_>, request: RStr<'_>) -> PluginResult<RString> {
+        self.extension(operation.as_str(), request.as_str())
+    }
+
+    fn close(&self) {
+        guard_or((), || self.store.close());
+    }
+}

@@ -1,0 +1,253 @@
+//! A stored row as both databases read it, and its conversion to the wire types.
+//!
+//! Each store reads its columns into a [`Row`] (JSON columns as text on SQLite, as parsed values
+//! on PostgreSQL); decoding happens here, once, and a bad value becomes [`Error::Corrupt`] naming
+//! the row id and the column — never a panic.
+
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+use taskhost_plugin_api::wire::{
+    ClaimedTask, EnqueueRequest, TaskDescription, TaskError, TaskResultData, TaskResultStatus,
+};
+
+/// The exception class path recorded when a worker's lease expires.
+pub const WORKER_LOST: &str = "taskhost::WorkerLost";
+
+/// A JSON column as the database returned it.
+pub enum Json {
+    /// Text still to be parsed (SQLite).
+    Text(String),
+    /// An already parsed value (PostgreSQL `jsonb`).
+    Value(Value),
+}
+
+impl Json {
+    /// Decode as `T`, naming the row and column on failure.
+    fn decode<T: DeserializeOwned>(self, id: &str, column: &'static str) -> Result<T> {
+        let decoded = match self {
+            Json::Text(text) => serde_json::from_str(&text),
+            Json::Value(value) => serde_json::from_value(value),
+        };
+        decoded.map_err(|e| corrupt(id, column, e))
+    }
+}
+
+/// The columns of `taskhost_tasks` that make up a result (the lease columns are left out).
+pub struct Row {
+    /// `id`, as a hyphenated lowercase UUID.
+    pub id: String,
+    /// `task_path`.
+    pub task_path: String,
+    /// `queue_name`.
+    pub queue_name: String,
+    /// `priority`.
+    pub priority: i32,
+    /// `backend_name`: the alias.
+    pub backend_name: String,
+    /// `status`, as stored.
+    pub status: String,
+    /// `args` (a JSON array).
+    pub args: Json,
+    /// `kwargs` (a JSON object).
+    pub kwargs: Json,
+    /// `takes_context`.
+    pub takes_context: bool,
+    /// `is_async`.
+    pub is_async: bool,
+    /// `run_after`.
+    pub run_after: Option<DateTime<Utc>>,
+    /// `enqueued_at`.
+    pub enqueued_at: DateTime<Utc>,
+    /// `started_at`.
+    pub started_at: Option<DateTime<Utc>>,
+    /// `finished_at`.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `last_attempted_at`.
+    pub last_attempted_at: Option<DateTime<Utc>>,
+    /// `worker_ids` (a JSON array of strings).
+    pub worker_ids: Json,
+    /// `errors` (a JSON array of TaskError).
+    pub errors: Json,
+    /// `return_value`.
+    pub return_value: Option<Json>,
+    /// `max_attempts` set on the task, if any.
+    pub max_attempts: Option<i64>,
+    /// `timeout_secs`.
+    pub timeout_secs: Option<f64>,
+    /// `lease_token`: the fencing token of the latest claim.
+    pub lease_token: i64,
+}
+
+impl Row {
+    /// The row as a [`TaskResultData`].
+    pub fn into_result(self) -> Result<TaskResultData> {
+        let id = self.id;
+        let status = TaskResultStatus::parse(&self.status).ok_or_else(|| {
+            corrupt(&id, "status", format!("unknown status '{}'", self.status))
+        })?;
+        let max_attempts = match self.max_attempts {
+            None => None,
+            Some(n) => Some(u32::try_from(n).map_err(|e| corrupt(&id, "max_attempts", e))?),
+        };
+        let args: Vec<Value> = self.args.decode(&id, "args")?;
+        let kwargs: Map<String, Value> = self.kwargs.decode(&id, "kwargs")?;
+        let worker_ids: Vec<String> = self.worker_ids.decode(&id, "worker_ids")?;
+        let errors: Vec<TaskError> = self.errors.decode(&id, "errors")?;
+        let return_value = match self.return_value {
+            None => None,
+            Some(json) => Some(json.decode::<Value>(&id, "return_value")?),
+        };
+        Ok(TaskResultData {
+            task: TaskDescription {
+                path: self.task_path,
+                priority: self.priority,
+                queue_name: self.queue_name,
+                backend: self.backend_name.clone(),
+                run_after: self.run_after,
+                takes_context: self.takes_context,
+                is_async: self.is_async,
+                max_attempts,
+                timeout_secs: self.timeout_secs,
+            },
+            id,
+            status,
+            enqueued_at: Some(self.enqueued_at),
+            started_at: self.started_at,
+            finished_at: self.finished_at,
+            last_attempted_at: self.last_attempted_at,
+            args,
+            kwargs,
+            backend: self.backend_name,
+            errors,
+            worker_ids,
+            return_value,
+        })
+    }
+
+    /// The row as a [`ClaimedTask`]; `default_max_attempts` applies when the task sets none.
+    pub fn into_claimed(self, default_max_attempts: u32) -> Result<ClaimedTask> {
+        let lease_token = self.lease_token;
+        let result = self.into_result()?;
+        let max_attempts = result.task.max_attempts.unwrap_or(default_max_attempts);
+        Ok(ClaimedTask {
+            result,
+            lease_token,
+            max_attempts,
+        })
+    }
+}
+
+/// Claim order: priority (high first), then `run_after` (none = last: Django's far-future
+/// sentinel), then `enqueued_at`, then id. Stores sort claimed rows with it, because
+/// `UPDATE … RETURNING` does not keep the order of the inner `SELECT`.
+pub fn claim_order(a: &ClaimedTask, b: &ClaimedTask) -> Ordering {
+    let (a, b) = (&a.result, &b.result);
+    let run_after = |r: &TaskResultData| r.task.run_after.unwrap_or(DateTime::<Utc>::MAX_UTC);
+    b.task
+        .priority
+        .cmp(&a.task.priority)
+        .then_with(|| run_after(a).cmp(&run_after(b)))
+        .then_with(|| a.enqueued_at.cmp(&b.enqueued_at))
+        .then_with(|| a.id.cmp(&b.id))
+}
+
+/// A task to insert: the request, its parsed id and its enqueue time.
+pub struct NewTask {
+    /// The id (the request's, canonicalised).
+    pub id: uuid::Uuid,
+    /// What the host asked for.
+    pub request: EnqueueRequest,
+    /// When it was enqueued (host clock).
+    pub enqueued_at: DateTime<Utc>,
+}
+
+impl NewTask {
+    /// The READY result this task is stored as.
+    pub fn into_ready_result(self, alias: &str) -> TaskResultData {
+        let request = self.request;
+        TaskResultData {
+            id: self.id.hyphenated().to_string(),
+            task: TaskDescription {
+                backend: alias.to_string(),
+                ..request.task
+            },
+            status: TaskResultStatus::Ready,
+            enqueued_at: Some(self.enqueued_at),
+            started_at: None,
+            finished_at: None,
+            last_attempted_at: None,
+            args: request.args,
+            kwargs: request.kwargs,
+            backend: alias.to_string(),
+            errors: Vec::new(),
+            worker_ids: Vec::new(),
+            return_value: None,
+        }
+    }
+}
+
+/// A running task whose lease expired, as read by a rescue.
+pub struct Expired {
+    /// The row id.
+    pub id: String,
+    /// The worker that held the lease.
+    pub owner: String,
+    /// When the lease ran out.
+    pub expired_at: DateTime<Utc>,
+    /// Attempts made so far (including the lost one).
+    pub attempts: i64,
+    /// Attempts allowed (the task's, else the backend's).
+    pub max_attempts: i64,
+    /// The fencing token of the lost claim.
+    pub lease_token: i64,
+}
+
+impl Expired {
+    /// Whether the task gets another attempt (READY) rather than FAILED.
+    pub fn retries(&self) -> bool {
+        self.attempts < self.max_attempts
+    }
+
+    /// The error recorded on the task.
+    pub fn error(&self) -> TaskError {
+        let outcome = if self.retries() {
+            "it is READY again"
+        } else {
+            "no attempts are left, so it FAILED"
+        };
+        TaskError {
+            exception_class_path: WORKER_LOST.to_string(),
+            traceback: format!(
+                "worker '{}' stopped renewing its lease, which expired at {}; the worker was \
+                 probably stopped or lost its database connection. Attempt {} of {}: {outcome}.\n",
+                self.owner,
+                self.expired_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                self.attempts,
+                self.max_attempts,
+            ),
+        }
+    }
+}
+
+/// Microseconds since the epoch as a time, or [`Error::Corrupt`].
+pub fn from_micros(id: &str, column: &'static str, micros: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| corrupt(id, column, format!("{micros} µs is out of range")))
+}
+
+/// [`Error::Corrupt`] for `id`'s `column`.
+pub fn corrupt(id: &str, column: &'static str, detail: impl std::fmt::Display) -> Error {
+    Error::Corrupt {
+        id: id.to_string(),
+        column,
+        detail: detail.to_string(),
+    }
+}
+
+/// A result id as stored: a UUID in canonical form, or `None` if `id` is not a UUID.
+pub fn parse_id(id: &str) -> Option<uuid::Uuid> {
+    uuid::Uuid::try_parse(id).ok()
+}

@@ -1,0 +1,389 @@
+//! The SQLite queue store: one database file, shared by every process on the machine.
+//!
+//! Connections run in WAL mode with `synchronous = NORMAL` and a 5 s busy timeout. Every write
+//! is a `BEGIN IMMEDIATE` transaction, so SQLite serialises writers up front (no deadlocking
+//! read-to-write upgrades); a writer still locked out after the timeout is retried a few times
+//! and then reported as [`Error::Unavailable`] — never as a task failure.
+
+mod admin;
+mod queue;
+
+use crate::error::{Error, Result};
+use crate::pool::{Connection as PoolConnection, Pool};
+use crate::row::{from_micros, Json, NewTask, Row};
+use crate::store::{check_error, Claim, Migration, Store, StoreConfig};
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use taskhost_plugin_api::wire::{
+    CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
+    QueueStats, TaskResultData, WaitRequest,
+};
+
+/// The SQLite migrations, oldest first.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tasks",
+        sql: include_str!("../../migrations/sqlite/0001_tasks.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "indexes",
+        sql: include_str!("../../migrations/sqlite/0002_indexes.sql"),
+    },
+];
+
+/// How long SQLite waits for another writer before giving up on one try.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Further tries after a busy timeout.
+const BUSY_RETRIES: u32 = 3;
+
+/// The columns a [`Row`] is read from, in [`read_row`]'s order.
+const COLUMNS: &str = "id, task_path, queue_name, priority, backend_name, status, args, kwargs, \
+    takes_context, is_async, run_after, enqueued_at, started_at, finished_at, last_attempted_at, \
+    worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token";
+
+/// The queue store on an SQLite file.
+pub struct SqliteStore {
+    path: PathBuf,
+    pool: Pool<SqliteConn>,
+    config: StoreConfig,
+}
+
+/// A pooled SQLite connection.
+pub struct SqliteConn(Connection);
+
+impl PoolConnection for SqliteConn {
+    fn is_broken(&mut self) -> bool {
+        false
+    }
+}
+
+/// An error inside a transaction body: SQL, or the backend's own.
+pub enum TxError {
+    /// From SQLite (busy errors are retried).
+    Sql(rusqlite::Error),
+    /// From the backend (not retried).
+    App(Error),
+}
+
+impl From<rusqlite::Error> for TxError {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Sql(err)
+    }
+}
+
+impl From<Error> for TxError {
+    fn from(err: Error) -> Self {
+        Self::App(err)
+    }
+}
+
+impl SqliteStore {
+    /// Open (creating if needed) the database at `path`. Anything that makes the file unusable
+    /// — a missing directory, a read-only or non-SQLite file — is [`Error::InvalidOptions`].
+    pub fn open(path: &Path, url: &str, pool_size: u32, config: StoreConfig) -> Result<Self> {
+        let first = connect(path).map_err(|err| {
+            Error::InvalidOptions(format!(
+                "{} '{}': cannot use the SQLite database of url '{url}' ({}): {err}",
+                crate::options::CLASS,
+                config.alias,
+                path.display(),
+            ))
+        })?;
+        let owned = path.to_path_buf();
+        let pool = Pool::new(
+            pool_size,
+            BUSY_TIMEOUT * 2,
+            Box::new(move || connect(&owned).map_err(Error::Unavailable)),
+        );
+        pool.seed(first);
+        Ok(Self {
+            path: path.to_path_buf(),
+            pool,
+            config,
+        })
+    }
+
+    /// Run `body` in a `BEGIN IMMEDIATE` transaction and commit, retrying when SQLite stays busy.
+    fn write<T>(
+        &self,
+        doing: &str,
+        mut body: impl FnMut(&rusqlite::Transaction<'_>) -> Result<T, TxError>,
+    ) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        let mut tries = 0;
+        loop {
+            let outcome = (|| {
+                let tx = conn.0.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let value = body(&tx)?;
+                tx.commit()?;
+                Ok(value)
+            })();
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(TxError::Sql(err)) if is_busy(&err) && tries < BUSY_RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(20 * u64::from(tries)));
+                }
+                Err(TxError::Sql(err)) if is_busy(&err) => {
+                    return Err(Error::Unavailable(format!(
+                        "the SQLite database '{}' stayed locked by another writer while {doing} \
+                         ({} tries of {BUSY_TIMEOUT:?}); try again later",
+                        self.path.display(),
+                        tries + 1
+                    )))
+                }
+                Err(TxError::Sql(err)) => return Err(Error::sqlite(doing, err)),
+                Err(TxError::App(err)) => return Err(err),
+            }
+        }
+    }
+
+    /// Run `body` on a pooled connection, outside any explicit transaction.
+    fn read<T>(
+        &self,
+        doing: &str,
+        body: impl FnOnce(&Connection) -> Result<T, TxError>,
+    ) -> Result<T> {
+        let conn = self.pool.get()?;
+        body(&conn.0).map_err(|err| match err {
+            TxError::Sql(err) => Error::sqlite(doing, err),
+            TxError::App(err) => err,
+        })
+    }
+
+    fn version_on(conn: &Connection) -> rusqlite::Result<u32> {
+        let exists: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+             WHERE type = 'table' AND name = 'taskhost_schema_version')",
+            [],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            return Ok(0);
+        }
+        conn.query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM taskhost_schema_version",
+            [],
+            |r| r.get(0),
+        )
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        self.read("reading the schema version", |c| Ok(Self::version_on(c)?))
+    }
+
+    fn migrate(&self, target: u32, now: DateTime<Utc>) -> Result<Vec<u32>> {
+        self.write("migrating the schema", |tx| {
+            let current = Self::version_on(tx)?;
+            let mut applied = Vec::new();
+            for m in MIGRATIONS.iter().filter(|m| m.version > current && m.version <= target) {
+                tx.execute_batch(m.sql)?;
+                tx.execute(
+                    "INSERT INTO taskhost_schema_version (version, applied_at) VALUES (?1, ?2)",
+                    (m.version, now.timestamp_micros()),
+                )?;
+                applied.push(m.version);
+            }
+            Ok(applied)
+        })
+    }
+
+    fn check(&self) -> Vec<CheckMessage> {
+        match self.read("checking the database", |c| {
+            Ok(c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
+        }) {
+            Ok(_) => Vec::new(),
+            Err(err) => vec![check_error(
+                format!("The SQLite database '{}' cannot be used: {err}", self.path.display()),
+                Some("Check that the file and its directory exist and are writable."),
+            )],
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("SQLite database '{}'", self.path.display())
+    }
+}
+
+/// Open and configure one connection, proving that the database is writable.
+fn connect(path: &Path) -> Result<SqliteConn, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(format!(
+                "the directory '{}' does not exist; create it or change `url`",
+                dir.display()
+            ));
+        }
+    }
+    if path.is_dir() {
+        return Err("that path is a directory; name a database file".into());
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
+    let readonly = conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| e.to_string())?;
+    if readonly {
+        return Err("the file is read-only; workers must be able to write to it (and to its \
+                    directory, for the -wal and -shm files)"
+            .into());
+    }
+    let configure = || -> rusqlite::Result<()> {
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "journal_mode stayed '{mode}'"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Prove we can take the write lock now rather than at the first enqueue.
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+    };
+    configure().map_err(|e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen) => format!(
+            "{e}; workers must be able to write to the file and to its directory"
+        ),
+        Some(rusqlite::ErrorCode::NotADatabase) => format!("{e}; the file is not an SQLite database"),
+        _ => e.to_string(),
+    })?;
+    Ok(SqliteConn(conn))
+}
+
+fn is_busy(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+/// Microseconds since the epoch, as stored.
+fn us(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// A JSON array of strings, as `json_each` reads it.
+fn json_list(items: &[String]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
+}
+
+/// Read the [`COLUMNS`] of one row; a bad stored time is [`TxError::App`] with
+/// [`Error::Corrupt`].
+fn read_row(r: &rusqlite::Row<'_>) -> Result<Row, TxError> {
+    let id: String = r.get(0)?;
+    let time = |at: usize, column: &'static str| -> Result<Option<DateTime<Utc>>, TxError> {
+        let micros: Option<i64> = r.get(at)?;
+        Ok(micros.map(|m| from_micros(&id, column, m)).transpose()?)
+    };
+    let enqueued_at = time(11, "enqueued_at")?
+        .ok_or_else(|| crate::row::corrupt(&id, "enqueued_at", "it is NULL"))?;
+    Ok(Row {
+        task_path: r.get(1)?,
+        queue_name: r.get(2)?,
+        priority: r.get(3)?,
+        backend_name: r.get(4)?,
+        status: r.get(5)?,
+        args: Json::Text(r.get(6)?),
+        kwargs: Json::Text(r.get(7)?),
+        takes_context: r.get(8)?,
+        is_async: r.get(9)?,
+        run_after: time(10, "run_after")?,
+        enqueued_at,
+        started_at: time(12, "started_at")?,
+        finished_at: time(13, "finished_at")?,
+        last_attempted_at: time(14, "last_attempted_at")?,
+        worker_ids: Json::Text(r.get(15)?),
+        errors: Json::Text(r.get(16)?),
+        return_value: r.get::<_, Option<String>>(17)?.map(Json::Text),
+        max_attempts: r.get(18)?,
+        timeout_secs: r.get(19)?,
+        lease_token: r.get(20)?,
+        id,
+    })
+}
+
+impl Store for SqliteStore {
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        SqliteStore::schema_version(self)
+    }
+
+    fn migrate(&self, target: u32, now: DateTime<Utc>) -> Result<Vec<u32>> {
+        SqliteStore::migrate(self, target, now)
+    }
+
+    fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
+        SqliteStore::enqueue(self, tasks)
+    }
+
+    fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>> {
+        SqliteStore::get(self, id)
+    }
+
+    fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
+        SqliteStore::claim(self, claim)
+    }
+
+    fn complete(
+        &self,
+        completions: &[Completion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionAck>> {
+        SqliteStore::complete(self, completions, now)
+    }
+
+    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>> {
+        SqliteStore::renew(self, request, expires_at)
+    }
+
+    fn release(&self, request: &LeaseRequest) -> Result<u64> {
+        SqliteStore::release(self, request)
+    }
+
+    fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {
+        SqliteStore::rescue(self, now)
+    }
+
+    fn results(&self) -> Result<Vec<TaskResultData>> {
+        SqliteStore::results(self)
+    }
+
+    fn list(&self, request: &ListRequest) -> Result<Vec<TaskResultData>> {
+        SqliteStore::list(self, request)
+    }
+
+    fn stats(&self) -> Result<Vec<QueueStats>> {
+        SqliteStore::stats(self)
+    }
+
+    fn prune(&self, request: &PruneRequest) -> Result<u64> {
+        SqliteStore::prune(self, request)
+    }
+
+    fn wait(&self, _request: &WaitRequest) -> Result<bool> {
+        Err(Error::NotSupported(taskhost_plugin_api::ops::WAIT_FOR_TASKS.into()))
+    }
+
+    fn insert_sql(&self) -> serde_json::Value {
+        SqliteStore::insert_sql(self)
+    }
+
+    fn check(&self) -> Vec<CheckMessage> {
+        SqliteStore::check(self)
+    }
+
+    fn describe(&self) -> String {
+        SqliteStore::describe(self)
+    }
+
+    fn close(&self) {
+        self.pool.close();
+    }
+}

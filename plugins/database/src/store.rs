@@ -1,0 +1,159 @@
+//! The internal storage interface: one method per operation, implemented once per database
+//! ([`crate::sqlite::SqliteStore`], [`crate::postgres::PgStore`]), sqlx-style.
+//!
+//! Every time a store needs comes from the caller (the host's clock), so tests control time and
+//! all workers agree with the host rather than with the database server.
+
+use crate::error::Result;
+use crate::row::NewTask;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use taskhost_plugin_api::wire::{
+    CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
+    QueueStats, TaskResultData, WaitRequest,
+};
+
+/// What every store is told when it is opened.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The backend alias: rows are stored with it as `backend_name`, and claims, rescues,
+    /// listings and prunes only touch rows of this alias.
+    pub alias: String,
+    /// Attempts allowed for tasks that set none.
+    pub max_attempts: u32,
+}
+
+/// One versioned schema change, embedded from `migrations/<database>/`.
+#[derive(Clone, Copy, Debug)]
+pub struct Migration {
+    /// The version it brings the schema to (1, 2, …).
+    pub version: u32,
+    /// A short name, as in the file name.
+    pub name: &'static str,
+    /// The SQL, run in one transaction with the version bump.
+    pub sql: &'static str,
+}
+
+/// A claim, with times already computed.
+#[derive(Clone, Debug)]
+pub struct Claim {
+    /// The claiming worker.
+    pub worker_id: String,
+    /// Queues to take from; `None` = all.
+    pub queues: Option<Vec<String>>,
+    /// Queues to skip.
+    pub exclude_queues: Vec<String>,
+    /// At most this many tasks (≥ 1).
+    pub limit: u32,
+    /// Now, by the host's clock.
+    pub now: DateTime<Utc>,
+    /// When the leases of the claimed tasks run out.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// A queue store: SQLite or PostgreSQL behind one interface.
+pub trait Store: Send + Sync {
+    /// The database's migrations, in order (the last one's version is the newest known).
+    fn migrations(&self) -> &'static [Migration];
+
+    /// The schema version the database is at (0 = empty).
+    fn schema_version(&self) -> Result<u32>;
+
+    /// Apply the migrations above the current version up to `target`; returns the versions
+    /// applied (none if already there). Safe to run from several processes at once.
+    fn migrate(&self, target: u32, now: DateTime<Utc>) -> Result<Vec<u32>>;
+
+    /// Insert READY rows, all or none, in one transaction (PostgreSQL: with a NOTIFY per queue).
+    fn enqueue(&self, tasks: &[NewTask]) -> Result<()>;
+
+    /// The stored result `id` (any alias), or `None`.
+    fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>>;
+
+    /// Rescue expired leases, then mark up to `claim.limit` ready tasks RUNNING for the worker,
+    /// never handing one task to two workers; returned in claim order.
+    fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>>;
+
+    /// Apply completions whose lease is still held (id, RUNNING, token), in one transaction.
+    fn complete(&self, completions: &[Completion], now: DateTime<Utc>)
+        -> Result<Vec<CompletionAck>>;
+
+    /// Extend held leases to `expires_at`; returns the ids whose lease was lost.
+    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>>;
+
+    /// Hand held tasks back (READY, attempt not counted); returns how many.
+    fn release(&self, request: &LeaseRequest) -> Result<u64>;
+
+    /// Rescue RUNNING tasks whose lease expired before `now`; returns how many.
+    fn rescue(&self, now: DateTime<Utc>) -> Result<u64>;
+
+    /// Every result of this alias, oldest first.
+    fn results(&self) -> Result<Vec<TaskResultData>>;
+
+    /// Results of this alias matching the filters, newest first.
+    fn list(&self, request: &ListRequest) -> Result<Vec<TaskResultData>>;
+
+    /// Count per queue and status for this alias (oldest READY `enqueued_at` too).
+    fn stats(&self) -> Result<Vec<QueueStats>>;
+
+    /// Delete (or with `dry_run` count) finished results; returns how many.
+    fn prune(&self, request: &PruneRequest) -> Result<u64>;
+
+    /// Block until a task may be ready in one of the queues, or the timeout; returns whether
+    /// a notification came.
+    fn wait(&self, request: &WaitRequest) -> Result<bool>;
+
+    /// The SQL an application runs on its own connection to enqueue inside its own
+    /// transaction, with its parameters documented (JSON).
+    fn insert_sql(&self) -> Value;
+
+    /// Connectivity problems, as check messages (schema problems are the backend's).
+    fn check(&self) -> Vec<CheckMessage>;
+
+    /// Where the store is, for messages (passwords redacted).
+    fn describe(&self) -> String;
+
+    /// Close every connection; later calls fail with "closed".
+    fn close(&self);
+}
+
+/// An error [`CheckMessage`].
+pub fn check_error(message: String, hint: Option<&str>) -> CheckMessage {
+    CheckMessage {
+        level: "error".into(),
+        message,
+        hint: hint.map(str::to_string),
+    }
+}
+
+/// The statuses a prune deletes, each with its cut-off (`None` = any age).
+pub fn prune_targets(
+    request: &PruneRequest,
+) -> Result<Vec<(&'static str, Option<DateTime<Utc>>)>> {
+    use taskhost_plugin_api::wire::TaskResultStatus::{Failed, Successful};
+    if let Some(bad) = request.statuses.iter().find(|s| !s.is_finished()) {
+        return Err(crate::error::Error::InvalidRequest(format!(
+            "prune only deletes finished results (FAILED, SUCCESSFUL), not {bad}."
+        )));
+    }
+    let wanted = |s| request.statuses.is_empty() || request.statuses.contains(&s);
+    let mut targets = Vec::new();
+    if wanted(Successful) {
+        targets.push(("SUCCESSFUL", request.finished_before));
+    }
+    if wanted(Failed) {
+        let cutoff = request.failed_finished_before.or(request.finished_before);
+        targets.push(("FAILED", cutoff));
+    }
+    Ok(targets)
+}
+
+/// Stats sorted by queue, then Django's status order.
+pub fn sort_stats(stats: &mut [QueueStats]) {
+    use taskhost_plugin_api::wire::TaskResultStatus;
+    let rank = |s: TaskResultStatus| TaskResultStatus::ALL.iter().position(|x| *x == s);
+    stats.sort_by(|a, b| {
+        a.queue_name
+            .cmp(&b.queue_name)
+            .then_with(|| rank(a.status).cmp(&rank(b.status)))
+    });
+}
