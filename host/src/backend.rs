@@ -386,8 +386,14 @@ pub fn new_result_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
 
-/// Run a blocking plugin call on tokio's blocking pool (or inline outside a runtime).
+/// Run a blocking plugin call on tokio's blocking pool (or inline outside a runtime), with the
+/// caller's `tracing` subscriber and backend handler, so logs, signals and nested enqueues
+/// behave as in the sync call.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    let handler = crate::handler::task_backends();
+    let f =
+        move || tracing::dispatcher::with_default(&dispatch, || crate::handler::scoped(handler, f));
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => match handle.spawn_blocking(f).await {
             Ok(result) => result,

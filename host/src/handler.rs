@@ -99,6 +99,14 @@ pub fn task_backends() -> Arc<TaskBackends> {
         .unwrap_or_else(|| Arc::clone(global()))
 }
 
+/// Run `f` with `handler` in force on this thread (used to carry the caller's handler onto
+/// tokio's blocking pool).
+pub(crate) fn scoped<T>(handler: Arc<TaskBackends>, f: impl FnOnce() -> T) -> T {
+    OVERRIDES.with(|o| o.borrow_mut().push(Arc::clone(&handler)));
+    let _guard = OverrideGuard { handler };
+    f()
+}
+
 /// The backend of the `default` alias (Django's `default_task_backend`).
 pub fn default_task_backend() -> Result<Arc<Backend>> {
     task_backends().get(DEFAULT_TASK_BACKEND_ALIAS)

@@ -115,6 +115,7 @@ impl<'a> Expansion<'a> {
     fn emit(&self) -> TokenStream {
         let cfgs = &self.cfgs;
         let mut items = vec![
+            self.module_level_check(),
             self.renamed_function(),
             self.definition(),
             self.registration(),
@@ -126,6 +127,26 @@ impl<'a> Expansion<'a> {
             .into_iter()
             .map(|item| quote! { #(#cfgs)* #item })
             .collect()
+    }
+
+    /// 0. Django's rule "Task function must be defined at a module level.", at compile time: a
+    /// marker item next to the task is imported through `self::`, which names the enclosing
+    /// module — so the import fails (naming the rule) when the task sits inside a function.
+    fn module_level_check(&self) -> TokenStream {
+        let marker = format_ident!(
+            "task_function_must_be_defined_at_a_module_level__{}",
+            self.name,
+            span = self.ident.span()
+        );
+        quote! {
+            #[doc(hidden)]
+            #[allow(non_upper_case_globals, dead_code)]
+            const #marker: () = ();
+            const _: () = {
+                #[allow(unused_imports)]
+                use self::#marker as _;
+            };
+        }
     }
 
     /// 1. The function as written, under a hidden name.

@@ -84,9 +84,6 @@ fn priority_is_refused_by_a_backend_without_priority_support() {
 // A plugin's `tracing` records reach the application's subscriber on the `taskhost::plugin`
 // target (the Dummy backend writes one when it is created).
 #[test]
-#[ignore = "host bug: plugin-api/src/log.rs `Forward` has no `register_callsite`, so the \
-            default caches `Interest::never()` for a plugin callsite first hit while the host \
-            had no subscriber enabled; its records are then lost for the life of the process"]
 fn a_plugins_log_records_reach_the_applications_subscriber() {
     // A backend created with no subscriber listening first, as happens in any process that
     // starts logging late.

@@ -180,48 +180,7 @@ fn an_async_function_is_a_task() {
     assert_eq!(result.status(), TaskResultStatus::Successful);
 }
 
-// Mirrors IsModuleLevelFunctionTestCase.test_lambda as far as it applies: Rust closures cannot
-// carry an attribute, and a `fn` nested in another cannot capture anything, so `#[task]` accepts
-// it; its path is its module's, as if it were at module level.
-#[test]
-fn a_nested_function_is_a_task_with_its_modules_path() {
-    #[task]
-    fn nested_task() -> u8 {
-        7
-    }
-    let _s = default_on(IMMEDIATE, "");
-    assert_eq!(nested_task.module_path(), "e2e::parity::utils::nested_task");
-    assert!(find_task(nested_task.module_path()).is_some());
-    assert_eq!(nested_task.enqueue().unwrap().return_value(), Ok(7));
-}
-
-/// `twin` nested in one function.
-fn first_twin() -> taskhost::Result<u8> {
-    #[task]
-    fn twin() -> u8 {
-        1
-    }
-    twin.enqueue()?.return_value()
-}
-
-/// Another `twin`, nested in another function of the same module.
-fn second_twin() -> taskhost::Result<u8> {
-    #[task]
-    fn twin() -> u8 {
-        2
-    }
-    twin.enqueue()?.return_value()
-}
-
-// Mirrors IsModuleLevelFunctionTestCase.test_lambda (the hazard Django's rule prevents): two
-// different functions must never run in each other's place. Nested `fn`s of one name in one
-// module get the same path, and the registry keeps one of them.
-#[test]
-#[ignore = "host bug: host/src/registry.rs keeps one of two tasks with the same path \
-            (HashMap collect), and host/macros gives a nested `fn` its module's path, so two \
-            nested tasks named alike share `e2e::parity::utils::twin` and one runs for the other"]
-fn tasks_nested_in_different_functions_do_not_share_a_path() {
-    let _s = default_on(IMMEDIATE, "");
-    assert_eq!(first_twin(), Ok(1));
-    assert_eq!(second_twin(), Ok(2));
-}
+// Mirrors IsModuleLevelFunctionTestCase.test_lambda: Rust closures cannot carry an attribute,
+// and a `#[task]` nested inside a function is refused at compile time with Django's rule
+// ("Task function must be defined at a module level."), so two nested tasks of one name can
+// never share a path — see host/tests/ui/nested_function.rs.
