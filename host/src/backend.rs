@@ -199,18 +199,63 @@ impl Backend {
         self.submit(&request)
     }
 
+    /// Enqueue many runs at once — one call into the plugin, one transaction in a database
+    /// backend (backends without native bulk enqueue get one `enqueue` per run). Each item is a
+    /// task and its JSON arguments; all are validated before any is enqueued. Inside a
+    /// transaction scope with `enqueue_on_commit`, they wait for the outermost commit.
+    pub fn enqueue_many_json(
+        self: &Arc<Self>,
+        items: Vec<(TaskDescription, Vec<Value>)>,
+    ) -> Result<Vec<TaskResult>> {
+        let mut requests = Vec::with_capacity(items.len());
+        for (task, args) in items {
+            self.validate_task(&task)?;
+            requests.push(EnqueueRequest {
+                id: new_result_id(),
+                task,
+                args,
+                kwargs: Map::new(),
+            });
+        }
+        if self.config.enqueue_on_commit && in_atomic_block() {
+            return Ok(requests.into_iter().map(|r| self.defer_to_commit(r)).collect());
+        }
+        self.submit_many(&requests)
+    }
+
+    fn submit_many(&self, requests: &[EnqueueRequest]) -> Result<Vec<TaskResult>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let data: Vec<TaskResultData> = if self.capabilities.contains(Capabilities::BULK_ENQUEUE) {
+            self.call_json(&requests, |b, json| b.enqueue_many(json))?
+        } else {
+            let mut out = Vec::with_capacity(requests.len());
+            for request in requests {
+                out.push(self.call_json(request, |b, json| b.enqueue(json))?);
+            }
+            out
+        };
+        Ok(data.into_iter().map(TaskResult::from_data).collect())
+    }
+
+    /// Encode a parameter tuple as stored JSON arguments.
+    pub fn encode_args<A: Serialize + ?Sized>(args: &A) -> Result<Vec<Value>> {
+        match to_storable(args) {
+            Ok(Value::Array(values)) => Ok(values),
+            Ok(Value::Null) => Ok(Vec::new()),
+            Ok(value) => Ok(vec![value]),
+            Err(reason) => Err(Error::UnsupportedValue(reason.replace("at $", "at args"))),
+        }
+    }
+
     fn prepare<A: Serialize + ?Sized>(
         &self,
         task: &TaskDescription,
         args: &A,
     ) -> Result<EnqueueRequest> {
         self.validate_task(task)?;
-        let args = match to_storable(args) {
-            Ok(Value::Array(values)) => values,
-            Ok(Value::Null) => Vec::new(),
-            Ok(value) => vec![value],
-            Err(reason) => return Err(Error::UnsupportedValue(reason.replace("at $", "at args"))),
-        };
+        let args = Self::encode_args(args)?;
         Ok(EnqueueRequest {
             id: new_result_id(),
             task: task.clone(),

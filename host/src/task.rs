@@ -209,6 +209,19 @@ impl<A: Serialize, R> Task<A, R> {
         Ok(result.cast())
     }
 
+    /// Enqueue one run per parameter tuple, in one call to the backend (one transaction in a
+    /// database backend): for producers that enqueue thousands at once.
+    pub fn enqueue_many(&self, runs: impl IntoIterator<Item = A>) -> Result<Vec<TaskResult<R>>> {
+        let backend = self.get_backend()?;
+        let description = self.description();
+        let items = runs
+            .into_iter()
+            .map(|args| Ok((description.clone(), Backend::encode_args(&args)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let results = backend.enqueue_many_json(items)?;
+        Ok(results.into_iter().map(TaskResult::cast).collect())
+    }
+
     /// The async form of [`Task::enqueue_args`].
     pub async fn aenqueue_args(&self, args: A) -> Result<TaskResult<R>> {
         let backend = self.get_backend()?;

@@ -6,3 +6,4 @@ mod custom_backend;
 mod loading;
 mod panics;
 mod parity;
+mod worker;

@@ -17,6 +17,8 @@ pub const PLUGIN_PACKAGES: &[&str] = &[
     "taskhost-backends-immediate",
     "taskhost-backends-dummy",
     "taskhost-fixtures-panicking",
+    "taskhost-backends-database",
+    "taskhost-worker-app",
 ];
 
 /// The target dir cargo builds into (honours `CARGO_TARGET_DIR`).
@@ -65,4 +67,9 @@ pub fn plugin_file(lib_name: &str) -> PathBuf {
 /// The built `taskhost` command-line tool.
 pub fn taskhost_bin() -> PathBuf {
     plugin_dir().join(format!("taskhost{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// The built worker application (tests/worker-app): tasks plus the mounted `taskhost` CLI.
+pub fn worker_app_bin() -> PathBuf {
+    plugin_dir().join(format!("taskhost-worker-app{}", std::env::consts::EXE_SUFFIX))
 }

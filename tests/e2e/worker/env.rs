@@ -1,0 +1,238 @@
+//! One isolated queue store per test (a temp SQLite file, or a fresh PostgreSQL schema), a
+//! config file for the worker processes, and helpers to enqueue, run and watch workers.
+
+use serde_json::{json, Value};
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use taskhost::{task_backends, TaskResult};
+use taskhost_e2e::build::worker_app_bin;
+use taskhost_e2e::{plugin_dir, TestConfig};
+use taskhost_plugin_api::wire::TaskDescription;
+
+/// PostgreSQL for tests (trust auth on this machine and in CI).
+pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Store {
+    /// A SQLite file in a temp dir.
+    Sqlite,
+    /// A fresh schema in the local PostgreSQL.
+    Postgres,
+}
+
+/// How long a test waits for something a worker does before it fails.
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// One test's queue store, config and execution log.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub config_file: PathBuf,
+    pub log: PathBuf,
+    _config: TestConfig,
+}
+
+impl Env {
+    /// A fresh store; `extra_options` are added to the backend's options table (TOML lines).
+    pub fn new(store: Store, extra_options: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = match store {
+            Store::Sqlite => format!("sqlite://{}", dir.path().join("tasks.db").display()),
+            Store::Postgres => POSTGRES_URL.to_string(),
+        };
+        let schema = match store {
+            Store::Sqlite => String::new(),
+            Store::Postgres => format!(
+                "schema = \"taskhost_test_{}\"\n",
+                uuid_like(dir.path().file_name().unwrap().to_string_lossy().as_ref())
+            ),
+        };
+        let toml = format!(
+            "plugin_dirs = [{}]\n\n[tasks.default]\nbackend = \"taskhost.backends.database.DatabaseBackend\"\nqueues = []\n\n[tasks.default.options]\nurl = {}\n{schema}{extra_options}\n\n[tasks.dummy]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n",
+            json!(plugin_dir().display().to_string()),
+            json!(url),
+        );
+        let config_file = dir.path().join("tasks.toml");
+        fs::write(&config_file, &toml).unwrap();
+        let log = dir.path().join("executions.log");
+        let config = TestConfig::new(&toml);
+        Self { dir, config_file, log, _config: config }
+    }
+
+    /// Enqueue the worker app's task `name` with `args`, on `queue` with `priority`.
+    pub fn enqueue_on(&self, name: &str, args: Value, queue: &str, priority: i32) -> String {
+        let backend = task_backends().get("default").unwrap();
+        let Value::Array(args) = args else { panic!("args must be an array") };
+        let result = backend
+            .enqueue_json(&description(name, queue, priority), args, Default::default())
+            .unwrap();
+        result.id().to_string()
+    }
+
+    /// Enqueue on the default queue with priority 0.
+    pub fn enqueue(&self, name: &str, args: Value) -> String {
+        self.enqueue_on(name, args, "default", 0)
+    }
+
+    /// Enqueue many runs of one task in one call.
+    pub fn enqueue_many(&self, name: &str, runs: Vec<Value>) -> Vec<String> {
+        let backend = task_backends().get("default").unwrap();
+        let items = runs
+            .into_iter()
+            .map(|args| match args {
+                Value::Array(a) => (description(name, "default", 0), a),
+                _ => panic!("args must be an array"),
+            })
+            .collect();
+        backend
+            .enqueue_many_json(items)
+            .unwrap()
+            .iter()
+            .map(|r| r.id().to_string())
+            .collect()
+    }
+
+    /// The stored result.
+    pub fn result(&self, id: &str) -> TaskResult {
+        task_backends().get("default").unwrap().get_result(id).unwrap()
+    }
+
+    /// The worker app with `args` (after `--config FILE`), logging executions to `self.log`.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(worker_app_bin());
+        cmd.arg("--config")
+            .arg(&self.config_file)
+            .args(args)
+            .env("TASKHOST_TEST_LOG", &self.log)
+            .env("RUST_LOG", "taskhost=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// Start a worker process: `worker --interval 0.05 --no-startup-delay <args>`.
+    pub fn spawn_worker(&self, args: &[&str]) -> Child {
+        let mut all = vec!["worker", "--interval", "0.05", "--no-startup-delay"];
+        all.extend_from_slice(args);
+        self.command(&all).spawn().unwrap()
+    }
+
+    /// Run a worker process to its end.
+    pub fn run_worker(&self, args: &[&str]) -> Output {
+        let child = self.spawn_worker(args);
+        wait_with_deadline(child)
+    }
+
+    /// The lines the tasks recorded so far.
+    pub fn log_lines(&self) -> Vec<String> {
+        fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Wait until a recorded line satisfies `pred` (polling, bounded by [`DEADLINE`]).
+    pub fn wait_for_line(&self, pred: impl Fn(&str) -> bool) {
+        let start = Instant::now();
+        while start.elapsed() < DEADLINE {
+            if self.log_lines().iter().any(|l| pred(l)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("no matching line within {DEADLINE:?}; log: {:?}", self.log_lines());
+    }
+
+    /// Wait until the result `id` has a status satisfying `pred` (bounded by [`DEADLINE`]).
+    pub fn wait_for_result(&self, id: &str, pred: impl Fn(&TaskResult) -> bool) -> TaskResult {
+        let start = Instant::now();
+        loop {
+            let result = self.result(id);
+            if pred(&result) {
+                return result;
+            }
+            assert!(start.elapsed() < DEADLINE, "result {id} stayed {:?}", result.status());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The task description of the worker app's task `name`.
+pub fn description(name: &str, queue: &str, priority: i32) -> TaskDescription {
+    TaskDescription {
+        path: format!("taskhost_worker_app::{name}"),
+        priority,
+        queue_name: queue.to_string(),
+        backend: "default".to_string(),
+        run_after: None,
+        takes_context: matches!(name, "flaky" | "slow_first_attempt"),
+        is_async: matches!(name, "async_record_and_sleep" | "too_slow"),
+        max_attempts: match name {
+            "always_fails" | "slow_first_attempt" => Some(3),
+            "flaky" => Some(5),
+            "abort_process" => Some(2),
+            _ => None,
+        },
+        timeout_secs: (name == "too_slow").then_some(0.2),
+    }
+}
+
+/// Wait for a child process, killing it (and failing) if it outlives [`DEADLINE`].
+pub fn wait_with_deadline(mut child: Child) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > DEADLINE {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "worker did not exit within {DEADLINE:?}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait until a line of the file at `path` satisfies `pred` (bounded by [`DEADLINE`]).
+pub fn wait_for_file_line(path: &std::path::Path, pred: impl Fn(&str) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < DEADLINE {
+        if fs::read_to_string(path).unwrap_or_default().lines().any(&pred) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no matching line in {} within {DEADLINE:?}", path.display());
+}
+
+/// Send SIGTERM to a child process.
+pub fn terminate(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// Everything a process printed.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn uuid_like(seed: &str) -> String {
+    seed.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}

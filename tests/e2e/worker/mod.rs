@@ -1,0 +1,18 @@
+//! The Worker against the database backend, through real worker processes
+//! (`tests/worker-app`) and the real plugin file: the same suite on SQLite and PostgreSQL.
+
+mod env;
+
+/// The behaviour suite, instantiated once per database.
+macro_rules! worker_suite {
+    ($module:ident, $store:expr) => {
+        mod $module {
+            use super::env::{Env, Store};
+            const STORE: Store = $store;
+            include!("suite.rs");
+        }
+    };
+}
+
+worker_suite!(sqlite, Store::Sqlite);
+worker_suite!(postgres, Store::Postgres);

@@ -1,0 +1,262 @@
+// The worker behaviour suite; `include!`d once per database by `worker_suite!` (mod.rs), with
+// `STORE` and the `env` helpers in scope.
+
+use super::env::{output_text, terminate, wait_with_deadline};
+use serde_json::json;
+use std::collections::HashMap;
+use taskhost::TaskResultStatus;
+
+#[test]
+fn a_batch_worker_runs_ready_tasks_by_priority_then_enqueue_order() {
+    let env = Env::new(STORE, "");
+    let low = env.enqueue_on("record_key", json!(["low"]), "default", -10);
+    let first = env.enqueue_on("record_key", json!(["first"]), "default", 5);
+    let high = env.enqueue_on("record_key", json!(["high"]), "default", 50);
+    let second = env.enqueue_on("record_key", json!(["second"]), "default", 5);
+    let out = env.run_worker(&["--batch"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(env.log_lines(), ["high", "first", "second", "low"]);
+    for id in [low, first, high, second] {
+        let r = env.result(&id);
+        assert_eq!(r.status(), TaskResultStatus::Successful);
+        assert_eq!(r.attempts(), 1);
+        assert!(r.started_at() >= r.enqueued_at() && r.finished_at() >= r.started_at());
+    }
+    assert!(output_text(&out).contains("No more tasks to run for worker_id="), "{}", output_text(&out));
+}
+
+#[test]
+fn concurrent_workers_run_every_task_exactly_once() {
+    let env = Env::new(STORE, "");
+    let runs = (0..300).map(|i| json!([format!("k{i}")])).collect();
+    let ids = env.enqueue_many("record_key", runs);
+    let workers: Vec<_> = (0..3)
+        .map(|_| env.spawn_worker(&["--batch", "--concurrency", "4"]))
+        .collect();
+    for worker in workers {
+        let out = wait_with_deadline(worker);
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for line in env.log_lines() {
+        *seen.entry(line).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 300);
+    assert!(seen.values().all(|&n| n == 1), "duplicates: {seen:?}");
+    for id in &ids {
+        assert_eq!(env.result(id).status(), TaskResultStatus::Successful);
+    }
+}
+
+#[test]
+fn sync_and_async_tasks_run_concurrently_up_to_the_concurrency() {
+    let env = Env::new(STORE, "");
+    let a = env.enqueue("record_and_sleep", json!(["sync", 300]));
+    let b = env.enqueue("async_record_and_sleep", json!(["async", 300]));
+    let out = env.run_worker(&["--batch", "--concurrency", "2"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let lines = env.log_lines();
+    // Both started before either ended: they overlapped.
+    let first_end = lines.iter().position(|l| l.starts_with("end")).unwrap();
+    assert_eq!(lines[..first_end].iter().filter(|l| l.starts_with("start")).count(), 2, "{lines:?}");
+    assert_eq!(env.result(&a).return_value().unwrap(), json!("sync"));
+    assert_eq!(env.result(&b).return_value().unwrap(), json!("async"));
+}
+
+#[test]
+fn max_tasks_stops_the_worker() {
+    let env = Env::new(STORE, "");
+    for i in 0..5 {
+        env.enqueue("record_key", json!([format!("k{i}")]));
+    }
+    let out = env.run_worker(&["--max-tasks", "2"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(env.log_lines().len(), 2);
+    assert!(output_text(&out).contains("Run maximum tasks (2)"), "{}", output_text(&out));
+}
+
+#[test]
+fn workers_take_only_their_queues() {
+    let env = Env::new(STORE, "");
+    for q in ["a", "b", "c"] {
+        env.enqueue_on("record_key", json!([q]), q, 0);
+    }
+    let out = env.run_worker(&["--batch", "--queue", "a,b"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let mut lines = env.log_lines();
+    lines.sort();
+    assert_eq!(lines, ["a", "b"]);
+    env.enqueue_on("record_key", json!(["d"]), "d", 0);
+    let out = env.run_worker(&["--batch", "--queue", "*", "--exclude-queues", "c"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(env.log_lines().last().map(String::as_str), Some("d"));
+    assert!(!env.log_lines().contains(&"c".to_string()));
+}
+
+#[test]
+fn a_deferred_task_waits_for_its_run_after() {
+    let env = Env::new(STORE, "");
+    let backend = taskhost::task_backends().get("default").unwrap();
+    let mut later = super::env::description("record_key", "default", 0);
+    later.run_after = Some(chrono::Utc::now() + chrono::Duration::hours(1));
+    let deferred = backend.enqueue_json(&later, vec![json!("later")], Default::default()).unwrap();
+    let mut due = super::env::description("record_key", "default", 0);
+    due.run_after = Some(chrono::Utc::now() - chrono::Duration::seconds(1));
+    let now = backend.enqueue_json(&due, vec![json!("due")], Default::default()).unwrap();
+    let out = env.run_worker(&["--batch"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(env.log_lines(), ["due"]);
+    assert_eq!(env.result(deferred.id()).status(), TaskResultStatus::Ready);
+    assert_eq!(env.result(now.id()).status(), TaskResultStatus::Successful);
+}
+
+#[test]
+fn failed_attempts_are_retried_with_backoff_up_to_max_attempts() {
+    let env = Env::new(STORE, "");
+    let flaky = env.enqueue("flaky", json!(["f", 2]));
+    let doomed = env.enqueue("always_fails", json!(["x"]));
+    let out = env.run_worker(&["--retry-backoff", "0.01", "--max-tasks", "8"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let ok = env.result(&flaky);
+    assert_eq!(ok.status(), TaskResultStatus::Successful);
+    assert_eq!(ok.attempts(), 3);
+    assert_eq!(ok.errors().len(), 2);
+    assert_eq!(ok.return_value().unwrap(), json!(3));
+    let failed = env.result(&doomed);
+    assert_eq!(failed.status(), TaskResultStatus::Failed);
+    assert_eq!(failed.attempts(), 3);
+    assert_eq!(failed.errors().len(), 3);
+    assert!(failed.errors()[2].traceback.ends_with("failing on purpose: x\n"), "{:?}", failed.errors());
+}
+
+#[test]
+fn a_task_over_its_timeout_fails_and_the_worker_carries_on() {
+    let env = Env::new(STORE, "");
+    let slow = env.enqueue("too_slow", json!(["slow"]));
+    let next = env.enqueue("record_key", json!(["next"]));
+    let out = env.run_worker(&["--batch"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let failed = env.result(&slow);
+    assert_eq!(failed.status(), TaskResultStatus::Failed);
+    assert_eq!(failed.errors()[0].exception_class_path, "taskhost::TaskTimeout");
+    assert_eq!(env.result(&next).status(), TaskResultStatus::Successful);
+}
+
+#[test]
+fn an_unknown_task_path_fails_clearly_and_the_worker_carries_on() {
+    let env = Env::new(STORE, "");
+    let unknown = env.enqueue("no_such_task", json!([]));
+    let next = env.enqueue("record_key", json!(["next"]));
+    let out = env.run_worker(&["--batch"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let failed = env.result(&unknown);
+    assert_eq!(failed.status(), TaskResultStatus::Failed);
+    assert_eq!(failed.errors()[0].exception_class_path, "taskhost::UnknownTask");
+    assert!(failed.errors()[0].traceback.contains("'taskhost_worker_app::no_such_task' is not registered"));
+    assert_eq!(env.result(&next).status(), TaskResultStatus::Successful);
+}
+
+#[test]
+fn a_killed_workers_task_is_rescued_after_its_lease_and_run_again() {
+    let env = Env::new(STORE, "");
+    let id = env.enqueue("slow_first_attempt", json!(["k", 60_000]));
+    let mut doomed = env.spawn_worker(&["--lease", "1"]);
+    env.wait_for_line(|l| l == "start k 1");
+    doomed.kill().unwrap(); // SIGKILL: no chance to release anything
+    let _ = doomed.wait();
+    assert_eq!(env.result(&id).status(), TaskResultStatus::Running);
+    let out = env.run_worker(&["--lease", "1", "--max-tasks", "1"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let rescued = env.result(&id);
+    assert_eq!(rescued.status(), TaskResultStatus::Successful);
+    assert_eq!(rescued.attempts(), 2);
+    assert_eq!(rescued.return_value().unwrap(), json!(2));
+    assert_eq!(rescued.errors()[0].exception_class_path, "taskhost::WorkerLost");
+}
+
+#[test]
+fn sigterm_lets_the_running_task_finish_then_exits_0() {
+    let env = Env::new(STORE, "");
+    let id = env.enqueue("record_and_sleep", json!(["k", 1_000]));
+    let worker = env.spawn_worker(&[]);
+    env.wait_for_line(|l| l == "start k");
+    terminate(&worker);
+    let out = wait_with_deadline(worker);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(env.log_lines().contains(&"end k".to_string()));
+    assert_eq!(env.result(&id).status(), TaskResultStatus::Successful);
+    assert!(output_text(&out).contains("shutting down gracefully"), "{}", output_text(&out));
+}
+
+#[test]
+fn a_second_sigterm_stops_at_once_and_releases_the_running_task() {
+    let env = Env::new(STORE, "");
+    let id = env.enqueue("async_record_and_sleep", json!(["k", 60_000]));
+    let stderr = env.dir.path().join("worker.stderr");
+    let mut cmd = env.command(&["worker", "--interval", "0.05", "--no-startup-delay"]);
+    cmd.stderr(std::fs::File::create(&stderr).unwrap());
+    let worker = cmd.spawn().unwrap();
+    env.wait_for_line(|l| l == "start k");
+    terminate(&worker);
+    // The second signal only after the worker has acted on the first (signals can coalesce).
+    super::env::wait_for_file_line(&stderr, |l| l.contains("shutting down gracefully"));
+    terminate(&worker);
+    let out = wait_with_deadline(worker);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let released = env.result(&id);
+    assert_eq!(released.status(), TaskResultStatus::Ready, "{}", output_text(&out));
+    assert_eq!(released.attempts(), 0);
+    assert!(output_text(&out).contains("1 released"), "{}", output_text(&out));
+}
+
+#[test]
+fn worker_options_are_validated_like_django_tasks_db() {
+    let env = Env::new(STORE, "");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--exclude-queues", "a"], "--exclude-queues can only be used with --queue=*"),
+        (&["--worker-id", ""], "Worker id must not be empty"),
+        (&["--interval", "-1"], "Must be greater than zero"),
+        (&["--interval", "inf"], "Must be a finite floating point value"),
+        (&["--backend", "nope"], "The connection 'nope' doesn't exist."),
+        (&["--backend", "dummy"], "Backend 'dummy' is not a queue-store backend"),
+    ];
+    for (args, message) in cases {
+        let out = env.run_worker(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(output_text(&out).contains(message), "{args:?}: {}", output_text(&out));
+    }
+}
+
+#[test]
+fn results_queues_and_prune_inspect_the_store_without_task_code() {
+    let env = Env::new(STORE, "");
+    let id = env.enqueue("record_key", json!(["k"]));
+    env.enqueue_on("record_key", json!(["other"]), "emails", 0);
+    let out = env.run_worker(&["--batch"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let taskhost = taskhost_e2e::taskhost_bin();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(&taskhost)
+            .arg("--config")
+            .arg(&env.config_file)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", output_text(&out));
+        output_text(&out)
+    };
+    let listed = run(&["results", "list", "--status", "SUCCESSFUL"]);
+    assert!(listed.contains(&id) && listed.contains("(1 result(s))"), "{listed}");
+    let shown = run(&["results", "show", &id]);
+    assert!(shown.contains("\"status\": \"SUCCESSFUL\""), "{shown}");
+    let queues = run(&["queues"]);
+    assert!(queues.lines().any(|l| l.starts_with("emails") && l.contains("READY")), "{queues}");
+    let dry = run(&["prune", "--min-age-days", "0", "--dry-run"]);
+    assert_eq!(dry.trim(), "Would delete 1 task result(s)");
+    let pruned = run(&["prune", "--min-age-days", "0"]);
+    assert_eq!(pruned.trim(), "Deleted 1 task result(s)");
+    assert!(matches!(
+        taskhost::task_backends().get("default").unwrap().get_result(&id),
+        Err(taskhost::Error::TaskResultDoesNotExist(_))
+    ));
+}

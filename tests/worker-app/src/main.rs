@@ -1,0 +1,96 @@
+//! Test fixture: an application with tasks and the `taskhost` CLI mounted, so the end-to-end
+//! tests can run real worker processes (`taskhost-worker-app worker --backend db …`) and kill
+//! them. Tasks record each execution by appending a line to the file named by
+//! `$TASKHOST_TEST_LOG`, so tests count executions across processes.
+
+use std::io::Write;
+use std::time::Duration;
+use taskhost::task;
+
+/// Append `line` to `$TASKHOST_TEST_LOG` in one write (whole lines even across processes).
+fn record(line: &str) {
+    let Some(path) = std::env::var_os("TASKHOST_TEST_LOG") else {
+        return;
+    };
+    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = file.write_all(format!("{line}\n").as_bytes());
+    }
+}
+
+/// Records its key and returns it.
+#[task(queue_name = "default")]
+fn record_key(key: String) -> String {
+    record(&key);
+    key
+}
+
+/// Records its key, then sleeps `ms` milliseconds.
+#[task]
+fn record_and_sleep(key: String, ms: u64) -> String {
+    record(&format!("start {key}"));
+    std::thread::sleep(Duration::from_millis(ms));
+    record(&format!("end {key}"));
+    key
+}
+
+/// The async form of `record_and_sleep`.
+#[task]
+async fn async_record_and_sleep(key: String, ms: u64) -> String {
+    record(&format!("start {key}"));
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    record(&format!("end {key}"));
+    key
+}
+
+/// Records its attempt; sleeps `ms` on the first attempt only (so a killed first run can be
+/// rescued and finish quickly). Allows 3 attempts.
+#[task(max_attempts = 3, takes_context)]
+fn slow_first_attempt(context: taskhost::TaskContext, key: String, ms: u64) -> usize {
+    record(&format!("start {key} {}", context.attempt()));
+    if context.attempt() == 1 {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    record(&format!("end {key} {}", context.attempt()));
+    context.attempt()
+}
+
+/// Why a task failed on purpose.
+#[derive(Debug, thiserror::Error)]
+#[error("failing on purpose: {0}")]
+struct OnPurpose(String);
+
+/// Fails every time (up to 3 attempts).
+#[task(max_attempts = 3)]
+fn always_fails(key: String) -> Result<(), OnPurpose> {
+    record(&format!("attempt {key}"));
+    Err(OnPurpose(key))
+}
+
+/// Fails while fewer than `failures` attempts were made, then succeeds (up to 5 attempts).
+#[task(max_attempts = 5, takes_context)]
+fn flaky(context: taskhost::TaskContext, key: String, failures: usize) -> Result<usize, OnPurpose> {
+    record(&format!("attempt {key} {}", context.attempt()));
+    if context.attempt() <= failures {
+        return Err(OnPurpose(format!("{key} attempt {}", context.attempt())));
+    }
+    Ok(context.attempt())
+}
+
+/// Takes longer than its timeout.
+#[task(timeout = 0.2)]
+async fn too_slow(key: String) -> String {
+    record(&format!("start {key}"));
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    key
+}
+
+/// Ends the whole process (a poison task).
+#[task(max_attempts = 2)]
+fn abort_process(key: String) {
+    record(&format!("abort {key}"));
+    std::process::abort();
+}
+
+fn main() -> std::process::ExitCode {
+    taskhost::cli::main()
+}
