@@ -218,7 +218,10 @@ impl Backend {
             });
         }
         if self.config.enqueue_on_commit && in_atomic_block() {
-            return Ok(requests.into_iter().map(|r| self.defer_to_commit(r)).collect());
+            return Ok(requests
+                .into_iter()
+                .map(|r| self.defer_to_commit(r))
+                .collect());
         }
         self.submit_many(&requests)
     }

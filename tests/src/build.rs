@@ -48,7 +48,7 @@ pub fn plugin_dir() -> &'static Path {
         for package in PLUGIN_PACKAGES {
             cmd.args(["-p", package]);
         }
-        cmd.args(["-p", "taskhost", "--bin", "taskhost"]);
+        cmd.args(["-p", "taskhost"]); // its lib and the `taskhost` bin
         let status = cmd.status().expect("cargo can be run from the tests");
         assert!(status.success(), "building the plugin libraries failed");
         target_dir().join("debug")
@@ -71,5 +71,8 @@ pub fn taskhost_bin() -> PathBuf {
 
 /// The built worker application (tests/worker-app): tasks plus the mounted `taskhost` CLI.
 pub fn worker_app_bin() -> PathBuf {
-    plugin_dir().join(format!("taskhost-worker-app{}", std::env::consts::EXE_SUFFIX))
+    plugin_dir().join(format!(
+        "taskhost-worker-app{}",
+        std::env::consts::EXE_SUFFIX
+    ))
 }

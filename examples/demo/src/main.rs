@@ -1,9 +1,14 @@
-//! The Quick start demo: define tasks, enqueue them on the Immediate and Dummy backends, watch
-//! signals, and use a transaction scope. Run with `cargo run -p taskhost-demo` after
-//! `cargo build --workspace` (which builds the plugin files next to the demo binary).
+//! The Quick start demo, and an application binary with the `taskhost` commands mounted.
+//!
+//! `taskhost-demo` with no arguments: enqueue a batch of tasks into an embedded SQLite queue
+//! store (`target/taskhost-demo/tasks.db`), run a worker over them, and print what happened;
+//! then show the Immediate and Dummy backends and a transaction scope.
+//!
+//! `taskhost-demo <command>`: the `taskhost` command line, with this binary's tasks — e.g.
+//! `taskhost-demo --config examples/demo/tasks.toml worker --queue '*' --concurrency 4`.
 
-use std::path::Path;
-use taskhost::{atomic, signals, task, task_backends, Config, TaskOptions};
+use std::path::{Path, PathBuf};
+use taskhost::{atomic, signals, task, task_backends, Config, TaskOptions, Worker, WorkerOptions};
 
 /// Adds two numbers.
 #[task]
@@ -25,67 +30,149 @@ fn send_email(to: String) -> Result<usize, MailboxFull> {
     Ok(to.len())
 }
 
-const CONFIG: &str = r#"
+/// Counts the words of a text, taking its time like real work.
+#[task]
+async fn count_words(text: String) -> usize {
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    text.split_whitespace().count()
+}
+
+fn config(db: &Path) -> String {
+    format!(
+        r#"
 [tasks.default]
+backend = "taskhost.backends.database.DatabaseBackend"
+queues = ["default", "emails"]
+[tasks.default.options]
+url = "sqlite://{}"
+
+[tasks.now]
 backend = "taskhost.backends.immediate.ImmediateBackend"
 queues = []
 
 [tasks.later]
 backend = "taskhost.backends.dummy.DummyBackend"
-queues = ["default", "emails"]
-"#;
+queues = []
+"#,
+        db.display()
+    )
+}
 
-fn main() -> Result<(), taskhost::Error> {
-    let config = Config::from_toml_str(CONFIG, None, Path::new("."))?;
-    task_backends().configure(config);
-    signals::task_finished.connect(|e| {
-        println!(
-            "  [signal] task_finished from {}: {} is {}",
-            e.sender,
-            e.task_result.task().path,
-            e.task_result.status()
-        );
-    });
+fn demo_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let target = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."));
+    target.join("taskhost-demo")
+}
 
-    println!("1. The Immediate backend runs a task at once:");
-    let sum = add.enqueue(2, 3)?;
+fn main() -> std::process::ExitCode {
+    if std::env::args_os().len() > 1 {
+        return taskhost::cli::main();
+    }
+    match demo() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("demo failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = demo_dir();
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("tasks.db");
+    for stale in ["tasks.db", "tasks.db-wal", "tasks.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+    task_backends().configure(Config::from_toml_str(&config(&db), None, &dir)?);
+    println!("Queue store: SQLite at {}", db.display());
+
+    println!("\n1. Enqueue a batch: 100 additions, 20 word counts, 3 emails (one will fail).");
+    let sums = add.enqueue_many((0..100).map(|i| (i, i * 2)))?;
+    let words =
+        count_words.enqueue_many((0..20).map(|i| (format!("task number {i} of twenty"),)))?;
+    let mails = ["ada@example.com", "full@example.com", "grace@example.com"]
+        .map(|to| send_email.enqueue(to.to_string()));
     println!(
-        "   {} -> {:?}, return value {}",
-        sum.id(),
+        "   {} results stored, all {:?}",
+        sums.len() + words.len() + mails.len(),
+        sums[0].status()
+    );
+
+    println!("\n2. Run a worker over every queue until nothing is left (4 at a time).");
+    let runtime = tokio::runtime::Runtime::new()?;
+    let mut options = WorkerOptions::new();
+    options.queues = taskhost::worker::QueueSelection::All { exclude: vec![] };
+    options.concurrency = 4;
+    options.batch = true;
+    let report = runtime.block_on(async { Worker::new(options)?.run().await })?;
+    println!(
+        "   worker: {} claimed, {} successful, {} failed",
+        report.claimed, report.successful, report.failed
+    );
+
+    println!("\n3. What happened:");
+    let sum = add.get_result(sums[99].id())?;
+    println!(
+        "   add(99, 198) -> {:?}, return value {}",
         sum.status(),
         sum.return_value()?
     );
-
-    println!("2. A task that returns an error is FAILED, and the caller carries on:");
-    let failed = send_email.enqueue("full@example.com".into())?;
+    let count = count_words.get_result(words[3].id())?;
     println!(
-        "   status {:?}; error {}",
-        failed.status(),
-        failed.errors()[0].traceback.trim_end()
+        "   count_words(..) -> {} words after {} attempt(s)",
+        count.return_value()?,
+        count.attempts()
     );
+    for mail in mails {
+        let mail = send_email.get_result(mail?.id())?;
+        match mail.status() {
+            taskhost::TaskResultStatus::Failed => println!(
+                "   send_email -> FAILED: {}",
+                mail.errors()[0].traceback.trim_end()
+            ),
+            status => println!(
+                "   send_email -> {status:?}, {} characters",
+                mail.return_value()?
+            ),
+        }
+    }
 
-    println!("3. The Dummy backend stores tasks without running them:");
-    let later = send_email.using(TaskOptions::new().backend("later"))?;
-    let stored = later.enqueue("ada@example.com".into())?;
-    let fetched = later.get_result(stored.id())?;
+    println!("\n4. Other backends: Immediate runs at once, Dummy only stores.");
+    let id = signals::task_finished.connect(|e| {
+        println!(
+            "   [signal task_finished] {} on {}: {}",
+            e.task_result.task().path,
+            e.sender,
+            e.task_result.status()
+        );
+    });
+    let now = add
+        .using(TaskOptions::new().backend("now"))?
+        .enqueue(2, 3)?;
     println!(
-        "   {} is {:?}; stored results: {}",
-        fetched.id(),
-        fetched.status(),
-        task_backends().get("later")?.results()?.len()
+        "   Immediate: {:?}, return value {}",
+        now.status(),
+        now.return_value()?
     );
-
-    println!("4. Inside a transaction scope, an enqueue waits for the commit:");
+    signals::task_finished.disconnect(id);
+    let later = add.using(TaskOptions::new().backend("later"))?;
     let _ = atomic(|| -> Result<(), taskhost::Error> {
-        later.enqueue("rolled@back.example".into())?;
+        later.enqueue(1, 1)?;
         Err(taskhost::Error::InvalidTask(
             "rolled back on purpose".into(),
         ))
     });
-    atomic(|| later.enqueue("grace@example.com".into()).map(|_| ()))?;
+    atomic(|| later.enqueue(4, 4).map(|_| ()))?;
     println!(
-        "   after one rollback and one commit: {} stored results",
+        "   Dummy: after one rolled-back and one committed transaction scope, {} stored result(s)",
         task_backends().get("later")?.results()?.len()
+    );
+    println!(
+        "\nInspect the store: cargo run -p taskhost -- --config <file> results list   (see README)"
     );
     Ok(())
 }

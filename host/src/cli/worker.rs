@@ -27,7 +27,7 @@ pub struct WorkerArgs {
     #[arg(long)]
     pub max_tasks: Option<u64>,
     /// Seconds between looks for new tasks when the backend cannot notify (fractions allowed).
-    #[arg(long, default_value = "1", value_parser = interval)]
+    #[arg(long, default_value = "1", value_parser = interval, allow_hyphen_values = true)]
     pub interval: Duration,
     /// This worker's id (unique in the pool, at most 64 characters); default: random.
     #[arg(long)]

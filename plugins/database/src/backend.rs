@@ -207,9 +207,8 @@ impl DatabaseBackend {
             self.options.lease_secs
         };
         let lease = chrono::Duration::microseconds((secs * 1e6).min(i64::MAX as f64) as i64);
-        now.checked_add_signed(lease).ok_or_else(|| {
-            Error::InvalidRequest(format!("a lease of {secs} s is too long"))
-        })
+        now.checked_add_signed(lease)
+            .ok_or_else(|| Error::InvalidRequest(format!("a lease of {secs} s is too long")))
     }
 
     /// The host's clock.
@@ -241,7 +240,10 @@ impl DatabaseBackend {
             Err(e) => Some((format!("Cannot read the schema version: {e}"), "Check the database.")),
         };
         if let Some((message, hint)) = hint {
-            messages.push(check_error(format!("{CLASS} '{}': {message}", self.alias), Some(hint)));
+            messages.push(check_error(
+                format!("{CLASS} '{}': {message}", self.alias),
+                Some(hint),
+            ));
         }
         messages
     }
@@ -306,10 +308,14 @@ impl Backend for DatabaseBackend {
     }
 
     fn complete(&self, request: RStr<'_>) -> PluginResult<RString> {
-        guard_json("complete", request.as_str(), |completions: Vec<Completion>| {
-            self.ensure_schema()?;
-            Ok(self.store.complete(&completions, self.now()?)?)
-        })
+        guard_json(
+            "complete",
+            request.as_str(),
+            |completions: Vec<Completion>| {
+                self.ensure_schema()?;
+                Ok(self.store.complete(&completions, self.now()?)?)
+            },
+        )
     }
 
     fn renew_leases(&self, request: RStr<'_>) -> PluginResult<RString> {

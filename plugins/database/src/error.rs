@@ -46,8 +46,8 @@ impl Error {
         let message = format!("SQLite failed while {doing}: {err}");
         match err.sqlite_error_code() {
             Some(
-                DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen | ReadOnly
-                | DiskFull | OutOfMemory,
+                DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen | ReadOnly | DiskFull
+                | OutOfMemory,
             ) => Self::Unavailable(message),
             _ => Self::Other(message),
         }
@@ -108,5 +108,32 @@ impl From<Error> for PluginError {
             Error::Corrupt { .. } | Error::Other(_) => ErrorKind::OTHER,
         };
         PluginError::new(kind, err.to_string())
+    }
+}
+
+/// An error inside a database transaction body: from the driver (`E`; busy or transient ones
+/// may be retried), or the backend's own (never retried).
+pub enum TxError<E> {
+    /// From the database driver.
+    Db(E),
+    /// From the backend.
+    App(Error),
+}
+
+impl From<rusqlite::Error> for TxError<rusqlite::Error> {
+    fn from(err: rusqlite::Error) -> Self {
+        Self::Db(err)
+    }
+}
+
+impl From<postgres::Error> for TxError<postgres::Error> {
+    fn from(err: postgres::Error) -> Self {
+        Self::Db(err)
+    }
+}
+
+impl<E> From<Error> for TxError<E> {
+    fn from(err: Error) -> Self {
+        Self::App(err)
     }
 }

@@ -144,7 +144,9 @@ impl Ctx<'_> {
         match opts.get(name) {
             None => Ok(default.to_string()),
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(self.invalid(format!("option '{name}' must be a string, got {other}."))),
+            Some(other) => {
+                Err(self.invalid(format!("option '{name}' must be a string, got {other}.")))
+            }
         }
     }
 
@@ -156,7 +158,9 @@ impl Ctx<'_> {
                 .filter(|n| (1..=u64::from(u32::MAX)).contains(n))
                 .map(|n| n as u32)
                 .ok_or_else(|| {
-                    self.invalid(format!("option '{name}' must be an integer ≥ 1, got {value}."))
+                    self.invalid(format!(
+                        "option '{name}' must be an integer ≥ 1, got {value}."
+                    ))
                 }),
         }
     }
@@ -179,9 +183,9 @@ impl Ctx<'_> {
         match opts.get(name) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => {
-                Err(self.invalid(format!("option '{name}' must be true or false, got {other}.")))
-            }
+            Some(other) => Err(self.invalid(format!(
+                "option '{name}' must be true or false, got {other}."
+            ))),
         }
     }
 }
@@ -237,7 +241,10 @@ mod tests {
     fn defaults_follow_django_with_one_attempt() {
         let o = parse(json!({"url": "sqlite://tasks.db"})).unwrap();
         assert_eq!(o.location, Location::Sqlite("/etc/app/tasks.db".into()));
-        assert_eq!((o.max_attempts, o.lease_secs, o.migrate, o.pool_size), (1, 60.0, true, 4));
+        assert_eq!(
+            (o.max_attempts, o.lease_secs, o.migrate, o.pool_size),
+            (1, 60.0, true, 4)
+        );
         assert_eq!(o.schema, "public");
     }
 
@@ -268,14 +275,20 @@ mod tests {
     #[test]
     fn a_missing_url_says_how_to_write_one() {
         let m = message(json!({}));
-        assert!(m.starts_with("DatabaseBackend 'default': the option 'url' is required."), "{m}");
+        assert!(
+            m.starts_with("DatabaseBackend 'default': the option 'url' is required."),
+            "{m}"
+        );
         assert!(m.contains("sqlite://tasks.db"), "{m}");
     }
 
     #[test]
     fn bad_schemes_are_refused_without_leaking_the_password() {
         let m = message(json!({"url": "mysql://root:secret@db/app"}));
-        assert!(m.contains("url 'mysql://root:***@db/app' has an unsupported scheme"), "{m}");
+        assert!(
+            m.contains("url 'mysql://root:***@db/app' has an unsupported scheme"),
+            "{m}"
+        );
         assert!(!m.contains("secret"));
     }
 
@@ -290,11 +303,26 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let cases = [
-            (json!({"url": "sqlite://t.db", "max_attempts": 0}), "'max_attempts' must be an integer ≥ 1, got 0"),
-            (json!({"url": "sqlite://t.db", "lease_secs": -1}), "'lease_secs' must be a number of seconds greater than zero, got -1"),
-            (json!({"url": "sqlite://t.db", "migrate": "yes"}), "'migrate' must be true or false, got \"yes\""),
-            (json!({"url": "postgres://h/db", "schema": "a;drop"}), "'schema' must be a plain PostgreSQL identifier"),
-            (json!({"url": "sqlite://t.db", "schema": "x"}), "'schema' only applies to PostgreSQL"),
+            (
+                json!({"url": "sqlite://t.db", "max_attempts": 0}),
+                "'max_attempts' must be an integer ≥ 1, got 0",
+            ),
+            (
+                json!({"url": "sqlite://t.db", "lease_secs": -1}),
+                "'lease_secs' must be a number of seconds greater than zero, got -1",
+            ),
+            (
+                json!({"url": "sqlite://t.db", "migrate": "yes"}),
+                "'migrate' must be true or false, got \"yes\"",
+            ),
+            (
+                json!({"url": "postgres://h/db", "schema": "a;drop"}),
+                "'schema' must be a plain PostgreSQL identifier",
+            ),
+            (
+                json!({"url": "sqlite://t.db", "schema": "x"}),
+                "'schema' only applies to PostgreSQL",
+            ),
             (json!({"url": 5}), "'url' must be a non-empty string, got 5"),
         ];
         for (options, expected) in cases {
@@ -305,7 +333,10 @@ mod tests {
 
     #[test]
     fn redact_hides_only_the_password() {
-        assert_eq!(redact("postgres://u:p@h:5/db?x=1"), "postgres://u:***@h:5/db?x=1");
+        assert_eq!(
+            redact("postgres://u:p@h:5/db?x=1"),
+            "postgres://u:***@h:5/db?x=1"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://a@b.db"), "sqlite://a@b.db");
     }

@@ -11,8 +11,14 @@ use std::time::{Duration, Instant};
 
 /// A connection the pool can tell is broken, so it is not handed out again.
 pub trait Connection: Send + 'static {
-    /// Whether this connection can no longer be used.
+    /// Whether this connection can no longer be used (asked when it is handed back).
     fn is_broken(&mut self) -> bool;
+
+    /// Whether an idle connection still works (asked before it is handed out again; may
+    /// talk to the server, so it is asked outside the pool's lock).
+    fn revalidate(&mut self) -> bool {
+        true
+    }
 }
 
 /// Opens a new connection.
@@ -68,8 +74,15 @@ impl<C: Connection> Pool<C> {
                     "the database backend is closed; no more operations are possible".into(),
                 ));
             }
-            if let Some(conn) = state.idle.pop() {
-                return Ok(self.pooled(conn));
+            if let Some(mut conn) = state.idle.pop() {
+                drop(state);
+                if conn.revalidate() {
+                    return Ok(self.pooled(conn));
+                }
+                drop(conn);
+                state = self.state.lock();
+                state.open -= 1;
+                continue;
             }
             if state.open < self.size {
                 state.open += 1;
@@ -141,13 +154,17 @@ pub struct Pooled<'a, C: Connection> {
 impl<C: Connection> Deref for Pooled<'_, C> {
     type Target = C;
     fn deref(&self) -> &C {
-        self.conn.as_ref().expect("a pooled connection is present until dropped")
+        self.conn
+            .as_ref()
+            .expect("a pooled connection is present until dropped")
     }
 }
 
 impl<C: Connection> DerefMut for Pooled<'_, C> {
     fn deref_mut(&mut self) -> &mut C {
-        self.conn.as_mut().expect("a pooled connection is present until dropped")
+        self.conn
+            .as_mut()
+            .expect("a pooled connection is present until dropped")
     }
 }
 
@@ -190,7 +207,11 @@ mod tests {
         let a = pool.get().unwrap();
         let b = pool.get().unwrap();
         let err = pool.get().err().unwrap();
-        assert!(err.to_string().contains("all 2 database connections stayed busy"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("all 2 database connections stayed busy"),
+            "{err}"
+        );
         drop(a);
         drop(pool.get().unwrap());
         drop(b);

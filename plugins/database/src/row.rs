@@ -85,9 +85,8 @@ impl Row {
     /// The row as a [`TaskResultData`].
     pub fn into_result(self) -> Result<TaskResultData> {
         let id = self.id;
-        let status = TaskResultStatus::parse(&self.status).ok_or_else(|| {
-            corrupt(&id, "status", format!("unknown status '{}'", self.status))
-        })?;
+        let status = TaskResultStatus::parse(&self.status)
+            .ok_or_else(|| corrupt(&id, "status", format!("unknown status '{}'", self.status)))?;
         let max_attempts = match self.max_attempts {
             None => None,
             Some(n) => Some(u32::try_from(n).map_err(|e| corrupt(&id, "max_attempts", e))?),
@@ -224,7 +223,8 @@ impl Expired {
                 "worker '{}' stopped renewing its lease, which expired at {}; the worker was \
                  probably stopped or lost its database connection. Attempt {} of {}: {outcome}.\n",
                 self.owner,
-                self.expired_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+                self.expired_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 self.attempts,
                 self.max_attempts,
             ),
@@ -250,4 +250,14 @@ pub fn corrupt(id: &str, column: &'static str, detail: impl std::fmt::Display) -
 /// A result id as stored: a UUID in canonical form, or `None` if `id` is not a UUID.
 pub fn parse_id(id: &str) -> Option<uuid::Uuid> {
     uuid::Uuid::try_parse(id).ok()
+}
+
+/// The `errors` column written for a claimed row that cannot be read (it is marked FAILED, so
+/// one bad row cannot block a queue).
+pub fn corrupt_errors(message: &str) -> String {
+    let error = TaskError {
+        exception_class_path: "taskhost::CorruptRow".into(),
+        traceback: format!("taskhost::CorruptRow: {message}\n"),
+    };
+    serde_json::to_string(&[error]).unwrap_or_else(|_| "[]".into())
 }

@@ -74,8 +74,11 @@ pub trait Store: Send + Sync {
     fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>>;
 
     /// Apply completions whose lease is still held (id, RUNNING, token), in one transaction.
-    fn complete(&self, completions: &[Completion], now: DateTime<Utc>)
-        -> Result<Vec<CompletionAck>>;
+    fn complete(
+        &self,
+        completions: &[Completion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionAck>>;
 
     /// Extend held leases to `expires_at`; returns the ids whose lease was lost.
     fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>>;
@@ -125,10 +128,11 @@ pub fn check_error(message: String, hint: Option<&str>) -> CheckMessage {
     }
 }
 
-/// The statuses a prune deletes, each with its cut-off (`None` = any age).
-pub fn prune_targets(
-    request: &PruneRequest,
-) -> Result<Vec<(&'static str, Option<DateTime<Utc>>)>> {
+/// A status a prune deletes, with its cut-off (`None` = any age).
+pub type PruneTarget = (&'static str, Option<DateTime<Utc>>);
+
+/// The statuses a prune deletes, each with its cut-off.
+pub fn prune_targets(request: &PruneRequest) -> Result<Vec<PruneTarget>> {
     use taskhost_plugin_api::wire::TaskResultStatus::{Failed, Successful};
     if let Some(bad) = request.statuses.iter().find(|s| !s.is_finished()) {
         return Err(crate::error::Error::InvalidRequest(format!(
@@ -156,4 +160,15 @@ pub fn sort_stats(stats: &mut [QueueStats]) {
             .cmp(&b.queue_name)
             .then_with(|| rank(a.status).cmp(&rank(b.status)))
     });
+}
+
+/// One documented parameter of a transactional insert statement.
+pub fn param(position: u32, name: &str, ty: &str, required: bool, description: &str) -> Value {
+    serde_json::json!({
+        "position": position,
+        "name": name,
+        "type": ty,
+        "required": required,
+        "description": description,
+    })
 }

@@ -58,15 +58,26 @@ impl Env {
         fs::write(&config_file, &toml).unwrap();
         let log = dir.path().join("executions.log");
         let config = TestConfig::new(&toml);
-        Self { dir, config_file, log, _config: config }
+        Self {
+            dir,
+            config_file,
+            log,
+            _config: config,
+        }
     }
 
     /// Enqueue the worker app's task `name` with `args`, on `queue` with `priority`.
     pub fn enqueue_on(&self, name: &str, args: Value, queue: &str, priority: i32) -> String {
         let backend = task_backends().get("default").unwrap();
-        let Value::Array(args) = args else { panic!("args must be an array") };
+        let Value::Array(args) = args else {
+            panic!("args must be an array")
+        };
         let result = backend
-            .enqueue_json(&description(name, queue, priority), args, Default::default())
+            .enqueue_json(
+                &description(name, queue, priority),
+                args,
+                Default::default(),
+            )
             .unwrap();
         result.id().to_string()
     }
@@ -96,7 +107,11 @@ impl Env {
 
     /// The stored result.
     pub fn result(&self, id: &str) -> TaskResult {
-        task_backends().get("default").unwrap().get_result(id).unwrap()
+        task_backends()
+            .get("default")
+            .unwrap()
+            .get_result(id)
+            .unwrap()
     }
 
     /// The worker app with `args` (after `--config FILE`), logging executions to `self.log`.
@@ -143,7 +158,10 @@ impl Env {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("no matching line within {DEADLINE:?}; log: {:?}", self.log_lines());
+        panic!(
+            "no matching line within {DEADLINE:?}; log: {:?}",
+            self.log_lines()
+        );
     }
 
     /// Wait until the result `id` has a status satisfying `pred` (bounded by [`DEADLINE`]).
@@ -154,7 +172,11 @@ impl Env {
             if pred(&result) {
                 return result;
             }
-            assert!(start.elapsed() < DEADLINE, "result {id} stayed {:?}", result.status());
+            assert!(
+                start.elapsed() < DEADLINE,
+                "result {id} stayed {:?}",
+                result.status()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -204,7 +226,11 @@ pub fn wait_with_deadline(mut child: Child) -> Output {
 pub fn wait_for_file_line(path: &std::path::Path, pred: impl Fn(&str) -> bool) {
     let start = Instant::now();
     while start.elapsed() < DEADLINE {
-        if fs::read_to_string(path).unwrap_or_default().lines().any(&pred) {
+        if fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .any(&pred)
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(20));

@@ -115,7 +115,7 @@ fn failed_attempts_are_retried_with_backoff_up_to_max_attempts() {
     let env = Env::new(STORE, "");
     let flaky = env.enqueue("flaky", json!(["f", 2]));
     let doomed = env.enqueue("always_fails", json!(["x"]));
-    let out = env.run_worker(&["--retry-backoff", "0.01", "--max-tasks", "8"]);
+    let out = env.run_worker(&["--retry-backoff", "0.01", "--max-tasks", "6"]);
     assert!(out.status.success(), "{}", output_text(&out));
     let ok = env.result(&flaky);
     assert_eq!(ok.status(), TaskResultStatus::Successful);
@@ -221,7 +221,9 @@ fn worker_options_are_validated_like_django_tasks_db() {
         (&["--backend", "dummy"], "Backend 'dummy' is not a queue-store backend"),
     ];
     for (args, message) in cases {
-        let out = env.run_worker(args);
+        let mut all = vec!["worker"];
+        all.extend_from_slice(args);
+        let out = wait_with_deadline(env.command(&all).spawn().unwrap());
         assert!(!out.status.success(), "{args:?} should fail");
         assert!(output_text(&out).contains(message), "{args:?}: {}", output_text(&out));
     }

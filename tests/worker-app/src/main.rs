@@ -12,7 +12,11 @@ fn record(line: &str) {
     let Some(path) = std::env::var_os("TASKHOST_TEST_LOG") else {
         return;
     };
-    if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
         let _ = file.write_all(format!("{line}\n").as_bytes());
     }
 }

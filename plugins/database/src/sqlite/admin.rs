@@ -3,7 +3,7 @@
 use super::{json_list, read_row, us, SqliteStore, TxError, COLUMNS};
 use crate::error::Result;
 use crate::row::from_micros;
-use crate::store::{prune_targets, sort_stats};
+use crate::store::{param, prune_targets, sort_stats};
 use serde_json::{json, Value};
 use taskhost_plugin_api::wire::{
     ListRequest, PruneRequest, QueueStats, TaskResultData, TaskResultStatus,
@@ -74,10 +74,14 @@ impl SqliteStore {
         let mut stats = Vec::with_capacity(raw.len());
         for (queue_name, status, count, oldest) in raw {
             let status = TaskResultStatus::parse(&status).ok_or_else(|| {
-                crate::error::Error::Other(format!("a row of queue '{queue_name}' has the unknown status '{status}'"))
+                crate::error::Error::Other(format!(
+                    "a row of queue '{queue_name}' has the unknown status '{status}'"
+                ))
             })?;
             let oldest_enqueued_at = match status {
-                TaskResultStatus::Ready => Some(from_micros("(oldest READY)", "enqueued_at", oldest)?),
+                TaskResultStatus::Ready => {
+                    Some(from_micros("(oldest READY)", "enqueued_at", oldest)?)
+                }
                 _ => None,
             };
             stats.push(QueueStats {
@@ -93,7 +97,11 @@ impl SqliteStore {
 
     pub(super) fn prune(&self, request: &PruneRequest) -> Result<u64> {
         let targets = prune_targets(request)?;
-        let verb = if request.dry_run { "SELECT COUNT(*)" } else { "DELETE" };
+        let verb = if request.dry_run {
+            "SELECT COUNT(*)"
+        } else {
+            "DELETE"
+        };
         let sql = format!(
             "{verb} FROM taskhost_tasks WHERE status = ?1 AND finished_at IS NOT NULL \
              AND (?2 IS NULL OR finished_at < ?2) AND backend_name = ?3 \
@@ -142,15 +150,4 @@ impl SqliteStore {
                       Workers find it at their next poll (SQLite has no notifications).",
         })
     }
-}
-
-/// One documented parameter of the transactional insert statement.
-pub(crate) fn param(position: u32, name: &str, ty: &str, required: bool, description: &str) -> Value {
-    json!({
-        "position": position,
-        "name": name,
-        "type": ty,
-        "required": required,
-        "description": description,
-    })
 }

@@ -8,6 +8,9 @@
 mod admin;
 mod queue;
 
+#[cfg(test)]
+pub(crate) use queue::CLAIM_SELECT;
+
 use crate::error::{Error, Result};
 use crate::pool::{Connection as PoolConnection, Pool};
 use crate::row::{from_micros, Json, NewTask, Row};
@@ -61,25 +64,8 @@ impl PoolConnection for SqliteConn {
     }
 }
 
-/// An error inside a transaction body: SQL, or the backend's own.
-pub enum TxError {
-    /// From SQLite (busy errors are retried).
-    Sql(rusqlite::Error),
-    /// From the backend (not retried).
-    App(Error),
-}
-
-impl From<rusqlite::Error> for TxError {
-    fn from(err: rusqlite::Error) -> Self {
-        Self::Sql(err)
-    }
-}
-
-impl From<Error> for TxError {
-    fn from(err: Error) -> Self {
-        Self::App(err)
-    }
-}
+/// An error inside an SQLite transaction body.
+pub type TxError = crate::error::TxError<rusqlite::Error>;
 
 impl SqliteStore {
     /// Open (creating if needed) the database at `path`. Anything that makes the file unusable
@@ -117,18 +103,20 @@ impl SqliteStore {
         let mut tries = 0;
         loop {
             let outcome = (|| {
-                let tx = conn.0.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = conn
+                    .0
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let value = body(&tx)?;
                 tx.commit()?;
                 Ok(value)
             })();
             match outcome {
                 Ok(value) => return Ok(value),
-                Err(TxError::Sql(err)) if is_busy(&err) && tries < BUSY_RETRIES => {
+                Err(TxError::Db(err)) if is_busy(&err) && tries < BUSY_RETRIES => {
                     tries += 1;
                     std::thread::sleep(Duration::from_millis(20 * u64::from(tries)));
                 }
-                Err(TxError::Sql(err)) if is_busy(&err) => {
+                Err(TxError::Db(err)) if is_busy(&err) => {
                     return Err(Error::Unavailable(format!(
                         "the SQLite database '{}' stayed locked by another writer while {doing} \
                          ({} tries of {BUSY_TIMEOUT:?}); try again later",
@@ -136,7 +124,7 @@ impl SqliteStore {
                         tries + 1
                     )))
                 }
-                Err(TxError::Sql(err)) => return Err(Error::sqlite(doing, err)),
+                Err(TxError::Db(err)) => return Err(Error::sqlite(doing, err)),
                 Err(TxError::App(err)) => return Err(err),
             }
         }
@@ -150,7 +138,7 @@ impl SqliteStore {
     ) -> Result<T> {
         let conn = self.pool.get()?;
         body(&conn.0).map_err(|err| match err {
-            TxError::Sql(err) => Error::sqlite(doing, err),
+            TxError::Db(err) => Error::sqlite(doing, err),
             TxError::App(err) => err,
         })
     }
@@ -180,12 +168,16 @@ impl SqliteStore {
         self.write("migrating the schema", |tx| {
             let current = Self::version_on(tx)?;
             let mut applied = Vec::new();
-            for m in MIGRATIONS.iter().filter(|m| m.version > current && m.version <= target) {
+            for m in MIGRATIONS
+                .iter()
+                .filter(|m| m.version > current && m.version <= target)
+            {
                 tx.execute_batch(m.sql)?;
                 tx.execute(
                     "INSERT INTO taskhost_schema_version (version, applied_at) VALUES (?1, ?2)",
                     (m.version, now.timestamp_micros()),
                 )?;
+                tracing::info!(version = m.version, name = m.name, "applied migration");
                 applied.push(m.version);
             }
             Ok(applied)
@@ -198,7 +190,10 @@ impl SqliteStore {
         }) {
             Ok(_) => Vec::new(),
             Err(err) => vec![check_error(
-                format!("The SQLite database '{}' cannot be used: {err}", self.path.display()),
+                format!(
+                    "The SQLite database '{}' cannot be used: {err}",
+                    self.path.display()
+                ),
                 Some("Check that the file and its directory exist and are writable."),
             )],
         }
@@ -226,15 +221,20 @@ fn connect(path: &Path) -> Result<SqliteConn, String> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| e.to_string())?;
-    let readonly = conn.is_readonly(rusqlite::MAIN_DB).map_err(|e| e.to_string())?;
+    let readonly = conn
+        .is_readonly(rusqlite::MAIN_DB)
+        .map_err(|e| e.to_string())?;
     if readonly {
-        return Err("the file is read-only; workers must be able to write to it (and to its \
+        return Err(
+            "the file is read-only; workers must be able to write to it (and to its \
                     directory, for the -wal and -shm files)"
-            .into());
+                .into(),
+        );
     }
     let configure = || -> rusqlite::Result<()> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
-        let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(rusqlite::Error::InvalidParameterName(format!(
                 "journal_mode stayed '{mode}'"
@@ -245,10 +245,12 @@ fn connect(path: &Path) -> Result<SqliteConn, String> {
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
     };
     configure().map_err(|e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen) => format!(
-            "{e}; workers must be able to write to the file and to its directory"
-        ),
-        Some(rusqlite::ErrorCode::NotADatabase) => format!("{e}; the file is not an SQLite database"),
+        Some(rusqlite::ErrorCode::ReadOnly | rusqlite::ErrorCode::CannotOpen) => {
+            format!("{e}; workers must be able to write to the file and to its directory")
+        }
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            format!("{e}; the file is not an SQLite database")
+        }
         _ => e.to_string(),
     })?;
     Ok(SqliteConn(conn))
@@ -368,7 +370,9 @@ impl Store for SqliteStore {
     }
 
     fn wait(&self, _request: &WaitRequest) -> Result<bool> {
-        Err(Error::NotSupported(taskhost_plugin_api::ops::WAIT_FOR_TASKS.into()))
+        Err(Error::NotSupported(
+            taskhost_plugin_api::ops::WAIT_FOR_TASKS.into(),
+        ))
     }
 
     fn insert_sql(&self) -> serde_json::Value {

@@ -7,7 +7,7 @@ use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use rusqlite::named_params;
 use taskhost_plugin_api::wire::{
-    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskError, TaskOutcome, TaskResultData,
+    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskOutcome, TaskResultData,
 };
 
 const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
@@ -73,7 +73,8 @@ impl SqliteStore {
         let max_attempts = self.config.max_attempts;
         let sql = format!(
             "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = :now, \
-             last_attempted_at = :now, worker_ids = json_insert(worker_ids, '$[#]', :worker), \
+             last_attempted_at = :now, worker_ids = CASE WHEN json_valid(worker_ids) \
+             THEN json_insert(worker_ids, '$[#]', :worker) ELSE worker_ids END, \
              attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = :worker, \
              lease_expires_at = :expires WHERE id IN ({CLAIM_SELECT}) RETURNING {COLUMNS}"
         );
@@ -108,7 +109,7 @@ impl SqliteStore {
                 tx.execute(
                     "UPDATE taskhost_tasks SET status = 'FAILED', finished_at = ?2, \
                      errors = ?3, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?1",
-                    (id, us(claim.now), corrupt_errors(&message)),
+                    (id, us(claim.now), crate::row::corrupt_errors(&message)),
                 )?;
             }
             Ok(claimed)
@@ -128,7 +129,8 @@ impl SqliteStore {
                  finished_at = :finished_at, \
                  run_after = CASE WHEN :retry_at IS NULL THEN run_after ELSE :retry_at END, \
                  errors = CASE WHEN :error IS NULL THEN errors \
-                          ELSE json_insert(errors, '$[#]', json(:error)) END, \
+                          WHEN json_valid(errors) THEN json_insert(errors, '$[#]', json(:error)) \
+                          ELSE json_array(json(:error)) END, \
                  lease_owner = NULL, lease_expires_at = NULL \
                  WHERE id = :id AND status = 'RUNNING' AND lease_token = :token",
             )?;
@@ -159,7 +161,11 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>> {
+    pub(super) fn renew(
+        &self,
+        request: &LeaseRequest,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
         self.write("renewing leases", |tx| {
             let mut update = tx.prepare_cached(
                 "UPDATE taskhost_tasks SET lease_expires_at = ?1 WHERE id = ?2 \
@@ -208,30 +214,38 @@ impl SqliteStore {
     }
 
     /// Rescue inside an open write transaction (also the first step of every claim).
-    fn rescue_in(&self, tx: &rusqlite::Transaction<'_>, now: DateTime<Utc>) -> Result<u64, TxError> {
+    fn rescue_in(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, TxError> {
         let mut select = tx.prepare_cached(
             "SELECT id, lease_owner, lease_expires_at, attempts, COALESCE(max_attempts, ?3), \
              lease_token FROM taskhost_tasks \
              WHERE status = 'RUNNING' AND backend_name = ?1 AND lease_expires_at < ?2",
         )?;
         let expired = select
-            .query_map((&self.config.alias, us(now), self.config.max_attempts), |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, i64>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            })?
+            .query_map(
+                (&self.config.alias, us(now), self.config.max_attempts),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, i64>(5)?,
+                    ))
+                },
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         if expired.is_empty() {
             return Ok(0);
         }
         let mut update = tx.prepare_cached(
             "UPDATE taskhost_tasks SET status = ?2, finished_at = ?3, \
-             errors = json_insert(errors, '$[#]', json(?4)), \
+             errors = CASE WHEN json_valid(errors) THEN json_insert(errors, '$[#]', json(?4)) \
+                      ELSE json_array(json(?4)) END, \
              lease_owner = NULL, lease_expires_at = NULL \
              WHERE id = ?1 AND status = 'RUNNING' AND lease_token = ?5",
         )?;
@@ -257,7 +271,9 @@ impl SqliteStore {
 }
 
 /// The status, return value and error JSON a completion writes.
-fn outcome_columns(c: &Completion) -> Result<(&'static str, Option<String>, Option<String>), TxError> {
+fn outcome_columns(
+    c: &Completion,
+) -> Result<(&'static str, Option<String>, Option<String>), TxError> {
     Ok(match (&c.outcome, c.retry_at) {
         (TaskOutcome::Successful { return_value }, _) => (
             "SUCCESSFUL",
@@ -265,24 +281,21 @@ fn outcome_columns(c: &Completion) -> Result<(&'static str, Option<String>, Opti
             None,
         ),
         (TaskOutcome::Failed { error }, retry_at) => (
-            if retry_at.is_some() { "READY" } else { "FAILED" },
+            if retry_at.is_some() {
+                "READY"
+            } else {
+                "FAILED"
+            },
             None,
             Some(serde_json::to_string(error).map_err(encode_error)?),
         ),
     })
 }
 
-/// The `errors` column written for a row that cannot be read.
-pub(crate) fn corrupt_errors(message: &str) -> String {
-    let error = TaskError {
-        exception_class_path: "taskhost::CorruptRow".into(),
-        traceback: format!("taskhost::CorruptRow: {message}\n"),
-    };
-    serde_json::to_string(&[error]).unwrap_or_else(|_| "[]".into())
-}
-
 fn encode_error(err: serde_json::Error) -> TxError {
-    TxError::App(crate::error::Error::Other(format!("could not encode JSON: {err}")))
+    TxError::App(crate::error::Error::Other(format!(
+        "could not encode JSON: {err}"
+    )))
 }
 
 /// A primary-key violation as "already stored"; anything else as is.
@@ -296,6 +309,6 @@ fn duplicate_or(err: rusqlite::Error, id: &str) -> TxError {
         true => TxError::App(crate::error::Error::InvalidRequest(format!(
             "A result with id '{id}' is already stored."
         ))),
-        false => TxError::Sql(err),
+        false => TxError::Db(err),
     }
 }

@@ -1,0 +1,407 @@
+//! The PostgreSQL queue store: one database shared by workers on many machines.
+//!
+//! Uses the synchronous `postgres` client: each connection drives tokio-postgres on its own
+//! current-thread runtime, only while a call is running, so the plugin owns its runtime and
+//! leaves no thread behind. Claims lock rows with `FOR UPDATE SKIP LOCKED`; enqueues NOTIFY the
+//! `taskhost_tasks` channel in the same transaction, which `wait_for_tasks` LISTENs to.
+
+mod admin;
+mod listen;
+mod queue;
+
+#[cfg(test)]
+pub(crate) use queue::CLAIM_SELECT;
+
+use crate::error::{postgres_text, Error, Result};
+use crate::options::{redact, Options, CLASS};
+use crate::pool::{Connection as PoolConnection, Pool};
+use crate::row::{corrupt, Json, NewTask, Row};
+use crate::store::{check_error, Claim, Migration, Store, StoreConfig};
+use chrono::{DateTime, Utc};
+use listen::Listener;
+use postgres::{Client, NoTls, Statement};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use taskhost_plugin_api::wire::{
+    CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
+    QueueStats, TaskResultData, WaitRequest,
+};
+
+/// The PostgreSQL migrations, oldest first.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tasks",
+        sql: include_str!("../../migrations/postgres/0001_tasks.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "indexes",
+        sql: include_str!("../../migrations/postgres/0002_indexes.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "enqueue_function",
+        sql: include_str!("../../migrations/postgres/0003_enqueue_function.sql"),
+    },
+];
+
+/// The NOTIFY channel enqueues signal on; the payload is the queue name.
+pub const CHANNEL: &str = "taskhost_tasks";
+
+/// The columns a [`Row`] is read from, in [`read_row`]'s order.
+const COLUMNS: &str = "id::text, task_path, queue_name, priority, backend_name, status, args, \
+    kwargs, takes_context, is_async, run_after, enqueued_at, started_at, finished_at, \
+    last_attempted_at, worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token";
+
+/// Idle connections older than this are checked before reuse (the server may have closed them).
+const REVALIDATE_AFTER: Duration = Duration::from_secs(30);
+
+/// An error inside a PostgreSQL transaction body.
+pub type TxError = crate::error::TxError<postgres::Error>;
+
+/// The queue store on a PostgreSQL database.
+pub struct PgStore {
+    url: String,
+    schema: String,
+    pool: Pool<PgConn>,
+    listener: Listener,
+    config: StoreConfig,
+}
+
+/// A pooled client with its prepared statements.
+pub struct PgConn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+    last_used: Instant,
+}
+
+impl PoolConnection for PgConn {
+    fn is_broken(&mut self) -> bool {
+        self.last_used = Instant::now();
+        self.client.is_closed()
+    }
+
+    fn revalidate(&mut self) -> bool {
+        self.last_used.elapsed() < REVALIDATE_AFTER
+            || self.client.is_valid(Duration::from_secs(5)).is_ok()
+    }
+}
+
+/// A transaction on a pooled connection, preparing each statement once per connection.
+pub struct Tx<'a> {
+    tx: postgres::Transaction<'a>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+impl Tx<'_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql)?;
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Run `sql` (prepared once) and return its rows.
+    pub fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.query(&statement, params)
+    }
+
+    /// Run `sql` (prepared once) and return the number of rows changed.
+    pub fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = self.statement(sql)?;
+        self.tx.execute(&statement, params)
+    }
+}
+
+impl PgStore {
+    /// Connect to `url` (with `search_path` set to the `schema` option). An unparsable url or
+    /// an unreachable server is [`Error::InvalidOptions`].
+    pub fn open(url: &str, options: &Options, config: StoreConfig) -> Result<Self> {
+        let invalid =
+            |what: String| Error::InvalidOptions(format!("{CLASS} '{}': {what}", config.alias));
+        let mut pg: postgres::Config = url.parse().map_err(|e| {
+            invalid(format!(
+                "url '{}' is not a valid PostgreSQL url: {e}",
+                redact(url)
+            ))
+        })?;
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(Duration::from_secs(10));
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("taskhost");
+        }
+        let search_path = format!("-c search_path={}", options.schema);
+        let pg_options = match pg.get_options() {
+            Some(given) => format!("{given} {search_path}"),
+            None => search_path,
+        };
+        pg.options(&pg_options);
+        let first = connect(&pg).map_err(|e| {
+            invalid(format!(
+                "could not connect to PostgreSQL at url '{}': {}. Check that the server is \
+                 running and that `url` names the right host, port, user, password and database.",
+                redact(url),
+                postgres_text(&e)
+            ))
+        })?;
+        let listener = Listener::new(pg.clone());
+        let pool = Pool::new(
+            options.pool_size,
+            Duration::from_secs(30),
+            Box::new(move || connect(&pg).map_err(|e| Error::postgres("connecting", e))),
+        );
+        pool.seed(first);
+        Ok(Self {
+            url: redact(url),
+            schema: options.schema.clone(),
+            pool,
+            listener,
+            config,
+        })
+    }
+
+    /// Run `body` in a transaction and commit; serialization failures and deadlocks are
+    /// retried a few times.
+    fn write<T>(
+        &self,
+        doing: &str,
+        mut body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
+    ) -> Result<T> {
+        let mut conn = self.pool.get()?;
+        let conn = &mut *conn;
+        let mut tries = 0;
+        loop {
+            let outcome = (|| {
+                let mut tx = Tx {
+                    tx: conn.client.transaction()?,
+                    statements: &mut conn.statements,
+                };
+                let value = body(&mut tx)?;
+                tx.tx.commit()?;
+                Ok(value)
+            })();
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(TxError::Db(err)) if is_conflict(&err) && tries < 3 => tries += 1,
+                Err(TxError::Db(err)) => return Err(Error::postgres(doing, err)),
+                Err(TxError::App(err)) => return Err(err),
+            }
+        }
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        self.write("reading the schema version", |tx| Ok(version_on(tx)?))
+    }
+
+    fn migrate(&self, target: u32, now: DateTime<Utc>) -> Result<Vec<u32>> {
+        let schema = self.schema.clone();
+        self.write("migrating the schema", |tx| {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtext('taskhost_migrate.' || $1::text))",
+                &[&schema],
+            )?;
+            let exists = tx.query(
+                "SELECT 1 FROM pg_namespace WHERE nspname = $1::text",
+                &[&schema],
+            )?;
+            if exists.is_empty() {
+                tx.tx
+                    .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))?;
+            }
+            let current = version_on(tx)?;
+            let mut applied = Vec::new();
+            for m in MIGRATIONS
+                .iter()
+                .filter(|m| m.version > current && m.version <= target)
+            {
+                tx.tx.batch_execute(m.sql)?;
+                tx.tx.execute(
+                    "INSERT INTO taskhost_schema_version (version, applied_at) VALUES ($1, $2)",
+                    &[&(m.version as i32), &now],
+                )?;
+                tracing::info!(version = m.version, name = m.name, "applied migration");
+                applied.push(m.version);
+            }
+            Ok(applied)
+        })
+    }
+
+    fn check(&self) -> Vec<CheckMessage> {
+        match self.write("checking the database", |tx| Ok(tx.query("SELECT 1", &[])?)) {
+            Ok(_) => Vec::new(),
+            Err(err) => vec![check_error(
+                format!("The {} cannot be used: {err}", self.describe()),
+                Some("Check that the server is running and that `url` is right."),
+            )],
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "PostgreSQL database '{}' (schema '{}')",
+            self.url, self.schema
+        )
+    }
+}
+
+fn connect(config: &postgres::Config) -> Result<PgConn, postgres::Error> {
+    Ok(PgConn {
+        client: config.connect(NoTls)?,
+        statements: HashMap::new(),
+        last_used: Instant::now(),
+    })
+}
+
+/// The schema version, 0 if the version table does not exist (in the `search_path` schema).
+fn version_on(tx: &mut Tx<'_>) -> Result<u32, postgres::Error> {
+    let table = tx.query(
+        "SELECT to_regclass('taskhost_schema_version') IS NOT NULL",
+        &[],
+    )?;
+    if !table[0].try_get::<_, bool>(0)? {
+        return Ok(0);
+    }
+    let rows = tx.query(
+        "SELECT COALESCE(MAX(version), 0) FROM taskhost_schema_version",
+        &[],
+    )?;
+    Ok(rows[0].try_get::<_, i32>(0)?.max(0) as u32)
+}
+
+fn is_conflict(err: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    matches!(
+        err.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
+
+/// Read the [`COLUMNS`] of one row (never panics: every column goes through `try_get`).
+fn read_row(r: &postgres::Row) -> Result<Row, TxError> {
+    let id: String = r.try_get(0)?;
+    let json = |at: usize| -> Result<Json, TxError> { Ok(Json::Value(r.try_get(at)?)) };
+    let enqueued_at: Option<DateTime<Utc>> = r.try_get(11)?;
+    let enqueued_at = enqueued_at.ok_or_else(|| corrupt(&id, "enqueued_at", "it is NULL"))?;
+    Ok(Row {
+        task_path: r.try_get(1)?,
+        queue_name: r.try_get(2)?,
+        priority: r.try_get(3)?,
+        backend_name: r.try_get(4)?,
+        status: r.try_get(5)?,
+        args: json(6)?,
+        kwargs: json(7)?,
+        takes_context: r.try_get(8)?,
+        is_async: r.try_get(9)?,
+        run_after: r.try_get(10)?,
+        enqueued_at,
+        started_at: r.try_get(12)?,
+        finished_at: r.try_get(13)?,
+        last_attempted_at: r.try_get(14)?,
+        worker_ids: json(15)?,
+        errors: json(16)?,
+        return_value: r
+            .try_get::<_, Option<serde_json::Value>>(17)?
+            .map(Json::Value),
+        max_attempts: r.try_get::<_, Option<i32>>(18)?.map(i64::from),
+        timeout_secs: r.try_get(19)?,
+        lease_token: r.try_get(20)?,
+        id,
+    })
+}
+
+impl Store for PgStore {
+    fn migrations(&self) -> &'static [Migration] {
+        MIGRATIONS
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        PgStore::schema_version(self)
+    }
+
+    fn migrate(&self, target: u32, now: DateTime<Utc>) -> Result<Vec<u32>> {
+        PgStore::migrate(self, target, now)
+    }
+
+    fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
+        PgStore::enqueue(self, tasks)
+    }
+
+    fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>> {
+        PgStore::get(self, id)
+    }
+
+    fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
+        PgStore::claim(self, claim)
+    }
+
+    fn complete(
+        &self,
+        completions: &[Completion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionAck>> {
+        PgStore::complete(self, completions, now)
+    }
+
+    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>> {
+        PgStore::renew(self, request, expires_at)
+    }
+
+    fn release(&self, request: &LeaseRequest) -> Result<u64> {
+        PgStore::release(self, request)
+    }
+
+    fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {
+        PgStore::rescue(self, now)
+    }
+
+    fn results(&self) -> Result<Vec<TaskResultData>> {
+        PgStore::results(self)
+    }
+
+    fn list(&self, request: &ListRequest) -> Result<Vec<TaskResultData>> {
+        PgStore::list(self, request)
+    }
+
+    fn stats(&self) -> Result<Vec<QueueStats>> {
+        PgStore::stats(self)
+    }
+
+    fn prune(&self, request: &PruneRequest) -> Result<u64> {
+        PgStore::prune(self, request)
+    }
+
+    fn wait(&self, request: &WaitRequest) -> Result<bool> {
+        let timeout = Duration::from_secs_f64(request.timeout_secs);
+        self.listener.wait(request.queues.as_deref(), timeout)
+    }
+
+    fn insert_sql(&self) -> serde_json::Value {
+        PgStore::insert_sql(self)
+    }
+
+    fn check(&self) -> Vec<CheckMessage> {
+        PgStore::check(self)
+    }
+
+    fn describe(&self) -> String {
+        PgStore::describe(self)
+    }
+
+    fn close(&self) {
+        self.pool.close();
+        self.listener.close();
+    }
+}

@@ -1,0 +1,367 @@
+//! The PostgreSQL queue: enqueue, get, claim, complete, renew, release and rescue.
+
+use super::{read_row, PgStore, TxError, CHANNEL, COLUMNS};
+use crate::error::{Error, Result};
+use crate::row::{claim_order, parse_id, Expired, NewTask};
+use crate::store::Claim;
+use chrono::{DateTime, Utc};
+use postgres::error::SqlState;
+use taskhost_plugin_api::wire::{
+    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskError, TaskOutcome, TaskResultData,
+};
+use uuid::Uuid;
+
+/// Rows per multi-row INSERT.
+const CHUNK: usize = 2000;
+
+const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
+    backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \
+    max_attempts, timeout_secs) \
+    SELECT u.id, u.task_path, u.queue_name, u.priority, $1, 'READY', u.args::jsonb, \
+           u.kwargs::jsonb, u.takes_context, u.is_async, u.run_after, u.enqueued_at, \
+           u.max_attempts, u.timeout_secs \
+    FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[], \
+                $8::bool[], $9::bool[], $10::timestamptz[], $11::timestamptz[], $12::int4[], \
+                $13::float8[]) \
+      AS u(id, task_path, queue_name, priority, args, kwargs, takes_context, is_async, \
+           run_after, enqueued_at, max_attempts, timeout_secs)";
+
+/// The ready tasks a claim takes, in claim order, locked and skipping rows other claims hold:
+/// `taskhost_tasks_claim_idx` serves the filter on status and alias and the whole ORDER BY,
+/// so PostgreSQL walks the index and stops after `$5` matches, without a sort.
+pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
+    WHERE status = 'READY' AND backend_name = $1 \
+      AND (run_after IS NULL OR run_after <= $2) \
+      AND ($3::text[] IS NULL OR queue_name = ANY($3::text[])) \
+      AND queue_name <> ALL($4::text[]) \
+    ORDER BY priority DESC, COALESCE(run_after, 'infinity'::timestamptz), enqueued_at, id \
+    LIMIT $5 FOR UPDATE SKIP LOCKED";
+
+impl PgStore {
+    pub(super) fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
+        let mut queues: Vec<&str> = tasks
+            .iter()
+            .map(|t| t.request.task.queue_name.as_str())
+            .collect();
+        queues.sort_unstable();
+        queues.dedup();
+        self.write("enqueuing tasks", |tx| {
+            for chunk in tasks.chunks(CHUNK) {
+                let columns = Columns::of(chunk)?;
+                tx.execute(
+                    INSERT,
+                    &[
+                        &self.config.alias,
+                        &columns.ids,
+                        &columns.paths,
+                        &columns.queues,
+                        &columns.priorities,
+                        &columns.args,
+                        &columns.kwargs,
+                        &columns.takes_context,
+                        &columns.is_async,
+                        &columns.run_after,
+                        &columns.enqueued_at,
+                        &columns.max_attempts,
+                        &columns.timeout_secs,
+                    ],
+                )
+                .map_err(duplicate_or)?;
+            }
+            // Delivered when the transaction commits, never for a rolled-back enqueue.
+            tx.execute(
+                "SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q",
+                &[&CHANNEL, &queues],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub(super) fn get(&self, id: Uuid) -> Result<Option<TaskResultData>> {
+        let sql = format!("SELECT {COLUMNS} FROM taskhost_tasks WHERE id = $1");
+        let row = self.write("reading a task result", |tx| {
+            tx.query(&sql, &[&id])?.first().map(read_row).transpose()
+        })?;
+        row.map(|r| r.into_result()).transpose()
+    }
+
+    pub(super) fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
+        let sql = format!(
+            "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = $2, \
+             last_attempted_at = $2, worker_ids = worker_ids || to_jsonb($6::text), \
+             attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = $6, \
+             lease_expires_at = $7 WHERE id IN ({CLAIM_SELECT}) RETURNING {COLUMNS}"
+        );
+        let limit = i64::from(claim.limit);
+        let max_attempts = self.config.max_attempts;
+        let mut claimed = self.write("claiming tasks", |tx| {
+            self.rescue_in(tx, claim.now)?;
+            let rows = tx.query(
+                &sql,
+                &[
+                    &self.config.alias,
+                    &claim.now,
+                    &claim.queues,
+                    &claim.exclude_queues,
+                    &limit,
+                    &claim.worker_id,
+                    &claim.lease_expires_at,
+                ],
+            )?;
+            let mut claimed = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let id: String = r.try_get(0)?;
+                let task = match read_row(r) {
+                    Ok(row) => row.into_claimed(max_attempts).map_err(|e| e.to_string()),
+                    Err(TxError::App(err)) => Err(err.to_string()),
+                    Err(db) => return Err(db),
+                };
+                match task {
+                    Ok(task) => claimed.push(task),
+                    Err(message) => {
+                        tracing::warn!(id = %id, "claimed a row that cannot be read; marking it FAILED: {message}");
+                        tx.execute(
+                            "UPDATE taskhost_tasks SET status = 'FAILED', finished_at = $2, \
+                             errors = $3::text::jsonb, lease_owner = NULL, \
+                             lease_expires_at = NULL WHERE id = $1::text::uuid",
+                            &[&id, &claim.now, &crate::row::corrupt_errors(&message)],
+                        )?;
+                    }
+                }
+            }
+            Ok(claimed)
+        })?;
+        claimed.sort_by(claim_order);
+        Ok(claimed)
+    }
+
+    pub(super) fn complete(
+        &self,
+        completions: &[Completion],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CompletionAck>> {
+        self.write("completing tasks", |tx| {
+            let mut acks = Vec::with_capacity(completions.len());
+            for c in completions {
+                let applied = match parse_id(&c.id) {
+                    None => false,
+                    Some(id) => {
+                        let (status, return_value, error) = outcome_columns(c)?;
+                        let finished = (status != "READY").then_some(now);
+                        tx.execute(
+                            "UPDATE taskhost_tasks SET status = $2, \
+                             return_value = $3::text::jsonb, finished_at = $4, \
+                             run_after = COALESCE($5, run_after), \
+                             errors = CASE WHEN $6::text IS NULL THEN errors \
+                                      ELSE errors || jsonb_build_array($6::text::jsonb) END, \
+                             lease_owner = NULL, lease_expires_at = NULL \
+                             WHERE id = $1 AND status = 'RUNNING' AND lease_token = $7",
+                            &[
+                                &id,
+                                &status,
+                                &return_value,
+                                &finished,
+                                &c.retry_at,
+                                &error,
+                                &c.lease_token,
+                            ],
+                        )? == 1
+                    }
+                };
+                acks.push(CompletionAck {
+                    id: c.id.clone(),
+                    applied,
+                });
+            }
+            Ok(acks)
+        })
+    }
+
+    pub(super) fn renew(
+        &self,
+        request: &LeaseRequest,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        self.write("renewing leases", |tx| {
+            let mut lost = Vec::new();
+            for (id, token) in &request.leases {
+                let held = match parse_id(id) {
+                    None => false,
+                    Some(uuid) => {
+                        tx.execute(
+                            "UPDATE taskhost_tasks SET lease_expires_at = $1 WHERE id = $2 \
+                             AND status = 'RUNNING' AND lease_owner = $3 AND lease_token = $4",
+                            &[&expires_at, &uuid, &request.worker_id, token],
+                        )? == 1
+                    }
+                };
+                if !held {
+                    lost.push(id.clone());
+                }
+            }
+            Ok(lost)
+        })
+    }
+
+    pub(super) fn release(&self, request: &LeaseRequest) -> Result<u64> {
+        self.write("releasing tasks", |tx| {
+            let mut released = 0;
+            for (id, token) in &request.leases {
+                if let Some(uuid) = parse_id(id) {
+                    released += tx.execute(
+                        "UPDATE taskhost_tasks SET status = 'READY', attempts = attempts - 1, \
+                         worker_ids = worker_ids - (-1), \
+                         started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END, \
+                         last_attempted_at = CASE WHEN attempts <= 1 THEN NULL \
+                                             ELSE last_attempted_at END, \
+                         lease_owner = NULL, lease_expires_at = NULL \
+                         WHERE id = $1 AND status = 'RUNNING' AND lease_owner = $2 \
+                         AND lease_token = $3",
+                        &[&uuid, &request.worker_id, token],
+                    )?;
+                }
+            }
+            Ok(released)
+        })
+    }
+
+    pub(super) fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {
+        self.write("rescuing expired leases", |tx| self.rescue_in(tx, now))
+    }
+
+    /// Rescue inside an open transaction (also the first step of every claim). Rows another
+    /// transaction holds are skipped: it is rescuing or completing them.
+    fn rescue_in(&self, tx: &mut super::Tx<'_>, now: DateTime<Utc>) -> Result<u64, TxError> {
+        let default_max = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
+        let rows = tx.query(
+            "SELECT id, lease_owner, lease_expires_at, attempts, COALESCE(max_attempts, $3), \
+             lease_token FROM taskhost_tasks \
+             WHERE status = 'RUNNING' AND backend_name = $1 AND lease_expires_at < $2 \
+             FOR UPDATE SKIP LOCKED",
+            &[&self.config.alias, &now, &default_max],
+        )?;
+        let mut count = 0;
+        for r in &rows {
+            let id: Uuid = r.try_get(0)?;
+            let lost = Expired {
+                id: id.to_string(),
+                owner: r.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
+                expired_at: r.try_get(2)?,
+                attempts: i64::from(r.try_get::<_, i32>(3)?),
+                max_attempts: i64::from(r.try_get::<_, i32>(4)?),
+                lease_token: r.try_get(5)?,
+            };
+            let (status, finished) = match lost.retries() {
+                true => ("READY", None),
+                false => ("FAILED", Some(now)),
+            };
+            let error = serde_json::to_string(&lost.error()).map_err(encode_error)?;
+            count += tx.execute(
+                "UPDATE taskhost_tasks SET status = $2, finished_at = $3, \
+                 errors = errors || jsonb_build_array($4::text::jsonb), \
+                 lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE id = $1 AND status = 'RUNNING' AND lease_token = $5",
+                &[&id, &status, &finished, &error, &lost.lease_token],
+            )?;
+        }
+        Ok(count)
+    }
+}
+
+/// One chunk of tasks, column by column, for `unnest`.
+struct Columns<'a> {
+    ids: Vec<Uuid>,
+    paths: Vec<&'a str>,
+    queues: Vec<&'a str>,
+    priorities: Vec<i32>,
+    args: Vec<String>,
+    kwargs: Vec<String>,
+    takes_context: Vec<bool>,
+    is_async: Vec<bool>,
+    run_after: Vec<Option<DateTime<Utc>>>,
+    enqueued_at: Vec<DateTime<Utc>>,
+    max_attempts: Vec<Option<i32>>,
+    timeout_secs: Vec<Option<f64>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(tasks: &'a [NewTask]) -> Result<Self, TxError> {
+        let mut c = Columns {
+            ids: Vec::with_capacity(tasks.len()),
+            paths: Vec::with_capacity(tasks.len()),
+            queues: Vec::with_capacity(tasks.len()),
+            priorities: Vec::with_capacity(tasks.len()),
+            args: Vec::with_capacity(tasks.len()),
+            kwargs: Vec::with_capacity(tasks.len()),
+            takes_context: Vec::with_capacity(tasks.len()),
+            is_async: Vec::with_capacity(tasks.len()),
+            run_after: Vec::with_capacity(tasks.len()),
+            enqueued_at: Vec::with_capacity(tasks.len()),
+            max_attempts: Vec::with_capacity(tasks.len()),
+            timeout_secs: Vec::with_capacity(tasks.len()),
+        };
+        for task in tasks {
+            let t = &task.request.task;
+            c.ids.push(task.id);
+            c.paths.push(&t.path);
+            c.queues.push(&t.queue_name);
+            c.priorities.push(t.priority);
+            c.args
+                .push(serde_json::to_string(&task.request.args).map_err(encode_error)?);
+            c.kwargs
+                .push(serde_json::to_string(&task.request.kwargs).map_err(encode_error)?);
+            c.takes_context.push(t.takes_context);
+            c.is_async.push(t.is_async);
+            c.run_after.push(t.run_after);
+            c.enqueued_at.push(task.enqueued_at);
+            c.max_attempts
+                .push(t.max_attempts.map(|n| i32::try_from(n).unwrap_or(i32::MAX)));
+            c.timeout_secs.push(t.timeout_secs);
+        }
+        Ok(c)
+    }
+}
+
+/// The status, return value and error JSON a completion writes.
+fn outcome_columns(
+    c: &Completion,
+) -> Result<(&'static str, Option<String>, Option<String>), TxError> {
+    Ok(match (&c.outcome, c.retry_at) {
+        (TaskOutcome::Successful { return_value }, _) => (
+            "SUCCESSFUL",
+            Some(serde_json::to_string(return_value).map_err(encode_error)?),
+            None,
+        ),
+        (TaskOutcome::Failed { error }, retry_at) => (
+            if retry_at.is_some() {
+                "READY"
+            } else {
+                "FAILED"
+            },
+            None,
+            Some(serde_json::to_string::<TaskError>(error).map_err(encode_error)?),
+        ),
+    })
+}
+
+fn encode_error(err: serde_json::Error) -> TxError {
+    TxError::App(Error::Other(format!("could not encode JSON: {err}")))
+}
+
+/// A primary-key violation as "already stored", naming the id from the server's detail.
+fn duplicate_or(err: postgres::Error) -> TxError {
+    let Some(db) = err
+        .as_db_error()
+        .filter(|db| *db.code() == SqlState::UNIQUE_VIOLATION)
+    else {
+        return TxError::Db(err);
+    };
+    let id = db
+        .detail()
+        .and_then(|d| d.split("Key (id)=(").nth(1))
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or("?");
+    TxError::App(Error::InvalidRequest(format!(
+        "A result with id '{id}' is already stored."
+    )))
+}

@@ -1,0 +1,216 @@
+//! Enqueueing in bulk, signals, listing, statistics and pruning.
+
+use super::api::*;
+use super::harness::{on_both_databases, TestDb};
+use chrono::Duration;
+use serde_json::{json, Value};
+use taskhost_plugin_api::{
+    ops,
+    wire::{QueueStats, TaskResultData, TaskResultStatus},
+    ErrorKind, Signal,
+};
+
+on_both_databases!(
+    enqueue_stores_a_ready_result_and_signals_it,
+    no_signal_payload_is_built_when_nobody_listens,
+    enqueue_many_stores_ten_thousand_rows_in_one_go,
+    enqueue_many_with_a_stored_id_stores_nothing,
+    results_are_listed_oldest_first,
+    list_results_filters_newest_first,
+    queue_stats_count_per_queue_and_status,
+    prune_deletes_only_old_finished_results,
+);
+
+fn enqueue_stores_a_ready_result_and_signals_it(db: TestDb) {
+    let (b, host) = db.backend();
+    let mut request = task(
+        "app::tasks::send",
+        "emails",
+        -7,
+        Some(db.now() + Duration::hours(1)),
+    );
+    request.task.takes_context = true;
+    request.task.is_async = true;
+    request.task.max_attempts = Some(4);
+    request.task.timeout_secs = Some(2.5);
+    let now = db.now();
+    let r = enqueue_request(&b, request.clone());
+    assert_eq!(r.id, request.id);
+    assert_eq!(r.status, TaskResultStatus::Ready);
+    assert!(r.enqueued_at.unwrap() >= now);
+    assert_eq!(
+        (r.started_at, r.finished_at, r.last_attempted_at),
+        (None, None, None)
+    );
+    assert_eq!(
+        (r.args.clone(), r.kwargs.clone()),
+        (request.args.clone(), request.kwargs.clone())
+    );
+    assert_eq!(r.task, request.task);
+    assert_eq!(r.backend, "default");
+    assert!(r.worker_ids.is_empty() && r.errors.is_empty() && r.return_value.is_none());
+    assert_eq!(get(&b, &r.id).unwrap(), r, "stored as returned");
+    assert_eq!(host.signals(), vec![(Signal::TASK_ENQUEUED, r)]);
+}
+
+fn no_signal_payload_is_built_when_nobody_listens(db: TestDb) {
+    let (b, host) = db.backend();
+    host.set_wants_signals(false);
+    enqueue(&b, "default");
+    assert!(host.signals().is_empty());
+}
+
+fn enqueue_many_stores_ten_thousand_rows_in_one_go(db: TestDb) {
+    let (b, host) = db.backend();
+    let requests: Vec<_> = (0..10_000)
+        .map(|i| task("t::bulk", "default", i % 3, None))
+        .collect();
+    let started = std::time::Instant::now();
+    let results = enqueue_many(&b, &requests).unwrap();
+    eprintln!(
+        "{:?}: enqueue_many of 10k rows took {:?}",
+        db.kind,
+        started.elapsed()
+    );
+    assert_eq!(results.len(), 10_000);
+    assert!(results.iter().zip(&requests).all(|(r, q)| r.id == q.id));
+    assert_eq!(host.signals().len(), 10_000);
+    let stats: Vec<QueueStats> = ext(&b, ops::QUEUE_STATS, json!({})).unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].count, 10_000);
+    let last = get(&b, &requests[9_999].id).unwrap();
+    assert_eq!(last, results[9_999]);
+}
+
+fn enqueue_many_with_a_stored_id_stores_nothing(db: TestDb) {
+    let (b, host) = db.backend();
+    let stored = enqueue(&b, "default");
+    let mut again = task("t::x", "default", 0, None);
+    again.id = stored.id.clone();
+    let err = enqueue_many(&b, &[task("t::new", "default", 0, None), again]).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+    assert_eq!(
+        err.message.as_str(),
+        format!("A result with id '{}' is already stored.", stored.id)
+    );
+    let results: Vec<TaskResultData> = ext(&b, ops::RESULTS, json!({})).unwrap();
+    assert_eq!(results.len(), 1);
+    assert_eq!(host.signals().len(), 1);
+}
+
+fn results_are_listed_oldest_first(db: TestDb) {
+    let (b, _) = db.backend();
+    let ids: Vec<String> = (0..3).map(|_| enqueue(&b, "default").id).collect();
+    let (other, _) = db.try_backend("other", json!({})).unwrap();
+    enqueue(&other, "default");
+    let results: Vec<TaskResultData> = ext(&b, ops::RESULTS, json!({})).unwrap();
+    assert_eq!(results.into_iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+}
+
+fn list_results_filters_newest_first(db: TestDb) {
+    let (b, _) = db.backend();
+    let a = enqueue(&b, "default");
+    let e1 = enqueue(&b, "emails");
+    let e2 = enqueue_request(&b, task("t::other", "emails", 0, None));
+    let done = claim_with(&b, &claim_request("w", Some(&["default"]), 1)).remove(0);
+    complete(&b, &[success(&done, json!(1))]);
+    let list = |filter: Value| -> Vec<String> {
+        let out: Vec<TaskResultData> = ext(&b, ops::LIST_RESULTS, filter).unwrap();
+        out.into_iter().map(|r| r.id).collect()
+    };
+    assert_eq!(
+        list(json!({})),
+        vec![e2.id.clone(), e1.id.clone(), a.id.clone()]
+    );
+    assert_eq!(
+        list(json!({"queue_name": "emails"})),
+        vec![e2.id.clone(), e1.id.clone()]
+    );
+    assert_eq!(list(json!({"status": "SUCCESSFUL"})), vec![a.id.clone()]);
+    assert_eq!(list(json!({"task_path": "t::other"})), vec![e2.id.clone()]);
+    assert_eq!(list(json!({"limit": 1})), vec![e2.id.clone()]);
+    assert_eq!(
+        list(json!({"status": "READY", "queue_name": "default"})),
+        Vec::<String>::new()
+    );
+}
+
+fn queue_stats_count_per_queue_and_status(db: TestDb) {
+    let (b, _) = db.backend();
+    let first = enqueue(&b, "emails");
+    enqueue(&b, "emails");
+    enqueue(&b, "default");
+    let running = claim_with(&b, &claim_request("w", Some(&["default"]), 1));
+    assert_eq!(running.len(), 1);
+    let stats: Vec<QueueStats> = ext(&b, ops::QUEUE_STATS, json!({})).unwrap();
+    let summary: Vec<(&str, TaskResultStatus, u64)> = stats
+        .iter()
+        .map(|s| (s.queue_name.as_str(), s.status, s.count))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("default", TaskResultStatus::Running, 1),
+            ("emails", TaskResultStatus::Ready, 2)
+        ]
+    );
+    assert_eq!(stats[1].oldest_enqueued_at, first.enqueued_at);
+    assert_eq!(stats[0].oldest_enqueued_at, None);
+}
+
+fn prune_deletes_only_old_finished_results(db: TestDb) {
+    let (b, _) = db.backend();
+    let finish = |queue: &str, ok: bool| -> String {
+        enqueue(&b, queue);
+        let t = claim_with(&b, &claim_request("w", Some(&[queue]), 1)).remove(0);
+        let c = if ok {
+            success(&t, json!(1))
+        } else {
+            failure(&t, None)
+        };
+        assert!(complete(&b, &[c])[0].applied);
+        t.result.id
+    };
+    let old_ok = finish("default", true);
+    let old_failed = finish("default", false);
+    let old_other_queue = finish("reports", true);
+    db.advance_secs(10 * 86_400);
+    let cutoff = db.now() - Duration::days(1);
+    let new_ok = finish("default", true);
+    enqueue(&b, "default");
+    let running = claim(&b, "w", 1).remove(0).result.id;
+    let ready = enqueue(&b, "default").id;
+    let prune = |request: Value| -> u64 {
+        let out: Value = ext(&b, ops::PRUNE, request).unwrap();
+        out["count"].as_u64().unwrap()
+    };
+    let default_only = json!({"finished_before": cutoff, "queues": ["default"]});
+    let mut dry = default_only.clone();
+    dry["dry_run"] = json!(true);
+    assert_eq!(prune(dry), 2);
+    assert!(get(&b, &old_ok).is_ok(), "a dry run deletes nothing");
+    assert_eq!(
+        prune(json!({"finished_before": cutoff, "statuses": ["FAILED"], "queues": ["default"]})),
+        1
+    );
+    assert!(get(&b, &old_failed).is_err());
+    assert_eq!(prune(default_only), 1);
+    assert!(get(&b, &old_ok).is_err());
+    assert!(get(&b, &old_other_queue).is_ok(), "other queues are kept");
+    assert_eq!(
+        prune(json!({"finished_before": cutoff, "failed_finished_before": cutoff})),
+        1
+    );
+    for kept in [&new_ok, &ready, &running] {
+        assert!(get(&b, kept).is_ok(), "{kept} must be kept");
+    }
+    let err = ext::<Value>(&b, ops::PRUNE, json!({"statuses": ["READY"]})).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+    assert_eq!(
+        prune(json!({})),
+        1,
+        "no cut-off: every finished result of the alias"
+    );
+    assert!(get(&b, &new_ok).is_err());
+    assert!(get(&b, &ready).is_ok() && get(&b, &running).is_ok());
+}

@@ -1,0 +1,231 @@
+//! Test databases: a temp-dir SQLite file, or a fresh schema on the test PostgreSQL server.
+//!
+//! PostgreSQL is `$TASKHOST_TEST_DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/test`.
+//! With `CI=true` an unreachable server fails the tests; otherwise they are skipped with a note.
+
+use super::host::{FakeHost, START_MICROS};
+use crate::DatabaseBackend;
+use serde_json::{json, Map, Value};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use taskhost_plugin_api::{wire::BackendParams, PluginError};
+
+/// The backend class, as the host names it.
+pub const BACKEND: &str = "taskhost.backends.database.DatabaseBackend";
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A file in a temp dir.
+    Sqlite,
+    /// A fresh schema on the test server.
+    Postgres,
+}
+
+/// One empty database for one test; dropped (PostgreSQL: the schema) at the end.
+pub struct TestDb {
+    /// Which database.
+    pub kind: Kind,
+    /// `url` (and `schema`) options every backend of this test gets.
+    pub base: Map<String, Value>,
+    /// The clock every backend of this test shares.
+    pub clock: Arc<AtomicI64>,
+    dir: tempfile::TempDir,
+    schema: Option<String>,
+}
+
+/// The test server's url.
+pub fn pg_url() -> String {
+    std::env::var("TASKHOST_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Whether the test server answers (asked once per process).
+fn pg_available() -> bool {
+    static AVAILABLE: OnceLock<bool> = OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        let mut config: postgres::Config = pg_url().parse().expect("a valid test url");
+        config.connect_timeout(Duration::from_secs(3));
+        match config.connect(postgres::NoTls) {
+            Ok(_) => true,
+            Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                panic!(
+                    "CI=true but the PostgreSQL test server {} is unreachable: {e}",
+                    pg_url()
+                )
+            }
+            Err(e) => {
+                eprintln!(
+                    "note: skipping PostgreSQL tests, {} is unreachable ({e}); set CI=true to \
+                     make that a failure",
+                    pg_url()
+                );
+                false
+            }
+        }
+    })
+}
+
+impl TestDb {
+    /// A database of `kind`, or `None` when PostgreSQL is unreachable outside CI.
+    pub fn new(kind: Kind) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(AtomicI64::new(START_MICROS));
+        let (base, schema) = match kind {
+            Kind::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("tasks.db").display());
+                (json!({ "url": url }), None)
+            }
+            Kind::Postgres => {
+                if !pg_available() {
+                    return None;
+                }
+                static COUNTER: AtomicU32 = AtomicU32::new(0);
+                let nanos = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .subsec_nanos();
+                let schema = format!(
+                    "taskhost_test_{}_{}_{nanos}",
+                    std::process::id(),
+                    COUNTER.fetch_add(1, Ordering::SeqCst)
+                );
+                (json!({ "url": pg_url(), "schema": schema }), Some(schema))
+            }
+        };
+        Some(Self {
+            kind,
+            base: base.as_object().unwrap().clone(),
+            clock,
+            dir,
+            schema,
+        })
+    }
+
+    /// The temp dir of this test (SQLite: holds the database file).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Params for `alias` with the base options plus `extra`.
+    pub fn params(&self, alias: &str, extra: Value) -> BackendParams {
+        let mut options = self.base.clone();
+        options.extend(extra.as_object().unwrap().clone());
+        BackendParams {
+            alias: alias.into(),
+            backend: BACKEND.into(),
+            queues: Vec::new(),
+            options,
+            config_dir: Some(self.dir().display().to_string()),
+        }
+    }
+
+    /// Build a backend for `alias` with extra options.
+    pub fn try_backend(
+        &self,
+        alias: &str,
+        extra: Value,
+    ) -> Result<(DatabaseBackend, FakeHost), PluginError> {
+        let host = FakeHost::new(self.clock.clone());
+        DatabaseBackend::new(self.params(alias, extra), host.boxed()).map(|b| (b, host))
+    }
+
+    /// The `default` backend with default options.
+    pub fn backend(&self) -> (DatabaseBackend, FakeHost) {
+        self.try_backend("default", json!({})).unwrap()
+    }
+
+    /// Move the shared clock forward.
+    pub fn advance_secs(&self, secs: i64) {
+        self.clock.fetch_add(secs * 1_000_000, Ordering::SeqCst);
+    }
+
+    /// The shared clock now.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::from_timestamp_micros(self.clock.load(Ordering::SeqCst)).unwrap()
+    }
+
+    /// Run raw SQL statements (no results) on this test's database.
+    pub fn execute(&self, sql: &str) {
+        match self.kind {
+            Kind::Sqlite => self.sqlite().execute_batch(sql).unwrap(),
+            Kind::Postgres => self.postgres().batch_execute(sql).unwrap(),
+        }
+    }
+
+    /// A direct connection to the SQLite file.
+    pub fn sqlite(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir().join("tasks.db")).unwrap()
+    }
+
+    /// A direct connection to the server, with `search_path` set to this test's schema.
+    pub fn postgres(&self) -> postgres::Client {
+        let mut client = postgres::Client::connect(&pg_url(), postgres::NoTls).unwrap();
+        let schema = self.schema.as_deref().expect("a PostgreSQL test database");
+        client
+            .batch_execute(&format!("SET search_path = {schema}"))
+            .unwrap();
+        client
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(schema) = &self.schema {
+            if let Ok(mut client) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
+                let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    }
+}
+
+/// Define each listed behaviour (a `fn(TestDb)` in the enclosing module) as one test per
+/// database: `sqlite::<name>` and `postgres::<name>`.
+macro_rules! on_both_databases {
+    (ignored: $($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                #[ignore = "a measurement: run with --ignored --nocapture in release"]
+                fn $name() {
+                    let db = $crate::tests::harness::TestDb::new($crate::tests::harness::Kind::Sqlite);
+                    super::$name(db.expect("SQLite is always available"));
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[test]
+                #[ignore = "a measurement: run with --ignored --nocapture in release"]
+                fn $name() {
+                    if let Some(db) = $crate::tests::harness::TestDb::new($crate::tests::harness::Kind::Postgres) {
+                        super::$name(db);
+                    }
+                }
+            )+
+        }
+    };
+    ($($name:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[test]
+                fn $name() {
+                    let db = $crate::tests::harness::TestDb::new($crate::tests::harness::Kind::Sqlite);
+                    super::$name(db.expect("SQLite is always available"));
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[test]
+                fn $name() {
+                    if let Some(db) = $crate::tests::harness::TestDb::new($crate::tests::harness::Kind::Postgres) {
+                        super::$name(db);
+                    }
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_both_databases;

@@ -1,0 +1,272 @@
+//! Leases: completion, retries, renewal, release, fencing, rescue and max_attempts.
+
+use super::api::*;
+use super::harness::{on_both_databases, TestDb};
+use chrono::Duration;
+use serde_json::{json, Value};
+use taskhost_plugin_api::{
+    ops,
+    wire::{CompletionAck, TaskResultStatus},
+};
+
+on_both_databases!(
+    a_successful_completion_stores_the_return_value,
+    a_failed_completion_without_retry_fails_the_task,
+    a_failure_with_retry_at_is_ready_again_at_that_time,
+    renewing_keeps_a_lease_alive,
+    release_hands_a_task_back_without_counting_the_attempt,
+    an_expired_lease_is_rescued_while_attempts_remain,
+    an_expired_lease_on_the_last_attempt_fails_the_task,
+    a_stale_lease_token_changes_nothing,
+    completions_are_acknowledged_one_by_one,
+);
+
+fn a_successful_completion_stores_the_return_value(db: TestDb) {
+    let (b, _) = db.backend();
+    enqueue(&b, "default");
+    let task = claim(&b, "w1", 1).remove(0);
+    let acks = complete(&b, &[success(&task, json!({"sum": [1, 2.5, "x"]}))]);
+    assert_eq!(
+        acks,
+        vec![CompletionAck {
+            id: task.result.id.clone(),
+            applied: true
+        }]
+    );
+    let r = get(&b, &task.result.id).unwrap();
+    assert_eq!(r.status, TaskResultStatus::Successful);
+    assert_eq!(r.return_value, Some(json!({"sum": [1, 2.5, "x"]})));
+    assert!(r.finished_at.unwrap() >= r.started_at.unwrap());
+    assert!(r.errors.is_empty());
+    let lost = renew(&b, &lease("w1", &[&task], 10.0));
+    assert_eq!(
+        lost,
+        vec![task.result.id.clone()],
+        "a finished task holds no lease"
+    );
+}
+
+fn a_failed_completion_without_retry_fails_the_task(db: TestDb) {
+    let (b, _) = db.backend();
+    enqueue(&b, "default");
+    let task = claim(&b, "w1", 1).remove(0);
+    assert!(complete(&b, &[failure(&task, None)])[0].applied);
+    let r = get(&b, &task.result.id).unwrap();
+    assert_eq!(r.status, TaskResultStatus::Failed);
+    assert_eq!(r.return_value, None);
+    assert!(r.finished_at.is_some());
+    assert_eq!(r.errors.len(), 1);
+    assert_eq!(r.errors[0].exception_class_path, "app::Error");
+    assert_eq!(r.errors[0].traceback, "app::Error: boom\n");
+    assert!(claim(&b, "w1", 1).is_empty());
+}
+
+fn a_failure_with_retry_at_is_ready_again_at_that_time(db: TestDb) {
+    let (b, _) = db
+        .try_backend("default", json!({"max_attempts": 3}))
+        .unwrap();
+    enqueue(&b, "default");
+    let first = claim(&b, "w1", 1).remove(0);
+    assert_eq!(first.max_attempts, 3);
+    let retry_at = db.now() + Duration::seconds(30);
+    assert!(complete(&b, &[failure(&first, Some(retry_at))])[0].applied);
+    let r = get(&b, &first.result.id).unwrap();
+    assert_eq!(
+        (r.status, r.task.run_after, r.finished_at),
+        (TaskResultStatus::Ready, Some(retry_at), None)
+    );
+    assert_eq!(r.errors.len(), 1);
+    assert!(claim(&b, "w2", 1).is_empty(), "not before retry_at");
+    db.advance_secs(31);
+    let second = claim(&b, "w2", 1).remove(0);
+    assert_eq!(second.lease_token, 2);
+    assert_eq!(
+        second.result.worker_ids,
+        vec!["w1".to_string(), "w2".to_string()]
+    );
+    assert_eq!(second.result.errors.len(), 1);
+}
+
+fn renewing_keeps_a_lease_alive(db: TestDb) {
+    let (b, _) = db.backend();
+    enqueue(&b, "default");
+    let task = claim(&b, "w1", 1).remove(0);
+    db.advance_secs(8);
+    assert!(renew(&b, &lease("w1", &[&task], 10.0)).is_empty());
+    db.advance_secs(8);
+    assert_eq!(
+        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
+        json!({"count": 0})
+    );
+    assert_eq!(
+        get(&b, &task.result.id).unwrap().status,
+        TaskResultStatus::Running
+    );
+    assert_eq!(
+        renew(&b, &lease("intruder", &[&task], 10.0)),
+        vec![task.result.id.clone()]
+    );
+    db.advance_secs(11);
+    assert_eq!(
+        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
+        json!({"count": 1})
+    );
+}
+
+fn release_hands_a_task_back_without_counting_the_attempt(db: TestDb) {
+    let (b, _) = db.backend();
+    enqueue(&b, "default");
+    let task = claim(&b, "w1", 1).remove(0);
+    assert_eq!(
+        release(&b, &lease("w2", &[&task], 0.0)),
+        0,
+        "not w2's lease"
+    );
+    assert_eq!(release(&b, &lease("w1", &[&task], 0.0)), 1);
+    let r = get(&b, &task.result.id).unwrap();
+    assert_eq!(r.status, TaskResultStatus::Ready);
+    assert!(r.worker_ids.is_empty());
+    assert_eq!((r.started_at, r.last_attempted_at), (None, None));
+    assert_eq!(
+        release(&b, &lease("w1", &[&task], 0.0)),
+        0,
+        "already released"
+    );
+    let again = claim(&b, "w3", 1).remove(0);
+    assert_eq!(
+        (again.lease_token, again.result.worker_ids.clone()),
+        (2, vec!["w3".to_string()])
+    );
+    assert!(complete(&b, &[success(&again, json!(null))])[0].applied);
+}
+
+fn an_expired_lease_is_rescued_while_attempts_remain(db: TestDb) {
+    let (b, _) = db
+        .try_backend("default", json!({"max_attempts": 3}))
+        .unwrap();
+    let enqueued = enqueue(&b, "default");
+    let first = claim(&b, "w1", 1).remove(0);
+    db.advance_secs(11);
+    let second = claim(&b, "w2", 1).remove(0);
+    assert_eq!(second.result.id, enqueued.id);
+    assert_eq!(second.lease_token, 2);
+    assert_eq!(
+        second.result.worker_ids,
+        vec!["w1".to_string(), "w2".to_string()]
+    );
+    let error = &second.result.errors[0];
+    assert_eq!(error.exception_class_path, "taskhost::WorkerLost");
+    assert!(
+        error
+            .traceback
+            .starts_with("worker 'w1' stopped renewing its lease"),
+        "{}",
+        error.traceback
+    );
+    assert!(error.traceback.ends_with('\n'));
+    assert!(!complete(&b, &[success(&first, json!(1))])[0].applied);
+}
+
+fn an_expired_lease_on_the_last_attempt_fails_the_task(db: TestDb) {
+    let (b, host) = db.backend();
+    let mut one_more = task("t::two_tries", "default", 0, None);
+    one_more.task.max_attempts = Some(2);
+    let two_tries = enqueue_request(&b, one_more);
+    let once = enqueue(&b, "default");
+    let claimed = claim(&b, "w1", 2);
+    assert_eq!(
+        claimed.iter().map(|c| c.max_attempts).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    let signals_before = host.signals().len();
+    db.advance_secs(11);
+    assert_eq!(
+        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
+        json!({"count": 2})
+    );
+    let failed = get(&b, &once.id).unwrap();
+    assert_eq!(failed.status, TaskResultStatus::Failed);
+    assert!(failed.finished_at.is_some());
+    assert_eq!(
+        failed.errors[0].exception_class_path,
+        "taskhost::WorkerLost"
+    );
+    assert!(
+        failed.errors[0].traceback.contains("no attempts are left"),
+        "{}",
+        failed.errors[0].traceback
+    );
+    assert_eq!(
+        get(&b, &two_tries.id).unwrap().status,
+        TaskResultStatus::Ready
+    );
+    assert_eq!(
+        host.signals().len(),
+        signals_before,
+        "rescues send no signals"
+    );
+}
+
+fn a_stale_lease_token_changes_nothing(db: TestDb) {
+    let (b, _) = db
+        .try_backend("default", json!({"max_attempts": 5}))
+        .unwrap();
+    enqueue(&b, "default");
+    let stale = claim(&b, "w1", 1).remove(0);
+    db.advance_secs(11);
+    let fresh = claim(&b, "w1", 1).remove(0);
+    assert_eq!((stale.lease_token, fresh.lease_token), (1, 2));
+    assert!(!complete(&b, &[success(&stale, json!("late"))])[0].applied);
+    assert_eq!(
+        renew(&b, &lease("w1", &[&stale], 10.0)),
+        vec![stale.result.id.clone()]
+    );
+    assert_eq!(release(&b, &lease("w1", &[&stale], 0.0)), 0);
+    let r = get(&b, &fresh.result.id).unwrap();
+    assert_eq!(
+        (r.status, r.return_value.clone()),
+        (TaskResultStatus::Running, None)
+    );
+    assert!(renew(&b, &lease("w1", &[&fresh], 10.0)).is_empty());
+    assert!(complete(&b, &[success(&fresh, json!("on time"))])[0].applied);
+    assert!(
+        !complete(&b, &[success(&fresh, json!("twice"))])[0].applied,
+        "already finished"
+    );
+    assert_eq!(
+        get(&b, &fresh.result.id).unwrap().return_value,
+        Some(json!("on time"))
+    );
+}
+
+fn completions_are_acknowledged_one_by_one(db: TestDb) {
+    let (b, _) = db.backend();
+    enqueue(&b, "default");
+    enqueue(&b, "default");
+    let tasks = claim(&b, "w1", 2);
+    let mut unknown = success(&tasks[0], json!(0));
+    unknown.id = uuid::Uuid::now_v7().to_string();
+    let mut malformed = success(&tasks[0], json!(0));
+    malformed.id = "not-a-uuid".into();
+    let mut wrong_token = success(&tasks[1], json!(0));
+    wrong_token.lease_token = 99;
+    let acks = complete(
+        &b,
+        &[
+            success(&tasks[0], json!(1)),
+            unknown.clone(),
+            malformed,
+            wrong_token,
+        ],
+    );
+    let applied: Vec<(String, bool)> = acks.into_iter().map(|a| (a.id, a.applied)).collect();
+    assert_eq!(
+        applied,
+        vec![
+            (tasks[0].result.id.clone(), true),
+            (unknown.id, false),
+            ("not-a-uuid".to_string(), false),
+            (tasks[1].result.id.clone(), false),
+        ]
+    );
+}

@@ -1,0 +1,180 @@
+//! Migrations: a new database, an upgrade from version 1, a newer schema, `migrate = false`.
+
+use super::api::*;
+use super::harness::{on_both_databases, Kind, TestDb};
+use crate::store::{Store, StoreConfig};
+use serde_json::{json, Value};
+use taskhost_plugin_api::{ops, wire::CheckMessage, Backend, ErrorKind};
+
+on_both_databases!(
+    a_new_database_is_migrated_to_the_newest_version,
+    a_version_1_database_is_upgraded_with_its_rows,
+    a_schema_newer_than_the_plugin_is_refused,
+    without_migrate_an_old_schema_is_reported_until_migrated,
+);
+
+/// The versions recorded in `taskhost_schema_version`.
+fn recorded_versions(db: &TestDb) -> Vec<i64> {
+    let sql = "SELECT version FROM taskhost_schema_version ORDER BY version";
+    match db.kind {
+        Kind::Sqlite => {
+            let conn = db.sqlite();
+            let mut stmt = conn.prepare(sql).unwrap();
+            let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+            rows.map(Result::unwrap).collect()
+        }
+        Kind::Postgres => db
+            .postgres()
+            .query(sql, &[])
+            .unwrap()
+            .iter()
+            .map(|r| i64::from(r.get::<_, i32>(0)))
+            .collect(),
+    }
+}
+
+/// Open the bare store (no backend, no automatic migration).
+fn open_store(db: &TestDb) -> Box<dyn Store> {
+    let params = db.params("default", json!({}));
+    let options = crate::options::Options::parse(&params).unwrap();
+    let config = StoreConfig {
+        alias: "default".into(),
+        max_attempts: 1,
+    };
+    match &options.location {
+        crate::options::Location::Sqlite(path) => {
+            Box::new(crate::sqlite::SqliteStore::open(path, &options.url, 1, config).unwrap())
+        }
+        crate::options::Location::Postgres(url) => {
+            Box::new(crate::postgres::PgStore::open(url, &options, config).unwrap())
+        }
+    }
+}
+
+fn newest(db: &TestDb) -> i64 {
+    match db.kind {
+        Kind::Sqlite => crate::sqlite::MIGRATIONS.len() as i64,
+        Kind::Postgres => crate::postgres::MIGRATIONS.len() as i64,
+    }
+}
+
+fn a_new_database_is_migrated_to_the_newest_version(db: TestDb) {
+    let (b, _) = db.backend();
+    assert_eq!(
+        recorded_versions(&db),
+        (1..=newest(&db)).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ext::<Value>(&b, ops::MIGRATE, json!({})).unwrap(),
+        json!({"applied": []})
+    );
+    let (again, _) = db.backend();
+    assert_eq!(again.check().unwrap().as_str(), "[]");
+}
+
+fn a_version_1_database_is_upgraded_with_its_rows(db: TestDb) {
+    let store = open_store(&db);
+    assert_eq!(store.schema_version().unwrap(), 0);
+    assert_eq!(store.migrate(1, db.now()).unwrap(), vec![1]);
+    store.close();
+    let id = uuid::Uuid::now_v7();
+    let enqueued_at = match db.kind {
+        Kind::Sqlite => db.now().timestamp_micros().to_string(),
+        Kind::Postgres => format!("'{}'", db.now().to_rfc3339()),
+    };
+    db.execute(&format!(
+        "INSERT INTO taskhost_tasks (id, task_path, queue_name, backend_name, enqueued_at) \
+         VALUES ('{id}', 'old::task', 'default', 'default', {enqueued_at})"
+    ));
+    let (b, _) = db.backend();
+    assert_eq!(
+        recorded_versions(&db),
+        (1..=newest(&db)).collect::<Vec<_>>()
+    );
+    let r = get(&b, &id.to_string()).unwrap();
+    assert_eq!(
+        (r.task.path.as_str(), r.args.len(), r.kwargs.len()),
+        ("old::task", 0, 0)
+    );
+    assert_eq!(claimed_ids(&claim(&b, "w", 5)), vec![id.to_string()]);
+}
+
+fn a_schema_newer_than_the_plugin_is_refused(db: TestDb) {
+    drop(db.backend());
+    let future = newest(&db) + 1;
+    let applied_at = match db.kind {
+        Kind::Sqlite => "0".to_string(),
+        Kind::Postgres => "now()".to_string(),
+    };
+    db.execute(&format!(
+        "INSERT INTO taskhost_schema_version (version, applied_at) VALUES ({future}, {applied_at})"
+    ));
+    let err = db.try_backend("default", json!({})).err().unwrap();
+    assert_eq!(err.kind, ErrorKind::INVALID_OPTIONS);
+    let expected = format!(
+        "schema version {future} is newer than this plugin supports ({}); upgrade taskhost",
+        newest(&db)
+    );
+    assert!(err.message.contains(&expected), "{}", err.message);
+    assert!(
+        err.message.starts_with("DatabaseBackend 'default': "),
+        "{}",
+        err.message
+    );
+}
+
+fn without_migrate_an_old_schema_is_reported_until_migrated(db: TestDb) {
+    let (b, _) = db
+        .try_backend("default", json!({"migrate": false}))
+        .unwrap();
+    assert!(
+        recorded_versions_or_empty(&db).is_empty(),
+        "nothing was created"
+    );
+    let err = get(&b, &uuid::Uuid::now_v7().to_string()).unwrap_err();
+    assert!(err.message.contains("schema version 0"), "{}", err.message);
+    assert!(err.message.contains("'migrate'"), "{}", err.message);
+    let checks: Vec<CheckMessage> = serde_json::from_str(b.check().unwrap().as_str()).unwrap();
+    assert_eq!(checks.len(), 1);
+    assert_eq!(checks[0].level, "error");
+    assert!(
+        checks[0].message.contains("this plugin needs"),
+        "{}",
+        checks[0].message
+    );
+    let applied: Value = ext(&b, ops::MIGRATE, json!({})).unwrap();
+    assert_eq!(
+        applied,
+        json!({"applied": (1..=newest(&db)).collect::<Vec<_>>()})
+    );
+    enqueue(&b, "default");
+    assert_eq!(b.check().unwrap().as_str(), "[]");
+}
+
+fn recorded_versions_or_empty(db: &TestDb) -> Vec<i64> {
+    let exists = match db.kind {
+        Kind::Sqlite => {
+            db.sqlite()
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE name = 'taskhost_schema_version'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap()
+                > 0
+        }
+        Kind::Postgres => {
+            let schema = db.base["schema"].as_str().unwrap().to_string();
+            let rows = db
+                .postgres()
+                .query("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+                .unwrap();
+            !rows.is_empty()
+        }
+    };
+    if exists {
+        recorded_versions(db)
+    } else {
+        Vec::new()
+    }
+}
