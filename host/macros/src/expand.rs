@@ -129,9 +129,9 @@ impl<'a> Expansion<'a> {
             .collect()
     }
 
-    /// 0. Django's rule "Task function must be defined at a module level.", at compile time: a
-    /// marker item next to the task is imported through `self::`, which names the enclosing
-    /// module — so the import fails (naming the rule) when the task sits inside a function.
+    /// Step 0: Django's rule "Task function must be defined at a module level.", at compile
+    /// time. A marker item next to the task is imported through `self::`, which names the
+    /// enclosing module, so the import fails (naming the rule) when the task is in a function.
     fn module_level_check(&self) -> TokenStream {
         let marker = format_ident!(
             "task_function_must_be_defined_at_a_module_level__{}",

@@ -10,7 +10,8 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use taskhost_plugin_api::wire::{
-    ClaimedTask, EnqueueRequest, TaskDescription, TaskError, TaskResultData, TaskResultStatus,
+    ClaimedTask, Completion, EnqueueRequest, TaskDescription, TaskError, TaskOutcome,
+    TaskResultData, TaskResultStatus,
 };
 
 /// The exception class path recorded when a worker's lease expires.
@@ -260,4 +261,27 @@ pub fn corrupt_errors(message: &str) -> String {
         traceback: format!("taskhost::CorruptRow: {message}\n"),
     };
     serde_json::to_string(&[error]).unwrap_or_else(|_| "[]".into())
+}
+
+/// `value` as JSON text.
+pub fn to_json(value: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Other(format!("could not encode JSON: {e}")))
+}
+
+/// What a completion writes: the new status, the return value and the error to append (JSON).
+/// A failure with `retry_at` goes back to READY.
+pub fn outcome_columns(c: &Completion) -> Result<(&'static str, Option<String>, Option<String>)> {
+    Ok(match &c.outcome {
+        TaskOutcome::Successful { return_value } => {
+            ("SUCCESSFUL", Some(to_json(return_value)?), None)
+        }
+        TaskOutcome::Failed { error } => {
+            let status = if c.retry_at.is_some() {
+                "READY"
+            } else {
+                "FAILED"
+            };
+            (status, None, Some(to_json(error)?))
+        }
+    })
 }

@@ -37,8 +37,14 @@ pub struct Env {
 impl Env {
     /// A fresh store; `extra_options` are added to the backend's options table (TOML lines).
     pub fn new(store: Store, extra_options: &str) -> Self {
+        Self::new_with_url(store, "", extra_options)
+    }
+
+    /// A fresh store at `url` (empty: a temp SQLite file, or the test PostgreSQL).
+    pub fn new_with_url(store: Store, url: &str, extra_options: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = match store {
+            _ if !url.is_empty() => url.to_string(),
             Store::Sqlite => format!("sqlite://{}", dir.path().join("tasks.db").display()),
             Store::Postgres => POSTGRES_URL.to_string(),
         };
@@ -127,9 +133,13 @@ impl Env {
         cmd
     }
 
-    /// Start a worker process: `worker --interval 0.05 --no-startup-delay <args>`.
+    /// Start a worker process: `worker --no-startup-delay <args>`, with `--interval 0.05` unless
+    /// `args` set one.
     pub fn spawn_worker(&self, args: &[&str]) -> Child {
-        let mut all = vec!["worker", "--interval", "0.05", "--no-startup-delay"];
+        let mut all = vec!["worker", "--no-startup-delay"];
+        if !args.contains(&"--interval") {
+            all.extend(["--interval", "0.05"]);
+        }
         all.extend_from_slice(args);
         self.command(&all).spawn().unwrap()
     }

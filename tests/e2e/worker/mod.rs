@@ -2,6 +2,7 @@
 //! (`tests/worker-app`) and the real plugin file: the same suite on SQLite and PostgreSQL.
 
 mod env;
+mod postgres_only;
 
 /// The behaviour suite, instantiated once per database.
 macro_rules! worker_suite {

@@ -2,12 +2,13 @@
 
 use super::{read_row, PgStore, TxError, CHANNEL, COLUMNS};
 use crate::error::{Error, Result};
-use crate::row::{claim_order, parse_id, Expired, NewTask};
+use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
+use std::collections::HashSet;
 use taskhost_plugin_api::wire::{
-    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskError, TaskOutcome, TaskResultData,
+    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskResultData,
 };
 use uuid::Uuid;
 
@@ -135,72 +136,86 @@ impl PgStore {
         Ok(claimed)
     }
 
+    /// One `UPDATE … FROM unnest(…)` for the whole batch: one round trip however many.
     pub(super) fn complete(
         &self,
         completions: &[Completion],
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionAck>> {
-        self.write("completing tasks", |tx| {
-            let mut acks = Vec::with_capacity(completions.len());
-            for c in completions {
-                let applied = match parse_id(&c.id) {
-                    None => false,
-                    Some(id) => {
-                        let (status, return_value, error) = outcome_columns(c)?;
-                        let finished = (status != "READY").then_some(now);
-                        tx.execute(
-                            "UPDATE taskhost_tasks SET status = $2, \
-                             return_value = $3::text::jsonb, finished_at = $4, \
-                             run_after = COALESCE($5, run_after), \
-                             errors = CASE WHEN $6::text IS NULL THEN errors \
-                                      ELSE errors || jsonb_build_array($6::text::jsonb) END, \
-                             lease_owner = NULL, lease_expires_at = NULL \
-                             WHERE id = $1 AND status = 'RUNNING' AND lease_token = $7",
-                            &[
-                                &id,
-                                &status,
-                                &return_value,
-                                &finished,
-                                &c.retry_at,
-                                &error,
-                                &c.lease_token,
-                            ],
-                        )? == 1
-                    }
-                };
-                acks.push(CompletionAck {
-                    id: c.id.clone(),
-                    applied,
-                });
-            }
-            Ok(acks)
-        })
+        let (mut ids, mut tokens, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut values, mut finished, mut retries, mut errors) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for c in completions {
+            let Some(id) = parse_id(&c.id) else { continue };
+            let (status, return_value, error) = outcome_columns(c)?;
+            ids.push(id);
+            tokens.push(c.lease_token);
+            statuses.push(status);
+            values.push(return_value);
+            finished.push((status != "READY").then_some(now));
+            retries.push(c.retry_at);
+            errors.push(error);
+        }
+        let mut applied: HashSet<Uuid> = self.write("completing tasks", |tx| {
+            let rows = tx.query(
+                "UPDATE taskhost_tasks t SET status = u.status, \
+                 return_value = u.return_value::jsonb, finished_at = u.finished_at, \
+                 run_after = COALESCE(u.retry_at, t.run_after), \
+                 errors = CASE WHEN u.error IS NULL THEN t.errors \
+                          ELSE t.errors || jsonb_build_array(u.error::jsonb) END, \
+                 lease_owner = NULL, lease_expires_at = NULL \
+                 FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], \
+                             $5::timestamptz[], $6::timestamptz[], $7::text[]) \
+                   AS u(id, token, status, return_value, finished_at, retry_at, error) \
+                 WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token \
+                 RETURNING t.id",
+                &[
+                    &ids, &tokens, &statuses, &values, &finished, &retries, &errors,
+                ],
+            )?;
+            rows.iter()
+                .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
+                .collect::<Result<_, TxError>>()
+        })?;
+        // An id given twice is applied once: the first completion gets the ack.
+        Ok(completions
+            .iter()
+            .map(|c| CompletionAck {
+                id: c.id.clone(),
+                applied: parse_id(&c.id).is_some_and(|id| applied.remove(&id)),
+            })
+            .collect())
     }
 
+    /// One `UPDATE … FROM unnest(…)` for every lease; the ids it did not return are lost.
     pub(super) fn renew(
         &self,
         request: &LeaseRequest,
         expires_at: DateTime<Utc>,
     ) -> Result<Vec<String>> {
-        self.write("renewing leases", |tx| {
-            let mut lost = Vec::new();
-            for (id, token) in &request.leases {
-                let held = match parse_id(id) {
-                    None => false,
-                    Some(uuid) => {
-                        tx.execute(
-                            "UPDATE taskhost_tasks SET lease_expires_at = $1 WHERE id = $2 \
-                             AND status = 'RUNNING' AND lease_owner = $3 AND lease_token = $4",
-                            &[&expires_at, &uuid, &request.worker_id, token],
-                        )? == 1
-                    }
-                };
-                if !held {
-                    lost.push(id.clone());
-                }
-            }
-            Ok(lost)
-        })
+        let (ids, tokens): (Vec<Uuid>, Vec<i64>) = request
+            .leases
+            .iter()
+            .filter_map(|(id, token)| parse_id(id).map(|uuid| (uuid, *token)))
+            .unzip();
+        let held: HashSet<Uuid> = self.write("renewing leases", |tx| {
+            let rows = tx.query(
+                "UPDATE taskhost_tasks t SET lease_expires_at = $1 \
+                 FROM unnest($2::uuid[], $3::int8[]) AS u(id, token) \
+                 WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_owner = $4 \
+                 AND t.lease_token = u.token RETURNING t.id",
+                &[&expires_at, &ids, &tokens, &request.worker_id],
+            )?;
+            rows.iter()
+                .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
+                .collect::<Result<_, TxError>>()
+        })?;
+        Ok(request
+            .leases
+            .iter()
+            .filter(|(id, _)| !parse_id(id).is_some_and(|uuid| held.contains(&uuid)))
+            .map(|(id, _)| id.clone())
+            .collect())
     }
 
     pub(super) fn release(&self, request: &LeaseRequest) -> Result<u64> {
@@ -255,7 +270,7 @@ impl PgStore {
                 true => ("READY", None),
                 false => ("FAILED", Some(now)),
             };
-            let error = serde_json::to_string(&lost.error()).map_err(encode_error)?;
+            let error = to_json(&lost.error())?;
             count += tx.execute(
                 "UPDATE taskhost_tasks SET status = $2, finished_at = $3, \
                  errors = errors || jsonb_build_array($4::text::jsonb), \
@@ -306,10 +321,8 @@ impl<'a> Columns<'a> {
             c.paths.push(&t.path);
             c.queues.push(&t.queue_name);
             c.priorities.push(t.priority);
-            c.args
-                .push(serde_json::to_string(&task.request.args).map_err(encode_error)?);
-            c.kwargs
-                .push(serde_json::to_string(&task.request.kwargs).map_err(encode_error)?);
+            c.args.push(to_json(&task.request.args)?);
+            c.kwargs.push(to_json(&task.request.kwargs)?);
             c.takes_context.push(t.takes_context);
             c.is_async.push(t.is_async);
             c.run_after.push(t.run_after);
@@ -320,32 +333,6 @@ impl<'a> Columns<'a> {
         }
         Ok(c)
     }
-}
-
-/// The status, return value and error JSON a completion writes.
-fn outcome_columns(
-    c: &Completion,
-) -> Result<(&'static str, Option<String>, Option<String>), TxError> {
-    Ok(match (&c.outcome, c.retry_at) {
-        (TaskOutcome::Successful { return_value }, _) => (
-            "SUCCESSFUL",
-            Some(serde_json::to_string(return_value).map_err(encode_error)?),
-            None,
-        ),
-        (TaskOutcome::Failed { error }, retry_at) => (
-            if retry_at.is_some() {
-                "READY"
-            } else {
-                "FAILED"
-            },
-            None,
-            Some(serde_json::to_string::<TaskError>(error).map_err(encode_error)?),
-        ),
-    })
-}
-
-fn encode_error(err: serde_json::Error) -> TxError {
-    TxError::App(Error::Other(format!("could not encode JSON: {err}")))
 }
 
 /// A primary-key violation as "already stored", naming the id from the server's detail.

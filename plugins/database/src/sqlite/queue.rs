@@ -2,12 +2,12 @@
 
 use super::{json_list, read_row, us, SqliteStore, TxError, COLUMNS};
 use crate::error::Result;
-use crate::row::{claim_order, parse_id, Expired, NewTask};
+use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use rusqlite::named_params;
 use taskhost_plugin_api::wire::{
-    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskOutcome, TaskResultData,
+    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskResultData,
 };
 
 const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
@@ -39,8 +39,8 @@ impl SqliteStore {
                     t.queue_name,
                     t.priority,
                     self.config.alias,
-                    serde_json::to_string(&task.request.args).map_err(encode_error)?,
-                    serde_json::to_string(&task.request.kwargs).map_err(encode_error)?,
+                    to_json(&task.request.args)?,
+                    to_json(&task.request.kwargs)?,
                     t.takes_context,
                     t.is_async,
                     t.run_after.map(us),
@@ -263,39 +263,11 @@ impl SqliteStore {
                 true => ("READY", None),
                 false => ("FAILED", Some(us(now))),
             };
-            let error = serde_json::to_string(&lost.error()).map_err(encode_error)?;
+            let error = to_json(&lost.error())?;
             count += update.execute((&lost.id, status, finished, error, lost.lease_token))? as u64;
         }
         Ok(count)
     }
-}
-
-/// The status, return value and error JSON a completion writes.
-fn outcome_columns(
-    c: &Completion,
-) -> Result<(&'static str, Option<String>, Option<String>), TxError> {
-    Ok(match (&c.outcome, c.retry_at) {
-        (TaskOutcome::Successful { return_value }, _) => (
-            "SUCCESSFUL",
-            Some(serde_json::to_string(return_value).map_err(encode_error)?),
-            None,
-        ),
-        (TaskOutcome::Failed { error }, retry_at) => (
-            if retry_at.is_some() {
-                "READY"
-            } else {
-                "FAILED"
-            },
-            None,
-            Some(serde_json::to_string(error).map_err(encode_error)?),
-        ),
-    })
-}
-
-fn encode_error(err: serde_json::Error) -> TxError {
-    TxError::App(crate::error::Error::Other(format!(
-        "could not encode JSON: {err}"
-    )))
 }
 
 /// A primary-key violation as "already stored"; anything else as is.

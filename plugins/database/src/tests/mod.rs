@@ -11,4 +11,3 @@ mod host;
 mod lease;
 mod notify;
 mod schema;
-mod profile_tmp;
