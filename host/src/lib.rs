@@ -42,6 +42,7 @@ pub mod result;
 pub mod signals;
 pub mod task;
 pub mod transaction;
+pub mod transactional;
 pub mod validation;
 pub mod worker;
 

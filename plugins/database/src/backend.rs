@@ -81,12 +81,7 @@ impl DatabaseBackend {
         let latest = self.latest_version();
         let version = self.store.schema_version().map_err(|e| self.invalid(e))?;
         if version > latest {
-            return Err(Error::InvalidOptions(format!(
-                "{CLASS} '{}': {}: schema version {version} is newer than this plugin \
-                 supports ({latest}); upgrade taskhost.",
-                self.alias,
-                self.store.describe()
-            )));
+            return Err(Error::InvalidOptions(self.too_new(version)));
         }
         if version < latest && self.options.migrate {
             let applied = self.migrate().map_err(|e| self.invalid(e))?;
@@ -99,9 +94,24 @@ impl DatabaseBackend {
 
     /// Apply every pending migration; returns the versions applied.
     pub(crate) fn migrate(&self) -> Result<Vec<u32>> {
-        let applied = self.store.migrate(self.latest_version(), self.now()?)?;
+        let latest = self.latest_version();
+        let applied = self.store.migrate(latest, self.now()?)?;
+        let version = self.store.schema_version()?;
+        if version > latest {
+            return Err(Error::Other(self.too_new(version)));
+        }
         self.schema_ready.store(true, Ordering::Release);
         Ok(applied)
+    }
+
+    fn too_new(&self, version: u32) -> String {
+        format!(
+            "{CLASS} '{}': {}: schema version {version} is newer than this plugin supports \
+             ({}); upgrade taskhost.",
+            self.alias,
+            self.store.describe(),
+            self.latest_version()
+        )
     }
 
     /// Fail unless the schema is at the newest version (re-read while it is not).

@@ -17,6 +17,16 @@
 //! - `pool_size` (default 4): connections one backend instance may open.
 //! - `schema` (PostgreSQL only, default `public`): the schema holding the tables.
 //!
+//! Extension operations: every one of [`taskhost_plugin_api::ops`] except `clear` (results,
+//! migrate, list_results, queue_stats, prune, rescue; wait_for_tasks on PostgreSQL only), and
+//! [`TRANSACTIONAL_INSERT_SQL`]: the statement an application runs on its own connection, inside
+//! its own transaction, so the task commits or rolls back with its data. Its ten positional
+//! parameters are `id` (UUID), `task_path`, `args` (JSON array), `queue_name`, `priority`,
+//! `run_after` (PostgreSQL timestamptz; SQLite µs since the epoch; NULL = now), `max_attempts`
+//! (NULL = the option), `kwargs` (JSON object or NULL), `takes_context` and `is_async` (NULL =
+//! false); the response describes each. On PostgreSQL it calls the SQL function
+//! `taskhost_enqueue(…)`, which any client may call directly and which also wakes workers.
+//!
 //! Everything lives in one table, `taskhost_tasks` (see `docs/decisions/003-database-schema.md`):
 //! claims take READY rows in Django's order (priority, then `run_after`, then `enqueued_at`)
 //! through a partial index, mark them RUNNING under a lease with a fencing token, and never hand

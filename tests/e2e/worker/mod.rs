@@ -3,6 +3,7 @@
 
 mod env;
 mod postgres_only;
+mod transactional;
 
 /// The behaviour suite, instantiated once per database.
 macro_rules! worker_suite {

@@ -40,7 +40,10 @@ fn workers_reconnect_after_their_sessions_are_terminated() {
     let killed = psql(&format!(
         "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '{app}'"
     ));
-    assert!(killed.trim().parse::<u32>().unwrap() > 0, "no session was terminated");
+    assert!(
+        killed.trim().parse::<u32>().unwrap() > 0,
+        "no session was terminated"
+    );
     let second = env.enqueue("record_key", json!(["after"]));
     let out = wait_with_deadline(worker);
     assert!(out.status.success(), "{}", output_text(&out));

@@ -27,8 +27,9 @@ impl Listener {
     }
 
     /// Block until a task is enqueued on one of `queues` (`None` = any), or `timeout` passes.
-    /// Returns whether a notification came. Concurrent waiters take turns; one that cannot get
-    /// the connection before its timeout returns `false`.
+    /// Returns whether a notification came — or the connection was lost, since notifications
+    /// may have been missed (the next wait reconnects). Concurrent waiters take turns; one that
+    /// cannot get the connection before its timeout returns `false`.
     pub fn wait(&self, queues: Option<&[String]>, timeout: Duration) -> Result<bool> {
         let deadline = Instant::now() + timeout;
         let Some(mut slot) = self.conn.try_lock_until(deadline) else {
@@ -49,10 +50,16 @@ impl Listener {
             .as_mut()
             .expect("the listener connection was just opened");
         let outcome = next_matching(client, queues, deadline);
-        if outcome.is_err() || self.closed.load(Ordering::Acquire) {
+        let lost = client.is_closed();
+        if outcome.is_err() || lost || self.closed.load(Ordering::Acquire) {
             *slot = None;
         }
-        outcome
+        match outcome {
+            // Notifications sent while the connection was down are lost: say "look now", and
+            // the next wait reconnects.
+            Err(_) if lost => Ok(true),
+            other => other,
+        }
     }
 
     /// Close the connection (at once if no one is waiting, else when the wait ends).
@@ -76,11 +83,7 @@ fn next_matching(
         match next {
             Ok(Some(n)) if wanted(queues, n.payload()) => return Ok(true),
             Ok(Some(_)) => continue,
-            Ok(None) if client.is_closed() => {
-                return Err(Error::Unavailable(
-                    "the PostgreSQL server closed the LISTEN connection".into(),
-                ))
-            }
+            Ok(None) if client.is_closed() => return Ok(true),
             Ok(None) => return Ok(false),
             Err(e) => return Err(listen_error(&e)),
         }

@@ -64,6 +64,7 @@ pub type TxError = crate::error::TxError<postgres::Error>;
 pub struct PgStore {
     url: String,
     schema: String,
+    pool_size: u32,
     pool: Pool<PgConn>,
     listener: Listener,
     config: StoreConfig,
@@ -167,37 +168,56 @@ impl PgStore {
         Ok(Self {
             url: redact(url),
             schema: options.schema.clone(),
+            pool_size: options.pool_size,
             pool,
             listener,
             config,
         })
     }
 
-    /// Run `body` in a transaction and commit; serialization failures and deadlocks are
-    /// retried a few times.
+    /// Run `body` in a transaction and commit. Serialization failures and deadlocks are
+    /// retried; so is a connection the server dropped (restart, `pg_terminate_backend`, idle
+    /// timeout) when it failed before COMMIT was sent — nothing was written, so the work is
+    /// redone on a fresh connection. A failure during COMMIT is reported, never retried.
     fn write<T>(
         &self,
         doing: &str,
         mut body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
     ) -> Result<T> {
-        let mut conn = self.pool.get()?;
-        let conn = &mut *conn;
-        let mut tries = 0;
+        let (mut conflicts, mut disconnects) = (0, 0);
         loop {
+            let mut pooled = self.pool.get()?;
+            let conn = &mut *pooled;
+            let mut committing = false;
             let outcome = (|| {
                 let mut tx = Tx {
                     tx: conn.client.transaction()?,
                     statements: &mut conn.statements,
                 };
                 let value = body(&mut tx)?;
+                committing = true;
                 tx.tx.commit()?;
                 Ok(value)
             })();
-            match outcome {
+            let err = match outcome {
                 Ok(value) => return Ok(value),
-                Err(TxError::Db(err)) if is_conflict(&err) && tries < 3 => tries += 1,
-                Err(TxError::Db(err)) => return Err(Error::postgres(doing, err)),
                 Err(TxError::App(err)) => return Err(err),
+                Err(TxError::Db(err)) => err,
+            };
+            if is_conflict(&err) && conflicts < 3 {
+                conflicts += 1;
+            } else if !committing
+                && is_disconnect(&err, &conn.client)
+                && disconnects <= self.pool_size
+            {
+                // Every idle connection may be dead: allow one retry per pooled connection.
+                disconnects += 1;
+                tracing::debug!(
+                    "retrying on a new connection after: {}",
+                    postgres_text(&err)
+                );
+            } else {
+                return Err(Error::postgres(doing, err));
             }
         }
     }
@@ -279,6 +299,20 @@ fn version_on(tx: &mut Tx<'_>) -> Result<u32, postgres::Error> {
         &[],
     )?;
     Ok(rows[0].try_get::<_, i32>(0)?.max(0) as u32)
+}
+
+/// Whether the connection is gone (closed, or the server ended the session).
+fn is_disconnect(err: &postgres::Error, client: &Client) -> bool {
+    if client.is_closed() || err.is_closed() {
+        return true;
+    }
+    match err.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        None => std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()),
+    }
 }
 
 fn is_conflict(err: &postgres::Error) -> bool {

@@ -52,6 +52,9 @@ const COLUMNS: &str = "id, task_path, queue_name, priority, backend_name, status
 pub struct SqliteStore {
     path: PathBuf,
     pool: Pool<SqliteConn>,
+    /// Serialises this process's writers, so they queue here instead of spinning in SQLite's
+    /// busy handler; other processes are still kept out by `BEGIN IMMEDIATE`.
+    writer: parking_lot::Mutex<()>,
     config: StoreConfig,
 }
 
@@ -89,6 +92,7 @@ impl SqliteStore {
         Ok(Self {
             path: path.to_path_buf(),
             pool,
+            writer: parking_lot::Mutex::new(()),
             config,
         })
     }
@@ -99,6 +103,7 @@ impl SqliteStore {
         doing: &str,
         mut body: impl FnMut(&rusqlite::Transaction<'_>) -> Result<T, TxError>,
     ) -> Result<T> {
+        let _writer = self.writer.lock();
         let mut conn = self.pool.get()?;
         let mut tries = 0;
         loop {

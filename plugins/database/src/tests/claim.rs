@@ -203,3 +203,34 @@ fn the_claim_walks_the_claim_index_without_sorting(db: TestDb) {
         "the claim sorts:\n{plan}"
     );
 }
+
+/// SQLite only: a claim waits for another process's write transaction instead of failing with
+/// "database is locked".
+#[test]
+fn sqlite_claims_wait_for_another_writer() {
+    let db = TestDb::new(Kind::Sqlite).unwrap();
+    let (b, _) = db.backend();
+    let enqueued = enqueue(&b, "default");
+    let (locked, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+    let holder = {
+        let conn = db.sqlite();
+        std::thread::spawn(move || {
+            conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+            locked.0.send(()).unwrap();
+            release.1.recv().unwrap();
+            conn.execute_batch("COMMIT").unwrap();
+        })
+    };
+    locked.1.recv().unwrap();
+    let releaser = std::thread::spawn({
+        let release = release.0.clone();
+        move || {
+            // Let the other writer go only once this claim is blocked behind it.
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            release.send(()).unwrap();
+        }
+    });
+    assert_eq!(claimed_ids(&claim(&b, "w", 1)), vec![enqueued.id]);
+    releaser.join().unwrap();
+    holder.join().unwrap();
+}

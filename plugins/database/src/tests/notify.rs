@@ -153,3 +153,55 @@ fn b_close_ends_listening(b: &crate::DatabaseBackend) {
     let err = ext::<Value>(b, ops::WAIT_FOR_TASKS, json!({"timeout_secs": 0})).unwrap_err();
     assert_eq!(err.kind, ErrorKind::UNAVAILABLE);
 }
+
+/// PostgreSQL only: sessions the server ends (restart, `pg_terminate_backend`) are replaced.
+#[test]
+fn postgres_operations_survive_terminated_sessions() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let app = format!("taskhost_unit_{}", db.base["schema"].as_str().unwrap());
+    let url = format!("{}?application_name={app}", super::harness::pg_url());
+    let (b, _) = db
+        .try_backend("default", json!({ "url": url, "pool_size": 2 }))
+        .unwrap();
+    let wait =
+        |timeout: f64| ext::<Value>(&b, ops::WAIT_FOR_TASKS, json!({"timeout_secs": timeout}));
+    // Open the LISTEN connection and two pooled connections.
+    assert_eq!(wait(0.0).unwrap(), json!({"notified": false}));
+    std::thread::scope(|s| {
+        let other = s.spawn(|| enqueue(&b, "default"));
+        enqueue(&b, "default");
+        other.join().unwrap();
+    });
+    assert_eq!(
+        wait(0.0).unwrap(),
+        json!({"notified": true}),
+        "the enqueues were heard"
+    );
+    let drained = (0..3).find(|_| wait(0.0).unwrap() == json!({"notified": false}));
+    assert!(drained.is_some(), "one notification per enqueue at most");
+    let killed: i64 = db
+        .postgres()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed >= 2, "only {killed} sessions were terminated");
+    let after = enqueue(&b, "default");
+    assert_eq!(get(&b, &after.id).unwrap().id, after.id);
+    assert_eq!(claim(&b, "w", 10).len(), 3);
+    assert_eq!(
+        wait(5.0).unwrap(),
+        json!({"notified": true}),
+        "a lost LISTEN says look now"
+    );
+    assert_eq!(
+        wait(0.0).unwrap(),
+        json!({"notified": false}),
+        "and then listens again"
+    );
+}
