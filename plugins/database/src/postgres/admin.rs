@@ -47,7 +47,7 @@ impl PgStore {
         sql: &str,
         params: &[&(dyn postgres::types::ToSql + Sync)],
     ) -> Result<Vec<TaskResultData>> {
-        let rows = self.write(doing, |tx| {
+        let rows = self.read(doing, |tx| {
             tx.query(sql, params)?
                 .iter()
                 .map(read_row)
@@ -57,7 +57,7 @@ impl PgStore {
     }
 
     pub(super) fn stats(&self) -> Result<Vec<QueueStats>> {
-        let rows = self.write("counting tasks", |tx| {
+        let rows = self.read("counting tasks", |tx| {
             let rows = tx.query(
                 "SELECT queue_name, status, COUNT(*), MIN(enqueued_at) FROM taskhost_tasks \
                  WHERE backend_name = $1 GROUP BY queue_name, status",

@@ -8,20 +8,20 @@
 mod admin;
 mod listen;
 mod queue;
+mod session;
 
 #[cfg(test)]
 pub(crate) use queue::CLAIM_SELECT;
 
 use crate::error::{postgres_text, Error, Result};
 use crate::options::{redact, Options, CLASS};
-use crate::pool::{Connection as PoolConnection, Pool};
+use crate::pool::Pool;
 use crate::row::{corrupt, Json, NewTask, Row};
 use crate::store::{check_error, Claim, Migration, Store, StoreConfig};
 use chrono::{DateTime, Utc};
 use listen::Listener;
-use postgres::{Client, NoTls, Statement};
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use session::{connect, PgConn, Tx};
+use std::time::Duration;
 use taskhost_plugin_api::wire::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
     QueueStats, TaskResultData, WaitRequest,
@@ -54,9 +54,6 @@ const COLUMNS: &str = "id::text, task_path, queue_name, priority, backend_name, 
     kwargs, takes_context, is_async, run_after, enqueued_at, started_at, finished_at, \
     last_attempted_at, worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token";
 
-/// Idle connections older than this are checked before reuse (the server may have closed them).
-const REVALIDATE_AFTER: Duration = Duration::from_secs(30);
-
 /// An error inside a PostgreSQL transaction body.
 pub type TxError = crate::error::TxError<postgres::Error>;
 
@@ -68,62 +65,6 @@ pub struct PgStore {
     pool: Pool<PgConn>,
     listener: Listener,
     config: StoreConfig,
-}
-
-/// A pooled client with its prepared statements.
-pub struct PgConn {
-    client: Client,
-    statements: HashMap<String, Statement>,
-    last_used: Instant,
-}
-
-impl PoolConnection for PgConn {
-    fn is_broken(&mut self) -> bool {
-        self.last_used = Instant::now();
-        self.client.is_closed()
-    }
-
-    fn revalidate(&mut self) -> bool {
-        self.last_used.elapsed() < REVALIDATE_AFTER
-            || self.client.is_valid(Duration::from_secs(5)).is_ok()
-    }
-}
-
-/// A transaction on a pooled connection, preparing each statement once per connection.
-pub struct Tx<'a> {
-    tx: postgres::Transaction<'a>,
-    statements: &'a mut HashMap<String, Statement>,
-}
-
-impl Tx<'_> {
-    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
-        if let Some(statement) = self.statements.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = self.tx.prepare(sql)?;
-        self.statements.insert(sql.to_string(), statement.clone());
-        Ok(statement)
-    }
-
-    /// Run `sql` (prepared once) and return its rows.
-    pub fn query(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<postgres::Row>, postgres::Error> {
-        let statement = self.statement(sql)?;
-        self.tx.query(&statement, params)
-    }
-
-    /// Run `sql` (prepared once) and return the number of rows changed.
-    pub fn execute(
-        &mut self,
-        sql: &str,
-        params: &[&(dyn postgres::types::ToSql + Sync)],
-    ) -> Result<u64, postgres::Error> {
-        let statement = self.statement(sql)?;
-        self.tx.execute(&statement, params)
-    }
 }
 
 impl PgStore {
@@ -175,55 +116,8 @@ impl PgStore {
         })
     }
 
-    /// Run `body` in a transaction and commit. Serialization failures and deadlocks are
-    /// retried; so is a connection the server dropped (restart, `pg_terminate_backend`, idle
-    /// timeout) when it failed before COMMIT was sent — nothing was written, so the work is
-    /// redone on a fresh connection. A failure during COMMIT is reported, never retried.
-    fn write<T>(
-        &self,
-        doing: &str,
-        mut body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
-    ) -> Result<T> {
-        let (mut conflicts, mut disconnects) = (0, 0);
-        loop {
-            let mut pooled = self.pool.get()?;
-            let conn = &mut *pooled;
-            let mut committing = false;
-            let outcome = (|| {
-                let mut tx = Tx {
-                    tx: conn.client.transaction()?,
-                    statements: &mut conn.statements,
-                };
-                let value = body(&mut tx)?;
-                committing = true;
-                tx.tx.commit()?;
-                Ok(value)
-            })();
-            let err = match outcome {
-                Ok(value) => return Ok(value),
-                Err(TxError::App(err)) => return Err(err),
-                Err(TxError::Db(err)) => err,
-            };
-            if is_conflict(&err) && conflicts < 3 {
-                conflicts += 1;
-            } else if !committing
-                && is_disconnect(&err, &conn.client)
-                && disconnects <= self.pool_size
-            {
-                // Every idle connection may be dead: allow one retry per pooled connection.
-                disconnects += 1;
-                tracing::debug!(
-                    "retrying on a new connection after: {}",
-                    postgres_text(&err)
-                );
-            } else {
-                return Err(Error::postgres(doing, err));
-            }
-        }
-    }
-
     fn schema_version(&self) -> Result<u32> {
-        self.write("reading the schema version", |tx| Ok(version_on(tx)?))
+        self.read("reading the schema version", |tx| Ok(version_on(tx)?))
     }
 
     fn migrate(&self, target: u32, now: DateTime<Utc>) -> Result<Vec<u32>> {
@@ -238,8 +132,7 @@ impl PgStore {
                 &[&schema],
             )?;
             if exists.is_empty() {
-                tx.tx
-                    .batch_execute(&format!("CREATE SCHEMA \"{schema}\""))?;
+                tx.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))?;
             }
             let current = version_on(tx)?;
             let mut applied = Vec::new();
@@ -247,8 +140,8 @@ impl PgStore {
                 .iter()
                 .filter(|m| m.version > current && m.version <= target)
             {
-                tx.tx.batch_execute(m.sql)?;
-                tx.tx.execute(
+                tx.batch_execute(m.sql)?;
+                tx.execute(
                     "INSERT INTO taskhost_schema_version (version, applied_at) VALUES ($1, $2)",
                     &[&(m.version as i32), &now],
                 )?;
@@ -260,7 +153,7 @@ impl PgStore {
     }
 
     fn check(&self) -> Vec<CheckMessage> {
-        match self.write("checking the database", |tx| Ok(tx.query("SELECT 1", &[])?)) {
+        match self.read("checking the database", |tx| Ok(tx.query("SELECT 1", &[])?)) {
             Ok(_) => Vec::new(),
             Err(err) => vec![check_error(
                 format!("The {} cannot be used: {err}", self.describe()),
@@ -277,14 +170,6 @@ impl PgStore {
     }
 }
 
-fn connect(config: &postgres::Config) -> Result<PgConn, postgres::Error> {
-    Ok(PgConn {
-        client: config.connect(NoTls)?,
-        statements: HashMap::new(),
-        last_used: Instant::now(),
-    })
-}
-
 /// The schema version, 0 if the version table does not exist (in the `search_path` schema).
 fn version_on(tx: &mut Tx<'_>) -> Result<u32, postgres::Error> {
     let table = tx.query(
@@ -299,28 +184,6 @@ fn version_on(tx: &mut Tx<'_>) -> Result<u32, postgres::Error> {
         &[],
     )?;
     Ok(rows[0].try_get::<_, i32>(0)?.max(0) as u32)
-}
-
-/// Whether the connection is gone (closed, or the server ended the session).
-fn is_disconnect(err: &postgres::Error, client: &Client) -> bool {
-    if client.is_closed() || err.is_closed() {
-        return true;
-    }
-    match err.code() {
-        Some(code) => {
-            let code = code.code();
-            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
-        }
-        None => std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()),
-    }
-}
-
-fn is_conflict(err: &postgres::Error) -> bool {
-    use postgres::error::SqlState;
-    matches!(
-        err.code(),
-        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
-    )
 }
 
 /// Read the [`COLUMNS`] of one row (never panics: every column goes through `try_get`).

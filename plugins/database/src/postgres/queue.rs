@@ -80,7 +80,7 @@ impl PgStore {
 
     pub(super) fn get(&self, id: Uuid) -> Result<Option<TaskResultData>> {
         let sql = format!("SELECT {COLUMNS} FROM taskhost_tasks WHERE id = $1");
-        let row = self.write("reading a task result", |tx| {
+        let row = self.read("reading a task result", |tx| {
             tx.query(&sql, &[&id])?.first().map(read_row).transpose()
         })?;
         row.map(|r| r.into_result()).transpose()

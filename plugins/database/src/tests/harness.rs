@@ -50,16 +50,21 @@ fn pg_available() -> bool {
         match config.connect(postgres::NoTls) {
             Ok(_) => true,
             Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
+                let e = crate::error::postgres_text(&e);
                 panic!(
                     "CI=true but the PostgreSQL test server {} is unreachable: {e}",
                     pg_url()
                 )
             }
             Err(e) => {
-                eprintln!(
-                    "note: skipping PostgreSQL tests, {} is unreachable ({e}); set CI=true to \
+                // Straight to stderr: the test harness would capture `eprintln!`.
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: skipping the PostgreSQL tests: {} is unreachable ({}); set CI=true to \
                      make that a failure",
-                    pg_url()
+                    pg_url(),
+                    crate::error::postgres_text(&e)
                 );
                 false
             }

@@ -1,0 +1,204 @@
+//! Connections and sessions: the pooled client, statements prepared once per connection, and
+//! how a unit of work runs (in a transaction or not) and is retried.
+
+use super::{PgStore, TxError};
+use crate::error::{postgres_text, Error, Result};
+use crate::pool::Connection as PoolConnection;
+use postgres::{Client, NoTls, Statement};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Idle connections older than this are checked before reuse (the server may have closed them).
+const REVALIDATE_AFTER: Duration = Duration::from_secs(30);
+
+/// A pooled client with its prepared statements.
+pub struct PgConn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+    last_used: Instant,
+}
+
+impl PoolConnection for PgConn {
+    fn is_broken(&mut self) -> bool {
+        self.last_used = Instant::now();
+        self.client.is_closed()
+    }
+
+    fn revalidate(&mut self) -> bool {
+        self.last_used.elapsed() < REVALIDATE_AFTER
+            || self.client.is_valid(Duration::from_secs(5)).is_ok()
+    }
+}
+
+/// A pooled connection in use, inside a transaction or not, preparing each statement once per
+/// connection.
+pub struct Tx<'a> {
+    session: Session<'a>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+/// Where a [`Tx`]'s statements run.
+enum Session<'a> {
+    /// Inside a transaction (writes).
+    Transaction(postgres::Transaction<'a>),
+    /// Straight on the connection, each statement on its own (reads: one round trip).
+    Plain(&'a mut Client),
+}
+
+impl Tx<'_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = match &mut self.session {
+            Session::Transaction(tx) => tx.prepare(sql)?,
+            Session::Plain(client) => client.prepare(sql)?,
+        };
+        self.statements.insert(sql.to_string(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Run `sql` (prepared once) and return its rows.
+    pub fn query(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        match &mut self.session {
+            Session::Transaction(tx) => tx.query(&statement, params),
+            Session::Plain(client) => client.query(&statement, params),
+        }
+    }
+
+    /// Run `sql` (prepared once) and return the number of rows changed.
+    pub fn execute(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = self.statement(sql)?;
+        match &mut self.session {
+            Session::Transaction(tx) => tx.execute(&statement, params),
+            Session::Plain(client) => client.execute(&statement, params),
+        }
+    }
+
+    /// Run SQL text that may hold several statements (migrations), without preparing it.
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
+        match &mut self.session {
+            Session::Transaction(tx) => tx.batch_execute(sql),
+            Session::Plain(client) => client.batch_execute(sql),
+        }
+    }
+
+    fn commit(self) -> Result<(), postgres::Error> {
+        match self.session {
+            Session::Transaction(tx) => tx.commit(),
+            Session::Plain(_) => Ok(()),
+        }
+    }
+}
+
+impl PgStore {
+    /// Run `body` in a transaction and commit. Serialization failures and deadlocks are
+    /// retried; so is a connection the server dropped (restart, `pg_terminate_backend`, idle
+    /// timeout) when it failed before COMMIT was sent — nothing was written, so the work is
+    /// redone on a fresh connection. A failure during COMMIT is reported, never retried.
+    pub(super) fn write<T>(
+        &self,
+        doing: &str,
+        body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
+    ) -> Result<T> {
+        self.run(doing, true, body)
+    }
+
+    /// Run read-only `body` outside a transaction (one round trip per statement), retried on
+    /// a fresh connection if the server dropped this one.
+    pub(super) fn read<T>(
+        &self,
+        doing: &str,
+        body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
+    ) -> Result<T> {
+        self.run(doing, false, body)
+    }
+
+    fn run<T>(
+        &self,
+        doing: &str,
+        transactional: bool,
+        mut body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
+    ) -> Result<T> {
+        let (mut conflicts, mut disconnects) = (0, 0);
+        loop {
+            let mut pooled = self.pool.get()?;
+            let conn = &mut *pooled;
+            let mut committing = false;
+            let outcome = (|| {
+                let session = match transactional {
+                    true => Session::Transaction(conn.client.transaction()?),
+                    false => Session::Plain(&mut conn.client),
+                };
+                let mut tx = Tx {
+                    session,
+                    statements: &mut conn.statements,
+                };
+                let value = body(&mut tx)?;
+                committing = true;
+                tx.commit()?;
+                Ok(value)
+            })();
+            let err = match outcome {
+                Ok(value) => return Ok(value),
+                Err(TxError::App(err)) => return Err(err),
+                Err(TxError::Db(err)) => err,
+            };
+            if is_conflict(&err) && conflicts < 3 {
+                conflicts += 1;
+            } else if !committing
+                && is_disconnect(&err, &conn.client)
+                && disconnects <= self.pool_size
+            {
+                // Every idle connection may be dead: allow one retry per pooled connection.
+                disconnects += 1;
+                tracing::debug!(
+                    "retrying on a new connection after: {}",
+                    postgres_text(&err)
+                );
+            } else {
+                return Err(Error::postgres(doing, err));
+            }
+        }
+    }
+}
+
+/// Open one connection.
+pub fn connect(config: &postgres::Config) -> Result<PgConn, postgres::Error> {
+    Ok(PgConn {
+        client: config.connect(NoTls)?,
+        statements: HashMap::new(),
+        last_used: Instant::now(),
+    })
+}
+
+/// Whether the connection is gone (closed, or the server ended the session).
+fn is_disconnect(err: &postgres::Error, client: &Client) -> bool {
+    if client.is_closed() || err.is_closed() {
+        return true;
+    }
+    match err.code() {
+        Some(code) => {
+            let code = code.code();
+            code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+        }
+        None => std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()),
+    }
+}
+
+fn is_conflict(err: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    matches!(
+        err.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
+    )
+}
