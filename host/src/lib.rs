@@ -20,10 +20,15 @@
 //!     a + b
 //! }
 //!
-//! let result = add.enqueue(2, 3)?; // on the default (Immediate) backend: runs at once
-//! assert_eq!(result.return_value()?, 5);
-//! # Ok::<(), taskhost::Error>(())
+//! fn main() -> Result<(), taskhost::Error> {
+//!     let result = add.enqueue(2, 3)?; // on the default (Immediate) backend: runs at once
+//!     assert_eq!(result.return_value()?, 5);
+//!     Ok(())
+//! }
 //! ```
+//!
+//! Tasks must be defined at module level (Django's rule; a `#[task]` inside a function does not
+//! compile) — in doctests, write the `fn main` yourself.
 
 pub mod backend;
 pub mod callbacks;

@@ -3,16 +3,19 @@
 //! database backend).
 //!
 //! ```no_run
-//! # use taskhost::task;
+//! use taskhost::task;
+//!
 //! #[task]
 //! fn welcome(user_id: i64) {}
 //!
-//! let insert = welcome.transactional_enqueue((42,))?;
-//! // On your own connection, inside your own transaction (rusqlite, postgres, sqlx, …):
-//! //   tx.execute(&insert.sql, <insert.params mapped to your driver's values>)?;
-//! //   tx.commit()?;      // the task exists if and only if this commits
-//! println!("{} will have id {}", insert.sql, insert.id);
-//! # Ok::<(), taskhost::Error>(())
+//! fn main() -> Result<(), taskhost::Error> {
+//!     let insert = welcome.transactional_enqueue((42,))?;
+//!     // On your own connection, inside your own transaction (rusqlite, postgres, sqlx, …):
+//!     //   tx.execute(&insert.sql, <insert.params mapped to your driver's values>)?;
+//!     //   tx.commit()?;      // the task exists if and only if this commits
+//!     println!("{} will have id {}", insert.sql, insert.id);
+//!     Ok(())
+//! }
 //! ```
 
 use crate::backend::Backend;
