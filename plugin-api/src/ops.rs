@@ -15,7 +15,8 @@ pub const MIGRATE: &str = "migrate";
 pub const LIST_RESULTS: &str = "list_results";
 /// Queue depths: request `{}`; response a JSON array of [`crate::wire::QueueStats`].
 pub const QUEUE_STATS: &str = "queue_stats";
-/// Delete finished results: request a [`crate::wire::PruneRequest`]; response `{"count": n}`.
+/// Delete finished results: request a [`crate::wire::PruneRequest`]; response `{"count": n}`,
+/// the rows deleted (or counted on a dry run), at most its `limit`.
 pub const PRUNE: &str = "prune";
 /// Rescue tasks whose lease expired: request `{}`; response `{"count": n}`.
 pub const RESCUE: &str = "rescue";

@@ -314,6 +314,12 @@ pub struct PruneRequest {
     /// Count, do not delete.
     #[serde(default)]
     pub dry_run: bool,
+    /// Delete (or, with `dry_run`, count) at most this many rows in this call; `None` = all.
+    /// A caller works through a large store in batches by repeating the call until it
+    /// returns fewer than `limit`. Added later with a default: an older plugin that ignores
+    /// it deletes everything in the first call, which ends such a loop just the same.
+    #[serde(default)]
+    pub limit: Option<u64>,
 }
 
 /// A worker waits for new tasks.

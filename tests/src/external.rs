@@ -1,9 +1,10 @@
 //! Building plugin crates that live outside the workspace — the custom-backend example, and
-//! fixtures built against another `taskhost-plugin-api` version — each with its own target dir
-//! under `target/external/`, at most once per test process.
+//! fixtures built against another `taskhost-plugin-api` version — at most once per test process.
 //!
-//! The first build of each compiles abi_stable and friends (tens of seconds); later builds in
-//! later processes are no-ops when nothing changed.
+//! They share one target dir, `target/external/shared`, so abi_stable and friends compile once
+//! (tens of seconds) rather than once per crate; each built library is copied to
+//! `target/external/out/<name>/` right after its build, so crates with the same library name
+//! do not overwrite each other's output. Later processes find everything up to date.
 
 use crate::build::{target_dir, workspace_root};
 use parking_lot::Mutex;
@@ -18,14 +19,18 @@ pub fn external_dir() -> PathBuf {
     target_dir().join("external")
 }
 
-/// Build the crate at `manifest_dir` (outside the workspace) with its own target dir under
-/// `target/external/<name>`, once per process (OnceLock per name), and return the built cdylib
-/// path for `lib_name`.
+/// Build the crate at `manifest_dir` (outside the workspace) in the shared external target dir,
+/// once per process (per name), and return a copy of the built cdylib `lib_name` under
+/// `target/external/out/<name>/`.
 ///
 /// Panics with cargo's stderr if the build fails.
 pub fn build_external(name: &str, manifest_dir: &Path, lib_name: &str) -> PathBuf {
     once(&format!("build {name}"), || {
-        let target = external_dir().join(name);
+        // One build at a time in this process: the copy below must happen before another
+        // build in the shared target dir can relink a library of the same name.
+        static SHARED: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = SHARED.lock();
+        let target = external_dir().join("shared");
         let manifest = manifest_dir.join("Cargo.toml");
         let output = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--manifest-path"])
@@ -54,7 +59,11 @@ pub fn build_external(name: &str, manifest_dir: &Path, lib_name: &str) -> PathBu
             file.display(),
             manifest.display()
         );
-        file
+        let out = external_dir().join("out").join(name);
+        fs::create_dir_all(&out).unwrap();
+        let copy = out.join(library_file_name(lib_name));
+        fs::copy(&file, &copy).unwrap_or_else(|e| panic!("cannot copy '{}': {e}", file.display()));
+        copy
     })
 }
 

@@ -6,6 +6,8 @@ use crate::handler::task_backends;
 use crate::result::TaskResultStatus;
 use chrono::{Duration as Age, Utc};
 use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use taskhost_plugin_api::ops;
 use taskhost_plugin_api::wire::{ListRequest, PruneRequest, QueueStats, TaskResultData};
@@ -62,6 +64,9 @@ pub struct PruneArgs {
     /// Count, do not delete.
     #[arg(long)]
     pub dry_run: bool,
+    /// Delete at most this many rows per statement (each batch is its own transaction).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
 }
 
 fn status(text: &str) -> Result<TaskResultStatus, String> {
@@ -143,8 +148,14 @@ pub fn queues(alias: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Run `prune`.
+/// Run `prune`: count the matching rows, then delete them `--batch-size` at a time, with a
+/// progress bar on stderr when it is a terminal.
 pub fn prune(args: &PruneArgs) -> Result<(), String> {
+    if let Some(s) = args.status.filter(|s| !s.is_finished()) {
+        return Err(format!(
+            "--status {s}: only finished results (FAILED, SUCCESSFUL) can be pruned"
+        ));
+    }
     let now = Utc::now();
     let queues = (args.queue.trim() != "*").then(|| {
         args.queue
@@ -154,28 +165,54 @@ pub fn prune(args: &PruneArgs) -> Result<(), String> {
             .map(String::from)
             .collect()
     });
-    let request = PruneRequest {
+    let mut request = PruneRequest {
         finished_before: Some(now - Age::days(args.min_age_days.into())),
         failed_finished_before: args.failed_min_age_days.map(|d| now - Age::days(d.into())),
         statuses: args.status.into_iter().collect(),
         queues,
-        dry_run: args.dry_run,
+        dry_run: true,
+        limit: None,
     };
-    if let Some(s) = args.status.filter(|s| !s.is_finished()) {
-        return Err(format!(
-            "--status {s}: only finished results (FAILED, SUCCESSFUL) can be pruned"
-        ));
-    }
-    let response: serde_json::Value = backend(&args.backend)?
-        .call_ext_json(ops::PRUNE, &request)
-        .map_err(|e| e.to_string())?;
-    let count = response.get("count").and_then(|c| c.as_u64()).unwrap_or(0);
+    let backend = backend(&args.backend)?;
+    let prune = |request: &PruneRequest| -> Result<u64, String> {
+        let response: serde_json::Value = backend
+            .call_ext_json(ops::PRUNE, request)
+            .map_err(|e| e.to_string())?;
+        Ok(response.get("count").and_then(|c| c.as_u64()).unwrap_or(0))
+    };
+    let total = prune(&request)?;
     if args.dry_run {
-        println!("Would delete {count} task result(s)");
-    } else {
-        println!("Deleted {count} task result(s)");
+        println!("Would delete {total} task result(s)");
+        return Ok(());
     }
+    request.dry_run = false;
+    request.limit = Some(args.batch_size);
+    let bar = progress_bar(total);
+    let mut deleted = 0;
+    loop {
+        let batch = prune(&request)
+            .map_err(|e| format!("{e} (after deleting {deleted} task result(s))"))?;
+        deleted += batch;
+        bar.inc(batch);
+        if batch < args.batch_size {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    println!("Deleted {deleted} task result(s)");
     Ok(())
+}
+
+/// A bar counting up to `len` rows on stderr, hidden unless stderr is a terminal.
+fn progress_bar(len: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "Deleting [{wide_bar}] {human_pos}/{human_len} task results ({per_sec:0}, ETA {eta})",
+    )
+    .expect("a valid progress template");
+    ProgressBar::new(len).with_style(style)
 }
 
 /// Run `migrate`: create or upgrade the store's schema.

@@ -98,7 +98,8 @@ pub trait Store: Send + Sync {
     /// Count per queue and status for this alias (oldest READY `enqueued_at` too).
     fn stats(&self) -> Result<Vec<QueueStats>>;
 
-    /// Delete (or with `dry_run` count) finished results; returns how many.
+    /// Delete (or with `dry_run` count) finished results, at most `limit` of them (a dry
+    /// run's count is capped at `limit` too); returns how many.
     fn prune(&self, request: &PruneRequest) -> Result<u64>;
 
     /// Block until a task may be ready in one of the queues, or the timeout; returns whether

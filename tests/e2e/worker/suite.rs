@@ -262,3 +262,34 @@ fn results_queues_and_prune_inspect_the_store_without_task_code() {
         Err(taskhost::Error::TaskResultDoesNotExist(_))
     ));
 }
+
+#[test]
+fn prune_deletes_in_batches_and_keeps_unfinished_rows() {
+    let env = Env::new(STORE, "");
+    let done: Vec<String> = ["a", "b", "c"]
+        .iter()
+        .map(|k| env.enqueue("record_key", json!([k])))
+        .collect();
+    let ready = env.enqueue_on("record_key", json!(["later"]), "emails", 0);
+    let out = env.run_worker(&["--batch"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let out = std::process::Command::new(taskhost_e2e::taskhost_bin())
+        .arg("--config")
+        .arg(&env.config_file)
+        .args(["prune", "--min-age-days", "0", "--batch-size", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(output_text(&out).trim(), "Deleted 3 task result(s)");
+    let backend = taskhost::task_backends().get("default").unwrap();
+    for id in &done {
+        assert!(matches!(
+            backend.get_result(id),
+            Err(taskhost::Error::TaskResultDoesNotExist(_))
+        ));
+    }
+    assert_eq!(
+        backend.get_result(&ready).unwrap().status(),
+        TaskResultStatus::Ready
+    );
+}

@@ -94,20 +94,30 @@ impl PgStore {
 
     pub(super) fn prune(&self, request: &PruneRequest) -> Result<u64> {
         let targets = prune_targets(request)?;
-        let filter = "FROM taskhost_tasks WHERE status = $1 AND finished_at IS NOT NULL \
+        // The matching rows, at most $5 of them (NULL = no limit).
+        let rows = "SELECT id FROM taskhost_tasks WHERE status = $1 AND finished_at IS NOT NULL \
              AND ($2::timestamptz IS NULL OR finished_at < $2::timestamptz) \
-             AND backend_name = $3 AND ($4::text[] IS NULL OR queue_name = ANY($4::text[]))";
+             AND backend_name = $3 AND ($4::text[] IS NULL OR queue_name = ANY($4::text[])) \
+             LIMIT $5::bigint";
         self.write("pruning task results", |tx| {
             let mut total = 0u64;
             for (status, cutoff) in &targets {
-                let params: [&(dyn postgres::types::ToSql + Sync); 4] =
-                    [status, cutoff, &self.config.alias, &request.queues];
+                let left = match request.limit {
+                    Some(limit) if total >= limit => break,
+                    Some(limit) => Some(i64::try_from(limit - total).unwrap_or(i64::MAX)),
+                    None => None,
+                };
+                let params: [&(dyn postgres::types::ToSql + Sync); 5] =
+                    [status, cutoff, &self.config.alias, &request.queues, &left];
                 total += match request.dry_run {
                     true => {
-                        let rows = tx.query(&format!("SELECT COUNT(*) {filter}"), &params)?;
-                        rows[0].try_get::<_, i64>(0)? as u64
+                        let sql = format!("SELECT COUNT(*) FROM ({rows}) AS matching");
+                        tx.query(&sql, &params)?[0].try_get::<_, i64>(0)? as u64
                     }
-                    false => tx.execute(&format!("DELETE {filter}"), &params)?,
+                    false => {
+                        let sql = format!("DELETE FROM taskhost_tasks WHERE id IN ({rows})");
+                        tx.execute(&sql, &params)?
+                    }
                 };
             }
             Ok(total)

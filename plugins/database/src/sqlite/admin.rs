@@ -97,22 +97,26 @@ impl SqliteStore {
 
     pub(super) fn prune(&self, request: &PruneRequest) -> Result<u64> {
         let targets = prune_targets(request)?;
-        let verb = if request.dry_run {
-            "SELECT COUNT(*)"
-        } else {
-            "DELETE"
+        // The matching rows, at most ?5 of them (-1 = no limit).
+        let rows = "SELECT rowid FROM taskhost_tasks WHERE status = ?1 \
+             AND finished_at IS NOT NULL AND (?2 IS NULL OR finished_at < ?2) \
+             AND backend_name = ?3 \
+             AND (?4 IS NULL OR queue_name IN (SELECT value FROM json_each(?4))) LIMIT ?5";
+        let sql = match request.dry_run {
+            true => format!("SELECT COUNT(*) FROM ({rows})"),
+            false => format!("DELETE FROM taskhost_tasks WHERE rowid IN ({rows})"),
         };
-        let sql = format!(
-            "{verb} FROM taskhost_tasks WHERE status = ?1 AND finished_at IS NOT NULL \
-             AND (?2 IS NULL OR finished_at < ?2) AND backend_name = ?3 \
-             AND (?4 IS NULL OR queue_name IN (SELECT value FROM json_each(?4)))"
-        );
         let queues = request.queues.as_deref().map(json_list);
         self.write("pruning task results", |tx| {
             let mut stmt = tx.prepare_cached(&sql)?;
             let mut total = 0u64;
             for (status, cutoff) in &targets {
-                let params = (*status, cutoff.map(us), &self.config.alias, &queues);
+                let left = match request.limit {
+                    Some(limit) if total >= limit => break,
+                    Some(limit) => i64::try_from(limit - total).unwrap_or(i64::MAX),
+                    None => -1,
+                };
+                let params = (*status, cutoff.map(us), &self.config.alias, &queues, left);
                 total += match request.dry_run {
                     true => stmt.query_row(params, |r| r.get::<_, i64>(0))? as u64,
                     false => stmt.execute(params)? as u64,

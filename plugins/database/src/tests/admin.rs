@@ -19,6 +19,7 @@ on_both_databases!(
     list_results_filters_newest_first,
     queue_stats_count_per_queue_and_status,
     prune_deletes_only_old_finished_results,
+    prune_works_through_a_limit_at_a_time,
 );
 
 fn enqueue_stores_a_ready_result_and_signals_it(db: TestDb) {
@@ -213,4 +214,62 @@ fn prune_deletes_only_old_finished_results(db: TestDb) {
     );
     assert!(get(&b, &new_ok).is_err());
     assert!(get(&b, &ready).is_ok() && get(&b, &running).is_ok());
+}
+
+fn prune_works_through_a_limit_at_a_time(db: TestDb) {
+    let (b, _) = db.backend();
+    let finish = |queue: &str, n: usize, ok: bool| {
+        for _ in 0..n {
+            enqueue(&b, queue);
+        }
+        let claimed = claim_with(&b, &claim_request("w", Some(&[queue]), n as u32));
+        assert_eq!(claimed.len(), n);
+        let completions: Vec<_> = claimed
+            .iter()
+            .map(|t| match ok {
+                true => success(t, json!(1)),
+                false => failure(t, None),
+            })
+            .collect();
+        assert!(complete(&b, &completions).iter().all(|a| a.applied));
+    };
+    finish("default", 15, true);
+    finish("default", 10, false);
+    finish("reports", 1, true);
+    enqueue(&b, "default");
+    let running = claim(&b, "w", 1).remove(0).result.id;
+    let ready = enqueue(&b, "default").id;
+    db.advance_secs(60);
+    let prune = |limit: Option<u64>, dry_run: bool| -> u64 {
+        let request = json!({
+            "finished_before": db.now(), "queues": ["default"], "limit": limit, "dry_run": dry_run,
+        });
+        let out: Value = ext(&b, ops::PRUNE, request).unwrap();
+        out["count"].as_u64().unwrap()
+    };
+    assert_eq!(prune(None, true), 25);
+    assert_eq!(
+        prune(Some(10), true),
+        10,
+        "a dry run's count is capped at the limit"
+    );
+    assert_eq!(prune(Some(30), true), 25);
+    let deleted: Vec<u64> = (0..4).map(|_| prune(Some(10), false)).collect();
+    assert_eq!(deleted, vec![10, 10, 5, 0]);
+    assert_eq!(prune(None, true), 0);
+    assert!(get(&b, &ready).is_ok() && get(&b, &running).is_ok());
+    let stats: Vec<QueueStats> = ext(&b, ops::QUEUE_STATS, json!({})).unwrap();
+    let summary: Vec<(&str, TaskResultStatus, u64)> = stats
+        .iter()
+        .map(|s| (s.queue_name.as_str(), s.status, s.count))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("default", TaskResultStatus::Ready, 1),
+            ("default", TaskResultStatus::Running, 1),
+            ("reports", TaskResultStatus::Successful, 1),
+        ],
+        "only the matching finished rows are gone"
+    );
 }
