@@ -11,6 +11,7 @@
 //! - [`atomic`], [`aatomic`], [`on_commit`] — transaction scopes for `enqueue_on_commit`.
 //! - [`signals`] — `task_enqueued`, `task_started`, `task_finished`.
 //! - [`Config`] — the `tasks.toml` loader; [`Error`] — every error, with Django's names.
+//! - [`conformance`] — the conformance suite for plugin libraries (`taskhost plugin test`).
 //!
 //! ```no_run
 //! use taskhost::task;
@@ -34,6 +35,7 @@ pub mod backend;
 pub mod callbacks;
 pub mod cli;
 pub mod config;
+pub mod conformance;
 pub mod constants;
 pub mod context;
 pub mod definition;

@@ -1,7 +1,9 @@
 //! taskhost's end-to-end tests: every test loads the real built plugin files.
 
 mod abi;
+mod authoring;
 mod cli;
+mod conformance;
 mod custom_backend;
 mod loading;
 mod panics;

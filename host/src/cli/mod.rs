@@ -10,9 +10,13 @@
 
 mod backends;
 mod check;
+mod plugin;
+mod scaffold;
 mod store;
 mod worker;
 
+pub use plugin::{OutputFormat, PluginCommand};
+pub use scaffold::{new_plugin, NewArgs, PluginNames};
 pub use store::{PruneArgs, ResultsCommand};
 pub use worker::WorkerArgs;
 
@@ -59,6 +63,10 @@ pub enum Command {
         #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
         backend: String,
     },
+    /// Work on plugin libraries (`plugin new`: scaffold a plugin crate; `plugin test`: run the
+    /// conformance suite against a built one).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
 }
 
 /// Parse the process arguments, run the command, and return its exit code.
@@ -78,6 +86,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Queues { backend } => with_config(config, || report(store::queues(backend))),
         Command::Prune(args) => with_config(config, || report(store::prune(args))),
         Command::Migrate { backend } => with_config(config, || report(store::migrate(backend))),
+        Command::Plugin(c) => plugin::run(c),
     };
     if ok {
         ExitCode::SUCCESS

@@ -1,0 +1,132 @@
+//! `taskhost plugin …`: work on plugin libraries. `plugin test` runs the conformance suite
+//! ([`crate::conformance`]) against a built library.
+
+use super::scaffold::{self, NewArgs, PluginNames};
+use crate::conformance::Conformance;
+use clap::{Subcommand, ValueEnum};
+use serde_json::{Map, Value};
+use std::path::PathBuf;
+
+/// The `plugin` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum PluginCommand {
+    /// Run the conformance suite against a built plugin library: exit 0 when no check failed.
+    Test {
+        /// The built library file, e.g. target/debug/libacme_spool.so (its file name must be
+        /// the one the backend name resolves to).
+        path: PathBuf,
+        /// The full backend name, e.g. acme.spool.SpoolBackend.
+        #[arg(long)]
+        class: String,
+        /// The backend's options as a JSON object, e.g. '{"url": "sqlite:///tmp/t.db"}'.
+        #[arg(long, value_name = "JSON")]
+        options: Option<String>,
+        /// How to print the report.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Create a buildable backend plugin crate (a working in-memory backend, its tests, a
+    /// README with the build, install and test steps).
+    New(NewArgs),
+}
+
+/// How `plugin test` prints its report.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// One line per check (`PASS`/`FAIL`/`SKIP`), then a summary line.
+    Text,
+    /// The report as JSON.
+    Json,
+}
+
+/// Run a `plugin` subcommand; returns whether all is well.
+pub fn run(command: &PluginCommand) -> bool {
+    match command {
+        PluginCommand::Test {
+            path,
+            class,
+            options,
+            format,
+        } => test(path, class, options.as_deref(), *format),
+        PluginCommand::New(args) => new(args),
+    }
+}
+
+fn new(args: &NewArgs) -> bool {
+    let created = PluginNames::from_args(args)
+        .and_then(|names| scaffold::new_plugin(args).map(|dir| (dir, names)));
+    match created {
+        Ok((dir, names)) => {
+            println!("{}", scaffold::summary(&dir, &names));
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
+    }
+}
+
+fn test(path: &std::path::Path, class: &str, options: Option<&str>, format: OutputFormat) -> bool {
+    let options = match parse_options(options) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return false;
+        }
+    };
+    let suite = Conformance::new(path, class).options(options);
+    let report = quietly(|| suite.run());
+    match format {
+        OutputFormat::Text => println!("{report}"),
+        OutputFormat::Json => println!("{}", report.to_json()),
+    }
+    report.is_success()
+}
+
+fn parse_options(options: Option<&str>) -> Result<Map<String, Value>, String> {
+    let Some(text) = options else {
+        return Ok(Map::new());
+    };
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(format!("--options must be a JSON object, got {other}")),
+        Err(e) => Err(format!("--options is not valid JSON: {e}")),
+    }
+}
+
+/// Run `f` without the task-lifecycle log records the suite's many enqueues cause (a backend
+/// that runs tasks at once logs every probe task as FAILED: their paths are not registered),
+/// keeping warnings from the plugins. `RUST_LOG`, when set, decides instead.
+fn quietly<T>(f: impl FnOnce() -> T) -> T {
+    if std::env::var_os("RUST_LOG").is_some() {
+        return f();
+    }
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "warn,taskhost=off,{}=warn",
+        crate::callbacks::PLUGIN_LOG_TARGET
+    ));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_must_be_a_json_object() {
+        assert_eq!(parse_options(None).unwrap(), Map::new());
+        let map = parse_options(Some(r#"{"url": "sqlite:///tmp/x.db"}"#)).unwrap();
+        assert_eq!(map["url"], "sqlite:///tmp/x.db");
+        assert!(parse_options(Some("[1]"))
+            .unwrap_err()
+            .contains("JSON object"));
+        assert!(parse_options(Some("{"))
+            .unwrap_err()
+            .contains("not valid JSON"));
+    }
+}

@@ -1,0 +1,483 @@
+//! `taskhost plugin new`: scaffold a buildable backend plugin crate.
+//!
+//! The crate depends on `taskhost-plugin-api` alone and holds a small working backend (an
+//! in-memory store, like the Dummy backend) with unit tests, a README with the build, install,
+//! config and test steps, and a `.gitignore`. The templates live in `cli/templates/`.
+
+use crate::plugin::BackendName;
+use std::fs;
+use std::path::{Path, PathBuf};
+use taskhost_plugin_api::PLUGIN_API_VERSION;
+
+const CARGO_TOML: &str = include_str!("templates/Cargo.toml.tmpl");
+const LIB_RS: &str = include_str!("templates/lib.rs.tmpl");
+const README_MD: &str = include_str!("templates/README.md.tmpl");
+const GITIGNORE: &str = include_str!("templates/gitignore.tmpl");
+
+/// Library names the scaffolded crate cannot take: Rust keywords and the crates it links.
+const RESERVED_LIB_NAMES: &[&str] = &[
+    "abi_stable",
+    "alloc",
+    "chrono",
+    "core",
+    "proc_macro",
+    "serde",
+    "serde_json",
+    "std",
+    "taskhost_plugin_api",
+    "test",
+    "tracing",
+    // Rust keywords (strict and reserved).
+    "abstract",
+    "as",
+    "async",
+    "await",
+    "become",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "do",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "final",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "macro",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "override",
+    "priv",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "unsafe",
+    "unsized",
+    "use",
+    "virtual",
+    "where",
+    "while",
+    "yield",
+];
+
+/// `taskhost plugin new NAME`: where to create the crate and what to call its backend.
+#[derive(clap::Args, Debug, Clone)]
+pub struct NewArgs {
+    /// The plugin crate's package name, e.g. `acme-notes`: an ASCII letter, then letters,
+    /// digits, `-` or `_`.
+    pub name: String,
+
+    /// The directory to create (default: ./NAME). It must not exist or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// The backend's dotted module path (default: NAME in lowercase with `-` as `_`, e.g.
+    /// `acme_notes`). The library is named after it: `acme.notes` ⇒ `libacme_notes.so`.
+    #[arg(long, value_name = "a.b.c")]
+    pub module_path: Option<String>,
+
+    /// The backend's class name (default: NAME in CamelCase + `Backend`, e.g.
+    /// `AcmeNotesBackend`).
+    #[arg(long, value_name = "ClassName")]
+    pub class: Option<String>,
+
+    /// Depend on a local checkout of taskhost-plugin-api (its directory) instead of the
+    /// published crate.
+    #[arg(long, value_name = "PATH")]
+    pub api_path: Option<PathBuf>,
+}
+
+/// The names of a plugin to scaffold, derived from [`NewArgs`] and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginNames {
+    /// The cargo package name (`acme-notes`).
+    pub package: String,
+    /// The backend name as written in `tasks.toml` (`acme_notes.AcmeNotesBackend`).
+    pub backend: BackendName,
+}
+
+impl PluginNames {
+    /// Derive and validate the names: the package name as given; the module path and class as
+    /// given, else derived from the package name (see [`NewArgs`]).
+    pub fn from_args(args: &NewArgs) -> Result<Self, String> {
+        let package = args.name.as_str();
+        check_package_name(package)?;
+        let module_path = args
+            .module_path
+            .clone()
+            .unwrap_or_else(|| package.to_ascii_lowercase().replace('-', "_"));
+        let class = args
+            .class
+            .clone()
+            .unwrap_or_else(|| class_name_for(package));
+        let full = format!("{module_path}.{class}");
+        let backend = BackendName::parse(&full)?;
+        if backend.class() != class {
+            return Err(format!(
+                "invalid class '{class}': a class name is one identifier, without '.'"
+            ));
+        }
+        let lib_name = backend.library_stem();
+        if RESERVED_LIB_NAMES.contains(&lib_name.as_str()) {
+            return Err(format!(
+                "module path '{module_path}' would name the library '{lib_name}', which is a Rust \
+                 keyword or a crate the plugin links; choose another --module-path"
+            ));
+        }
+        Ok(Self {
+            package: package.to_string(),
+            backend,
+        })
+    }
+}
+
+/// Create the plugin crate described by `args`; returns its directory.
+pub fn new_plugin(args: &NewArgs) -> Result<PathBuf, String> {
+    let names = PluginNames::from_args(args)?;
+    let api_dependency = api_dependency(args.api_path.as_deref())?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&names.package));
+    check_target_dir(&dir)?;
+    let files = [
+        ("Cargo.toml", CARGO_TOML),
+        ("src/lib.rs", LIB_RS),
+        ("README.md", README_MD),
+        (".gitignore", GITIGNORE),
+    ];
+    for (file, template) in files {
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create '{}': {e}", parent.display()))?;
+        }
+        fs::write(&path, render(template, &names, &api_dependency))
+            .map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
+    }
+    Ok(fs::canonicalize(&dir).unwrap_or(dir))
+}
+
+/// What `taskhost plugin new` prints once the crate exists.
+pub fn summary(dir: &Path, names: &PluginNames) -> String {
+    let backend = &names.backend;
+    format!(
+        "Created plugin crate '{}' in {}\n  backend: {backend}\n  library: {} ([lib] name = \"{}\")\n\
+         Next: cargo build --release, copy the library into a plugin dir and name {backend} in \
+         tasks.toml (see README.md)",
+        names.package,
+        dir.display(),
+        backend.library_file_name(),
+        backend.library_stem(),
+    )
+}
+
+/// A cargo package name: an ASCII letter, then ASCII letters, digits, `-` or `_`.
+fn check_package_name(name: &str) -> Result<(), String> {
+    let valid = name.len() <= 64
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid plugin name '{}': it becomes the cargo package name, so it must be an ASCII \
+             letter followed by letters, digits, '-' or '_' (at most 64), e.g. 'acme-notes'",
+            name.escape_debug()
+        ))
+    }
+}
+
+/// `acme-notes` ⇒ `AcmeNotesBackend`: each `-`/`_`-separated part capitalised, then `Backend`
+/// unless the name already ends with it.
+fn class_name_for(package: &str) -> String {
+    let mut class: String = package
+        .split(['-', '_'])
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    if !class.ends_with("Backend") {
+        class.push_str("Backend");
+    }
+    class
+}
+
+/// The right-hand side of the `taskhost-plugin-api = …` dependency line.
+fn api_dependency(api_path: Option<&Path>) -> Result<String, String> {
+    let Some(path) = api_path else {
+        let major = PLUGIN_API_VERSION.split('.').next().unwrap_or("1");
+        return Ok(format!("\"{major}\""));
+    };
+    let dir = fs::canonicalize(path)
+        .map_err(|e| format!("cannot use --api-path '{}': {e}", path.display()))?;
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).map_err(|e| {
+        format!(
+            "--api-path '{}' is not a crate directory (no readable Cargo.toml: {e})",
+            dir.display()
+        )
+    })?;
+    if !manifest.contains("name = \"taskhost-plugin-api\"") {
+        return Err(format!(
+            "--api-path '{}' is not taskhost-plugin-api: its Cargo.toml names another package",
+            dir.display()
+        ));
+    }
+    let path = toml::Value::String(dir.display().to_string());
+    Ok(format!("{{ path = {path} }}"))
+}
+
+/// Refuse a target that exists and is not an empty directory.
+fn check_target_dir(dir: &Path) -> Result<(), String> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(format!(
+                    "'{}' already exists and is not empty; refusing to overwrite it (choose \
+                     another --dir)",
+                    dir.display()
+                ));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) if dir.exists() => Err(format!(
+            "'{}' already exists and is not a readable directory; refusing to overwrite it",
+            dir.display()
+        )),
+        Err(e) => Err(format!("cannot use '{}': {e}", dir.display())),
+    }
+}
+
+/// Fill a template's `{{placeholders}}`.
+fn render(template: &str, names: &PluginNames, api_dependency: &str) -> String {
+    let backend = &names.backend;
+    template
+        .replace("{{package}}", &names.package)
+        .replace("{{backend}}", &backend.full())
+        .replace("{{module_path}}", backend.module_path())
+        .replace("{{class}}", backend.class())
+        .replace("{{lib_name}}", &backend.library_stem())
+        .replace("{{api_dependency}}", api_dependency)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(name: &str) -> NewArgs {
+        NewArgs {
+            name: name.to_string(),
+            dir: None,
+            module_path: None,
+            class: None,
+            api_path: None,
+        }
+    }
+
+    fn names(args: &NewArgs) -> (String, String, String) {
+        let names = PluginNames::from_args(args).unwrap();
+        let backend = names.backend;
+        (
+            names.package,
+            backend.module_path().to_string(),
+            backend.class().to_string(),
+        )
+    }
+
+    #[test]
+    fn module_path_and_class_are_derived_from_the_name() {
+        let cases = [
+            ("acme-notes", "acme_notes", "AcmeNotesBackend"),
+            ("acme_notes", "acme_notes", "AcmeNotesBackend"),
+            ("Redis", "redis", "RedisBackend"),
+            ("mail-backend", "mail_backend", "MailBackend"),
+            ("s3--spool2", "s3__spool2", "S3Spool2Backend"),
+        ];
+        for (name, module_path, class) in cases {
+            assert_eq!(
+                names(&args(name)),
+                (name.to_string(), module_path.to_string(), class.to_string()),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn given_module_path_and_class_are_kept() {
+        let given = NewArgs {
+            module_path: Some("acme.notes".into()),
+            class: Some("NotesBackend".into()),
+            ..args("acme-notes")
+        };
+        let names = PluginNames::from_args(&given).unwrap();
+        assert_eq!(names.backend.full(), "acme.notes.NotesBackend");
+        assert_eq!(names.backend.library_stem(), "acme_notes");
+    }
+
+    #[test]
+    fn invalid_names_are_refused_with_the_reason() {
+        let cases = [
+            (
+                args("9lives"),
+                "invalid plugin name '9lives': it becomes the cargo package name",
+            ),
+            (args("acme notes"), "invalid plugin name 'acme notes'"),
+            (args(""), "invalid plugin name ''"),
+            (
+                NewArgs {
+                    module_path: Some("acme..notes".into()),
+                    ..args("acme-notes")
+                },
+                "invalid backend name: empty segment ('..' in 'acme..notes.AcmeNotesBackend')",
+            ),
+            (
+                NewArgs {
+                    module_path: Some("acme.9".into()),
+                    ..args("acme-notes")
+                },
+                "invalid backend name: segment '9' is not an identifier",
+            ),
+            (
+                NewArgs {
+                    class: Some("Notes.Backend".into()),
+                    ..args("acme-notes")
+                },
+                "invalid class 'Notes.Backend': a class name is one identifier, without '.'",
+            ),
+            (
+                args("serde_json"),
+                "module path 'serde_json' would name the library 'serde_json', which is a Rust \
+                 keyword or a crate the plugin links",
+            ),
+            (args("self"), "would name the library 'self'"),
+        ];
+        for (given, expected) in cases {
+            let err = PluginNames::from_args(&given).unwrap_err();
+            assert!(err.contains(expected), "{given:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn every_placeholder_is_filled() {
+        let names = PluginNames::from_args(&args("acme-notes")).unwrap();
+        for template in [CARGO_TOML, LIB_RS, README_MD, GITIGNORE] {
+            let text = render(template, &names, "\"1\"");
+            assert!(!text.contains("{{"), "{text}");
+            assert!(!text.contains("}}"), "{text}");
+        }
+        let manifest = render(CARGO_TOML, &names, "\"1\"");
+        assert!(manifest.contains("name = \"acme-notes\""), "{manifest}");
+        assert!(manifest.contains("name = \"acme_notes\""), "{manifest}");
+        assert!(
+            manifest.contains("taskhost-plugin-api = \"1\""),
+            "{manifest}"
+        );
+        let lib = render(LIB_RS, &names, "\"1\"");
+        assert!(lib.contains("module_path: \"acme_notes\","), "{lib}");
+        assert!(
+            lib.contains("classes: { \"AcmeNotesBackend\" => AcmeNotesBackend::new },"),
+            "{lib}"
+        );
+    }
+
+    #[test]
+    fn the_default_dependency_is_the_published_major_version() {
+        let major = PLUGIN_API_VERSION.split('.').next().unwrap();
+        assert_eq!(api_dependency(None).unwrap(), format!("\"{major}\""));
+    }
+
+    #[test]
+    fn api_path_must_be_the_plugin_api_crate() {
+        let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-api");
+        let dependency = api_dependency(Some(&api)).unwrap();
+        let canonical = fs::canonicalize(&api).unwrap();
+        assert_eq!(
+            dependency,
+            format!("{{ path = {:?} }}", canonical.display().to_string())
+        );
+        let host = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let err = api_dependency(Some(host)).unwrap_err();
+        assert!(err.ends_with("is not taskhost-plugin-api: its Cargo.toml names another package"));
+        let err = api_dependency(Some(&host.join("no-such-dir"))).unwrap_err();
+        assert!(err.starts_with("cannot use --api-path '"), "{err}");
+    }
+
+    #[test]
+    fn new_plugin_writes_the_crate_and_refuses_a_non_empty_dir() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("acme-notes");
+        let given = NewArgs {
+            dir: Some(dir.clone()),
+            ..args("acme-notes")
+        };
+        let created = new_plugin(&given).unwrap();
+        assert_eq!(created, fs::canonicalize(&dir).unwrap());
+        for file in ["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"] {
+            assert!(dir.join(file).is_file(), "{file}");
+        }
+        let err = new_plugin(&given).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "'{}' already exists and is not empty; refusing to overwrite it (choose another \
+                 --dir)",
+                dir.display()
+            )
+        );
+        let empty = tmp.path().join("empty");
+        fs::create_dir(&empty).unwrap();
+        new_plugin(&NewArgs {
+            dir: Some(empty.clone()),
+            ..args("acme-notes")
+        })
+        .unwrap();
+        assert!(empty.join("src/lib.rs").is_file());
+    }
+
+    #[test]
+    fn the_summary_names_the_backend_and_the_library() {
+        let names = PluginNames::from_args(&args("acme-notes")).unwrap();
+        let text = summary(Path::new("/x/acme-notes"), &names);
+        let file = names.backend.library_file_name();
+        assert!(text.starts_with("Created plugin crate 'acme-notes' in /x/acme-notes\n"));
+        assert!(
+            text.contains("  backend: acme_notes.AcmeNotesBackend\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "  library: {file} ([lib] name = \"acme_notes\")\n"
+            )),
+            "{text}"
+        );
+    }
+}

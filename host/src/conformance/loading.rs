@@ -1,0 +1,155 @@
+//! Loading: the library resolves, opens and builds like any configured backend; its manifest
+//! and capabilities read back; its health checks answer.
+
+use super::context::{describe, Check, Ctx, Install, Verdict};
+use super::{pass, Conformance, ALIAS};
+use crate::config::{BackendConfig, Config};
+use crate::handler::TaskBackends;
+use crate::plugin::{name::library_stem_of, BackendName, Library};
+use std::collections::BTreeMap;
+use taskhost_plugin_api::{Capabilities, PLUGIN_API_VERSION};
+
+pub(super) const CHECKS: &[Check] = &[
+    Check {
+        name: "manifest",
+        run: manifest,
+    },
+    Check {
+        name: "capabilities",
+        run: capabilities,
+    },
+    Check {
+        name: "health_check",
+        run: health_check,
+    },
+];
+
+/// The `loads` check: copy the library into a fresh plugin dir under its own file name, then
+/// load it through a [`TaskBackends`] handler as alias [`ALIAS`] with the given options.
+pub(super) fn load(c: &Conformance) -> Result<Ctx, String> {
+    let name = BackendName::parse(&c.class)
+        .map_err(|reason| format!("'{}' is not a valid backend name: {reason}", c.class))?;
+    let file_name = c
+        .path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if file_name != name.library_file_name() {
+        return Err(format!(
+            "backend '{}' must live in a library file named '{}' (cargo: [lib] name = \"{}\"), \
+             but the file under test is '{}'",
+            c.class,
+            name.library_file_name(),
+            name.library_stem(),
+            c.path.display()
+        ));
+    }
+    let (install, _copy) = Install::new(&c.path)?;
+    let mut entry = BackendConfig::new(c.class.clone());
+    entry.queues = Vec::new();
+    entry.enqueue_on_commit = true;
+    entry.options = c.options.clone();
+    let mut config = Config::default_config();
+    config.file = None;
+    config.plugin_dirs = vec![install.dir.clone()];
+    config.allow_writable_plugin_dirs = true;
+    config.backends = BTreeMap::from([(ALIAS.to_string(), entry)]);
+    let handler = TaskBackends::new(config);
+    let backend = handler.get(ALIAS).map_err(|e| e.to_string())?;
+    Ok(Ctx {
+        backend,
+        class: name.class().to_string(),
+        nonce: uuid::Uuid::now_v7().simple().to_string()[20..].to_string(),
+        _handler: handler,
+        install,
+    })
+}
+
+/// The manifest names the module path the file is named for, exports the class, and was built
+/// against this host's plugin-api series; the file loaded is the copy under test.
+fn manifest(ctx: &Ctx) -> Verdict {
+    let path = ctx.backend.library_path();
+    let library = Library::open(path)?;
+    let m = library.manifest();
+    let name = BackendName::parse(ctx.backend.backend_name())?;
+    let dir = std::fs::canonicalize(&ctx.install.dir).unwrap_or_else(|_| ctx.install.dir.clone());
+    ensure!(
+        path.starts_with(&dir),
+        "the backend was loaded from '{}', not from the copy in '{}'",
+        path.display(),
+        dir.display()
+    );
+    ensure!(
+        m.module_path == name.module_path(),
+        "the manifest declares module path '{}', the backend name says '{}'",
+        m.module_path,
+        name.module_path()
+    );
+    let file_name = path.file_name().and_then(|f| f.to_str()).unwrap_or("");
+    let stem = library_stem_of(file_name).unwrap_or(file_name);
+    ensure!(
+        stem == m.module_path.replace('.', "_"),
+        "the file '{file_name}' does not match module path '{}'",
+        m.module_path
+    );
+    ensure!(
+        m.classes.iter().any(|c| c == name.class()),
+        "the manifest does not export class '{}' (it exports: {})",
+        name.class(),
+        m.classes.join(", ")
+    );
+    let major = |v: &str| v.split('.').next().unwrap_or("").to_string();
+    ensure!(
+        major(&m.plugin_api_version) == major(PLUGIN_API_VERSION),
+        "built against taskhost-plugin-api {}, this host uses {PLUGIN_API_VERSION}",
+        m.plugin_api_version
+    );
+    pass()
+}
+
+/// The capability flags read back; every flag set is one this host knows.
+fn capabilities(ctx: &Ctx) -> Verdict {
+    let caps = ctx.backend.capabilities();
+    let known = [
+        Capabilities::DEFER,
+        Capabilities::ASYNC_TASK,
+        Capabilities::GET_RESULT,
+        Capabilities::PRIORITY,
+        Capabilities::QUEUE_STORE,
+        Capabilities::BULK_ENQUEUE,
+    ]
+    .into_iter()
+    .fold(Capabilities::NONE, Capabilities::with);
+    let unknown = Capabilities(caps.0 & !known.0);
+    ensure!(
+        unknown == Capabilities::NONE,
+        "the backend declares capability bits this host does not know: {:?} (of {:?}); built \
+         against a newer taskhost-plugin-api?",
+        unknown.names(),
+        caps.names()
+    );
+    pass()
+}
+
+/// `check()` answers with well-formed messages and no error.
+fn health_check(ctx: &Ctx) -> Verdict {
+    let messages = ctx.backend.check().map_err(|e| describe("check()", &e))?;
+    for m in &messages {
+        ensure!(
+            m.level == "error" || m.level == "warning",
+            "check() returned a message of level '{}' (expected 'error' or 'warning'): {}",
+            m.level,
+            m.message
+        );
+        ensure!(
+            m.level != "error",
+            "check() reports an error: {}{}",
+            m.message,
+            m.hint
+                .as_ref()
+                .map(|h| format!(" (hint: {h})"))
+                .unwrap_or_default()
+        );
+    }
+    pass()
+}
