@@ -1,5 +1,7 @@
-//! Building plugin crates that live outside the workspace — the custom-backend example, and
-//! fixtures built against another `taskhost-plugin-api` version — at most once per test process.
+//! Building plugin crates that live outside the workspace — the custom-backend example (also
+//! against the frozen plugin-api 1.0.0 in `tests/fixtures/plugin-api-1.0/`), and generated
+//! fixtures built against another `taskhost-plugin-api` version or exporting a class twice — at
+//! most once per test process.
 //!
 //! They share one target dir, `target/external/shared`, so abi_stable and friends compile once
 //! (tens of seconds) rather than once per crate; each built library is copied to
@@ -25,12 +27,23 @@ pub fn external_dir() -> PathBuf {
 ///
 /// Panics with cargo's stderr if the build fails.
 pub fn build_external(name: &str, manifest_dir: &Path, lib_name: &str) -> PathBuf {
+    build_external_in(name, manifest_dir, lib_name, external_dir().join("shared"))
+}
+
+/// [`build_external`] with its own target dir, for a crate whose library name another external
+/// crate also uses: in a shared target dir, cargo may find one of them fresh and skip the link,
+/// leaving the other's library under the common file name.
+pub fn build_external_in(
+    name: &str,
+    manifest_dir: &Path,
+    lib_name: &str,
+    target: PathBuf,
+) -> PathBuf {
     once(&format!("build {name}"), || {
         // One build at a time in this process: the copy below must happen before another
         // build in the shared target dir can relink a library of the same name.
         static SHARED: Mutex<()> = Mutex::new(());
         let _one_at_a_time = SHARED.lock();
-        let target = external_dir().join("shared");
         let manifest = manifest_dir.join("Cargo.toml");
         let output = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "--manifest-path"])
@@ -77,27 +90,156 @@ pub fn plugin_built_against_api(version: &str) -> PathBuf {
     once(&format!("plugin-api {version}"), || {
         let api = external_dir().join(format!("plugin-api-{version}"));
         write_plugin_api_copy(&api, version);
-        let plugin = external_dir().join(format!("plugin-at-{version}"));
-        write_if_changed(
-            &plugin.join("Cargo.toml"),
-            &FUTURE_MANIFEST
-                .replace("{version}", version)
-                .replace("{api_dir}", &format!("plugin-api-{version}")),
-        );
-        write_if_changed(&plugin.join("src").join("lib.rs"), FUTURE_LIB);
-        // Start from the workspace's lock: the fixture uses the dependency versions the host
-        // uses, and needs no fresh resolution. Cargo prunes and updates it as it needs.
-        let lock = plugin.join("Cargo.lock");
-        if !lock.exists() {
-            fs::copy(workspace_root().join("Cargo.lock"), &lock)
-                .unwrap_or_else(|e| panic!("cannot seed '{}': {e}", lock.display()));
+        build_fixture_plugin(&FixturePlugin {
+            name: &format!("future-{version}"),
+            dir: &format!("plugin-at-{version}"),
+            about: &format!("a plugin built against taskhost-plugin-api {version}"),
+            package: "taskhost-fixtures-future",
+            lib_name: "taskhost_fixtures_future",
+            module_path: "taskhost.fixtures.future",
+            class: "FutureBackend",
+            times: 1,
+            api: &api,
+        })
+    })
+}
+
+/// A plugin crate at `target/external/plugin-exporting-twice/`, built against the workspace's
+/// current plugin-api, whose `export_plugin!` lists its one class twice:
+/// `taskhost.fixtures.twice.TwiceBackend` (lib name `taskhost_fixtures_twice`), every operation
+/// not supported. Builds it (once per process) and returns the library path.
+pub fn plugin_exporting_a_class_twice() -> PathBuf {
+    once("plugin exporting a class twice", || {
+        build_fixture_plugin(&FixturePlugin {
+            name: "twice",
+            dir: "plugin-exporting-twice",
+            about: "a plugin whose export_plugin! lists the same class twice",
+            package: "taskhost-fixtures-twice",
+            lib_name: "taskhost_fixtures_twice",
+            module_path: "taskhost.fixtures.twice",
+            class: "TwiceBackend",
+            times: 2,
+            api: &workspace_root().join("plugin-api"),
+        })
+    })
+}
+
+/// `examples/custom-backend` (`acme.spool.SpoolBackend`, lib name `acme_spool`) built against
+/// the frozen plugin-api 1.0.0 of `tests/fixtures/plugin-api-1.0/` instead of the workspace's:
+/// the example's `src/` and its `Cargo.toml`, with the package renamed `acme-spool-at-1-0` (its
+/// own build units in the shared target dir) and the `taskhost-plugin-api` dependency pointed at
+/// the frozen copy, in `target/external/custom-at-1.0/`. The library name stays `acme_spool`: the
+/// loader requires the file name to match the module path `acme.spool`. Builds it (once per
+/// process) and returns the library path.
+pub fn custom_backend_built_against_frozen_1_0() -> PathBuf {
+    once("custom-backend against the frozen plugin-api 1.0", || {
+        let root = workspace_root();
+        let example = root.join("examples").join("custom-backend");
+        let frozen = frozen_plugin_api_1_0();
+        let dir = external_dir().join("custom-at-1.0");
+        let manifest_path = example.join("Cargo.toml");
+        let manifest = fs::read_to_string(&manifest_path)
+            .unwrap_or_else(|e| panic!("cannot read '{}': {e}", manifest_path.display()));
+        let (mut renamed, mut repointed) = (0, 0);
+        let mut out = String::new();
+        for line in manifest.lines() {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with("name = \"acme-spool\"") {
+                renamed += 1;
+                out.push_str("name = \"acme-spool-at-1-0\"\n");
+            } else if trimmed.starts_with("taskhost-plugin-api ") {
+                repointed += 1;
+                out.push_str(&format!(
+                    "taskhost-plugin-api = {{ path = {} }}\n",
+                    toml_string(&frozen)
+                ));
+            } else {
+                out.push_str(line);
+                out.push('\n');
+            }
         }
-        build_external(
-            &format!("future-{version}"),
-            &plugin,
-            "taskhost_fixtures_future",
+        assert!(
+            renamed == 1 && repointed == 1 && manifest.contains("\n[workspace]"),
+            "{} no longer has one `name = \"acme-spool\"` line, one `taskhost-plugin-api` \
+             dependency line and its own [workspace]: update custom_backend_built_against_frozen_1_0",
+            manifest_path.display()
+        );
+        write_if_changed(&dir.join("Cargo.toml"), &out);
+        sync_dir(&example.join("src"), &dir.join("src"));
+        seed_lock(&dir);
+        // Same library name as the example itself: its own target dir (see build_external_in).
+        build_external_in(
+            "custom-at-1.0",
+            &dir,
+            "acme_spool",
+            external_dir().join("custom-at-1.0-target"),
         )
     })
+}
+
+/// `tests/fixtures/plugin-api-1.0`: plugin-api exactly as released at 1.0.0. Never edited.
+pub fn frozen_plugin_api_1_0() -> PathBuf {
+    workspace_root()
+        .join("tests")
+        .join("fixtures")
+        .join("plugin-api-1.0")
+}
+
+/// A generated plugin crate whose backend supports nothing.
+struct FixturePlugin<'a> {
+    /// The build's name: its output goes to `target/external/out/<name>/`.
+    name: &'a str,
+    /// The crate's directory under `target/external/`.
+    dir: &'a str,
+    /// What the fixture is, for its description and docs.
+    about: &'a str,
+    package: &'a str,
+    lib_name: &'a str,
+    module_path: &'a str,
+    class: &'a str,
+    /// How many times `export_plugin!` lists the class (more than once: a broken plugin).
+    times: usize,
+    /// The plugin-api crate it depends on.
+    api: &'a Path,
+}
+
+/// Write the fixture crate (only what changed) and build it.
+fn build_fixture_plugin(fixture: &FixturePlugin<'_>) -> PathBuf {
+    let plugin = external_dir().join(fixture.dir);
+    write_if_changed(
+        &plugin.join("Cargo.toml"),
+        &FIXTURE_MANIFEST
+            .replace("{about}", fixture.about)
+            .replace("{package}", fixture.package)
+            .replace("{lib_name}", fixture.lib_name)
+            .replace("{api_path}", &toml_string(fixture.api)),
+    );
+    let classes = vec![format!("\"{0}\" => {0}::new", fixture.class); fixture.times].join(", ");
+    write_if_changed(
+        &plugin.join("src").join("lib.rs"),
+        &FIXTURE_LIB
+            .replace("{about}", fixture.about)
+            .replace("{module_path}", fixture.module_path)
+            .replace("{classes}", &classes)
+            .replace("{class}", fixture.class),
+    );
+    seed_lock(&plugin);
+    build_external(fixture.name, &plugin, fixture.lib_name)
+}
+
+/// Start a generated crate from the workspace's lock: it uses the dependency versions the host
+/// uses, and needs no fresh resolution. Cargo prunes and updates it as it needs.
+fn seed_lock(dir: &Path) {
+    let lock = dir.join("Cargo.lock");
+    if !lock.exists() {
+        fs::copy(workspace_root().join("Cargo.lock"), &lock)
+            .unwrap_or_else(|e| panic!("cannot seed '{}': {e}", lock.display()));
+    }
+}
+
+/// `path` as a TOML basic string (JSON's string escapes are valid TOML).
+fn toml_string(path: &Path) -> String {
+    serde_json::to_string(&path.display().to_string()).unwrap()
 }
 
 /// The platform's file name for a library named `lib_name` (`lib<name>.so` on Linux).
@@ -255,27 +397,29 @@ fn write_if_changed_bytes(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).unwrap_or_else(|e| panic!("cannot write '{}': {e}", path.display()));
 }
 
-/// The fixture plugin's manifest (`{version}`, `{api_dir}` filled in).
-const FUTURE_MANIFEST: &str = r#"[package]
-name = "taskhost-fixtures-future"
+/// A generated fixture plugin's manifest (`{about}`, `{package}`, `{lib_name}`, `{api_path}`
+/// filled in).
+const FIXTURE_MANIFEST: &str = r#"[package]
+name = "{package}"
 version = "0.0.0"
-description = "Test fixture generated by taskhost-e2e: a plugin built against taskhost-plugin-api {version}."
+description = "Test fixture generated by taskhost-e2e: {about}."
 edition = "2021"
 publish = false
 
 [lib]
-name = "taskhost_fixtures_future"
+name = "{lib_name}"
 crate-type = ["cdylib"]
 
 [dependencies]
-taskhost-plugin-api = { path = "../{api_dir}" }
+taskhost-plugin-api = { path = {api_path} }
 
 [workspace]
 "#;
 
-/// The fixture plugin's source: every operation is not supported.
-const FUTURE_LIB: &str = r#"//! Test fixture generated by taskhost-e2e: `FutureBackend`, built against another
-//! taskhost-plugin-api version. Every operation is not supported.
+/// A generated fixture plugin's source (`{about}`, `{class}`, `{module_path}`, `{classes}`
+/// filled in): every operation is not supported.
+const FIXTURE_LIB: &str = r#"//! Test fixture generated by taskhost-e2e: `{class}`, {about}.
+//! Every operation is not supported.
 
 use taskhost_plugin_api::abi_stable::std_types::{RResult, RStr, RString};
 use taskhost_plugin_api::{
@@ -283,9 +427,9 @@ use taskhost_plugin_api::{
 };
 
 /// Builds fine; supports nothing.
-pub struct FutureBackend;
+pub struct {class};
 
-impl FutureBackend {
+impl {class} {
     /// Build it; the params are not looked at.
     pub fn new(_params: BackendParams, _host: HostBox) -> Result<Self, PluginError> {
         Ok(Self)
@@ -296,7 +440,7 @@ fn unsupported(operation: &str) -> RResult<RString, PluginError> {
     guard(|| Err(PluginError::not_supported(operation)))
 }
 
-impl Backend for FutureBackend {
+impl Backend for {class} {
     fn capabilities(&self) -> Capabilities {
         guard_or(Capabilities::NONE, || Capabilities::NONE)
     }
@@ -333,7 +477,7 @@ impl Backend for FutureBackend {
 }
 
 taskhost_plugin_api::export_plugin! {
-    module_path: "taskhost.fixtures.future",
-    classes: { "FutureBackend" => FutureBackend::new },
+    module_path: "{module_path}",
+    classes: { {classes} },
 }
 "#;
