@@ -212,24 +212,44 @@ pub fn description(name: &str, queue: &str, priority: i32) -> TaskDescription {
     }
 }
 
-/// Wait for a child process, killing it (and failing) if it outlives [`DEADLINE`].
+/// Wait for a child process, killing it (and failing) if it outlives [`DEADLINE`]. Its stdout
+/// and stderr are drained while it runs: a full pipe would otherwise block the child's logging.
 pub fn wait_with_deadline(mut child: Child) -> Output {
+    fn drain(
+        pipe: Option<impl std::io::Read + Send + 'static>,
+    ) -> std::thread::JoinHandle<Vec<u8>> {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut buf);
+            }
+            buf
+        })
+    }
+    let (stdout, stderr) = (drain(child.stdout.take()), drain(child.stderr.take()));
     let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
         }
         if start.elapsed() > DEADLINE {
             let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "worker did not exit within {DEADLINE:?}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let _ = child.wait();
+            break None;
         }
         std::thread::sleep(Duration::from_millis(20));
-    }
+    };
+    let out = Output {
+        status: status.unwrap_or_else(|| child.wait().unwrap()),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    };
+    assert!(
+        status.is_some(),
+        "worker did not exit within {DEADLINE:?}: {}",
+        output_text(&out)
+    );
+    out
 }
 
 /// Wait until a line of the file at `path` satisfies `pred` (bounded by [`DEADLINE`]).
