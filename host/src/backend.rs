@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use taskhost_plugin_api::wire::{
     BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
-    EnqueueRequest, LeaseRequest, TaskDescription, TaskResultData, TaskResultStatus,
+    EnqueueRequest, LeaseRequest, TaskDescription, TaskResultData,
 };
 use taskhost_plugin_api::{ops, BackendBox, Capabilities, ErrorKind, PluginError};
 
@@ -269,21 +269,7 @@ impl Backend {
 
     /// The READY result returned at once inside a scope; the plugin gets it at commit.
     fn defer_to_commit(self: &Arc<Self>, request: EnqueueRequest) -> TaskResult {
-        let pending = TaskResultData {
-            id: request.id.clone(),
-            task: request.task.clone(),
-            status: TaskResultStatus::Ready,
-            enqueued_at: None,
-            started_at: None,
-            finished_at: None,
-            last_attempted_at: None,
-            args: request.args.clone(),
-            kwargs: request.kwargs.clone(),
-            backend: self.alias.clone(),
-            errors: Vec::new(),
-            worker_ids: Vec::new(),
-            return_value: None,
-        };
+        let pending = TaskResultData::ready(request.clone(), &self.alias);
         let backend = Arc::clone(self);
         on_commit(move || {
             if let Err(e) = backend.submit(&request) {

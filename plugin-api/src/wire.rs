@@ -140,6 +140,29 @@ pub struct TaskResultData {
     pub return_value: Option<Value>,
 }
 
+impl TaskResultData {
+    /// The READY result a backend first makes of an enqueue request, for backend `alias`: the
+    /// request's id, task and arguments, every timestamp unset, no errors, no worker ids
+    /// (Django's fresh `TaskResult`). Added in 1.1.0.
+    pub fn ready(request: EnqueueRequest, alias: &str) -> Self {
+        Self {
+            id: request.id,
+            task: request.task,
+            status: TaskResultStatus::Ready,
+            enqueued_at: None,
+            started_at: None,
+            finished_at: None,
+            last_attempted_at: None,
+            args: request.args,
+            kwargs: request.kwargs,
+            backend: alias.to_string(),
+            errors: Vec::new(),
+            worker_ids: Vec::new(),
+            return_value: None,
+        }
+    }
+}
+
 /// What the host asks a backend to enqueue.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
 pub struct EnqueueRequest {

@@ -167,24 +167,12 @@ pub struct NewTask {
 impl NewTask {
     /// The READY result this task is stored as.
     pub fn into_ready_result(self, alias: &str) -> TaskResultData {
-        let request = self.request;
+        let mut request = self.request;
+        request.id = self.id.hyphenated().to_string();
+        request.task.backend = alias.to_string();
         TaskResultData {
-            id: self.id.hyphenated().to_string(),
-            task: TaskDescription {
-                backend: alias.to_string(),
-                ..request.task
-            },
-            status: TaskResultStatus::Ready,
             enqueued_at: Some(self.enqueued_at),
-            started_at: None,
-            finished_at: None,
-            last_attempted_at: None,
-            args: request.args,
-            kwargs: request.kwargs,
-            backend: alias.to_string(),
-            errors: Vec::new(),
-            worker_ids: Vec::new(),
-            return_value: None,
+            ..TaskResultData::ready(request, alias)
         }
     }
 }

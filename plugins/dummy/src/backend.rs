@@ -9,7 +9,7 @@ use taskhost_plugin_api::{
     guard,
     guard::guard_or,
     guard_json, ops,
-    wire::{BackendParams, EnqueueRequest, TaskResultData, TaskResultStatus},
+    wire::{BackendParams, EnqueueRequest, TaskResultData},
     Backend, Capabilities, ErrorKind, HostBox, PluginError, PluginResult, Signal,
 };
 
@@ -61,7 +61,7 @@ impl DummyBackend {
     ) -> Result<Vec<TaskResultData>, PluginError> {
         let mut results = Vec::with_capacity(requests.len());
         for request in requests {
-            let mut result = ready_result(request, &self.params.alias);
+            let mut result = TaskResultData::ready(request, &self.params.alias);
             result.enqueued_at = Some(self.now()?);
             results.push(result);
         }
@@ -245,25 +245,6 @@ fn reject_options(params: &BackendParams) -> Result<(), PluginError> {
     ))
 }
 
-/// A fresh READY result for `request`, every timestamp unset (Django's `TaskResult(...)`).
-fn ready_result(request: EnqueueRequest, alias: &str) -> TaskResultData {
-    TaskResultData {
-        id: request.id,
-        task: request.task,
-        status: TaskResultStatus::Ready,
-        enqueued_at: None,
-        started_at: None,
-        finished_at: None,
-        last_attempted_at: None,
-        args: request.args,
-        kwargs: request.kwargs,
-        backend: alias.to_string(),
-        errors: Vec::new(),
-        worker_ids: Vec::new(),
-        return_value: None,
-    }
-}
-
 /// Django's `TaskResultDoesNotExist(result_id)`: the message is the id.
 fn does_not_exist(id: &str) -> PluginError {
     PluginError::new(ErrorKind::RESULT_DOES_NOT_EXIST, id)
@@ -275,6 +256,7 @@ mod tests {
     use serde_json::json;
     use std::sync::atomic::{AtomicI64, Ordering};
     use std::sync::Arc;
+    use taskhost_plugin_api::wire::TaskResultStatus;
     use taskhost_plugin_api::{
         abi_stable::{
             sabi_trait::TD_Opaque,

@@ -54,7 +54,7 @@ impl ImmediateBackend {
 
     /// Django's `enqueue` + `_execute_task`: stamp, signal, run, record, signal.
     fn enqueue_one(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
-        let mut result = ready_result(request, &self.params.alias);
+        let mut result = TaskResultData::ready(request, &self.params.alias);
         result.enqueued_at = Some(self.now()?);
         self.send(Signal::TASK_ENQUEUED, &result)?;
 
@@ -192,25 +192,6 @@ fn reject_options(params: &BackendParams) -> Result<(), PluginError> {
             keys.join(", ")
         ),
     ))
-}
-
-/// A fresh READY result for `request`, every timestamp unset (Django's `TaskResult(...)`).
-fn ready_result(request: EnqueueRequest, alias: &str) -> TaskResultData {
-    TaskResultData {
-        id: request.id,
-        task: request.task,
-        status: TaskResultStatus::Ready,
-        enqueued_at: None,
-        started_at: None,
-        finished_at: None,
-        last_attempted_at: None,
-        args: request.args,
-        kwargs: request.kwargs,
-        backend: alias.to_string(),
-        errors: Vec::new(),
-        worker_ids: Vec::new(),
-        return_value: None,
-    }
 }
 
 /// A FAILED outcome for a task the host could not run.
