@@ -187,6 +187,7 @@ impl Backend {
         kwargs: Map<String, Value>,
     ) -> Result<TaskResult> {
         self.validate_task(task)?;
+        self.check_payload(&args, &kwargs)?;
         let request = EnqueueRequest {
             id: new_result_id(),
             task: task.clone(),
@@ -210,6 +211,7 @@ impl Backend {
         let mut requests = Vec::with_capacity(items.len());
         for (task, args) in items {
             self.validate_task(&task)?;
+            self.check_payload(&args, &Map::new())?;
             requests.push(EnqueueRequest {
                 id: new_result_id(),
                 task,
@@ -259,12 +261,29 @@ impl Backend {
     ) -> Result<EnqueueRequest> {
         self.validate_task(task)?;
         let args = Self::encode_args(args)?;
+        self.check_payload(&args, &Map::new())?;
         Ok(EnqueueRequest {
             id: new_result_id(),
             task: task.clone(),
             args,
             kwargs: Map::new(),
         })
+    }
+
+    /// Refuses arguments whose encoded JSON (args + kwargs) is larger than the alias's
+    /// `max_payload_bytes`, before the plugin sees them.
+    fn check_payload(&self, args: &[Value], kwargs: &Map<String, Value>) -> Result<()> {
+        let limit = self.config.max_payload_bytes;
+        let size = json_size(args).saturating_add(json_size(kwargs));
+        if size <= limit {
+            return Ok(());
+        }
+        Err(Error::UnsupportedValue(format!(
+            "Task arguments are too large for backend alias '{}': {size} bytes of encoded \
+             args + kwargs JSON, over the limit of {limit} bytes; pass a reference (an id, a path) \
+             instead, or raise tasks.{}.max_payload_bytes in the config",
+            self.alias, self.alias
+        )))
     }
 
     /// The READY result returned at once inside a scope; the plugin gets it at commit.
@@ -413,6 +432,24 @@ impl std::fmt::Debug for Backend {
             .field("library", &self.library.path())
             .finish()
     }
+}
+
+/// The length in bytes of `value` encoded as compact JSON, counted without building the text.
+fn json_size<T: Serialize + ?Sized>(value: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 = self.0.saturating_add(buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Values already held as JSON always encode; on the impossible failure, count what was written.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// A new result id: a UUID v7 (time-ordered), as a string.

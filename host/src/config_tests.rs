@@ -106,6 +106,49 @@ fn alias_defaults() {
 }
 
 #[test]
+fn max_payload_bytes_default_and_both_spellings() {
+    let c = parse("[tasks.fast]\nbackend = \"a.B\"\n").unwrap();
+    assert_eq!(c.backends["fast"].max_payload_bytes, 1_048_576);
+    assert_eq!(DEFAULT_MAX_PAYLOAD_BYTES, 1024 * 1024);
+    let c = parse("[tasks.a]\nbackend = \"a.B\"\nmax_payload_bytes = 10\n").unwrap();
+    assert_eq!(c.backends["a"].max_payload_bytes, 10);
+    let c = parse("[TASKS.a]\nBACKEND = \"a.B\"\nMAX_PAYLOAD_BYTES = 4096\n").unwrap();
+    assert_eq!(c.backends["a"].max_payload_bytes, 4096);
+}
+
+#[test]
+fn max_payload_bytes_must_be_a_positive_integer() {
+    for bad in ["0", "-1", &i64::MIN.to_string()] {
+        assert_err(
+            &format!("[tasks.a]\nbackend = \"a.B\"\nmax_payload_bytes = {bad}\n"),
+            "tasks.a.max_payload_bytes",
+            &["positive integer", bad],
+        );
+    }
+    for (bad, found) in [
+        ("\"1MB\"", "a string"),
+        ("1.5", "a float"),
+        ("true", "a boolean"),
+    ] {
+        assert_err(
+            &format!("[tasks.a]\nbackend = \"a.B\"\nMAX_PAYLOAD_BYTES = {bad}\n"),
+            "tasks.a.MAX_PAYLOAD_BYTES",
+            &["positive integer", found],
+        );
+    }
+    assert_err(
+        "[tasks.a]\nbackend = \"a.B\"\nmax_payload_bytes = 1\nMAX_PAYLOAD_BYTES = 2\n",
+        "tasks.a.max_payload_bytes",
+        &["given twice"],
+    );
+    let (_, message) = err("[tasks.a]\nbackend = \"a.B\"\nmax_payload_byte = 1\n");
+    assert!(
+        message.contains("did you mean 'max_payload_bytes'"),
+        "{message}"
+    );
+}
+
+#[test]
 fn empty_queues_and_false_on_commit() {
     let c =
         parse("[tasks.x]\nbackend = \"a.B\"\nqueues = []\nenqueue_on_commit = false\n").unwrap();
@@ -748,6 +791,7 @@ fn valid_backend() -> impl Strategy<Value = BackendConfig> {
                 queues: queues.unwrap_or_else(|| vec!["default".into()]),
                 enqueue_on_commit,
                 options: options.into_iter().collect(),
+                max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
             },
         )
 }

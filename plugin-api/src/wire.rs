@@ -354,3 +354,208 @@ pub struct WaitRequest {
     /// Give up after this many seconds.
     pub timeout_secs: f64,
 }
+
+#[cfg(test)]
+mod tests {
+    //! Decoding what crosses the ABI never panics, whatever the bytes: arbitrary strings, and
+    //! valid payloads with bytes replaced, inserted or removed.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn description() -> TaskDescription {
+        TaskDescription {
+            path: "app::tasks::send".into(),
+            priority: 10,
+            queue_name: "default".into(),
+            backend: "default".into(),
+            run_after: Some(DateTime::from_timestamp(1_700_000_000, 0).unwrap()),
+            takes_context: true,
+            is_async: false,
+            max_attempts: Some(3),
+            timeout_secs: Some(2.5),
+        }
+    }
+
+    fn request() -> EnqueueRequest {
+        let mut kwargs = Map::new();
+        kwargs.insert("to".into(), Value::from("a@example.com"));
+        EnqueueRequest {
+            id: "0190c0de-0000-7000-8000-000000000000".into(),
+            task: description(),
+            args: vec![Value::from(1), Value::from("two"), Value::Null],
+            kwargs,
+        }
+    }
+
+    /// One valid JSON payload of each decoded type.
+    fn valid_payloads() -> Vec<String> {
+        let mut result = TaskResultData::ready(request(), "default");
+        result.errors.push(TaskError {
+            exception_class_path: "panic".into(),
+            traceback: "panic: boom\n".into(),
+        });
+        result.worker_ids.push("w1".into());
+        result.return_value = Some(Value::from(42));
+        let claim = ClaimRequest {
+            worker_id: "w1".into(),
+            queues: Some(vec!["default".into()]),
+            exclude_queues: vec![],
+            limit: 5,
+            lease_secs: 30.0,
+        };
+        let completions = [
+            Completion {
+                id: "x".into(),
+                worker_id: "w1".into(),
+                lease_token: 7,
+                outcome: TaskOutcome::Successful {
+                    return_value: Value::from("ok"),
+                },
+                retry_at: None,
+            },
+            Completion {
+                id: "y".into(),
+                worker_id: "w1".into(),
+                lease_token: -1,
+                outcome: TaskOutcome::Failed {
+                    error: TaskError {
+                        exception_class_path: "std::io::Error".into(),
+                        traceback: "std::io::Error: no\n".into(),
+                    },
+                },
+                retry_at: Some(DateTime::from_timestamp(1_700_000_100, 0).unwrap()),
+            },
+        ];
+        let mut out = vec![
+            serde_json::to_string(&result).unwrap(),
+            serde_json::to_string(&request()).unwrap(),
+            serde_json::to_string(&claim).unwrap(),
+        ];
+        out.extend(
+            completions
+                .iter()
+                .map(|c| serde_json::to_string(c).unwrap()),
+        );
+        out
+    }
+
+    /// Decodes `text` as every ABI type; only `Ok`/`Err` may come back (a panic fails the test).
+    fn decode_all(text: &str) {
+        let _ = serde_json::from_str::<TaskResultData>(text);
+        let _ = serde_json::from_str::<EnqueueRequest>(text);
+        let _ = serde_json::from_str::<Vec<EnqueueRequest>>(text);
+        let _ = serde_json::from_str::<ClaimRequest>(text);
+        let _ = serde_json::from_str::<Completion>(text);
+        let _ = serde_json::from_str::<Vec<Completion>>(text);
+    }
+
+    #[test]
+    fn valid_payloads_round_trip() {
+        let payloads = valid_payloads();
+        let result: TaskResultData = serde_json::from_str(&payloads[0]).unwrap();
+        assert_eq!(result.task, description());
+        let req: EnqueueRequest = serde_json::from_str(&payloads[1]).unwrap();
+        assert_eq!(req, request());
+        let claim: ClaimRequest = serde_json::from_str(&payloads[2]).unwrap();
+        assert_eq!(claim.limit, 5);
+        for p in &payloads[3..] {
+            let c: Completion = serde_json::from_str(p).unwrap();
+            assert_eq!(serde_json::to_string(&c).unwrap(), *p);
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        for open in ["[", "{\"a\":", "{\"args\":["] {
+            let text = open.repeat(100_000);
+            decode_all(&text);
+            assert!(serde_json::from_str::<EnqueueRequest>(&text).is_err());
+        }
+    }
+
+    /// A byte-level edit of a valid payload.
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Replace(usize, u8),
+        Insert(usize, u8),
+        Remove(usize),
+        Truncate(usize),
+    }
+
+    fn edit() -> impl Strategy<Value = Edit> {
+        let byte = prop_oneof![
+            prop::sample::select(b"{}[]\",:0123456789-.eE+ntfalsrue\\ \x00\x7f".to_vec()),
+            any::<u8>(),
+        ];
+        prop_oneof![
+            (any::<usize>(), byte.clone()).prop_map(|(i, b)| Edit::Replace(i, b)),
+            (any::<usize>(), byte).prop_map(|(i, b)| Edit::Insert(i, b)),
+            any::<usize>().prop_map(Edit::Remove),
+            any::<usize>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    fn apply(bytes: &mut Vec<u8>, edit: &Edit) {
+        let len = bytes.len();
+        match *edit {
+            Edit::Replace(i, b) if len > 0 => bytes[i % len] = b,
+            Edit::Insert(i, b) => bytes.insert(i % (len + 1), b),
+            Edit::Remove(i) if len > 0 => {
+                bytes.remove(i % len);
+            }
+            Edit::Truncate(i) => bytes.truncate(i % (len + 1)),
+            _ => {}
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_strings_never_panic(text in any::<String>()) {
+            decode_all(&text);
+        }
+
+        #[test]
+        fn json_like_strings_never_panic(
+            text in "([{}\\[\\]\",:0-9eE.+ -]|true|false|null|\"id\"|\"task\"|\"status\"|\"SUCCESSFUL\"|\"FAILED\"|\"args\"|\"kwargs\"){0,80}"
+        ) {
+            decode_all(&text);
+        }
+
+        #[test]
+        fn mutated_valid_payloads_never_panic(
+            which in 0usize..5,
+            edits in prop::collection::vec(edit(), 1..8),
+        ) {
+            let mut bytes = valid_payloads().swap_remove(which).into_bytes();
+            for e in &edits {
+                apply(&mut bytes, e);
+            }
+            // Not necessarily UTF-8 any more: decode from bytes, and from the lossy text.
+            let _ = serde_json::from_slice::<TaskResultData>(&bytes);
+            let _ = serde_json::from_slice::<EnqueueRequest>(&bytes);
+            let _ = serde_json::from_slice::<ClaimRequest>(&bytes);
+            let _ = serde_json::from_slice::<Completion>(&bytes);
+            decode_all(&String::from_utf8_lossy(&bytes));
+        }
+
+        #[test]
+        fn huge_and_odd_numbers_never_panic(
+            n in prop_oneof![
+                Just("1e999".to_string()),
+                Just("-1e999".to_string()),
+                Just("18446744073709551616".to_string()),
+                Just("-9223372036854775809".to_string()),
+                Just("NaN".to_string()),
+                any::<f64>().prop_map(|f| format!("{f:e}")),
+                any::<i128>().prop_map(|i| i.to_string()),
+            ],
+        ) {
+            decode_all(&format!(
+                "{{\"worker_id\":\"w\",\"limit\":{n},\"lease_secs\":{n},\"id\":\"x\",\"lease_token\":{n},\
+                 \"outcome\":{{\"status\":\"SUCCESSFUL\",\"return_value\":{n}}},\"retry_at\":null}}"
+            ));
+        }
+    }
+}

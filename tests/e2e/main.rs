@@ -2,9 +2,11 @@
 
 mod abi;
 mod authoring;
+mod bad_plugins;
 mod cli;
 mod conformance;
 mod custom_backend;
+mod limits;
 mod loading;
 mod panics;
 mod parity;

@@ -95,6 +95,12 @@ fn open_uncached(path: &Path) -> Result<Library, String> {
             "'{shown}' is empty (0 bytes), not a shared library"
         ));
     }
+    #[cfg(all(
+        target_os = "linux",
+        target_pointer_width = "64",
+        target_endian = "little"
+    ))]
+    check_elf(path, metadata.len())?;
     // SAFETY: loading a library runs its initialisers; the caller has resolved the file inside a
     // trusted plugin dir and checked its permissions (see docs/plugin-trust.md).
     let probe = unsafe { libloading::Library::new(path) }.map_err(|e| {
@@ -129,6 +135,109 @@ fn open_uncached(path: &Path) -> Result<Library, String> {
         module,
         _probe: probe,
     })
+}
+
+/// The ELF machine of the running host, if known.
+#[cfg(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    target_endian = "little"
+))]
+const HOST_ELF_MACHINE: Option<u16> = if cfg!(target_arch = "x86_64") {
+    Some(62)
+} else if cfg!(target_arch = "aarch64") {
+    Some(183)
+} else if cfg!(target_arch = "riscv64") {
+    Some(243)
+} else {
+    None
+};
+
+/// Checks, before the dynamic loader sees the file, that it is a 64-bit little-endian ELF
+/// shared object for this machine whose program headers, loadable segments and section header
+/// table all lie inside the file. The loader maps segments without checking them against the
+/// file's length, so a truncated library would otherwise crash the process with SIGBUS.
+#[cfg(all(
+    target_os = "linux",
+    target_pointer_width = "64",
+    target_endian = "little"
+))]
+fn check_elf(path: &Path, len: u64) -> Result<(), String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let shown = path.display();
+    let bad = |what: &str| format!("'{shown}' is not a loadable shared library: {what}");
+    let mut file = std::fs::File::open(path).map_err(|e| format!("cannot read '{shown}': {e}"))?;
+    let mut h = [0u8; 64];
+    let mut got = 0;
+    while got < h.len() {
+        match file.read(&mut h[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => return Err(format!("cannot read '{shown}': {e}")),
+        }
+    }
+    if got < 4 || h[..4] != *b"\x7fELF" {
+        return Err(bad("it is not an ELF file (bad magic bytes)"));
+    }
+    if got < h.len() {
+        return Err(bad("its ELF header is truncated"));
+    }
+    let u16_at = |b: &[u8], i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+    let u32_at = |b: &[u8], i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let u64_at = |b: &[u8], i: usize| {
+        let mut x = [0u8; 8];
+        x.copy_from_slice(&b[i..i + 8]);
+        u64::from_le_bytes(x)
+    };
+    match h[4] {
+        2 => {}
+        1 => return Err(bad("it is a 32-bit ELF file; this host is 64-bit")),
+        c => return Err(bad(&format!("its ELF class is invalid ({c})"))),
+    }
+    if h[5] != 1 {
+        return Err(bad("it is not little-endian ELF, like this host"));
+    }
+    if h[6] != 1 || u32_at(&h, 20) != 1 {
+        return Err(bad("its ELF version is not 1"));
+    }
+    if u16_at(&h, 16) != 3 {
+        return Err(bad(&format!(
+            "its ELF type is {}, not a shared object (3)",
+            u16_at(&h, 16)
+        )));
+    }
+    let machine = u16_at(&h, 18);
+    if HOST_ELF_MACHINE.is_some_and(|m| m != machine) {
+        return Err(bad(&format!(
+            "it is built for another architecture (ELF machine {machine})"
+        )));
+    }
+    let within = |offset: u64, size: u64| offset.checked_add(size).is_some_and(|end| end <= len);
+    let (phoff, phentsize, phnum) = (u64_at(&h, 32), u16_at(&h, 54), u16_at(&h, 56));
+    let (shoff, shentsize, shnum) = (u64_at(&h, 40), u16_at(&h, 58), u16_at(&h, 60));
+    if phentsize != 56 || phnum == 0 || !within(phoff, 56 * u64::from(phnum)) {
+        return Err(bad(
+            "its program headers are missing or lie outside the file (truncated?)",
+        ));
+    }
+    if shoff != 0 && (shentsize != 64 || !within(shoff, 64 * u64::from(shnum))) {
+        return Err(bad("its section headers lie outside the file (truncated?)"));
+    }
+    let mut ph = vec![0u8; 56 * usize::from(phnum)];
+    file.seek(SeekFrom::Start(phoff))
+        .and_then(|_| file.read_exact(&mut ph))
+        .map_err(|e| format!("cannot read '{shown}': {e}"))?;
+    for entry in ph.chunks_exact(56) {
+        // PT_LOAD and PT_DYNAMIC are read by the loader from the mapped file.
+        let kind = u32_at(entry, 0);
+        if kind == 1 || kind == 2 {
+            let (offset, filesz, memsz) = (u64_at(entry, 8), u64_at(entry, 32), u64_at(entry, 40));
+            if !within(offset, filesz) || (kind == 1 && filesz > memsz) {
+                return Err(bad("a segment lies outside the file (truncated?)"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Plugins must share the host's plugin-api major version (for 0.x: the minor) — the rule

@@ -1,0 +1,110 @@
+//! Limits the host enforces before a plugin is called: `max_payload_bytes` per alias.
+
+use serde_json::{json, Map, Value};
+use taskhost::{task_backends, Error};
+use taskhost_e2e::TestConfig;
+use taskhost_plugin_api::wire::TaskDescription;
+
+/// The configured limit: small, so the test moves few bytes.
+const LIMIT: usize = 100;
+
+fn description() -> TaskDescription {
+    TaskDescription {
+        path: "e2e::limits::big".into(),
+        priority: 0,
+        queue_name: "default".into(),
+        backend: "small".into(),
+        run_after: None,
+        takes_context: false,
+        is_async: false,
+        max_attempts: None,
+        timeout_secs: None,
+    }
+}
+
+fn config() -> TestConfig {
+    TestConfig::new(&format!(
+        "[tasks.small]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n\
+         max_payload_bytes = {LIMIT}\n"
+    ))
+}
+
+/// One string argument whose args + kwargs JSON (`["x…x"]` and `{}`) is `size` bytes.
+fn args_of_size(size: usize) -> (String, Vec<Value>) {
+    let s = "x".repeat(size - 6);
+    let args = vec![json!(s)];
+    assert_eq!(
+        serde_json::to_string(&args).unwrap().len() + "{}".len(),
+        size
+    );
+    (s, args)
+}
+
+#[track_caller]
+fn assert_refused(result: Result<impl std::fmt::Debug, Error>, size: usize) {
+    match result {
+        Err(Error::UnsupportedValue(message)) => {
+            for part in [
+                "'small'".to_string(),
+                format!("{size} bytes"),
+                format!("limit of {LIMIT} bytes"),
+                "tasks.small.max_payload_bytes".to_string(),
+            ] {
+                assert!(message.contains(&part), "{part:?} not in: {message}");
+            }
+        }
+        other => panic!("expected UnsupportedValue, got {other:?}"),
+    }
+}
+
+#[test]
+fn enqueue_at_the_limit_works_and_one_byte_over_is_refused() {
+    let _c = config();
+    let backend = task_backends().get("small").unwrap();
+    let task = description();
+
+    let (s, args) = args_of_size(LIMIT);
+    backend.enqueue(&task, &(s,)).unwrap();
+    backend
+        .enqueue_json(&task, args.clone(), Map::new())
+        .unwrap();
+    backend
+        .enqueue_many_json(vec![(task.clone(), args)])
+        .unwrap();
+
+    let (s, args) = args_of_size(LIMIT + 1);
+    assert_refused(backend.enqueue(&task, &(s,)), LIMIT + 1);
+    assert_refused(
+        backend.enqueue_json(&task, args.clone(), Map::new()),
+        LIMIT + 1,
+    );
+    // One oversized item refuses the whole batch, before any is enqueued.
+    let (_, small) = args_of_size(10);
+    assert_refused(
+        backend.enqueue_many_json(vec![(task.clone(), small), (task.clone(), args)]),
+        LIMIT + 1,
+    );
+}
+
+#[test]
+fn kwargs_count_towards_the_limit() {
+    let _c = config();
+    let backend = task_backends().get("small").unwrap();
+    let task = description();
+    let (_, args) = args_of_size(LIMIT - 9);
+    // {"k":1} is 7 bytes where {} was 2: 5 more, still under; {"k":12345678} is 14: over.
+    let mut kwargs = Map::new();
+    kwargs.insert("k".into(), json!(1));
+    backend.enqueue_json(&task, args.clone(), kwargs).unwrap();
+    let mut kwargs = Map::new();
+    kwargs.insert("k".into(), json!(12345678));
+    assert_refused(backend.enqueue_json(&task, args, kwargs), LIMIT + 3);
+}
+
+#[tokio::test]
+async fn aenqueue_is_limited_too() {
+    let _c = config();
+    let backend = task_backends().get("small").unwrap();
+    let (s, _) = args_of_size(LIMIT + 1);
+    assert_refused(backend.aenqueue(&description(), &(s,)).await, LIMIT + 1);
+}
