@@ -2,7 +2,6 @@
 //! configuring the backends the benchmarks run on.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 /// The plugin packages the benchmarks load, built as real `cdylib` files.
@@ -12,53 +11,17 @@ pub const PLUGIN_PACKAGES: &[&str] = &[
     "taskhost-backends-database",
 ];
 
-/// The workspace root.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("benches/ lives inside the workspace")
-        .to_path_buf()
-}
-
-/// The target dir cargo builds into (honours `CARGO_TARGET_DIR`).
-pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_absolute() {
-                p
-            } else {
-                workspace_root().join(p)
-            }
-        })
-        .unwrap_or_else(|| workspace_root().join("target"))
-}
-
 /// The directory holding the release-built plugin libraries. `cargo bench` does not build a
 /// `cdylib` just because a benchmark loads it, so this runs
 /// `cargo build --release -p <plugins>` once per process (a no-op when up to date).
 pub fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-        cmd.args(["build", "--release", "--quiet"])
-            .current_dir(workspace_root());
-        for package in PLUGIN_PACKAGES {
-            cmd.args(["-p", package]);
-        }
-        let status = cmd.status().expect("cargo can be run from the benchmarks");
-        assert!(status.success(), "building the plugin libraries failed");
-        target_dir().join("release")
-    })
+    DIR.get_or_init(|| taskhost_e2e::build::build_packages(PLUGIN_PACKAGES, true))
 }
 
 /// The path of a built plugin library, by its `[lib] name`.
 pub fn plugin_file(lib_name: &str) -> PathBuf {
-    plugin_dir().join(format!(
-        "{}{lib_name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ))
+    plugin_dir().join(taskhost_e2e::build::library_file_name(lib_name))
 }
 
 /// Configure the process-wide backends: `default` (Immediate), `dummy` (Dummy) and, when

@@ -117,10 +117,8 @@ fn a_library_under_the_wrong_file_name_or_missing_fails_loading() {
     };
     assert!(reason.contains("taskhost_backends_other"), "{reason}");
 
-    let missing = dummy.with_file_name(format!(
-        "{}taskhost_backends_missing{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
+    let missing = dummy.with_file_name(taskhost::plugin::name::library_file_name(
+        "taskhost_backends_missing",
     ));
     let report = Conformance::new(&missing, "taskhost.backends.missing.MissingBackend").run();
     let Status::Failed(reason) = &report.get("loads").unwrap().status else {

@@ -40,28 +40,35 @@ pub fn target_dir() -> PathBuf {
 /// `cargo build -p <plugins>` once per process (a no-op when they are up to date).
 pub fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.arg("build")
-            .arg("--quiet")
-            .current_dir(workspace_root());
-        for package in PLUGIN_PACKAGES {
-            cmd.args(["-p", package]);
-        }
-        cmd.args(["-p", "taskhost"]); // its lib and the `taskhost` bin
-        let status = cmd.status().expect("cargo can be run from the tests");
-        assert!(status.success(), "building the plugin libraries failed");
-        target_dir().join("debug")
-    })
+    // `taskhost`: its lib and the `taskhost` bin.
+    DIR.get_or_init(|| build_packages(&[PLUGIN_PACKAGES, &["taskhost"]].concat(), false))
 }
+
+/// Run `cargo build [--release] -p <packages>` in the workspace and return the output dir
+/// (`target/debug` or `target/release`). Panics if the build fails: tests and benchmarks
+/// cannot run without the files. Callers keep the result, so it runs once per process.
+pub fn build_packages(packages: &[&str], release: bool) -> PathBuf {
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.arg("build")
+        .arg("--quiet")
+        .current_dir(workspace_root());
+    if release {
+        cmd.arg("--release");
+    }
+    for package in packages {
+        cmd.args(["-p", package]);
+    }
+    let status = cmd.status().expect("cargo can be run from the tests");
+    assert!(status.success(), "building {packages:?} failed");
+    target_dir().join(if release { "release" } else { "debug" })
+}
+
+/// The platform's file name of a library named `lib_name` (`lib<name>.so` on Linux).
+pub use taskhost::plugin::name::library_file_name;
 
 /// The path of a built plugin library, by its `[lib] name` (`taskhost_backends_dummy`).
 pub fn plugin_file(lib_name: &str) -> PathBuf {
-    plugin_dir().join(format!(
-        "{}{lib_name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    ))
+    plugin_dir().join(library_file_name(lib_name))
 }
 
 /// The built `taskhost` command-line tool.

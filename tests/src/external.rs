@@ -8,6 +8,7 @@
 //! `target/external/out/<name>/` right after its build, so crates with the same library name
 //! do not overwrite each other's output. Later processes find everything up to date.
 
+pub use crate::build::library_file_name;
 use crate::build::{target_dir, workspace_root};
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -240,15 +241,6 @@ fn seed_lock(dir: &Path) {
 /// `path` as a TOML basic string (JSON's string escapes are valid TOML).
 fn toml_string(path: &Path) -> String {
     serde_json::to_string(&path.display().to_string()).unwrap()
-}
-
-/// The platform's file name for a library named `lib_name` (`lib<name>.so` on Linux).
-pub fn library_file_name(lib_name: &str) -> String {
-    format!(
-        "{}{lib_name}{}",
-        std::env::consts::DLL_PREFIX,
-        std::env::consts::DLL_SUFFIX
-    )
 }
 
 /// Run `make` once per process per `key` (concurrent callers with the same key wait for the

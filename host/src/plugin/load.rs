@@ -1,6 +1,6 @@
 //! Opening plugin libraries: once per process, with clear reasons for every way it can fail.
 
-use super::name::{library_stem_of, BackendName};
+use super::name::{library_file_name, library_stem_of, BackendName};
 use abi_stable::library::{lib_header_from_path, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL};
 use abi_stable::std_types::RStr;
 use parking_lot::Mutex;
@@ -313,12 +313,10 @@ fn read_manifest(path: &Path, module: PluginModuleRef) -> Result<Manifest, Strin
     let expected_stem = manifest.module_path.replace('.', "_");
     if stem != expected_stem {
         return Err(format!(
-            "'{shown}' declares module path '{}', whose library would be named '{}{}{}'; \
+            "'{shown}' declares module path '{}', whose library would be named '{}'; \
              rename the library (cargo: [lib] name = \"{expected_stem}\") or fix its module path",
             manifest.module_path,
-            std::env::consts::DLL_PREFIX,
-            expected_stem,
-            std::env::consts::DLL_SUFFIX,
+            library_file_name(&expected_stem),
         ));
     }
     let mut seen = std::collections::HashSet::new();

@@ -108,8 +108,14 @@ impl BackendName {
     /// The library's file name on this platform: `liba_b_c.so` on Linux, `liba_b_c.dylib` on
     /// macOS, `a_b_c.dll` on Windows.
     pub fn library_file_name(&self) -> String {
-        format!("{DLL_PREFIX}{}{DLL_SUFFIX}", self.library_stem())
+        library_file_name(&self.library_stem())
     }
+}
+
+/// The platform's file name of the library whose stem (`[lib] name`) is `stem`:
+/// `lib<stem>.so` on Linux, `lib<stem>.dylib` on macOS, `<stem>.dll` on Windows.
+pub fn library_file_name(stem: &str) -> String {
+    format!("{DLL_PREFIX}{stem}{DLL_SUFFIX}")
 }
 
 impl fmt::Display for BackendName {
