@@ -1,0 +1,178 @@
+"""Render one run of bench/orchestrate.py: Markdown tables (`latest.md`) and the drain chart.
+
+    bench/.venv/bin/python bench/report.py bench/results/latest.json   # re-render a saved run
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PEERS = ("django-tasks", "graphile-worker")
+
+
+def spread(s: dict, fmt: str = "{:,.0f}") -> str:
+    """`median (min–max)` of a summary."""
+    return f"{fmt.format(s['median'])} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ratio(ours: float | None, theirs: float | None) -> str:
+    if not ours or not theirs:
+        return "—"
+    return f"{ours / theirs:.2f}×"
+
+
+def best_drain(entry: dict, variant: str) -> dict | None:
+    drains = [d for d in entry["drains"] if d["variant"] == variant]
+    return max(drains, key=lambda d: d["tasks_per_s"]) if drains else None
+
+
+def drain_at(entry: dict, variant: str, workers: int, concurrency: int) -> float | None:
+    rates = [d["tasks_per_s"] for d in entry["drains"]
+             if (d["variant"], d["workers"], d["concurrency"]) == (variant, workers, concurrency)]
+    return sorted(rates)[len(rates) // 2] if rates else None
+
+
+def latency(entry: dict, variant: str) -> dict | None:
+    return next((lat for lat in entry["latency"] if lat["variant"] == variant), None)
+
+
+def mib(kib: int | None) -> str:
+    return f"{kib / 1024:.1f}" if kib else "—"
+
+
+def render(report: dict) -> str:
+    out = []
+    v = report["versions"]
+    packages = ", ".join(f"{k} {val}" for k, val in sorted(v["python_packages"].items()))
+    out.append(
+        f"Run {report['date']} ({'quick' if report['quick'] else 'full'}, "
+        f"{report['seconds'] / 60:.1f} min), taskhost `{v['taskhost_commit']}`; {packages}; "
+        f"graphile-worker {v['graphile-worker']} (node {v['node']}); {v['python']}; "
+        f"{v['postgres']}; {v['rustc']}; {v['nproc']} cores, load average at start "
+        f"{v['loadavg_start'][0]:.1f}. Plan: {json.dumps(report['plan'])}, "
+        f"{report['runs']} runs per enqueue figure, {report['drain_runs']} per drain."
+    )
+    for note in report.get("skipped", []):
+        out.append(f"\n**Skipped:** {note}.")
+
+    if "micro" in report:
+        ours, theirs = report["micro"]["taskhost"], report["micro"]["django-tasks"]
+        rows = []
+        for key, label in (("immediate_enqueue_ns", "Immediate enqueue (+ run), µs"),
+                           ("dummy_enqueue_ns", "Dummy enqueue, µs"),
+                           ("dummy_get_result_ns", "Dummy `get_result`, µs")):
+            a, b = ours[key], theirs[key]
+            us = {k: a[k] / 1000 for k in ("median", "min", "max")}
+            them = {k: b[k] / 1000 for k in ("median", "min", "max")}
+            rows.append([label, spread(us, "{:.2f}"), spread(them, "{:.2f}"),
+                         f"{b['median'] / a['median']:.1f}×"])
+        out.append("\n### In process: Immediate and Dummy (median (min–max) of the runs)\n")
+        out.append(table(["per call", "taskhost", "django-tasks", "taskhost faster by"], rows))
+
+    stores = report["stores"]
+    rows = []
+    for e in stores:
+        rows.append([e["store"], e["system"], spread(e["single_enqueue_per_s"]),
+                     spread(e["bulk_enqueue_per_s"])])
+    out.append("\n### Enqueue rate, tasks/s (median (min–max) of the runs)\n")
+    out.append(table(["store", "system", "single (one commit each)",
+                      "bulk (1,000 per transaction)"], rows))
+
+    rows = []
+    for e in stores:
+        for lat in e["latency"]:
+            rows.append([e["store"], e["system"], lat["variant"], str(lat["samples"]),
+                         f"{lat['p50_ms']:.2f}", f"{lat['p99_ms']:.2f}", f"{lat['max_ms']:.2f}",
+                         mib(lat["idle_rss_kib"])])
+    out.append("\n### Enqueue-to-start latency with an idle worker, and its idle memory\n")
+    out.append(table(["store", "system", "worker options", "probes", "p50 ms", "p99 ms",
+                      "max ms", "idle VmRSS MiB"], rows))
+
+    rows = []
+    for e in stores:
+        for d in e["drains"]:
+            rows.append([e["store"], e["system"], d["variant"], str(d["workers"]),
+                         str(d["concurrency"]), f"{d['n']:,}", f"{d['tasks_per_s']:,.0f}",
+                         mib(d["peak_rss_kib"])])
+    out.append("\n### Drain rate (first start → last finish), and peak worker memory\n")
+    out.append(table(["store", "system", "worker options", "workers", "concurrency", "tasks",
+                      "tasks/s", "peak VmRSS MiB (per worker)"], rows))
+
+    rows = []
+    for e in stores:
+        if e["system"] != "taskhost":
+            continue
+        for peer in (p for p in stores if p["store"] == e["store"] and p["system"] in PEERS):
+            for variant in ("default", "tuned") if peer["system"] == "graphile-worker" else (
+                    "default",):
+                ours_best, theirs_best = best_drain(e, "default"), best_drain(peer, variant)
+                ours_lat, theirs_lat = latency(e, "tuned"), latency(peer, "tuned")
+                rows.append([
+                    e["store"], f"{peer['system']} ({variant})",
+                    ratio(e["single_enqueue_per_s"]["median"],
+                          peer["single_enqueue_per_s"]["median"]),
+                    ratio(e["bulk_enqueue_per_s"]["median"], peer["bulk_enqueue_per_s"]["median"]),
+                    ratio(drain_at(e, "default", 1, 1), drain_at(peer, variant, 1, 1)),
+                    ratio(ours_best and ours_best["tasks_per_s"],
+                          theirs_best and theirs_best["tasks_per_s"]),
+                    ratio(theirs_lat and theirs_lat["p50_ms"], ours_lat and ours_lat["p50_ms"]),
+                ])
+    out.append("\n### taskhost ÷ peer (above 1× = taskhost better)\n")
+    out.append(table(["store", "peer (its worker options)", "single enqueue", "bulk enqueue",
+                      "drain, 1 worker × 1", "drain, best config of each",
+                      "latency p50 (tuned workers)"], rows))
+    return "\n".join(out) + "\n"
+
+
+def chart(report: dict, path: Path) -> None:
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for ax, kind in zip(axes, ("sqlite", "pg")):
+        for e in report["stores"]:
+            if not e["store"].startswith(kind):
+                continue
+            for variant in ("default", "tuned"):
+                for workers in (1, 2):
+                    points = sorted((d["concurrency"], d["tasks_per_s"]) for d in e["drains"]
+                                    if d["variant"] == variant and d["workers"] == workers)
+                    if not points:
+                        continue
+                    label = f"{e['system']} {e['store']}"
+                    if e["system"] == "graphile-worker":
+                        label += f" {variant}"
+                    label += f", {workers} worker{'s' if workers > 1 else ''}"
+                    ax.plot([p[0] for p in points], [p[1] for p in points],
+                            marker="o", linestyle="-" if workers == 1 else "--", label=label)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("concurrency per worker process")
+        ax.set_title("SQLite (WAL)" if kind == "sqlite" else "PostgreSQL (local)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=6)
+    axes[0].set_ylabel("drained no-op tasks / s")
+    fig.suptitle(f"Drain rate against worker concurrency — {report['date']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(report: dict, results_dir: Path) -> None:
+    (results_dir / "latest.md").write_text(render(report))
+    chart(report, results_dir / "drain.png")
+
+
+if __name__ == "__main__":
+    saved = Path(sys.argv[1])
+    write(json.loads(saved.read_text()), saved.parent)
