@@ -481,7 +481,7 @@ def versions() -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small N, fewer runs (< 5 min)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, fewer runs")
     parser.add_argument("--target-dir", type=Path, default=ROOT / "target")
     parser.add_argument("--drain-n", type=int, help="most tasks per drain (default 100000)")
     parser.add_argument("--drain-seconds", type=float,
@@ -495,15 +495,15 @@ def main() -> None:
     args.runs = args.runs or (3 if quick else 5)
     args.micro_iters = 20_000 if quick else 100_000
     plan = {
-        "enqueue_seconds": 0.5 if quick else 1.5,
+        "enqueue_seconds": 0.3 if quick else 1.5,
         "enqueue_n": 100_000,
-        "latency_n": 30 if quick else 200,
-        "latency_poll_n": 8 if quick else 40,
+        "latency_n": 20 if quick else 200,
+        "latency_poll_n": 6 if quick else 40,
         "drain_n": args.drain_n or 100_000,
-        "drain_seconds": args.drain_seconds or (2 if quick else 8),
-        "drain_first_n": 300 if quick else 500,
-        "concurrency": [1, 4, 16, 32],
-        "secondary": [4],
+        "drain_seconds": args.drain_seconds or (1.5 if quick else 8),
+        "drain_first_n": 200 if quick else 500,
+        "concurrency": [1, 32] if quick else [1, 4, 16, 32],
+        "secondary": [4] if quick else [1, 4],
     }
     systems = {"taskhost": Taskhost, "django-tasks": DjangoTasks, "graphile-worker": Graphile}
     chosen = [systems[s] for s in args.systems.split(",")]
@@ -533,6 +533,7 @@ def main() -> None:
                 if system.kind == "postgres":
                     pg_admin(f"DROP DATABASE IF EXISTS {system.database} WITH (FORCE)")
     report["seconds"] = time.time() - started
+    report["loadavg_end"] = os.getloadavg()
     raw = results_dir / f"{stamp}.json"
     raw.write_text(json.dumps(report, indent=1))
     shutil.copy(raw, results_dir / "latest.json")

@@ -62,7 +62,9 @@ def render(report: dict) -> str:
         f"{report['seconds'] / 60:.1f} min), taskhost `{v['taskhost_commit']}`; {packages}; "
         f"graphile-worker {v['graphile-worker']} (node {v['node']}); {v['python']}; "
         f"{v['postgres']}; {v['rustc']}; {v['nproc']} cores, load average at start "
-        f"{v['loadavg_start'][0]:.1f}. Plan: {json.dumps(report['plan'])}, "
+        f"{v['loadavg_start'][0]:.1f}"
+        + (f", at the end {report['loadavg_end'][0]:.1f}" if "loadavg_end" in report else "")
+        + f". Plan: {json.dumps(report['plan'])}, "
         f"{report['runs']} runs per enqueue figure, {report['drain_runs']} per drain."
     )
     for note in report.get("skipped", []):
@@ -138,32 +140,41 @@ def render(report: dict) -> str:
 
 
 def chart(report: dict, path: Path) -> None:
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    """Drain rate against concurrency: one colour per system, store and worker options;
+    solid = 1 worker process, dashed = 2."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 6.5), sharey=True)
+    palette = plt.get_cmap("tab20").colors
+    colours = iter(palette[0::2] + palette[1::2])  # the ten strong colours first
+    handles = {}
     for ax, kind in zip(axes, ("sqlite", "pg")):
         for e in report["stores"]:
             if not e["store"].startswith(kind):
                 continue
             for variant in ("default", "tuned"):
-                for workers in (1, 2):
-                    points = sorted((d["concurrency"], d["tasks_per_s"]) for d in e["drains"]
-                                    if d["variant"] == variant and d["workers"] == workers)
-                    if not points:
-                        continue
-                    label = f"{e['system']} {e['store']}"
-                    if e["system"] == "graphile-worker":
-                        label += f" {variant}"
-                    label += f", {workers} worker{'s' if workers > 1 else ''}"
-                    ax.plot([p[0] for p in points], [p[1] for p in points],
-                            marker="o", linestyle="-" if workers == 1 else "--", label=label)
+                series = [d for d in e["drains"] if d["variant"] == variant]
+                if not series:
+                    continue
+                colour = next(colours)
+                label = f"{e['system']}, {e['store']}"
+                if e["system"] == "graphile-worker":
+                    label += f", {variant}"
+                for workers, style in ((1, "-"), (2, "--")):
+                    points = sorted((d["concurrency"], d["tasks_per_s"]) for d in series
+                                    if d["workers"] == workers)
+                    if points:
+                        (line,) = ax.plot([p[0] for p in points], [p[1] for p in points],
+                                          marker="^" if variant == "tuned" else "o",
+                                          linestyle=style, color=colour)
+                        handles.setdefault(label, line)
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         ax.set_xlabel("concurrency per worker process")
         ax.set_title("SQLite (WAL)" if kind == "sqlite" else "PostgreSQL (local)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6)
-    axes[0].set_ylabel("drained no-op tasks / s")
+    axes[0].set_ylabel("drained no-op tasks / s (solid: 1 worker process, dashed: 2)")
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize=8)
     fig.suptitle(f"Drain rate against worker concurrency — {report['date']}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
