@@ -51,12 +51,17 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run_json(cmd: list[str], env: dict, cwd: Path | None = None) -> dict:
-    """Run a client command and parse the one JSON object it prints."""
+def run(cmd: list[str], env: dict, cwd: Path | None = None) -> str:
+    """Run a command to its end; its stdout, or an error with the end of its stderr."""
     done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return done.stdout
+
+
+def run_json(cmd: list[str], env: dict, cwd: Path | None = None) -> dict:
+    """Run a client command and parse the one JSON object it prints last."""
+    return json.loads(run(cmd, env, cwd).strip().splitlines()[-1])
 
 
 def memory_kib(pid: int) -> dict:
@@ -145,7 +150,19 @@ class System:
         raise NotImplementedError
 
     def drain_window(self, outputs: list[str]) -> tuple[float, float, int]:
-        """(first start, last end) in seconds and the number of successful tasks."""
+        """(first start, last end) in seconds and the number of successful tasks, from the
+        store's own `started_at`/`finished_at`."""
+        sql = (f"SELECT min(started_at), max(finished_at), count(*) FROM {self.table} "
+               "WHERE status = 'SUCCESSFUL'")
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.sqlite_path) as conn:
+                first, last, count = conn.execute(sql).fetchone()
+            return self.sqlite_seconds(first), self.sqlite_seconds(last), count
+        first, last, count = pg_scalar(self.database, sql)
+        return first.timestamp(), last.timestamp(), count
+
+    def sqlite_seconds(self, stored) -> float:
+        """A time as this system stores it in SQLite, as Unix seconds."""
         raise NotImplementedError
 
     def batch_mode(self) -> bool:
@@ -203,10 +220,7 @@ class Taskhost(System):
         return {**os.environ, "TASKHOST_CONFIG": str(self.config), "RUST_LOG": "warn"}
 
     def migrate(self):
-        done = subprocess.run([self.binary, "migrate", "--backend", "db"], env=self.env(), capture_output=True,
-                              text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"taskhost migrate failed:\n{done.stderr[-3000:]}")
+        run([self.binary, "migrate", "--backend", "db"], self.env())
 
     def client(self, *cmd):
         return run_json([self.binary, *cmd], self.env())
@@ -218,15 +232,8 @@ class Taskhost(System):
             cmd += ["--interval", "0.01"]
         return cmd + (["--batch"] if batch else [])
 
-    def drain_window(self, outputs):
-        sql = (f"SELECT min(started_at), max(finished_at), count(*) FROM {self.table} "
-               "WHERE status = 'SUCCESSFUL'")
-        if self.kind == "sqlite":
-            with sqlite3.connect(self.sqlite_path) as conn:
-                first, last, count = conn.execute(sql).fetchone()
-            return first / 1e6, last / 1e6, count
-        first, last, count = pg_scalar(self.database, sql)
-        return first.timestamp(), last.timestamp(), count
+    def sqlite_seconds(self, stored):
+        return stored / 1e6  # INTEGER µs
 
 
 class DjangoTasks(System):
@@ -240,10 +247,7 @@ class DjangoTasks(System):
                 "DJANGO_SETTINGS_MODULE": "benchapp.settings"}
 
     def migrate(self):
-        done = subprocess.run([PYTHON, "manage.py", "migrate", "-v0"], env=self.env(), cwd=DJANGO,
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            raise RuntimeError(f"django migrate failed:\n{done.stderr[-3000:]}")
+        run([PYTHON, "manage.py", "migrate", "-v0"], self.env(), DJANGO)
 
     def client(self, *cmd):
         return run_json([PYTHON, "bench_django.py", *cmd], self.env(), cwd=DJANGO)
@@ -255,16 +259,9 @@ class DjangoTasks(System):
             cmd += ["--interval", "0.01", "--no-startup-delay"]
         return cmd + (["--batch"] if batch else [])
 
-    def drain_window(self, outputs):
-        sql = (f"SELECT min(started_at), max(finished_at), count(*) FROM {self.table} "
-               "WHERE status = 'SUCCESSFUL'")
-        if self.kind == "sqlite":
-            with sqlite3.connect(self.sqlite_path) as conn:
-                first, last, count = conn.execute(sql).fetchone()
-            parse = lambda s: dt.datetime.fromisoformat(s).replace(tzinfo=dt.timezone.utc)  # noqa: E731
-            return parse(first).timestamp(), parse(last).timestamp(), count
-        first, last, count = pg_scalar(self.database, sql)
-        return first.timestamp(), last.timestamp(), count
+    def sqlite_seconds(self, stored):
+        # Django keeps UTC datetimes as text in SQLite.
+        return dt.datetime.fromisoformat(stored).replace(tzinfo=dt.timezone.utc).timestamp()
 
 
 class Graphile(System):
@@ -292,6 +289,7 @@ class Graphile(System):
         return not pg_scalar(self.database, f"SELECT EXISTS (SELECT 1 FROM {self.table})")[0]
 
     def drain_window(self, outputs):
+        # Finished jobs are deleted: the workers report their first start and last end.
         reports = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
         reports = [r for r in reports if r["first_start_us"] is not None]
         return (min(r["first_start_us"] for r in reports) / 1e6,
