@@ -6,15 +6,16 @@ use crate::worker::env::{Env, Store, POSTGRES_URL};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Drain `tasks` with 4 workers while `cut` runs every `every` (returning how many sessions it
-/// ended); nothing may be lost, and duplicates stay within the tasks in flight at each cut.
+/// Drain `tasks` with 4 workers whose sessions carry the `application_name` given to `cut`,
+/// while `cut` runs every `every` (returning how many sessions it ended); nothing may be lost,
+/// and duplicates stay within the tasks in flight at each cut.
 fn drain_while_cut(
     scenario: &str,
     rng: &mut Rng,
     tasks: usize,
     every: (u64, u64),
     max_cuts: usize,
-    mut cut: impl FnMut() -> u64,
+    mut cut: impl FnMut(&str) -> u64,
 ) {
     let (workers, concurrency) = (4, 4);
     let app = format!("taskhost_crash_{}_{scenario}", std::process::id());
@@ -26,24 +27,42 @@ fn drain_while_cut(
     env.wait_for_line(|l| l.starts_with("run "));
     let (mut cuts, mut sessions, mut last_cut) = (0, 0, Instant::now());
     let mut next_cut = Instant::now();
+    // After a cut: when it happened and how many runs had started; a new run means a claim
+    // went through a new session (the time to resume).
+    let (mut awaiting, mut resumed) = (None, Vec::new());
+    let started_runs = || {
+        env.log_lines()
+            .iter()
+            .filter(|l| l.starts_with("run "))
+            .count()
+    };
     until_all_finished(
         size(Duration::from_secs(120), Duration::from_secs(900)),
         || {
+            if let Some((at, before)) = awaiting {
+                if started_runs() > before {
+                    resumed.push(ms(Instant::now() - at));
+                    awaiting = None;
+                }
+            }
             if cuts < max_cuts && Instant::now() >= next_cut {
-                sessions += cut();
+                sessions += cut(&app);
                 cuts += 1;
                 last_cut = Instant::now();
+                awaiting = Some((last_cut, started_runs()));
                 next_cut = last_cut + rng.millis(every.0, every.1);
             }
         },
     );
     let recovered = last_cut.elapsed();
     let elapsed = started.elapsed();
-    let errors_logged = pool.logs().matches("ERROR").count();
+    let logs = pool.logs();
+    let errors_logged = logs.matches("ERROR").count();
+    let leases_lost = leases_lost(&logs);
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
-    let bound = cuts * workers * concurrency;
+    let bound = cuts * workers * concurrency + leases_lost;
     Figures::new(scenario, Store::Postgres)
         .add("tasks", tasks)
         .add("workers", workers)
@@ -52,8 +71,10 @@ fn drain_while_cut(
         .add("sessions_ended", sessions)
         .add("lost", lost)
         .add("duplicates", runs.duplicates())
+        .add("leases_lost", leases_lost)
         .add("bound", bound)
         .add("worker_error_lines", errors_logged)
+        .add("resume_max_ms", resumed.iter().max().unwrap_or(&0))
         .add("last_cut_to_drained_ms", ms(recovered))
         .add("elapsed_s", elapsed.as_secs())
         .print();
@@ -62,29 +83,30 @@ fn drain_while_cut(
     assert!(runs.duplicates() <= bound);
 }
 
+/// End every session named `app`; returns how many.
+fn terminate_sessions(admin: &mut postgres::Client, app: &str) -> u64 {
+    let row = admin
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&app],
+        )
+        .unwrap();
+    row.get::<_, i64>(0) as u64
+}
+
 #[test]
 fn workers_reconnect_while_all_their_sessions_are_terminated_again_and_again() {
     let mut rng = Rng::seeded("pg_terminate_all", Store::Postgres);
     let mut admin = postgres::Client::connect(POSTGRES_URL, postgres::NoTls).unwrap();
-    let tasks = size(600, 10_000);
-    let scenario = "pg_terminate_all";
-    let app = format!("taskhost_crash_{}_{scenario}", std::process::id());
+    let (tasks, every) = (size(600, 10_000), size((300, 1_000), (1_000, 3_000)));
     drain_while_cut(
-        scenario,
+        "pg_terminate_all",
         &mut rng,
         tasks,
-        size((300, 1_000), (1_000, 3_000)),
+        every,
         usize::MAX,
-        || {
-            let row = admin
-                .query_one(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
-                 WHERE application_name = $1",
-                    &[&app],
-                )
-                .unwrap();
-            row.get::<_, i64>(0) as u64
-        },
+        |app| terminate_sessions(&mut admin, app),
     );
 }
 
@@ -110,11 +132,20 @@ fn pg_ctlcluster(action: &str) {
 fn workers_reconnect_after_a_postgres_server_restart() {
     let mut rng = Rng::seeded("pg_restart", Store::Postgres);
     let tasks = size(600, 10_000);
-    drain_while_cut("pg_restart", &mut rng, tasks, (1_000, 3_000), 1, || {
+    drain_while_cut("pg_restart", &mut rng, tasks, (1_000, 3_000), 1, |app| {
+        let mut admin = postgres::Client::connect(POSTGRES_URL, postgres::NoTls).unwrap();
+        let sessions: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                &[&app],
+            )
+            .unwrap()
+            .get(0);
+        drop(admin);
         pg_ctlcluster("restart");
         wait_until("PostgreSQL accepting connections again", || {
             postgres::Client::connect(POSTGRES_URL, postgres::NoTls).is_ok()
         });
-        1
+        sessions as u64
     });
 }

@@ -18,25 +18,25 @@ fn kill_9_storm_loses_nothing_and_duplicates_stay_within_the_in_flight_bound() {
     // The first kill as soon as tasks run (so every run has at least one), then every few seconds.
     env.wait_for_line(|l| l.starts_with("run "));
     let mut next_kill = Instant::now();
-    let (mut kills, mut recovery) = (0, Recovery::default());
+    let mut recovery = Recovery::default();
     until_all_finished(
         size(Duration::from_secs(120), Duration::from_secs(900)),
         || {
             recovery.check();
             if Instant::now() >= next_kill {
-                let pid = pool.kill(rng.below(workers));
-                kills += 1;
-                recovery.killed(&env, pid, &ids);
+                recovery.kill(&env, &mut pool, rng.below(workers), &ids);
                 next_kill = Instant::now() + size(rng.millis(300, 1_000), rng.millis(1_000, 4_000));
             }
         },
     );
     let elapsed = started.elapsed();
     recovery.check();
+    let leases_lost = leases_lost(&pool.logs());
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
-    let bound = kills * concurrency;
+    let kills = recovery.kills;
+    let bound = kills * concurrency + leases_lost;
     Figures::new("kill9_storm", STORE)
         .add("tasks", tasks)
         .add("workers", workers)
@@ -47,6 +47,7 @@ fn kill_9_storm_loses_nothing_and_duplicates_stay_within_the_in_flight_bound() {
         .add("executions", runs.executions())
         .add("duplicates", runs.duplicates())
         .add("unfinished_at_kills", recovery.orphans)
+        .add("leases_lost", leases_lost)
         .add("bound", bound)
         .add("recover_mean_ms", recovery.mean_ms())
         .add("recover_max_ms", recovery.max_ms())
@@ -56,7 +57,7 @@ fn kill_9_storm_loses_nothing_and_duplicates_stay_within_the_in_flight_bound() {
     assert!(kills >= 1);
     assert!(
         runs.duplicates() <= bound,
-        "{} duplicates > {bound} (kills × concurrency)",
+        "{} duplicates > {bound} (kills × concurrency + leases lost)",
         runs.duplicates()
     );
     assert!(recovery.most_at_once <= concurrency);
@@ -196,6 +197,7 @@ fn a_poison_task_fails_after_max_attempts_and_the_other_tasks_flow() {
             }
         },
     );
+    let bound = crashes * concurrency + leases_lost(&pool.logs());
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
@@ -213,7 +215,7 @@ fn a_poison_task_fails_after_max_attempts_and_the_other_tasks_flow() {
         .add("poison_failed_after_ms", failed_after.map_or(0, ms))
         .add("lost", lost)
         .add("duplicates", runs.duplicates())
-        .add("bound", crashes * concurrency)
+        .add("bound", bound)
         .print();
     assert_eq!(failed.status(), TaskResultStatus::Failed);
     assert_eq!((failed.attempts(), aborts, crashes), (2, 2, 2));
@@ -228,7 +230,7 @@ fn a_poison_task_fails_after_max_attempts_and_the_other_tasks_flow() {
         "{errors:?}"
     );
     assert_eq!(lost, 0);
-    assert!(runs.duplicates() <= crashes * concurrency);
+    assert!(runs.duplicates() <= bound);
 }
 
 /// The task the rollback scenario enqueues on the application's own connection.

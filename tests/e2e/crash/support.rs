@@ -148,6 +148,17 @@ pub fn lost(ids: &[String], runs: &Runs) -> usize {
     lost
 }
 
+/// Tasks whose lease a *live* worker lost (it was too slow to renew, e.g. starved of CPU), by
+/// the workers' logs: the guarantee allows each of them one more execution too.
+pub fn leases_lost(logs: &str) -> usize {
+    let ids: std::collections::HashSet<&str> = logs
+        .lines()
+        .filter(|l| l.contains("lost its lease"))
+        .filter_map(|l| l.split("Task id=").nth(1)?.split(':').next())
+        .collect();
+    ids.len()
+}
+
 /// Wait until `done()` holds, polling, bounded by [`DEADLINE`].
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -161,11 +172,14 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 /// The tasks each killed worker left unfinished, and how long until all of them had ended
-/// SUCCESSFUL through other workers (the time to recover).
+/// SUCCESSFUL through other workers (the time to recover; kills that left nothing unfinished
+/// have none).
 #[derive(Default)]
 pub struct Recovery {
     pending: Vec<(Instant, Vec<String>)>,
-    /// Time to recover, per kill.
+    /// Workers killed.
+    pub kills: usize,
+    /// Time to recover, per kill that left tasks unfinished.
     pub times: Vec<Duration>,
     /// Tasks left unfinished by killed workers (started but not recorded as done).
     pub orphans: usize,
@@ -174,8 +188,12 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    /// After killing `pid`: note the tasks of `ids` it ran last that are not SUCCESSFUL.
-    pub fn killed(&mut self, env: &Env, pid: u32, ids: &[String]) {
+    /// SIGKILL worker `victim` of `pool` (replaced at once), then note the tasks of `ids` it ran
+    /// last that are not SUCCESSFUL.
+    pub fn kill(&mut self, env: &Env, pool: &mut Pool<'_>, victim: usize, ids: &[String]) {
+        let at = Instant::now();
+        let pid = pool.kill(victim);
+        self.kills += 1;
         let orphans: Vec<String> = Runs::read(env)
             .last_run_by(pid)
             .iter()
@@ -184,7 +202,9 @@ impl Recovery {
             .collect();
         self.orphans += orphans.len();
         self.most_at_once = self.most_at_once.max(orphans.len());
-        self.pending.push((Instant::now(), orphans));
+        if !orphans.is_empty() {
+            self.pending.push((at, orphans));
+        }
     }
 
     /// Close the kills whose orphans have all ended SUCCESSFUL.
