@@ -60,7 +60,6 @@ fn kill_9_storm_loses_nothing_and_duplicates_stay_within_the_in_flight_bound() {
         "{} duplicates > {bound} (kills × concurrency + leases lost)",
         runs.duplicates()
     );
-    assert!(recovery.most_at_once <= concurrency);
 }
 
 /// SIGTERM while 50 tasks run: they all finish, once, and the worker exits 0.

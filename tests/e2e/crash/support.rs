@@ -181,10 +181,9 @@ pub struct Recovery {
     pub kills: usize,
     /// Time to recover, per kill that left tasks unfinished.
     pub times: Vec<Duration>,
-    /// Tasks left unfinished by killed workers (started but not recorded as done).
+    /// Tasks left unfinished by killed workers (their latest run was by the killed process and
+    /// they were not SUCCESSFUL right after the kill).
     pub orphans: usize,
-    /// The most one kill left unfinished.
-    pub most_at_once: usize,
 }
 
 impl Recovery {
@@ -201,7 +200,6 @@ impl Recovery {
             .filter(|id| result(id).status() != TaskResultStatus::Successful)
             .collect();
         self.orphans += orphans.len();
-        self.most_at_once = self.most_at_once.max(orphans.len());
         if !orphans.is_empty() {
             self.pending.push((at, orphans));
         }
