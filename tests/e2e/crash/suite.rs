@@ -238,8 +238,8 @@ fn enqueued_in_a_transaction(n: usize) -> usize {
     n
 }
 
-/// 1,000 enqueues inside the application's transactions that roll back (or whose connection
-/// dies mid-transaction) leave nothing; the few committed ones are all there.
+/// 1,000 enqueues inside the application's transactions that roll back or are abandoned
+/// mid-way leave nothing; the few committed ones are all there.
 #[test]
 fn a_thousand_rolled_back_or_abandoned_transactional_enqueues_leave_nothing() {
     let mut rng = Rng::seeded("rollback", STORE);
@@ -259,7 +259,7 @@ fn a_thousand_rolled_back_or_abandoned_transactional_enqueues_leave_nothing() {
                 committed.push(insert.id);
             }
             1..=9 => {
-                app.run(&insert, Ending::ConnectionLost);
+                app.run(&insert, Ending::Abandoned);
                 abandoned += 1;
             }
             _ => {
@@ -273,7 +273,7 @@ fn a_thousand_rolled_back_or_abandoned_transactional_enqueues_leave_nothing() {
     committed.sort();
     Figures::new("rollback", STORE)
         .add("rolled_back", rolled_back)
-        .add("connection_lost", abandoned)
+        .add("abandoned", abandoned)
         .add("committed", committed.len())
         .add("visible", visible.len())
         .print();

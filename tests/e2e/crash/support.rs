@@ -469,15 +469,18 @@ pub enum Ending {
     Commit,
     /// ROLLBACK.
     Rollback,
-    /// The connection dies with the transaction open (closed on SQLite; terminated by the
-    /// server on PostgreSQL), as when the application crashes.
-    ConnectionLost,
+    /// Abandoned mid-way. PostgreSQL: the server terminates the session with the transaction
+    /// open, as when the application crashes. SQLite: the transaction is dropped without a
+    /// COMMIT or ROLLBACK (a `?` or a panic in the application); the connection is *not*
+    /// closed, because this process also holds the plugin's own SQLite library, and closing a
+    /// file in one copy of SQLite drops the POSIX locks the other holds on it.
+    Abandoned,
 }
 
 /// The application's own connection to the queue's database.
 pub enum App {
     /// A rusqlite connection to the store's file.
-    Sqlite(rusqlite::Connection, PathBuf),
+    Sqlite(rusqlite::Connection),
     /// A postgres client.
     Postgres(postgres::Client),
 }
@@ -488,7 +491,7 @@ impl App {
         match store {
             Store::Sqlite => {
                 let path = env.dir.path().join("tasks.db");
-                Self::Sqlite(rusqlite::Connection::open(&path).unwrap(), path)
+                Self::Sqlite(rusqlite::Connection::open(path).unwrap())
             }
             Store::Postgres => Self::Postgres(
                 postgres::Client::connect(crate::worker::env::POSTGRES_URL, postgres::NoTls)
@@ -500,8 +503,8 @@ impl App {
     /// Run `insert` in a transaction of the application's, ended as `ending` says.
     pub fn run(&mut self, insert: &TransactionalEnqueue, ending: Ending) {
         match self {
-            Self::Sqlite(conn, path) => {
-                let mut tx = conn.transaction().unwrap();
+            Self::Sqlite(conn) => {
+                let tx = conn.transaction().unwrap();
                 let params: Vec<rusqlite::types::Value> =
                     insert.params.iter().map(sqlite_value).collect();
                 tx.execute(&insert.sql, rusqlite::params_from_iter(params))
@@ -509,12 +512,7 @@ impl App {
                 match ending {
                     Ending::Commit => tx.commit().unwrap(),
                     Ending::Rollback => tx.rollback().unwrap(),
-                    Ending::ConnectionLost => {
-                        tx.set_drop_behavior(rusqlite::DropBehavior::Ignore);
-                        drop(tx);
-                        // Closing a connection with an open transaction rolls it back.
-                        *conn = rusqlite::Connection::open(&*path).unwrap();
-                    }
+                    Ending::Abandoned => drop(tx),
                 }
             }
             Self::Postgres(client) => {
@@ -526,7 +524,7 @@ impl App {
                 match ending {
                     Ending::Commit => tx.commit().unwrap(),
                     Ending::Rollback => tx.rollback().unwrap(),
-                    Ending::ConnectionLost => {
+                    Ending::Abandoned => {
                         let cut = tx.execute("SELECT pg_terminate_backend(pg_backend_pid())", &[]);
                         assert!(cut.is_err(), "the session survived its termination");
                         drop(tx);
