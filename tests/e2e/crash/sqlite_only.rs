@@ -2,7 +2,7 @@
 
 use super::support::*;
 use crate::worker::env::{Env, Store};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use taskhost::TaskResultStatus;
 
 #[test]
@@ -14,21 +14,8 @@ fn eight_workers_on_one_file_killed_mid_write_lose_nothing_and_never_fail_on_loc
     let ids = enqueue_work(&env, 0..tasks, 0);
     let started = Instant::now();
     let mut pool = Pool::start(&env, workers, &["--concurrency", "2", "--lease", "2"]);
-    env.wait_for_line(|l| l.starts_with("run "));
-    let mut next_kill = Instant::now();
-    let mut recovery = Recovery::default();
-    until_all_finished(
-        size(Duration::from_secs(120), Duration::from_secs(900)),
-        || {
-            recovery.check();
-            if Instant::now() >= next_kill {
-                recovery.kill(&env, &mut pool, rng.below(workers), &ids);
-                next_kill = Instant::now() + size(rng.millis(200, 800), rng.millis(500, 2_000));
-            }
-        },
-    );
+    let recovery = drain_with_kills(&env, &mut pool, &mut rng, &ids, (200, 800), (500, 2_000));
     let elapsed = started.elapsed();
-    recovery.check();
     let kills = recovery.kills;
     let logs = pool.logs();
     let locked_logged = logs.matches("database is locked").count();

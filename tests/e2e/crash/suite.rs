@@ -15,22 +15,15 @@ fn kill_9_storm_loses_nothing_and_duplicates_stay_within_the_in_flight_bound() {
     let ids = enqueue_work(&env, 0..tasks, 30);
     let started = Instant::now();
     let mut pool = Pool::start(&env, workers, &["--concurrency", "4", "--lease", "2"]);
-    // The first kill as soon as tasks run (so every run has at least one), then every few seconds.
-    env.wait_for_line(|l| l.starts_with("run "));
-    let mut next_kill = Instant::now();
-    let mut recovery = Recovery::default();
-    until_all_finished(
-        size(Duration::from_secs(120), Duration::from_secs(900)),
-        || {
-            recovery.check();
-            if Instant::now() >= next_kill {
-                recovery.kill(&env, &mut pool, rng.below(workers), &ids);
-                next_kill = Instant::now() + size(rng.millis(300, 1_000), rng.millis(1_000, 4_000));
-            }
-        },
+    let recovery = drain_with_kills(
+        &env,
+        &mut pool,
+        &mut rng,
+        &ids,
+        (300, 1_000),
+        (1_000, 4_000),
     );
     let elapsed = started.elapsed();
-    recovery.check();
     let leases_lost = leases_lost(&pool.logs());
     pool.stop();
     let runs = Runs::read(&env);

@@ -233,6 +233,35 @@ impl Recovery {
     }
 }
 
+/// Poll until every task has finished while SIGKILLing a random worker of `pool`: the first as
+/// soon as a task runs, then after a random pause in `every_ms` (CI) or `every_full_ms` (full
+/// size). Returns what the kills left unfinished and how long recovering took.
+pub fn drain_with_kills(
+    env: &Env,
+    pool: &mut Pool<'_>,
+    rng: &mut Rng,
+    ids: &[String],
+    every_ms: (u64, u64),
+    every_full_ms: (u64, u64),
+) -> Recovery {
+    let every = size(every_ms, every_full_ms);
+    env.wait_for_line(|l| l.starts_with("run "));
+    let mut next_kill = Instant::now();
+    let mut recovery = Recovery::default();
+    until_all_finished(
+        size(Duration::from_secs(120), Duration::from_secs(900)),
+        || {
+            recovery.check();
+            if Instant::now() >= next_kill {
+                recovery.kill(env, pool, rng.below(pool.workers.len()), ids);
+                next_kill = Instant::now() + rng.millis(every.0, every.1);
+            }
+        },
+    );
+    recovery.check();
+    recovery
+}
+
 /// The executions `crash_work` recorded: for each key, the processes that ran it, in order.
 pub struct Runs(HashMap<String, Vec<u32>>);
 
