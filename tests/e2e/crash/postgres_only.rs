@@ -59,6 +59,7 @@ fn drain_while_cut(
     let logs = pool.logs();
     let errors_logged = logs.matches("ERROR").count();
     let leases_lost = leases_lost(&logs);
+    let refused_retries = logs.matches("the store refused it").count();
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
@@ -72,6 +73,7 @@ fn drain_while_cut(
         .add("lost", lost)
         .add("duplicates", runs.duplicates())
         .add("leases_lost", leases_lost)
+        .add("refused_retries", refused_retries)
         .add("bound", bound)
         .add("worker_error_lines", errors_logged)
         .add("resume_max_ms", resumed.iter().max().unwrap_or(&0))

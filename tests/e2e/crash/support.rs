@@ -148,12 +148,14 @@ pub fn lost(ids: &[String], runs: &Runs) -> usize {
     lost
 }
 
-/// Tasks whose lease a *live* worker lost (it was too slow to renew, e.g. starved of CPU), by
-/// the workers' logs: the guarantee allows each of them one more execution too.
+/// Tasks whose lease a *live* worker lost (it was too slow to renew, e.g. starved of CPU, or
+/// cut off from the store), by the workers' logs — counting completions the store refused
+/// after a try whose reply was lost, which may be such a loss too: the guarantee allows each of
+/// them one more execution.
 pub fn leases_lost(logs: &str) -> usize {
     let ids: std::collections::HashSet<&str> = logs
         .lines()
-        .filter(|l| l.contains("lost its lease"))
+        .filter(|l| l.contains("lost its lease") || l.contains("the store refused it"))
         .filter_map(|l| l.split("Task id=").nth(1)?.split(':').next())
         .collect();
     ids.len()
