@@ -5,6 +5,7 @@ mod authoring;
 mod bad_plugins;
 mod cli;
 mod conformance;
+mod crash;
 mod custom_backend;
 mod limits;
 mod loading;

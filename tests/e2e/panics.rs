@@ -4,7 +4,7 @@ use serde_json::Map;
 use taskhost::{task_backends, Error};
 use taskhost_e2e::TestConfig;
 use taskhost_plugin_api::{
-    wire::{ClaimRequest, TaskDescription},
+    wire::{ClaimRequest, Completion, LeaseRequest, TaskDescription, TaskOutcome},
     ErrorKind,
 };
 
@@ -61,11 +61,40 @@ fn every_panicking_method_returns_an_error_and_the_process_lives() {
         lease_secs: 1.0,
     };
     assert_panic_error(backend.claim(&claim), "claim");
+    assert_panic_error(
+        backend.enqueue_many_json(vec![(description(), vec![]), (description(), vec![])]),
+        "enqueue_many",
+    );
+    let completion = Completion {
+        id: "x".into(),
+        worker_id: "w".into(),
+        lease_token: 1,
+        outcome: TaskOutcome::Successful {
+            return_value: serde_json::Value::Null,
+        },
+        retry_at: None,
+    };
+    assert_panic_error(backend.complete(&[completion]), "complete");
+    let leases = LeaseRequest {
+        worker_id: "w".into(),
+        leases: vec![("x".into(), 1)],
+        lease_secs: 1.0,
+    };
+    assert_panic_error(backend.renew_leases(&leases), "renew_leases");
+    assert_panic_error(backend.release(&leases), "release");
     // And again: nothing was poisoned by the first round.
     assert_panic_error(
         backend.enqueue_json(&description(), vec![], Map::new()),
         "enqueue",
     );
+    // `close` panics when the backend is dropped: caught too, and the plugin loads again.
+    drop(backend);
+    drop(_c);
+    let _c = TestConfig::new(
+        "[tasks.panicky]\nbackend = \"taskhost.fixtures.panicking.PanickingBackend\"\nqueues = []\n",
+    );
+    let again = task_backends().get("panicky").unwrap();
+    assert_panic_error(again.check(), "check");
 }
 
 #[test]

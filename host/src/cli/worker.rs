@@ -99,7 +99,7 @@ pub fn run(args: &WorkerArgs) -> bool {
             return false;
         }
     };
-    runtime.block_on(async {
+    let ran = runtime.block_on(async {
         let worker = match Worker::new(options) {
             Ok(w) => w,
             Err(e) => {
@@ -127,5 +127,10 @@ pub fn run(args: &WorkerArgs) -> bool {
                 false
             }
         }
-    })
+    });
+    // Sync tasks cannot be cancelled: after a forced stop (their tasks released) or a timeout
+    // (their tasks failed) their threads may still run. Dropping the runtime would wait for
+    // them; exit without waiting instead.
+    runtime.shutdown_background();
+    ran
 }

@@ -143,6 +143,8 @@ impl Executor {
         let backend = Arc::clone(&self.backend);
         let id = completion.id.clone();
         let mut delay = Duration::from_millis(50);
+        // Whether an earlier try failed: its write may have been applied with only the reply lost.
+        let mut unconfirmed = false;
         // Bounded: if the store stays unreachable, the lease expires and the task is rescued
         // and run again (at-least-once), rather than this worker holding it forever.
         for _ in 0..10 {
@@ -152,7 +154,13 @@ impl Executor {
             match result {
                 Ok(Ok(acks)) => {
                     let applied = acks.iter().any(|a| a.id == id && a.applied);
-                    if !applied {
+                    if !applied && unconfirmed {
+                        tracing::warn!(
+                            target: "taskhost",
+                            "Task id={id}: worker '{}' retried recording its result and the store refused it: an earlier try whose reply was lost was applied, or the lease was lost meanwhile",
+                            self.worker_id
+                        );
+                    } else if !applied {
                         tracing::warn!(
                             target: "taskhost",
                             "Task id={id}: worker '{}' lost its lease before finishing; its result was discarded",
@@ -162,6 +170,7 @@ impl Executor {
                     return applied;
                 }
                 Ok(Err(e)) => {
+                    unconfirmed = true;
                     tracing::error!(target: "taskhost", "Task id={id}: recording the result failed, retrying in {delay:?}: {e}");
                 }
                 Err(e) => {

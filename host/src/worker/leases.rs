@@ -35,6 +35,16 @@ impl Leases {
         self.held.lock().remove(id);
     }
 
+    /// Stop holding `id` if it is still held under `token`; returns whether it was.
+    fn drop_if_held(&self, id: &str, token: Option<i64>) -> bool {
+        let mut held = self.held.lock();
+        let still = token.is_some() && held.get(id).copied() == token;
+        if still {
+            held.remove(id);
+        }
+        still
+    }
+
     fn request(&self) -> LeaseRequest {
         LeaseRequest {
             worker_id: self.worker_id.clone(),
@@ -61,16 +71,21 @@ impl Leases {
                 if request.leases.is_empty() {
                     continue;
                 }
+                let sent: HashMap<String, i64> = request.leases.iter().cloned().collect();
                 let backend = Arc::clone(&leases.backend);
                 match tokio::task::spawn_blocking(move || backend.renew_leases(&request)).await {
                     Ok(Ok(lost)) => {
                         for id in lost {
+                            // A task that finished while the renewal ran is no longer held (or
+                            // is held again under a new token): it was not lost.
+                            if !leases.drop_if_held(&id, sent.get(&id).copied()) {
+                                continue;
+                            }
                             tracing::warn!(
                                 target: "taskhost",
                                 "Task id={id}: worker '{}' lost its lease (the task was rescued by the store)",
                                 leases.worker_id
                             );
-                            leases.drop_lease(&id);
                         }
                     }
                     Ok(Err(e)) => {

@@ -1,7 +1,7 @@
 //! The Worker against the database backend, through real worker processes
 //! (`tests/worker-app`) and the real plugin file: the same suite on SQLite and PostgreSQL.
 
-mod env;
+pub(crate) mod env;
 mod postgres_only;
 mod transactional;
 

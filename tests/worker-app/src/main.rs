@@ -88,6 +88,18 @@ async fn too_slow(key: String) -> String {
     key
 }
 
+/// The crash suite's unit of work: records `run <key> <pid>`, sleeps `ms` milliseconds, records
+/// `done <key> <pid>`, and returns this process's id (so a test can tell which worker's result
+/// was stored). Counting `run` lines counts executions, across processes.
+#[task]
+fn crash_work(key: String, ms: u64) -> u32 {
+    let pid = std::process::id();
+    record(&format!("run {key} {pid}"));
+    std::thread::sleep(Duration::from_millis(ms));
+    record(&format!("done {key} {pid}"));
+    pid
+}
+
 /// Ends the whole process (a poison task).
 #[task(max_attempts = 2)]
 fn abort_process(key: String) {

@@ -1,0 +1,277 @@
+// The crash scenarios run on both databases; `include!`d once per database by `crash_suite!`
+// (mod.rs), with `STORE` and the support helpers in scope.
+
+use crate::worker::env::{output_text, wait_for_file_line, wait_with_deadline};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use taskhost::{task, TaskResultStatus};
+
+/// kill -9 of a random worker every few seconds while 4 workers drain the queue.
+#[test]
+fn kill_9_storm_loses_nothing_and_duplicates_stay_within_the_in_flight_bound() {
+    let mut rng = Rng::seeded("kill9_storm", STORE);
+    let (tasks, workers, concurrency) = (size(800, 10_000), 4, 4);
+    let env = Env::new(STORE, "max_attempts = 100");
+    let ids = enqueue_work(&env, 0..tasks, 30);
+    let started = Instant::now();
+    let mut pool = Pool::start(&env, workers, &["--concurrency", "4", "--lease", "2"]);
+    let recovery = drain_with_kills(
+        &env,
+        &mut pool,
+        &mut rng,
+        &ids,
+        (300, 1_000),
+        (1_000, 4_000),
+    );
+    let elapsed = started.elapsed();
+    let leases_lost = leases_lost(&pool.logs());
+    pool.stop();
+    let runs = Runs::read(&env);
+    let lost = lost(&ids, &runs);
+    let kills = recovery.kills;
+    let bound = kills * concurrency + leases_lost;
+    Figures::new("kill9_storm", STORE)
+        .add("tasks", tasks)
+        .add("workers", workers)
+        .add("concurrency", concurrency)
+        .add("lease_s", 2)
+        .add("kills", kills)
+        .add("lost", lost)
+        .add("executions", runs.executions())
+        .add("duplicates", runs.duplicates())
+        .add("unfinished_at_kills", recovery.orphans)
+        .add("leases_lost", leases_lost)
+        .add("bound", bound)
+        .add("recover_mean_ms", recovery.mean_ms())
+        .add("recover_max_ms", recovery.max_ms())
+        .add("elapsed_s", elapsed.as_secs())
+        .print();
+    assert_eq!(lost, 0);
+    assert!(kills >= 1);
+    assert!(
+        runs.duplicates() <= bound,
+        "{} duplicates > {bound} (kills × concurrency + leases lost)",
+        runs.duplicates()
+    );
+}
+
+/// SIGTERM while 50 tasks run: they all finish, once, and the worker exits 0.
+#[test]
+fn sigterm_while_50_tasks_run_lets_them_finish_once_and_exits_0() {
+    let env = Env::new(STORE, "");
+    let ids = enqueue_work(&env, 0..50, 2_000);
+    let (worker, _) = spawn_logged(&env, "worker", &["--concurrency", "50"]);
+    wait_until("50 tasks running", || Runs::read(&env).executions() == 50);
+    let signalled = Instant::now();
+    signal(worker.id(), "TERM");
+    let out = wait_with_deadline(worker);
+    let stop = signalled.elapsed();
+    let runs = Runs::read(&env);
+    let lost = lost(&ids, &runs);
+    Figures::new("sigterm_graceful", STORE)
+        .add("tasks", 50)
+        .add("task_ms", 2_000)
+        .add("grace_period_s", 30)
+        .add("signal_to_exit_ms", ms(stop))
+        .add("lost", lost)
+        .add("duplicates", runs.duplicates())
+        .print();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!((lost, runs.duplicates()), (0, 0));
+    let done = env
+        .log_lines()
+        .iter()
+        .filter(|l| l.starts_with("done "))
+        .count();
+    assert_eq!(done, 50);
+    assert!(ids.iter().all(|id| result(id).attempts() == 1));
+}
+
+/// A second SIGTERM stops at once: every running task is handed back, none stays RUNNING.
+#[test]
+fn a_second_sigterm_stops_at_once_and_hands_back_all_50_running_tasks() {
+    let env = Env::new(STORE, "");
+    // Sync tasks that would sleep for 10 minutes: the process must not wait for their threads.
+    let ids = enqueue_work(&env, 0..50, 600_000);
+    let (worker, log) = spawn_logged(&env, "worker", &["--concurrency", "50"]);
+    wait_until("50 tasks running", || Runs::read(&env).executions() == 50);
+    signal(worker.id(), "TERM");
+    wait_for_file_line(&log, |l| l.contains("shutting down gracefully"));
+    let forced = Instant::now();
+    signal(worker.id(), "TERM");
+    let out = wait_with_deadline(worker);
+    let stop = forced.elapsed();
+    let released = ids
+        .iter()
+        .filter(|id| {
+            let r = result(id);
+            r.status() == TaskResultStatus::Ready && r.attempts() == 0
+        })
+        .count();
+    let counts = status_counts();
+    Figures::new("sigterm_forced", STORE)
+        .add("tasks", 50)
+        .add("second_signal_to_exit_ms", ms(stop))
+        .add("released", released)
+        .add(
+            "running_after",
+            counts.get(&TaskResultStatus::Running).unwrap_or(&0),
+        )
+        .print();
+    let printed = std::fs::read_to_string(&log).unwrap();
+    assert!(out.status.success(), "{printed}");
+    assert_eq!(released, 50, "{counts:?}\n{printed}");
+    assert!(printed.contains("50 released"), "{printed}");
+}
+
+/// A worker paused past its lease; another rescues and finishes the task; the paused one's late
+/// completion is refused by the fencing token.
+#[test]
+fn a_paused_workers_late_write_after_a_rescue_changes_nothing() {
+    let env = Env::new(STORE, "max_attempts = 3");
+    let id = env.enqueue("crash_work", json!(["k", 3_000]));
+    let (paused, paused_log) = spawn_logged(&env, "paused", &["--lease", "1"]);
+    let paused_pid = paused.id();
+    env.wait_for_line(|l| l == format!("run k {paused_pid}"));
+    signal(paused_pid, "STOP");
+    let stopped = Instant::now();
+    let (rescuer, _) = spawn_logged(&env, "rescuer", &["--lease", "1", "--max-tasks", "1"]);
+    let rescuer_pid = rescuer.id();
+    let out = wait_with_deadline(rescuer);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let rescued = result(&id);
+    let takeover = stopped.elapsed();
+    signal(paused_pid, "CONT");
+    wait_for_file_line(&paused_log, |l| l.contains("its result was discarded"));
+    let after = result(&id);
+    signal(paused_pid, "TERM");
+    let out = wait_with_deadline(paused);
+    Figures::new("sigstop_fencing", STORE)
+        .add("lease_s", 1)
+        .add("paused_to_rescued_ms", ms(takeover))
+        .add("late_write_applied", after.data() != rescued.data())
+        .print();
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(rescued.status(), TaskResultStatus::Successful);
+    assert_eq!(rescued.attempts(), 2);
+    assert_eq!(rescued.raw_return_value(), Some(&json!(rescuer_pid)));
+    assert_eq!(
+        rescued.errors()[0].exception_class_path,
+        "taskhost::WorkerLost"
+    );
+    assert!(env.log_lines().contains(&format!("done k {paused_pid}")));
+    assert_eq!(
+        after.data(),
+        rescued.data(),
+        "the late write changed the result"
+    );
+}
+
+/// A task that aborts its worker process: FAILED after its max attempts, the rest run.
+#[test]
+fn a_poison_task_fails_after_max_attempts_and_the_other_tasks_flow() {
+    let mut rng = Rng::seeded("poison", STORE);
+    let (others, concurrency) = (size(100, 1_000), 2);
+    let env = Env::new(STORE, "max_attempts = 5");
+    let at = rng.below(others);
+    let mut ids = enqueue_work(&env, 0..at, 10);
+    let poison = env.enqueue("abort_process", json!(["poison"]));
+    ids.extend(enqueue_work(&env, at..others, 10));
+    let started = Instant::now();
+    let mut pool = Pool::start(&env, 2, &["--concurrency", "2", "--lease", "1"]);
+    let (mut crashes, mut failed_after) = (0, None);
+    until_all_finished(
+        size(Duration::from_secs(120), Duration::from_secs(600)),
+        || {
+            crashes += pool.replace_exited();
+            if failed_after.is_none() && result(&poison).status() == TaskResultStatus::Failed {
+                failed_after = Some(started.elapsed());
+            }
+        },
+    );
+    let bound = crashes * concurrency + leases_lost(&pool.logs());
+    pool.stop();
+    let runs = Runs::read(&env);
+    let lost = lost(&ids, &runs);
+    let aborts = env
+        .log_lines()
+        .iter()
+        .filter(|l| l.starts_with("abort "))
+        .count();
+    let failed = result(&poison);
+    Figures::new("poison", STORE)
+        .add("tasks", others + 1)
+        .add("poison_position", at)
+        .add("crashes", crashes)
+        .add("poison_attempts", failed.attempts())
+        .add("poison_failed_after_ms", failed_after.map_or(0, ms))
+        .add("lost", lost)
+        .add("duplicates", runs.duplicates())
+        .add("bound", bound)
+        .print();
+    assert_eq!(failed.status(), TaskResultStatus::Failed);
+    assert_eq!((failed.attempts(), aborts, crashes), (2, 2, 2));
+    let errors = failed.errors();
+    assert!(errors
+        .iter()
+        .all(|e| e.exception_class_path == "taskhost::WorkerLost"));
+    assert!(
+        errors[1]
+            .traceback
+            .contains("Attempt 2 of 2: no attempts are left, so it FAILED"),
+        "{errors:?}"
+    );
+    assert_eq!(lost, 0);
+    assert!(runs.duplicates() <= bound);
+}
+
+/// The task the rollback scenario enqueues on the application's own connection.
+#[task]
+fn enqueued_in_a_transaction(n: usize) -> usize {
+    n
+}
+
+/// 1,000 enqueues inside the application's transactions that roll back or are abandoned
+/// mid-way leave nothing; the few committed ones are all there.
+#[test]
+fn a_thousand_rolled_back_or_abandoned_transactional_enqueues_leave_nothing() {
+    let mut rng = Rng::seeded("rollback", STORE);
+    let env = Env::new(STORE, "");
+    taskhost::default_task_backend().unwrap().check().unwrap();
+    let mut app = App::connect(STORE, &env);
+    let (mut rolled_back, mut abandoned, mut committed) = (0, 0, Vec::new());
+    let mut n = 0;
+    while rolled_back + abandoned < 1_000 {
+        let insert = enqueued_in_a_transaction
+            .transactional_enqueue((n,))
+            .unwrap();
+        n += 1;
+        match rng.below(50) {
+            0 => {
+                app.run(&insert, Ending::Commit);
+                committed.push(insert.id);
+            }
+            1..=9 => {
+                app.run(&insert, Ending::Abandoned);
+                abandoned += 1;
+            }
+            _ => {
+                app.run(&insert, Ending::Rollback);
+                rolled_back += 1;
+            }
+        }
+    }
+    let mut visible: Vec<String> = results().iter().map(|r| r.id().to_string()).collect();
+    visible.sort();
+    committed.sort();
+    Figures::new("rollback", STORE)
+        .add("rolled_back", rolled_back)
+        .add("abandoned", abandoned)
+        .add("committed", committed.len())
+        .add("visible", visible.len())
+        .print();
+    assert_eq!(
+        visible, committed,
+        "exactly the committed enqueues are visible"
+    );
+}
