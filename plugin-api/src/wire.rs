@@ -8,7 +8,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 
+mod decode;
+mod encode;
 pub mod timestamp;
+
+pub use encode::enqueue_request_json;
 
 /// The status of a task result — exactly Django's four.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -445,7 +449,9 @@ mod tests {
     /// Decodes `text` as every ABI type; only `Ok`/`Err` may come back (a panic fails the test).
     fn decode_all(text: &str) {
         let _ = serde_json::from_str::<TaskResultData>(text);
+        let _ = TaskResultData::from_json(text);
         let _ = serde_json::from_str::<EnqueueRequest>(text);
+        let _ = EnqueueRequest::from_json(text);
         let _ = serde_json::from_str::<Vec<EnqueueRequest>>(text);
         let _ = serde_json::from_str::<ClaimRequest>(text);
         let _ = serde_json::from_str::<Completion>(text);

@@ -11,10 +11,10 @@ use serde::{de, Deserializer, Serializer};
 use std::fmt;
 
 /// The longest text of the fast form: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
-const MAX_LEN: usize = 30;
+pub(super) const MAX_LEN: usize = 30;
 
 /// `time` as chrono writes it, into `buf`; `None` for what the fast form does not cover.
-fn format_fast(time: &DateTime<Utc>, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
+pub(super) fn format_fast(time: &DateTime<Utc>, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
     let naive = time.naive_utc();
     let year = naive.year();
     let nano = naive.nanosecond();
