@@ -40,20 +40,10 @@ where
         let req: Req =
             serde_json::from_str(request).map_err(|e| PluginError::invalid_request(what, e))?;
         let resp = body(req)?;
-        encode_json(format_args!("{what} response"), &resp).map(RString::from)
+        serde_json::to_string(&resp)
+            .map(RString::from)
+            .map_err(|e| PluginError::other(format!("could not encode the {what} response: {e}")))
     })
-}
-
-/// Encode `value` as JSON into a buffer sized for a task result, so a typical one is written
-/// without growing it. `what` names it in the error.
-fn encode_json<T: Serialize + ?Sized>(
-    what: impl std::fmt::Display,
-    value: &T,
-) -> Result<String, PluginError> {
-    let mut out = Vec::with_capacity(512);
-    serde_json::to_writer(&mut out, value)
-        .map_err(|e| PluginError::other(format!("could not encode the {what}: {e}")))?;
-    String::from_utf8(out).map_err(|e| PluginError::other(format!("{what} is not UTF-8: {e}")))
 }
 
 /// The message of a panic payload (`&str` or `String`), or a placeholder.
