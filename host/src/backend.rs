@@ -15,8 +15,8 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use taskhost_plugin_api::wire::{
-    BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
-    EnqueueRequest, LeaseRequest, TaskDescription, TaskResultData,
+    enqueue_request_json, BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion,
+    CompletionAck, EnqueueRequest, LeaseRequest, TaskDescription, TaskResultData,
 };
 use taskhost_plugin_api::{ops, BackendBox, Capabilities, ErrorKind, PluginError};
 
@@ -160,9 +160,9 @@ impl Backend {
     ) -> Result<TaskResult> {
         let request = self.prepare(task, args)?;
         if self.config.enqueue_on_commit && in_atomic_block() {
-            return Ok(self.defer_to_commit(request));
+            return Ok(self.defer_to_commit(request.into_owned()));
         }
-        self.submit(&request)
+        self.submit(&request.to_json())
     }
 
     /// The async form of [`Backend::enqueue`]; the plugin call runs on tokio's blocking pool.
@@ -171,12 +171,12 @@ impl Backend {
         task: &TaskDescription,
         args: &A,
     ) -> Result<TaskResult> {
-        let request = self.prepare(task, args)?;
+        let request = self.prepare(task, args)?.into_owned();
         if self.config.enqueue_on_commit && in_atomic_block() {
             return Ok(self.defer_to_commit(request));
         }
         let backend = Arc::clone(self);
-        blocking(move || backend.submit(&request)).await
+        blocking(move || backend.submit(&request.to_json())).await
     }
 
     /// Enqueue already-encoded arguments (for producers that hold JSON, e.g. bridges and CLIs).
@@ -197,7 +197,7 @@ impl Backend {
         if self.config.enqueue_on_commit && in_atomic_block() {
             return Ok(self.defer_to_commit(request));
         }
-        self.submit(&request)
+        self.submit(&request.to_json())
     }
 
     /// Enqueue many runs at once — one call into the plugin, one transaction in a database
@@ -254,19 +254,21 @@ impl Backend {
         }
     }
 
-    fn prepare<A: Serialize + ?Sized>(
+    /// Validate `task`, encode and check `args`, assign the id; the task stays borrowed.
+    fn prepare<'a, A: Serialize + ?Sized>(
         &self,
-        task: &TaskDescription,
+        task: &'a TaskDescription,
         args: &A,
-    ) -> Result<EnqueueRequest> {
+    ) -> Result<PreparedRequest<'a>> {
         self.validate_task(task)?;
         let args = Self::encode_args(args)?;
-        self.check_payload(&args, &Map::new())?;
-        Ok(EnqueueRequest {
+        let kwargs = Map::new();
+        self.check_payload(&args, &kwargs)?;
+        Ok(PreparedRequest {
             id: new_result_id(),
-            task: task.clone(),
+            task,
             args,
-            kwargs: Map::new(),
+            kwargs,
         })
     }
 
@@ -291,7 +293,7 @@ impl Backend {
         let pending = TaskResultData::ready(request.clone(), &self.alias);
         let backend = Arc::clone(self);
         on_commit(move || {
-            if let Err(e) = backend.submit(&request) {
+            if let Err(e) = backend.submit(&request.to_json()) {
                 tracing::error!(
                     target: "taskhost",
                     "Task id={} path={} could not be enqueued at commit: {e}",
@@ -303,8 +305,10 @@ impl Backend {
         TaskResult::from_data(pending)
     }
 
-    fn submit(&self, request: &EnqueueRequest) -> Result<TaskResult> {
-        let data: TaskResultData = self.call_json(request, |b, json| b.enqueue(json))?;
+    /// Hand one encoded [`EnqueueRequest`] to the plugin.
+    fn submit(&self, request: &str) -> Result<TaskResult> {
+        let response = self.check_plugin(self.inner.enqueue(RStr::from_str(request)))?;
+        let data = self.decode_result(response.as_str())?;
         Ok(TaskResult::from_data(data))
     }
 
@@ -312,7 +316,7 @@ impl Backend {
     /// `NotSupported` on a backend that cannot retrieve results.
     pub fn get_result(&self, id: &str) -> Result<TaskResult> {
         let json = self.check_plugin(self.inner.get_result(RStr::from_str(id)))?;
-        let data: TaskResultData = self.decode(&json)?;
+        let data = self.decode_result(json.as_str())?;
         Ok(TaskResult::from_data(data))
     }
 
@@ -337,7 +341,7 @@ impl Backend {
     /// The backend's health checks (`[]` when all is well).
     pub fn check(&self) -> Result<Vec<CheckMessage>> {
         let json = self.check_plugin(self.inner.check())?;
-        self.decode(&json)
+        self.decode(json.as_str())
     }
 
     /// Call an extension operation with a JSON-encodable request, decoding the response.
@@ -383,21 +387,30 @@ impl Backend {
             )
         })?;
         let response = self.check_plugin(call(&self.inner, RStr::from_str(&json)))?;
-        self.decode(&response)
+        self.decode(response.as_str())
     }
 
     fn decode<T: DeserializeOwned>(&self, json: &str) -> Result<T> {
-        serde_json::from_str(json).map_err(|e| {
-            self.backend_error(
-                ErrorKind::INVALID_REQUEST,
-                format!("the plugin returned an unreadable response: {e}"),
-            )
-        })
+        serde_json::from_str(json).map_err(|e| self.unreadable(e))
     }
 
-    fn check_plugin(&self, result: RResult<RString, PluginError>) -> Result<String> {
+    /// [`Self::decode`] for the one task result of `enqueue` and `get_result`, on the fast path.
+    fn decode_result(&self, json: &str) -> Result<TaskResultData> {
+        TaskResultData::from_json(json).map_err(|e| self.unreadable(e))
+    }
+
+    fn unreadable(&self, e: serde_json::Error) -> Error {
+        self.backend_error(
+            ErrorKind::INVALID_REQUEST,
+            format!("the plugin returned an unreadable response: {e}"),
+        )
+    }
+
+    /// The plugin's JSON (read in place: never copied into a `String`), or its error mapped
+    /// onto Django's exceptions.
+    fn check_plugin(&self, result: RResult<RString, PluginError>) -> Result<RString> {
         match result {
-            RResult::ROk(json) => Ok(json.into_string()),
+            RResult::ROk(json) => Ok(json),
             RResult::RErr(e) => Err(match e.kind {
                 ErrorKind::RESULT_DOES_NOT_EXIST => {
                     Error::TaskResultDoesNotExist(e.message.into_string())
@@ -453,8 +466,41 @@ fn json_size<T: Serialize + ?Sized>(value: &T) -> usize {
 }
 
 /// A new result id: a UUID v7 (time-ordered), as a string.
+///
+/// Its 74 random bits come from `rand`'s thread-local ChaCha generator (uuid's `fast-rng`),
+/// seeded from the OS and reseeded periodically — a CSPRNG, so ids stay as unguessable as with a
+/// `getrandom` syscall per id, without the syscall.
 pub fn new_result_id() -> String {
-    uuid::Uuid::now_v7().to_string()
+    let mut buf = uuid::Uuid::encode_buffer();
+    uuid::Uuid::now_v7()
+        .hyphenated()
+        .encode_lower(&mut buf)
+        .to_owned()
+}
+
+/// An [`EnqueueRequest`] whose task is borrowed from the caller, so an enqueue does not copy it.
+struct PreparedRequest<'a> {
+    id: String,
+    task: &'a TaskDescription,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+}
+
+impl PreparedRequest<'_> {
+    /// The same JSON as the owned request's.
+    fn to_json(&self) -> String {
+        enqueue_request_json(&self.id, self.task, &self.args, &self.kwargs)
+    }
+
+    /// The owned request (to keep until a commit, or to move to another thread).
+    fn into_owned(self) -> EnqueueRequest {
+        EnqueueRequest {
+            id: self.id,
+            task: self.task.clone(),
+            args: self.args,
+            kwargs: self.kwargs,
+        }
+    }
 }
 
 /// Run a blocking plugin call on tokio's blocking pool (or inline outside a runtime), with the
@@ -476,5 +522,50 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
             }),
         },
         Err(_) => f(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_prepared_request_encodes_as_the_owned_request() {
+        let task = TaskDescription {
+            path: "app::tasks::send".into(),
+            priority: 3,
+            queue_name: "emails".into(),
+            backend: "default".into(),
+            run_after: Some(chrono::DateTime::from_timestamp(1_700_000_000, 5_000).unwrap()),
+            takes_context: true,
+            is_async: false,
+            max_attempts: Some(2),
+            timeout_secs: None,
+        };
+        let prepared = PreparedRequest {
+            id: new_result_id(),
+            task: &task,
+            args: vec![Value::from(1), Value::from("two \"quoted\"")],
+            kwargs: Map::new(),
+        };
+        let borrowed = prepared.to_json();
+        let owned = prepared.into_owned();
+        assert_eq!(borrowed, serde_json::to_string(&owned).unwrap());
+        assert_eq!(
+            serde_json::from_str::<EnqueueRequest>(&borrowed).unwrap(),
+            owned
+        );
+    }
+
+    #[test]
+    fn result_ids_are_distinct_hyphenated_v7_uuids() {
+        let ids: Vec<String> = (0..1000).map(|_| new_result_id()).collect();
+        for id in &ids {
+            let parsed = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(parsed.get_version_num(), 7);
+            assert_eq!(*id, parsed.hyphenated().to_string());
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
     }
 }

@@ -43,7 +43,7 @@ impl HostCallbacks {
     }
 
     fn run(&self, task_result: &str) -> Result<RString, PluginError> {
-        let data: TaskResultData = serde_json::from_str(task_result)
+        let data = TaskResultData::from_json(task_result)
             .map_err(|e| PluginError::invalid_request("run_task", e))?;
         let Some(definition) = find_task(&data.task.path) else {
             return Err(PluginError::new(

@@ -10,7 +10,7 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use taskhost_plugin_api::wire::TaskDescription;
 
 /// Overrides for [`Task::using`]: each option left `None` keeps the task's current value (so, as
@@ -69,6 +69,8 @@ pub struct Task<A, R> {
     queue_name: Cow<'static, str>,
     backend: Cow<'static, str>,
     run_after: Option<DateTime<Utc>>,
+    /// [`Task::description`], built on first use (the fields above never change).
+    description: OnceLock<TaskDescription>,
     _signature: PhantomData<fn(A) -> R>,
 }
 
@@ -81,6 +83,7 @@ impl<A, R> Task<A, R> {
             queue_name: Cow::Borrowed(definition.queue_name),
             backend: Cow::Borrowed(definition.backend),
             run_after: None,
+            description: OnceLock::new(),
             _signature: PhantomData,
         }
     }
@@ -132,7 +135,12 @@ impl<A, R> Task<A, R> {
 
     /// The task as sent to backends.
     pub fn description(&self) -> TaskDescription {
-        TaskDescription {
+        self.cached_description().clone()
+    }
+
+    /// The task as sent to backends, built once per `Task` value.
+    fn cached_description(&self) -> &TaskDescription {
+        self.description.get_or_init(|| TaskDescription {
             path: self.definition.path.to_string(),
             priority: self.priority,
             queue_name: self.queue_name.to_string(),
@@ -142,7 +150,7 @@ impl<A, R> Task<A, R> {
             is_async: self.definition.is_async(),
             max_attempts: self.definition.max_attempts,
             timeout_secs: self.definition.timeout_secs,
-        }
+        })
     }
 
     /// The backend this task is enqueued on, resolved now (never stored).
@@ -152,7 +160,7 @@ impl<A, R> Task<A, R> {
 
     /// Check the task against its backend (Django's `validate_task`, in Django's order).
     pub fn validate(&self) -> Result<()> {
-        self.get_backend()?.validate_task(&self.description())
+        self.get_backend()?.validate_task(self.cached_description())
     }
 
     /// A copy with `options` applied, validated against its (possibly new) backend; `self` is
@@ -170,6 +178,7 @@ impl<A, R> Task<A, R> {
                 .map(Cow::Owned)
                 .unwrap_or_else(|| self.backend.clone()),
             run_after: options.run_after.or(self.run_after),
+            description: OnceLock::new(),
             _signature: PhantomData,
         };
         copy.validate()?;
@@ -205,7 +214,7 @@ impl<A: Serialize, R> Task<A, R> {
     /// calls this). Validates again first: the config may have changed since construction.
     pub fn enqueue_args(&self, args: A) -> Result<TaskResult<R>> {
         let backend = self.get_backend()?;
-        let result = backend.enqueue(&self.description(), &args)?;
+        let result = backend.enqueue(self.cached_description(), &args)?;
         Ok(result.cast())
     }
 
@@ -213,7 +222,7 @@ impl<A: Serialize, R> Task<A, R> {
     /// database backend): for producers that enqueue thousands at once.
     pub fn enqueue_many(&self, runs: impl IntoIterator<Item = A>) -> Result<Vec<TaskResult<R>>> {
         let backend = self.get_backend()?;
-        let description = self.description();
+        let description = self.cached_description();
         let items = runs
             .into_iter()
             .map(|args| Ok((description.clone(), Backend::encode_args(&args)?)))
@@ -225,7 +234,7 @@ impl<A: Serialize, R> Task<A, R> {
     /// The async form of [`Task::enqueue_args`].
     pub async fn aenqueue_args(&self, args: A) -> Result<TaskResult<R>> {
         let backend = self.get_backend()?;
-        let result = backend.aenqueue(&self.description(), &args).await?;
+        let result = backend.aenqueue(self.cached_description(), &args).await?;
         Ok(result.cast())
     }
 }
@@ -238,6 +247,7 @@ impl<A, R> Clone for Task<A, R> {
             queue_name: self.queue_name.clone(),
             backend: self.backend.clone(),
             run_after: self.run_after,
+            description: self.description.clone(),
             _signature: PhantomData,
         }
     }

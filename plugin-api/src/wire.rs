@@ -8,6 +8,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 
+mod decode;
+mod encode;
+pub mod timestamp;
+
+pub use encode::enqueue_request_json;
+
 /// The status of a task result — exactly Django's four.
 #[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -84,7 +90,7 @@ pub struct TaskDescription {
     /// The backend alias it was enqueued on.
     pub backend: String,
     /// Earliest time to run it, if deferred.
-    #[serde(default)]
+    #[serde(default, with = "timestamp")]
     pub run_after: Option<DateTime<Utc>>,
     /// Whether the function takes a `TaskContext` first.
     #[serde(default)]
@@ -110,16 +116,16 @@ pub struct TaskResultData {
     /// Where the run stands.
     pub status: TaskResultStatus,
     /// When it was stored.
-    #[serde(default)]
+    #[serde(default, with = "timestamp")]
     pub enqueued_at: Option<DateTime<Utc>>,
     /// When the latest attempt started.
-    #[serde(default)]
+    #[serde(default, with = "timestamp")]
     pub started_at: Option<DateTime<Utc>>,
     /// When it finished (FAILED or SUCCESSFUL).
-    #[serde(default)]
+    #[serde(default, with = "timestamp")]
     pub finished_at: Option<DateTime<Utc>>,
     /// When an attempt was last made.
-    #[serde(default)]
+    #[serde(default, with = "timestamp")]
     pub last_attempted_at: Option<DateTime<Utc>>,
     /// Positional arguments, as JSON.
     #[serde(default)]
@@ -263,7 +269,7 @@ pub struct Completion {
     /// How it ended.
     pub outcome: TaskOutcome,
     /// For a failure that will be retried: when to run it again (status goes back to READY).
-    #[serde(default)]
+    #[serde(default, with = "timestamp")]
     pub retry_at: Option<DateTime<Utc>>,
 }
 
@@ -316,7 +322,7 @@ pub struct QueueStats {
     /// How many results.
     pub count: u64,
     /// For READY: when the oldest ready task was enqueued.
-    #[serde(default)]
+    #[serde(default, with = "timestamp")]
     pub oldest_enqueued_at: Option<DateTime<Utc>>,
 }
 
@@ -324,9 +330,10 @@ pub struct QueueStats {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Debug, Default)]
 pub struct PruneRequest {
     /// Delete results finished before this time.
+    #[serde(default, with = "timestamp")]
     pub finished_before: Option<DateTime<Utc>>,
     /// For FAILED results, this cut-off instead (when set).
-    #[serde(default)]
+    #[serde(default, with = "timestamp")]
     pub failed_finished_before: Option<DateTime<Utc>>,
     /// Only these statuses (FAILED and/or SUCCESSFUL); empty = both.
     #[serde(default)]
@@ -442,7 +449,9 @@ mod tests {
     /// Decodes `text` as every ABI type; only `Ok`/`Err` may come back (a panic fails the test).
     fn decode_all(text: &str) {
         let _ = serde_json::from_str::<TaskResultData>(text);
+        let _ = TaskResultData::from_json(text);
         let _ = serde_json::from_str::<EnqueueRequest>(text);
+        let _ = EnqueueRequest::from_json(text);
         let _ = serde_json::from_str::<Vec<EnqueueRequest>>(text);
         let _ = serde_json::from_str::<ClaimRequest>(text);
         let _ = serde_json::from_str::<Completion>(text);

@@ -54,40 +54,42 @@ impl DummyBackend {
     }
 
     /// Django's `enqueue` for every request: stamp `enqueued_at`, store them all, then send
-    /// `task_enqueued` for each, in order. Nothing is stored if any request fails.
-    fn enqueue_all(
-        &self,
-        requests: Vec<EnqueueRequest>,
-    ) -> Result<Vec<TaskResultData>, PluginError> {
+    /// `task_enqueued` for each, in order. Nothing is stored if any request fails. Returns each
+    /// result as JSON: encoded once, for the response and the signal alike.
+    fn enqueue_all(&self, requests: Vec<EnqueueRequest>) -> Result<Vec<String>, PluginError> {
         let mut results = Vec::with_capacity(requests.len());
+        let mut payloads = Vec::with_capacity(requests.len());
         for request in requests {
             let mut result = TaskResultData::ready(request, &self.params.alias);
             result.enqueued_at = Some(self.now()?);
+            payloads.push(result.to_json());
             results.push(result);
         }
-        self.lock().insert_all(&results)?;
+        self.lock().insert_all(results)?;
         // Signals go out with the lock released: a receiver may well read the results back.
-        for result in &results {
-            self.send(Signal::TASK_ENQUEUED, result)?;
+        if self.host.wants_signal(Signal::TASK_ENQUEUED) {
+            for payload in &payloads {
+                self.host
+                    .send_signal(Signal::TASK_ENQUEUED, RStr::from_str(payload));
+            }
         }
-        Ok(results)
+        Ok(payloads)
     }
 
     /// Enqueue one task (see [`Self::enqueue_all`]).
-    fn enqueue_one(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
-        let mut results = self.enqueue_all(vec![request])?;
-        results
+    fn enqueue_one(&self, request: EnqueueRequest) -> Result<String, PluginError> {
+        let mut payloads = self.enqueue_all(vec![request])?;
+        payloads
             .pop()
             .ok_or_else(|| PluginError::other("enqueue stored no result"))
     }
 
-    /// The stored result `id`; Django's `TaskResultDoesNotExist(result_id)` if there is none.
-    fn result(&self, id: &str) -> Result<TaskResultData, PluginError> {
+    /// The stored result `id` as JSON (encoded in place, not copied); Django's
+    /// `TaskResultDoesNotExist(result_id)` if there is none.
+    fn result_json(&self, id: &str) -> Result<String, PluginError> {
         let store = self.lock();
-        store
-            .position(id)
-            .map(|at| store.results[at].clone())
-            .ok_or_else(|| does_not_exist(id))
+        let at = store.position(id).ok_or_else(|| does_not_exist(id))?;
+        Ok(store.results[at].to_json())
     }
 
     /// Replace the stored result with `result.id` ([`UPDATE`]).
@@ -104,17 +106,6 @@ impl DummyBackend {
     /// step), so a poisoned lock is used as is.
     fn lock(&self) -> MutexGuard<'_, Store> {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Send `signal` with `result`, building the payload only if someone listens.
-    fn send(&self, signal: Signal, result: &TaskResultData) -> Result<(), PluginError> {
-        if self.host.wants_signal(signal) {
-            let payload = serde_json::to_string(result).map_err(|e| {
-                PluginError::other(format!("could not encode the task result: {e}"))
-            })?;
-            self.host.send_signal(signal, RStr::from_str(&payload));
-        }
-        Ok(())
     }
 
     /// The host's clock.
@@ -134,19 +125,23 @@ impl Store {
     }
 
     /// Append `results`, or none of them if an id is already stored (or given twice).
-    fn insert_all(&mut self, results: &[TaskResultData]) -> Result<(), PluginError> {
-        let mut new_ids = HashSet::new();
-        for result in results {
-            if self.positions.contains_key(&result.id) || !new_ids.insert(result.id.as_str()) {
+    fn insert_all(&mut self, results: Vec<TaskResultData>) -> Result<(), PluginError> {
+        // Ids repeated within the batch; a single result needs no set.
+        let mut new_ids = HashSet::with_capacity(if results.len() > 1 { results.len() } else { 0 });
+        for result in &results {
+            let repeated = results.len() > 1 && !new_ids.insert(result.id.as_str());
+            if repeated || self.positions.contains_key(&result.id) {
                 return Err(PluginError::new(
                     ErrorKind::INVALID_REQUEST,
                     format!("A result with id '{}' is already stored.", result.id),
                 ));
             }
         }
+        drop(new_ids);
+        self.positions.reserve(results.len());
         for result in results {
             self.positions.insert(result.id.clone(), self.results.len());
-            self.results.push(result.clone());
+            self.results.push(result);
         }
         Ok(())
     }
@@ -169,26 +164,24 @@ impl Backend for DummyBackend {
     }
 
     fn enqueue(&self, request: RStr<'_>) -> PluginResult<RString> {
-        guard_json("enqueue", request.as_str(), |request: EnqueueRequest| {
-            self.enqueue_one(request)
+        guard(|| {
+            let request = EnqueueRequest::from_json(request.as_str())
+                .map_err(|e| PluginError::invalid_request("enqueue", e))?;
+            self.enqueue_one(request).map(RString::from)
         })
     }
 
     fn enqueue_many(&self, requests: RStr<'_>) -> PluginResult<RString> {
-        guard_json(
-            "enqueue_many",
-            requests.as_str(),
-            |requests: Vec<EnqueueRequest>| self.enqueue_all(requests),
-        )
+        guard(|| {
+            let requests = serde_json::from_str(requests.as_str())
+                .map_err(|e| PluginError::invalid_request("enqueue_many", e))?;
+            let payloads = self.enqueue_all(requests)?;
+            Ok(RString::from(format!("[{}]", payloads.join(","))))
+        })
     }
 
     fn get_result(&self, id: RStr<'_>) -> PluginResult<RString> {
-        guard(|| {
-            let result = self.result(id.as_str())?;
-            serde_json::to_string(&result)
-                .map(RString::from)
-                .map_err(|e| PluginError::other(format!("could not encode the task result: {e}")))
-        })
+        guard(|| self.result_json(id.as_str()).map(RString::from))
     }
 
     fn claim(&self, _request: RStr<'_>) -> PluginResult<RString> {

@@ -56,14 +56,14 @@ impl ImmediateBackend {
     fn enqueue_one(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
         let mut result = TaskResultData::ready(request, &self.params.alias);
         result.enqueued_at = Some(self.now()?);
-        self.send(Signal::TASK_ENQUEUED, &result)?;
+        self.send(Signal::TASK_ENQUEUED, &result);
 
         let started = self.now()?;
         result.status = TaskResultStatus::Running;
         result.started_at = Some(started);
         result.last_attempted_at = Some(started);
         result.worker_ids.push(self.worker_id.clone());
-        self.send(Signal::TASK_STARTED, &result)?;
+        self.send(Signal::TASK_STARTED, &result);
 
         let outcome = self.run(&result)?;
         result.finished_at = Some(self.now()?);
@@ -77,7 +77,7 @@ impl ImmediateBackend {
                 result.status = TaskResultStatus::Failed;
             }
         }
-        self.send(Signal::TASK_FINISHED, &result)?;
+        self.send(Signal::TASK_FINISHED, &result);
         Ok(result)
     }
 
@@ -85,7 +85,7 @@ impl ImmediateBackend {
     /// path, a garbled outcome), is a FAILED outcome: like Django, the failure is recorded on the
     /// result, never raised to the caller.
     fn run(&self, result: &TaskResultData) -> Result<TaskOutcome, PluginError> {
-        let payload = encode(result)?;
+        let payload = result.to_json();
         let outcome = match self.host.run_task(RStr::from_str(&payload)) {
             RResult::ROk(outcome) => serde_json::from_str(outcome.as_str())
                 .unwrap_or_else(|e| run_error(&format!("invalid task outcome payload: {e}"))),
@@ -95,12 +95,11 @@ impl ImmediateBackend {
     }
 
     /// Send `signal` with `result`, building the payload only if someone listens.
-    fn send(&self, signal: Signal, result: &TaskResultData) -> Result<(), PluginError> {
+    fn send(&self, signal: Signal, result: &TaskResultData) {
         if self.host.wants_signal(signal) {
-            let payload = encode(result)?;
-            self.host.send_signal(signal, RStr::from_str(&payload));
+            self.host
+                .send_signal(signal, RStr::from_str(&result.to_json()));
         }
-        Ok(())
     }
 
     /// The host's clock.
@@ -126,8 +125,10 @@ impl Backend for ImmediateBackend {
     }
 
     fn enqueue(&self, request: RStr<'_>) -> PluginResult<RString> {
-        guard_json("enqueue", request.as_str(), |request: EnqueueRequest| {
-            self.enqueue_one(request)
+        guard(|| {
+            let request = EnqueueRequest::from_json(request.as_str())
+                .map_err(|e| PluginError::invalid_request("enqueue", e))?;
+            Ok(RString::from(self.enqueue_one(request)?.to_json()))
         })
     }
 
@@ -202,12 +203,6 @@ fn run_error(message: &str) -> TaskOutcome {
             traceback: format!("{message}\n"),
         },
     }
-}
-
-/// `result` as JSON.
-fn encode(result: &TaskResultData) -> Result<String, PluginError> {
-    serde_json::to_string(result)
-        .map_err(|e| PluginError::other(format!("could not encode the task result: {e}")))
 }
 
 #[cfg(test)]

@@ -1,0 +1,372 @@
+//! Fast reading of the payloads that cross the ABI on every enqueue.
+//!
+//! [`TaskResultData::from_json`] and [`EnqueueRequest::from_json`] read the compact form that
+//! `serde_json::to_string` (and this crate's `to_json`) writes — fields in declaration order, no
+//! whitespace — walking it directly, with plain strings sliced out rather than decoded piece by
+//! piece. Anything else (another field order, a missing or extra field, whitespace, a payload
+//! from a plugin built against an older 1.x) is read by `serde_json::from_str` instead, so the
+//! result — value or error — is the one `serde_json::from_str` gives. One leniency: the
+//! free-form values (`args`, `kwargs`, `return_value`) get serde_json's whole nesting limit of
+//! their own, so a value one or two levels deeper than serde_json would take inside the
+//! document is read rather than refused (the host never sends one: it refuses such arguments).
+
+use super::{timestamp, EnqueueRequest, TaskDescription, TaskResultData, TaskResultStatus};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+impl TaskResultData {
+    /// Read a task result: the same as `serde_json::from_str`, faster on the compact form.
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        match Cursor::new(text).result() {
+            Some(result) => Ok(result),
+            None => serde_json::from_str(text),
+        }
+    }
+}
+
+impl EnqueueRequest {
+    /// Read an enqueue request: the same as `serde_json::from_str`, faster on the compact form.
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        match Cursor::new(text).request() {
+            Some(request) => Ok(request),
+            None => serde_json::from_str(text),
+        }
+    }
+}
+
+/// A position in the text being read. Every reader returns `None` as soon as the text is not
+/// in the expected form; the caller then leaves it all to serde_json.
+struct Cursor<'a> {
+    text: &'a str,
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(text: &'a str) -> Self {
+        Self { text, at: 0 }
+    }
+
+    fn rest(&self) -> &'a [u8] {
+        &self.text.as_bytes()[self.at..]
+    }
+
+    /// The whole text has been read.
+    fn end(&self) -> Option<()> {
+        (self.at == self.text.len()).then_some(())
+    }
+
+    /// Exactly `literal` comes next.
+    fn literal(&mut self, literal: &str) -> Option<()> {
+        self.rest().starts_with(literal.as_bytes()).then(|| {
+            self.at += literal.len();
+        })
+    }
+
+    /// `literal` comes next (and is read) or not (nothing is read).
+    fn maybe(&mut self, literal: &str) -> bool {
+        self.literal(literal).is_some()
+    }
+
+    /// One JSON value of any type, read by serde_json (for numbers and free-form values).
+    fn value<T: DeserializeOwned>(&mut self) -> Option<T> {
+        let mut stream = serde_json::Deserializer::from_str(&self.text[self.at..]).into_iter::<T>();
+        let value = stream.next()?.ok()?;
+        self.at += stream.byte_offset();
+        Some(value)
+    }
+
+    /// A string: sliced out when it holds no escape, else read by serde_json.
+    fn string(&mut self) -> Option<String> {
+        match self.plain_string() {
+            Some(text) => Some(text.to_owned()),
+            None => self.value(),
+        }
+    }
+
+    /// A string without escapes (or control characters), borrowed from the text.
+    fn plain_string(&mut self) -> Option<&'a str> {
+        let rest = self.rest();
+        if rest.first() != Some(&b'"') {
+            return None;
+        }
+        let len = rest[1..]
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest[1 + len] != b'"' {
+            return None;
+        }
+        let text = self.text.get(self.at + 1..self.at + 1 + len)?;
+        self.at += len + 2;
+        Some(text)
+    }
+
+    /// A small integer written plainly (`0`, `-5`, `100`), else read by serde_json.
+    fn integer<T: DeserializeOwned + TryFrom<i64>>(&mut self) -> Option<T> {
+        let rest = self.rest();
+        let sign = usize::from(rest.first() == Some(&b'-'));
+        let digits = rest[sign..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        // No leading zero, and no `-0` (serde_json reads it as a float).
+        let plain = (1..=9).contains(&digits)
+            && (rest[sign] != b'0' || (digits == 1 && sign == 0))
+            && matches!(rest.get(sign + digits), Some(b',' | b'}'));
+        if !plain {
+            return self.value();
+        }
+        let magnitude = rest[sign..sign + digits]
+            .iter()
+            .fold(0i64, |n, &b| n * 10 + i64::from(b - b'0'));
+        let value = T::try_from(if sign == 1 { -magnitude } else { magnitude }).ok()?;
+        self.at += sign + digits;
+        Some(value)
+    }
+
+    fn boolean(&mut self) -> Option<bool> {
+        if self.maybe("true") {
+            Some(true)
+        } else {
+            self.literal("false").map(|()| false)
+        }
+    }
+
+    fn time(&mut self) -> Option<Option<DateTime<Utc>>> {
+        if self.maybe("null") {
+            return Some(None);
+        }
+        // A timestamp never needs escapes; one written with them is left to serde_json.
+        let text = self.plain_string()?;
+        timestamp::parse(text).ok().map(Some)
+    }
+
+    fn args(&mut self) -> Option<Vec<Value>> {
+        if self.maybe("[]") {
+            return Some(Vec::new());
+        }
+        self.value()
+    }
+
+    fn kwargs(&mut self) -> Option<Map<String, Value>> {
+        if self.maybe("{}") {
+            return Some(Map::new());
+        }
+        self.value()
+    }
+
+    fn task(&mut self) -> Option<TaskDescription> {
+        self.literal("{\"path\":")?;
+        let path = self.string()?;
+        self.literal(",\"priority\":")?;
+        let priority = self.integer()?;
+        self.literal(",\"queue_name\":")?;
+        let queue_name = self.string()?;
+        self.literal(",\"backend\":")?;
+        let backend = self.string()?;
+        self.literal(",\"run_after\":")?;
+        let run_after = self.time()?;
+        self.literal(",\"takes_context\":")?;
+        let takes_context = self.boolean()?;
+        self.literal(",\"is_async\":")?;
+        let is_async = self.boolean()?;
+        self.literal(",\"max_attempts\":")?;
+        let max_attempts = if self.maybe("null") {
+            None
+        } else {
+            Some(self.integer()?)
+        };
+        self.literal(",\"timeout_secs\":")?;
+        let timeout_secs = if self.maybe("null") {
+            None
+        } else {
+            Some(self.value()?)
+        };
+        self.literal("}")?;
+        Some(TaskDescription {
+            path,
+            priority,
+            queue_name,
+            backend,
+            run_after,
+            takes_context,
+            is_async,
+            max_attempts,
+            timeout_secs,
+        })
+    }
+
+    fn request(&mut self) -> Option<EnqueueRequest> {
+        self.literal("{\"id\":")?;
+        let id = self.string()?;
+        self.literal(",\"task\":")?;
+        let task = self.task()?;
+        self.literal(",\"args\":")?;
+        let args = self.args()?;
+        self.literal(",\"kwargs\":")?;
+        let kwargs = self.kwargs()?;
+        self.literal("}")?;
+        self.end()?;
+        Some(EnqueueRequest {
+            id,
+            task,
+            args,
+            kwargs,
+        })
+    }
+
+    fn status(&mut self) -> Option<TaskResultStatus> {
+        let rest = self.rest();
+        let status = TaskResultStatus::ALL.into_iter().find(|s| {
+            let name = s.as_str().as_bytes();
+            rest.len() > name.len() + 1
+                && rest[0] == b'"'
+                && rest[1..].starts_with(name)
+                && rest[1 + name.len()] == b'"'
+        })?;
+        self.at += status.as_str().len() + 2;
+        Some(status)
+    }
+
+    fn result(&mut self) -> Option<TaskResultData> {
+        self.literal("{\"id\":")?;
+        let id = self.string()?;
+        self.literal(",\"task\":")?;
+        let task = self.task()?;
+        self.literal(",\"status\":")?;
+        let status = self.status()?;
+        self.literal(",\"enqueued_at\":")?;
+        let enqueued_at = self.time()?;
+        self.literal(",\"started_at\":")?;
+        let started_at = self.time()?;
+        self.literal(",\"finished_at\":")?;
+        let finished_at = self.time()?;
+        self.literal(",\"last_attempted_at\":")?;
+        let last_attempted_at = self.time()?;
+        self.literal(",\"args\":")?;
+        let args = self.args()?;
+        self.literal(",\"kwargs\":")?;
+        let kwargs = self.kwargs()?;
+        self.literal(",\"backend\":")?;
+        let backend = self.string()?;
+        self.literal(",\"errors\":")?;
+        let errors = if self.maybe("[]") {
+            Vec::new()
+        } else {
+            self.value()?
+        };
+        self.literal(",\"worker_ids\":[")?;
+        let mut worker_ids = Vec::new();
+        if !self.maybe("]") {
+            loop {
+                worker_ids.push(self.string()?);
+                if self.maybe("]") {
+                    break;
+                }
+                self.literal(",")?;
+            }
+        }
+        self.literal(",\"return_value\":")?;
+        let return_value = if self.maybe("null") {
+            None
+        } else {
+            Some(self.value()?)
+        };
+        self.literal("}")?;
+        self.end()?;
+        Some(TaskResultData {
+            id,
+            task,
+            status,
+            enqueued_at,
+            started_at,
+            finished_at,
+            last_attempted_at,
+            args,
+            kwargs,
+            backend,
+            errors,
+            worker_ids,
+            return_value,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::encode::tests::{request, result};
+    use proptest::prelude::*;
+
+    /// Byte edits that keep the text UTF-8: ASCII JSON punctuation and letters.
+    fn mutate(text: &str, edits: &[(usize, u8, u8)]) -> String {
+        let mut bytes = text.as_bytes().to_vec();
+        for &(at, op, byte) in edits {
+            let byte = b"{}[]\",:0123456789-.eE+ntfalsrue\\ Z"[byte as usize % 34];
+            let at = at % (bytes.len() + 1);
+            match op % 3 {
+                0 if at < bytes.len() && bytes[at].is_ascii() => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                _ if at < bytes.len() && bytes[at].is_ascii() => {
+                    bytes.remove(at);
+                }
+                _ => {}
+            }
+        }
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    fn same<T: PartialEq + std::fmt::Debug + DeserializeOwned>(
+        ours: serde_json::Result<T>,
+        text: &str,
+    ) -> Result<(), TestCaseError> {
+        match (ours, serde_json::from_str::<T>(text)) {
+            (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+            (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => prop_assert!(false, "{:?} vs {:?} for {}", a.is_ok(), b.is_ok(), text),
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_result_reads_back(r in result()) {
+            let text = r.to_json();
+            prop_assert!(Cursor::new(&text).result().is_some(), "not on the fast path: {}", text);
+            same(TaskResultData::from_json(&text), &text)?;
+        }
+
+        #[test]
+        fn integers_read_as_serde_json_reads_them(n in "-?[0-9]{1,11}[,}.e]?") {
+            let text = format!("{{\"id\":\"x\",\"task\":{{\"path\":\"p\",\"priority\":{n},\"queue_name\":\"q\",\"backend\":\"b\",\"run_after\":null,\"takes_context\":false,\"is_async\":false,\"max_attempts\":{n},\"timeout_secs\":null}},\"args\":[],\"kwargs\":{{}}}}");
+            same(EnqueueRequest::from_json(&text), &text)?;
+        }
+
+        #[test]
+        fn a_request_reads_back(q in request()) {
+            let text = q.to_json();
+            prop_assert!(Cursor::new(&text).request().is_some(), "not on the fast path: {}", text);
+            same(EnqueueRequest::from_json(&text), &text)?;
+        }
+
+        #[test]
+        fn an_edited_result_reads_as_serde_json_reads_it(
+            r in result(),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4),
+        ) {
+            let text = mutate(&r.to_json(), &edits);
+            same(TaskResultData::from_json(&text), &text)?;
+        }
+
+        #[test]
+        fn an_edited_request_reads_as_serde_json_reads_it(
+            q in request(),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4),
+        ) {
+            let text = mutate(&q.to_json(), &edits);
+            same(EnqueueRequest::from_json(&text), &text)?;
+        }
+    }
+}

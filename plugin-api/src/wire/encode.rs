@@ -1,0 +1,373 @@
+//! Hand-written JSON encoding of the payloads that cross the ABI on every enqueue.
+//!
+//! The output is byte for byte what `serde_json::to_string` writes for the same value (the
+//! tests check it on generated values), so readers see no difference; it is only cheaper:
+//! field names are written as literals, and strings that need no escaping — ids, paths, queue
+//! names, nearly everything — are checked eight bytes at a time and copied whole. Strings that
+//! do need escaping, numbers and free-form JSON values go through `serde_json` itself.
+
+use super::{timestamp, EnqueueRequest, TaskDescription, TaskError, TaskResultData};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Room for a typical task result, so it is written without growing the buffer.
+const TYPICAL_LEN: usize = 512;
+
+impl TaskResultData {
+    /// This result as JSON: exactly what `serde_json::to_string` writes, faster.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(TYPICAL_LEN);
+        write_result(&mut out, self);
+        into_string(out)
+    }
+}
+
+impl EnqueueRequest {
+    /// This request as JSON: exactly what `serde_json::to_string` writes, faster.
+    pub fn to_json(&self) -> String {
+        enqueue_request_json(&self.id, &self.task, &self.args, &self.kwargs)
+    }
+}
+
+/// The JSON of an [`EnqueueRequest`] made of these parts (for callers that hold them borrowed).
+pub fn enqueue_request_json(
+    id: &str,
+    task: &TaskDescription,
+    args: &[Value],
+    kwargs: &Map<String, Value>,
+) -> String {
+    let mut out = Vec::with_capacity(TYPICAL_LEN);
+    out.extend_from_slice(b"{\"id\":");
+    write_str(&mut out, id);
+    out.extend_from_slice(b",\"task\":");
+    write_task(&mut out, task);
+    out.extend_from_slice(b",\"args\":");
+    write_value(&mut out, args);
+    out.extend_from_slice(b",\"kwargs\":");
+    write_value(&mut out, kwargs);
+    out.push(b'}');
+    into_string(out)
+}
+
+fn write_result(out: &mut Vec<u8>, r: &TaskResultData) {
+    out.extend_from_slice(b"{\"id\":");
+    write_str(out, &r.id);
+    out.extend_from_slice(b",\"task\":");
+    write_task(out, &r.task);
+    out.extend_from_slice(b",\"status\":\"");
+    out.extend_from_slice(r.status.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"enqueued_at\":");
+    write_time(out, &r.enqueued_at);
+    out.extend_from_slice(b",\"started_at\":");
+    write_time(out, &r.started_at);
+    out.extend_from_slice(b",\"finished_at\":");
+    write_time(out, &r.finished_at);
+    out.extend_from_slice(b",\"last_attempted_at\":");
+    write_time(out, &r.last_attempted_at);
+    out.extend_from_slice(b",\"args\":");
+    write_value(out, &r.args);
+    out.extend_from_slice(b",\"kwargs\":");
+    write_value(out, &r.kwargs);
+    out.extend_from_slice(b",\"backend\":");
+    write_str(out, &r.backend);
+    out.extend_from_slice(b",\"errors\":[");
+    for (i, error) in r.errors.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_error(out, error);
+    }
+    out.extend_from_slice(b"],\"worker_ids\":[");
+    for (i, worker_id) in r.worker_ids.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, worker_id);
+    }
+    out.extend_from_slice(b"],\"return_value\":");
+    write_value(out, &r.return_value);
+    out.push(b'}');
+}
+
+fn write_task(out: &mut Vec<u8>, t: &TaskDescription) {
+    out.extend_from_slice(b"{\"path\":");
+    write_str(out, &t.path);
+    out.extend_from_slice(b",\"priority\":");
+    write_value(out, &t.priority);
+    out.extend_from_slice(b",\"queue_name\":");
+    write_str(out, &t.queue_name);
+    out.extend_from_slice(b",\"backend\":");
+    write_str(out, &t.backend);
+    out.extend_from_slice(b",\"run_after\":");
+    write_time(out, &t.run_after);
+    out.extend_from_slice(b",\"takes_context\":");
+    out.extend_from_slice(bool_text(t.takes_context));
+    out.extend_from_slice(b",\"is_async\":");
+    out.extend_from_slice(bool_text(t.is_async));
+    out.extend_from_slice(b",\"max_attempts\":");
+    write_value(out, &t.max_attempts);
+    out.extend_from_slice(b",\"timeout_secs\":");
+    write_value(out, &t.timeout_secs);
+    out.push(b'}');
+}
+
+fn write_error(out: &mut Vec<u8>, e: &TaskError) {
+    out.extend_from_slice(b"{\"exception_class_path\":");
+    write_str(out, &e.exception_class_path);
+    out.extend_from_slice(b",\"traceback\":");
+    write_str(out, &e.traceback);
+    out.push(b'}');
+}
+
+fn bool_text(value: bool) -> &'static [u8] {
+    if value {
+        b"true"
+    } else {
+        b"false"
+    }
+}
+
+fn write_time(out: &mut Vec<u8>, time: &Option<DateTime<Utc>>) {
+    let mut buf = [0u8; timestamp::MAX_LEN];
+    match time.as_ref().map(|t| timestamp::format_fast(t, &mut buf)) {
+        None => out.extend_from_slice(b"null"),
+        // Digits and punctuation only: nothing to escape.
+        Some(Some(len)) => {
+            out.push(b'"');
+            out.extend_from_slice(&buf[..len]);
+            out.push(b'"');
+        }
+        Some(None) => {
+            let mut serializer = serde_json::Serializer::new(out);
+            // Writing to a Vec cannot fail, and timestamps always encode.
+            let _ = timestamp::serialize(time, &mut serializer);
+        }
+    }
+}
+
+/// Anything else, through serde_json (numbers, `null`, free-form values).
+fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing to a Vec cannot fail, and these types (JSON values, numbers) always encode.
+    let _ = serde_json::to_writer(out, value);
+}
+
+/// A JSON string literal, escaped as serde_json escapes it.
+fn write_str(out: &mut Vec<u8>, text: &str) {
+    if needs_escape(text.as_bytes()) {
+        write_value(out, text);
+    } else {
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    }
+}
+
+/// Whether any byte is a control character, `"` or `\` (what JSON strings must escape),
+/// checked a word at a time.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    /// Non-zero exactly when some byte of `word` is zero.
+    fn zero_byte(word: u64) -> u64 {
+        word.wrapping_sub(ONES) & !word & HIGHS
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        // A byte below 0x20 is one whose top three bits are clear.
+        let control = zero_byte(word & u64::from_ne_bytes([0xE0; 8]));
+        let quote = zero_byte(word ^ u64::from_ne_bytes([b'"'; 8]));
+        let backslash = zero_byte(word ^ u64::from_ne_bytes([b'\\'; 8]));
+        if control | quote | backslash != 0 {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+fn into_string(out: Vec<u8>) -> String {
+    // Only UTF-8 was written: whole `&str`s, ASCII literals and serde_json's output.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::wire::TaskResultStatus;
+    use proptest::prelude::*;
+
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-z0-9_:.-]{0,40}",
+            any::<String>(),
+            "[\"\\\\\\x00-\\x1f\\x7f a-é]{0,20}",
+        ]
+    }
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            text().prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 16, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map(text(), inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn time() -> impl Strategy<Value = Option<DateTime<Utc>>> {
+        prop::option::of(
+            (-70_000_000_000i64..260_000_000_000, 0u32..1_000_000_000)
+                .prop_map(|(s, n)| DateTime::from_timestamp(s, n).unwrap()),
+        )
+    }
+
+    fn task() -> impl Strategy<Value = TaskDescription> {
+        (
+            (text(), any::<i32>(), text(), text(), time()),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<Option<u32>>(),
+                any::<Option<f64>>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (path, priority, queue_name, backend, run_after),
+                    (takes_context, is_async, max_attempts, timeout_secs),
+                )| TaskDescription {
+                    path,
+                    priority,
+                    queue_name,
+                    backend,
+                    run_after,
+                    takes_context,
+                    is_async,
+                    max_attempts,
+                    timeout_secs,
+                },
+            )
+    }
+
+    /// Generated enqueue requests, for the decoding tests too.
+    pub(in crate::wire) fn request() -> impl Strategy<Value = EnqueueRequest> {
+        (
+            text(),
+            task(),
+            prop::collection::vec(value(), 0..4),
+            prop::collection::btree_map(text(), value(), 0..3),
+        )
+            .prop_map(|(id, task, args, kwargs)| EnqueueRequest {
+                id,
+                task,
+                args,
+                kwargs: kwargs.into_iter().collect(),
+            })
+    }
+
+    /// Generated task results, for the decoding tests too.
+    pub(in crate::wire) fn result() -> impl Strategy<Value = TaskResultData> {
+        (
+            (
+                text(),
+                task(),
+                prop::sample::select(TaskResultStatus::ALL.to_vec()),
+            ),
+            (time(), time(), time(), time()),
+            (
+                prop::collection::vec(value(), 0..3),
+                prop::collection::btree_map(text(), value(), 0..3),
+                text(),
+            ),
+            (
+                prop::collection::vec((text(), text()), 0..3),
+                prop::collection::vec(text(), 0..3),
+                prop::option::of(value()),
+            ),
+        )
+            .prop_map(
+                |((id, task, status), times, (args, kwargs, backend), rest)| {
+                    let (enqueued_at, started_at, finished_at, last_attempted_at) = times;
+                    let (errors, worker_ids, return_value) = rest;
+                    TaskResultData {
+                        id,
+                        task,
+                        status,
+                        enqueued_at,
+                        started_at,
+                        finished_at,
+                        last_attempted_at,
+                        args,
+                        kwargs: kwargs.into_iter().collect(),
+                        backend,
+                        errors: errors
+                            .into_iter()
+                            .map(|(exception_class_path, traceback)| TaskError {
+                                exception_class_path,
+                                traceback,
+                            })
+                            .collect(),
+                        worker_ids,
+                        return_value,
+                    }
+                },
+            )
+    }
+
+    #[test]
+    fn escaping_is_detected_at_every_position() {
+        for len in 0..24 {
+            let plain = "a".repeat(len);
+            assert!(!needs_escape(plain.as_bytes()));
+            for at in 0..len {
+                for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                    let mut bytes = plain.clone().into_bytes();
+                    bytes[at] = special;
+                    assert!(needs_escape(&bytes), "{len} {at} {special}");
+                }
+                for fine in [b' ', 0x7f, b'~', b'!', b'#', b'[', b']'] {
+                    let mut bytes = plain.clone().into_bytes();
+                    bytes[at] = fine;
+                    assert!(!needs_escape(&bytes), "{len} {at} {fine}");
+                }
+            }
+        }
+        assert!(!needs_escape("é—€😀 naïve ünïcödé".as_bytes()));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn a_result_encodes_as_serde_json_encodes_it(r in result()) {
+            prop_assert_eq!(r.to_json(), serde_json::to_string(&r).unwrap());
+        }
+
+        #[test]
+        fn a_request_encodes_as_serde_json_encodes_it(q in request()) {
+            prop_assert_eq!(q.to_json(), serde_json::to_string(&q).unwrap());
+        }
+
+        #[test]
+        fn strings_encode_as_serde_json_encodes_them(s in any::<String>()) {
+            let mut out = Vec::new();
+            write_str(&mut out, &s);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&s).unwrap());
+        }
+    }
+}
