@@ -8,6 +8,7 @@
 //! tasks finish within the grace period; a second one (or the end of the grace period) hands
 //! the unfinished tasks back to the store, READY again.
 
+mod completions;
 mod execute;
 mod leases;
 pub mod options;
@@ -21,12 +22,14 @@ pub use shutdown::Shutdown;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::handler::task_backends;
+use completions::Completions;
 use execute::{Ended, Executor};
 use leases::Leases;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::ops;
 use taskhost_plugin_api::wire::{ClaimRequest, WaitRequest};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 /// Why a worker stopped.
@@ -125,12 +128,18 @@ impl Worker {
                 _ = self.shutdown.graceful.cancelled() => {}
             }
         }
+        let (completions, flusher) =
+            Completions::spawn(Arc::clone(&self.backend), o.worker_id.clone());
         let executor = Executor {
             backend: Arc::clone(&self.backend),
             worker_id: o.worker_id.clone(),
             retry_backoff: o.retry_backoff,
             retry_backoff_max: o.retry_backoff_max,
+            completions,
         };
+        // One permit per task function running; an execution whose function has returned
+        // gives its permit back while its result waits to be recorded.
+        let slots = Arc::new(Semaphore::new(o.concurrency));
         let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
         let heartbeat = leases.spawn_heartbeat();
         let mut report = WorkerReport::default();
@@ -147,9 +156,10 @@ impl Worker {
             if remaining == Some(0) {
                 break ExitReason::MaxTasks;
             }
-            let free = o.concurrency - running.len();
+            let free = slots.available_permits();
             if free == 0 {
                 tokio::select! {
+                    Ok(_) = slots.acquire() => {}
                     Some(done) = running.join_next() => tally(&mut report, done),
                     _ = self.shutdown.graceful.cancelled() => {}
                 }
@@ -181,16 +191,22 @@ impl Worker {
             for task in claimed {
                 report.claimed += 1;
                 leases.hold(&task.result.id, task.lease_token);
+                // A claim asks for at most the free slots; a backend that returns more still
+                // gets every task run (over the limit) rather than any dropped.
+                let slot = Arc::clone(&slots).try_acquire_owned().ok();
                 let (executor, leases) = (executor.clone(), leases.clone());
                 running.spawn(async move {
                     let id = task.result.id.clone();
-                    let ended = executor.execute(task).await;
+                    let ended = executor.execute(task, slot).await;
                     leases.drop_lease(&id);
                     ended
                 });
             }
         };
         let exit = self.finish(exit, &mut running, &mut report, &leases).await;
+        // The executions held the last senders: the flusher records what is queued and ends.
+        drop(executor);
+        let _ = flusher.await;
         heartbeat.abort();
         report.exit = Some(exit);
         let id = &o.worker_id;
