@@ -145,6 +145,9 @@ impl Worker {
         let mut report = WorkerReport::default();
         let mut running: JoinSet<Ended> = JoinSet::new();
         let mut can_wait = true;
+        // The wait for new tasks in progress. It outlives a loop turn that ends for another
+        // reason (a result recorded), so a notification it receives is never lost.
+        let mut waiting: Option<tokio::task::JoinHandle<bool>> = None;
         let exit = loop {
             while let Some(done) = running.try_join_next() {
                 tally(&mut report, done);
@@ -181,10 +184,24 @@ impl Worker {
                 if o.batch && running.is_empty() {
                     break ExitReason::Drained;
                 }
+                if !o.batch && waiting.is_none() {
+                    waiting = Some(self.spawn_wait(can_wait));
+                }
+                let wait = async {
+                    match waiting.as_mut() {
+                        Some(handle) => handle.await.unwrap_or(false),
+                        None => std::future::pending().await,
+                    }
+                };
+                let mut woke = None;
                 tokio::select! {
                     Some(done) = running.join_next(), if !running.is_empty() => tally(&mut report, done),
-                    notified = self.wait_for_tasks(can_wait), if !o.batch => can_wait = notified,
+                    notified = wait => woke = Some(notified),
                     _ = self.shutdown.graceful.cancelled() => {}
+                }
+                if let Some(notified) = woke {
+                    waiting = None;
+                    can_wait = notified;
                 }
                 continue;
             }
@@ -203,6 +220,9 @@ impl Worker {
                 });
             }
         };
+        if let Some(handle) = waiting.take() {
+            handle.abort();
+        }
         let exit = self.finish(exit, &mut running, &mut report, &leases).await;
         // The executions held the last senders: the flusher records what is queued and ends.
         drop(executor);
@@ -282,37 +302,51 @@ impl Worker {
             })?
     }
 
-    /// Wait for new tasks: the backend's notification when it has one, else the interval.
-    /// Returns whether the backend can notify (so the next wait knows).
-    async fn wait_for_tasks(&self, try_notify: bool) -> bool {
-        let interval = self.options.interval;
-        if try_notify {
-            let request = WaitRequest {
-                queues: match &self.options.queues {
-                    QueueSelection::Named(named) => Some(named.clone()),
-                    QueueSelection::All { .. } => None,
-                },
-                timeout_secs: interval.as_secs_f64(),
-            };
-            let backend = Arc::clone(&self.backend);
-            let waited = tokio::task::spawn_blocking(move || {
-                backend.call_ext_json::<_, serde_json::Value>(ops::WAIT_FOR_TASKS, &request)
-            })
-            .await;
-            match waited {
-                Ok(Ok(_)) => return true,
-                Ok(Err(Error::NotSupported(_))) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(target: "taskhost", "waiting for tasks failed: {e}");
-                    tokio::time::sleep(interval).await;
-                    return true;
-                }
-                Err(_) => {}
-            }
-        }
-        tokio::time::sleep(interval).await;
-        false
+    /// Start waiting for new tasks (see [`wait_for_tasks`]).
+    fn spawn_wait(&self, try_notify: bool) -> tokio::task::JoinHandle<bool> {
+        let queues = match &self.options.queues {
+            QueueSelection::Named(named) => Some(named.clone()),
+            QueueSelection::All { .. } => None,
+        };
+        tokio::spawn(wait_for_tasks(
+            Arc::clone(&self.backend),
+            queues,
+            self.options.interval,
+            try_notify,
+        ))
     }
+}
+
+/// Wait for new tasks: the backend's notification when it has one, else the interval.
+/// Returns whether the backend can notify (so the next wait knows).
+async fn wait_for_tasks(
+    backend: Arc<Backend>,
+    queues: Option<Vec<String>>,
+    interval: Duration,
+    try_notify: bool,
+) -> bool {
+    if try_notify {
+        let request = WaitRequest {
+            queues,
+            timeout_secs: interval.as_secs_f64(),
+        };
+        let waited = tokio::task::spawn_blocking(move || {
+            backend.call_ext_json::<_, serde_json::Value>(ops::WAIT_FOR_TASKS, &request)
+        })
+        .await;
+        match waited {
+            Ok(Ok(_)) => return true,
+            Ok(Err(Error::NotSupported(_))) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(target: "taskhost", "waiting for tasks failed: {e}");
+                tokio::time::sleep(interval).await;
+                return true;
+            }
+            Err(_) => {}
+        }
+    }
+    tokio::time::sleep(interval).await;
+    false
 }
 
 fn tally(report: &mut WorkerReport, done: std::result::Result<Ended, tokio::task::JoinError>) {
