@@ -29,8 +29,8 @@ const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, pri
            run_after, enqueued_at, max_attempts, timeout_secs)";
 
 /// [`INSERT`], then one NOTIFY per queue it inserted into: one statement, so a batch of up to
-/// [`CHUNK`] rows is stored and signalled in one round trip (plus BEGIN and COMMIT). Notifications are delivered when
-/// the statement's transaction commits, never for a rolled-back enqueue.
+/// [`CHUNK`] rows is stored and signalled in one round trip (plus BEGIN and COMMIT).
+/// Notifications are delivered when the transaction commits, never for a rolled-back enqueue.
 static INSERT_AND_NOTIFY: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH inserted AS ({INSERT} RETURNING queue_name) \

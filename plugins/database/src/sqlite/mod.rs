@@ -1,10 +1,10 @@
 //! The SQLite queue store: one database file, shared by every process on the machine.
 //!
 //! Connections run in WAL mode with `synchronous = NORMAL` (the `synchronous` option: `FULL`)
-//! and a 5 s busy timeout. Every write
-//! is a `BEGIN IMMEDIATE` transaction, so SQLite serialises writers up front (no deadlocking
-//! read-to-write upgrades); a writer still locked out after the timeout is retried a few times
-//! and then reported as [`Error::Unavailable`] — never as a task failure.
+//! and a 5 s busy timeout. Every write is a `BEGIN IMMEDIATE` transaction, so SQLite serialises
+//! writers up front (no deadlocking read-to-write upgrades); a writer still locked out after the
+//! timeout is retried a few times and then reported as [`Error::Unavailable`] — never as a task
+//! failure.
 
 mod admin;
 mod queue;
