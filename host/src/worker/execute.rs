@@ -1,6 +1,7 @@
 //! Running one claimed task: signals, the function (sync on a thread, async on the runtime),
 //! its timeout, and the completion that records how it ended.
 
+use super::completions::Completions;
 use super::retry::backoff;
 use crate::backend::Backend;
 use crate::context::TaskContext;
@@ -16,6 +17,7 @@ use taskhost_plugin_api::wire::{
     ClaimedTask, Completion, TaskOutcome, TaskResultData, TaskResultStatus,
 };
 use taskhost_plugin_api::Signal;
+use tokio::sync::OwnedSemaphorePermit;
 
 /// What an execution needs from the worker.
 #[derive(Clone)]
@@ -24,6 +26,7 @@ pub(crate) struct Executor {
     pub worker_id: String,
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
+    pub completions: Completions,
 }
 
 /// How one execution ended, for the worker's report.
@@ -36,8 +39,10 @@ pub(crate) enum Ended {
 }
 
 impl Executor {
-    /// Run `claimed` and record its outcome with the backend.
-    pub async fn execute(&self, claimed: ClaimedTask) -> Ended {
+    /// Run `claimed` and record its outcome with the backend. `slot` is given back as soon as
+    /// the function has returned, so the worker claims the next task while this result waits
+    /// for the completion buffer's write (the lease is held until then).
+    pub async fn execute(&self, claimed: ClaimedTask, slot: Option<OwnedSemaphorePermit>) -> Ended {
         let data = claimed.result;
         if signals::wanted(Signal::TASK_STARTED) {
             signals::dispatch(
@@ -47,6 +52,7 @@ impl Executor {
             );
         }
         let outcome = self.run(&data).await;
+        drop(slot);
         let attempts = data.worker_ids.len();
         let retry_at = match &outcome {
             TaskOutcome::Failed { .. } if attempts < claimed.max_attempts as usize => {
@@ -62,7 +68,7 @@ impl Executor {
             outcome: outcome.clone(),
             retry_at,
         };
-        if !self.complete(completion).await {
+        if !self.completions.record(completion).await {
             return Ended::LeaseLost;
         }
         if retry_at.is_some() {
@@ -73,16 +79,17 @@ impl Executor {
             );
             return Ended::Retrying;
         }
-        let finished = finished(data, outcome);
-        let ended = match finished.status {
-            TaskResultStatus::Successful => Ended::Successful,
-            _ => Ended::Failed,
+        let ended = match outcome {
+            TaskOutcome::Successful { .. } => Ended::Successful,
+            TaskOutcome::Failed { .. } => Ended::Failed,
         };
-        signals::dispatch(
-            Signal::TASK_FINISHED,
-            self.backend.class_name(),
-            &TaskResult::from_data(finished),
-        );
+        if signals::wanted(Signal::TASK_FINISHED) {
+            signals::dispatch(
+                Signal::TASK_FINISHED,
+                self.backend.class_name(),
+                &TaskResult::from_data(finished(data, outcome)),
+            );
+        }
         ended
     }
 
@@ -136,52 +143,6 @@ impl Executor {
                 "",
             )
         })
-    }
-
-    /// Record a completion; false when the lease was lost (the write changed nothing).
-    async fn complete(&self, completion: Completion) -> bool {
-        let backend = Arc::clone(&self.backend);
-        let id = completion.id.clone();
-        let mut delay = Duration::from_millis(50);
-        // Whether an earlier try failed: its write may have been applied with only the reply lost.
-        let mut unconfirmed = false;
-        // Bounded: if the store stays unreachable, the lease expires and the task is rescued
-        // and run again (at-least-once), rather than this worker holding it forever.
-        for _ in 0..10 {
-            let backend = Arc::clone(&backend);
-            let batch = vec![completion.clone()];
-            let result = tokio::task::spawn_blocking(move || backend.complete(&batch)).await;
-            match result {
-                Ok(Ok(acks)) => {
-                    let applied = acks.iter().any(|a| a.id == id && a.applied);
-                    if !applied && unconfirmed {
-                        tracing::warn!(
-                            target: "taskhost",
-                            "Task id={id}: worker '{}' retried recording its result and the store refused it: an earlier try whose reply was lost was applied, or the lease was lost meanwhile",
-                            self.worker_id
-                        );
-                    } else if !applied {
-                        tracing::warn!(
-                            target: "taskhost",
-                            "Task id={id}: worker '{}' lost its lease before finishing; its result was discarded",
-                            self.worker_id
-                        );
-                    }
-                    return applied;
-                }
-                Ok(Err(e)) => {
-                    unconfirmed = true;
-                    tracing::error!(target: "taskhost", "Task id={id}: recording the result failed, retrying in {delay:?}: {e}");
-                }
-                Err(e) => {
-                    tracing::error!(target: "taskhost", "Task id={id}: recording the result failed: {e}");
-                    return false;
-                }
-            }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
-        }
-        false
     }
 }
 

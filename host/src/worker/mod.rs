@@ -8,6 +8,7 @@
 //! tasks finish within the grace period; a second one (or the end of the grace period) hands
 //! the unfinished tasks back to the store, READY again.
 
+mod completions;
 mod execute;
 mod leases;
 pub mod options;
@@ -21,12 +22,14 @@ pub use shutdown::Shutdown;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::handler::task_backends;
+use completions::Completions;
 use execute::{Ended, Executor};
 use leases::Leases;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::ops;
 use taskhost_plugin_api::wire::{ClaimRequest, WaitRequest};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 /// Why a worker stopped.
@@ -125,17 +128,26 @@ impl Worker {
                 _ = self.shutdown.graceful.cancelled() => {}
             }
         }
+        let (completions, flusher) =
+            Completions::spawn(Arc::clone(&self.backend), o.worker_id.clone());
         let executor = Executor {
             backend: Arc::clone(&self.backend),
             worker_id: o.worker_id.clone(),
             retry_backoff: o.retry_backoff,
             retry_backoff_max: o.retry_backoff_max,
+            completions,
         };
+        // One permit per task function running; an execution whose function has returned
+        // gives its permit back while its result waits to be recorded.
+        let slots = Arc::new(Semaphore::new(o.concurrency));
         let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
         let heartbeat = leases.spawn_heartbeat();
         let mut report = WorkerReport::default();
         let mut running: JoinSet<Ended> = JoinSet::new();
         let mut can_wait = true;
+        // The wait for new tasks in progress. It outlives a loop turn that ends for another
+        // reason (a result recorded), so a notification it receives is never lost.
+        let mut waiting: Option<tokio::task::JoinHandle<bool>> = None;
         let exit = loop {
             while let Some(done) = running.try_join_next() {
                 tally(&mut report, done);
@@ -147,9 +159,10 @@ impl Worker {
             if remaining == Some(0) {
                 break ExitReason::MaxTasks;
             }
-            let free = o.concurrency - running.len();
+            let free = slots.available_permits();
             if free == 0 {
                 tokio::select! {
+                    Ok(_) = slots.acquire() => {}
                     Some(done) = running.join_next() => tally(&mut report, done),
                     _ = self.shutdown.graceful.cancelled() => {}
                 }
@@ -171,26 +184,49 @@ impl Worker {
                 if o.batch && running.is_empty() {
                     break ExitReason::Drained;
                 }
+                if !o.batch && waiting.is_none() {
+                    waiting = Some(self.spawn_wait(can_wait));
+                }
+                let wait = async {
+                    match waiting.as_mut() {
+                        Some(handle) => handle.await.unwrap_or(false),
+                        None => std::future::pending().await,
+                    }
+                };
+                let mut woke = None;
                 tokio::select! {
                     Some(done) = running.join_next(), if !running.is_empty() => tally(&mut report, done),
-                    notified = self.wait_for_tasks(can_wait), if !o.batch => can_wait = notified,
+                    notified = wait => woke = Some(notified),
                     _ = self.shutdown.graceful.cancelled() => {}
+                }
+                if let Some(notified) = woke {
+                    waiting = None;
+                    can_wait = notified;
                 }
                 continue;
             }
             for task in claimed {
                 report.claimed += 1;
                 leases.hold(&task.result.id, task.lease_token);
+                // A claim asks for at most the free slots; a backend that returns more still
+                // gets every task run (over the limit) rather than any dropped.
+                let slot = Arc::clone(&slots).try_acquire_owned().ok();
                 let (executor, leases) = (executor.clone(), leases.clone());
                 running.spawn(async move {
                     let id = task.result.id.clone();
-                    let ended = executor.execute(task).await;
+                    let ended = executor.execute(task, slot).await;
                     leases.drop_lease(&id);
                     ended
                 });
             }
         };
+        if let Some(handle) = waiting.take() {
+            handle.abort();
+        }
         let exit = self.finish(exit, &mut running, &mut report, &leases).await;
+        // The executions held the last senders: the flusher records what is queued and ends.
+        drop(executor);
+        let _ = flusher.await;
         heartbeat.abort();
         report.exit = Some(exit);
         let id = &o.worker_id;
@@ -266,37 +302,51 @@ impl Worker {
             })?
     }
 
-    /// Wait for new tasks: the backend's notification when it has one, else the interval.
-    /// Returns whether the backend can notify (so the next wait knows).
-    async fn wait_for_tasks(&self, try_notify: bool) -> bool {
-        let interval = self.options.interval;
-        if try_notify {
-            let request = WaitRequest {
-                queues: match &self.options.queues {
-                    QueueSelection::Named(named) => Some(named.clone()),
-                    QueueSelection::All { .. } => None,
-                },
-                timeout_secs: interval.as_secs_f64(),
-            };
-            let backend = Arc::clone(&self.backend);
-            let waited = tokio::task::spawn_blocking(move || {
-                backend.call_ext_json::<_, serde_json::Value>(ops::WAIT_FOR_TASKS, &request)
-            })
-            .await;
-            match waited {
-                Ok(Ok(_)) => return true,
-                Ok(Err(Error::NotSupported(_))) => {}
-                Ok(Err(e)) => {
-                    tracing::warn!(target: "taskhost", "waiting for tasks failed: {e}");
-                    tokio::time::sleep(interval).await;
-                    return true;
-                }
-                Err(_) => {}
-            }
-        }
-        tokio::time::sleep(interval).await;
-        false
+    /// Start waiting for new tasks (see [`wait_for_tasks`]).
+    fn spawn_wait(&self, try_notify: bool) -> tokio::task::JoinHandle<bool> {
+        let queues = match &self.options.queues {
+            QueueSelection::Named(named) => Some(named.clone()),
+            QueueSelection::All { .. } => None,
+        };
+        tokio::spawn(wait_for_tasks(
+            Arc::clone(&self.backend),
+            queues,
+            self.options.interval,
+            try_notify,
+        ))
     }
+}
+
+/// Wait for new tasks: the backend's notification when it has one, else the interval.
+/// Returns whether the backend can notify (so the next wait knows).
+async fn wait_for_tasks(
+    backend: Arc<Backend>,
+    queues: Option<Vec<String>>,
+    interval: Duration,
+    try_notify: bool,
+) -> bool {
+    if try_notify {
+        let request = WaitRequest {
+            queues,
+            timeout_secs: interval.as_secs_f64(),
+        };
+        let waited = tokio::task::spawn_blocking(move || {
+            backend.call_ext_json::<_, serde_json::Value>(ops::WAIT_FOR_TASKS, &request)
+        })
+        .await;
+        match waited {
+            Ok(Ok(_)) => return true,
+            Ok(Err(Error::NotSupported(_))) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(target: "taskhost", "waiting for tasks failed: {e}");
+                tokio::time::sleep(interval).await;
+                return true;
+            }
+            Err(_) => {}
+        }
+    }
+    tokio::time::sleep(interval).await;
+    false
 }
 
 fn tally(report: &mut WorkerReport, done: std::result::Result<Ended, tokio::task::JoinError>) {

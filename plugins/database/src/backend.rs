@@ -55,6 +55,7 @@ impl DatabaseBackend {
                 path,
                 &options.url,
                 options.pool_size,
+                &options.synchronous,
                 config,
             )?),
             Location::Postgres(url) => Box::new(PgStore::open(url, &options, config)?),

@@ -16,6 +16,12 @@
 //! - `migrate` (default true): create or upgrade the schema when the backend is built.
 //! - `pool_size` (default 4): connections one backend instance may open.
 //! - `schema` (PostgreSQL only, default `public`): the schema holding the tables.
+//! - `synchronous` (SQLite only, `normal` (default) or `full`): `PRAGMA synchronous` of every
+//!   connection. In WAL mode `normal` survives a crash of any process but may lose the last
+//!   commits at a power loss; `full` syncs the WAL at every commit.
+//! - `synchronous_commit` (PostgreSQL only, default: the server's setting): the session's
+//!   `synchronous_commit` (`on`, `off`, `local`, `remote_write`, `remote_apply`); `off` may
+//!   lose the last commits (never corrupt them) if the server crashes.
 //!
 //! Extension operations: every one of [`taskhost_plugin_api::ops`] except `clear` (results,
 //! migrate, list_results, queue_stats, prune, rescue; wait_for_tasks on PostgreSQL only), and

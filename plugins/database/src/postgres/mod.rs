@@ -85,10 +85,13 @@ impl PgStore {
         if pg.get_application_name().is_none() {
             pg.application_name("taskhost");
         }
-        let search_path = format!("-c search_path={}", options.schema);
+        let mut session = format!("-c search_path={}", options.schema);
+        if let Some(level) = &options.synchronous_commit {
+            session.push_str(&format!(" -c synchronous_commit={level}"));
+        }
         let pg_options = match pg.get_options() {
-            Some(given) => format!("{given} {search_path}"),
-            None => search_path,
+            Some(given) => format!("{given} {session}"),
+            None => session,
         };
         pg.options(&pg_options);
         let first = connect(&pg).map_err(|e| {

@@ -7,6 +7,7 @@ use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
 use std::collections::HashSet;
+use std::sync::LazyLock;
 use taskhost_plugin_api::wire::{
     ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskResultData,
 };
@@ -27,6 +28,20 @@ const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, pri
       AS u(id, task_path, queue_name, priority, args, kwargs, takes_context, is_async, \
            run_after, enqueued_at, max_attempts, timeout_secs)";
 
+/// [`INSERT`], then one NOTIFY per queue it inserted into: one statement, so a batch of up to
+/// [`CHUNK`] rows is stored and signalled in one round trip (plus BEGIN and COMMIT).
+/// Notifications are delivered when the transaction commits, never for a rolled-back enqueue.
+static INSERT_AND_NOTIFY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH inserted AS ({INSERT} RETURNING queue_name) \
+         SELECT pg_notify('{CHANNEL}', q) FROM (SELECT DISTINCT queue_name AS q FROM inserted) AS queues"
+    )
+});
+
+/// Whether any lease of the alias expired before `$2` (the lease index answers it).
+const ANY_EXPIRED: &str = "SELECT EXISTS (SELECT 1 FROM taskhost_tasks \
+    WHERE status = 'RUNNING' AND backend_name = $1 AND lease_expires_at < $2)";
+
 /// The ready tasks a claim takes, in claim order, locked and skipping rows other claims hold:
 /// `taskhost_tasks_claim_idx` serves the filter on status and alias and the whole ORDER BY,
 /// so PostgreSQL walks the index and stops after `$5` matches, without a sort.
@@ -40,17 +55,18 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
 
 impl PgStore {
     pub(super) fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
-        let mut queues: Vec<&str> = tasks
-            .iter()
-            .map(|t| t.request.task.queue_name.as_str())
-            .collect();
-        queues.sort_unstable();
-        queues.dedup();
-        self.write("enqueuing tasks", |tx| {
-            for chunk in tasks.chunks(CHUNK) {
-                let columns = Columns::of(chunk)?;
+        let chunks: Vec<Columns<'_>> = tasks
+            .chunks(CHUNK)
+            .map(Columns::of)
+            .collect::<Result<_, TxError>>()
+            .map_err(|e| match e {
+                TxError::App(err) => err,
+                TxError::Db(err) => Error::postgres("enqueuing tasks", err),
+            })?;
+        let body = |tx: &mut super::Tx<'_>| {
+            for columns in &chunks {
                 tx.execute(
-                    INSERT,
+                    &INSERT_AND_NOTIFY,
                     &[
                         &self.config.alias,
                         &columns.ids,
@@ -69,13 +85,11 @@ impl PgStore {
                 )
                 .map_err(duplicate_or)?;
             }
-            // Delivered when the transaction commits, never for a rolled-back enqueue.
-            tx.execute(
-                "SELECT pg_notify($1, q) FROM unnest($2::text[]) AS q",
-                &[&CHANNEL, &queues],
-            )?;
             Ok(())
-        })
+        };
+        // A transaction even for one statement: if the connection is lost before COMMIT, the
+        // enqueue is redone on a new one rather than reported as failed (or duplicated).
+        self.write("enqueuing tasks", body)
     }
 
     pub(super) fn get(&self, id: Uuid) -> Result<Option<TaskResultData>> {
@@ -95,9 +109,20 @@ impl PgStore {
         );
         let limit = i64::from(claim.limit);
         let max_attempts = self.config.max_attempts;
-        let mut claimed = self.write("claiming tasks", |tx| {
-            self.rescue_in(tx, claim.now)?;
-            let rows = tx.query(
+        // The rescue comes first, as its own transaction, only when a lease has expired: the
+        // common claim is then two round trips (this check and the claiming statement).
+        let expired = self.read("checking for expired leases", |tx| {
+            let rows = tx.query(ANY_EXPIRED, &[&self.config.alias, &claim.now])?;
+            match rows.first() {
+                Some(row) => Ok(row.try_get::<_, bool>(0)?),
+                None => Ok(false),
+            }
+        })?;
+        if expired {
+            self.rescue(claim.now)?;
+        }
+        let rows = self.write_one("claiming tasks", |tx| {
+            Ok(tx.query(
                 &sql,
                 &[
                     &self.config.alias,
@@ -108,30 +133,34 @@ impl PgStore {
                     &claim.worker_id,
                     &claim.lease_expires_at,
                 ],
-            )?;
-            let mut claimed = Vec::with_capacity(rows.len());
-            for r in &rows {
-                let id: String = r.try_get(0)?;
-                let task = match read_row(r) {
-                    Ok(row) => row.into_claimed(max_attempts).map_err(|e| e.to_string()),
-                    Err(TxError::App(err)) => Err(err.to_string()),
-                    Err(db) => return Err(db),
-                };
-                match task {
-                    Ok(task) => claimed.push(task),
-                    Err(message) => {
-                        tracing::warn!(id = %id, "claimed a row that cannot be read; marking it FAILED: {message}");
-                        tx.execute(
+            )?)
+        })?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: String = r
+                .try_get(0)
+                .map_err(|e| Error::postgres("claiming tasks", e))?;
+            let task = match read_row(r) {
+                Ok(row) => row.into_claimed(max_attempts).map_err(|e| e.to_string()),
+                Err(TxError::App(err)) => Err(err.to_string()),
+                Err(TxError::Db(err)) => return Err(Error::postgres("claiming tasks", err)),
+            };
+            match task {
+                Ok(task) => claimed.push(task),
+                Err(message) => {
+                    tracing::warn!(id = %id, "claimed a row that cannot be read; marking it FAILED: {message}");
+                    // Should this fail, the lease expires and the rescue fails the row instead.
+                    self.write_one("failing an unreadable task", |tx| {
+                        Ok(tx.execute(
                             "UPDATE taskhost_tasks SET status = 'FAILED', finished_at = $2, \
                              errors = $3::text::jsonb, lease_owner = NULL, \
                              lease_expires_at = NULL WHERE id = $1::text::uuid",
                             &[&id, &claim.now, &crate::row::corrupt_errors(&message)],
-                        )?;
-                    }
+                        )?)
+                    })?;
                 }
             }
-            Ok(claimed)
-        })?;
+        }
         claimed.sort_by(claim_order);
         Ok(claimed)
     }
@@ -156,7 +185,7 @@ impl PgStore {
             retries.push(c.retry_at);
             errors.push(error);
         }
-        let mut applied: HashSet<Uuid> = self.write("completing tasks", |tx| {
+        let mut applied: HashSet<Uuid> = self.write_one("completing tasks", |tx| {
             let rows = tx.query(
                 "UPDATE taskhost_tasks t SET status = u.status, \
                  return_value = u.return_value::jsonb, finished_at = u.finished_at, \
@@ -198,7 +227,7 @@ impl PgStore {
             .iter()
             .filter_map(|(id, token)| parse_id(id).map(|uuid| (uuid, *token)))
             .unzip();
-        let held: HashSet<Uuid> = self.write("renewing leases", |tx| {
+        let held: HashSet<Uuid> = self.write_one("renewing leases", |tx| {
             let rows = tx.query(
                 "UPDATE taskhost_tasks t SET lease_expires_at = $1 \
                  FROM unnest($2::uuid[], $3::int8[]) AS u(id, token) \

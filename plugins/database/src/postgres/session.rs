@@ -110,7 +110,19 @@ impl PgStore {
         doing: &str,
         body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
     ) -> Result<T> {
-        self.run(doing, true, body)
+        self.run(doing, Mode::Transaction, body)
+    }
+
+    /// Run a `body` that writes with exactly one statement, outside a transaction: the
+    /// statement commits itself, in one round trip instead of BEGIN, statement, COMMIT. Since
+    /// the statement is its own COMMIT, a connection lost meanwhile is reported, not retried,
+    /// unless the server says it had ended the session (terminated, shut down) before.
+    pub(super) fn write_one<T>(
+        &self,
+        doing: &str,
+        body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
+    ) -> Result<T> {
+        self.run(doing, Mode::Statement, body)
     }
 
     /// Run read-only `body` outside a transaction (one round trip per statement), retried on
@@ -120,13 +132,13 @@ impl PgStore {
         doing: &str,
         body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
     ) -> Result<T> {
-        self.run(doing, false, body)
+        self.run(doing, Mode::Read, body)
     }
 
     fn run<T>(
         &self,
         doing: &str,
-        transactional: bool,
+        mode: Mode,
         mut body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
     ) -> Result<T> {
         let (mut conflicts, mut disconnects) = (0, 0);
@@ -135,9 +147,9 @@ impl PgStore {
             let conn = &mut *pooled;
             let mut committing = false;
             let outcome = (|| {
-                let session = match transactional {
-                    true => Session::Transaction(conn.client.transaction()?),
-                    false => Session::Plain(&mut conn.client),
+                let session = match mode {
+                    Mode::Transaction => Session::Transaction(conn.client.transaction()?),
+                    Mode::Read | Mode::Statement => Session::Plain(&mut conn.client),
                 };
                 let mut tx = Tx {
                     session,
@@ -155,9 +167,15 @@ impl PgStore {
             };
             if is_conflict(&err) && conflicts < 3 {
                 conflicts += 1;
-            } else if !committing
-                && is_disconnect(&err, &conn.client)
-                && disconnects <= self.pool_size
+            } else if disconnects <= self.pool_size
+                && match mode {
+                    // The statement is its own COMMIT: only a session the server had already
+                    // ended cannot have committed it.
+                    Mode::Statement => was_terminated(&err),
+                    Mode::Transaction | Mode::Read => {
+                        !committing && is_disconnect(&err, &conn.client)
+                    }
+                }
             {
                 // Every idle connection may be dead: allow one retry per pooled connection.
                 disconnects += 1;
@@ -170,6 +188,17 @@ impl PgStore {
             }
         }
     }
+}
+
+/// How [`PgStore::run`] runs a body.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// In a transaction, committed at the end.
+    Transaction,
+    /// Read-only statements, each on its own.
+    Read,
+    /// One writing statement, which commits itself.
+    Statement,
 }
 
 /// Open one connection.
@@ -193,6 +222,13 @@ fn is_disconnect(err: &postgres::Error, client: &Client) -> bool {
         }
         None => std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()),
     }
+}
+
+/// Whether the server ended the session (`pg_terminate_backend`, shutdown): its notice is what
+/// a statement sent on such a connection gets back, so that statement never ran.
+fn was_terminated(err: &postgres::Error) -> bool {
+    err.code()
+        .is_some_and(|code| matches!(code.code(), "57P01" | "57P02" | "57P03"))
 }
 
 fn is_conflict(err: &postgres::Error) -> bool {

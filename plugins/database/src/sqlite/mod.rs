@@ -1,9 +1,10 @@
 //! The SQLite queue store: one database file, shared by every process on the machine.
 //!
-//! Connections run in WAL mode with `synchronous = NORMAL` and a 5 s busy timeout. Every write
-//! is a `BEGIN IMMEDIATE` transaction, so SQLite serialises writers up front (no deadlocking
-//! read-to-write upgrades); a writer still locked out after the timeout is retried a few times
-//! and then reported as [`Error::Unavailable`] — never as a task failure.
+//! Connections run in WAL mode with `synchronous = NORMAL` (the `synchronous` option: `FULL`)
+//! and a 5 s busy timeout. Every write is a `BEGIN IMMEDIATE` transaction, so SQLite serialises
+//! writers up front (no deadlocking read-to-write upgrades); a writer still locked out after the
+//! timeout is retried a few times and then reported as [`Error::Unavailable`] — never as a task
+//! failure.
 
 mod admin;
 mod queue;
@@ -73,8 +74,16 @@ pub type TxError = crate::error::TxError<rusqlite::Error>;
 impl SqliteStore {
     /// Open (creating if needed) the database at `path`. Anything that makes the file unusable
     /// — a missing directory, a read-only or non-SQLite file — is [`Error::InvalidOptions`].
-    pub fn open(path: &Path, url: &str, pool_size: u32, config: StoreConfig) -> Result<Self> {
-        let first = connect(path).map_err(|err| {
+    /// `synchronous` is the validated `synchronous` option (`normal` or `full`).
+    pub fn open(
+        path: &Path,
+        url: &str,
+        pool_size: u32,
+        synchronous: &str,
+        config: StoreConfig,
+    ) -> Result<Self> {
+        let synchronous = synchronous.to_string();
+        let first = connect(path, &synchronous).map_err(|err| {
             Error::InvalidOptions(format!(
                 "{} '{}': cannot use the SQLite database of url '{url}' ({}): {err}",
                 crate::options::CLASS,
@@ -86,7 +95,7 @@ impl SqliteStore {
         let pool = Pool::new(
             pool_size,
             BUSY_TIMEOUT * 2,
-            Box::new(move || connect(&owned).map_err(Error::Unavailable)),
+            Box::new(move || connect(&owned, &synchronous).map_err(Error::Unavailable)),
         );
         pool.seed(first);
         Ok(Self {
@@ -210,7 +219,7 @@ impl SqliteStore {
 }
 
 /// Open and configure one connection, proving that the database is writable.
-fn connect(path: &Path) -> Result<SqliteConn, String> {
+fn connect(path: &Path, synchronous: &str) -> Result<SqliteConn, String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.is_dir() {
             return Err(format!(
@@ -245,7 +254,7 @@ fn connect(path: &Path) -> Result<SqliteConn, String> {
                 "journal_mode stayed '{mode}'"
             )));
         }
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "synchronous", synchronous)?;
         // Prove we can take the write lock now rather than at the first enqueue.
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
     };

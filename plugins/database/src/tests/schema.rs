@@ -42,9 +42,10 @@ fn open_store(db: &TestDb) -> Box<dyn Store> {
         max_attempts: 1,
     };
     match &options.location {
-        crate::options::Location::Sqlite(path) => {
-            Box::new(crate::sqlite::SqliteStore::open(path, &options.url, 1, config).unwrap())
-        }
+        crate::options::Location::Sqlite(path) => Box::new(
+            crate::sqlite::SqliteStore::open(path, &options.url, 1, &options.synchronous, config)
+                .unwrap(),
+        ),
         crate::options::Location::Postgres(url) => {
             Box::new(crate::postgres::PgStore::open(url, &options, config).unwrap())
         }
