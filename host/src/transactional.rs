@@ -2,6 +2,12 @@
 //! back with the application's data (exactly-once enqueue), for queue stores that offer it (the
 //! database backend).
 //!
+//! On SQLite, keep the application's connections to the queue's database file open for the life
+//! of the process (no pool that closes idle connections): the application's SQLite library and
+//! the plugin's are two copies in one process, and POSIX locks belong to the process, so closing
+//! any descriptor of the file releases the locks the plugin's copy holds (see
+//! `docs/reliability.md`). PostgreSQL has no such limit.
+//!
 //! ```no_run
 //! use taskhost::task;
 //!
