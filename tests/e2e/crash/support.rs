@@ -4,6 +4,7 @@
 use crate::worker::env::{
     output_text, wait_for_file_line, wait_with_deadline, Env, Store, DEADLINE,
 };
+use crate::worker::transactional::sqlite_value;
 use serde_json::json;
 use std::collections::HashMap;
 use std::fmt::Display;
@@ -568,18 +569,6 @@ impl App {
                 }
             }
         }
-    }
-}
-
-fn sqlite_value(p: &SqlParam) -> rusqlite::types::Value {
-    use rusqlite::types::Value;
-    match p {
-        SqlParam::Text(s) => Value::Text(s.clone()),
-        SqlParam::Json(v) => Value::Text(v.to_string()),
-        SqlParam::Integer(i) => Value::Integer(*i),
-        SqlParam::Timestamp(t) => Value::Integer(t.timestamp_micros()),
-        SqlParam::Bool(b) => Value::Integer((*b).into()),
-        SqlParam::Null => Value::Null,
     }
 }
 

@@ -3,7 +3,7 @@
 
 pub(crate) mod env;
 mod postgres_only;
-mod transactional;
+pub(crate) mod transactional;
 
 /// The behaviour suite, instantiated once per database.
 macro_rules! worker_suite {

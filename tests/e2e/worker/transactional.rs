@@ -30,7 +30,8 @@ fn exists(id: &str) -> bool {
     }
 }
 
-fn sqlite_value(p: &SqlParam) -> rusqlite::types::Value {
+/// The rusqlite value of one parameter of a transactional insert.
+pub(crate) fn sqlite_value(p: &SqlParam) -> rusqlite::types::Value {
     use rusqlite::types::Value;
     match p {
         SqlParam::Text(s) => Value::Text(s.clone()),
