@@ -126,10 +126,11 @@ impl Store {
 
     /// Append `results`, or none of them if an id is already stored (or given twice).
     fn insert_all(&mut self, results: Vec<TaskResultData>) -> Result<(), PluginError> {
-        // Ids repeated within the batch; a single result needs no set.
-        let mut new_ids = HashSet::with_capacity(if results.len() > 1 { results.len() } else { 0 });
+        // Ids repeated within the batch; a single result needs no set (and no allocation).
+        let batch = results.len() > 1;
+        let mut new_ids = HashSet::new();
         for result in &results {
-            let repeated = results.len() > 1 && !new_ids.insert(result.id.as_str());
+            let repeated = batch && !new_ids.insert(result.id.as_str());
             if repeated || self.positions.contains_key(&result.id) {
                 return Err(PluginError::new(
                     ErrorKind::INVALID_REQUEST,
