@@ -137,10 +137,17 @@ async function worker() {
     logger: quietLogger(),
   };
   if (flags.tuned) {
-    // The documented batching options (https://worker.graphile.org/docs/performance).
-    options.localQueue = { size: 500 };
-    options.completeJobBatchDelay = 0;
-    options.failJobBatchDelay = 0;
+    // The documented batching options (https://worker.graphile.org/docs/performance). They
+    // exist only as preset options: `run()` ignores them at the top level (with a warning), so
+    // they go in `preset.worker`, with a pool large enough for the concurrency as documented.
+    options.preset = {
+      worker: {
+        localQueue: { size: 500 },
+        completeJobBatchDelay: 0,
+        failJobBatchDelay: 0,
+        maxPoolSize: Math.max(10, concurrency + 1),
+      },
+    };
   }
   const runner = await run(options);
   console.error("graphile worker ready");
