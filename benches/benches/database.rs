@@ -270,6 +270,7 @@ fn backlog_benches(c: &mut Criterion, db: &str) {
                             return_value: serde_json::Value::Null,
                         },
                         retry_at: None,
+                        started_at: None,
                     };
                     let acks = backend.complete(&[done]).unwrap();
                     assert!(acks[0].applied);

@@ -271,6 +271,12 @@ pub struct Completion {
     /// For a failure that will be retried: when to run it again (status goes back to READY).
     #[serde(default, with = "timestamp")]
     pub retry_at: Option<DateTime<Utc>>,
+    /// When the function actually started, if that was after the claim (a task prefetched by
+    /// the worker waited for a slot): the store records it as `started_at` and
+    /// `last_attempted_at`. `None` keeps the claim's times. Added in 1.2.0; older stores
+    /// ignore it.
+    #[serde(default, with = "timestamp", skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
 }
 
 /// What a queue store did with one [`Completion`].
@@ -419,6 +425,7 @@ mod tests {
                     return_value: Value::from("ok"),
                 },
                 retry_at: None,
+                started_at: None,
             },
             Completion {
                 id: "y".into(),
@@ -431,6 +438,7 @@ mod tests {
                     },
                 },
                 retry_at: Some(DateTime::from_timestamp(1_700_000_100, 0).unwrap()),
+                started_at: Some(DateTime::from_timestamp(1_700_000_050, 0).unwrap()),
             },
         ];
         let mut out = vec![

@@ -73,6 +73,7 @@ fn every_panicking_method_returns_an_error_and_the_process_lives() {
             return_value: serde_json::Value::Null,
         },
         retry_at: None,
+        started_at: None,
     };
     assert_panic_error(backend.complete(&[completion]), "complete");
     let leases = LeaseRequest {

@@ -20,6 +20,10 @@ pub struct WorkerArgs {
     /// How many tasks run at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// How many claimed tasks may wait in the worker for a free slot (0: claim only for free
+    /// slots). Larger claims, much higher throughput on short tasks; see docs/worker.md.
+    #[arg(long, default_value_t = 0)]
+    pub prefetch: usize,
     /// Run everything that is ready, then exit.
     #[arg(long)]
     pub batch: bool,
@@ -63,6 +67,7 @@ impl WorkerArgs {
         options.queues =
             QueueSelection::parse(&self.queue, &self.exclude_queues).map_err(|e| e.to_string())?;
         options.concurrency = self.concurrency;
+        options.prefetch = self.prefetch;
         options.batch = self.batch;
         options.max_tasks = self.max_tasks;
         options.interval = self.interval;

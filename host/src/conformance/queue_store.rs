@@ -125,6 +125,7 @@ pub(super) fn success(c: &ClaimedTask, token: i64, return_value: Value) -> Compl
         lease_token: token,
         outcome: TaskOutcome::Successful { return_value },
         retry_at: None,
+        started_at: None,
     }
 }
 

@@ -2,7 +2,9 @@
 //! its timeout, and the completion that records how it ended.
 
 use super::completions::Completions;
+use super::local_queue::Slot;
 use super::retry::backoff;
+use super::sync_pool::SyncPool;
 use crate::backend::Backend;
 use crate::context::TaskContext;
 use crate::definition::{Invocation, TaskRunner};
@@ -17,7 +19,6 @@ use taskhost_plugin_api::wire::{
     ClaimedTask, Completion, TaskOutcome, TaskResultData, TaskResultStatus,
 };
 use taskhost_plugin_api::Signal;
-use tokio::sync::OwnedSemaphorePermit;
 
 /// What an execution needs from the worker.
 #[derive(Clone)]
@@ -27,6 +28,10 @@ pub(crate) struct Executor {
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
     pub completions: Completions,
+    pub sync_pool: Arc<SyncPool>,
+    /// Whether tasks may wait for a slot after their claim (`prefetch` > 0): their real start
+    /// time is then sent with the completion.
+    pub prefetching: bool,
 }
 
 /// How one execution ended, for the worker's report.
@@ -36,14 +41,22 @@ pub(crate) enum Ended {
     Failed,
     Retrying,
     LeaseLost,
+    /// Claimed, then a shutdown came before it got a slot: still held, to be released.
+    NotStarted,
 }
 
 impl Executor {
     /// Run `claimed` and record its outcome with the backend. `slot` is given back as soon as
     /// the function has returned, so the worker claims the next task while this result waits
     /// for the completion buffer's write (the lease is held until then).
-    pub async fn execute(&self, claimed: ClaimedTask, slot: Option<OwnedSemaphorePermit>) -> Ended {
-        let data = claimed.result;
+    pub async fn execute(&self, claimed: ClaimedTask, slot: Slot) -> Ended {
+        let mut data = claimed.result;
+        // A prefetched task may have waited since its claim: it starts now.
+        let started_at = self.prefetching.then(Utc::now);
+        if started_at.is_some() {
+            data.started_at = started_at;
+            data.last_attempted_at = started_at;
+        }
         if signals::wanted(Signal::TASK_STARTED) {
             signals::dispatch(
                 Signal::TASK_STARTED,
@@ -67,6 +80,7 @@ impl Executor {
             lease_token: claimed.lease_token,
             outcome: outcome.clone(),
             retry_at,
+            started_at,
         };
         if !self.completions.record(completion).await {
             return Ended::LeaseLost;
@@ -112,20 +126,37 @@ impl Executor {
                 task_result: TaskResult::from_data(data.clone()),
             }),
         };
-        let mut handle = match definition.runner {
+        // Sync functions run on the worker's own threads, async ones on the runtime.
+        let (abort, mut ran): (Option<tokio::task::AbortHandle>, Running) = match definition.runner
+        {
             TaskRunner::Sync(run) => {
-                tokio::task::spawn_blocking(move || catch_sync(|| run(invocation)))
+                let answer = self.sync_pool.run(move || catch_sync(|| run(invocation)));
+                let ran = async {
+                    answer
+                        .await
+                        .map_err(|_| "no thread could be started for it".to_string())
+                };
+                (None, Box::pin(ran))
             }
-            TaskRunner::Async(run) => tokio::spawn(run(invocation)),
+            TaskRunner::Async(run) => {
+                let handle = tokio::spawn(run(invocation));
+                let abort = handle.abort_handle();
+                (
+                    Some(abort),
+                    Box::pin(async { handle.await.map_err(|e| e.to_string()) }),
+                )
+            }
         };
         let joined = match data.task.timeout_secs.filter(|t| t.is_finite() && *t > 0.0) {
             Some(secs) => {
-                match tokio::time::timeout(Duration::from_secs_f64(secs), &mut handle).await {
+                match tokio::time::timeout(Duration::from_secs_f64(secs), &mut ran).await {
                     Ok(joined) => joined,
                     Err(_) => {
                         // An async task is cancelled; a sync one cannot be stopped: its thread
                         // runs on, and its result is never recorded.
-                        handle.abort();
+                        if let Some(abort) = abort {
+                            abort.abort();
+                        }
                         return failure(
                             "taskhost::TaskTimeout",
                             &format!("task exceeded its timeout of {secs} s"),
@@ -134,7 +165,7 @@ impl Executor {
                     }
                 }
             }
-            None => handle.await,
+            None => ran.await,
         };
         joined.unwrap_or_else(|e| {
             failure(
@@ -145,6 +176,10 @@ impl Executor {
         })
     }
 }
+
+/// A task function on its way to an outcome (or the reason it has none).
+type Running =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<TaskOutcome, String>> + Send>>;
 
 /// The result as the backend now stores it, for the `task_finished` signal.
 fn finished(mut data: TaskResultData, outcome: TaskOutcome) -> TaskResultData {

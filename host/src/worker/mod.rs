@@ -11,9 +11,11 @@
 mod completions;
 mod execute;
 mod leases;
+mod local_queue;
 pub mod options;
 mod retry;
 mod shutdown;
+mod sync_pool;
 
 pub use options::{QueueSelection, WorkerOptions};
 pub use retry::backoff;
@@ -25,11 +27,11 @@ use crate::handler::task_backends;
 use completions::Completions;
 use execute::{Ended, Executor};
 use leases::Leases;
+use local_queue::{LocalQueue, Ticket};
 use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::ops;
 use taskhost_plugin_api::wire::{ClaimRequest, WaitRequest};
-use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 /// Why a worker stopped.
@@ -136,10 +138,13 @@ impl Worker {
             retry_backoff: o.retry_backoff,
             retry_backoff_max: o.retry_backoff_max,
             completions,
+            sync_pool: Arc::new(sync_pool::SyncPool::new()),
+            prefetching: o.prefetch > 0,
         };
-        // One permit per task function running; an execution whose function has returned
-        // gives its permit back while its result waits to be recorded.
-        let slots = Arc::new(Semaphore::new(o.concurrency));
+        // One slot per task function running; an execution whose function has returned
+        // gives its slot back while its result waits to be recorded. Claimed tasks wait in
+        // the local queue, in claim order, for a slot.
+        let local = LocalQueue::new(o.concurrency, o.prefetch);
         let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
         let heartbeat = leases.spawn_heartbeat();
         let mut report = WorkerReport::default();
@@ -159,16 +164,15 @@ impl Worker {
             if remaining == Some(0) {
                 break ExitReason::MaxTasks;
             }
-            let free = slots.available_permits();
-            if free == 0 {
+            let Some(room) = local.room() else {
                 tokio::select! {
-                    Ok(_) = slots.acquire() => {}
+                    _ = local.changed() => {}
                     Some(done) = running.join_next() => tally(&mut report, done),
                     _ = self.shutdown.graceful.cancelled() => {}
                 }
                 continue;
-            }
-            let limit = remaining.map_or(free as u64, |r| r.min(free as u64)) as u32;
+            };
+            let limit = remaining.map_or(room as u64, |r| r.min(room as u64)) as u32;
             let claimed = match self.claim(limit).await {
                 Ok(claimed) => claimed,
                 Err(e) => {
@@ -208,11 +212,26 @@ impl Worker {
             for task in claimed {
                 report.claimed += 1;
                 leases.hold(&task.result.id, task.lease_token);
-                // A claim asks for at most the free slots; a backend that returns more still
-                // gets every task run (over the limit) rather than any dropped.
-                let slot = Arc::clone(&slots).try_acquire_owned().ok();
+                // A claim asks for at most the room; a backend that returns more still gets
+                // every task run (they wait for slots) rather than any dropped.
+                let ticket = local.ticket();
                 let (executor, leases) = (executor.clone(), leases.clone());
+                let stopping = self.shutdown.graceful.clone();
                 running.spawn(async move {
+                    let slot = match ticket {
+                        Ticket::Now(slot) => Some(slot),
+                        Ticket::Queued(turn) => tokio::select! {
+                            // A shutdown: tasks still waiting never start (dropping the turn
+                            // passes a slot sent meanwhile on). Their leases stay held, for
+                            // `finish` to hand them back.
+                            biased;
+                            _ = stopping.cancelled() => None,
+                            slot = turn => slot.ok(),
+                        },
+                    };
+                    let Some(slot) = slot.filter(|_| !stopping.is_cancelled()) else {
+                        return Ended::NotStarted;
+                    };
                     let id = task.result.id.clone();
                     let ended = executor.execute(task, slot).await;
                     leases.drop_lease(&id);
@@ -273,6 +292,9 @@ impl Worker {
             _ = self.shutdown.force.cancelled() => true,
         };
         if !forced {
+            // What is still held was claimed and never started (the shutdown came while it
+            // waited for a slot): hand it back now.
+            report.released += leases.release_all().await;
             return exit;
         }
         running.abort_all();
@@ -355,6 +377,8 @@ fn tally(report: &mut WorkerReport, done: std::result::Result<Ended, tokio::task
         Ok(Ended::Failed) => report.failed += 1,
         Ok(Ended::Retrying) => report.retried += 1,
         Ok(Ended::LeaseLost) => report.lease_lost += 1,
+        // Still held: `finish` hands it back and counts it as released.
+        Ok(Ended::NotStarted) => {}
         Err(_) => {}
     }
 }

@@ -210,6 +210,48 @@ fn a_second_sigterm_stops_at_once_and_releases_the_running_task() {
 }
 
 #[test]
+fn prefetched_tasks_run_in_claim_order_and_record_when_they_really_started() {
+    let env = Env::new(STORE, "");
+    let ids: Vec<String> = (0..5)
+        .map(|i| env.enqueue_on("record_and_sleep", json!([format!("k{i}"), 20]), "default", 10 - i))
+        .collect();
+    // One claim takes all five; they run one at a time, in claim order.
+    let out = env.run_worker(&["--batch", "--prefetch", "8"]);
+    assert!(out.status.success(), "{}", output_text(&out));
+    let starts: Vec<String> = env.log_lines().into_iter().filter(|l| l.starts_with("start")).collect();
+    assert_eq!(starts, ["start k0", "start k1", "start k2", "start k3", "start k4"]);
+    let results: Vec<_> = ids.iter().map(|id| env.result(id)).collect();
+    for pair in results.windows(2) {
+        // Not the claim's time (the same for all five): each started once the one before it
+        // had slept its 20 ms.
+        let (before, after) = (pair[0].started_at().unwrap(), pair[1].started_at().unwrap());
+        assert!(after - before >= chrono::Duration::milliseconds(20), "{before} then {after}");
+        assert_eq!(pair[1].last_attempted_at(), pair[1].started_at());
+    }
+}
+
+#[test]
+fn sigterm_hands_back_prefetched_tasks_that_had_not_started() {
+    let env = Env::new(STORE, "");
+    let slow = env.enqueue_on("record_and_sleep", json!(["slow", 1_000]), "default", 50);
+    let waiting: Vec<String> =
+        (0..3).map(|i| env.enqueue("record_key", json!([format!("k{i}")]))).collect();
+    let worker = env.spawn_worker(&["--prefetch", "5"]);
+    env.wait_for_line(|l| l == "start slow");
+    terminate(&worker);
+    let out = wait_with_deadline(worker);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(env.result(&slow).status(), TaskResultStatus::Successful);
+    for id in &waiting {
+        let r = env.result(id);
+        assert_eq!(r.status(), TaskResultStatus::Ready, "{}", output_text(&out));
+        assert_eq!((r.attempts(), r.worker_ids().len()), (0, 0));
+    }
+    assert_eq!(env.log_lines(), ["start slow", "end slow"]);
+    assert!(output_text(&out).contains("3 released"), "{}", output_text(&out));
+}
+
+#[test]
 fn worker_options_are_validated_like_django_tasks_db() {
     let env = Env::new(STORE, "");
     let cases: &[(&[&str], &str)] = &[

@@ -172,8 +172,8 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionAck>> {
         let (mut ids, mut tokens, mut statuses) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut values, mut finished, mut retries, mut errors) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut values, mut finished, mut retries, mut errors, mut started) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for c in completions {
             let Some(id) = parse_id(&c.id) else { continue };
             let (status, return_value, error) = outcome_columns(c)?;
@@ -184,6 +184,7 @@ impl PgStore {
             finished.push((status != "READY").then_some(now));
             retries.push(c.retry_at);
             errors.push(error);
+            started.push(c.started_at);
         }
         let mut applied: HashSet<Uuid> = self.write_one("completing tasks", |tx| {
             let rows = tx.query(
@@ -192,14 +193,18 @@ impl PgStore {
                  run_after = COALESCE(u.retry_at, t.run_after), \
                  errors = CASE WHEN u.error IS NULL THEN t.errors \
                           ELSE t.errors || jsonb_build_array(u.error::jsonb) END, \
+                 started_at = COALESCE(u.started_at, t.started_at), \
+                 last_attempted_at = COALESCE(u.started_at, t.last_attempted_at), \
                  lease_owner = NULL, lease_expires_at = NULL \
                  FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], \
-                             $5::timestamptz[], $6::timestamptz[], $7::text[]) \
-                   AS u(id, token, status, return_value, finished_at, retry_at, error) \
+                             $5::timestamptz[], $6::timestamptz[], $7::text[], \
+                             $8::timestamptz[]) \
+                   AS u(id, token, status, return_value, finished_at, retry_at, error, \
+                        started_at) \
                  WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token \
                  RETURNING t.id",
                 &[
-                    &ids, &tokens, &statuses, &values, &finished, &retries, &errors,
+                    &ids, &tokens, &statuses, &values, &finished, &retries, &errors, &started,
                 ],
             )?;
             rows.iter()

@@ -131,6 +131,8 @@ impl SqliteStore {
                  errors = CASE WHEN :error IS NULL THEN errors \
                           WHEN json_valid(errors) THEN json_insert(errors, '$[#]', json(:error)) \
                           ELSE json_array(json(:error)) END, \
+                 started_at = COALESCE(:started_at, started_at), \
+                 last_attempted_at = COALESCE(:started_at, last_attempted_at), \
                  lease_owner = NULL, lease_expires_at = NULL \
                  WHERE id = :id AND status = 'RUNNING' AND lease_token = :token",
             )?;
@@ -149,6 +151,7 @@ impl SqliteStore {
                             ":error": error,
                             ":id": id.hyphenated().to_string(),
                             ":token": c.lease_token,
+                            ":started_at": c.started_at.map(us),
                         })? == 1
                     }
                 };

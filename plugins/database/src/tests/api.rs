@@ -108,6 +108,7 @@ pub fn success(task: &ClaimedTask, value: Value) -> Completion {
             return_value: value,
         },
         retry_at: None,
+        started_at: None,
     }
 }
 
@@ -124,6 +125,7 @@ pub fn failure(task: &ClaimedTask, retry_at: Option<DateTime<Utc>>) -> Completio
             },
         },
         retry_at,
+        started_at: None,
     }
 }
 

@@ -6,7 +6,7 @@ use chrono::Duration;
 use serde_json::{json, Value};
 use taskhost_plugin_api::{
     ops,
-    wire::{CompletionAck, TaskResultStatus},
+    wire::{Completion, CompletionAck, TaskResultStatus},
 };
 
 on_both_databases!(
@@ -19,6 +19,7 @@ on_both_databases!(
     an_expired_lease_on_the_last_attempt_fails_the_task,
     a_stale_lease_token_changes_nothing,
     completions_are_acknowledged_one_by_one,
+    a_completion_with_a_later_start_records_it,
 );
 
 fn a_successful_completion_stores_the_return_value(db: TestDb) {
@@ -268,5 +269,32 @@ fn completions_are_acknowledged_one_by_one(db: TestDb) {
             ("not-a-uuid".to_string(), false),
             (tasks[1].result.id.clone(), false),
         ]
+    );
+}
+
+/// A prefetched task starts after its claim: its completion's `started_at` replaces the claim's.
+fn a_completion_with_a_later_start_records_it(db: TestDb) {
+    let (b, _) = db.backend();
+    enqueue(&b, "default");
+    enqueue(&b, "default");
+    let mut tasks = claim(&b, "w1", 2);
+    let claimed_at = tasks[0].result.started_at.unwrap();
+    let started = claimed_at + Duration::seconds(5);
+    let late = Completion {
+        started_at: Some(started),
+        ..success(&tasks[0], json!(1))
+    };
+    let on_time = success(&tasks[1], json!(2));
+    complete(&b, &[late, on_time]);
+    let r = get(&b, &tasks.remove(0).result.id).unwrap();
+    assert_eq!(
+        (r.started_at, r.last_attempted_at),
+        (Some(started), Some(started))
+    );
+    let r = get(&b, &tasks.remove(0).result.id).unwrap();
+    assert_eq!(
+        r.started_at,
+        Some(claimed_at),
+        "no start given: the claim's is kept"
     );
 }

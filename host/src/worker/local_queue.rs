@@ -1,0 +1,211 @@
+//! The worker's slots, and the claimed tasks waiting in the worker for one (prefetch).
+//!
+//! A worker holds at most `concurrency + prefetch` tasks: the running ones and the waiting
+//! ones. Waiting tasks get a slot in claim order, handed straight from the task that frees it
+//! (no round through the worker's loop, so a warm worker starts the next task at once). While
+//! tasks are waiting, the next claim is made only once half the prefetch is free, so a busy
+//! worker claims in batches (one write transaction for many tasks) instead of once per
+//! finished task.
+
+use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tokio::sync::{oneshot, Notify};
+
+/// The slots and the queue of tasks waiting for one.
+#[derive(Clone)]
+pub(crate) struct LocalQueue {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled whenever a slot is freed or handed on (the worker may claim again).
+    changed: Notify,
+    concurrency: usize,
+    prefetch: usize,
+}
+
+struct State {
+    free: usize,
+    waiting: VecDeque<oneshot::Sender<Slot>>,
+}
+
+/// A claimed task's place: its slot now, or its turn in the queue.
+pub(crate) enum Ticket {
+    /// A slot was free.
+    Now(Slot),
+    /// Wait for a slot; it is sent in claim order.
+    Queued(oneshot::Receiver<Slot>),
+}
+
+impl LocalQueue {
+    pub fn new(concurrency: usize, prefetch: usize) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    free: concurrency,
+                    waiting: VecDeque::new(),
+                }),
+                changed: Notify::new(),
+                concurrency,
+                prefetch,
+            }),
+        }
+    }
+
+    /// A slot for the next claimed task, or its place behind the tasks already waiting.
+    pub fn ticket(&self) -> Ticket {
+        let mut state = self.shared.state.lock();
+        if state.free > 0 && state.waiting.is_empty() {
+            state.free -= 1;
+            return Ticket::Now(Slot {
+                shared: Some(Arc::clone(&self.shared)),
+            });
+        }
+        let (sender, receiver) = oneshot::channel();
+        state.waiting.push_back(sender);
+        Ticket::Queued(receiver)
+    }
+
+    /// How many tasks the next claim asks for, or `None` when the worker should wait for
+    /// [`LocalQueue::changed`] first.
+    pub fn room(&self) -> Option<usize> {
+        let shared = &*self.shared;
+        let state = shared.state.lock();
+        let waiting = state.waiting.len();
+        let held = waiting + (shared.concurrency - state.free);
+        let room = (shared.concurrency + shared.prefetch).saturating_sub(held);
+        let worth = room > 0 && (waiting == 0 || room >= (shared.prefetch / 2).max(1));
+        worth.then_some(room)
+    }
+
+    /// Wait until a slot is freed or handed on (one signal sent while nobody waited counts
+    /// for the next wait).
+    pub async fn changed(&self) {
+        self.shared.changed.notified().await
+    }
+}
+
+impl Shared {
+    /// A slot was given back: to the first task still waiting, else to the free ones.
+    fn hand_on(self: Arc<Self>) {
+        let mut state = self.state.lock();
+        let mut handed = false;
+        while let Some(next) = state.waiting.pop_front() {
+            let slot = Slot {
+                shared: Some(Arc::clone(&self)),
+            };
+            match next.send(slot) {
+                Ok(()) => {
+                    handed = true;
+                    break;
+                }
+                // That task is gone (aborted): the slot goes to the next one, not back here.
+                Err(mut unsent) => unsent.shared = None,
+            }
+        }
+        if !handed {
+            state.free += 1;
+        }
+        drop(state);
+        self.changed.notify_one();
+    }
+}
+
+/// A running task's slot; dropping it hands it to the next waiting task.
+pub(crate) struct Slot {
+    shared: Option<Arc<Shared>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(shared) = self.shared.take() {
+            shared.hand_on();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now(ticket: Ticket) -> Slot {
+        match ticket {
+            Ticket::Now(slot) => slot,
+            Ticket::Queued(_) => panic!("expected a free slot"),
+        }
+    }
+
+    fn queued(ticket: Ticket) -> oneshot::Receiver<Slot> {
+        match ticket {
+            Ticket::Queued(receiver) => receiver,
+            Ticket::Now(_) => panic!("expected to wait"),
+        }
+    }
+
+    #[test]
+    fn without_prefetch_claims_are_for_free_slots_only() {
+        let local = LocalQueue::new(2, 0);
+        assert_eq!(local.room(), Some(2));
+        let a = now(local.ticket());
+        assert_eq!(local.room(), Some(1));
+        let _b = now(local.ticket());
+        assert_eq!(local.room(), None);
+        drop(a);
+        assert_eq!(local.room(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn waiting_tasks_get_slots_in_claim_order() {
+        let local = LocalQueue::new(1, 4);
+        let first = now(local.ticket());
+        let (mut b, mut c) = (queued(local.ticket()), queued(local.ticket()));
+        assert!(b.try_recv().is_err() && c.try_recv().is_err());
+        drop(first);
+        let slot = b
+            .try_recv()
+            .expect("the slot goes to the first waiting task");
+        assert!(c.try_recv().is_err());
+        drop(slot);
+        drop(c.await.expect("then to the next"));
+        assert_eq!(local.room(), Some(5));
+    }
+
+    #[test]
+    fn a_slot_skips_a_task_that_is_gone() {
+        let local = LocalQueue::new(1, 2);
+        let first = now(local.ticket());
+        let gone = queued(local.ticket());
+        let mut next = queued(local.ticket());
+        drop(gone);
+        drop(first);
+        assert!(next.try_recv().is_ok());
+    }
+
+    #[test]
+    fn with_tasks_waiting_the_next_claim_waits_for_half_the_prefetch() {
+        let local = LocalQueue::new(2, 8);
+        assert_eq!(local.room(), Some(10));
+        let running: Vec<_> = (0..2).map(|_| now(local.ticket())).collect();
+        let mut waiting: Vec<_> = (0..5).map(|_| queued(local.ticket())).collect();
+        // 2 running + 5 waiting of 10: 3 free, under half the prefetch.
+        assert_eq!(local.room(), None);
+        drop(running);
+        // Their slots went to two waiting tasks: 2 running + 3 waiting, 5 free.
+        let started: Vec<_> = waiting
+            .iter_mut()
+            .filter_map(|w| w.try_recv().ok())
+            .collect();
+        assert_eq!(started.len(), 2);
+        assert_eq!(local.room(), Some(5));
+    }
+
+    #[tokio::test]
+    async fn a_freed_slot_wakes_the_worker_even_if_it_was_not_waiting_yet() {
+        let local = LocalQueue::new(1, 0);
+        drop(now(local.ticket()));
+        local.changed().await;
+        assert_eq!(local.room(), Some(1));
+    }
+}
