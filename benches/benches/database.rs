@@ -1,7 +1,7 @@
 //! The Database plugin on SQLite (a temp dir, WAL) and on PostgreSQL (`$TASKHOST_TEST_DATABASE_URL`,
 //! else the local test server; a fresh schema, dropped at the end): single enqueues (one
 //! commit each), `enqueue_many` of 1,000 rows, an in-process worker draining 10,000 no-op
-//! tasks, the cost of one claim + completion as the ready backlog grows (1k, 100k, 1M rows),
+//! tasks (without and with a prefetch), the cost of one claim + completion as the ready backlog grows (1k, 100k, 1M rows),
 //! and the pickup latency of an idle PostgreSQL worker (enqueue → task start, woken by
 //! LISTEN/NOTIFY; its p50/p99 are printed).
 //!
@@ -195,12 +195,17 @@ fn drain_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime, db: &str)
         .throughput(Throughput::Elements(DRAIN));
     // PostgreSQL at concurrency 1 (a claim and a completion commit per task) took ≈43 s per
     // sample on the loaded machine of the last run: left out to keep the run time reasonable.
-    let concurrencies: &[usize] = match db {
-        "sqlite" => &[1, 4, 32],
-        _ => &[4, 32],
+    // `(concurrency, prefetch)`; with a prefetch the worker claims in batches.
+    let configs: &[(usize, usize)] = match db {
+        "sqlite" => &[(1, 0), (4, 0), (32, 0), (1, 256), (32, 256)],
+        _ => &[(4, 0), (32, 0), (1, 256), (32, 256)],
     };
-    for &concurrency in concurrencies {
-        group.bench_function(format!("concurrency_{concurrency}"), |b| {
+    for &(concurrency, prefetch) in configs {
+        let name = match prefetch {
+            0 => format!("concurrency_{concurrency}"),
+            _ => format!("concurrency_{concurrency}_prefetch_{prefetch}"),
+        };
+        group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
@@ -211,6 +216,7 @@ fn drain_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime, db: &str)
                     options.backend = alias.clone();
                     options.queues = QueueSelection::All { exclude: vec![] };
                     options.concurrency = concurrency;
+                    options.prefetch = prefetch;
                     options.batch = true;
                     let worker = Worker::new(options).unwrap();
                     let start = Instant::now();
