@@ -21,6 +21,7 @@ use crate::store::{check_error, Claim, Migration, Store, StoreConfig};
 use chrono::{DateTime, Utc};
 use listen::Listener;
 use session::{connect, PgConn, Tx};
+use std::sync::atomic::AtomicI64;
 use std::time::Duration;
 use taskhost_plugin_api::wire::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
@@ -65,6 +66,8 @@ pub struct PgStore {
     pool: Pool<PgConn>,
     listener: Listener,
     config: StoreConfig,
+    /// When (host clock, µs) a claim last checked for expired leases; `i64::MIN`: never.
+    last_rescue_check: AtomicI64,
 }
 
 impl PgStore {
@@ -116,6 +119,7 @@ impl PgStore {
             pool,
             listener,
             config,
+            last_rescue_check: AtomicI64::new(i64::MIN),
         })
     }
 

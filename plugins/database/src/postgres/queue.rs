@@ -7,6 +7,7 @@ use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 use taskhost_plugin_api::wire::{
     ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskResultData,
@@ -38,6 +39,10 @@ static INSERT_AND_NOTIFY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// How often, at most, claims check for expired leases (µs of the host's clock): a lease lost
+/// is rescued within this much of its expiry (leases are at least 1 s long).
+const RESCUE_CHECK_EVERY_MICROS: i64 = 1_000_000;
+
 /// Whether any lease of the alias expired before `$2` (the lease index answers it).
 const ANY_EXPIRED: &str = "SELECT EXISTS (SELECT 1 FROM taskhost_tasks \
     WHERE status = 'RUNNING' AND backend_name = $1 AND lease_expires_at < $2)";
@@ -54,6 +59,18 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
     LIMIT $5 FOR UPDATE SKIP LOCKED";
 
 impl PgStore {
+    /// Whether a claim at `now` should check for expired leases: the first claim does, then
+    /// one every [`RESCUE_CHECK_EVERY`] (a clock that went back checks again at once).
+    fn rescue_check_due(&self, now: DateTime<Utc>) -> bool {
+        let now = now.timestamp_micros();
+        let last = self.last_rescue_check.load(Ordering::Acquire);
+        let due = last == i64::MIN || now < last || now - last >= RESCUE_CHECK_EVERY_MICROS;
+        due && self
+            .last_rescue_check
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     pub(super) fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
         let chunks: Vec<Columns<'_>> = tasks
             .chunks(CHUNK)
@@ -109,17 +126,20 @@ impl PgStore {
         );
         let limit = i64::from(claim.limit);
         let max_attempts = self.config.max_attempts;
-        // The rescue comes first, as its own transaction, only when a lease has expired: the
-        // common claim is then two round trips (this check and the claiming statement).
-        let expired = self.read("checking for expired leases", |tx| {
-            let rows = tx.query(ANY_EXPIRED, &[&self.config.alias, &claim.now])?;
-            match rows.first() {
-                Some(row) => Ok(row.try_get::<_, bool>(0)?),
-                None => Ok(false),
+        // The rescue comes first, as its own transaction, only when a lease has expired; and
+        // the check for one is made at most once per RESCUE_CHECK_EVERY of the host's clock
+        // (leases last at least a second), so most claims are one round trip.
+        if self.rescue_check_due(claim.now) {
+            let expired = self.read("checking for expired leases", |tx| {
+                let rows = tx.query(ANY_EXPIRED, &[&self.config.alias, &claim.now])?;
+                match rows.first() {
+                    Some(row) => Ok(row.try_get::<_, bool>(0)?),
+                    None => Ok(false),
+                }
+            })?;
+            if expired {
+                self.rescue(claim.now)?;
             }
-        })?;
-        if expired {
-            self.rescue(claim.now)?;
         }
         let rows = self.write_one("claiming tasks", |tx| {
             Ok(tx.query(
