@@ -1,12 +1,13 @@
 //! The Worker: claims tasks from a queue-store backend, runs them, and records how they ended.
 //!
 //! One loop for every backend that declares `supports_queue_store`, third-party ones too. Up to
-//! `concurrency` tasks run at once (sync tasks on tokio's blocking pool, async tasks on the
-//! runtime); each claimed task holds a lease renewed every third of its length, so a task whose
-//! worker died is rescued by the store once the lease expires, and a stale worker's late write
-//! is fenced off by the lease token. The first SIGINT/SIGTERM stops claiming and lets running
-//! tasks finish within the grace period; a second one (or the end of the grace period) hands
-//! the unfinished tasks back to the store, READY again.
+//! `concurrency` tasks run at once (sync tasks on the worker's own threads, async tasks on the
+//! runtime), and up to `prefetch` more claimed tasks wait for a slot in claim order; each
+//! claimed task holds a lease renewed every third of its length, so a task whose worker died
+//! is rescued by the store once the lease expires, and a stale worker's late write is fenced
+//! off by the lease token. The first SIGINT/SIGTERM stops claiming and starting, hands the
+//! waiting tasks back and lets running tasks finish within the grace period; a second one (or
+//! the end of the grace period) hands the unfinished tasks back to the store, READY again.
 
 mod completions;
 mod execute;
