@@ -75,7 +75,10 @@ impl LocalQueue {
         let state = shared.state.lock();
         let waiting = state.waiting.len();
         let held = waiting + (shared.concurrency - state.free);
-        let room = (shared.concurrency + shared.prefetch).saturating_sub(held);
+        let room = shared
+            .concurrency
+            .saturating_add(shared.prefetch)
+            .saturating_sub(held);
         let worth = room > 0 && (waiting == 0 || room >= (shared.prefetch / 2).max(1));
         worth.then_some(room)
     }

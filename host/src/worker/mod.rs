@@ -173,7 +173,9 @@ impl Worker {
                 }
                 continue;
             };
-            let limit = remaining.map_or(room as u64, |r| r.min(room as u64)) as u32;
+            let limit = remaining
+                .map_or(room as u64, |r| r.min(room as u64))
+                .min(u64::from(u32::MAX)) as u32;
             let claimed = match self.claim(limit).await {
                 Ok(claimed) => claimed,
                 Err(e) => {

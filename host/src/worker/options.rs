@@ -6,6 +6,9 @@ use std::time::Duration;
 /// The most characters a worker id may have.
 pub const MAX_WORKER_ID_LEN: usize = 64;
 
+/// The most claimed tasks that may wait in one worker ([`WorkerOptions::prefetch`]).
+pub const MAX_PREFETCH: usize = 100_000;
+
 /// Which queues a worker takes tasks from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueueSelection {
@@ -114,6 +117,12 @@ impl WorkerOptions {
         }
         if self.concurrency == 0 {
             return Err(invalid("--concurrency must be at least 1"));
+        }
+        if self.prefetch > MAX_PREFETCH {
+            return Err(invalid(&format!(
+                "--prefetch must be at most {MAX_PREFETCH} (tasks waiting in one worker), got {}",
+                self.prefetch
+            )));
         }
         if self.lease < Duration::from_secs(1) {
             return Err(invalid("--lease must be at least 1 second"));

@@ -261,6 +261,8 @@ fn worker_options_are_validated_like_django_tasks_db() {
         (&["--interval", "inf"], "Must be a finite floating point value"),
         (&["--backend", "nope"], "The connection 'nope' doesn't exist."),
         (&["--backend", "dummy"], "Backend 'dummy' is not a queue-store backend"),
+        (&["--prefetch", "100001"], "--prefetch must be at most 100000"),
+        (&["--prefetch", "-1"], "unexpected argument '-1' found"),
     ];
     for (args, message) in cases {
         let mut all = vec!["worker"];
