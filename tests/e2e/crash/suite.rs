@@ -9,12 +9,25 @@ use taskhost::{task, TaskResultStatus};
 /// kill -9 of a random worker every few seconds while 4 workers drain the queue.
 #[test]
 fn kill_9_storm_loses_nothing_and_duplicates_stay_within_the_in_flight_bound() {
-    let mut rng = Rng::seeded("kill9_storm", STORE);
+    kill_9_storm("kill9_storm", &[]);
+}
+
+/// The same storm with workers that prefetch: the tasks waiting in a killed worker are rescued
+/// too (nothing lost), and since they never ran, the duplicates stay within the same bound.
+#[test]
+fn kill_9_storm_with_prefetching_workers_loses_nothing_either() {
+    kill_9_storm("kill9_storm_prefetch", &["--prefetch", "16"]);
+}
+
+fn kill_9_storm(name: &str, extra_args: &[&str]) {
+    let mut rng = Rng::seeded(name, STORE);
     let (tasks, workers, concurrency) = (size(800, 10_000), 4, 4);
     let env = Env::new(STORE, "max_attempts = 100");
     let ids = enqueue_work(&env, 0..tasks, 30);
     let started = Instant::now();
-    let mut pool = Pool::start(&env, workers, &["--concurrency", "4", "--lease", "2"]);
+    let mut args = vec!["--concurrency", "4", "--lease", "2"];
+    args.extend_from_slice(extra_args);
+    let mut pool = Pool::start(&env, workers, &args);
     let recovery = drain_with_kills(
         &env,
         &mut pool,
@@ -30,7 +43,7 @@ fn kill_9_storm_loses_nothing_and_duplicates_stay_within_the_in_flight_bound() {
     let lost = lost(&ids, &runs);
     let kills = recovery.kills;
     let bound = kills * concurrency + leases_lost;
-    Figures::new("kill9_storm", STORE)
+    Figures::new(name, STORE)
         .add("tasks", tasks)
         .add("workers", workers)
         .add("concurrency", concurrency)
