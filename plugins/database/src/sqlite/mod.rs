@@ -37,6 +37,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "indexes",
         sql: include_str!("../../migrations/sqlite/0002_indexes.sql"),
     },
+    Migration {
+        version: 3,
+        name: "status_check",
+        sql: include_str!("../../migrations/sqlite/0003_status_check.sql"),
+    },
 ];
 
 /// How long SQLite waits for another writer before giving up on one try.
