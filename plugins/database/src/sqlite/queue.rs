@@ -215,11 +215,7 @@ impl SqliteStore {
     }
 
     /// Rescue inside an open write transaction (also the first step of every claim).
-    fn rescue_in(
-        &self,
-        tx: &rusqlite::Connection,
-        now: DateTime<Utc>,
-    ) -> Result<u64, TxError> {
+    fn rescue_in(&self, tx: &rusqlite::Connection, now: DateTime<Utc>) -> Result<u64, TxError> {
         let mut select = tx.prepare_cached(
             "SELECT id, lease_owner, lease_expires_at, attempts, COALESCE(max_attempts, ?3), \
              lease_token FROM taskhost_tasks \

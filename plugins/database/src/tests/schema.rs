@@ -236,5 +236,9 @@ fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
         !plan.iter().any(|op| op == "OpenEphemeral"),
         "an insert builds no temporary b-tree: {plan:?}"
     );
-    assert_eq!(claimed_ids(&claim(&b, "w", 5)), ids, "claim order ends with the id");
+    assert_eq!(
+        claimed_ids(&claim(&b, "w", 5)),
+        ids,
+        "claim order ends with the id"
+    );
 }
