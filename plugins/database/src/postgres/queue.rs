@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
+use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::error::SqlState;
+use postgres::types::{Json, Type};
 use std::collections::HashSet;
 use std::sync::LazyLock;
 use taskhost_plugin_api::wire::{
@@ -15,6 +17,38 @@ use uuid::Uuid;
 
 /// Rows per multi-row INSERT.
 const CHUNK: usize = 2000;
+
+/// Batches of more rows than this are written with binary COPY, in a transaction with the
+/// NOTIFY after it (4 round trips: BEGIN, COPY, NOTIFY, COMMIT); smaller ones, every single
+/// enqueue among them, with one self-committing [`INSERT_AND_NOTIFY`] (1 round trip).
+const COPY_ABOVE: usize = 64;
+
+/// The bulk path: the rows in PostgreSQL's binary format, no SQL executor per row and no text
+/// to parse but the JSON.
+const COPY: &str = "COPY taskhost_tasks (id, task_path, queue_name, priority, backend_name, \
+    status, args, kwargs, takes_context, is_async, run_after, enqueued_at, max_attempts, \
+    timeout_secs) FROM STDIN (FORMAT binary)";
+
+/// The column types of [`COPY`], in its order.
+const COPY_TYPES: [Type; 14] = [
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::JSONB,
+    Type::JSONB,
+    Type::BOOL,
+    Type::BOOL,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::INT4,
+    Type::FLOAT8,
+];
+
+/// After a [`COPY`], in its transaction: one NOTIFY per queue (`$1`, distinct names).
+const NOTIFY_QUEUES: &str = "SELECT pg_notify('taskhost_tasks', q) FROM unnest($1::text[]) AS q";
 
 const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
     backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \
@@ -82,14 +116,6 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
 
 impl PgStore {
     pub(super) fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
-        let chunks: Vec<Columns<'_>> = tasks
-            .chunks(CHUNK)
-            .map(Columns::of)
-            .collect::<Result<_, TxError>>()
-            .map_err(|e| match e {
-                TxError::App(err) => err,
-                TxError::Db(err) => Error::postgres("enqueuing tasks", err),
-            })?;
         // The same id twice in one batch is refused before anything is sent, as the primary
         // key would refuse it, so that a retry (which skips stored ids) refuses it too.
         if tasks.len() > 1 {
@@ -98,8 +124,23 @@ impl PgStore {
                 return Err(already_stored(&dup.id.to_string()));
             }
         }
+        let copy = tasks.len() > COPY_ABOVE;
+        // The columns for `unnest`, made when first needed (a COPY's retry needs them too).
+        let mut chunks: Option<Vec<Columns<'_>>> = None;
         let body = |tx: &mut super::Tx<'_>| {
-            for columns in &chunks {
+            if copy && !tx.is_retry() {
+                return self.copy_in(tx, tasks);
+            }
+            let chunks = match &mut chunks {
+                Some(chunks) => chunks,
+                None => chunks.insert(
+                    tasks
+                        .chunks(CHUNK)
+                        .map(Columns::of)
+                        .collect::<Result<_, TxError>>()?,
+                ),
+            };
+            for columns in chunks.iter() {
                 let params: [&(dyn postgres::types::ToSql + Sync); 13] = [
                     &self.config.alias,
                     &columns.ids,
@@ -130,12 +171,44 @@ impl PgStore {
             }
             Ok(())
         };
-        // Up to CHUNK rows (every single enqueue): one self-committing statement, one round
-        // trip. More: one transaction. Either way a connection lost with the outcome unknown
-        // — before the statement, or with its COMMIT unanswered — is retried idempotently on a
-        // new connection: never reported as failed when it was stored, never stored twice, and
-        // a different task under a stored id is still refused.
-        self.write_idempotent("enqueuing tasks", chunks.len() > 1, body)
+        // Either way a connection lost with the outcome unknown — before the statement, or
+        // with its COMMIT unanswered — is retried idempotently on a new connection (in a
+        // transaction, with `unnest`): never reported as failed when it was stored, never
+        // stored twice, and a different task under a stored id is still refused.
+        self.write_idempotent("enqueuing tasks", copy || tasks.len() > CHUNK, body)
+    }
+
+    /// The first attempt of a bulk enqueue: binary COPY, then the NOTIFYs, in `tx`'s
+    /// transaction.
+    fn copy_in(&self, tx: &mut super::Tx<'_>, tasks: &[NewTask]) -> Result<(), TxError> {
+        let mut rows = BinaryCopyInWriter::new(tx.copy_in(COPY)?, &COPY_TYPES);
+        let mut queues: HashSet<&str> = HashSet::new();
+        for task in tasks {
+            let t = &task.request.task;
+            let max_attempts = t.max_attempts.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+            rows.write(&[
+                &task.id,
+                &t.path,
+                &t.queue_name,
+                &t.priority,
+                &self.config.alias,
+                &"READY",
+                &Json(&task.request.args),
+                &Json(&task.request.kwargs),
+                &t.takes_context,
+                &t.is_async,
+                &t.run_after,
+                &task.enqueued_at,
+                &max_attempts,
+                &t.timeout_secs,
+            ])
+            .map_err(duplicate_or)?;
+            queues.insert(&t.queue_name);
+        }
+        rows.finish().map_err(duplicate_or)?;
+        let queues: Vec<&str> = queues.into_iter().collect();
+        tx.execute(NOTIFY_QUEUES, &[&queues])?;
+        Ok(())
     }
 
     pub(super) fn get(&self, id: Uuid) -> Result<Option<TaskResultData>> {

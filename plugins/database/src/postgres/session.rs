@@ -91,6 +91,15 @@ impl Tx<'_> {
         }
     }
 
+    /// Start `COPY … FROM STDIN` (`sql`, prepared once); the rows go to the writer returned.
+    pub fn copy_in(&mut self, sql: &str) -> Result<postgres::CopyInWriter<'_>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        match &mut self.session {
+            Session::Transaction(tx) => tx.copy_in(&statement),
+            Session::Plain(client) => client.copy_in(&statement),
+        }
+    }
+
     /// Run SQL text that may hold several statements (migrations), without preparing it.
     pub fn batch_execute(&mut self, sql: &str) -> Result<(), postgres::Error> {
         match &mut self.session {

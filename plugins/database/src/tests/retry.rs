@@ -9,7 +9,10 @@ use crate::postgres::faults::{plan, plan_with, Loss};
 use serde_json::{json, Value};
 use taskhost_plugin_api::{ops, wire::TaskResultData, ErrorKind, PluginError};
 
-on_both_databases!(a_duplicate_id_inside_one_bulk_enqueue_stores_nothing);
+on_both_databases!(
+    a_duplicate_id_inside_one_bulk_enqueue_stores_nothing,
+    a_bulk_enqueue_with_a_stored_id_stores_nothing,
+);
 
 fn a_duplicate_id_inside_one_bulk_enqueue_stores_nothing(db: TestDb) {
     let (b, _) = db.backend();
@@ -20,6 +23,22 @@ fn a_duplicate_id_inside_one_bulk_enqueue_stores_nothing(db: TestDb) {
     let err = enqueue_many(&b, &[first.clone(), other, again]).unwrap_err();
     assert_already_stored(&err, &first.id);
     assert!(all(&b).is_empty(), "all or none");
+}
+
+/// Small batches are one INSERT, large ones (PostgreSQL) a binary COPY: both refuse a stored
+/// id by name and store none of the batch.
+fn a_bulk_enqueue_with_a_stored_id_stores_nothing(db: TestDb) {
+    let (b, _) = db.backend();
+    let stored = enqueue(&b, "default");
+    for size in [3, 200] {
+        let mut requests: Vec<_> = (0..size)
+            .map(|i| task("app::bulk", &format!("q{}", i % 2), 0, None))
+            .collect();
+        requests[size / 2].id = stored.id.clone();
+        let err = enqueue_many(&b, &requests).unwrap_err();
+        assert_already_stored(&err, &stored.id);
+        assert_eq!(all(&b).len(), 1, "a batch of {size}: all or none");
+    }
 }
 
 fn assert_already_stored(err: &PluginError, id: &str) {
