@@ -12,6 +12,7 @@ use taskhost_plugin_api::{ops, wire::TaskResultData, ErrorKind, PluginError};
 on_both_databases!(
     a_duplicate_id_inside_one_bulk_enqueue_stores_nothing,
     a_bulk_enqueue_with_a_stored_id_stores_nothing,
+    bulk_rows_read_back_as_single_ones_do,
 );
 
 fn a_duplicate_id_inside_one_bulk_enqueue_stores_nothing(db: TestDb) {
@@ -38,6 +39,41 @@ fn a_bulk_enqueue_with_a_stored_id_stores_nothing(db: TestDb) {
         let err = enqueue_many(&b, &requests).unwrap_err();
         assert_already_stored(&err, &stored.id);
         assert_eq!(all(&b).len(), 1, "a batch of {size}: all or none");
+    }
+}
+
+/// Every column, NULL or set, through both insert paths (PostgreSQL: a batch of 200 is a
+/// binary COPY, a batch of 3 an INSERT): what `get_result` reads back is what enqueue returned.
+fn bulk_rows_read_back_as_single_ones_do(db: TestDb) {
+    let (b, _) = db.backend();
+    let later = db.now() + chrono::Duration::microseconds(1_234_567);
+    for size in [3usize, 200] {
+        let requests: Vec<_> = (0..size)
+            .map(|i| {
+                let mut r = task("app::tâche::\"quoted\"", &format!("q{}", i % 3), 0, None);
+                if i % 2 == 0 {
+                    r.task.priority = -100 + (i % 201) as i32;
+                    r.task.run_after = Some(later);
+                    r.task.max_attempts = Some(1 + i as u32);
+                    r.task.timeout_secs = Some(0.25 * i as f64);
+                    r.task.takes_context = true;
+                    r.task.is_async = true;
+                    r.args = vec![json!(null), json!({"nested": [1.5, "ü\n"]}), json!(i)];
+                    r.kwargs = json!({"b": true, "a": [], "z": "x"})
+                        .as_object()
+                        .unwrap()
+                        .clone();
+                }
+                r
+            })
+            .collect();
+        let results = enqueue_many(&b, &requests).unwrap();
+        for (request, result) in requests.iter().zip(&results) {
+            assert_eq!(result.id, request.id);
+            assert_eq!(result.task.run_after, request.task.run_after);
+            assert_eq!(result.args, request.args);
+            assert_eq!(&get(&b, &request.id).unwrap(), result, "batch of {size}");
+        }
     }
 }
 
