@@ -25,11 +25,31 @@ impl TaskResultData {
     }
 }
 
+impl TaskResultData {
+    /// Read a JSON array of task results (a bulk enqueue's response): the same as
+    /// `serde_json::from_str::<Vec<TaskResultData>>`, faster on the compact form.
+    pub fn list_from_json(text: &str) -> serde_json::Result<Vec<Self>> {
+        match Cursor::new(text).list(Cursor::result_fields) {
+            Some(results) => Ok(results),
+            None => serde_json::from_str(text),
+        }
+    }
+}
+
 impl EnqueueRequest {
     /// Read an enqueue request: the same as `serde_json::from_str`, faster on the compact form.
     pub fn from_json(text: &str) -> serde_json::Result<Self> {
         match Cursor::new(text).request() {
             Some(request) => Ok(request),
+            None => serde_json::from_str(text),
+        }
+    }
+
+    /// Read a JSON array of enqueue requests (a bulk enqueue): the same as
+    /// `serde_json::from_str::<Vec<EnqueueRequest>>`, faster on the compact form.
+    pub fn list_from_json(text: &str) -> serde_json::Result<Vec<Self>> {
+        match Cursor::new(text).list(Cursor::request_fields) {
+            Some(requests) => Ok(requests),
             None => serde_json::from_str(text),
         }
     }
@@ -196,7 +216,31 @@ impl<'a> Cursor<'a> {
         })
     }
 
+    /// A compact JSON array of `item`s, and nothing after it.
+    fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
+        self.literal("[")?;
+        let mut items = Vec::new();
+        if !self.maybe("]") {
+            loop {
+                items.push(item(self)?);
+                if self.maybe("]") {
+                    break;
+                }
+                self.literal(",")?;
+            }
+        }
+        self.end()?;
+        Some(items)
+    }
+
     fn request(&mut self) -> Option<EnqueueRequest> {
+        let request = self.request_fields()?;
+        self.end()?;
+        Some(request)
+    }
+
+    /// One request object (what follows it is the caller's).
+    fn request_fields(&mut self) -> Option<EnqueueRequest> {
         self.literal("{\"id\":")?;
         let id = self.string()?;
         self.literal(",\"task\":")?;
@@ -206,7 +250,6 @@ impl<'a> Cursor<'a> {
         self.literal(",\"kwargs\":")?;
         let kwargs = self.kwargs()?;
         self.literal("}")?;
-        self.end()?;
         Some(EnqueueRequest {
             id,
             task,
@@ -229,6 +272,13 @@ impl<'a> Cursor<'a> {
     }
 
     fn result(&mut self) -> Option<TaskResultData> {
+        let result = self.result_fields()?;
+        self.end()?;
+        Some(result)
+    }
+
+    /// One result object (what follows it is the caller's).
+    fn result_fields(&mut self) -> Option<TaskResultData> {
         self.literal("{\"id\":")?;
         let id = self.string()?;
         self.literal(",\"task\":")?;
@@ -273,7 +323,6 @@ impl<'a> Cursor<'a> {
             Some(self.value()?)
         };
         self.literal("}")?;
-        self.end()?;
         Some(TaskResultData {
             id,
             task,
@@ -349,6 +398,31 @@ mod tests {
             let text = q.to_json();
             prop_assert!(Cursor::new(&text).request().is_some(), "not on the fast path: {}", text);
             same(EnqueueRequest::from_json(&text), &text)?;
+        }
+
+        #[test]
+        fn lists_read_back(
+            rs in prop::collection::vec(result(), 0..4),
+            qs in prop::collection::vec(request(), 0..4),
+        ) {
+            let text = TaskResultData::list_to_json(&rs);
+            prop_assert!(Cursor::new(&text).list(Cursor::result_fields).is_some(), "{}", text);
+            same(TaskResultData::list_from_json(&text), &text)?;
+            let text = EnqueueRequest::list_to_json(&qs);
+            prop_assert!(Cursor::new(&text).list(Cursor::request_fields).is_some(), "{}", text);
+            same(EnqueueRequest::list_from_json(&text), &text)?;
+        }
+
+        #[test]
+        fn an_edited_list_reads_as_serde_json_reads_it(
+            rs in prop::collection::vec(result(), 0..3),
+            qs in prop::collection::vec(request(), 0..3),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4),
+        ) {
+            let text = mutate(&TaskResultData::list_to_json(&rs), &edits);
+            same(TaskResultData::list_from_json(&text), &text)?;
+            let text = mutate(&EnqueueRequest::list_to_json(&qs), &edits);
+            same(EnqueueRequest::list_from_json(&text), &text)?;
         }
 
         #[test]

@@ -21,6 +21,13 @@ impl TaskResultData {
         write_result(&mut out, self);
         into_string(out)
     }
+
+    /// These results as a JSON array: exactly what `serde_json::to_string` writes, faster.
+    pub fn list_to_json(results: &[Self]) -> String {
+        let mut out = Vec::with_capacity(TYPICAL_LEN * results.len() + 2);
+        write_list(&mut out, results, write_result);
+        into_string(out)
+    }
 }
 
 impl EnqueueRequest {
@@ -28,6 +35,27 @@ impl EnqueueRequest {
     pub fn to_json(&self) -> String {
         enqueue_request_json(&self.id, &self.task, &self.args, &self.kwargs)
     }
+
+    /// These requests as a JSON array: exactly what `serde_json::to_string` writes, faster.
+    pub fn list_to_json(requests: &[Self]) -> String {
+        let mut out = Vec::with_capacity(TYPICAL_LEN * requests.len() + 2);
+        write_list(&mut out, requests, |out, r| {
+            write_request(out, &r.id, &r.task, &r.args, &r.kwargs)
+        });
+        into_string(out)
+    }
+}
+
+/// `[item,item,…]`.
+fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<u8>, &T)) {
+    out.push(b'[');
+    for (at, item) in items.iter().enumerate() {
+        if at > 0 {
+            out.push(b',');
+        }
+        write(out, item);
+    }
+    out.push(b']');
 }
 
 /// The JSON of an [`EnqueueRequest`] made of these parts (for callers that hold them borrowed).
@@ -38,16 +66,26 @@ pub fn enqueue_request_json(
     kwargs: &Map<String, Value>,
 ) -> String {
     let mut out = Vec::with_capacity(TYPICAL_LEN);
-    out.extend_from_slice(b"{\"id\":");
-    write_str(&mut out, id);
-    out.extend_from_slice(b",\"task\":");
-    write_task(&mut out, task);
-    out.extend_from_slice(b",\"args\":");
-    write_value(&mut out, args);
-    out.extend_from_slice(b",\"kwargs\":");
-    write_value(&mut out, kwargs);
-    out.push(b'}');
+    write_request(&mut out, id, task, args, kwargs);
     into_string(out)
+}
+
+fn write_request(
+    out: &mut Vec<u8>,
+    id: &str,
+    task: &TaskDescription,
+    args: &[Value],
+    kwargs: &Map<String, Value>,
+) {
+    out.extend_from_slice(b"{\"id\":");
+    write_str(out, id);
+    out.extend_from_slice(b",\"task\":");
+    write_task(out, task);
+    out.extend_from_slice(b",\"args\":");
+    write_value(out, args);
+    out.extend_from_slice(b",\"kwargs\":");
+    write_value(out, kwargs);
+    out.push(b'}');
 }
 
 fn write_result(out: &mut Vec<u8>, r: &TaskResultData) {
@@ -361,6 +399,15 @@ pub(super) mod tests {
         #[test]
         fn a_request_encodes_as_serde_json_encodes_it(q in request()) {
             prop_assert_eq!(q.to_json(), serde_json::to_string(&q).unwrap());
+        }
+
+        #[test]
+        fn lists_encode_as_serde_json_encodes_them(
+            rs in prop::collection::vec(result(), 0..4),
+            qs in prop::collection::vec(request(), 0..4),
+        ) {
+            prop_assert_eq!(TaskResultData::list_to_json(&rs), serde_json::to_string(&rs).unwrap());
+            prop_assert_eq!(EnqueueRequest::list_to_json(&qs), serde_json::to_string(&qs).unwrap());
         }
 
         #[test]

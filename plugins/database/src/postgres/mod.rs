@@ -6,6 +6,8 @@
 //! `taskhost_tasks` channel in the same transaction, which `wait_for_tasks` LISTENs to.
 
 mod admin;
+#[cfg(test)]
+pub(crate) mod faults;
 mod listen;
 mod queue;
 mod session;

@@ -5,7 +5,9 @@ use crate::error::{Error, Result};
 use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
+use postgres::binary_copy::BinaryCopyInWriter;
 use postgres::error::SqlState;
+use postgres::types::{Json, Type};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
@@ -16,6 +18,38 @@ use uuid::Uuid;
 
 /// Rows per multi-row INSERT.
 const CHUNK: usize = 2000;
+
+/// Batches of more rows than this are written with binary COPY, in a transaction with the
+/// NOTIFY after it (4 round trips: BEGIN, COPY, NOTIFY, COMMIT); smaller ones, every single
+/// enqueue among them, with one self-committing [`INSERT_AND_NOTIFY`] (1 round trip).
+const COPY_ABOVE: usize = 64;
+
+/// The bulk path: the rows in PostgreSQL's binary format, no SQL executor per row and no text
+/// to parse but the JSON.
+const COPY: &str = "COPY taskhost_tasks (id, task_path, queue_name, priority, backend_name, \
+    status, args, kwargs, takes_context, is_async, run_after, enqueued_at, max_attempts, \
+    timeout_secs) FROM STDIN (FORMAT binary)";
+
+/// The column types of [`COPY`], in its order.
+const COPY_TYPES: [Type; 14] = [
+    Type::UUID,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::JSONB,
+    Type::JSONB,
+    Type::BOOL,
+    Type::BOOL,
+    Type::TIMESTAMPTZ,
+    Type::TIMESTAMPTZ,
+    Type::INT4,
+    Type::FLOAT8,
+];
+
+/// After a [`COPY`], in its transaction: one NOTIFY per queue (`$1`, distinct names).
+const NOTIFY_QUEUES: &str = "SELECT pg_notify('taskhost_tasks', q) FROM unnest($1::text[]) AS q";
 
 const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
     backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \
@@ -30,14 +64,41 @@ const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, pri
            run_after, enqueued_at, max_attempts, timeout_secs)";
 
 /// [`INSERT`], then one NOTIFY per queue it inserted into: one statement, so a batch of up to
-/// [`CHUNK`] rows is stored and signalled in one round trip (plus BEGIN and COMMIT).
-/// Notifications are delivered when the transaction commits, never for a rolled-back enqueue.
-static INSERT_AND_NOTIFY: LazyLock<String> = LazyLock::new(|| {
+/// [`CHUNK`] rows is stored and signalled in one round trip — committing itself when it runs
+/// outside a transaction. Notifications are delivered when the transaction commits, never for
+/// a rolled-back enqueue.
+static INSERT_AND_NOTIFY: LazyLock<String> = LazyLock::new(|| insert_and_notify(""));
+
+/// [`INSERT_AND_NOTIFY`] for a retry after a connection was lost with the outcome unknown:
+/// rows already stored are skipped (and then checked by [`VERIFY`]), the others inserted.
+static REINSERT_AND_NOTIFY: LazyLock<String> =
+    LazyLock::new(|| insert_and_notify(" ON CONFLICT (id) DO NOTHING"));
+
+fn insert_and_notify(on_conflict: &str) -> String {
     format!(
-        "WITH inserted AS ({INSERT} RETURNING queue_name) \
+        "WITH inserted AS ({INSERT}{on_conflict} RETURNING queue_name) \
          SELECT pg_notify('{CHANNEL}', q) FROM (SELECT DISTINCT queue_name AS q FROM inserted) AS queues"
     )
-});
+}
+
+/// After [`REINSERT_AND_NOTIFY`] (same parameters), in the same transaction: the first id of
+/// the batch whose stored row is not this very enqueue — a different task under the same id.
+/// It compares what an enqueue writes and nothing else changes (a retry may since have moved
+/// `run_after`, a worker the status and the rest), the JSON as jsonb (key order aside).
+const VERIFY: &str = "SELECT u.id::text FROM \
+    unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[], \
+           $8::bool[], $9::bool[], $10::timestamptz[], $11::timestamptz[], $12::int4[], \
+           $13::float8[]) \
+      AS u(id, task_path, queue_name, priority, args, kwargs, takes_context, is_async, \
+           run_after, enqueued_at, max_attempts, timeout_secs) \
+    JOIN taskhost_tasks t ON t.id = u.id \
+    WHERE NOT (t.task_path = u.task_path AND t.queue_name = u.queue_name \
+      AND t.priority = u.priority AND t.backend_name = $1 AND t.args = u.args::jsonb \
+      AND t.kwargs = u.kwargs::jsonb AND t.takes_context = u.takes_context \
+      AND t.is_async = u.is_async AND t.enqueued_at = u.enqueued_at \
+      AND t.max_attempts IS NOT DISTINCT FROM u.max_attempts \
+      AND t.timeout_secs IS NOT DISTINCT FROM u.timeout_secs) \
+    LIMIT 1";
 
 /// How often, at most, claims check for expired leases (µs of the host's clock): a lease lost
 /// is rescued within this much of its expiry (leases are at least 1 s long).
@@ -72,41 +133,99 @@ impl PgStore {
     }
 
     pub(super) fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
-        let chunks: Vec<Columns<'_>> = tasks
-            .chunks(CHUNK)
-            .map(Columns::of)
-            .collect::<Result<_, TxError>>()
-            .map_err(|e| match e {
-                TxError::App(err) => err,
-                TxError::Db(err) => Error::postgres("enqueuing tasks", err),
-            })?;
+        // The same id twice in one batch is refused before anything is sent, as the primary
+        // key would refuse it, so that a retry (which skips stored ids) refuses it too.
+        if tasks.len() > 1 {
+            let mut seen = HashSet::with_capacity(tasks.len());
+            if let Some(dup) = tasks.iter().find(|t| !seen.insert(t.id)) {
+                return Err(already_stored(&dup.id.to_string()));
+            }
+        }
+        let copy = tasks.len() > COPY_ABOVE;
+        // The columns for `unnest`, made when first needed (a COPY's retry needs them too).
+        let mut chunks: Option<Vec<Columns<'_>>> = None;
         let body = |tx: &mut super::Tx<'_>| {
-            for columns in &chunks {
-                tx.execute(
-                    &INSERT_AND_NOTIFY,
-                    &[
-                        &self.config.alias,
-                        &columns.ids,
-                        &columns.paths,
-                        &columns.queues,
-                        &columns.priorities,
-                        &columns.args,
-                        &columns.kwargs,
-                        &columns.takes_context,
-                        &columns.is_async,
-                        &columns.run_after,
-                        &columns.enqueued_at,
-                        &columns.max_attempts,
-                        &columns.timeout_secs,
-                    ],
-                )
-                .map_err(duplicate_or)?;
+            if copy && !tx.is_retry() {
+                return self.copy_in(tx, tasks);
+            }
+            let chunks = match &mut chunks {
+                Some(chunks) => chunks,
+                None => chunks.insert(
+                    tasks
+                        .chunks(CHUNK)
+                        .map(Columns::of)
+                        .collect::<Result<_, TxError>>()?,
+                ),
+            };
+            for columns in chunks.iter() {
+                let params: [&(dyn postgres::types::ToSql + Sync); 13] = [
+                    &self.config.alias,
+                    &columns.ids,
+                    &columns.paths,
+                    &columns.queues,
+                    &columns.priorities,
+                    &columns.args,
+                    &columns.kwargs,
+                    &columns.takes_context,
+                    &columns.is_async,
+                    &columns.run_after,
+                    &columns.enqueued_at,
+                    &columns.max_attempts,
+                    &columns.timeout_secs,
+                ];
+                if !tx.is_retry() {
+                    tx.execute(&INSERT_AND_NOTIFY, &params)
+                        .map_err(duplicate_or)?;
+                    continue;
+                }
+                // The connection of an earlier attempt was lost, maybe after it committed:
+                // store what is missing, and accept what is there only if it is this enqueue.
+                tx.execute(&REINSERT_AND_NOTIFY, &params)?;
+                if let Some(row) = tx.query(VERIFY, &params)?.first() {
+                    let id: String = row.try_get(0)?;
+                    return Err(TxError::App(already_stored(&id)));
+                }
             }
             Ok(())
         };
-        // A transaction even for one statement: if the connection is lost before COMMIT, the
-        // enqueue is redone on a new one rather than reported as failed (or duplicated).
-        self.write("enqueuing tasks", body)
+        // Either way a connection lost with the outcome unknown — before the statement, or
+        // with its COMMIT unanswered — is retried idempotently on a new connection (in a
+        // transaction, with `unnest`): never reported as failed when it was stored, never
+        // stored twice, and a different task under a stored id is still refused.
+        self.write_idempotent("enqueuing tasks", copy || tasks.len() > CHUNK, body)
+    }
+
+    /// The first attempt of a bulk enqueue: binary COPY, then the NOTIFYs, in `tx`'s
+    /// transaction.
+    fn copy_in(&self, tx: &mut super::Tx<'_>, tasks: &[NewTask]) -> Result<(), TxError> {
+        let mut rows = BinaryCopyInWriter::new(tx.copy_in(COPY)?, &COPY_TYPES);
+        let mut queues: HashSet<&str> = HashSet::new();
+        for task in tasks {
+            let t = &task.request.task;
+            let max_attempts = t.max_attempts.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+            rows.write(&[
+                &task.id,
+                &t.path,
+                &t.queue_name,
+                &t.priority,
+                &self.config.alias,
+                &"READY",
+                &Json(&task.request.args),
+                &Json(&task.request.kwargs),
+                &t.takes_context,
+                &t.is_async,
+                &t.run_after,
+                &task.enqueued_at,
+                &max_attempts,
+                &t.timeout_secs,
+            ])
+            .map_err(duplicate_or)?;
+            queues.insert(&t.queue_name);
+        }
+        rows.finish().map_err(duplicate_or)?;
+        let queues: Vec<&str> = queues.into_iter().collect();
+        tx.execute(NOTIFY_QUEUES, &[&queues])?;
+        Ok(())
     }
 
     pub(super) fn get(&self, id: Uuid) -> Result<Option<TaskResultData>> {
@@ -402,7 +521,10 @@ fn duplicate_or(err: postgres::Error) -> TxError {
         .and_then(|d| d.split("Key (id)=(").nth(1))
         .and_then(|rest| rest.split(')').next())
         .unwrap_or("?");
-    TxError::App(Error::InvalidRequest(format!(
-        "A result with id '{id}' is already stored."
-    )))
+    TxError::App(already_stored(id))
+}
+
+/// The error of an enqueue whose id is taken.
+fn already_stored(id: &str) -> Error {
+    Error::InvalidRequest(format!("A result with id '{id}' is already stored."))
 }

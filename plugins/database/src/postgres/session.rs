@@ -35,6 +35,7 @@ impl PoolConnection for PgConn {
 pub struct Tx<'a> {
     session: Session<'a>,
     statements: &'a mut HashMap<String, Statement>,
+    retry: bool,
 }
 
 /// Where a [`Tx`]'s statements run.
@@ -46,6 +47,12 @@ enum Session<'a> {
 }
 
 impl Tx<'_> {
+    /// Whether an earlier attempt of this body may have committed: its connection was lost
+    /// with the outcome unknown ([`PgStore::write_idempotent`] only).
+    pub fn is_retry(&self) -> bool {
+        self.retry
+    }
+
     fn statement(&mut self, sql: &str) -> Result<Statement, postgres::Error> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
@@ -81,6 +88,15 @@ impl Tx<'_> {
         match &mut self.session {
             Session::Transaction(tx) => tx.execute(&statement, params),
             Session::Plain(client) => client.execute(&statement, params),
+        }
+    }
+
+    /// Start `COPY … FROM STDIN` (`sql`, prepared once); the rows go to the writer returned.
+    pub fn copy_in(&mut self, sql: &str) -> Result<postgres::CopyInWriter<'_>, postgres::Error> {
+        let statement = self.statement(sql)?;
+        match &mut self.session {
+            Session::Transaction(tx) => tx.copy_in(&statement),
+            Session::Plain(client) => client.copy_in(&statement),
         }
     }
 
@@ -125,6 +141,27 @@ impl PgStore {
         self.run(doing, Mode::Statement, body)
     }
 
+    /// Run a `body` that can tell a first attempt from a retry ([`Tx::is_retry`]) and whose
+    /// retry is idempotent: it completes or verifies whatever an earlier attempt committed.
+    /// The first attempt runs outside a transaction when `first_in_transaction` is false (one
+    /// self-committing statement: one round trip), else in one. A connection lost at any point
+    /// — even during the commit, when the outcome is unknown — is retried on a fresh connection,
+    /// always in a transaction; so are serialization failures and deadlocks.
+    pub(super) fn write_idempotent<T>(
+        &self,
+        doing: &str,
+        first_in_transaction: bool,
+        body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
+    ) -> Result<T> {
+        self.run(
+            doing,
+            Mode::Idempotent {
+                first_in_transaction,
+            },
+            body,
+        )
+    }
+
     /// Run read-only `body` outside a transaction (one round trip per statement), retried on
     /// a fresh connection if the server dropped this one.
     pub(super) fn read<T>(
@@ -142,22 +179,42 @@ impl PgStore {
         mut body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
     ) -> Result<T> {
         let (mut conflicts, mut disconnects) = (0, 0);
+        let mut retry = false;
         loop {
             let mut pooled = self.pool.get()?;
             let conn = &mut *pooled;
             let mut committing = false;
+            // Test-only faults: the connection lost around the first attempt of an enqueue.
+            #[cfg(test)]
+            let faulty = matches!(mode, Mode::Idempotent { .. }) && !retry;
             let outcome = (|| {
-                let session = match mode {
-                    Mode::Transaction => Session::Transaction(conn.client.transaction()?),
-                    Mode::Read | Mode::Statement => Session::Plain(&mut conn.client),
+                #[cfg(test)]
+                if faulty {
+                    super::faults::before(&self.schema, &mut conn.client)?;
+                }
+                let in_transaction = match mode {
+                    Mode::Transaction => true,
+                    Mode::Idempotent {
+                        first_in_transaction,
+                    } => first_in_transaction || retry,
+                    Mode::Read | Mode::Statement => false,
+                };
+                let session = match in_transaction {
+                    true => Session::Transaction(conn.client.transaction()?),
+                    false => Session::Plain(&mut conn.client),
                 };
                 let mut tx = Tx {
                     session,
                     statements: &mut conn.statements,
+                    retry,
                 };
                 let value = body(&mut tx)?;
                 committing = true;
                 tx.commit()?;
+                #[cfg(test)]
+                if faulty {
+                    super::faults::after(&self.schema, &mut conn.client)?;
+                }
                 Ok(value)
             })();
             let err = match outcome {
@@ -175,8 +232,11 @@ impl PgStore {
                     Mode::Transaction | Mode::Read => {
                         !committing && is_disconnect(&err, &conn.client)
                     }
+                    // The retry finds out what was committed.
+                    Mode::Idempotent { .. } => is_disconnect(&err, &conn.client),
                 }
             {
+                retry = retry || matches!(mode, Mode::Idempotent { .. });
                 // Every idle connection may be dead: allow one retry per pooled connection.
                 disconnects += 1;
                 tracing::debug!(
@@ -199,6 +259,11 @@ enum Mode {
     Read,
     /// One writing statement, which commits itself.
     Statement,
+    /// A write whose retry is idempotent: see [`PgStore::write_idempotent`].
+    Idempotent {
+        /// Whether the first attempt runs in a transaction too.
+        first_in_transaction: bool,
+    },
 }
 
 /// Open one connection.

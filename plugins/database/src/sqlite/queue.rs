@@ -30,9 +30,10 @@ impl SqliteStore {
     pub(super) fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
         self.write("enqueuing tasks", |tx| {
             let mut insert = tx.prepare_cached(INSERT)?;
+            let mut buffer = uuid::Uuid::encode_buffer();
             for task in tasks {
                 let t = &task.request.task;
-                let id = task.id.hyphenated().to_string();
+                let id: &str = task.id.hyphenated().encode_lower(&mut buffer);
                 let inserted = insert.execute(rusqlite::params![
                     id,
                     t.path,
@@ -49,7 +50,7 @@ impl SqliteStore {
                     t.timeout_secs,
                 ]);
                 if let Err(err) = inserted {
-                    return Err(duplicate_or(err, &id));
+                    return Err(duplicate_or(err, id));
                 }
             }
             Ok(())
@@ -217,11 +218,7 @@ impl SqliteStore {
     }
 
     /// Rescue inside an open write transaction (also the first step of every claim).
-    fn rescue_in(
-        &self,
-        tx: &rusqlite::Transaction<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<u64, TxError> {
+    fn rescue_in(&self, tx: &rusqlite::Connection, now: DateTime<Utc>) -> Result<u64, TxError> {
         let mut select = tx.prepare_cached(
             "SELECT id, lease_owner, lease_expires_at, attempts, COALESCE(max_attempts, ?3), \
              lease_token FROM taskhost_tasks \

@@ -10,4 +10,5 @@ mod harness;
 mod host;
 mod lease;
 mod notify;
+mod retry;
 mod schema;

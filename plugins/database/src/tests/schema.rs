@@ -179,3 +179,66 @@ fn recorded_versions_or_empty(db: &TestDb) -> Vec<i64> {
         Vec::new()
     }
 }
+
+/// SQLite: version 3 rebuilds the table with the status CHECK written without an IN list (which
+/// SQLite evaluated with a temporary b-tree per row); the rows, their order (rowids), the
+/// indexes and the rule itself survive.
+#[test]
+fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
+    use taskhost_plugin_api::wire::TaskResultData;
+    let db = TestDb::new(Kind::Sqlite).expect("SQLite is always available");
+    let store = open_store(&db);
+    assert_eq!(store.migrate(2, db.now()).unwrap(), vec![1, 2]);
+    store.close();
+    // One enqueue time for all three: only the rowid orders them (the ids run the other way).
+    let ids: Vec<String> = (0..3).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    let at = db.now().timestamp_micros();
+    for id in ids.iter().rev() {
+        db.execute(&format!(
+            "INSERT INTO taskhost_tasks (id, task_path, queue_name, backend_name, enqueued_at) \
+             VALUES ('{id}', 'old::task', 'default', 'default', {at})"
+        ));
+    }
+    let (b, _) = db.backend();
+    assert_eq!(recorded_versions(&db), vec![1, 2, 3]);
+    let results: Vec<TaskResultData> = ext(&b, ops::RESULTS, json!({})).unwrap();
+    let listed: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
+    let inserted: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(listed, inserted);
+    let conn = db.sqlite();
+    let err = conn
+        .execute("UPDATE taskhost_tasks SET status = 'DONE'", [])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("taskhost_tasks_status_valid"),
+        "{err}"
+    );
+    let indexes: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' \
+             AND tbl_name = 'taskhost_tasks' AND name LIKE 'taskhost_tasks_%_idx'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(indexes, 3);
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN INSERT INTO taskhost_tasks (id, task_path, queue_name, backend_name, \
+             status, enqueued_at) VALUES ('x', 'p', 'q', 'b', 'READY', 0)",
+        )
+        .unwrap()
+        .query_map([], |r| r.get::<_, String>(1))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        !plan.iter().any(|op| op == "OpenEphemeral"),
+        "an insert builds no temporary b-tree: {plan:?}"
+    );
+    assert_eq!(
+        claimed_ids(&claim(&b, "w", 5)),
+        ids,
+        "claim order ends with the id"
+    );
+}

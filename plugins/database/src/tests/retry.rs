@@ -1,0 +1,219 @@
+//! Enqueues whose connection is lost (PostgreSQL): the first attempt is one self-committing
+//! statement, so a lost connection can leave it committed or not; the retry must store the
+//! task exactly once and still refuse a different task under a stored id. And duplicate ids
+//! inside one bulk enqueue, on both databases.
+
+use super::api::*;
+use super::harness::{on_both_databases, Kind, TestDb};
+use crate::postgres::faults::{plan, plan_with, Loss};
+use serde_json::{json, Value};
+use taskhost_plugin_api::{ops, wire::TaskResultData, ErrorKind, PluginError};
+
+on_both_databases!(
+    a_duplicate_id_inside_one_bulk_enqueue_stores_nothing,
+    a_bulk_enqueue_with_a_stored_id_stores_nothing,
+    bulk_rows_read_back_as_single_ones_do,
+);
+
+fn a_duplicate_id_inside_one_bulk_enqueue_stores_nothing(db: TestDb) {
+    let (b, _) = db.backend();
+    let first = task("app::a", "default", 0, None);
+    let mut again = task("app::b", "default", 0, None);
+    again.id = first.id.clone();
+    let other = task("app::c", "default", 0, None);
+    let err = enqueue_many(&b, &[first.clone(), other, again]).unwrap_err();
+    assert_already_stored(&err, &first.id);
+    assert!(all(&b).is_empty(), "all or none");
+}
+
+/// Small batches are one INSERT, large ones (PostgreSQL) a binary COPY: both refuse a stored
+/// id by name and store none of the batch.
+fn a_bulk_enqueue_with_a_stored_id_stores_nothing(db: TestDb) {
+    let (b, _) = db.backend();
+    let stored = enqueue(&b, "default");
+    for size in [3, 200] {
+        let mut requests: Vec<_> = (0..size)
+            .map(|i| task("app::bulk", &format!("q{}", i % 2), 0, None))
+            .collect();
+        requests[size / 2].id = stored.id.clone();
+        let err = enqueue_many(&b, &requests).unwrap_err();
+        assert_already_stored(&err, &stored.id);
+        assert_eq!(all(&b).len(), 1, "a batch of {size}: all or none");
+    }
+}
+
+/// Every column, NULL or set, through both insert paths (PostgreSQL: a batch of 200 is a
+/// binary COPY, a batch of 3 an INSERT): what `get_result` reads back is what enqueue returned.
+fn bulk_rows_read_back_as_single_ones_do(db: TestDb) {
+    let (b, _) = db.backend();
+    let later = db.now() + chrono::Duration::microseconds(1_234_567);
+    for size in [3usize, 200] {
+        let requests: Vec<_> = (0..size)
+            .map(|i| {
+                let mut r = task("app::tâche::\"quoted\"", &format!("q{}", i % 3), 0, None);
+                if i % 2 == 0 {
+                    r.task.priority = -100 + (i % 201) as i32;
+                    r.task.run_after = Some(later);
+                    r.task.max_attempts = Some(1 + i as u32);
+                    r.task.timeout_secs = Some(0.25 * i as f64);
+                    r.task.takes_context = true;
+                    r.task.is_async = true;
+                    r.args = vec![json!(null), json!({"nested": [1.5, "ü\n"]}), json!(i)];
+                    r.kwargs = json!({"b": true, "a": [], "z": "x"})
+                        .as_object()
+                        .unwrap()
+                        .clone();
+                }
+                r
+            })
+            .collect();
+        let results = enqueue_many(&b, &requests).unwrap();
+        for (request, result) in requests.iter().zip(&results) {
+            assert_eq!(result.id, request.id);
+            assert_eq!(result.task.run_after, request.task.run_after);
+            assert_eq!(result.args, request.args);
+            assert_eq!(&get(&b, &request.id).unwrap(), result, "batch of {size}");
+        }
+    }
+}
+
+fn assert_already_stored(err: &PluginError, id: &str) {
+    assert_eq!(err.kind, ErrorKind::INVALID_REQUEST, "{err}");
+    assert_eq!(
+        err.message.as_str(),
+        format!("A result with id '{id}' is already stored.")
+    );
+}
+
+fn all(b: &crate::DatabaseBackend) -> Vec<TaskResultData> {
+    ext(b, ops::RESULTS, json!({})).unwrap()
+}
+
+/// The PostgreSQL test database with its schema name, or `None` outside CI without a server.
+fn postgres() -> Option<(TestDb, String)> {
+    let db = TestDb::new(Kind::Postgres)?;
+    let schema = db.base["schema"].as_str().unwrap().to_string();
+    Some((db, schema))
+}
+
+fn wait(b: &crate::DatabaseBackend) -> Value {
+    ext(b, ops::WAIT_FOR_TASKS, json!({"timeout_secs": 0})).unwrap()
+}
+
+#[test]
+fn postgres_an_enqueue_lost_after_its_commit_is_stored_once_and_signalled() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db.backend();
+    assert_eq!(wait(&b), json!({"notified": false}), "listening");
+    plan(&schema, Loss::AfterCommit);
+    let request = task("app::tasks::job", "default", 0, None);
+    let result = enqueue_request(&b, request.clone());
+    assert_eq!(result.id, request.id);
+    let stored = all(&b);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, request.id);
+    assert_eq!(wait(&b), json!({"notified": true}));
+    // The retry found this very enqueue; the same id again is still refused.
+    let err = enqueue_many(&b, std::slice::from_ref(&request)).unwrap_err();
+    assert_already_stored(&err, &request.id);
+    assert_eq!(claimed_ids(&claim(&b, "w", 5)), vec![request.id]);
+}
+
+#[test]
+fn postgres_an_enqueue_lost_before_its_statement_is_stored_once() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db.backend();
+    assert_eq!(wait(&b), json!({"notified": false}), "listening");
+    plan(&schema, Loss::BeforeWrite);
+    let request = task("app::tasks::job", "default", 0, None);
+    assert_eq!(enqueue_request(&b, request.clone()).id, request.id);
+    let stored = all(&b);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].task.path.as_str(), &stored[0].args),
+        ("app::tasks::job", &request.args)
+    );
+    assert_eq!(
+        wait(&b),
+        json!({"notified": true}),
+        "the retry signalled it"
+    );
+}
+
+#[test]
+fn postgres_a_retried_enqueue_still_refuses_a_different_task_under_a_stored_id() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db.backend();
+    let stored = task("app::first", "default", 0, None);
+    enqueue_request(&b, stored.clone());
+    // The retry skips the stored id, then finds the row there is not this enqueue.
+    let mut different = task("app::second", "default", 0, None);
+    different.id = stored.id.clone();
+    let fresh = task("app::third", "default", 0, None);
+    plan(&schema, Loss::BeforeWrite);
+    let err = enqueue_many(&b, &[fresh, different]).unwrap_err();
+    assert_already_stored(&err, &stored.id);
+    let left = all(&b);
+    assert_eq!(left.len(), 1, "the batch was rolled back");
+    assert_eq!(left[0].task.path, "app::first");
+    // Same id, same task but other arguments: not this enqueue either.
+    let mut other_args = stored.clone();
+    other_args.args = vec![json!("changed")];
+    plan(&schema, Loss::BeforeWrite);
+    let err = enqueue_many(&b, &[other_args]).unwrap_err();
+    assert_already_stored(&err, &stored.id);
+}
+
+#[test]
+fn postgres_a_retried_enqueue_accepts_its_own_row_after_a_worker_took_it() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db.backend();
+    let request = task("app::tasks::job", "default", 0, None);
+    // Between the lost commit and the retry, a worker claims the task and fails it with a
+    // retry: the retry must compare only what the enqueue wrote.
+    plan_with(
+        &schema,
+        Loss::AfterCommit,
+        "UPDATE taskhost_tasks SET status = 'RUNNING', attempts = 1, lease_token = 1, \
+         worker_ids = '[\"w\"]', run_after = now(), lease_owner = 'w', \
+         lease_expires_at = now() + interval '1 hour'",
+    );
+    assert_eq!(enqueue_request(&b, request.clone()).id, request.id);
+    let stored = all(&b);
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].worker_ids,
+        vec!["w".to_string()],
+        "the worker's row"
+    );
+}
+
+#[test]
+fn postgres_a_large_bulk_enqueue_lost_after_its_commit_is_stored_once() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db.backend();
+    // More than one statement's worth: the first attempt runs in a transaction.
+    let requests: Vec<_> = (0..2_500)
+        .map(|i| task("app::bulk", &format!("q{}", i % 3), 0, None))
+        .collect();
+    plan(&schema, Loss::AfterCommit);
+    let results = enqueue_many(&b, &requests).unwrap();
+    assert_eq!(results.len(), requests.len());
+    let stored = all(&b);
+    assert_eq!(stored.len(), requests.len());
+    let mut ids: Vec<&str> = stored.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    let mut wanted: Vec<&str> = requests.iter().map(|r| r.id.as_str()).collect();
+    wanted.sort_unstable();
+    assert_eq!(ids, wanted);
+}
