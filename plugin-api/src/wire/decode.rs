@@ -10,7 +10,9 @@
 //! their own, so a value one or two levels deeper than serde_json would take inside the
 //! document is read rather than refused (the host never sends one: it refuses such arguments).
 
-use super::{timestamp, EnqueueRequest, TaskDescription, TaskResultData, TaskResultStatus};
+use super::{
+    timestamp, ClaimedTask, EnqueueRequest, TaskDescription, TaskResultData, TaskResultStatus,
+};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -31,6 +33,17 @@ impl TaskResultData {
     pub fn list_from_json(text: &str) -> serde_json::Result<Vec<Self>> {
         match Cursor::new(text).list(Cursor::result_fields) {
             Some(results) => Ok(results),
+            None => serde_json::from_str(text),
+        }
+    }
+}
+
+impl ClaimedTask {
+    /// Read a JSON array of claimed tasks (a claim's response): the same as
+    /// `serde_json::from_str::<Vec<ClaimedTask>>`, faster on the compact form.
+    pub fn list_from_json(text: &str) -> serde_json::Result<Vec<Self>> {
+        match Cursor::new(text).list(Cursor::claimed_fields) {
+            Some(tasks) => Ok(tasks),
             None => serde_json::from_str(text),
         }
     }
@@ -271,6 +284,22 @@ impl<'a> Cursor<'a> {
         Some(status)
     }
 
+    /// One claimed task object (what follows it is the caller's).
+    fn claimed_fields(&mut self) -> Option<ClaimedTask> {
+        self.literal("{\"result\":")?;
+        let result = self.result_fields()?;
+        self.literal(",\"lease_token\":")?;
+        let lease_token = self.integer()?;
+        self.literal(",\"max_attempts\":")?;
+        let max_attempts = self.integer()?;
+        self.literal("}")?;
+        Some(ClaimedTask {
+            result,
+            lease_token,
+            max_attempts,
+        })
+    }
+
     fn result(&mut self) -> Option<TaskResultData> {
         let result = self.result_fields()?;
         self.end()?;
@@ -411,6 +440,32 @@ mod tests {
             let text = EnqueueRequest::list_to_json(&qs);
             prop_assert!(Cursor::new(&text).list(Cursor::request_fields).is_some(), "{}", text);
             same(EnqueueRequest::list_from_json(&text), &text)?;
+        }
+
+        #[test]
+        fn claimed_tasks_read_back(
+            tasks in prop::collection::vec((result(), any::<i64>(), any::<u32>()), 0..4),
+        ) {
+            let tasks: Vec<ClaimedTask> = tasks
+                .into_iter()
+                .map(|(result, lease_token, max_attempts)| ClaimedTask { result, lease_token, max_attempts })
+                .collect();
+            let text = ClaimedTask::list_to_json(&tasks);
+            prop_assert_eq!(&text, &serde_json::to_string(&tasks).unwrap());
+            same(ClaimedTask::list_from_json(&text), &text)?;
+        }
+
+        #[test]
+        fn an_edited_claim_response_reads_as_serde_json_reads_it(
+            tasks in prop::collection::vec((result(), 0..1000i64, 1..5u32), 1..3),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4),
+        ) {
+            let tasks: Vec<ClaimedTask> = tasks
+                .into_iter()
+                .map(|(result, lease_token, max_attempts)| ClaimedTask { result, lease_token, max_attempts })
+                .collect();
+            let text = mutate(&ClaimedTask::list_to_json(&tasks), &edits);
+            same(ClaimedTask::list_from_json(&text), &text)?;
         }
 
         #[test]

@@ -6,7 +6,7 @@
 //! names, nearly everything — are checked eight bytes at a time and copied whole. Strings that
 //! do need escaping, numbers and free-form JSON values go through `serde_json` itself.
 
-use super::{timestamp, EnqueueRequest, TaskDescription, TaskError, TaskResultData};
+use super::{timestamp, ClaimedTask, EnqueueRequest, TaskDescription, TaskError, TaskResultData};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -41,6 +41,24 @@ impl EnqueueRequest {
         let mut out = Vec::with_capacity(TYPICAL_LEN * requests.len() + 2);
         write_list(&mut out, requests, |out, r| {
             write_request(out, &r.id, &r.task, &r.args, &r.kwargs)
+        });
+        into_string(out)
+    }
+}
+
+impl ClaimedTask {
+    /// These claimed tasks as a JSON array (a claim's response): exactly what
+    /// `serde_json::to_string` writes, faster.
+    pub fn list_to_json(tasks: &[Self]) -> String {
+        let mut out = Vec::with_capacity((TYPICAL_LEN + 40) * tasks.len() + 2);
+        write_list(&mut out, tasks, |out, t| {
+            out.extend_from_slice(b"{\"result\":");
+            write_result(out, &t.result);
+            out.extend_from_slice(b",\"lease_token\":");
+            write_value(out, &t.lease_token);
+            out.extend_from_slice(b",\"max_attempts\":");
+            write_value(out, &t.max_attempts);
+            out.push(b'}');
         });
         into_string(out)
     }

@@ -319,8 +319,11 @@ impl Backend for DatabaseBackend {
     }
 
     fn claim(&self, request: RStr<'_>) -> PluginResult<RString> {
-        guard_json("claim", request.as_str(), |request: ClaimRequest| {
-            Ok(self.claim_tasks(request)?)
+        guard(|| {
+            let request: ClaimRequest = serde_json::from_str(request.as_str())
+                .map_err(|e| PluginError::invalid_request("claim", e))?;
+            let claimed = self.claim_tasks(request)?;
+            Ok(RString::from(ClaimedTask::list_to_json(&claimed)))
         })
     }
 
