@@ -158,10 +158,11 @@ impl PgStore {
             }
             Ok(())
         };
-        // Either way a connection lost with the outcome unknown — before the statement, or
-        // with its COMMIT unanswered — is retried idempotently on a new connection (in a
-        // transaction, with `unnest`): never reported as failed when it was stored, never
-        // stored twice, and a different task under a stored id is still refused.
+        // Up to COPY_ABOVE rows: one self-committing statement (one round trip); more: COPY in
+        // a transaction. Either way a connection lost with the outcome unknown — before the
+        // statement, or with its COMMIT unanswered — is retried idempotently on a new
+        // connection (in a transaction, with `unnest`): never reported as failed when it was
+        // stored, never stored twice, and a different task under a stored id is still refused.
         self.write_idempotent("enqueuing tasks", copy || tasks.len() > CHUNK, body)
     }
 
