@@ -6,6 +6,7 @@ use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTa
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
+use postgres::types::Json;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 use taskhost_plugin_api::wire::{
@@ -54,6 +55,20 @@ const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, pri
 /// outside a transaction. Notifications are delivered when the transaction commits, never for
 /// a rolled-back enqueue.
 static INSERT_AND_NOTIFY: LazyLock<String> = LazyLock::new(|| insert_and_notify(""));
+
+/// One task (every single enqueue), stored and signalled by one statement that commits itself:
+/// [`INSERT_AND_NOTIFY`] with plain parameters instead of arrays (measured with pgbench on
+/// the test server: 20–40 µs less per statement than `unnest` of one-element arrays).
+static INSERT_ONE_AND_NOTIFY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH inserted AS (INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
+         backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \
+         max_attempts, timeout_secs) \
+         VALUES ($2, $3, $4, $5, $1, 'READY', $6, $7, $8, $9, $10, $11, $12, $13) \
+         RETURNING queue_name) \
+         SELECT pg_notify('{CHANNEL}', queue_name) FROM inserted"
+    )
+});
 
 /// [`INSERT_AND_NOTIFY`] for a retry after a connection was lost with the outcome unknown:
 /// rows already stored are skipped (and then checked by [`VERIFY`]), the others inserted.
@@ -115,8 +130,13 @@ impl PgStore {
         // The columns for `unnest`, made when first needed (a COPY's retry needs them too).
         let mut chunks: Option<Vec<Columns<'_>>> = None;
         let body = |tx: &mut super::Tx<'_>| {
-            if copy && !tx.is_retry() {
-                return self.copy_in(tx, tasks);
+            if !tx.is_retry() {
+                if copy {
+                    return self.copy_in(tx, tasks);
+                }
+                if let [task] = tasks {
+                    return self.insert_one(tx, task);
+                }
             }
             let chunks = match &mut chunks {
                 Some(chunks) => chunks,
@@ -164,6 +184,32 @@ impl PgStore {
         // connection (in a transaction, with `unnest`): never reported as failed when it was
         // stored, never stored twice, and a different task under a stored id is still refused.
         self.write_idempotent("enqueuing tasks", copy || tasks.len() > CHUNK, body)
+    }
+
+    /// The first attempt of a single enqueue: [`INSERT_ONE_AND_NOTIFY`].
+    fn insert_one(&self, tx: &mut super::Tx<'_>, task: &NewTask) -> Result<(), TxError> {
+        let t = &task.request.task;
+        let max_attempts = t.max_attempts.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        tx.execute(
+            &INSERT_ONE_AND_NOTIFY,
+            &[
+                &self.config.alias,
+                &task.id,
+                &t.path,
+                &t.queue_name,
+                &t.priority,
+                &Json(&task.request.args),
+                &Json(&task.request.kwargs),
+                &t.takes_context,
+                &t.is_async,
+                &t.run_after,
+                &task.enqueued_at,
+                &max_attempts,
+                &t.timeout_secs,
+            ],
+        )
+        .map_err(duplicate_or)?;
+        Ok(())
     }
 
     /// The first attempt of a bulk enqueue: binary COPY, then the NOTIFYs, in `tx`'s
