@@ -68,6 +68,37 @@ impl EnqueueRequest {
     }
 }
 
+/// Where the first `"`, `\` or control character of `bytes` is (what ends a plain string),
+/// looked for a word at a time.
+fn plain_len(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    /// The high bit of each zero byte of `word` is set; a byte above a zero byte may be
+    /// flagged too (the borrow), so only the lowest flag is exact — the one used.
+    fn zero_bytes(word: u64) -> u64 {
+        word.wrapping_sub(ONES) & !word & HIGHS
+    }
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        // A byte below 0x20 is one whose top three bits are clear.
+        let hits = zero_bytes(word & u64::from_le_bytes([0xE0; 8]))
+            | zero_bytes(word ^ u64::from_le_bytes([b'"'; 8]))
+            | zero_bytes(word ^ u64::from_le_bytes([b'\\'; 8]));
+        if hits != 0 {
+            return Some(at + (hits.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = bytes.get(at..)?;
+    let found = tail
+        .iter()
+        .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+    Some(at + found)
+}
+
 /// A position in the text being read. Every reader returns `None` as soon as the text is not
 /// in the expected form; the caller then leaves it all to serde_json.
 struct Cursor<'a> {
@@ -123,9 +154,7 @@ impl<'a> Cursor<'a> {
         if rest.first() != Some(&b'"') {
             return None;
         }
-        let len = rest[1..]
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = plain_len(&rest[1..])?;
         if rest[1 + len] != b'"' {
             return None;
         }
@@ -408,6 +437,12 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn plain_len_finds_the_first_end_of_a_plain_string(bytes in prop::collection::vec(any::<u8>(), 0..40)) {
+            let wanted = bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(plain_len(&bytes), wanted);
+        }
 
         #[test]
         fn a_result_reads_back(r in result()) {

@@ -168,8 +168,15 @@ impl NewTask {
     /// The READY result this task is stored as.
     pub fn into_ready_result(self, alias: &str) -> TaskResultData {
         let mut request = self.request;
-        request.id = self.id.hyphenated().to_string();
-        request.task.backend = alias.to_string();
+        // Canonical id and alias; the host's already are, so nothing is reallocated then.
+        let mut buffer = uuid::Uuid::encode_buffer();
+        let id: &str = self.id.hyphenated().encode_lower(&mut buffer);
+        if request.id != id {
+            request.id = id.to_string();
+        }
+        if request.task.backend != alias {
+            request.task.backend = alias.to_string();
+        }
         TaskResultData {
             enqueued_at: Some(self.enqueued_at),
             ..TaskResultData::ready(request, alias)
