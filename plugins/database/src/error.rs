@@ -39,6 +39,11 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// An enqueue whose id is taken (Django's wording, as the other backends).
+    pub fn already_stored(id: &str) -> Self {
+        Self::InvalidRequest(format!("A result with id '{id}' is already stored."))
+    }
+
     /// An SQLite failure while `doing` something: busy, locked and I/O errors are
     /// [`Error::Unavailable`] (retrying may help), the rest [`Error::Other`].
     pub fn sqlite(doing: &str, err: rusqlite::Error) -> Self {

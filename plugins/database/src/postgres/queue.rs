@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
 use taskhost_plugin_api::wire::{
-    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskResultData,
+    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskDescription, TaskResultData,
 };
 use uuid::Uuid;
 
@@ -123,7 +123,7 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
 
 impl PgStore {
     /// Whether a claim at `now` should check for expired leases: the first claim does, then
-    /// one every [`RESCUE_CHECK_EVERY`] (a clock that went back checks again at once).
+    /// one every [`RESCUE_CHECK_EVERY_MICROS`] (a clock that went back checks again at once).
     fn rescue_check_due(&self, now: DateTime<Utc>) -> bool {
         let now = now.timestamp_micros();
         let last = self.last_rescue_check.load(Ordering::Acquire);
@@ -140,7 +140,7 @@ impl PgStore {
         if tasks.len() > 1 {
             let mut seen = HashSet::with_capacity(tasks.len());
             if let Some(dup) = tasks.iter().find(|t| !seen.insert(t.id)) {
-                return Err(already_stored(&dup.id.to_string()));
+                return Err(Error::already_stored(&dup.id.to_string()));
             }
         }
         let copy = tasks.len() > COPY_ABOVE;
@@ -190,7 +190,7 @@ impl PgStore {
                 tx.execute(&REINSERT_AND_NOTIFY, &params)?;
                 if let Some(row) = tx.query(VERIFY, &params)?.first() {
                     let id: String = row.try_get(0)?;
-                    return Err(TxError::App(already_stored(&id)));
+                    return Err(TxError::App(Error::already_stored(&id)));
                 }
             }
             Ok(())
@@ -206,7 +206,6 @@ impl PgStore {
     /// The first attempt of a single enqueue: [`INSERT_ONE_AND_NOTIFY`].
     fn insert_one(&self, tx: &mut super::Tx<'_>, task: &NewTask) -> Result<(), TxError> {
         let t = &task.request.task;
-        let max_attempts = t.max_attempts.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
         tx.execute(
             &INSERT_ONE_AND_NOTIFY,
             &[
@@ -221,7 +220,7 @@ impl PgStore {
                 &t.is_async,
                 &t.run_after,
                 &task.enqueued_at,
-                &max_attempts,
+                &max_attempts_column(t),
                 &t.timeout_secs,
             ],
         )
@@ -269,7 +268,7 @@ impl PgStore {
         let limit = i64::from(claim.limit);
         let max_attempts = self.config.max_attempts;
         // The rescue comes first, as its own transaction, only when a lease has expired; and
-        // the check for one is made at most once per RESCUE_CHECK_EVERY of the host's clock
+        // the check for one is made at most once per RESCUE_CHECK_EVERY_MICROS of host clock
         // (leases last at least a second), so most claims are one round trip.
         if self.rescue_check_due(claim.now) {
             let expired = self.read("checking for expired leases", |tx| {
@@ -554,8 +553,8 @@ impl CopyRows {
         self.field(&[u8::from(t.is_async)]);
         self.time(t.run_after);
         self.time(Some(task.enqueued_at));
-        match t.max_attempts {
-            Some(n) => self.field(&i32::try_from(n).unwrap_or(i32::MAX).to_be_bytes()),
+        match max_attempts_column(t) {
+            Some(n) => self.field(&n.to_be_bytes()),
             None => self.null(),
         }
         match t.timeout_secs {
@@ -569,6 +568,12 @@ impl CopyRows {
     fn end(&mut self) {
         self.buf.extend_from_slice(&(-1i16).to_be_bytes());
     }
+}
+
+/// `max_attempts` as its `integer` column holds it: a count above `i32::MAX` is stored as
+/// `i32::MAX` (no task gets that far), the same on the INSERT, COPY and `unnest` paths.
+fn max_attempts_column(t: &TaskDescription) -> Option<i32> {
+    t.max_attempts.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
 }
 
 /// One chunk of tasks, column by column, for `unnest`.
@@ -615,8 +620,7 @@ impl<'a> Columns<'a> {
             c.is_async.push(t.is_async);
             c.run_after.push(t.run_after);
             c.enqueued_at.push(task.enqueued_at);
-            c.max_attempts
-                .push(t.max_attempts.map(|n| i32::try_from(n).unwrap_or(i32::MAX)));
+            c.max_attempts.push(max_attempts_column(t));
             c.timeout_secs.push(t.timeout_secs);
         }
         Ok(c)
@@ -636,10 +640,5 @@ fn duplicate_or(err: postgres::Error) -> TxError {
         .and_then(|d| d.split("Key (id)=(").nth(1))
         .and_then(|rest| rest.split(')').next())
         .unwrap_or("?");
-    TxError::App(already_stored(id))
-}
-
-/// The error of an enqueue whose id is taken.
-fn already_stored(id: &str) -> Error {
-    Error::InvalidRequest(format!("A result with id '{id}' is already stored."))
+    TxError::App(Error::already_stored(id))
 }

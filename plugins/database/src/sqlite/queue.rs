@@ -278,9 +278,7 @@ fn duplicate_or(err: rusqlite::Error, id: &str) -> TxError {
             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     );
     match duplicate {
-        true => TxError::App(crate::error::Error::InvalidRequest(format!(
-            "A result with id '{id}' is already stored."
-        ))),
+        true => TxError::App(crate::error::Error::already_stored(id)),
         false => TxError::Db(err),
     }
 }
