@@ -20,21 +20,13 @@ use serde_json::{Map, Value};
 impl TaskResultData {
     /// Read a task result: the same as `serde_json::from_str`, faster on the compact form.
     pub fn from_json(text: &str) -> serde_json::Result<Self> {
-        match Cursor::new(text).result() {
-            Some(result) => Ok(result),
-            None => serde_json::from_str(text),
-        }
+        fast_or_serde(text, Cursor::result)
     }
-}
 
-impl TaskResultData {
     /// Read a JSON array of task results (a bulk enqueue's response): the same as
     /// `serde_json::from_str::<Vec<TaskResultData>>`, faster on the compact form.
     pub fn list_from_json(text: &str) -> serde_json::Result<Vec<Self>> {
-        match Cursor::new(text).list(Cursor::result_fields) {
-            Some(results) => Ok(results),
-            None => serde_json::from_str(text),
-        }
+        fast_or_serde(text, |c| c.list(Cursor::result))
     }
 }
 
@@ -42,29 +34,32 @@ impl ClaimedTask {
     /// Read a JSON array of claimed tasks (a claim's response): the same as
     /// `serde_json::from_str::<Vec<ClaimedTask>>`, faster on the compact form.
     pub fn list_from_json(text: &str) -> serde_json::Result<Vec<Self>> {
-        match Cursor::new(text).list(Cursor::claimed_fields) {
-            Some(tasks) => Ok(tasks),
-            None => serde_json::from_str(text),
-        }
+        fast_or_serde(text, |c| c.list(Cursor::claimed))
     }
 }
 
 impl EnqueueRequest {
     /// Read an enqueue request: the same as `serde_json::from_str`, faster on the compact form.
     pub fn from_json(text: &str) -> serde_json::Result<Self> {
-        match Cursor::new(text).request() {
-            Some(request) => Ok(request),
-            None => serde_json::from_str(text),
-        }
+        fast_or_serde(text, Cursor::request)
     }
 
     /// Read a JSON array of enqueue requests (a bulk enqueue): the same as
     /// `serde_json::from_str::<Vec<EnqueueRequest>>`, faster on the compact form.
     pub fn list_from_json(text: &str) -> serde_json::Result<Vec<Self>> {
-        match Cursor::new(text).list(Cursor::request_fields) {
-            Some(requests) => Ok(requests),
-            None => serde_json::from_str(text),
-        }
+        fast_or_serde(text, |c| c.list(Cursor::request))
+    }
+}
+
+/// All of `text` read by `read` on the fast path; anything it does not take (another form, or
+/// an error) is read by serde_json, so the value or the error is exactly serde_json's.
+fn fast_or_serde<'a, T: DeserializeOwned>(
+    text: &'a str,
+    read: impl FnOnce(&mut Cursor<'a>) -> Option<T>,
+) -> serde_json::Result<T> {
+    match Cursor::new(text).whole(read) {
+        Some(value) => Ok(value),
+        None => serde_json::from_str(text),
     }
 }
 
@@ -258,7 +253,14 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    /// A compact JSON array of `item`s, and nothing after it.
+    /// `read`, then the end of the text.
+    fn whole<T>(&mut self, read: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+        let value = read(self)?;
+        self.end()?;
+        Some(value)
+    }
+
+    /// A compact JSON array of `item`s.
     fn list<T>(&mut self, mut item: impl FnMut(&mut Self) -> Option<T>) -> Option<Vec<T>> {
         self.literal("[")?;
         let mut items = Vec::new();
@@ -271,18 +273,11 @@ impl<'a> Cursor<'a> {
                 self.literal(",")?;
             }
         }
-        self.end()?;
         Some(items)
     }
 
-    fn request(&mut self) -> Option<EnqueueRequest> {
-        let request = self.request_fields()?;
-        self.end()?;
-        Some(request)
-    }
-
     /// One request object (what follows it is the caller's).
-    fn request_fields(&mut self) -> Option<EnqueueRequest> {
+    fn request(&mut self) -> Option<EnqueueRequest> {
         self.literal("{\"id\":")?;
         let id = self.string()?;
         self.literal(",\"task\":")?;
@@ -314,9 +309,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// One claimed task object (what follows it is the caller's).
-    fn claimed_fields(&mut self) -> Option<ClaimedTask> {
+    fn claimed(&mut self) -> Option<ClaimedTask> {
         self.literal("{\"result\":")?;
-        let result = self.result_fields()?;
+        let result = self.result()?;
         self.literal(",\"lease_token\":")?;
         let lease_token = self.integer()?;
         self.literal(",\"max_attempts\":")?;
@@ -329,14 +324,8 @@ impl<'a> Cursor<'a> {
         })
     }
 
-    fn result(&mut self) -> Option<TaskResultData> {
-        let result = self.result_fields()?;
-        self.end()?;
-        Some(result)
-    }
-
     /// One result object (what follows it is the caller's).
-    fn result_fields(&mut self) -> Option<TaskResultData> {
+    fn result(&mut self) -> Option<TaskResultData> {
         self.literal("{\"id\":")?;
         let id = self.string()?;
         self.literal(",\"task\":")?;
@@ -423,6 +412,17 @@ mod tests {
         String::from_utf8(bytes).unwrap_or_default()
     }
 
+    fn claimed(parts: Vec<(TaskResultData, i64, u32)>) -> Vec<ClaimedTask> {
+        parts
+            .into_iter()
+            .map(|(result, lease_token, max_attempts)| ClaimedTask {
+                result,
+                lease_token,
+                max_attempts,
+            })
+            .collect()
+    }
+
     fn same<T: PartialEq + std::fmt::Debug + DeserializeOwned>(
         ours: serde_json::Result<T>,
         text: &str,
@@ -447,7 +447,7 @@ mod tests {
         #[test]
         fn a_result_reads_back(r in result()) {
             let text = r.to_json();
-            prop_assert!(Cursor::new(&text).result().is_some(), "not on the fast path: {}", text);
+            prop_assert!(Cursor::new(&text).whole(Cursor::result).is_some(), "not on the fast path: {}", text);
             same(TaskResultData::from_json(&text), &text)?;
         }
 
@@ -460,7 +460,7 @@ mod tests {
         #[test]
         fn a_request_reads_back(q in request()) {
             let text = q.to_json();
-            prop_assert!(Cursor::new(&text).request().is_some(), "not on the fast path: {}", text);
+            prop_assert!(Cursor::new(&text).whole(Cursor::request).is_some(), "not on the fast path: {}", text);
             same(EnqueueRequest::from_json(&text), &text)?;
         }
 
@@ -470,10 +470,10 @@ mod tests {
             qs in prop::collection::vec(request(), 0..4),
         ) {
             let text = TaskResultData::list_to_json(&rs);
-            prop_assert!(Cursor::new(&text).list(Cursor::result_fields).is_some(), "{}", text);
+            prop_assert!(Cursor::new(&text).whole(|c| c.list(Cursor::result)).is_some(), "{}", text);
             same(TaskResultData::list_from_json(&text), &text)?;
             let text = EnqueueRequest::list_to_json(&qs);
-            prop_assert!(Cursor::new(&text).list(Cursor::request_fields).is_some(), "{}", text);
+            prop_assert!(Cursor::new(&text).whole(|c| c.list(Cursor::request)).is_some(), "{}", text);
             same(EnqueueRequest::list_from_json(&text), &text)?;
         }
 
@@ -481,10 +481,7 @@ mod tests {
         fn claimed_tasks_read_back(
             tasks in prop::collection::vec((result(), any::<i64>(), any::<u32>()), 0..4),
         ) {
-            let tasks: Vec<ClaimedTask> = tasks
-                .into_iter()
-                .map(|(result, lease_token, max_attempts)| ClaimedTask { result, lease_token, max_attempts })
-                .collect();
+            let tasks = claimed(tasks);
             let text = ClaimedTask::list_to_json(&tasks);
             prop_assert_eq!(&text, &serde_json::to_string(&tasks).unwrap());
             same(ClaimedTask::list_from_json(&text), &text)?;
@@ -495,10 +492,7 @@ mod tests {
             tasks in prop::collection::vec((result(), 0..1000i64, 1..5u32), 1..3),
             edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4),
         ) {
-            let tasks: Vec<ClaimedTask> = tasks
-                .into_iter()
-                .map(|(result, lease_token, max_attempts)| ClaimedTask { result, lease_token, max_attempts })
-                .collect();
+            let tasks = claimed(tasks);
             let text = mutate(&ClaimedTask::list_to_json(&tasks), &edits);
             same(ClaimedTask::list_from_json(&text), &text)?;
         }
