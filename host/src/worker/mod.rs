@@ -221,13 +221,12 @@ impl Worker {
                 let (executor, leases) = (executor.clone(), leases.clone());
                 let stopping = self.shutdown.graceful.clone();
                 running.spawn(async move {
+                    // After a shutdown nothing starts (a slot received meanwhile is dropped,
+                    // which passes it on); the task's lease stays held for `finish` to hand
+                    // it back.
                     let slot = match ticket {
                         Ticket::Now(slot) => Some(slot),
                         Ticket::Queued(turn) => tokio::select! {
-                            // A shutdown: tasks still waiting never start (dropping the turn
-                            // passes a slot sent meanwhile on). Their leases stay held, for
-                            // `finish` to hand them back.
-                            biased;
                             _ = stopping.cancelled() => None,
                             slot = turn => slot.ok(),
                         },
