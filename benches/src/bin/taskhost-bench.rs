@@ -71,6 +71,9 @@ enum Measure {
         iters: u64,
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Measure only this one (`immediate`, `dummy` or `get_result`), e.g. under callgrind.
+        #[arg(long)]
+        only: Option<String>,
     },
     /// `n` single enqueues (one commit each) on `db`: seconds per run.
     EnqueueSingle {
@@ -133,27 +136,40 @@ fn measure(command: Measure) -> anyhow::Result<serde_json::Value> {
     task_backends().configure(Config::load(None).context("loading $TASKHOST_CONFIG")?);
     let on = |alias: &str| noop.using(TaskOptions::new().backend(alias));
     Ok(match command {
-        Measure::Micro { iters, runs } => {
+        Measure::Micro { iters, runs, only } => {
             let immediate = on("immediate")?;
             let dummy = on("dummy")?;
             let store = task_backends().get("dummy")?;
+            let wanted = |name: &str| only.as_deref().is_none_or(|only| only == name);
+            if let Some(only) = only.as_deref() {
+                anyhow::ensure!(
+                    ["immediate", "dummy", "get_result"].contains(&only),
+                    "--only takes immediate, dummy or get_result, not {only:?}"
+                );
+            }
             let (mut imm, mut dum, mut get) = (vec![], vec![], vec![]);
             for _ in 0..runs {
-                imm.push(per_call_ns(iters, || {
-                    black_box(immediate.enqueue_args(black_box((1, 2))))?;
-                    Ok(())
-                })?);
+                if wanted("immediate") {
+                    imm.push(per_call_ns(iters, || {
+                        black_box(immediate.enqueue_args(black_box((1, 2))))?;
+                        Ok(())
+                    })?);
+                }
                 store.clear()?;
-                dum.push(per_call_ns(iters, || {
-                    black_box(dummy.enqueue_args(black_box((1, 2))))?;
-                    Ok(())
-                })?);
+                if wanted("dummy") {
+                    dum.push(per_call_ns(iters, || {
+                        black_box(dummy.enqueue_args(black_box((1, 2))))?;
+                        Ok(())
+                    })?);
+                }
                 store.clear()?;
                 let id = dummy.enqueue_args((1, 2))?.id().to_string();
-                get.push(per_call_ns(iters, || {
-                    black_box(dummy.get_result(black_box(&id)))?;
-                    Ok(())
-                })?);
+                if wanted("get_result") {
+                    get.push(per_call_ns(iters, || {
+                        black_box(dummy.get_result(black_box(&id)))?;
+                        Ok(())
+                    })?);
+                }
                 store.clear()?;
             }
             json!({"iters": iters, "immediate_enqueue_ns": imm, "dummy_enqueue_ns": dum,
