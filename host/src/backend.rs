@@ -4,6 +4,7 @@
 use crate::callbacks::HostCallbacks;
 use crate::config::BackendConfig;
 use crate::error::{Error, Result};
+use crate::in_flight;
 use crate::json::to_storable;
 use crate::plugin::{resolve::resolve_library, BackendName, Library};
 use crate::result::TaskResult;
@@ -15,8 +16,8 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use taskhost_plugin_api::wire::{
-    enqueue_request_json, BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion,
-    CompletionAck, EnqueueRequest, LeaseRequest, TaskDescription, TaskResultData,
+    BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
+    EnqueueRequest, LeaseRequest, ResultDelta, TaskDescription, TaskResultData,
 };
 use taskhost_plugin_api::{ops, BackendBox, Capabilities, ErrorKind, PluginError};
 
@@ -160,9 +161,9 @@ impl Backend {
     ) -> Result<TaskResult> {
         let request = self.prepare(task, args)?;
         if self.config.enqueue_on_commit && in_atomic_block() {
-            return Ok(self.defer_to_commit(request.into_owned()));
+            return Ok(self.defer_to_commit(request));
         }
-        self.submit(&request.to_json())
+        self.submit(request)
     }
 
     /// The async form of [`Backend::enqueue`]; the plugin call runs on tokio's blocking pool.
@@ -171,12 +172,12 @@ impl Backend {
         task: &TaskDescription,
         args: &A,
     ) -> Result<TaskResult> {
-        let request = self.prepare(task, args)?.into_owned();
+        let request = self.prepare(task, args)?;
         if self.config.enqueue_on_commit && in_atomic_block() {
             return Ok(self.defer_to_commit(request));
         }
         let backend = Arc::clone(self);
-        blocking(move || backend.submit(&request.to_json())).await
+        blocking(move || backend.submit(request)).await
     }
 
     /// Enqueue already-encoded arguments (for producers that hold JSON, e.g. bridges and CLIs).
@@ -197,7 +198,7 @@ impl Backend {
         if self.config.enqueue_on_commit && in_atomic_block() {
             return Ok(self.defer_to_commit(request));
         }
-        self.submit(&request.to_json())
+        self.submit(request)
     }
 
     /// Enqueue many runs at once — one call into the plugin, one transaction in a database
@@ -258,18 +259,18 @@ impl Backend {
     }
 
     /// Validate `task`, encode and check `args`, assign the id; the task stays borrowed.
-    fn prepare<'a, A: Serialize + ?Sized>(
+    fn prepare<A: Serialize + ?Sized>(
         &self,
-        task: &'a TaskDescription,
+        task: &TaskDescription,
         args: &A,
-    ) -> Result<PreparedRequest<'a>> {
+    ) -> Result<EnqueueRequest> {
         self.validate_task(task)?;
         let args = Self::encode_args(args)?;
         let kwargs = Map::new();
         self.check_payload(&args, &kwargs)?;
-        Ok(PreparedRequest {
+        Ok(EnqueueRequest {
             id: new_result_id(),
-            task,
+            task: task.clone(),
             args,
             kwargs,
         })
@@ -296,23 +297,36 @@ impl Backend {
         let pending = TaskResultData::ready(request.clone(), &self.alias);
         let backend = Arc::clone(self);
         on_commit(move || {
-            if let Err(e) = backend.submit(&request.to_json()) {
+            let (id, path) = (request.id.clone(), request.task.path.clone());
+            if let Err(e) = backend.submit(request) {
                 tracing::error!(
                     target: "taskhost",
-                    "Task id={} path={} could not be enqueued at commit: {e}",
-                    request.id,
-                    request.task.path
+                    "Task id={id} path={path} could not be enqueued at commit: {e}"
                 );
             }
         });
         TaskResult::from_data(pending)
     }
 
-    /// Hand one encoded [`EnqueueRequest`] to the plugin.
-    fn submit(&self, request: &str) -> Result<TaskResult> {
-        let response = self.check_plugin(self.inner.enqueue(RStr::from_str(request)))?;
-        let data = self.decode_result(response.as_str())?;
-        Ok(TaskResult::from_data(data))
+    /// Hand one [`EnqueueRequest`] to the plugin. A backend with
+    /// [`Capabilities::ENQUEUE_DELTA`] answers only what it set, applied here to the request;
+    /// the request is in flight on this thread meanwhile, so the backend can have its task run
+    /// without sending it back ([`ops::RUN_ENQUEUED`]).
+    fn submit(&self, request: EnqueueRequest) -> Result<TaskResult> {
+        let json = request.to_json();
+        if !self.capabilities.contains(Capabilities::ENQUEUE_DELTA) {
+            let response = self.check_plugin(self.inner.enqueue(RStr::from_str(&json)))?;
+            return Ok(TaskResult::from_data(
+                self.decode_result(response.as_str())?,
+            ));
+        }
+        let (request, response) = in_flight::during(request, || {
+            self.inner
+                .call_ext(RStr::from_str(ops::ENQUEUE_DELTA), RStr::from_str(&json))
+        });
+        let response = self.check_plugin(response)?;
+        let delta = ResultDelta::from_json(response.as_str()).map_err(|e| self.unreadable(e))?;
+        Ok(TaskResult::from_data(delta.apply(request, &self.alias)))
     }
 
     /// The stored result `id`: `TaskResultDoesNotExist` (message: the id) if unknown,
@@ -488,31 +502,6 @@ pub fn new_result_id() -> String {
         .to_owned()
 }
 
-/// An [`EnqueueRequest`] whose task is borrowed from the caller, so an enqueue does not copy it.
-struct PreparedRequest<'a> {
-    id: String,
-    task: &'a TaskDescription,
-    args: Vec<Value>,
-    kwargs: Map<String, Value>,
-}
-
-impl PreparedRequest<'_> {
-    /// The same JSON as the owned request's.
-    fn to_json(&self) -> String {
-        enqueue_request_json(&self.id, self.task, &self.args, &self.kwargs)
-    }
-
-    /// The owned request (to keep until a commit, or to move to another thread).
-    fn into_owned(self) -> EnqueueRequest {
-        EnqueueRequest {
-            id: self.id,
-            task: self.task.clone(),
-            args: self.args,
-            kwargs: self.kwargs,
-        }
-    }
-}
-
 /// Run a blocking plugin call on tokio's blocking pool (or inline outside a runtime), with the
 /// caller's `tracing` subscriber and backend handler, so logs, signals and nested enqueues
 /// behave as in the sync call.
@@ -538,34 +527,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_prepared_request_encodes_as_the_owned_request() {
-        let task = TaskDescription {
-            path: "app::tasks::send".into(),
-            priority: 3,
-            queue_name: "emails".into(),
-            backend: "default".into(),
-            run_after: Some(chrono::DateTime::from_timestamp(1_700_000_000, 5_000).unwrap()),
-            takes_context: true,
-            is_async: false,
-            max_attempts: Some(2),
-            timeout_secs: None,
-        };
-        let prepared = PreparedRequest {
-            id: new_result_id(),
-            task: &task,
-            args: vec![Value::from(1), Value::from("two \"quoted\"")],
-            kwargs: Map::new(),
-        };
-        let borrowed = prepared.to_json();
-        let owned = prepared.into_owned();
-        assert_eq!(borrowed, serde_json::to_string(&owned).unwrap());
-        assert_eq!(
-            serde_json::from_str::<EnqueueRequest>(&borrowed).unwrap(),
-            owned
-        );
-    }
 
     #[test]
     fn result_ids_are_distinct_hyphenated_v7_uuids() {

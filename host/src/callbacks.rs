@@ -2,16 +2,21 @@
 //! every backend (run a task by path, send signals, log, tell the time).
 
 use crate::context::TaskContext;
-use crate::definition::Invocation;
+use crate::definition::{Invocation, TaskDefinition};
+use crate::in_flight;
 use crate::outcome::{catch_sync, run_blocking};
 use crate::registry::find_task;
 use crate::result::TaskResult;
 use crate::signals;
 use abi_stable::std_types::{RArc, RResult, RStr, RString};
+use serde_json::{Map, Value};
 use std::sync::Arc;
 use taskhost_plugin_api::{
-    guard, guard::guard_or, wire::TaskResultData, ErrorKind, Host, HostBox, Host_TO, LogLevel,
-    PluginError, Signal,
+    guard,
+    guard::guard_or,
+    ops,
+    wire::{RunEnqueued, TaskOutcome, TaskResultData},
+    ErrorKind, Host, HostBox, Host_TO, LogLevel, PluginError, Signal,
 };
 use tracing::Level;
 
@@ -42,32 +47,84 @@ impl HostCallbacks {
         Host_TO::from_ptr(RArc::new(self), abi_stable::sabi_trait::TD_Opaque)
     }
 
+    /// [`Host::run_task`]: run the task of a whole RUNNING result.
     fn run(&self, task_result: &str) -> Result<RString, PluginError> {
         let data = TaskResultData::from_json(task_result)
             .map_err(|e| PluginError::invalid_request("run_task", e))?;
-        let Some(definition) = find_task(&data.task.path) else {
+        let definition = self.definition(&data.task.path)?;
+        let context = definition.takes_context.then(|| data.clone());
+        Ok(invoke(definition, data.args, data.kwargs, context))
+    }
+
+    /// [`ops::RUN_ENQUEUED`]: run the task of the enqueue request in flight on this thread.
+    fn run_enqueued(&self, request: &str) -> Result<RString, PluginError> {
+        let RunEnqueued { id, state } = RunEnqueued::from_json(request)
+            .map_err(|e| PluginError::invalid_request(ops::RUN_ENQUEUED, e))?;
+        let found = in_flight::with(&id, |request| {
+            let definition = self.definition(&request.task.path)?;
+            let context = definition
+                .takes_context
+                .then(|| state.apply(request.clone(), &self.inner.alias));
+            Ok((
+                definition,
+                request.args.clone(),
+                request.kwargs.clone(),
+                context,
+            ))
+        });
+        let Some(found) = found else {
             return Err(PluginError::new(
                 ErrorKind::INVALID_REQUEST,
                 format!(
-                    "task '{}' is not registered in this process (backend alias '{}'): is the \
-                     crate that defines it linked into this binary?",
-                    data.task.path, self.inner.alias
+                    "no enqueue of result '{id}' is in flight on this thread (backend alias \
+                     '{}'): '{}' runs only a task the host is enqueueing through '{}' right \
+                     now; use run_task otherwise",
+                    self.inner.alias,
+                    ops::RUN_ENQUEUED,
+                    ops::ENQUEUE_DELTA
                 ),
             ));
         };
-        let context = definition.takes_context.then(|| TaskContext {
-            task_result: TaskResult::from_data(data.clone()),
-        });
-        let invocation = Invocation {
-            args: data.args,
-            kwargs: data.kwargs,
-            context,
-        };
-        let outcome = catch_sync(|| run_blocking(definition, invocation));
-        serde_json::to_string(&outcome)
-            .map(RString::from)
-            .map_err(|e| PluginError::other(format!("could not encode the task outcome: {e}")))
+        let (definition, args, kwargs, context) = found?;
+        Ok(invoke(definition, args, kwargs, context))
     }
+
+    /// The registered task at `path`, or an error saying how to register it.
+    fn definition(&self, path: &str) -> Result<&'static TaskDefinition, PluginError> {
+        find_task(path).ok_or_else(|| {
+            PluginError::new(
+                ErrorKind::INVALID_REQUEST,
+                format!(
+                    "task '{path}' is not registered in this process (backend alias '{}'): is \
+                     the crate that defines it linked into this binary?",
+                    self.inner.alias
+                ),
+            )
+        })
+    }
+}
+
+/// Run `definition` with these arguments, a panic caught, and encode its outcome.
+fn invoke(
+    definition: &TaskDefinition,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+    context: Option<TaskResultData>,
+) -> RString {
+    let invocation = Invocation {
+        args,
+        kwargs,
+        context: context.map(|data| TaskContext {
+            task_result: TaskResult::from_data(data),
+        }),
+    };
+    let outcome = catch_sync(|| run_blocking(definition, invocation));
+    RString::from(outcome_json(&outcome))
+}
+
+/// A task outcome as JSON.
+fn outcome_json(outcome: &TaskOutcome) -> String {
+    serde_json::to_string(outcome).expect("a task outcome always encodes")
 }
 
 fn level_of(level: LogLevel) -> Level {
@@ -145,7 +202,13 @@ impl Host for HostCallbacks {
         chrono::Utc::now().timestamp_micros()
     }
 
-    fn call_ext(&self, operation: RStr<'_>, _request: RStr<'_>) -> RResult<RString, PluginError> {
-        RResult::RErr(PluginError::not_supported(operation.as_str()))
+    fn call_ext(&self, operation: RStr<'_>, request: RStr<'_>) -> RResult<RString, PluginError> {
+        guard(|| match operation.as_str() {
+            ops::RUN_ENQUEUED => self.run_enqueued(request.as_str()),
+            other => Err(PluginError::new(
+                ErrorKind::NOT_SUPPORTED,
+                format!("This host does not support '{other}'."),
+            )),
+        })
     }
 }

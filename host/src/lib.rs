@@ -41,6 +41,7 @@ pub mod context;
 pub mod definition;
 pub mod error;
 pub mod handler;
+mod in_flight;
 pub mod json;
 pub mod outcome;
 pub mod plugin;

@@ -27,6 +27,10 @@ impl Capabilities {
     pub const QUEUE_STORE: Self = Self(1 << 4);
     /// The backend accepts `enqueue_many` natively (otherwise the host loops over `enqueue`).
     pub const BULK_ENQUEUE: Self = Self(1 << 5);
+    /// The backend answers [`crate::ops::ENQUEUE_DELTA`]: an enqueue whose response holds only
+    /// what the backend set (a [`crate::wire::ResultDelta`]). Added in 1.3.0; the host sends
+    /// plain `enqueue` to backends without it.
+    pub const ENQUEUE_DELTA: Self = Self(1 << 6);
 
     /// Every flag set in `self` is also set in `other`… read: does `self` contain `flag`?
     pub const fn contains(self, flag: Self) -> bool {
@@ -50,6 +54,7 @@ impl Capabilities {
                     3 => "supports_priority".to_string(),
                     4 => "supports_queue_store".to_string(),
                     5 => "supports_bulk_enqueue".to_string(),
+                    6 => "supports_enqueue_delta".to_string(),
                     n => format!("bit{n}"),
                 });
             }

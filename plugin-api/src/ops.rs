@@ -1,6 +1,7 @@
-//! Names of the extension operations reached through [`crate::Backend::call_ext`].
+//! Names of the extension operations reached through [`crate::Backend::call_ext`] and
+//! [`crate::Host::call_ext`].
 //!
-//! An operation a backend does not know returns [`crate::ErrorKind::NOT_SUPPORTED`]. Request and
+//! An operation a side does not know returns [`crate::ErrorKind::NOT_SUPPORTED`]. Request and
 //! response payloads are JSON, documented next to each name.
 
 /// All stored results, oldest first (the Dummy backend's `results`). Request `{}`; response a JSON
@@ -24,3 +25,15 @@ pub const RESCUE: &str = "rescue";
 /// Request a [`crate::wire::WaitRequest`]; response `{"notified": bool}`. A backend without it
 /// returns NOT_SUPPORTED and workers poll at their interval.
 pub const WAIT_FOR_TASKS: &str = "wait_for_tasks";
+/// Enqueue one task, as [`crate::Backend::enqueue`], answering only what the backend set: request
+/// an [`crate::wire::EnqueueRequest`]; response a [`crate::wire::ResultDelta`]. The host already
+/// holds the id, task and arguments it sent, so they do not cross back. Only sent to backends
+/// with [`crate::Capabilities::ENQUEUE_DELTA`]. Added in 1.3.0.
+pub const ENQUEUE_DELTA: &str = "enqueue_delta";
+
+/// Host side: run the task of an enqueue this thread is handing to the backend right now through
+/// [`ENQUEUE_DELTA`] (the Immediate backend's run), without sending the task's arguments back.
+/// Request a [`crate::wire::RunEnqueued`]; response a [`crate::wire::TaskOutcome`], as
+/// [`crate::Host::run_task`]. An error (an older host: NOT_SUPPORTED; an id not in flight on
+/// this thread: INVALID_REQUEST) means the backend should call `run_task` instead. Added in 1.3.0.
+pub const RUN_ENQUEUED: &str = "run_enqueued";

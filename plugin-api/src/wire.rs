@@ -9,9 +9,11 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 mod decode;
+mod delta;
 mod encode;
 pub mod timestamp;
 
+pub use delta::{ResultDelta, RunEnqueued};
 pub use encode::enqueue_request_json;
 
 /// The status of a task result — exactly Django's four.

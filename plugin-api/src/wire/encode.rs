@@ -6,7 +6,10 @@
 //! names, nearly everything — are checked eight bytes at a time and copied whole. Strings that
 //! do need escaping, numbers and free-form JSON values go through `serde_json` itself.
 
-use super::{timestamp, ClaimedTask, EnqueueRequest, TaskDescription, TaskError, TaskResultData};
+use super::{
+    timestamp, ClaimedTask, EnqueueRequest, ResultDelta, RunEnqueued, TaskDescription, TaskError,
+    TaskResultData,
+};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -251,6 +254,52 @@ fn needs_escape(bytes: &[u8]) -> bool {
 fn into_string(out: Vec<u8>) -> String {
     // Only UTF-8 was written: whole `&str`s, ASCII literals and serde_json's output.
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// The JSON of a [`ResultDelta`]: exactly what `serde_json::to_string` writes.
+pub(super) fn delta_json(delta: &ResultDelta) -> String {
+    let mut out = Vec::with_capacity(192);
+    write_delta(&mut out, delta);
+    into_string(out)
+}
+
+/// The JSON of a [`RunEnqueued`]: exactly what `serde_json::to_string` writes.
+pub(super) fn run_enqueued_json(run: &RunEnqueued) -> String {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"{\"id\":");
+    write_str(&mut out, &run.id);
+    out.extend_from_slice(b",\"state\":");
+    write_delta(&mut out, &run.state);
+    out.push(b'}');
+    into_string(out)
+}
+
+fn write_delta(out: &mut Vec<u8>, d: &ResultDelta) {
+    out.extend_from_slice(b"{\"status\":\"");
+    out.extend_from_slice(d.status.as_str().as_bytes());
+    out.extend_from_slice(b"\",\"enqueued_at\":");
+    write_micros(out, &d.enqueued_at);
+    out.extend_from_slice(b",\"started_at\":");
+    write_micros(out, &d.started_at);
+    out.extend_from_slice(b",\"finished_at\":");
+    write_micros(out, &d.finished_at);
+    out.extend_from_slice(b",\"last_attempted_at\":");
+    write_micros(out, &d.last_attempted_at);
+    out.extend_from_slice(b",\"errors\":");
+    write_list(out, &d.errors, write_error);
+    out.extend_from_slice(b",\"worker_ids\":");
+    write_list(out, &d.worker_ids, |out, id| write_str(out, id));
+    out.extend_from_slice(b",\"return_value\":");
+    write_value(out, &d.return_value);
+    out.push(b'}');
+}
+
+/// A time as integer microseconds since the epoch, or `null`.
+fn write_micros(out: &mut Vec<u8>, time: &Option<DateTime<Utc>>) {
+    match time {
+        Some(time) => write_value(out, &time.timestamp_micros()),
+        None => out.extend_from_slice(b"null"),
+    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,10 @@ use taskhost_plugin_api::{
     abi_stable::std_types::{RStr, RString},
     guard,
     guard::guard_or,
-    guard_json,
+    guard_json, ops,
     wire::{
         BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, EnqueueRequest,
-        LeaseRequest, TaskResultData,
+        LeaseRequest, ResultDelta, TaskResultData,
     },
     Backend, Capabilities, HostBox, PluginError, PluginResult, Signal,
 };
@@ -278,6 +278,31 @@ pub(crate) fn encode(value: &impl Serialize) -> Result<String> {
 /// [`guard_json`] with the wire's fast codecs where there are some (the enqueue and claim
 /// paths: the same values and errors as serde_json, faster): `read` decodes the request (a
 /// failure names `what`), `body` runs, `write` encodes the response — all inside [`guard`].
+impl DatabaseBackend {
+    /// [`ops::ENQUEUE_DELTA`]: store one task, answering only what the store set.
+    pub(crate) fn enqueue_delta(&self, request: &str) -> PluginResult<RString> {
+        let read = EnqueueRequest::from_json;
+        let write = |result: &TaskResultData| ResultDelta::copied_from(result).to_json();
+        guard_wire(
+            ops::ENQUEUE_DELTA,
+            request,
+            read,
+            |r| self.store_one(r),
+            write,
+        )
+    }
+
+    /// Store one task (one transaction).
+    fn store_one(
+        &self,
+        request: EnqueueRequest,
+    ) -> std::result::Result<TaskResultData, PluginError> {
+        self.enqueue_all(vec![request])?
+            .pop()
+            .ok_or_else(|| PluginError::other("enqueue stored no result"))
+    }
+}
+
 fn guard_wire<Req, Resp>(
     what: &str,
     request: &str,
@@ -300,6 +325,7 @@ impl Backend for DatabaseBackend {
                 | Capabilities::PRIORITY
                 | Capabilities::QUEUE_STORE
                 | Capabilities::BULK_ENQUEUE
+                | Capabilities::ENQUEUE_DELTA
         })
     }
 
@@ -308,13 +334,14 @@ impl Backend for DatabaseBackend {
     }
 
     fn enqueue(&self, request: RStr<'_>) -> PluginResult<RString> {
-        let enqueue = |request| {
-            self.enqueue_all(vec![request])?
-                .pop()
-                .ok_or_else(|| PluginError::other("enqueue stored no result"))
-        };
         let (read, write) = (EnqueueRequest::from_json, TaskResultData::to_json);
-        guard_wire("enqueue", request.as_str(), read, enqueue, write)
+        guard_wire(
+            "enqueue",
+            request.as_str(),
+            read,
+            |r| self.store_one(r),
+            write,
+        )
     }
 
     fn enqueue_many(&self, requests: RStr<'_>) -> PluginResult<RString> {

@@ -22,6 +22,7 @@ impl DatabaseBackend {
     /// Route an extension operation; unknown ones are NOT_SUPPORTED.
     pub(crate) fn extension(&self, operation: &str, request: &str) -> PluginResult<RString> {
         match operation {
+            ops::ENQUEUE_DELTA => self.enqueue_delta(request),
             ops::MIGRATE => guard_json(operation, request, |_: Value| {
                 Ok(json!({ "applied": self.migrate()? }))
             }),

@@ -9,7 +9,7 @@ use taskhost_plugin_api::{
     guard,
     guard::guard_or,
     guard_json, ops,
-    wire::{BackendParams, EnqueueRequest, TaskResultData},
+    wire::{BackendParams, EnqueueRequest, ResultDelta, TaskResultData},
     Backend, Capabilities, ErrorKind, HostBox, PluginError, PluginResult, Signal,
 };
 
@@ -54,32 +54,45 @@ impl DummyBackend {
     }
 
     /// Django's `enqueue` for every request: stamp `enqueued_at`, store them all, then send
-    /// `task_enqueued` for each, in order. Nothing is stored if any request fails. Returns each
-    /// result as JSON: encoded once, for the response and the signal alike.
-    fn enqueue_all(&self, requests: Vec<EnqueueRequest>) -> Result<Vec<String>, PluginError> {
+    /// `task_enqueued` for each, in order. Nothing is stored if any request fails. Returns what
+    /// `answer` makes of each stored result (its JSON, or its [`ResultDelta`]'s).
+    fn enqueue_all<T>(
+        &self,
+        requests: Vec<EnqueueRequest>,
+        answer: impl Fn(&TaskResultData) -> T,
+    ) -> Result<Vec<T>, PluginError> {
         let mut results = Vec::with_capacity(requests.len());
-        let mut payloads = Vec::with_capacity(requests.len());
+        let mut answers = Vec::with_capacity(requests.len());
         for request in requests {
             let mut result = TaskResultData::ready(request, &self.params.alias);
             result.enqueued_at = Some(self.now()?);
-            payloads.push(result.to_json());
+            answers.push(answer(&result));
             results.push(result);
         }
+        let signals: Vec<String> = if self.host.wants_signal(Signal::TASK_ENQUEUED) {
+            results.iter().map(TaskResultData::to_json).collect()
+        } else {
+            Vec::new()
+        };
         self.lock().insert_all(results)?;
         // Signals go out with the lock released: a receiver may well read the results back.
-        if self.host.wants_signal(Signal::TASK_ENQUEUED) {
-            for payload in &payloads {
-                self.host
-                    .send_signal(Signal::TASK_ENQUEUED, RStr::from_str(payload));
-            }
+        for payload in &signals {
+            self.host
+                .send_signal(Signal::TASK_ENQUEUED, RStr::from_str(payload));
         }
-        Ok(payloads)
+        Ok(answers)
     }
 
-    /// Enqueue one task (see [`Self::enqueue_all`]).
-    fn enqueue_one(&self, request: EnqueueRequest) -> Result<String, PluginError> {
-        let mut payloads = self.enqueue_all(vec![request])?;
-        payloads
+    /// Enqueue one task (see [`Self::enqueue_all`]), answering what `answer` makes of it.
+    fn enqueue_one<T>(
+        &self,
+        request: &str,
+        operation: &str,
+        answer: impl Fn(&TaskResultData) -> T,
+    ) -> Result<T, PluginError> {
+        let request = EnqueueRequest::from_json(request)
+            .map_err(|e| PluginError::invalid_request(operation, e))?;
+        self.enqueue_all(vec![request], answer)?
             .pop()
             .ok_or_else(|| PluginError::other("enqueue stored no result"))
     }
@@ -156,7 +169,10 @@ impl Store {
 impl Backend for DummyBackend {
     fn capabilities(&self) -> Capabilities {
         guard_or(Capabilities::NONE, || {
-            Capabilities::DEFER | Capabilities::ASYNC_TASK | Capabilities::PRIORITY
+            Capabilities::DEFER
+                | Capabilities::ASYNC_TASK
+                | Capabilities::PRIORITY
+                | Capabilities::ENQUEUE_DELTA
         })
     }
 
@@ -166,9 +182,8 @@ impl Backend for DummyBackend {
 
     fn enqueue(&self, request: RStr<'_>) -> PluginResult<RString> {
         guard(|| {
-            let request = EnqueueRequest::from_json(request.as_str())
-                .map_err(|e| PluginError::invalid_request("enqueue", e))?;
-            self.enqueue_one(request).map(RString::from)
+            self.enqueue_one(request.as_str(), "enqueue", TaskResultData::to_json)
+                .map(RString::from)
         })
     }
 
@@ -176,7 +191,7 @@ impl Backend for DummyBackend {
         guard(|| {
             let requests = serde_json::from_str(requests.as_str())
                 .map_err(|e| PluginError::invalid_request("enqueue_many", e))?;
-            let payloads = self.enqueue_all(requests)?;
+            let payloads = self.enqueue_all(requests, TaskResultData::to_json)?;
             Ok(RString::from(format!("[{}]", payloads.join(","))))
         })
     }
@@ -204,6 +219,12 @@ impl Backend for DummyBackend {
     fn call_ext(&self, operation: RStr<'_>, request: RStr<'_>) -> PluginResult<RString> {
         let request = request.as_str();
         match operation.as_str() {
+            ops::ENQUEUE_DELTA => guard(|| {
+                self.enqueue_one(request, ops::ENQUEUE_DELTA, |result| {
+                    ResultDelta::copied_from(result).to_json()
+                })
+                .map(RString::from)
+            }),
             ops::RESULTS => guard_json(ops::RESULTS, request, |_: Value| {
                 Ok(self.lock().results.clone())
             }),
@@ -380,12 +401,15 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_are_defer_async_task_and_priority() {
+    fn capabilities_are_defer_async_task_and_priority_and_the_delta_enqueue() {
         let (backend, _) = backend();
         let caps = backend.capabilities();
         assert_eq!(
             caps,
-            Capabilities::DEFER | Capabilities::ASYNC_TASK | Capabilities::PRIORITY
+            Capabilities::DEFER
+                | Capabilities::ASYNC_TASK
+                | Capabilities::PRIORITY
+                | Capabilities::ENQUEUE_DELTA
         );
         assert!(!caps.contains(Capabilities::GET_RESULT));
     }
@@ -432,6 +456,24 @@ mod tests {
         let (backend, _) = backend();
         let result = enqueue(&backend, "r1");
         assert_eq!(get(&backend, "r1").unwrap(), result);
+    }
+
+    #[test]
+    fn the_delta_enqueue_stores_the_same_result_and_answers_what_it_set() {
+        let (backend, fake) = backend();
+        let payload = request("r1").to_string();
+        let op = RStr::from_str(ops::ENQUEUE_DELTA);
+        let out = backend.call_ext(op, RStr::from_str(&payload)).unwrap();
+        let delta = ResultDelta::from_json(out.as_str()).unwrap();
+        let stored = get(&backend, "r1").unwrap();
+        assert_eq!(delta, ResultDelta::copied_from(&stored));
+        assert_eq!(delta.status, TaskResultStatus::Ready);
+        assert!(delta.enqueued_at.is_some());
+        let sent: EnqueueRequest = serde_json::from_str(&payload).unwrap();
+        assert_eq!(delta.apply(sent, "default"), stored);
+        assert_eq!(fake.signals(), vec![(Signal::TASK_ENQUEUED, stored)]);
+        let again = backend.call_ext(op, RStr::from_str(&payload)).unwrap_err();
+        assert_eq!(results(&backend).len(), 1, "{}", again.message);
     }
 
     #[test]

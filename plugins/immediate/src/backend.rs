@@ -5,9 +5,10 @@ use taskhost_plugin_api::{
     abi_stable::std_types::{RResult, RStr, RString},
     guard,
     guard::guard_or,
-    guard_json,
+    guard_json, ops,
     wire::{
-        BackendParams, EnqueueRequest, TaskError, TaskOutcome, TaskResultData, TaskResultStatus,
+        BackendParams, EnqueueRequest, ResultDelta, RunEnqueued, TaskError, TaskOutcome,
+        TaskResultData, TaskResultStatus,
     },
     Backend, Capabilities, ErrorKind, HostBox, PluginError, PluginResult, Signal,
 };
@@ -52,8 +53,14 @@ impl ImmediateBackend {
         &self.worker_id
     }
 
-    /// Django's `enqueue` + `_execute_task`: stamp, signal, run, record, signal.
-    fn enqueue_one(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
+    /// Django's `enqueue` + `_execute_task`: stamp, signal, run, record, signal. `in_flight`:
+    /// the host is enqueueing `request` through [`ops::ENQUEUE_DELTA`] and holds it, so the
+    /// task is run by id ([`ops::RUN_ENQUEUED`]) rather than sent back whole.
+    fn enqueue_one(
+        &self,
+        request: EnqueueRequest,
+        in_flight: bool,
+    ) -> Result<TaskResultData, PluginError> {
         let mut result = TaskResultData::ready(request, &self.params.alias);
         result.enqueued_at = Some(self.now()?);
         self.send(Signal::TASK_ENQUEUED, &result);
@@ -65,7 +72,7 @@ impl ImmediateBackend {
         result.worker_ids.push(self.worker_id.clone());
         self.send(Signal::TASK_STARTED, &result);
 
-        let outcome = self.run(&result)?;
+        let outcome = self.run(&result, in_flight);
         result.finished_at = Some(self.now()?);
         match outcome {
             TaskOutcome::Successful { return_value } => {
@@ -84,14 +91,26 @@ impl ImmediateBackend {
     /// Run the task through the host. A task that fails, or that the host cannot run (unknown
     /// path, a garbled outcome), is a FAILED outcome: like Django, the failure is recorded on the
     /// result, never raised to the caller.
-    fn run(&self, result: &TaskResultData) -> Result<TaskOutcome, PluginError> {
-        let payload = result.to_json();
-        let outcome = match self.host.run_task(RStr::from_str(&payload)) {
-            RResult::ROk(outcome) => serde_json::from_str(outcome.as_str())
-                .unwrap_or_else(|e| run_error(&format!("invalid task outcome payload: {e}"))),
+    fn run(&self, result: &TaskResultData, in_flight: bool) -> TaskOutcome {
+        if in_flight {
+            let request = RunEnqueued {
+                id: result.id.clone(),
+                state: ResultDelta::copied_from(result),
+            }
+            .to_json();
+            let ran = self
+                .host
+                .call_ext(RStr::from_str(ops::RUN_ENQUEUED), RStr::from_str(&request));
+            if let RResult::ROk(outcome) = ran {
+                return read_outcome(&outcome);
+            }
+            // A host that does not hold the request (it cannot happen with the host that sent
+            // ENQUEUE_DELTA, but costs nothing to survive): send it whole.
+        }
+        match self.host.run_task(RStr::from_str(&result.to_json())) {
+            RResult::ROk(outcome) => read_outcome(&outcome),
             RResult::RErr(e) => run_error(e.message.as_str()),
-        };
-        Ok(outcome)
+        }
     }
 
     /// Send `signal` with `result`, building the payload only if someone listens.
@@ -116,7 +135,7 @@ impl ImmediateBackend {
 impl Backend for ImmediateBackend {
     fn capabilities(&self) -> Capabilities {
         guard_or(Capabilities::NONE, || {
-            Capabilities::ASYNC_TASK | Capabilities::PRIORITY
+            Capabilities::ASYNC_TASK | Capabilities::PRIORITY | Capabilities::ENQUEUE_DELTA
         })
     }
 
@@ -128,7 +147,7 @@ impl Backend for ImmediateBackend {
         guard(|| {
             let request = EnqueueRequest::from_json(request.as_str())
                 .map_err(|e| PluginError::invalid_request("enqueue", e))?;
-            Ok(RString::from(self.enqueue_one(request)?.to_json()))
+            Ok(RString::from(self.enqueue_one(request, false)?.to_json()))
         })
     }
 
@@ -139,7 +158,7 @@ impl Backend for ImmediateBackend {
             |requests: Vec<EnqueueRequest>| {
                 requests
                     .into_iter()
-                    .map(|request| self.enqueue_one(request))
+                    .map(|request| self.enqueue_one(request, false))
                     .collect::<Result<Vec<_>, _>>()
             },
         )
@@ -170,8 +189,16 @@ impl Backend for ImmediateBackend {
         guard(|| Err(PluginError::not_supported("release")))
     }
 
-    fn call_ext(&self, operation: RStr<'_>, _request: RStr<'_>) -> PluginResult<RString> {
-        guard(|| Err(PluginError::not_supported(operation.as_str())))
+    fn call_ext(&self, operation: RStr<'_>, request: RStr<'_>) -> PluginResult<RString> {
+        guard(|| match operation.as_str() {
+            ops::ENQUEUE_DELTA => {
+                let request = EnqueueRequest::from_json(request.as_str())
+                    .map_err(|e| PluginError::invalid_request(ops::ENQUEUE_DELTA, e))?;
+                let result = self.enqueue_one(request, true)?;
+                Ok(RString::from(ResultDelta::of(result).to_json()))
+            }
+            other => Err(PluginError::not_supported(other)),
+        })
     }
 
     fn close(&self) {
@@ -193,6 +220,12 @@ fn reject_options(params: &BackendParams) -> Result<(), PluginError> {
             keys.join(", ")
         ),
     ))
+}
+
+/// The outcome the host answered, or a FAILED one if it is unreadable.
+fn read_outcome(outcome: &RString) -> TaskOutcome {
+    serde_json::from_str(outcome.as_str())
+        .unwrap_or_else(|e| run_error(&format!("invalid task outcome payload: {e}")))
 }
 
 /// A FAILED outcome for a task the host could not run.
@@ -230,6 +263,7 @@ mod tests {
         signals: Vec<(Signal, TaskResultData)>,
         runs: Vec<TaskResultData>,
         run_errors: Vec<PluginError>,
+        runs_by_id: Vec<RunEnqueued>,
     }
 
     /// A host whose tasks are canned by path, and whose clock ticks 1 µs per reading.
@@ -238,6 +272,8 @@ mod tests {
         recorded: Arc<Mutex<Recorded>>,
         clock: Arc<AtomicI64>,
         listening: Arc<AtomicBool>,
+        /// Whether `call_ext` answers RUN_ENQUEUED (with a return value of 42).
+        runs_enqueued: Arc<AtomicBool>,
     }
 
     impl FakeHost {
@@ -246,6 +282,7 @@ mod tests {
                 recorded: Arc::default(),
                 clock: Arc::new(AtomicI64::new(START_MICROS)),
                 listening: Arc::new(AtomicBool::new(true)),
+                runs_enqueued: Arc::new(AtomicBool::new(false)),
             }
         }
 
@@ -313,8 +350,17 @@ mod tests {
             self.clock.fetch_add(1, Ordering::SeqCst)
         }
 
-        fn call_ext(&self, operation: RStr<'_>, _request: RStr<'_>) -> PluginResult<RString> {
-            RResult::RErr(PluginError::not_supported(operation.as_str()))
+        fn call_ext(&self, operation: RStr<'_>, request: RStr<'_>) -> PluginResult<RString> {
+            if operation.as_str() != ops::RUN_ENQUEUED || !self.runs_enqueued.load(Ordering::SeqCst)
+            {
+                return RResult::RErr(PluginError::not_supported(operation.as_str()));
+            }
+            let request: RunEnqueued = serde_json::from_str(request.as_str()).unwrap();
+            self.recorded.lock().unwrap().runs_by_id.push(request);
+            let outcome = TaskOutcome::Successful {
+                return_value: json!(42),
+            };
+            RResult::ROk(serde_json::to_string(&outcome).unwrap().into())
         }
     }
 
@@ -358,12 +404,50 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_are_async_task_and_priority_only() {
+    fn capabilities_are_async_task_and_priority_and_the_delta_enqueue() {
         let (backend, _) = backend();
         assert_eq!(
             backend.capabilities(),
-            Capabilities::ASYNC_TASK | Capabilities::PRIORITY
+            Capabilities::ASYNC_TASK | Capabilities::PRIORITY | Capabilities::ENQUEUE_DELTA
         );
+    }
+
+    fn enqueue_delta(backend: &ImmediateBackend, id: &str, path: &str) -> ResultDelta {
+        let payload = request(id, path).to_string();
+        let op = RStr::from_str(ops::ENQUEUE_DELTA);
+        let out = backend.call_ext(op, RStr::from_str(&payload)).unwrap();
+        ResultDelta::from_json(out.as_str()).unwrap()
+    }
+
+    #[test]
+    fn the_delta_enqueue_runs_the_task_by_id_and_answers_what_enqueue_would_set() {
+        let (backend, fake) = backend();
+        fake.runs_enqueued.store(true, Ordering::SeqCst);
+        let delta = enqueue_delta(&backend, "r1", "tests::add");
+        let recorded = fake.recorded.lock().unwrap();
+        assert!(recorded.runs.is_empty(), "run by id, not sent back whole");
+        let [run] = &recorded.runs_by_id[..] else {
+            panic!("one run by id: {:?}", recorded.runs_by_id);
+        };
+        assert_eq!(run.id, "r1");
+        assert_eq!(run.state.status, TaskResultStatus::Running);
+        assert_eq!(run.state.worker_ids, vec![backend.worker_id().to_string()]);
+        assert_eq!(run.state.started_at, run.state.last_attempted_at);
+        assert_eq!(delta.status, TaskResultStatus::Successful);
+        assert_eq!(delta.return_value, Some(json!(42)));
+        assert_eq!(delta.worker_ids, run.state.worker_ids);
+        assert!(delta.enqueued_at < delta.started_at && delta.started_at < delta.finished_at);
+    }
+
+    #[test]
+    fn the_delta_enqueue_falls_back_to_run_task_on_a_host_without_run_enqueued() {
+        let (backend, fake) = backend();
+        let delta = enqueue_delta(&backend, "r1", "tests::add");
+        assert_eq!(delta.status, TaskResultStatus::Successful);
+        assert_eq!(delta.return_value, Some(json!(3)));
+        let recorded = fake.recorded.lock().unwrap();
+        assert_eq!(recorded.runs.len(), 1);
+        assert_eq!(recorded.runs[0].id, "r1");
     }
 
     #[test]
