@@ -62,9 +62,21 @@ impl HostCallbacks {
             .map_err(|e| PluginError::invalid_request(ops::RUN_ENQUEUED, e))?;
         let found = in_flight::with(&id, |request| {
             let definition = self.definition(&request.task.path)?;
-            let context = definition
-                .takes_context
-                .then(|| state.apply(request.clone(), &self.inner.alias));
+            let context = match (definition.takes_context, state) {
+                (false, _) => None,
+                (true, Some(state)) => Some(state.apply(request.clone(), &self.inner.alias)),
+                (true, None) => {
+                    return Err(PluginError::new(
+                        ErrorKind::INVALID_REQUEST,
+                        format!(
+                            "'{}' for result '{id}' has no state, and task '{}' takes a \
+                             context: send the RUNNING state",
+                            ops::RUN_ENQUEUED,
+                            request.task.path
+                        ),
+                    ))
+                }
+            };
             Ok((
                 definition,
                 request.args.clone(),

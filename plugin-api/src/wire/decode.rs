@@ -400,7 +400,11 @@ pub(super) fn run_enqueued_from_json(text: &str) -> serde_json::Result<RunEnqueu
         c.literal("{\"id\":")?;
         let id = c.string()?;
         c.literal(",\"state\":")?;
-        let state = c.delta()?;
+        let state = if c.maybe("null") {
+            None
+        } else {
+            Some(c.delta()?)
+        };
         c.literal("}")?;
         Some(RunEnqueued { id, state })
     })

@@ -269,7 +269,10 @@ pub(super) fn run_enqueued_json(run: &RunEnqueued) -> String {
     out.extend_from_slice(b"{\"id\":");
     write_str(&mut out, &run.id);
     out.extend_from_slice(b",\"state\":");
-    write_delta(&mut out, &run.state);
+    match &run.state {
+        Some(state) => write_delta(&mut out, state),
+        None => out.extend_from_slice(b"null"),
+    }
     out.push(b'}');
     into_string(out)
 }

@@ -95,7 +95,11 @@ impl ImmediateBackend {
         if in_flight {
             let request = RunEnqueued {
                 id: result.id.clone(),
-                state: ResultDelta::copied_from(result),
+                // What the task's context sees; nothing to send for a task without one.
+                state: result
+                    .task
+                    .takes_context
+                    .then(|| ResultDelta::copied_from(result)),
             }
             .to_json();
             let ran = self
@@ -430,13 +434,29 @@ mod tests {
             panic!("one run by id: {:?}", recorded.runs_by_id);
         };
         assert_eq!(run.id, "r1");
-        assert_eq!(run.state.status, TaskResultStatus::Running);
-        assert_eq!(run.state.worker_ids, vec![backend.worker_id().to_string()]);
-        assert_eq!(run.state.started_at, run.state.last_attempted_at);
+        assert_eq!(run.state, None, "a task without a context needs no state");
         assert_eq!(delta.status, TaskResultStatus::Successful);
         assert_eq!(delta.return_value, Some(json!(42)));
-        assert_eq!(delta.worker_ids, run.state.worker_ids);
+        assert_eq!(delta.worker_ids, vec![backend.worker_id().to_string()]);
         assert!(delta.enqueued_at < delta.started_at && delta.started_at < delta.finished_at);
+    }
+
+    #[test]
+    fn a_task_that_takes_a_context_is_run_by_id_with_its_running_state() {
+        let (backend, fake) = backend();
+        fake.runs_enqueued.store(true, Ordering::SeqCst);
+        let mut payload = request("r1", "tests::add");
+        payload["task"]["takes_context"] = json!(true);
+        let op = RStr::from_str(ops::ENQUEUE_DELTA);
+        backend
+            .call_ext(op, RStr::from_str(&payload.to_string()))
+            .unwrap();
+        let recorded = fake.recorded.lock().unwrap();
+        let state = recorded.runs_by_id[0].state.clone().expect("the state");
+        assert_eq!(state.status, TaskResultStatus::Running);
+        assert_eq!(state.worker_ids, vec![backend.worker_id().to_string()]);
+        assert_eq!(state.started_at, state.last_attempted_at);
+        assert!(state.enqueued_at < state.started_at && state.finished_at.is_none());
     }
 
     #[test]
