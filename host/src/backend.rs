@@ -226,26 +226,48 @@ impl Backend {
                 .map(|r| self.defer_to_commit(r))
                 .collect());
         }
-        self.submit_many(&requests)
+        self.submit_many(requests)
     }
 
-    fn submit_many(&self, requests: &[EnqueueRequest]) -> Result<Vec<TaskResult>> {
+    /// Hand many requests to the plugin: one `enqueue_many` call (answered with deltas where the
+    /// backend offers them), or one `enqueue` per request for a backend without bulk enqueue.
+    fn submit_many(&self, requests: Vec<EnqueueRequest>) -> Result<Vec<TaskResult>> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let data: Vec<TaskResultData> = if self.capabilities.contains(Capabilities::BULK_ENQUEUE) {
-            // Both ways on the wire's fast path (byte-identical to serde_json's JSON).
-            let json = EnqueueRequest::list_to_json(requests);
+        if !self.capabilities.contains(Capabilities::BULK_ENQUEUE) {
+            return requests.into_iter().map(|r| self.submit(r)).collect();
+        }
+        // Both ways on the wire's fast path (byte-identical to serde_json's JSON).
+        let json = EnqueueRequest::list_to_json(&requests);
+        if !self.capabilities.contains(Capabilities::ENQUEUE_DELTA) {
             let response = self.check_plugin(self.inner.enqueue_many(RStr::from_str(&json)))?;
-            TaskResultData::list_from_json(response.as_str()).map_err(|e| self.unreadable(e))?
-        } else {
-            let mut out = Vec::with_capacity(requests.len());
-            for request in requests {
-                out.push(self.call_json(request, |b, json| b.enqueue(json))?);
-            }
-            out
-        };
-        Ok(data.into_iter().map(TaskResult::from_data).collect())
+            let data = TaskResultData::list_from_json(response.as_str())
+                .map_err(|e| self.unreadable(e))?;
+            return Ok(data.into_iter().map(TaskResult::from_data).collect());
+        }
+        let response = self.check_plugin(self.inner.call_ext(
+            RStr::from_str(ops::ENQUEUE_MANY_DELTA),
+            RStr::from_str(&json),
+        ))?;
+        let deltas =
+            ResultDelta::list_from_json(response.as_str()).map_err(|e| self.unreadable(e))?;
+        if deltas.len() != requests.len() {
+            return Err(self.backend_error(
+                ErrorKind::INVALID_REQUEST,
+                format!(
+                    "the plugin answered '{}' with {} results for {} tasks",
+                    ops::ENQUEUE_MANY_DELTA,
+                    deltas.len(),
+                    requests.len()
+                ),
+            ));
+        }
+        Ok(requests
+            .into_iter()
+            .zip(deltas)
+            .map(|(request, delta)| TaskResult::from_data(delta.apply(request, &self.alias)))
+            .collect())
     }
 
     /// Encode a parameter tuple as stored JSON arguments.

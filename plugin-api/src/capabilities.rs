@@ -27,9 +27,10 @@ impl Capabilities {
     pub const QUEUE_STORE: Self = Self(1 << 4);
     /// The backend accepts `enqueue_many` natively (otherwise the host loops over `enqueue`).
     pub const BULK_ENQUEUE: Self = Self(1 << 5);
-    /// The backend answers [`crate::ops::ENQUEUE_DELTA`]: an enqueue whose response holds only
-    /// what the backend set (a [`crate::wire::ResultDelta`]). Added in 1.3.0; the host sends
-    /// plain `enqueue` to backends without it.
+    /// The backend answers [`crate::ops::ENQUEUE_DELTA`] (and, with [`Self::BULK_ENQUEUE`],
+    /// [`crate::ops::ENQUEUE_MANY_DELTA`]): an enqueue whose response holds only what the
+    /// backend set (a [`crate::wire::ResultDelta`]). Added in 1.3.0; the host sends plain
+    /// `enqueue` and `enqueue_many` to backends without it.
     pub const ENQUEUE_DELTA: Self = Self(1 << 6);
 
     /// Every flag set in `self` is also set in `other`… read: does `self` contain `flag`?

@@ -31,6 +31,13 @@ pub const WAIT_FOR_TASKS: &str = "wait_for_tasks";
 /// with [`crate::Capabilities::ENQUEUE_DELTA`]. Added in 1.3.0.
 pub const ENQUEUE_DELTA: &str = "enqueue_delta";
 
+/// Enqueue many tasks, as [`crate::Backend::enqueue_many`] (all or none), answering only what
+/// the backend set: request a JSON array of [`crate::wire::EnqueueRequest`]; response a JSON
+/// array of [`crate::wire::ResultDelta`] in the same order. Only sent to backends with both
+/// [`crate::Capabilities::ENQUEUE_DELTA`] and [`crate::Capabilities::BULK_ENQUEUE`]. Added in
+/// 1.3.0.
+pub const ENQUEUE_MANY_DELTA: &str = "enqueue_many_delta";
+
 /// Host side: run the task of an enqueue this thread is handing to the backend right now through
 /// [`ENQUEUE_DELTA`] (the Immediate backend's run), without sending the task's arguments back.
 /// Request a [`crate::wire::RunEnqueued`]; response a [`crate::wire::TaskOutcome`], as

@@ -263,6 +263,13 @@ pub(super) fn delta_json(delta: &ResultDelta) -> String {
     into_string(out)
 }
 
+/// The JSON array of these [`ResultDelta`]s: exactly what `serde_json::to_string` writes.
+pub(super) fn delta_list_json(deltas: &[ResultDelta]) -> String {
+    let mut out = Vec::with_capacity(192 * deltas.len() + 2);
+    write_list(&mut out, deltas, write_delta);
+    into_string(out)
+}
+
 /// The JSON of a [`RunEnqueued`]: exactly what `serde_json::to_string` writes.
 pub(super) fn run_enqueued_json(run: &RunEnqueued) -> String {
     let mut out = Vec::with_capacity(256);

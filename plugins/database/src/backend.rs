@@ -292,6 +292,18 @@ impl DatabaseBackend {
         )
     }
 
+    /// [`ops::ENQUEUE_MANY_DELTA`]: store many tasks (all or none), answering only what the
+    /// store set.
+    pub(crate) fn enqueue_many_delta(&self, requests: &str) -> PluginResult<RString> {
+        let read = EnqueueRequest::list_from_json;
+        let enqueue = |requests| Ok(self.enqueue_all(requests)?);
+        let write = |results: &Vec<TaskResultData>| {
+            let deltas: Vec<ResultDelta> = results.iter().map(ResultDelta::copied_from).collect();
+            ResultDelta::list_to_json(&deltas)
+        };
+        guard_wire(ops::ENQUEUE_MANY_DELTA, requests, read, enqueue, write)
+    }
+
     /// Store one task (one transaction).
     fn store_one(
         &self,

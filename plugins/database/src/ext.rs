@@ -23,6 +23,7 @@ impl DatabaseBackend {
     pub(crate) fn extension(&self, operation: &str, request: &str) -> PluginResult<RString> {
         match operation {
             ops::ENQUEUE_DELTA => self.enqueue_delta(request),
+            ops::ENQUEUE_MANY_DELTA => self.enqueue_many_delta(request),
             ops::MIGRATE => guard_json(operation, request, |_: Value| {
                 Ok(json!({ "applied": self.migrate()? }))
             }),

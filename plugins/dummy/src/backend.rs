@@ -33,11 +33,12 @@ pub struct DummyBackend {
     store: Mutex<Store>,
 }
 
-/// The stored results in enqueue order, and where each id sits.
+/// The stored results in enqueue order, and where each id sits (foldhash: the ids are the
+/// host's UUIDs, and SipHash was a tenth of an enqueue).
 #[derive(Default)]
 struct Store {
     results: Vec<TaskResultData>,
-    positions: HashMap<String, usize>,
+    positions: HashMap<String, usize, foldhash::fast::RandomState>,
 }
 
 impl DummyBackend {

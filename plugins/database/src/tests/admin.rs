@@ -5,9 +5,10 @@ use super::harness::{on_both_databases, TestDb};
 use chrono::Duration;
 use serde_json::{json, Value};
 use taskhost_plugin_api::{
+    abi_stable::std_types::RStr,
     ops,
-    wire::{QueueStats, TaskResultData, TaskResultStatus},
-    ErrorKind, Signal,
+    wire::{EnqueueRequest, QueueStats, ResultDelta, TaskResultData, TaskResultStatus},
+    Backend, ErrorKind, Signal,
 };
 
 on_both_databases!(
@@ -15,6 +16,7 @@ on_both_databases!(
     no_signal_payload_is_built_when_nobody_listens,
     enqueue_many_stores_ten_thousand_rows_in_one_go,
     enqueue_many_with_a_stored_id_stores_nothing,
+    the_delta_enqueues_store_what_enqueue_stores_and_answer_what_they_set,
     results_are_listed_oldest_first,
     list_results_filters_newest_first,
     queue_stats_count_per_queue_and_status,
@@ -81,6 +83,52 @@ fn enqueue_many_stores_ten_thousand_rows_in_one_go(db: TestDb) {
     assert_eq!(stats[0].count, 10_000);
     let last = get(&b, &requests[9_999].id).unwrap();
     assert_eq!(last, results[9_999]);
+}
+
+fn the_delta_enqueues_store_what_enqueue_stores_and_answer_what_they_set(db: TestDb) {
+    let (b, host) = db.backend();
+    let one = task(
+        "t::one",
+        "default",
+        5,
+        Some(db.now() + Duration::minutes(5)),
+    );
+    let out = b.call_ext(
+        RStr::from_str(ops::ENQUEUE_DELTA),
+        RStr::from_str(&one.to_json()),
+    );
+    let delta = ResultDelta::from_json(out.unwrap().as_str()).unwrap();
+    let stored = get(&b, &one.id).unwrap();
+    assert_eq!(delta.apply(one, "default"), stored);
+    assert_eq!(stored.status, TaskResultStatus::Ready);
+
+    let many: Vec<_> = (0..3)
+        .map(|i| task("t::many", "default", i, None))
+        .collect();
+    let out = b.call_ext(
+        RStr::from_str(ops::ENQUEUE_MANY_DELTA),
+        RStr::from_str(&EnqueueRequest::list_to_json(&many)),
+    );
+    let deltas = ResultDelta::list_from_json(out.unwrap().as_str()).unwrap();
+    assert_eq!(deltas.len(), 3);
+    for (request, delta) in many.into_iter().zip(deltas) {
+        let stored = get(&b, &request.id).unwrap();
+        assert_eq!(delta.apply(request, "default"), stored);
+    }
+    assert_eq!(host.signals().len(), 4);
+
+    let bad = b.call_ext(
+        RStr::from_str(ops::ENQUEUE_MANY_DELTA),
+        RStr::from_str("[{}]"),
+    );
+    let err = bad.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+    assert!(
+        err.message
+            .starts_with("invalid enqueue_many_delta payload"),
+        "{}",
+        err.message
+    );
 }
 
 fn enqueue_many_with_a_stored_id_stores_nothing(db: TestDb) {
