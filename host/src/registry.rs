@@ -10,8 +10,12 @@ pub struct TaskRegistration(pub &'static TaskDefinition);
 
 inventory::collect!(TaskRegistration);
 
-fn index() -> &'static HashMap<&'static str, &'static TaskDefinition> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static TaskDefinition>> = OnceLock::new();
+/// Paths to definitions. foldhash: the keys are this binary's own task paths, and the lookup is
+/// on every run.
+type Index = HashMap<&'static str, &'static TaskDefinition, foldhash::fast::FixedState>;
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
         inventory::iter::<TaskRegistration>
             .into_iter()
