@@ -16,7 +16,7 @@ use taskhost_plugin_api::{
     guard,
     guard::guard_or,
     ops,
-    wire::{RunEnqueued, TaskOutcome, TaskResultData},
+    wire::{RunEnqueued, TaskResultData},
     ErrorKind, Host, HostBox, Host_TO, LogLevel, PluginError, Signal,
 };
 use tracing::Level;
@@ -132,12 +132,7 @@ fn invoke(
         }),
     };
     let outcome = catch_sync(|| run_blocking(definition, invocation));
-    RString::from(outcome_json(&outcome))
-}
-
-/// A task outcome as JSON.
-fn outcome_json(outcome: &TaskOutcome) -> String {
-    serde_json::to_string(outcome).expect("a task outcome always encodes")
+    RString::from(outcome.to_json())
 }
 
 fn level_of(level: LogLevel) -> Level {

@@ -5,18 +5,25 @@
 //! whitespace — walking it directly, with plain strings sliced out rather than decoded piece by
 //! piece. Anything else (another field order, a missing or extra field, whitespace, a payload
 //! from a plugin built against an older 1.x) is read by `serde_json::from_str` instead, so the
-//! result — value or error — is the one `serde_json::from_str` gives. One leniency: the
-//! free-form values (`args`, `kwargs`, `return_value`) get serde_json's whole nesting limit of
-//! their own, so a value one or two levels deeper than serde_json would take inside the
-//! document is read rather than refused (the host never sends one: it refuses such arguments).
+//! result — value or error — is the one `serde_json::from_str` gives. Free-form values
+//! (`args`, `kwargs`, `return_value`) are read directly too when they are simple (`null`,
+//! booleans, integers, plain strings, shallow arrays and objects of them); any other value is
+//! read by serde_json on its own. One leniency there: such a value gets serde_json's whole
+//! nesting limit of its own, so a value one or two levels deeper than serde_json would take
+//! inside the document is read rather than refused (the host never sends one: it refuses such
+//! arguments).
 
 use super::{
-    timestamp, ClaimedTask, EnqueueRequest, ResultDelta, RunEnqueued, TaskDescription,
-    TaskResultData, TaskResultStatus,
+    timestamp, ClaimedTask, EnqueueRequest, ResultDelta, RunEnqueued, TaskDescription, TaskError,
+    TaskOutcome, TaskResultData, TaskResultStatus,
 };
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
+
+/// How deeply nested a free-form value may be and still be read directly; deeper ones are rare
+/// enough to leave to serde_json, and the limit keeps the direct reader's recursion small.
+const SIMPLE_DEPTH: usize = 8;
 
 impl TaskResultData {
     /// Read a task result: the same as `serde_json::from_str`, faster on the compact form.
@@ -36,6 +43,14 @@ impl ClaimedTask {
     /// `serde_json::from_str::<Vec<ClaimedTask>>`, faster on the compact form.
     pub fn list_from_json(text: &str) -> serde_json::Result<Vec<Self>> {
         fast_or_serde(text, |c| c.list(Cursor::claimed))
+    }
+}
+
+impl TaskOutcome {
+    /// Read a task outcome: the same as `serde_json::from_str`, faster on the compact form
+    /// (serde's internally tagged enums buffer the whole object before reading it).
+    pub fn from_json(text: &str) -> serde_json::Result<Self> {
+        fast_or_serde(text, Cursor::outcome)
     }
 }
 
@@ -200,17 +215,130 @@ impl<'a> Cursor<'a> {
     }
 
     fn args(&mut self) -> Option<Vec<Value>> {
-        if self.maybe("[]") {
-            return Some(Vec::new());
-        }
-        self.value()
+        self.simple_or_value(|c| c.simple_array(SIMPLE_DEPTH))
     }
 
     fn kwargs(&mut self) -> Option<Map<String, Value>> {
-        if self.maybe("{}") {
-            return Some(Map::new());
+        self.simple_or_value(|c| c.simple_object(SIMPLE_DEPTH))
+    }
+
+    /// A free-form JSON value (a return value): read directly when simple, else by serde_json.
+    fn json_value(&mut self) -> Option<Value> {
+        self.simple_or_value(|c| c.simple_value(SIMPLE_DEPTH))
+    }
+
+    /// What `simple` reads, or — when it does not take the text — the same value read by
+    /// serde_json from where `simple` started.
+    fn simple_or_value<T: DeserializeOwned>(
+        &mut self,
+        simple: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<T> {
+        let start = self.at;
+        if let Some(value) = simple(self) {
+            return Some(value);
         }
+        self.at = start;
         self.value()
+    }
+
+    /// A compact JSON value made only of what reads back unambiguously without serde_json —
+    /// `null`, booleans, plain integers, plain strings, and arrays and objects of them nested
+    /// at most `depth` deep — as the `Value` serde_json builds for it. `None` for anything
+    /// else (floats, escapes, whitespace, deeper nesting, bad JSON), which serde_json reads.
+    fn simple_value(&mut self, depth: usize) -> Option<Value> {
+        match *self.rest().first()? {
+            b'n' => self.literal("null").map(|()| Value::Null),
+            b't' | b'f' => self.boolean().map(Value::Bool),
+            b'"' => self.plain_string().map(|s| Value::String(s.to_owned())),
+            b'[' => self.simple_array(depth).map(Value::Array),
+            b'{' => self.simple_object(depth).map(Value::Object),
+            b'-' | b'0'..=b'9' => self.simple_integer().map(Value::Number),
+            _ => None,
+        }
+    }
+
+    /// A compact array of simple values (see [`Cursor::simple_value`]); it is one of the
+    /// `depth` levels.
+    fn simple_array(&mut self, depth: usize) -> Option<Vec<Value>> {
+        let inner = depth.checked_sub(1)?;
+        self.list(|c| c.simple_value(inner))
+    }
+
+    /// A compact object of plain keys and simple values (see [`Cursor::simple_value`]); it is
+    /// one of the `depth` levels. A repeated key keeps its last value, as serde_json's plain
+    /// `Map::insert` does.
+    fn simple_object(&mut self, depth: usize) -> Option<Map<String, Value>> {
+        let inner = depth.checked_sub(1)?;
+        self.literal("{")?;
+        let mut map = Map::new();
+        if self.maybe("}") {
+            return Some(map);
+        }
+        loop {
+            let key = self.plain_string()?;
+            self.literal(":")?;
+            map.insert(key.to_owned(), self.simple_value(inner)?);
+            if self.maybe("}") {
+                return Some(map);
+            }
+            self.literal(",")?;
+        }
+    }
+
+    /// An integer written plainly, as the `Number` serde_json reads into a `Value`: from `u64`
+    /// when non-negative, from `i64` when negative. `None` for what serde_json reads as a
+    /// float (a fraction or exponent follows, `-0`, beyond 64 bits) and for leading zeros.
+    fn simple_integer(&mut self) -> Option<Number> {
+        let rest = self.rest();
+        let negative = rest.first() == Some(&b'-');
+        let digits = &rest[usize::from(negative)..];
+        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        let plain = len > 0
+            && (digits[0] != b'0' || len == 1)
+            && !matches!(digits.get(len), Some(b'.' | b'e' | b'E'));
+        if !plain {
+            return None;
+        }
+        let magnitude = digits[..len].iter().try_fold(0u64, |n, &b| {
+            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+        })?;
+        let number = if negative {
+            // `-0` and anything below `i64::MIN` are floats to serde_json.
+            Number::from(0i64.checked_sub_unsigned(magnitude).filter(|&n| n < 0)?)
+        } else {
+            Number::from(magnitude)
+        };
+        self.at += usize::from(negative) + len;
+        Some(number)
+    }
+
+    /// A task error object (what follows it is the caller's).
+    fn error(&mut self) -> Option<TaskError> {
+        self.literal("{\"exception_class_path\":")?;
+        let exception_class_path = self.string()?;
+        self.literal(",\"traceback\":")?;
+        let traceback = self.string()?;
+        self.literal("}")?;
+        Some(TaskError {
+            exception_class_path,
+            traceback,
+        })
+    }
+
+    /// A task outcome in the form serde_json writes its internally tagged enum: the tag first.
+    fn outcome(&mut self) -> Option<TaskOutcome> {
+        let outcome = if self.maybe("{\"status\":\"SUCCESSFUL\",\"return_value\":") {
+            TaskOutcome::Successful {
+                return_value: self.json_value()?,
+            }
+        } else {
+            self.literal("{\"status\":\"FAILED\",\"error\":")?;
+            TaskOutcome::Failed {
+                error: self.error()?,
+            }
+        };
+        self.literal("}")?;
+        Some(outcome)
     }
 
     fn task(&mut self) -> Option<TaskDescription> {
@@ -348,11 +476,7 @@ impl<'a> Cursor<'a> {
         self.literal(",\"backend\":")?;
         let backend = self.string()?;
         self.literal(",\"errors\":")?;
-        let errors = if self.maybe("[]") {
-            Vec::new()
-        } else {
-            self.value()?
-        };
+        let errors = self.list(Cursor::error)?;
         self.literal(",\"worker_ids\":[")?;
         let mut worker_ids = Vec::new();
         if !self.maybe("]") {
@@ -368,7 +492,7 @@ impl<'a> Cursor<'a> {
         let return_value = if self.maybe("null") {
             None
         } else {
-            Some(self.value()?)
+            Some(self.json_value()?)
         };
         self.literal("}")?;
         Some(TaskResultData {
@@ -431,18 +555,14 @@ impl Cursor<'_> {
         self.literal(",\"last_attempted_at\":")?;
         let last_attempted_at = self.micros()?;
         self.literal(",\"errors\":")?;
-        let errors = if self.maybe("[]") {
-            Vec::new()
-        } else {
-            self.value()?
-        };
+        let errors = self.list(Cursor::error)?;
         self.literal(",\"worker_ids\":")?;
         let worker_ids = self.list(Self::string)?;
         self.literal(",\"return_value\":")?;
         let return_value = if self.maybe("null") {
             None
         } else {
-            Some(self.value()?)
+            Some(self.json_value()?)
         };
         self.literal("}")?;
         Some(ResultDelta {
@@ -487,7 +607,7 @@ impl Cursor<'_> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::wire::encode::tests::{request, result};
+    use crate::wire::encode::tests::{outcome, request, result, simple_value};
     use proptest::prelude::*;
 
     /// Byte edits that keep the text UTF-8: ASCII JSON punctuation and letters.
@@ -532,8 +652,127 @@ pub(super) mod tests {
         Ok(())
     }
 
+    /// How many arrays and objects deep `value` nests (a scalar is 0).
+    fn depth(value: &Value) -> usize {
+        let inner = match value {
+            Value::Array(items) => items.iter().map(depth).max(),
+            Value::Object(map) => map.values().map(depth).max(),
+            _ => return 0,
+        };
+        1 + inner.unwrap_or(0)
+    }
+
+    /// Whether `value` holds a float or a string (or key) that needs escaping: what the direct
+    /// reader leaves to serde_json.
+    fn needs_serde(value: &Value) -> bool {
+        let escaped = |s: &str| s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20);
+        match value {
+            Value::Number(n) => n.is_f64(),
+            Value::String(s) => escaped(s),
+            Value::Array(items) => items.iter().any(needs_serde),
+            Value::Object(map) => map.iter().any(|(k, v)| escaped(k) || needs_serde(v)),
+            _ => false,
+        }
+    }
+
+    /// The direct reader on all of `text`, with the text checked against serde_json: whenever
+    /// it takes the text, serde_json reads the same value from it.
+    fn simple(text: &str) -> Result<Option<Value>, TestCaseError> {
+        let ours = Cursor::new(text).whole(|c| c.simple_value(SIMPLE_DEPTH));
+        if let Some(value) = &ours {
+            let theirs = serde_json::from_str::<Value>(text);
+            prop_assert!(
+                theirs.is_ok(),
+                "{} read directly, refused by serde_json",
+                text
+            );
+            prop_assert_eq!(value, &theirs.unwrap(), "{}", text);
+        }
+        Ok(ours)
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+        #[test]
+        fn simple_values_are_read_directly_and_the_rest_left_to_serde_json(v in simple_value()) {
+            let text = serde_json::to_string(&v).unwrap();
+            let direct = depth(&v) <= SIMPLE_DEPTH && !needs_serde(&v);
+            prop_assert_eq!(simple(&text)?.is_some(), direct, "{}", text);
+            // Compared with what serde_json reads, not `v`: its floats do not all round-trip.
+            let theirs = serde_json::from_str::<Value>(&text).unwrap();
+            prop_assert_eq!(Cursor::new(&text).whole(Cursor::json_value), Some(theirs));
+        }
+
+        #[test]
+        fn nesting_past_the_limit_is_left_to_serde_json(
+            v in simple_value(),
+            layers in prop::collection::vec(any::<bool>(), 0..12),
+        ) {
+            let v = layers.into_iter().fold(v, |inner, array| {
+                if array {
+                    Value::Array(vec![Value::Null, inner])
+                } else {
+                    Value::Object(Map::from_iter([("k".to_owned(), inner)]))
+                }
+            });
+            let text = serde_json::to_string(&v).unwrap();
+            let direct = depth(&v) <= SIMPLE_DEPTH && !needs_serde(&v);
+            prop_assert_eq!(simple(&text)?.is_some(), direct, "{}", text);
+            let theirs = serde_json::from_str::<Value>(&text).unwrap();
+            prop_assert_eq!(Cursor::new(&text).whole(Cursor::json_value), Some(theirs));
+        }
+
+        #[test]
+        fn an_edited_simple_value_reads_as_serde_json_reads_it(
+            v in simple_value(),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4),
+        ) {
+            let text = mutate(&serde_json::to_string(&v).unwrap(), &edits);
+            simple(&text)?;
+            let wrapped = format!("{{\"status\":\"SUCCESSFUL\",\"return_value\":{text}}}");
+            same(TaskOutcome::from_json(&wrapped), &wrapped)?;
+        }
+
+        #[test]
+        fn integers_in_values_read_as_serde_json_reads_them(
+            n in "-?(0|[1-9][0-9]{0,20}|0[0-9]{1,3})[.eE]?[0-9]?",
+            close in prop::sample::select(vec!["]", ",1]", "}"]),
+        ) {
+            simple(&n)?;
+            simple(&format!("[{n}{close}"))?;
+            simple(&format!("{{\"a\":{n}{close}"))?;
+        }
+
+        #[test]
+        fn repeated_keys_read_as_serde_json_reads_them(
+            entries in prop::collection::vec(("[ab]", simple_value()), 0..5),
+        ) {
+            let body: Vec<String> = entries
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":{}", serde_json::to_string(v).unwrap()))
+                .collect();
+            let text = format!("{{{}}}", body.join(","));
+            simple(&text)?;
+            let wrapped = format!("{{\"status\":\"SUCCESSFUL\",\"return_value\":{text}}}");
+            same(TaskOutcome::from_json(&wrapped), &wrapped)?;
+        }
+
+        #[test]
+        fn an_outcome_reads_back(o in outcome()) {
+            let text = o.to_json();
+            prop_assert!(Cursor::new(&text).whole(Cursor::outcome).is_some(), "not on the fast path: {}", text);
+            same(TaskOutcome::from_json(&text), &text)?;
+        }
+
+        #[test]
+        fn an_edited_outcome_reads_as_serde_json_reads_it(
+            o in outcome(),
+            edits in prop::collection::vec((any::<usize>(), any::<u8>(), any::<u8>()), 1..4),
+        ) {
+            let text = mutate(&o.to_json(), &edits);
+            same(TaskOutcome::from_json(&text), &text)?;
+        }
 
         #[test]
         fn plain_len_finds_the_first_end_of_a_plain_string(bytes in prop::collection::vec(any::<u8>(), 0..40)) {

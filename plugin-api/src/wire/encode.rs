@@ -4,15 +4,16 @@
 //! tests check it on generated values), so readers see no difference; it is only cheaper:
 //! field names are written as literals, and strings that need no escaping — ids, paths, queue
 //! names, nearly everything — are checked eight bytes at a time and copied whole. Strings that
-//! do need escaping, numbers and free-form JSON values go through `serde_json` itself.
+//! do need escaping and floats go through `serde_json` itself; free-form JSON values are
+//! walked here, down to those two.
 
 use super::{
     timestamp, ClaimedTask, EnqueueRequest, ResultDelta, RunEnqueued, TaskDescription, TaskError,
-    TaskResultData,
+    TaskOutcome, TaskResultData,
 };
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 
 /// Room for a typical task result, so it is written without growing the buffer.
 const TYPICAL_LEN: usize = 512;
@@ -29,6 +30,26 @@ impl TaskResultData {
     pub fn list_to_json(results: &[Self]) -> String {
         let mut out = Vec::with_capacity(TYPICAL_LEN * results.len() + 2);
         write_list(&mut out, results, write_result);
+        into_string(out)
+    }
+}
+
+impl TaskOutcome {
+    /// This outcome as JSON: exactly what `serde_json::to_string` writes (the `status` tag
+    /// first, then the variant's field), faster.
+    pub fn to_json(&self) -> String {
+        let mut out = Vec::with_capacity(TYPICAL_LEN);
+        match self {
+            Self::Successful { return_value } => {
+                out.extend_from_slice(b"{\"status\":\"SUCCESSFUL\",\"return_value\":");
+                write_json(&mut out, return_value);
+            }
+            Self::Failed { error } => {
+                out.extend_from_slice(b"{\"status\":\"FAILED\",\"error\":");
+                write_error(&mut out, error);
+            }
+        }
+        out.push(b'}');
         into_string(out)
     }
 }
@@ -103,9 +124,9 @@ fn write_request(
     out.extend_from_slice(b",\"task\":");
     write_task(out, task);
     out.extend_from_slice(b",\"args\":");
-    write_value(out, args);
+    write_array(out, args);
     out.extend_from_slice(b",\"kwargs\":");
-    write_value(out, kwargs);
+    write_object(out, kwargs);
     out.push(b'}');
 }
 
@@ -125,9 +146,9 @@ fn write_result(out: &mut Vec<u8>, r: &TaskResultData) {
     out.extend_from_slice(b",\"last_attempted_at\":");
     write_time(out, &r.last_attempted_at);
     out.extend_from_slice(b",\"args\":");
-    write_value(out, &r.args);
+    write_array(out, &r.args);
     out.extend_from_slice(b",\"kwargs\":");
-    write_value(out, &r.kwargs);
+    write_object(out, &r.kwargs);
     out.extend_from_slice(b",\"backend\":");
     write_str(out, &r.backend);
     out.extend_from_slice(b",\"errors\":[");
@@ -145,7 +166,10 @@ fn write_result(out: &mut Vec<u8>, r: &TaskResultData) {
         write_str(out, worker_id);
     }
     out.extend_from_slice(b"],\"return_value\":");
-    write_value(out, &r.return_value);
+    match &r.return_value {
+        Some(value) => write_json(out, value),
+        None => out.extend_from_slice(b"null"),
+    }
     out.push(b'}');
 }
 
@@ -203,6 +227,66 @@ fn write_time(out: &mut Vec<u8>, time: &Option<DateTime<Utc>>) {
             let _ = timestamp::serialize(time, &mut serializer);
         }
     }
+}
+
+/// A free-form JSON value, written as serde_json writes it: walked here (serde_json's
+/// serializer costs a call chain per element), with floats and strings that need escaping
+/// left to serde_json.
+fn write_json(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(bool_text(*b)),
+        Value::Number(n) => write_number(out, n),
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => write_array(out, items),
+        Value::Object(map) => write_object(out, map),
+    }
+}
+
+/// `[value,value,…]`.
+fn write_array(out: &mut Vec<u8>, items: &[Value]) {
+    write_list(out, items, write_json);
+}
+
+/// `{"key":value,…}`, in the map's own order (the one serde_json iterates).
+fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
+    out.push(b'{');
+    for (at, (key, value)) in map.iter().enumerate() {
+        if at > 0 {
+            out.push(b',');
+        }
+        write_str(out, key);
+        out.push(b':');
+        write_json(out, value);
+    }
+    out.push(b'}');
+}
+
+/// An integer in plain decimal, as serde_json writes it; a float through serde_json.
+fn write_number(out: &mut Vec<u8>, n: &Number) {
+    if let Some(n) = n.as_u64() {
+        write_decimal(out, n);
+    } else if let Some(n) = n.as_i64() {
+        out.push(b'-');
+        write_decimal(out, n.unsigned_abs());
+    } else {
+        write_value(out, n);
+    }
+}
+
+/// The decimal digits of `n` (no sign, no leading zeros), built from the last digit up.
+fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Anything else, through serde_json (numbers, `null`, free-form values).
@@ -300,14 +384,23 @@ fn write_delta(out: &mut Vec<u8>, d: &ResultDelta) {
     out.extend_from_slice(b",\"worker_ids\":");
     write_list(out, &d.worker_ids, |out, id| write_str(out, id));
     out.extend_from_slice(b",\"return_value\":");
-    write_value(out, &d.return_value);
+    match &d.return_value {
+        Some(value) => write_json(out, value),
+        None => out.extend_from_slice(b"null"),
+    }
     out.push(b'}');
 }
 
 /// A time as integer microseconds since the epoch, or `null`.
 fn write_micros(out: &mut Vec<u8>, time: &Option<DateTime<Utc>>) {
     match time {
-        Some(time) => write_value(out, &time.timestamp_micros()),
+        Some(time) => {
+            let micros = time.timestamp_micros();
+            if micros < 0 {
+                out.push(b'-');
+            }
+            write_decimal(out, micros.unsigned_abs());
+        }
         None => out.extend_from_slice(b"null"),
     }
 }
@@ -342,6 +435,45 @@ pub(super) mod tests {
                     .prop_map(|m| Value::Object(m.into_iter().collect())),
             ]
         })
+    }
+
+    /// Values the decoder reads without serde_json — `null`, booleans, integers, plain strings
+    /// — nested up to ten deep (past the direct reader's limit of eight), with now and then a
+    /// float or a string that needs escaping, which it must leave to serde_json.
+    pub(in crate::wire) fn simple_value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            8 => Just(Value::Null),
+            8 => any::<bool>().prop_map(Value::from),
+            8 => any::<i64>().prop_map(Value::from),
+            8 => (-1000i64..1000).prop_map(Value::from),
+            8 => any::<u64>().prop_map(Value::from),
+            8 => "[a-z0-9 é_-]{0,12}".prop_map(Value::from),
+            1 => any::<f64>().prop_map(Value::from),
+            1 => "[a\"\\\\\n]{1,3}".prop_map(Value::from),
+        ];
+        leaf.prop_recursive(10, 48, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::btree_map("[a-c]{0,2}", inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Generated task outcomes, for the decoding tests too.
+    pub(in crate::wire) fn outcome() -> impl Strategy<Value = TaskOutcome> {
+        prop_oneof![
+            prop_oneof![value(), simple_value()]
+                .prop_map(|return_value| TaskOutcome::Successful { return_value }),
+            (text(), text()).prop_map(|(exception_class_path, traceback)| {
+                TaskOutcome::Failed {
+                    error: TaskError {
+                        exception_class_path,
+                        traceback,
+                    },
+                }
+            }),
+        ]
     }
 
     fn time() -> impl Strategy<Value = Option<DateTime<Utc>>> {
@@ -445,6 +577,24 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn extreme_integers_encode_as_serde_json_encodes_them() {
+        for v in [
+            Value::from(0),
+            Value::from(-1),
+            Value::from(i64::MIN),
+            Value::from(i64::MAX),
+            Value::from(u64::MAX),
+        ] {
+            let mut out = Vec::new();
+            write_json(&mut out, &v);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&v).unwrap()
+            );
+        }
+    }
+
+    #[test]
     fn escaping_is_detected_at_every_position() {
         for len in 0..24 {
             let plain = "a".repeat(len);
@@ -485,6 +635,27 @@ pub(super) mod tests {
         ) {
             prop_assert_eq!(TaskResultData::list_to_json(&rs), serde_json::to_string(&rs).unwrap());
             prop_assert_eq!(EnqueueRequest::list_to_json(&qs), serde_json::to_string(&qs).unwrap());
+        }
+
+        #[test]
+        fn values_encode_as_serde_json_encodes_them(v in prop_oneof![value(), simple_value()]) {
+            let mut out = Vec::new();
+            write_json(&mut out, &v);
+            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v).unwrap());
+        }
+
+        #[test]
+        fn integers_encode_as_serde_json_encodes_them(n in any::<i64>(), u in any::<u64>()) {
+            for v in [Value::from(n), Value::from(u), Value::from(n / 1000), Value::from(u % 100)] {
+                let mut out = Vec::new();
+                write_json(&mut out, &v);
+                prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v).unwrap());
+            }
+        }
+
+        #[test]
+        fn an_outcome_encodes_as_serde_json_encodes_it(o in outcome()) {
+            prop_assert_eq!(o.to_json(), serde_json::to_string(&o).unwrap());
         }
 
         #[test]

@@ -228,7 +228,7 @@ fn reject_options(params: &BackendParams) -> Result<(), PluginError> {
 
 /// The outcome the host answered, or a FAILED one if it is unreadable.
 fn read_outcome(outcome: &RString) -> TaskOutcome {
-    serde_json::from_str(outcome.as_str())
+    TaskOutcome::from_json(outcome.as_str())
         .unwrap_or_else(|e| run_error(&format!("invalid task outcome payload: {e}")))
 }
 
