@@ -280,7 +280,7 @@ impl Backend {
         }
     }
 
-    /// Validate `task`, encode and check `args`, assign the id; the task stays borrowed.
+    /// Validate `task`, encode and check `args`, assign the id.
     fn prepare<A: Serialize + ?Sized>(
         &self,
         task: &TaskDescription,

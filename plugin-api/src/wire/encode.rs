@@ -274,19 +274,10 @@ fn write_number(out: &mut Vec<u8>, n: &Number) {
     }
 }
 
-/// The decimal digits of `n` (no sign, no leading zeros), built from the last digit up.
-fn write_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
+/// The decimal digits of `n` (no sign, no leading zeros), two at a time (`itoa`, as serde_json
+/// itself writes integers): a 16-digit timestamp in µs costs a quarter of a digit-by-digit loop.
+fn write_decimal(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Anything else, through serde_json (numbers, `null`, free-form values).

@@ -53,6 +53,7 @@ fn capabilities_are_the_queue_store_set() {
             | Capabilities::PRIORITY
             | Capabilities::QUEUE_STORE
             | Capabilities::BULK_ENQUEUE
+            | Capabilities::ENQUEUE_DELTA
     );
 }
 
