@@ -32,6 +32,9 @@ impl Capabilities {
     /// backend set (a [`crate::wire::ResultDelta`]). Added in 1.3.0; the host sends plain
     /// `enqueue` and `enqueue_many` to backends without it.
     pub const ENQUEUE_DELTA: Self = Self(1 << 6);
+    /// Every flag this version of the crate defines (a host reports the others as unknown).
+    /// Added in 1.3.0.
+    pub const KNOWN: Self = Self((1 << 7) - 1);
 
     /// Every flag set in `self` is also set in `other`… read: does `self` contain `flag`?
     pub const fn contains(self, flag: Self) -> bool {
@@ -74,5 +77,19 @@ impl std::ops::BitOr for Capabilities {
 impl fmt::Debug for Capabilities {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Capabilities{:?}", self.names())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_holds_exactly_the_flags_that_have_a_name() {
+        for bit in 0..64 {
+            let flag = Capabilities(1 << bit);
+            let named = !flag.names()[0].starts_with("bit");
+            assert_eq!(Capabilities::KNOWN.contains(flag), named, "bit {bit}");
+        }
     }
 }

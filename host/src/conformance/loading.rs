@@ -110,16 +110,7 @@ fn manifest(ctx: &Ctx) -> Verdict {
 /// The capability flags read back; every flag set is one this host knows.
 fn capabilities(ctx: &Ctx) -> Verdict {
     let caps = ctx.backend.capabilities();
-    let known = [
-        Capabilities::DEFER,
-        Capabilities::ASYNC_TASK,
-        Capabilities::GET_RESULT,
-        Capabilities::PRIORITY,
-        Capabilities::QUEUE_STORE,
-        Capabilities::BULK_ENQUEUE,
-    ]
-    .into_iter()
-    .fold(Capabilities::NONE, Capabilities::with);
+    let known = Capabilities::KNOWN;
     let unknown = Capabilities(caps.0 & !known.0);
     ensure!(
         unknown == Capabilities::NONE,
