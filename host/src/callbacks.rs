@@ -61,7 +61,7 @@ impl HostCallbacks {
     fn run_enqueued(&self, request: &str) -> Result<RString, PluginError> {
         let RunEnqueued { id, state } = RunEnqueued::from_json(request)
             .map_err(|e| PluginError::invalid_request(ops::RUN_ENQUEUED, e))?;
-        let found = in_flight::with(&id, |request| {
+        let (definition, args, kwargs, context) = in_flight::with(&id, |request| {
             let definition = self.definition(&request.task.path)?;
             let context = match (definition.takes_context, state) {
                 (false, _) => None,
@@ -78,15 +78,11 @@ impl HostCallbacks {
                     ))
                 }
             };
-            Ok((
-                definition,
-                request.args.clone(),
-                request.kwargs.clone(),
-                context,
-            ))
-        });
-        let Some(found) = found else {
-            return Err(PluginError::new(
+            let (args, kwargs) = (request.args.clone(), request.kwargs.clone());
+            Ok((definition, args, kwargs, context))
+        })
+        .ok_or_else(|| {
+            PluginError::new(
                 ErrorKind::INVALID_REQUEST,
                 format!(
                     "no enqueue of result '{id}' is in flight on this thread (backend alias \
@@ -96,9 +92,8 @@ impl HostCallbacks {
                     ops::RUN_ENQUEUED,
                     ops::ENQUEUE_DELTA
                 ),
-            ));
-        };
-        let (definition, args, kwargs, context) = found?;
+            )
+        })??;
         Ok(invoke(definition, args, kwargs, context))
     }
 

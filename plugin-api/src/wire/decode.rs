@@ -227,6 +227,14 @@ impl<'a> Cursor<'a> {
         self.simple_or_value(|c| c.simple_value(SIMPLE_DEPTH))
     }
 
+    /// A result's `return_value`: `null` is none (as serde_json reads an `Option<Value>`).
+    fn return_value(&mut self) -> Option<Option<Value>> {
+        if self.maybe("null") {
+            return Some(None);
+        }
+        self.json_value().map(Some)
+    }
+
     /// What `simple` reads, or — when it does not take the text — the same value read by
     /// serde_json from where `simple` started.
     fn simple_or_value<T: DeserializeOwned>(
@@ -477,23 +485,10 @@ impl<'a> Cursor<'a> {
         let backend = self.string()?;
         self.literal(",\"errors\":")?;
         let errors = self.list(Cursor::error)?;
-        self.literal(",\"worker_ids\":[")?;
-        let mut worker_ids = Vec::new();
-        if !self.maybe("]") {
-            loop {
-                worker_ids.push(self.string()?);
-                if self.maybe("]") {
-                    break;
-                }
-                self.literal(",")?;
-            }
-        }
+        self.literal(",\"worker_ids\":")?;
+        let worker_ids = self.list(Self::string)?;
         self.literal(",\"return_value\":")?;
-        let return_value = if self.maybe("null") {
-            None
-        } else {
-            Some(self.json_value()?)
-        };
+        let return_value = self.return_value()?;
         self.literal("}")?;
         Some(TaskResultData {
             id,
@@ -559,11 +554,7 @@ impl Cursor<'_> {
         self.literal(",\"worker_ids\":")?;
         let worker_ids = self.list(Self::string)?;
         self.literal(",\"return_value\":")?;
-        let return_value = if self.maybe("null") {
-            None
-        } else {
-            Some(self.json_value()?)
-        };
+        let return_value = self.return_value()?;
         self.literal("}")?;
         Some(ResultDelta {
             status,
@@ -577,30 +568,14 @@ impl Cursor<'_> {
         })
     }
 
-    /// `null`, or a time as integer microseconds since the epoch written plainly (at most 18
-    /// digits, so it fits an `i64`) and in chrono's range.
+    /// `null`, or a time as integer microseconds since the epoch, written plainly, in `i64`
+    /// and in chrono's range.
     fn micros(&mut self) -> Option<Option<DateTime<Utc>>> {
         if self.maybe("null") {
             return Some(None);
         }
-        let rest = self.rest();
-        let sign = usize::from(rest.first() == Some(&b'-'));
-        let digits = rest[sign..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        let plain = (1..=18).contains(&digits)
-            && (rest[sign] != b'0' || (digits == 1 && sign == 0))
-            && matches!(rest.get(sign + digits), Some(b',' | b'}'));
-        if !plain {
-            return None;
-        }
-        let magnitude = rest[sign..sign + digits]
-            .iter()
-            .fold(0i64, |n, &b| n * 10 + i64::from(b - b'0'));
-        let time = DateTime::from_timestamp_micros(if sign == 1 { -magnitude } else { magnitude })?;
-        self.at += sign + digits;
-        Some(Some(time))
+        let micros = self.simple_integer()?.as_i64()?;
+        DateTime::from_timestamp_micros(micros).map(Some)
     }
 }
 

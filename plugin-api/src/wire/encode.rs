@@ -151,25 +151,7 @@ fn write_result(out: &mut Vec<u8>, r: &TaskResultData) {
     write_object(out, &r.kwargs);
     out.extend_from_slice(b",\"backend\":");
     write_str(out, &r.backend);
-    out.extend_from_slice(b",\"errors\":[");
-    for (i, error) in r.errors.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_error(out, error);
-    }
-    out.extend_from_slice(b"],\"worker_ids\":[");
-    for (i, worker_id) in r.worker_ids.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(out, worker_id);
-    }
-    out.extend_from_slice(b"],\"return_value\":");
-    match &r.return_value {
-        Some(value) => write_json(out, value),
-        None => out.extend_from_slice(b"null"),
-    }
+    write_outcome_fields(out, &r.errors, &r.worker_ids, &r.return_value);
     out.push(b'}');
 }
 
@@ -267,11 +249,18 @@ fn write_number(out: &mut Vec<u8>, n: &Number) {
     if let Some(n) = n.as_u64() {
         write_decimal(out, n);
     } else if let Some(n) = n.as_i64() {
-        out.push(b'-');
-        write_decimal(out, n.unsigned_abs());
+        write_integer(out, n);
     } else {
         write_value(out, n);
     }
+}
+
+/// A signed integer in plain decimal.
+fn write_integer(out: &mut Vec<u8>, n: i64) {
+    if n < 0 {
+        out.push(b'-');
+    }
+    write_decimal(out, n.unsigned_abs());
 }
 
 /// The decimal digits of `n` (no sign, no leading zeros), two at a time (`itoa`, as serde_json
@@ -370,28 +359,33 @@ fn write_delta(out: &mut Vec<u8>, d: &ResultDelta) {
     write_micros(out, &d.finished_at);
     out.extend_from_slice(b",\"last_attempted_at\":");
     write_micros(out, &d.last_attempted_at);
+    write_outcome_fields(out, &d.errors, &d.worker_ids, &d.return_value);
+    out.push(b'}');
+}
+
+/// `,"errors":[…],"worker_ids":[…],"return_value":…`: the last fields of a result and of a
+/// delta alike.
+fn write_outcome_fields(
+    out: &mut Vec<u8>,
+    errors: &[TaskError],
+    worker_ids: &[String],
+    return_value: &Option<Value>,
+) {
     out.extend_from_slice(b",\"errors\":");
-    write_list(out, &d.errors, write_error);
+    write_list(out, errors, write_error);
     out.extend_from_slice(b",\"worker_ids\":");
-    write_list(out, &d.worker_ids, |out, id| write_str(out, id));
+    write_list(out, worker_ids, |out, id| write_str(out, id));
     out.extend_from_slice(b",\"return_value\":");
-    match &d.return_value {
+    match return_value {
         Some(value) => write_json(out, value),
         None => out.extend_from_slice(b"null"),
     }
-    out.push(b'}');
 }
 
 /// A time as integer microseconds since the epoch, or `null`.
 fn write_micros(out: &mut Vec<u8>, time: &Option<DateTime<Utc>>) {
     match time {
-        Some(time) => {
-            let micros = time.timestamp_micros();
-            if micros < 0 {
-                out.push(b'-');
-            }
-            write_decimal(out, micros.unsigned_abs());
-        }
+        Some(time) => write_integer(out, time.timestamp_micros()),
         None => out.extend_from_slice(b"null"),
     }
 }
