@@ -14,22 +14,25 @@ use std::sync::{Arc, OnceLock};
 /// config and drops the loaded backends, as Django does when `TASKS` changes.
 pub struct TaskBackends {
     config: RwLock<Result<Arc<Config>>>,
-    loaded: Mutex<HashMap<String, Arc<Backend>>>,
+    loaded: Mutex<Loaded>,
 }
+
+/// The backends built so far, by alias (foldhash: every enqueue looks its alias up here).
+type Loaded = HashMap<String, Arc<Backend>, foldhash::fast::RandomState>;
 
 impl TaskBackends {
     /// A handler for `config`.
     pub fn new(config: Config) -> Self {
         Self {
             config: RwLock::new(Ok(Arc::new(config))),
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Mutex::default(),
         }
     }
 
     fn from_discovery() -> Self {
         Self {
             config: RwLock::new(Config::load(None).map(Arc::new)),
-            loaded: Mutex::new(HashMap::new()),
+            loaded: Mutex::default(),
         }
     }
 
@@ -52,6 +55,11 @@ impl TaskBackends {
     /// The backend for `alias`: `The connection '<alias>' doesn't exist.` if it is not
     /// configured, `Could not find backend …` if its plugin cannot be loaded.
     pub fn get(&self, alias: &str) -> Result<Arc<Backend>> {
+        // A backend is only ever loaded from a config that loaded, and `configure` empties
+        // this map, so a backend found here needs no look at the config.
+        if let Some(backend) = self.loaded.lock().get(alias) {
+            return Ok(Arc::clone(backend));
+        }
         let config = self.config()?;
         let mut loaded = self.loaded.lock();
         if let Some(backend) = loaded.get(alias) {

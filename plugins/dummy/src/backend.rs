@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use taskhost_plugin_api::{
     abi_stable::std_types::{RStr, RString},
@@ -33,12 +34,14 @@ pub struct DummyBackend {
     store: Mutex<Store>,
 }
 
-/// The stored results in enqueue order, and where each id sits (foldhash: the ids are the
-/// host's UUIDs, and SipHash was a tenth of an enqueue).
+/// The stored results in enqueue order, and where each id sits: a table of positions into
+/// `results`, hashed by the id stored there, so an enqueue does not copy its id into a key
+/// (foldhash: the ids are the host's UUIDs, and SipHash was a tenth of an enqueue).
 #[derive(Default)]
 struct Store {
     results: Vec<TaskResultData>,
-    positions: HashMap<String, usize, foldhash::fast::RandomState>,
+    positions: hashbrown::HashTable<usize>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl DummyBackend {
@@ -65,8 +68,7 @@ impl DummyBackend {
         let mut results = Vec::with_capacity(requests.len());
         let mut answers = Vec::with_capacity(requests.len());
         for request in requests {
-            let mut result = TaskResultData::ready(request, &self.params.alias);
-            result.enqueued_at = Some(self.now()?);
+            let result = self.stamp(request)?;
             answers.push(answer(&result));
             results.push(result);
         }
@@ -78,13 +80,13 @@ impl DummyBackend {
         self.lock().insert_all(results)?;
         // Signals go out with the lock released: a receiver may well read the results back.
         for payload in &signals {
-            self.host
-                .send_signal(Signal::TASK_ENQUEUED, RStr::from_str(payload));
+            self.send_enqueued(payload);
         }
         Ok(answers)
     }
 
-    /// Enqueue one task (see [`Self::enqueue_all`]), answering what `answer` makes of it.
+    /// Enqueue one task, as [`Self::enqueue_all`] does, without its batch's vectors: answering
+    /// what `answer` makes of it.
     fn enqueue_one<T>(
         &self,
         request: &str,
@@ -93,9 +95,29 @@ impl DummyBackend {
     ) -> Result<T, PluginError> {
         let request = EnqueueRequest::from_json(request)
             .map_err(|e| PluginError::invalid_request(operation, e))?;
-        self.enqueue_all(vec![request], answer)?
-            .pop()
-            .ok_or_else(|| PluginError::other("enqueue stored no result"))
+        let result = self.stamp(request)?;
+        let answered = answer(&result);
+        let signal = self
+            .host
+            .wants_signal(Signal::TASK_ENQUEUED)
+            .then(|| result.to_json());
+        self.lock().insert(result)?;
+        if let Some(payload) = &signal {
+            self.send_enqueued(payload);
+        }
+        Ok(answered)
+    }
+
+    /// The READY result of `request`, stamped with the host's clock.
+    fn stamp(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
+        let mut result = TaskResultData::ready(request, &self.params.alias);
+        result.enqueued_at = Some(self.now()?);
+        Ok(result)
+    }
+
+    fn send_enqueued(&self, payload: &str) {
+        self.host
+            .send_signal(Signal::TASK_ENQUEUED, RStr::from_str(payload));
     }
 
     /// The stored result `id` as JSON (encoded in place, not copied); Django's
@@ -135,36 +157,60 @@ impl DummyBackend {
 
 impl Store {
     fn position(&self, id: &str) -> Option<usize> {
-        self.positions.get(id).copied()
+        let results = &self.results;
+        self.positions
+            .find(self.hasher.hash_one(id), |&at| results[at].id == id)
+            .copied()
+    }
+
+    /// Append `result`, unless its id is already stored.
+    fn insert(&mut self, result: TaskResultData) -> Result<(), PluginError> {
+        if self.position(&result.id).is_some() {
+            return Err(already_stored(&result.id));
+        }
+        self.push(result);
+        Ok(())
     }
 
     /// Append `results`, or none of them if an id is already stored (or given twice).
     fn insert_all(&mut self, results: Vec<TaskResultData>) -> Result<(), PluginError> {
-        // Ids repeated within the batch; a single result needs no set (and no allocation).
-        let batch = results.len() > 1;
-        let mut new_ids = HashSet::new();
+        let mut new_ids = HashSet::with_capacity(results.len());
         for result in &results {
-            let repeated = batch && !new_ids.insert(result.id.as_str());
-            if repeated || self.positions.contains_key(&result.id) {
-                return Err(PluginError::new(
-                    ErrorKind::INVALID_REQUEST,
-                    format!("A result with id '{}' is already stored.", result.id),
-                ));
+            if !new_ids.insert(result.id.as_str()) || self.position(&result.id).is_some() {
+                return Err(already_stored(&result.id));
             }
         }
         drop(new_ids);
-        self.positions.reserve(results.len());
+        self.positions.reserve(results.len(), |&at| {
+            self.hasher.hash_one(self.results[at].id.as_str())
+        });
         for result in results {
-            self.positions.insert(result.id.clone(), self.results.len());
-            self.results.push(result);
+            self.push(result);
         }
         Ok(())
+    }
+
+    /// Append `result`, whose id is not stored.
+    fn push(&mut self, result: TaskResultData) {
+        let (results, hasher) = (&self.results, &self.hasher);
+        self.positions
+            .insert_unique(hasher.hash_one(result.id.as_str()), results.len(), |&at| {
+                hasher.hash_one(results[at].id.as_str())
+            });
+        self.results.push(result);
     }
 
     fn clear(&mut self) {
         self.results.clear();
         self.positions.clear();
     }
+}
+
+fn already_stored(id: &str) -> PluginError {
+    PluginError::new(
+        ErrorKind::INVALID_REQUEST,
+        format!("A result with id '{id}' is already stored."),
+    )
 }
 
 impl Backend for DummyBackend {
@@ -358,7 +404,11 @@ mod tests {
 
     fn backend() -> (DummyBackend, FakeHost) {
         let fake = FakeHost::new();
-        let backend = DummyBackend::new(params("default"), host_box(&fake)).unwrap();
+        let host = host_box(&fake);
+        // Every test installs the log forwarder before a backend logs: a tracing callsite first
+        // hit before the global dispatcher exists can stay disabled, losing the log test's event.
+        install_forwarder(&host);
+        let backend = DummyBackend::new(params("default"), host).unwrap();
         (backend, fake)
     }
 
@@ -571,6 +621,63 @@ mod tests {
         );
         assert_eq!(ids(&results(&backend)), vec!["b"]);
         assert_eq!(fake.signals().len(), 1);
+    }
+
+    #[test]
+    fn enqueue_of_a_stored_id_is_refused_and_signals_nothing() {
+        let (backend, fake) = backend();
+        enqueue(&backend, "a");
+        let payload = request("a").to_string();
+        for out in [
+            backend.enqueue(RStr::from_str(&payload)),
+            backend.call_ext(RStr::from_str(ops::ENQUEUE_DELTA), RStr::from_str(&payload)),
+        ] {
+            let err = out.unwrap_err();
+            assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+            assert_eq!(
+                err.message.as_str(),
+                "A result with id 'a' is already stored."
+            );
+        }
+        assert_eq!(ids(&results(&backend)), vec!["a"]);
+        assert_eq!(fake.signals().len(), 1);
+    }
+
+    #[test]
+    fn enqueue_many_with_an_id_given_twice_stores_nothing() {
+        let (backend, _) = backend();
+        let payload = json!([request("a"), request("b"), request("a")]).to_string();
+        let err = backend.enqueue_many(RStr::from_str(&payload)).unwrap_err();
+        assert_eq!(
+            err.message.as_str(),
+            "A result with id 'a' is already stored."
+        );
+        assert!(results(&backend).is_empty());
+    }
+
+    #[test]
+    fn every_result_is_found_by_id_as_the_store_grows_and_after_clear() {
+        let (backend, _) = backend();
+        let all: Vec<String> = (0..1000).map(|i| format!("id-{i}")).collect();
+        let batch = json!(all[..500].iter().map(|id| request(id)).collect::<Vec<_>>());
+        backend
+            .enqueue_many(RStr::from_str(&batch.to_string()))
+            .unwrap();
+        for id in &all[500..] {
+            enqueue(&backend, id);
+        }
+        for id in &all {
+            let stored = backend.get_result(RStr::from_str(id)).unwrap();
+            let stored: TaskResultData = serde_json::from_str(stored.as_str()).unwrap();
+            assert_eq!(&stored.id, id);
+        }
+        backend
+            .call_ext(RStr::from_str(ops::CLEAR), RStr::from_str("{}"))
+            .unwrap();
+        let err = backend.get_result(RStr::from_str("id-0")).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
+        enqueue(&backend, "id-0");
+        assert_eq!(ids(&results(&backend)), vec!["id-0"]);
     }
 
     #[test]

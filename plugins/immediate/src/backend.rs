@@ -382,7 +382,11 @@ mod tests {
 
     fn backend() -> (ImmediateBackend, FakeHost) {
         let fake = FakeHost::new();
-        let backend = ImmediateBackend::new(params(), host_box(&fake)).unwrap();
+        let host = host_box(&fake);
+        // Every test installs the log forwarder before a backend logs: a tracing callsite first
+        // hit before the global dispatcher exists can stay disabled, losing the log test's event.
+        install_forwarder(&host);
+        let backend = ImmediateBackend::new(params(), host).unwrap();
         (backend, fake)
     }
 
