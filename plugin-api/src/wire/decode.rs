@@ -131,7 +131,9 @@ impl<'a> Cursor<'a> {
         (self.at == self.text.len()).then_some(())
     }
 
-    /// Exactly `literal` comes next.
+    /// Exactly `literal` comes next. Inlined so that each caller's literal, a constant,
+    /// is compared in place rather than through a `memcmp` call.
+    #[inline(always)]
     fn literal(&mut self, literal: &str) -> Option<()> {
         self.rest().starts_with(literal.as_bytes()).then(|| {
             self.at += literal.len();
@@ -139,6 +141,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `literal` comes next (and is read) or not (nothing is read).
+    #[inline(always)]
     fn maybe(&mut self, literal: &str) -> bool {
         self.literal(literal).is_some()
     }

@@ -37,11 +37,31 @@ pub struct DummyBackend {
 /// The stored results in enqueue order, and where each id sits: a table of positions into
 /// `results`, hashed by the id stored there, so an enqueue does not copy its id into a key
 /// (foldhash: the ids are the host's UUIDs, and SipHash was a tenth of an enqueue).
-#[derive(Default)]
+///
+/// The table is brought up to date when it is needed, not at every enqueue: the host's ids are
+/// UUID v7, increasing, and while every stored id is greater than the one before it, an id
+/// greater than the last one stored cannot be stored already. Such an enqueue is a push; any
+/// other is checked against the whole table, as a lookup by id is.
 struct Store {
     results: Vec<TaskResultData>,
+    /// The positions of `results[..indexed]`.
     positions: hashbrown::HashTable<usize>,
+    indexed: usize,
+    /// Each stored id is greater than the one stored before it.
+    ascending: bool,
     hasher: foldhash::fast::RandomState,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self {
+            results: Vec::new(),
+            positions: hashbrown::HashTable::new(),
+            indexed: 0,
+            ascending: true,
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
 }
 
 impl DummyBackend {
@@ -123,7 +143,7 @@ impl DummyBackend {
     /// The stored result `id` as JSON (encoded in place, not copied); Django's
     /// `TaskResultDoesNotExist(result_id)` if there is none.
     fn result_json(&self, id: &str) -> Result<String, PluginError> {
-        let store = self.lock();
+        let mut store = self.lock();
         let at = store.position(id).ok_or_else(|| does_not_exist(id))?;
         Ok(store.results[at].to_json())
     }
@@ -156,53 +176,71 @@ impl DummyBackend {
 }
 
 impl Store {
-    fn position(&self, id: &str) -> Option<usize> {
+    /// Where the result `id` is stored, if it is.
+    fn position(&mut self, id: &str) -> Option<usize> {
+        self.index();
         let results = &self.results;
         self.positions
             .find(self.hasher.hash_one(id), |&at| results[at].id == id)
             .copied()
     }
 
+    /// Bring the table of positions up to date (the ids not in it yet are all different).
+    fn index(&mut self) {
+        let (results, hasher) = (&self.results, &self.hasher);
+        self.positions.reserve(results.len() - self.indexed, |&at| {
+            hasher.hash_one(results[at].id.as_str())
+        });
+        for (at, result) in results.iter().enumerate().skip(self.indexed) {
+            self.positions
+                .insert_unique(hasher.hash_one(result.id.as_str()), at, |&at| {
+                    hasher.hash_one(results[at].id.as_str())
+                });
+        }
+        self.indexed = results.len();
+    }
+
+    /// `id` is greater than every stored id, so it is not stored.
+    fn after_all(&self, id: &str) -> bool {
+        self.ascending && self.results.last().is_none_or(|last| id > last.id.as_str())
+    }
+
     /// Append `result`, unless its id is already stored.
     fn insert(&mut self, result: TaskResultData) -> Result<(), PluginError> {
-        if self.position(&result.id).is_some() {
-            return Err(already_stored(&result.id));
+        if !self.after_all(&result.id) {
+            if self.position(&result.id).is_some() {
+                return Err(already_stored(&result.id));
+            }
+            self.ascending = false;
         }
-        self.push(result);
+        self.results.push(result);
         Ok(())
     }
 
     /// Append `results`, or none of them if an id is already stored (or given twice).
     fn insert_all(&mut self, results: Vec<TaskResultData>) -> Result<(), PluginError> {
-        let mut new_ids = HashSet::with_capacity(results.len());
-        for result in &results {
-            if !new_ids.insert(result.id.as_str()) || self.position(&result.id).is_some() {
-                return Err(already_stored(&result.id));
+        let ascending = results
+            .first()
+            .is_none_or(|first| self.after_all(&first.id))
+            && results.windows(2).all(|pair| pair[0].id < pair[1].id);
+        if !ascending {
+            let mut new_ids = HashSet::with_capacity(results.len());
+            for result in &results {
+                if !new_ids.insert(result.id.as_str()) || self.position(&result.id).is_some() {
+                    return Err(already_stored(&result.id));
+                }
             }
+            self.ascending = false;
         }
-        drop(new_ids);
-        self.positions.reserve(results.len(), |&at| {
-            self.hasher.hash_one(self.results[at].id.as_str())
-        });
-        for result in results {
-            self.push(result);
-        }
+        self.results.extend(results);
         Ok(())
-    }
-
-    /// Append `result`, whose id is not stored.
-    fn push(&mut self, result: TaskResultData) {
-        let (results, hasher) = (&self.results, &self.hasher);
-        self.positions
-            .insert_unique(hasher.hash_one(result.id.as_str()), results.len(), |&at| {
-                hasher.hash_one(results[at].id.as_str())
-            });
-        self.results.push(result);
     }
 
     fn clear(&mut self) {
         self.results.clear();
         self.positions.clear();
+        self.indexed = 0;
+        self.ascending = true;
     }
 }
 
@@ -653,6 +691,47 @@ mod tests {
             "A result with id 'a' is already stored."
         );
         assert!(results(&backend).is_empty());
+    }
+
+    #[test]
+    fn ids_stored_in_ascending_order_are_still_refused_and_found_once_the_order_breaks() {
+        let (backend, _) = backend();
+        // Ascending (the host's UUID v7 order): pushed without a lookup.
+        for id in ["k1", "k2"] {
+            enqueue(&backend, id);
+        }
+        let batch = json!([request("k3"), request("k4")]).to_string();
+        backend.enqueue_many(RStr::from_str(&batch)).unwrap();
+        // Each of them is refused again, alone or in a batch after the last.
+        for id in ["k1", "k3", "k4"] {
+            let err = backend
+                .enqueue(RStr::from_str(&request(id).to_string()))
+                .unwrap_err();
+            assert_eq!(
+                err.message.as_str(),
+                format!("A result with id '{id}' is already stored.")
+            );
+        }
+        let batch = json!([request("k5"), request("k2")]).to_string();
+        assert!(backend.enqueue_many(RStr::from_str(&batch)).is_err());
+        // An id below the last, not stored, is taken; the order is broken from then on.
+        enqueue(&backend, "a0");
+        assert!(backend
+            .enqueue(RStr::from_str(&request("k3").to_string()))
+            .is_err());
+        enqueue(&backend, "k9");
+        for id in ["k2", "k9"] {
+            assert!(backend
+                .enqueue(RStr::from_str(&request(id).to_string()))
+                .is_err());
+        }
+        assert_eq!(
+            ids(&results(&backend)),
+            vec!["k1", "k2", "k3", "k4", "a0", "k9"]
+        );
+        for id in ["k1", "k2", "k3", "k4", "a0", "k9"] {
+            assert_eq!(get(&backend, id).unwrap().id, id);
+        }
     }
 
     #[test]
