@@ -303,16 +303,27 @@ impl<'a> Cursor<'a> {
         let rest = self.rest();
         let negative = rest.first() == Some(&b'-');
         let digits = &rest[usize::from(negative)..];
-        let len = digits.iter().take_while(|b| b.is_ascii_digit()).count();
+        // One pass: 19 digits always fit in a u64, only a 20th can overflow it.
+        let mut magnitude = 0u64;
+        let mut len = 0;
+        for &b in digits {
+            let digit = b.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            magnitude = if len < 19 {
+                magnitude * 10 + u64::from(digit)
+            } else {
+                magnitude.checked_mul(10)?.checked_add(u64::from(digit))?
+            };
+            len += 1;
+        }
         let plain = len > 0
             && (digits[0] != b'0' || len == 1)
             && !matches!(digits.get(len), Some(b'.' | b'e' | b'E'));
         if !plain {
             return None;
         }
-        let magnitude = digits[..len].iter().try_fold(0u64, |n, &b| {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        })?;
         let number = if negative {
             // `-0` and anything below `i64::MIN` are floats to serde_json.
             Number::from(0i64.checked_sub_unsigned(magnitude).filter(|&n| n < 0)?)

@@ -21,16 +21,16 @@ const TYPICAL_LEN: usize = 512;
 impl TaskResultData {
     /// This result as JSON: exactly what `serde_json::to_string` writes, faster.
     pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(TYPICAL_LEN);
+        let mut out = String::with_capacity(TYPICAL_LEN);
         write_result(&mut out, self);
-        into_string(out)
+        out
     }
 
     /// These results as a JSON array: exactly what `serde_json::to_string` writes, faster.
     pub fn list_to_json(results: &[Self]) -> String {
-        let mut out = Vec::with_capacity(TYPICAL_LEN * results.len() + 2);
+        let mut out = String::with_capacity(TYPICAL_LEN * results.len() + 2);
         write_list(&mut out, results, write_result);
-        into_string(out)
+        out
     }
 }
 
@@ -38,19 +38,19 @@ impl TaskOutcome {
     /// This outcome as JSON: exactly what `serde_json::to_string` writes (the `status` tag
     /// first, then the variant's field), faster.
     pub fn to_json(&self) -> String {
-        let mut out = Vec::with_capacity(TYPICAL_LEN);
+        let mut out = String::with_capacity(TYPICAL_LEN);
         match self {
             Self::Successful { return_value } => {
-                out.extend_from_slice(b"{\"status\":\"SUCCESSFUL\",\"return_value\":");
+                out.push_str("{\"status\":\"SUCCESSFUL\",\"return_value\":");
                 write_json(&mut out, return_value);
             }
             Self::Failed { error } => {
-                out.extend_from_slice(b"{\"status\":\"FAILED\",\"error\":");
+                out.push_str("{\"status\":\"FAILED\",\"error\":");
                 write_error(&mut out, error);
             }
         }
-        out.push(b'}');
-        into_string(out)
+        out.push('}');
+        out
     }
 }
 
@@ -62,11 +62,11 @@ impl EnqueueRequest {
 
     /// These requests as a JSON array: exactly what `serde_json::to_string` writes, faster.
     pub fn list_to_json(requests: &[Self]) -> String {
-        let mut out = Vec::with_capacity(TYPICAL_LEN * requests.len() + 2);
+        let mut out = String::with_capacity(TYPICAL_LEN * requests.len() + 2);
         write_list(&mut out, requests, |out, r| {
             write_request(out, &r.id, &r.task, &r.args, &r.kwargs)
         });
-        into_string(out)
+        out
     }
 }
 
@@ -74,30 +74,30 @@ impl ClaimedTask {
     /// These claimed tasks as a JSON array (a claim's response): exactly what
     /// `serde_json::to_string` writes, faster.
     pub fn list_to_json(tasks: &[Self]) -> String {
-        let mut out = Vec::with_capacity((TYPICAL_LEN + 40) * tasks.len() + 2);
+        let mut out = String::with_capacity((TYPICAL_LEN + 40) * tasks.len() + 2);
         write_list(&mut out, tasks, |out, t| {
-            out.extend_from_slice(b"{\"result\":");
+            out.push_str("{\"result\":");
             write_result(out, &t.result);
-            out.extend_from_slice(b",\"lease_token\":");
-            write_value(out, &t.lease_token);
-            out.extend_from_slice(b",\"max_attempts\":");
-            write_value(out, &t.max_attempts);
-            out.push(b'}');
+            out.push_str(",\"lease_token\":");
+            write_integer(out, t.lease_token);
+            out.push_str(",\"max_attempts\":");
+            write_decimal(out, u64::from(t.max_attempts));
+            out.push('}');
         });
-        into_string(out)
+        out
     }
 }
 
 /// `[item,item,…]`.
-fn write_list<T>(out: &mut Vec<u8>, items: &[T], mut write: impl FnMut(&mut Vec<u8>, &T)) {
-    out.push(b'[');
+fn write_list<T>(out: &mut String, items: &[T], mut write: impl FnMut(&mut String, &T)) {
+    out.push('[');
     for (at, item) in items.iter().enumerate() {
         if at > 0 {
-            out.push(b',');
+            out.push(',');
         }
         write(out, item);
     }
-    out.push(b']');
+    out.push(']');
 }
 
 /// The JSON of an [`EnqueueRequest`] made of these parts (for callers that hold them borrowed).
@@ -107,106 +107,113 @@ pub fn enqueue_request_json(
     args: &[Value],
     kwargs: &Map<String, Value>,
 ) -> String {
-    let mut out = Vec::with_capacity(TYPICAL_LEN);
+    let mut out = String::with_capacity(TYPICAL_LEN);
     write_request(&mut out, id, task, args, kwargs);
-    into_string(out)
+    out
 }
 
 fn write_request(
-    out: &mut Vec<u8>,
+    out: &mut String,
     id: &str,
     task: &TaskDescription,
     args: &[Value],
     kwargs: &Map<String, Value>,
 ) {
-    out.extend_from_slice(b"{\"id\":");
+    out.push_str("{\"id\":");
     write_str(out, id);
-    out.extend_from_slice(b",\"task\":");
+    out.push_str(",\"task\":");
     write_task(out, task);
-    out.extend_from_slice(b",\"args\":");
+    out.push_str(",\"args\":");
     write_array(out, args);
-    out.extend_from_slice(b",\"kwargs\":");
+    out.push_str(",\"kwargs\":");
     write_object(out, kwargs);
-    out.push(b'}');
+    out.push('}');
 }
 
-fn write_result(out: &mut Vec<u8>, r: &TaskResultData) {
-    out.extend_from_slice(b"{\"id\":");
+fn write_result(out: &mut String, r: &TaskResultData) {
+    out.push_str("{\"id\":");
     write_str(out, &r.id);
-    out.extend_from_slice(b",\"task\":");
+    out.push_str(",\"task\":");
     write_task(out, &r.task);
-    out.extend_from_slice(b",\"status\":\"");
-    out.extend_from_slice(r.status.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"enqueued_at\":");
+    out.push_str(",\"status\":\"");
+    out.push_str(r.status.as_str());
+    out.push_str("\",\"enqueued_at\":");
     write_time(out, &r.enqueued_at);
-    out.extend_from_slice(b",\"started_at\":");
+    out.push_str(",\"started_at\":");
     write_time(out, &r.started_at);
-    out.extend_from_slice(b",\"finished_at\":");
+    out.push_str(",\"finished_at\":");
     write_time(out, &r.finished_at);
-    out.extend_from_slice(b",\"last_attempted_at\":");
+    out.push_str(",\"last_attempted_at\":");
     write_time(out, &r.last_attempted_at);
-    out.extend_from_slice(b",\"args\":");
+    out.push_str(",\"args\":");
     write_array(out, &r.args);
-    out.extend_from_slice(b",\"kwargs\":");
+    out.push_str(",\"kwargs\":");
     write_object(out, &r.kwargs);
-    out.extend_from_slice(b",\"backend\":");
+    out.push_str(",\"backend\":");
     write_str(out, &r.backend);
     write_outcome_fields(out, &r.errors, &r.worker_ids, &r.return_value);
-    out.push(b'}');
+    out.push('}');
 }
 
-fn write_task(out: &mut Vec<u8>, t: &TaskDescription) {
-    out.extend_from_slice(b"{\"path\":");
+fn write_task(out: &mut String, t: &TaskDescription) {
+    out.push_str("{\"path\":");
     write_str(out, &t.path);
-    out.extend_from_slice(b",\"priority\":");
-    write_value(out, &t.priority);
-    out.extend_from_slice(b",\"queue_name\":");
+    out.push_str(",\"priority\":");
+    write_integer(out, i64::from(t.priority));
+    out.push_str(",\"queue_name\":");
     write_str(out, &t.queue_name);
-    out.extend_from_slice(b",\"backend\":");
+    out.push_str(",\"backend\":");
     write_str(out, &t.backend);
-    out.extend_from_slice(b",\"run_after\":");
+    out.push_str(",\"run_after\":");
     write_time(out, &t.run_after);
-    out.extend_from_slice(b",\"takes_context\":");
-    out.extend_from_slice(bool_text(t.takes_context));
-    out.extend_from_slice(b",\"is_async\":");
-    out.extend_from_slice(bool_text(t.is_async));
-    out.extend_from_slice(b",\"max_attempts\":");
-    write_value(out, &t.max_attempts);
-    out.extend_from_slice(b",\"timeout_secs\":");
-    write_value(out, &t.timeout_secs);
-    out.push(b'}');
+    out.push_str(",\"takes_context\":");
+    out.push_str(bool_text(t.takes_context));
+    out.push_str(",\"is_async\":");
+    out.push_str(bool_text(t.is_async));
+    out.push_str(",\"max_attempts\":");
+    match t.max_attempts {
+        Some(n) => write_decimal(out, u64::from(n)),
+        None => out.push_str("null"),
+    }
+    out.push_str(",\"timeout_secs\":");
+    match &t.timeout_secs {
+        Some(secs) => write_value(out, secs),
+        None => out.push_str("null"),
+    }
+    out.push('}');
 }
 
-fn write_error(out: &mut Vec<u8>, e: &TaskError) {
-    out.extend_from_slice(b"{\"exception_class_path\":");
+fn write_error(out: &mut String, e: &TaskError) {
+    out.push_str("{\"exception_class_path\":");
     write_str(out, &e.exception_class_path);
-    out.extend_from_slice(b",\"traceback\":");
+    out.push_str(",\"traceback\":");
     write_str(out, &e.traceback);
-    out.push(b'}');
+    out.push('}');
 }
 
-fn bool_text(value: bool) -> &'static [u8] {
+fn bool_text(value: bool) -> &'static str {
     if value {
-        b"true"
+        "true"
     } else {
-        b"false"
+        "false"
     }
 }
 
-fn write_time(out: &mut Vec<u8>, time: &Option<DateTime<Utc>>) {
+fn write_time(out: &mut String, time: &Option<DateTime<Utc>>) {
     let mut buf = [0u8; timestamp::MAX_LEN];
     match time.as_ref().map(|t| timestamp::format_fast(t, &mut buf)) {
-        None => out.extend_from_slice(b"null"),
+        None => out.push_str("null"),
         // Digits and punctuation only: nothing to escape.
         Some(Some(len)) => {
-            out.push(b'"');
-            out.extend_from_slice(&buf[..len]);
-            out.push(b'"');
+            out.push('"');
+            out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or_default());
+            out.push('"');
         }
         Some(None) => {
-            let mut serializer = serde_json::Serializer::new(out);
+            let mut text = Vec::new();
             // Writing to a Vec cannot fail, and timestamps always encode.
-            let _ = timestamp::serialize(time, &mut serializer);
+            let _ = timestamp::serialize(time, &mut serde_json::Serializer::new(&mut text));
+            push_utf8(out, text);
         }
     }
 }
@@ -214,10 +221,10 @@ fn write_time(out: &mut Vec<u8>, time: &Option<DateTime<Utc>>) {
 /// A free-form JSON value, written as serde_json writes it: walked here (serde_json's
 /// serializer costs a call chain per element), with floats and strings that need escaping
 /// left to serde_json.
-fn write_json(out: &mut Vec<u8>, value: &Value) {
+fn write_json(out: &mut String, value: &Value) {
     match value {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(b) => out.extend_from_slice(bool_text(*b)),
+        Value::Null => out.push_str("null"),
+        Value::Bool(b) => out.push_str(bool_text(*b)),
         Value::Number(n) => write_number(out, n),
         Value::String(s) => write_str(out, s),
         Value::Array(items) => write_array(out, items),
@@ -226,26 +233,26 @@ fn write_json(out: &mut Vec<u8>, value: &Value) {
 }
 
 /// `[value,value,…]`.
-fn write_array(out: &mut Vec<u8>, items: &[Value]) {
+fn write_array(out: &mut String, items: &[Value]) {
     write_list(out, items, write_json);
 }
 
 /// `{"key":value,…}`, in the map's own order (the one serde_json iterates).
-fn write_object(out: &mut Vec<u8>, map: &Map<String, Value>) {
-    out.push(b'{');
+fn write_object(out: &mut String, map: &Map<String, Value>) {
+    out.push('{');
     for (at, (key, value)) in map.iter().enumerate() {
         if at > 0 {
-            out.push(b',');
+            out.push(',');
         }
         write_str(out, key);
-        out.push(b':');
+        out.push(':');
         write_json(out, value);
     }
-    out.push(b'}');
+    out.push('}');
 }
 
 /// An integer in plain decimal, as serde_json writes it; a float through serde_json.
-fn write_number(out: &mut Vec<u8>, n: &Number) {
+fn write_number(out: &mut String, n: &Number) {
     if let Some(n) = n.as_u64() {
         write_decimal(out, n);
     } else if let Some(n) = n.as_i64() {
@@ -256,34 +263,42 @@ fn write_number(out: &mut Vec<u8>, n: &Number) {
 }
 
 /// A signed integer in plain decimal.
-fn write_integer(out: &mut Vec<u8>, n: i64) {
+fn write_integer(out: &mut String, n: i64) {
     if n < 0 {
-        out.push(b'-');
+        out.push('-');
     }
     write_decimal(out, n.unsigned_abs());
 }
 
 /// The decimal digits of `n` (no sign, no leading zeros), two at a time (`itoa`, as serde_json
 /// itself writes integers): a 16-digit timestamp in µs costs a quarter of a digit-by-digit loop.
-fn write_decimal(out: &mut Vec<u8>, n: u64) {
-    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+fn write_decimal(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Anything else, through serde_json (numbers, `null`, free-form values).
-fn write_value<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+fn write_value<T: Serialize + ?Sized>(out: &mut String, value: &T) {
     // Writing to a Vec cannot fail, and these types (JSON values, numbers) always encode.
-    let _ = serde_json::to_writer(out, value);
+    push_utf8(out, serde_json::to_vec(value).unwrap_or_default());
+}
+
+/// Append what serde_json wrote (always UTF-8).
+fn push_utf8(out: &mut String, text: Vec<u8>) {
+    match String::from_utf8(text) {
+        Ok(text) => out.push_str(&text),
+        Err(e) => out.push_str(&String::from_utf8_lossy(e.as_bytes())),
+    }
 }
 
 /// A JSON string literal, escaped as serde_json escapes it.
-fn write_str(out: &mut Vec<u8>, text: &str) {
+fn write_str(out: &mut String, text: &str) {
     if needs_escape(text.as_bytes()) {
         write_value(out, text);
     } else {
         out.reserve(text.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
     }
 }
 
@@ -315,78 +330,73 @@ fn needs_escape(bytes: &[u8]) -> bool {
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
-fn into_string(out: Vec<u8>) -> String {
-    // Only UTF-8 was written: whole `&str`s, ASCII literals and serde_json's output.
-    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
 /// The JSON of a [`ResultDelta`]: exactly what `serde_json::to_string` writes.
 pub(super) fn delta_json(delta: &ResultDelta) -> String {
-    let mut out = Vec::with_capacity(192);
+    let mut out = String::with_capacity(192);
     write_delta(&mut out, delta);
-    into_string(out)
+    out
 }
 
 /// The JSON array of these [`ResultDelta`]s: exactly what `serde_json::to_string` writes.
 pub(super) fn delta_list_json(deltas: &[ResultDelta]) -> String {
-    let mut out = Vec::with_capacity(192 * deltas.len() + 2);
+    let mut out = String::with_capacity(192 * deltas.len() + 2);
     write_list(&mut out, deltas, write_delta);
-    into_string(out)
+    out
 }
 
 /// The JSON of a [`RunEnqueued`]: exactly what `serde_json::to_string` writes.
 pub(super) fn run_enqueued_json(run: &RunEnqueued) -> String {
-    let mut out = Vec::with_capacity(256);
-    out.extend_from_slice(b"{\"id\":");
+    let mut out = String::with_capacity(256);
+    out.push_str("{\"id\":");
     write_str(&mut out, &run.id);
-    out.extend_from_slice(b",\"state\":");
+    out.push_str(",\"state\":");
     match &run.state {
         Some(state) => write_delta(&mut out, state),
-        None => out.extend_from_slice(b"null"),
+        None => out.push_str("null"),
     }
-    out.push(b'}');
-    into_string(out)
+    out.push('}');
+    out
 }
 
-fn write_delta(out: &mut Vec<u8>, d: &ResultDelta) {
-    out.extend_from_slice(b"{\"status\":\"");
-    out.extend_from_slice(d.status.as_str().as_bytes());
-    out.extend_from_slice(b"\",\"enqueued_at\":");
+fn write_delta(out: &mut String, d: &ResultDelta) {
+    out.push_str("{\"status\":\"");
+    out.push_str(d.status.as_str());
+    out.push_str("\",\"enqueued_at\":");
     write_micros(out, &d.enqueued_at);
-    out.extend_from_slice(b",\"started_at\":");
+    out.push_str(",\"started_at\":");
     write_micros(out, &d.started_at);
-    out.extend_from_slice(b",\"finished_at\":");
+    out.push_str(",\"finished_at\":");
     write_micros(out, &d.finished_at);
-    out.extend_from_slice(b",\"last_attempted_at\":");
+    out.push_str(",\"last_attempted_at\":");
     write_micros(out, &d.last_attempted_at);
     write_outcome_fields(out, &d.errors, &d.worker_ids, &d.return_value);
-    out.push(b'}');
+    out.push('}');
 }
 
 /// `,"errors":[…],"worker_ids":[…],"return_value":…`: the last fields of a result and of a
 /// delta alike.
 fn write_outcome_fields(
-    out: &mut Vec<u8>,
+    out: &mut String,
     errors: &[TaskError],
     worker_ids: &[String],
     return_value: &Option<Value>,
 ) {
-    out.extend_from_slice(b",\"errors\":");
+    out.push_str(",\"errors\":");
     write_list(out, errors, write_error);
-    out.extend_from_slice(b",\"worker_ids\":");
+    out.push_str(",\"worker_ids\":");
     write_list(out, worker_ids, |out, id| write_str(out, id));
-    out.extend_from_slice(b",\"return_value\":");
+    out.push_str(",\"return_value\":");
     match return_value {
         Some(value) => write_json(out, value),
-        None => out.extend_from_slice(b"null"),
+        None => out.push_str("null"),
     }
 }
 
 /// A time as integer microseconds since the epoch, or `null`.
-fn write_micros(out: &mut Vec<u8>, time: &Option<DateTime<Utc>>) {
+fn write_micros(out: &mut String, time: &Option<DateTime<Utc>>) {
     match time {
         Some(time) => write_integer(out, time.timestamp_micros()),
-        None => out.extend_from_slice(b"null"),
+        None => out.push_str("null"),
     }
 }
 
@@ -570,12 +580,9 @@ pub(super) mod tests {
             Value::from(i64::MAX),
             Value::from(u64::MAX),
         ] {
-            let mut out = Vec::new();
+            let mut out = String::new();
             write_json(&mut out, &v);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string(&v).unwrap()
-            );
+            assert_eq!(out, serde_json::to_string(&v).unwrap());
         }
     }
 
@@ -624,17 +631,17 @@ pub(super) mod tests {
 
         #[test]
         fn values_encode_as_serde_json_encodes_them(v in prop_oneof![value(), simple_value()]) {
-            let mut out = Vec::new();
+            let mut out = String::new();
             write_json(&mut out, &v);
-            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v).unwrap());
+            prop_assert_eq!(out, serde_json::to_string(&v).unwrap());
         }
 
         #[test]
         fn integers_encode_as_serde_json_encodes_them(n in any::<i64>(), u in any::<u64>()) {
             for v in [Value::from(n), Value::from(u), Value::from(n / 1000), Value::from(u % 100)] {
-                let mut out = Vec::new();
+                let mut out = String::new();
                 write_json(&mut out, &v);
-                prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v).unwrap());
+                prop_assert_eq!(out, serde_json::to_string(&v).unwrap());
             }
         }
 
@@ -645,9 +652,9 @@ pub(super) mod tests {
 
         #[test]
         fn strings_encode_as_serde_json_encodes_them(s in any::<String>()) {
-            let mut out = Vec::new();
+            let mut out = String::new();
             write_str(&mut out, &s);
-            prop_assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&s).unwrap());
+            prop_assert_eq!(out, serde_json::to_string(&s).unwrap());
         }
     }
 }
