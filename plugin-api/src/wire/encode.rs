@@ -18,6 +18,10 @@ use serde_json::{Map, Number, Value};
 /// Room for a typical task result, so it is written without growing the buffer.
 const TYPICAL_LEN: usize = 512;
 
+/// Room for a typical delta: a finished run's (four timestamps, one worker id, a small return
+/// value) is ≈240 bytes.
+const DELTA_LEN: usize = 320;
+
 impl TaskResultData {
     /// This result as JSON: exactly what `serde_json::to_string` writes, faster.
     pub fn to_json(&self) -> String {
@@ -332,21 +336,21 @@ fn needs_escape(bytes: &[u8]) -> bool {
 
 /// The JSON of a [`ResultDelta`]: exactly what `serde_json::to_string` writes.
 pub(super) fn delta_json(delta: &ResultDelta) -> String {
-    let mut out = String::with_capacity(192);
+    let mut out = String::with_capacity(DELTA_LEN);
     write_delta(&mut out, delta);
     out
 }
 
 /// The JSON array of these [`ResultDelta`]s: exactly what `serde_json::to_string` writes.
 pub(super) fn delta_list_json(deltas: &[ResultDelta]) -> String {
-    let mut out = String::with_capacity(192 * deltas.len() + 2);
+    let mut out = String::with_capacity(DELTA_LEN * deltas.len() + 2);
     write_list(&mut out, deltas, write_delta);
     out
 }
 
 /// The JSON of a [`RunEnqueued`]: exactly what `serde_json::to_string` writes.
 pub(super) fn run_enqueued_json(run: &RunEnqueued) -> String {
-    let mut out = String::with_capacity(256);
+    let mut out = String::with_capacity(DELTA_LEN + 64);
     out.push_str("{\"id\":");
     write_str(&mut out, &run.id);
     out.push_str(",\"state\":");
