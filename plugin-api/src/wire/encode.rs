@@ -210,7 +210,7 @@ fn write_time(out: &mut String, time: &Option<DateTime<Utc>>) {
         // Digits and punctuation only: nothing to escape.
         Some(Some(len)) => {
             out.push('"');
-            out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or_default());
+            out.extend(buf[..len].iter().map(|&b| char::from(b)));
             out.push('"');
         }
         Some(None) => {
