@@ -15,8 +15,8 @@ use taskhost_plugin_api::{
     guard::guard_or,
     guard_json, ops,
     wire::{
-        BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, EnqueueRequest,
-        LeaseRequest, ResultDelta, TaskResultData,
+        BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
+        EnqueueRequest, LeaseRequest, ResultDelta, TaskResultData,
     },
     Backend, Capabilities, HostBox, PluginError, PluginResult, Signal,
 };
@@ -375,13 +375,17 @@ impl Backend for DatabaseBackend {
     }
 
     fn complete(&self, request: RStr<'_>) -> PluginResult<RString> {
-        guard_json(
+        let complete = |completions: Vec<Completion>| {
+            self.ensure_schema()?;
+            Ok(self.store.complete(&completions, self.now()?)?)
+        };
+        let write = |acks: &Vec<_>| CompletionAck::list_to_json(acks);
+        guard_wire(
             "complete",
             request.as_str(),
-            |completions: Vec<Completion>| {
-                self.ensure_schema()?;
-                Ok(self.store.complete(&completions, self.now()?)?)
-            },
+            Completion::list_from_json,
+            complete,
+            write,
         )
     }
 
