@@ -396,18 +396,20 @@ impl Backend {
 
     /// Queue store: claim ready tasks for a worker.
     pub fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
-        let json = self.encode(request)?;
-        let response = self.check_plugin(self.inner.claim(RStr::from_str(&json)))?;
         // The response (every claimed task's result) on the wire's fast path.
-        ClaimedTask::list_from_json(response.as_str()).map_err(|e| self.unreadable(e))
+        let json = self.encode(request)?;
+        self.call_wire(&json, |b, json| b.claim(json), ClaimedTask::list_from_json)
     }
 
     /// Queue store: record how claimed tasks ended.
     pub fn complete(&self, completions: &[Completion]) -> Result<Vec<CompletionAck>> {
         // Both ways on the wire's fast path (byte-identical to serde_json's JSON).
         let json = Completion::list_to_json(completions);
-        let response = self.check_plugin(self.inner.complete(RStr::from_str(&json)))?;
-        CompletionAck::list_from_json(response.as_str()).map_err(|e| self.unreadable(e))
+        self.call_wire(
+            &json,
+            |b, json| b.complete(json),
+            CompletionAck::list_from_json,
+        )
     }
 
     /// Queue store: extend leases; returns the ids whose lease was lost.
@@ -420,14 +422,26 @@ impl Backend {
         self.call_json(request, |b, json| b.release(json))
     }
 
+    /// `call` with `request` as JSON, its answer read by serde_json.
     fn call_json<Req: Serialize + ?Sized, Resp: DeserializeOwned>(
         &self,
         request: &Req,
         call: impl FnOnce(&BackendBox, RStr<'_>) -> RResult<RString, PluginError>,
     ) -> Result<Resp> {
         let json = self.encode(request)?;
-        let response = self.check_plugin(call(&self.inner, RStr::from_str(&json)))?;
-        self.decode(response.as_str())
+        self.call_wire(&json, call, |text| serde_json::from_str(text))
+    }
+
+    /// `call` with the request `json`, its answer read by `read` (a wire codec's fast reader, or
+    /// serde_json); an unreadable answer is the plugin's error.
+    fn call_wire<Resp>(
+        &self,
+        json: &str,
+        call: impl FnOnce(&BackendBox, RStr<'_>) -> RResult<RString, PluginError>,
+        read: impl FnOnce(&str) -> serde_json::Result<Resp>,
+    ) -> Result<Resp> {
+        let response = self.check_plugin(call(&self.inner, RStr::from_str(json)))?;
+        read(response.as_str()).map_err(|e| self.unreadable(e))
     }
 
     fn encode<Req: Serialize + ?Sized>(&self, request: &Req) -> Result<String> {

@@ -66,16 +66,7 @@ impl CompletionAck {
     /// Read a JSON array of acknowledgements (a `complete` response): the same as
     /// `serde_json::from_str::<Vec<CompletionAck>>`, faster on the compact form.
     pub fn list_from_json(text: &str) -> serde_json::Result<Vec<Self>> {
-        fast_or_serde(text, |c| {
-            c.list(|c| {
-                c.literal("{\"id\":")?;
-                let id = c.string()?;
-                c.literal(",\"applied\":")?;
-                let applied = c.boolean()?;
-                c.literal("}")?;
-                Some(CompletionAck { id, applied })
-            })
-        })
+        fast_or_serde(text, |c| c.list(Cursor::ack))
     }
 }
 
@@ -456,6 +447,16 @@ impl<'a> Cursor<'a> {
             retry_at,
             started_at,
         })
+    }
+
+    /// One acknowledgement (what follows it is the caller's).
+    fn ack(&mut self) -> Option<CompletionAck> {
+        self.literal("{\"id\":")?;
+        let id = self.string()?;
+        self.literal(",\"applied\":")?;
+        let applied = self.boolean()?;
+        self.literal("}")?;
+        Some(CompletionAck { id, applied })
     }
 
     /// `read`, then the end of the text.
@@ -865,6 +866,7 @@ pub(super) mod tests {
             prop_assert!(Cursor::new(&text).whole(|c| c.list(Cursor::completion)).is_some(), "not on the fast path: {}", text);
             same(Completion::list_from_json(&text), &text)?;
             let text = CompletionAck::list_to_json(&acks);
+            prop_assert!(Cursor::new(&text).whole(|c| c.list(Cursor::ack)).is_some(), "not on the fast path: {}", text);
             same(CompletionAck::list_from_json(&text), &text)?;
         }
 

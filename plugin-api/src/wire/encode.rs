@@ -67,13 +67,7 @@ impl CompletionAck {
     /// `serde_json::to_string` writes, faster.
     pub fn list_to_json(acks: &[Self]) -> String {
         let mut out = String::with_capacity(64 * acks.len() + 2);
-        write_list(&mut out, acks, |out, ack| {
-            out.push_str("{\"id\":");
-            write_str(out, &ack.id);
-            out.push_str(",\"applied\":");
-            out.push_str(bool_text(ack.applied));
-            out.push('}');
-        });
+        write_list(&mut out, acks, write_ack);
         out
     }
 }
@@ -90,6 +84,14 @@ fn write_outcome(out: &mut String, outcome: &TaskOutcome) {
             write_error(out, error);
         }
     }
+    out.push('}');
+}
+
+fn write_ack(out: &mut String, ack: &CompletionAck) {
+    out.push_str("{\"id\":");
+    write_str(out, &ack.id);
+    out.push_str(",\"applied\":");
+    out.push_str(bool_text(ack.applied));
     out.push('}');
 }
 
@@ -269,9 +271,9 @@ fn write_time(out: &mut String, time: &Option<DateTime<Utc>>) {
         }
         Some(None) => {
             let mut text = Vec::new();
-            // Writing to a Vec cannot fail, and timestamps always encode.
+            // Writing to a Vec cannot fail, and timestamps always encode (as UTF-8).
             let _ = timestamp::serialize(time, &mut serde_json::Serializer::new(&mut text));
-            push_utf8(out, text);
+            out.push_str(&String::from_utf8_lossy(&text));
         }
     }
 }
@@ -336,16 +338,8 @@ fn write_decimal(out: &mut String, n: u64) {
 
 /// Anything else, through serde_json (numbers, `null`, free-form values).
 fn write_value<T: Serialize + ?Sized>(out: &mut String, value: &T) {
-    // Writing to a Vec cannot fail, and these types (JSON values, numbers) always encode.
-    push_utf8(out, serde_json::to_vec(value).unwrap_or_default());
-}
-
-/// Append what serde_json wrote (always UTF-8).
-fn push_utf8(out: &mut String, text: Vec<u8>) {
-    match String::from_utf8(text) {
-        Ok(text) => out.push_str(&text),
-        Err(e) => out.push_str(&String::from_utf8_lossy(e.as_bytes())),
-    }
+    // These types (JSON values, numbers, strings) always encode.
+    out.push_str(&serde_json::to_string(value).unwrap_or_default());
 }
 
 /// A JSON string literal, escaped as serde_json escapes it.
