@@ -49,6 +49,7 @@ impl DatabaseBackend {
         let config = StoreConfig {
             alias: params.alias.clone(),
             max_attempts: options.max_attempts,
+            max_rescues: options.max_rescues,
         };
         let store: Box<dyn Store> = match &options.location {
             Location::Sqlite(path) => Box::new(SqliteStore::open(

@@ -11,7 +11,10 @@
 //!   directory; in-memory databases are refused, workers are other processes) or
 //!   `postgres://…` / `postgresql://…`.
 //! - `max_attempts` (default 1, Django's "no retry"): attempts allowed for a task that sets
-//!   none.
+//!   none. An attempt lost with its worker does not count against it (see `max_rescues`).
+//! - `max_rescues` (default 3): times a task may be rescued from a worker that stopped
+//!   renewing its lease (killed, crashed, paused, cut off) before it ends FAILED — the limit
+//!   that still ends a poison task, one that takes down every worker running it.
 //! - `lease_secs` (default 60): lease length when a claim or renewal asks for none.
 //! - `migrate` (default true): create or upgrade the schema when the backend is built.
 //! - `pool_size` (default 4): connections one backend instance may open.
@@ -37,8 +40,8 @@
 //! claims take READY rows in Django's order (priority, then `run_after`, then `enqueued_at`)
 //! through a partial index, mark them RUNNING under a lease with a fencing token, and never hand
 //! a task to two workers (PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite `BEGIN IMMEDIATE`). Tasks
-//! of a worker that stops renewing its lease are rescued: READY again while attempts remain,
-//! else FAILED with a `taskhost::WorkerLost` error. Completions, renewals and releases carrying
+//! of a worker that stops renewing its lease are rescued with a `taskhost::WorkerLost` error:
+//! READY again, until a task's `max_rescues`-th rescue, which ends it FAILED. Completions, renewals and releases carrying
 //! a stale token change nothing. The plugin starts no thread; [`DatabaseBackend`]'s `close()`
 //! closes every connection.
 

@@ -9,9 +9,10 @@ use taskhost_plugin_api::wire::BackendParams;
 pub const CLASS: &str = "DatabaseBackend";
 
 /// Every option this backend knows, in the order messages list them.
-pub const KNOWN: [&str; 8] = [
+pub const KNOWN: [&str; 9] = [
     "url",
     "max_attempts",
+    "max_rescues",
     "lease_secs",
     "migrate",
     "pool_size",
@@ -44,6 +45,11 @@ pub struct Options {
     pub location: Location,
     /// Attempts allowed for a task that sets none (default 1: Django's "no retry").
     pub max_attempts: u32,
+    /// How many times a task may be rescued from a worker that stopped renewing its lease
+    /// (killed, crashed, cut off) before it ends FAILED (default 3). Rescued tasks are READY
+    /// again whatever `max_attempts` says: a lost worker is not the task's failure, but a task
+    /// that takes down every worker that runs it (a poison task) must still end.
+    pub max_rescues: u32,
     /// Lease length when a claim asks for none, in seconds (default 60).
     pub lease_secs: f64,
     /// Whether to create or upgrade the schema when the backend is built (default true).
@@ -110,6 +116,7 @@ impl Options {
             url,
             location,
             max_attempts: ctx.positive_int(opts, "max_attempts", 1)?,
+            max_rescues: ctx.positive_int(opts, "max_rescues", 3)?,
             lease_secs: ctx.positive_secs(opts, "lease_secs", 60.0)?,
             migrate: ctx.boolean(opts, "migrate", true)?,
             pool_size: ctx.positive_int(opts, "pool_size", 4)?,
@@ -294,8 +301,8 @@ mod tests {
         let o = parse(json!({"url": "sqlite://tasks.db"})).unwrap();
         assert_eq!(o.location, Location::Sqlite("/etc/app/tasks.db".into()));
         assert_eq!(
-            (o.max_attempts, o.lease_secs, o.migrate, o.pool_size),
-            (1, 60.0, true, 4)
+            (o.max_attempts, o.max_rescues, o.lease_secs, o.migrate, o.pool_size),
+            (1, 3, 60.0, true, 4)
         );
         assert_eq!(o.schema, "public");
         assert_eq!(
@@ -355,7 +362,7 @@ mod tests {
         assert_eq!(
             message(json!({"url": "sqlite://t.db", "urll": 1})),
             "DatabaseBackend 'default': unknown option 'urll'. Known options: url, \
-             max_attempts, lease_secs, migrate, pool_size, schema, synchronous, synchronous_commit."
+             max_attempts, max_rescues, lease_secs, migrate, pool_size, schema, synchronous, synchronous_commit."
         );
     }
 

@@ -80,6 +80,8 @@ pub struct Row {
     pub timeout_secs: Option<f64>,
     /// `lease_token`: the fencing token of the latest claim.
     pub lease_token: i64,
+    /// `rescues`: times the task was rescued from a lost worker.
+    pub rescues: i64,
 }
 
 impl Row {
@@ -128,10 +130,19 @@ impl Row {
     }
 
     /// The row as a [`ClaimedTask`]; `default_max_attempts` applies when the task sets none.
+    /// Attempts lost with their worker (rescues) do not use up the task's attempts: the worker
+    /// is told `max_attempts + rescues`, so it retries a failure exactly as often as it would
+    /// have without the lost attempts (the attempt count itself stays Django's: one worker id
+    /// per attempt started).
     pub fn into_claimed(self, default_max_attempts: u32) -> Result<ClaimedTask> {
         let lease_token = self.lease_token;
+        let rescues = u32::try_from(self.rescues).unwrap_or(0);
         let result = self.into_result()?;
-        let max_attempts = result.task.max_attempts.unwrap_or(default_max_attempts);
+        let max_attempts = result
+            .task
+            .max_attempts
+            .unwrap_or(default_max_attempts)
+            .saturating_add(rescues);
         Ok(ClaimedTask {
             result,
             lease_token,
@@ -194,35 +205,42 @@ pub struct Expired {
     pub expired_at: DateTime<Utc>,
     /// Attempts made so far (including the lost one).
     pub attempts: i64,
-    /// Attempts allowed (the task's, else the backend's).
-    pub max_attempts: i64,
+    /// Rescues before this one.
+    pub rescues: i64,
+    /// Rescues allowed (the backend's `max_rescues`).
+    pub max_rescues: i64,
     /// The fencing token of the lost claim.
     pub lease_token: i64,
 }
 
 impl Expired {
-    /// Whether the task gets another attempt (READY) rather than FAILED.
-    pub fn retries(&self) -> bool {
-        self.attempts < self.max_attempts
+    /// Whether the task is READY again rather than FAILED: a lost worker is not the task's
+    /// failure, so only the `max_rescues`-th rescue (a task that keeps taking its workers
+    /// down) ends it. `max_attempts` plays no part here.
+    pub fn requeues(&self) -> bool {
+        self.rescues + 1 < self.max_rescues
     }
 
     /// The error recorded on the task.
     pub fn error(&self) -> TaskError {
-        let outcome = if self.retries() {
+        let rescue = self.rescues + 1;
+        let outcome = if self.requeues() {
             "it is READY again"
         } else {
-            "no attempts are left, so it FAILED"
+            "that is the limit (the backend's max_rescues), so it FAILED: if it keeps stopping \
+             its workers (a crash, an abort, running out of memory), it is a poison task"
         };
         TaskError {
             exception_class_path: WORKER_LOST.to_string(),
             traceback: format!(
                 "worker '{}' stopped renewing its lease, which expired at {}; the worker was \
-                 probably stopped or lost its database connection. Attempt {} of {}: {outcome}.\n",
+                 probably stopped or lost its database connection. Attempt {} was lost; rescue \
+                 {rescue} of {}: {outcome}.\n",
                 self.owner,
                 self.expired_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 self.attempts,
-                self.max_attempts,
+                self.max_rescues,
             ),
         }
     }

@@ -21,6 +21,8 @@ pub struct StoreConfig {
     pub alias: String,
     /// Attempts allowed for tasks that set none.
     pub max_attempts: u32,
+    /// Rescues from a lost worker before a task ends FAILED.
+    pub max_rescues: u32,
 }
 
 /// One versioned schema change, embedded from `migrations/<database>/`.

@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "enqueue_function",
         sql: include_str!("../../migrations/postgres/0003_enqueue_function.sql"),
     },
+    Migration {
+        version: 4,
+        name: "claims_and_rescues",
+        sql: include_str!("../../migrations/postgres/0004_claims_and_rescues.sql"),
+    },
 ];
 
 /// The NOTIFY channel enqueues signal on; the payload is the queue name.
@@ -55,7 +60,8 @@ pub const CHANNEL: &str = "taskhost_tasks";
 /// The columns a [`Row`] is read from, in [`read_row`]'s order.
 const COLUMNS: &str = "id::text, task_path, queue_name, priority, backend_name, status, args, \
     kwargs, takes_context, is_async, run_after, enqueued_at, started_at, finished_at, \
-    last_attempted_at, worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token";
+    last_attempted_at, worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, \
+    rescues";
 
 /// An error inside a PostgreSQL transaction body.
 pub type TxError = crate::error::TxError<postgres::Error>;
@@ -224,6 +230,7 @@ fn read_row(r: &postgres::Row) -> Result<Row, TxError> {
         max_attempts: r.try_get::<_, Option<i32>>(18)?.map(i64::from),
         timeout_secs: r.try_get(19)?,
         lease_token: r.try_get(20)?,
+        rescues: i64::from(r.try_get::<_, i32>(21)?),
         id,
     })
 }

@@ -121,6 +121,51 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
     ORDER BY priority DESC, COALESCE(run_after, 'infinity'::timestamptz), enqueued_at, id \
     LIMIT $5 FOR UPDATE SKIP LOCKED";
 
+/// A claim: the rows of [`CLAIM_SELECT`] made RUNNING under a lease for worker `$6` until `$7`,
+/// with a new fencing token and the claim's id `$8`.
+static CLAIM: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = $2, \
+         last_attempted_at = $2, worker_ids = worker_ids || to_jsonb($6::text), \
+         attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = $6, \
+         lease_expires_at = $7, claim_id = $8 WHERE id IN ({CLAIM_SELECT}) RETURNING {COLUMNS}"
+    )
+});
+
+/// The rows claim `$2` of alias `$1` holds (the lease index narrows it to RUNNING rows).
+static CLAIMED_BY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {COLUMNS} FROM taskhost_tasks \
+         WHERE status = 'RUNNING' AND backend_name = $1 AND claim_id = $2"
+    )
+});
+
+/// Apply a batch of completions whose lease is still held (id, RUNNING, token): one round trip.
+const COMPLETE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
+    return_value = u.return_value::jsonb, finished_at = u.finished_at, \
+    run_after = COALESCE(u.retry_at, t.run_after), \
+    errors = CASE WHEN u.error IS NULL THEN t.errors \
+             ELSE t.errors || jsonb_build_array(u.error::jsonb) END, \
+    started_at = COALESCE(u.started_at, t.started_at), \
+    last_attempted_at = COALESCE(u.started_at, t.last_attempted_at), \
+    lease_owner = NULL, lease_expires_at = NULL \
+    FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::timestamptz[], \
+                $6::timestamptz[], $7::text[], $8::timestamptz[]) \
+      AS u(id, token, status, return_value, finished_at, retry_at, error, started_at) \
+    WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token \
+    RETURNING t.id";
+
+/// After [`COMPLETE`]'s retry, in its transaction: the rows that hold these very completions
+/// (same parameters, by position). Only the holder of the token can have ended a row with it,
+/// except a rescue (same token, READY or FAILED) — whose last error is a `WorkerLost`, never
+/// the completion's own error; a SUCCESSFUL row with the token can only be this completion.
+const COMPLETED: &str = "SELECT t.id FROM taskhost_tasks t \
+    JOIN unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[]) \
+      AS u(id, token, status, return_value, error) ON t.id = u.id \
+    WHERE t.lease_token = u.token AND t.status = u.status AND t.lease_owner IS NULL \
+      AND (u.error IS NULL OR t.errors -> -1 = u.error::jsonb) \
+      AND (u.return_value IS NULL OR t.return_value = u.return_value::jsonb)";
+
 impl PgStore {
     /// Whether a claim at `now` should check for expired leases: the first claim does, then
     /// one every [`RESCUE_CHECK_EVERY_MICROS`] (a clock that went back checks again at once).
@@ -259,12 +304,6 @@ impl PgStore {
     }
 
     pub(super) fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
-        let sql = format!(
-            "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = $2, \
-             last_attempted_at = $2, worker_ids = worker_ids || to_jsonb($6::text), \
-             attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = $6, \
-             lease_expires_at = $7 WHERE id IN ({CLAIM_SELECT}) RETURNING {COLUMNS}"
-        );
         let limit = i64::from(claim.limit);
         let max_attempts = self.config.max_attempts;
         // The rescue comes first, as its own transaction, only when a lease has expired; and
@@ -282,9 +321,20 @@ impl PgStore {
                 self.rescue(claim.now)?;
             }
         }
-        let rows = self.write_one("claiming tasks", |tx| {
+        // The claim's own id, stored on the rows it takes: if the session ends with the outcome
+        // unknown (the server may end it right after the commit, before the client reads the
+        // answer), the retry returns the rows this claim took instead of leaving them RUNNING
+        // under a lease nobody renews.
+        let claim_id = Uuid::now_v7();
+        let rows = self.write_idempotent("claiming tasks", false, |tx| {
+            if tx.is_retry() {
+                let taken = tx.query(&CLAIMED_BY, &[&self.config.alias, &claim_id])?;
+                if !taken.is_empty() {
+                    return Ok(taken);
+                }
+            }
             Ok(tx.query(
-                &sql,
+                &CLAIM,
                 &[
                     &self.config.alias,
                     &claim.now,
@@ -293,6 +343,7 @@ impl PgStore {
                     &limit,
                     &claim.worker_id,
                     &claim.lease_expires_at,
+                    &claim_id,
                 ],
             )?)
         })?;
@@ -311,7 +362,7 @@ impl PgStore {
                 Err(message) => {
                     tracing::warn!(id = %id, "claimed a row that cannot be read; marking it FAILED: {message}");
                     // Should this fail, the lease expires and the rescue fails the row instead.
-                    self.write_one("failing an unreadable task", |tx| {
+                    self.write_idempotent("failing an unreadable task", false, |tx| {
                         Ok(tx.execute(
                             "UPDATE taskhost_tasks SET status = 'FAILED', finished_at = $2, \
                              errors = $3::text::jsonb, lease_owner = NULL, \
@@ -347,27 +398,18 @@ impl PgStore {
             errors.push(error);
             started.push(c.started_at);
         }
-        let mut applied: HashSet<Uuid> = self.write_one("completing tasks", |tx| {
-            let rows = tx.query(
-                "UPDATE taskhost_tasks t SET status = u.status, \
-                 return_value = u.return_value::jsonb, finished_at = u.finished_at, \
-                 run_after = COALESCE(u.retry_at, t.run_after), \
-                 errors = CASE WHEN u.error IS NULL THEN t.errors \
-                          ELSE t.errors || jsonb_build_array(u.error::jsonb) END, \
-                 started_at = COALESCE(u.started_at, t.started_at), \
-                 last_attempted_at = COALESCE(u.started_at, t.last_attempted_at), \
-                 lease_owner = NULL, lease_expires_at = NULL \
-                 FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], \
-                             $5::timestamptz[], $6::timestamptz[], $7::text[], \
-                             $8::timestamptz[]) \
-                   AS u(id, token, status, return_value, finished_at, retry_at, error, \
-                        started_at) \
-                 WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token \
-                 RETURNING t.id",
-                &[
-                    &ids, &tokens, &statuses, &values, &finished, &retries, &errors, &started,
-                ],
-            )?;
+        let params: [&(dyn postgres::types::ToSql + Sync); 8] = [
+            &ids, &tokens, &statuses, &values, &finished, &retries, &errors, &started,
+        ];
+        // A retry after the session ended with the outcome unknown applies what the first try
+        // did not, then reads back which rows hold exactly these completions (the first try's
+        // commit included), so a stored result is acknowledged as applied, never reported as
+        // a lost lease.
+        let mut applied: HashSet<Uuid> = self.write_idempotent("completing tasks", false, |tx| {
+            let mut rows = tx.query(COMPLETE, &params)?;
+            if tx.is_retry() {
+                rows = tx.query(COMPLETED, &[&ids, &tokens, &statuses, &values, &errors])?;
+            }
             rows.iter()
                 .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
                 .collect::<Result<_, TxError>>()
@@ -393,7 +435,8 @@ impl PgStore {
             .iter()
             .filter_map(|(id, token)| parse_id(id).map(|uuid| (uuid, *token)))
             .unzip();
-        let held: HashSet<Uuid> = self.write_one("renewing leases", |tx| {
+        // Renewing twice is renewing: a retry with the outcome unknown just runs it again.
+        let held: HashSet<Uuid> = self.write_idempotent("renewing leases", false, |tx| {
             let rows = tx.query(
                 "UPDATE taskhost_tasks t SET lease_expires_at = $1 \
                  FROM unnest($2::uuid[], $3::int8[]) AS u(id, token) \
@@ -439,16 +482,15 @@ impl PgStore {
         self.write("rescuing expired leases", |tx| self.rescue_in(tx, now))
     }
 
-    /// Rescue inside an open transaction (also the first step of every claim). Rows another
-    /// transaction holds are skipped: it is rescuing or completing them.
+    /// Rescue inside an open transaction. Rows another transaction holds are skipped: it is
+    /// rescuing or completing them.
     fn rescue_in(&self, tx: &mut super::Tx<'_>, now: DateTime<Utc>) -> Result<u64, TxError> {
-        let default_max = i32::try_from(self.config.max_attempts).unwrap_or(i32::MAX);
         let rows = tx.query(
-            "SELECT id, lease_owner, lease_expires_at, attempts, COALESCE(max_attempts, $3), \
-             lease_token FROM taskhost_tasks \
+            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token \
+             FROM taskhost_tasks \
              WHERE status = 'RUNNING' AND backend_name = $1 AND lease_expires_at < $2 \
              FOR UPDATE SKIP LOCKED",
-            &[&self.config.alias, &now, &default_max],
+            &[&self.config.alias, &now],
         )?;
         let mut count = 0;
         for r in &rows {
@@ -458,10 +500,11 @@ impl PgStore {
                 owner: r.try_get::<_, Option<String>>(1)?.unwrap_or_default(),
                 expired_at: r.try_get(2)?,
                 attempts: i64::from(r.try_get::<_, i32>(3)?),
-                max_attempts: i64::from(r.try_get::<_, i32>(4)?),
+                rescues: i64::from(r.try_get::<_, i32>(4)?),
+                max_rescues: i64::from(self.config.max_rescues),
                 lease_token: r.try_get(5)?,
             };
-            let (status, finished) = match lost.retries() {
+            let (status, finished) = match lost.requeues() {
                 true => ("READY", None),
                 false => ("FAILED", Some(now)),
             };
@@ -469,7 +512,7 @@ impl PgStore {
             count += tx.execute(
                 "UPDATE taskhost_tasks SET status = $2, finished_at = $3, \
                  errors = errors || jsonb_build_array($4::text::jsonb), \
-                 lease_owner = NULL, lease_expires_at = NULL \
+                 rescues = rescues + 1, lease_owner = NULL, lease_expires_at = NULL \
                  WHERE id = $1 AND status = 'RUNNING' AND lease_token = $5",
                 &[&id, &status, &finished, &error, &lost.lease_token],
             )?;

@@ -129,18 +129,6 @@ impl PgStore {
         self.run(doing, Mode::Transaction, body)
     }
 
-    /// Run a `body` that writes with exactly one statement, outside a transaction: the
-    /// statement commits itself, in one round trip instead of BEGIN, statement, COMMIT. Since
-    /// the statement is its own COMMIT, a connection lost meanwhile is reported, not retried,
-    /// unless the server says it had ended the session (terminated, shut down) before.
-    pub(super) fn write_one<T>(
-        &self,
-        doing: &str,
-        body: impl FnMut(&mut Tx<'_>) -> Result<T, TxError>,
-    ) -> Result<T> {
-        self.run(doing, Mode::Statement, body)
-    }
-
     /// Run a `body` that can tell a first attempt from a retry ([`Tx::is_retry`]) and whose
     /// retry is idempotent: it completes or verifies whatever an earlier attempt committed.
     /// The first attempt runs outside a transaction when `first_in_transaction` is false (one
@@ -197,7 +185,7 @@ impl PgStore {
                     Mode::Idempotent {
                         first_in_transaction,
                     } => first_in_transaction || retry,
-                    Mode::Read | Mode::Statement => false,
+                    Mode::Read => false,
                 };
                 let session = match in_transaction {
                     true => Session::Transaction(conn.client.transaction()?),
@@ -226,9 +214,6 @@ impl PgStore {
                 conflicts += 1;
             } else if disconnects <= self.pool_size
                 && match mode {
-                    // The statement is its own COMMIT: only a session the server had already
-                    // ended cannot have committed it.
-                    Mode::Statement => was_terminated(&err),
                     Mode::Transaction | Mode::Read => {
                         !committing && is_disconnect(&err, &conn.client)
                     }
@@ -257,8 +242,6 @@ enum Mode {
     Transaction,
     /// Read-only statements, each on its own.
     Read,
-    /// One writing statement, which commits itself.
-    Statement,
     /// A write whose retry is idempotent: see [`PgStore::write_idempotent`].
     Idempotent {
         /// Whether the first attempt runs in a transaction too.
@@ -287,13 +270,6 @@ fn is_disconnect(err: &postgres::Error, client: &Client) -> bool {
         }
         None => std::error::Error::source(err).is_some_and(|s| s.is::<std::io::Error>()),
     }
-}
-
-/// Whether the server ended the session (`pg_terminate_backend`, shutdown): its notice is what
-/// a statement sent on such a connection gets back, so that statement never ran.
-fn was_terminated(err: &postgres::Error) -> bool {
-    err.code()
-        .is_some_and(|code| matches!(code.code(), "57P01" | "57P02" | "57P03"))
 }
 
 fn is_conflict(err: &postgres::Error) -> bool {

@@ -42,6 +42,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "status_check",
         sql: include_str!("../../migrations/sqlite/0003_status_check.sql"),
     },
+    Migration {
+        version: 4,
+        name: "rescues",
+        sql: include_str!("../../migrations/sqlite/0004_rescues.sql"),
+    },
 ];
 
 /// How long SQLite waits for another writer before giving up on one try.
@@ -70,7 +75,7 @@ const STATEMENT_CACHE: usize = 64;
 /// The columns a [`Row`] is read from, in [`read_row`]'s order.
 const COLUMNS: &str = "id, task_path, queue_name, priority, backend_name, status, args, kwargs, \
     takes_context, is_async, run_after, enqueued_at, started_at, finished_at, last_attempted_at, \
-    worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token";
+    worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, rescues";
 
 /// The queue store on an SQLite file.
 pub struct SqliteStore {
@@ -352,6 +357,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> Result<Row, TxError> {
         max_attempts: r.get(18)?,
         timeout_secs: r.get(19)?,
         lease_token: r.get(20)?,
+        rescues: r.get(21)?,
         id,
     })
 }

@@ -220,24 +220,21 @@ impl SqliteStore {
     /// Rescue inside an open write transaction (also the first step of every claim).
     fn rescue_in(&self, tx: &rusqlite::Connection, now: DateTime<Utc>) -> Result<u64, TxError> {
         let mut select = tx.prepare_cached(
-            "SELECT id, lease_owner, lease_expires_at, attempts, COALESCE(max_attempts, ?3), \
-             lease_token FROM taskhost_tasks \
+            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token \
+             FROM taskhost_tasks \
              WHERE status = 'RUNNING' AND backend_name = ?1 AND lease_expires_at < ?2",
         )?;
         let expired = select
-            .query_map(
-                (&self.config.alias, us(now), self.config.max_attempts),
-                |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, Option<String>>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, i64>(3)?,
-                        r.get::<_, i64>(4)?,
-                        r.get::<_, i64>(5)?,
-                    ))
-                },
-            )?
+            .query_map((&self.config.alias, us(now)), |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         if expired.is_empty() {
             return Ok(0);
@@ -246,20 +243,21 @@ impl SqliteStore {
             "UPDATE taskhost_tasks SET status = ?2, finished_at = ?3, \
              errors = CASE WHEN json_valid(errors) THEN json_insert(errors, '$[#]', json(?4)) \
                       ELSE json_array(json(?4)) END, \
-             lease_owner = NULL, lease_expires_at = NULL \
+             rescues = rescues + 1, lease_owner = NULL, lease_expires_at = NULL \
              WHERE id = ?1 AND status = 'RUNNING' AND lease_token = ?5",
         )?;
         let mut count = 0;
-        for (id, owner, expires, attempts, max_attempts, lease_token) in expired {
+        for (id, owner, expires, attempts, rescues, lease_token) in expired {
             let lost = Expired {
                 expired_at: crate::row::from_micros(&id, "lease_expires_at", expires)?,
                 id,
                 owner: owner.unwrap_or_default(),
                 attempts,
-                max_attempts,
+                rescues,
+                max_rescues: i64::from(self.config.max_rescues),
                 lease_token,
             };
-            let (status, finished) = match lost.retries() {
+            let (status, finished) = match lost.requeues() {
                 true => ("READY", None),
                 false => ("FAILED", Some(us(now))),
             };

@@ -1,13 +1,18 @@
-//! Enqueues whose connection is lost (PostgreSQL): the first attempt is one self-committing
-//! statement, so a lost connection can leave it committed or not; the retry must store the
-//! task exactly once and still refuse a different task under a stored id. And duplicate ids
-//! inside one bulk enqueue, on both databases.
+//! Writes whose connection is lost (PostgreSQL): the first attempt is one self-committing
+//! statement, so a lost connection can leave it committed or not. An enqueue's retry must store
+//! the task exactly once and still refuse a different task under a stored id; a claim's retry
+//! must return the tasks the lost attempt took; a completion's retry must acknowledge what the
+//! lost attempt stored. And duplicate ids inside one bulk enqueue, on both databases.
 
 use super::api::*;
 use super::harness::{on_both_databases, Kind, TestDb};
 use crate::postgres::faults::{plan, plan_with, Loss};
 use serde_json::{json, Value};
-use taskhost_plugin_api::{ops, wire::TaskResultData, ErrorKind, PluginError};
+use taskhost_plugin_api::{
+    ops,
+    wire::{TaskResultData, TaskResultStatus},
+    ErrorKind, PluginError,
+};
 
 on_both_databases!(
     a_duplicate_id_inside_one_bulk_enqueue_stores_nothing,
@@ -216,4 +221,117 @@ fn postgres_a_large_bulk_enqueue_lost_after_its_commit_is_stored_once() {
     let mut wanted: Vec<&str> = requests.iter().map(|r| r.id.as_str()).collect();
     wanted.sort_unstable();
     assert_eq!(ids, wanted);
+}
+
+/// A claim whose session the server ends right after its commit (the client cannot tell that
+/// it committed): the retry returns the tasks that claim took, and takes no others — before
+/// claim ids, it claimed the next tasks and left these RUNNING under a lease nobody renewed.
+#[test]
+fn postgres_a_claim_lost_after_its_commit_returns_the_tasks_it_took() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db.backend();
+    let first = enqueue(&b, "default");
+    let second = enqueue(&b, "default");
+    plan(&schema, Loss::AfterCommit);
+    let claimed = claim(&b, "w", 1);
+    assert_eq!(claimed_ids(&claimed), vec![first.id.clone()]);
+    assert_eq!(claimed[0].lease_token, 1);
+    assert_eq!(claimed[0].result.worker_ids, vec!["w".to_string()]);
+    let running: Vec<String> = all(&b)
+        .into_iter()
+        .filter(|r| r.status == TaskResultStatus::Running)
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(running, vec![first.id.clone()], "nothing else was taken");
+    assert!(complete(&b, &[success(&claimed[0], json!(1))])[0].applied);
+    assert_eq!(claimed_ids(&claim(&b, "w", 5)), vec![second.id]);
+}
+
+/// A claim whose session ended before it was sent claims once, on the new session.
+#[test]
+fn postgres_a_claim_lost_before_its_statement_claims_once() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db.backend();
+    let first = enqueue(&b, "default");
+    enqueue(&b, "default");
+    plan(&schema, Loss::BeforeWrite);
+    let claimed = claim(&b, "w", 1);
+    assert_eq!(claimed_ids(&claimed), vec![first.id.clone()]);
+    assert_eq!(claimed[0].lease_token, 1);
+    let running = all(&b)
+        .into_iter()
+        .filter(|r| r.status == TaskResultStatus::Running)
+        .count();
+    assert_eq!(running, 1);
+}
+
+/// Completions whose session ended right after their commit are acknowledged as applied (the
+/// retry reads back that the rows hold them): no false "lost its lease" for a stored result.
+#[test]
+fn postgres_completions_lost_after_their_commit_are_acknowledged() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db
+        .try_backend("default", json!({"max_attempts": 3}))
+        .unwrap();
+    for _ in 0..3 {
+        enqueue(&b, "default");
+    }
+    let tasks = claim(&b, "w", 3);
+    let retry_at = db.now() + chrono::Duration::seconds(30);
+    plan(&schema, Loss::AfterCommit);
+    let acks = complete(
+        &b,
+        &[
+            success(&tasks[0], json!({"n": 1})),
+            failure(&tasks[1], Some(retry_at)),
+            failure(&tasks[2], None),
+        ],
+    );
+    assert!(acks.iter().all(|a| a.applied), "{acks:?}");
+    let statuses: Vec<TaskResultStatus> = tasks
+        .iter()
+        .map(|t| get(&b, &t.result.id).unwrap().status)
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![
+            TaskResultStatus::Successful,
+            TaskResultStatus::Ready,
+            TaskResultStatus::Failed
+        ]
+    );
+    let stored = get(&b, &tasks[1].result.id).unwrap();
+    assert_eq!(stored.errors.len(), 1, "the error is recorded once");
+}
+
+/// The retry's read-back does not mistake a rescue for the completion: a task rescued (READY,
+/// same token, a `WorkerLost` error) before the late completion is still not applied.
+#[test]
+fn postgres_a_retried_completion_of_a_rescued_task_is_not_applied() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db
+        .try_backend("default", json!({"max_attempts": 3}))
+        .unwrap();
+    enqueue(&b, "default");
+    let task = claim(&b, "w", 1).remove(0);
+    db.advance_secs(61);
+    assert_eq!(
+        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
+        json!({"count": 1})
+    );
+    plan(&schema, Loss::AfterCommit);
+    let retry_at = db.now() + chrono::Duration::seconds(30);
+    let acks = complete(&b, &[failure(&task, Some(retry_at))]);
+    assert!(!acks[0].applied);
+    let stored = get(&b, &task.result.id).unwrap();
+    assert_eq!(stored.errors.len(), 1);
+    assert_eq!(stored.errors[0].exception_class_path, "taskhost::WorkerLost");
 }

@@ -40,6 +40,7 @@ fn open_store(db: &TestDb) -> Box<dyn Store> {
     let config = StoreConfig {
         alias: "default".into(),
         max_attempts: 1,
+        max_rescues: 3,
     };
     match &options.location {
         crate::options::Location::Sqlite(path) => Box::new(
@@ -200,7 +201,7 @@ fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
         ));
     }
     let (b, _) = db.backend();
-    assert_eq!(recorded_versions(&db), vec![1, 2, 3]);
+    assert_eq!(recorded_versions(&db), vec![1, 2, 3, 4]);
     let results: Vec<TaskResultData> = ext(&b, ops::RESULTS, json!({})).unwrap();
     let listed: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
     let inserted: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
