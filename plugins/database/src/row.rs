@@ -213,7 +213,23 @@ pub struct Expired {
     pub lease_token: i64,
 }
 
+/// The most a rescued task's `run_after` is put past the rescue (µs): see [`Expired::run_after`].
+pub const REQUEUE_SPREAD_MICROS: i64 = 1_000_000;
+
 impl Expired {
+    /// When a task the rescue makes READY again may run: at the rescue plus an offset in
+    /// `[0, REQUEUE_SPREAD_MICROS)` taken from its id and rescue count. The tasks a dead worker
+    /// held are all rescued at once; were they READY at once, a worker would claim them
+    /// together again, and a task beside a poison task would die with it every time and
+    /// share its fate at `max_rescues`. Spread out, they are claimed one by one.
+    pub fn run_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        let seed = uuid::Uuid::try_parse(&self.id).map_or(0, |id| id.as_u128() as u64);
+        let mixed = (seed ^ (self.rescues as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+            .wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        let offset = (mixed >> 11) % REQUEUE_SPREAD_MICROS as u64;
+        now + chrono::Duration::microseconds(offset as i64)
+    }
+
     /// Whether the task is READY again rather than FAILED: a lost worker is not the task's
     /// failure, so only the `max_rescues`-th rescue (a task that keeps taking its workers
     /// down) ends it. `max_attempts` plays no part here.

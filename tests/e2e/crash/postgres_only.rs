@@ -6,24 +6,52 @@ use crate::worker::env::{Env, Store, POSTGRES_URL};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// How a [`drain_while_cut`] run is set up.
+struct Setup<'a> {
+    /// The backend's options (TOML lines).
+    options: &'a str,
+    /// The workers' flags.
+    worker_args: &'a [&'a str],
+    /// Tasks each worker runs at once (what `worker_args` says, or the default 1).
+    concurrency: usize,
+    /// How long each task sleeps.
+    task_ms: u64,
+}
+
+/// The tuned runs: short leases, retries allowed, 4 tasks at once per worker.
+const TUNED: Setup = Setup {
+    options: "max_attempts = 100",
+    worker_args: &["--concurrency", "4", "--lease", "2"],
+    concurrency: 4,
+    task_ms: 30,
+};
+
+/// What a [`drain_while_cut`] run saw, for assertions of its own.
+struct Seen {
+    duplicates: usize,
+    leases_lost: usize,
+    worker_lost_errors: usize,
+}
+
 /// Drain `tasks` with 4 workers whose sessions carry the `application_name` given to `cut`,
 /// while `cut` runs every `every` (returning how many sessions it ended); nothing may be lost,
 /// and duplicates stay within the tasks in flight at each cut.
 fn drain_while_cut(
     scenario: &str,
     rng: &mut Rng,
+    setup: &Setup<'_>,
     tasks: usize,
     every: (u64, u64),
     max_cuts: usize,
     mut cut: impl FnMut(&str) -> u64,
-) {
-    let (workers, concurrency) = (4, 4);
+) -> Seen {
+    let (workers, concurrency) = (4, setup.concurrency);
     let app = format!("taskhost_crash_{}_{scenario}", std::process::id());
     let url = format!("{POSTGRES_URL}?application_name={app}");
-    let env = Env::new_with_url(Store::Postgres, &url, "max_attempts = 100");
-    let ids = enqueue_work(&env, 0..tasks, 30);
+    let env = Env::new_with_url(Store::Postgres, &url, setup.options);
+    let ids = enqueue_work(&env, 0..tasks, setup.task_ms);
     let started = Instant::now();
-    let pool = Pool::start(&env, workers, &["--concurrency", "4", "--lease", "2"]);
+    let pool = Pool::start(&env, workers, setup.worker_args);
     env.wait_for_line(|l| l.starts_with("run "));
     let (mut cuts, mut sessions, mut last_cut) = (0, 0, Instant::now());
     let mut next_cut = Instant::now();
@@ -64,6 +92,11 @@ fn drain_while_cut(
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
     let bound = cuts * workers * concurrency + leases_lost;
+    let worker_lost_errors = results()
+        .iter()
+        .flat_map(|r| r.errors())
+        .filter(|e| e.exception_class_path == "taskhost::WorkerLost")
+        .count();
     Figures::new(scenario, Store::Postgres)
         .add("tasks", tasks)
         .add("workers", workers)
@@ -74,6 +107,7 @@ fn drain_while_cut(
         .add("duplicates", runs.duplicates())
         .add("leases_lost", leases_lost)
         .add("refused_retries", refused_retries)
+        .add("worker_lost_errors", worker_lost_errors)
         .add("bound", bound)
         .add("worker_error_lines", errors_logged)
         .add("resume_max_ms", resumed.iter().max().unwrap_or(&0))
@@ -83,6 +117,11 @@ fn drain_while_cut(
     assert_eq!(lost, 0);
     assert!(cuts >= 1 && sessions > 0, "no session was ended");
     assert!(runs.duplicates() <= bound);
+    Seen {
+        duplicates: runs.duplicates(),
+        leases_lost,
+        worker_lost_errors,
+    }
 }
 
 /// End every session named `app`; returns how many.
@@ -105,10 +144,45 @@ fn workers_reconnect_while_all_their_sessions_are_terminated_again_and_again() {
     drain_while_cut(
         "pg_terminate_all",
         &mut rng,
+        &TUNED,
         tasks,
         every,
         usize::MAX,
         |app| terminate_sessions(&mut admin, app),
+    );
+}
+
+/// The same cuts at the defaults a user runs (`max_attempts = 1`, 60 s leases, one task at a
+/// time per worker) with short tasks, so that many claims and completions are in flight when a
+/// session ends. No worker dies and no lease can run out, so nothing may be lost, FAILED,
+/// rescued, run twice or reported as a lost lease: every write whose session ended with the
+/// outcome unknown must find out what it did. Before claim ids, 9–15 tasks in 10,000 ended
+/// FAILED with a `WorkerLost` error naming a live worker (a claim had committed, its retry
+/// claimed other tasks, and these sat RUNNING until the lease ran out).
+#[test]
+fn nothing_is_lost_or_rerun_when_sessions_are_terminated_at_the_defaults() {
+    let mut rng = Rng::seeded("pg_terminate_defaults", Store::Postgres);
+    let mut admin = postgres::Client::connect(POSTGRES_URL, postgres::NoTls).unwrap();
+    let (tasks, every) = (size(3_000, 10_000), size((200, 500), (300, 1_000)));
+    let defaults = Setup {
+        options: "",
+        worker_args: &[],
+        concurrency: 1,
+        task_ms: 2,
+    };
+    let seen = drain_while_cut(
+        "pg_terminate_defaults",
+        &mut rng,
+        &defaults,
+        tasks,
+        every,
+        usize::MAX,
+        |app| terminate_sessions(&mut admin, app),
+    );
+    assert_eq!(
+        (seen.duplicates, seen.leases_lost, seen.worker_lost_errors),
+        (0, 0, 0),
+        "(duplicates, leases reported lost, WorkerLost errors)"
     );
 }
 
@@ -134,7 +208,7 @@ fn pg_ctlcluster(action: &str) {
 fn workers_reconnect_after_a_postgres_server_restart() {
     let mut rng = Rng::seeded("pg_restart", Store::Postgres);
     let tasks = size(600, 10_000);
-    drain_while_cut("pg_restart", &mut rng, tasks, (1_000, 3_000), 1, |app| {
+    drain_while_cut("pg_restart", &mut rng, &TUNED, tasks, (1_000, 3_000), 1, |app| {
         let mut admin = postgres::Client::connect(POSTGRES_URL, postgres::NoTls).unwrap();
         let sessions: i64 = admin
             .query_one(

@@ -504,17 +504,18 @@ impl PgStore {
                 max_rescues: i64::from(self.config.max_rescues),
                 lease_token: r.try_get(5)?,
             };
-            let (status, finished) = match lost.requeues() {
-                true => ("READY", None),
-                false => ("FAILED", Some(now)),
+            let (status, finished, run_after) = match lost.requeues() {
+                true => ("READY", None, Some(lost.run_after(now))),
+                false => ("FAILED", Some(now), None),
             };
             let error = to_json(&lost.error())?;
             count += tx.execute(
                 "UPDATE taskhost_tasks SET status = $2, finished_at = $3, \
+                 run_after = COALESCE($6, run_after), \
                  errors = errors || jsonb_build_array($4::text::jsonb), \
                  rescues = rescues + 1, lease_owner = NULL, lease_expires_at = NULL \
                  WHERE id = $1 AND status = 'RUNNING' AND lease_token = $5",
-                &[&id, &status, &finished, &error, &lost.lease_token],
+                &[&id, &status, &finished, &error, &lost.lease_token, &run_after],
             )?;
         }
         Ok(count)

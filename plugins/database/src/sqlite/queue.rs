@@ -241,6 +241,7 @@ impl SqliteStore {
         }
         let mut update = tx.prepare_cached(
             "UPDATE taskhost_tasks SET status = ?2, finished_at = ?3, \
+             run_after = COALESCE(?6, run_after), \
              errors = CASE WHEN json_valid(errors) THEN json_insert(errors, '$[#]', json(?4)) \
                       ELSE json_array(json(?4)) END, \
              rescues = rescues + 1, lease_owner = NULL, lease_expires_at = NULL \
@@ -257,12 +258,19 @@ impl SqliteStore {
                 max_rescues: i64::from(self.config.max_rescues),
                 lease_token,
             };
-            let (status, finished) = match lost.requeues() {
-                true => ("READY", None),
-                false => ("FAILED", Some(us(now))),
+            let (status, finished, run_after) = match lost.requeues() {
+                true => ("READY", None, Some(us(lost.run_after(now)))),
+                false => ("FAILED", Some(us(now)), None),
             };
             let error = to_json(&lost.error())?;
-            count += update.execute((&lost.id, status, finished, error, lost.lease_token))? as u64;
+            count += update.execute((
+                &lost.id,
+                status,
+                finished,
+                error,
+                lost.lease_token,
+                run_after,
+            ))? as u64;
         }
         Ok(count)
     }

@@ -151,6 +151,18 @@ fn an_expired_lease_is_rescued_ready_again_at_the_default_max_attempts(db: TestD
     assert_eq!(first.max_attempts, 1);
     let signals_before = host.signals().len();
     db.advance_secs(61);
+    assert_eq!(
+        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
+        json!({"count": 1})
+    );
+    let rescued = get(&b, &enqueued.id).unwrap();
+    assert_eq!(rescued.status, TaskResultStatus::Ready);
+    let due = rescued.task.run_after.unwrap();
+    assert!(
+        due >= db.now() && due < db.now() + Duration::seconds(1),
+        "READY again within the requeue spread: {due}"
+    );
+    db.advance_secs(1);
     let second = claim(&b, "w2", 1).remove(0);
     assert_eq!(second.result.id, enqueued.id);
     assert_eq!(second.lease_token, 2);
@@ -199,6 +211,7 @@ fn a_task_rescued_max_rescues_times_ends_failed(db: TestDb) {
         json!({"count": 1})
     );
     assert_eq!(get(&b, &poison.id).unwrap().status, TaskResultStatus::Ready);
+    db.advance_secs(1);
     assert_eq!(claim(&b, "w2", 1)[0].max_attempts, 11);
     db.advance_secs(61);
     assert_eq!(
@@ -229,6 +242,8 @@ fn a_stale_lease_token_changes_nothing(db: TestDb) {
     enqueue(&b, "default");
     let stale = claim(&b, "w1", 1).remove(0);
     db.advance_secs(11);
+    ext::<Value>(&b, ops::RESCUE, json!({})).unwrap();
+    db.advance_secs(1);
     let fresh = claim(&b, "w1", 1).remove(0);
     assert_eq!((stale.lease_token, fresh.lease_token), (1, 2));
     assert!(!complete(&b, &[success(&stale, json!("late"))])[0].applied);
