@@ -301,7 +301,13 @@ mod tests {
         let o = parse(json!({"url": "sqlite://tasks.db"})).unwrap();
         assert_eq!(o.location, Location::Sqlite("/etc/app/tasks.db".into()));
         assert_eq!(
-            (o.max_attempts, o.max_rescues, o.lease_secs, o.migrate, o.pool_size),
+            (
+                o.max_attempts,
+                o.max_rescues,
+                o.lease_secs,
+                o.migrate,
+                o.pool_size
+            ),
             (1, 3, 60.0, true, 4)
         );
         assert_eq!(o.schema, "public");

@@ -208,20 +208,28 @@ fn pg_ctlcluster(action: &str) {
 fn workers_reconnect_after_a_postgres_server_restart() {
     let mut rng = Rng::seeded("pg_restart", Store::Postgres);
     let tasks = size(600, 10_000);
-    drain_while_cut("pg_restart", &mut rng, &TUNED, tasks, (1_000, 3_000), 1, |app| {
-        let mut admin = postgres::Client::connect(POSTGRES_URL, postgres::NoTls).unwrap();
-        let sessions: i64 = admin
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                &[&app],
-            )
-            .unwrap()
-            .get(0);
-        drop(admin);
-        pg_ctlcluster("restart");
-        wait_until("PostgreSQL accepting connections again", || {
-            postgres::Client::connect(POSTGRES_URL, postgres::NoTls).is_ok()
-        });
-        sessions as u64
-    });
+    drain_while_cut(
+        "pg_restart",
+        &mut rng,
+        &TUNED,
+        tasks,
+        (1_000, 3_000),
+        1,
+        |app| {
+            let mut admin = postgres::Client::connect(POSTGRES_URL, postgres::NoTls).unwrap();
+            let sessions: i64 = admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&app],
+                )
+                .unwrap()
+                .get(0);
+            drop(admin);
+            pg_ctlcluster("restart");
+            wait_until("PostgreSQL accepting connections again", || {
+                postgres::Client::connect(POSTGRES_URL, postgres::NoTls).is_ok()
+            });
+            sessions as u64
+        },
+    );
 }

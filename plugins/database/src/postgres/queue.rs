@@ -405,15 +405,16 @@ impl PgStore {
         // did not, then reads back which rows hold exactly these completions (the first try's
         // commit included), so a stored result is acknowledged as applied, never reported as
         // a lost lease.
-        let mut applied: HashSet<Uuid> = self.write_idempotent("completing tasks", false, |tx| {
-            let mut rows = tx.query(COMPLETE, &params)?;
-            if tx.is_retry() {
-                rows = tx.query(COMPLETED, &[&ids, &tokens, &statuses, &values, &errors])?;
-            }
-            rows.iter()
-                .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
-                .collect::<Result<_, TxError>>()
-        })?;
+        let mut applied: HashSet<Uuid> =
+            self.write_idempotent("completing tasks", false, |tx| {
+                let mut rows = tx.query(COMPLETE, &params)?;
+                if tx.is_retry() {
+                    rows = tx.query(COMPLETED, &[&ids, &tokens, &statuses, &values, &errors])?;
+                }
+                rows.iter()
+                    .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
+                    .collect::<Result<_, TxError>>()
+            })?;
         // An id given twice is applied once: the first completion gets the ack.
         Ok(completions
             .iter()
@@ -515,7 +516,14 @@ impl PgStore {
                  errors = errors || jsonb_build_array($4::text::jsonb), \
                  rescues = rescues + 1, lease_owner = NULL, lease_expires_at = NULL \
                  WHERE id = $1 AND status = 'RUNNING' AND lease_token = $5",
-                &[&id, &status, &finished, &error, &lost.lease_token, &run_after],
+                &[
+                    &id,
+                    &status,
+                    &finished,
+                    &error,
+                    &lost.lease_token,
+                    &run_after,
+                ],
             )?;
         }
         Ok(count)

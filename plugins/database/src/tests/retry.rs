@@ -333,5 +333,8 @@ fn postgres_a_retried_completion_of_a_rescued_task_is_not_applied() {
     assert!(!acks[0].applied);
     let stored = get(&b, &task.result.id).unwrap();
     assert_eq!(stored.errors.len(), 1);
-    assert_eq!(stored.errors[0].exception_class_path, "taskhost::WorkerLost");
+    assert_eq!(
+        stored.errors[0].exception_class_path,
+        "taskhost::WorkerLost"
+    );
 }
