@@ -332,6 +332,7 @@ fn outcome_of(line: &str) -> String {
         "is not a loadable shared library",
         "is a shared library but not a taskhost plugin",
         "is an abi_stable library for",
+        "is not a loadable abi_stable library",
         "its ABI layout does not match",
         "returned an unreadable manifest",
         "declares module path",

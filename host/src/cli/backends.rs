@@ -46,7 +46,7 @@ pub fn run(config_path: Option<&Path>) -> bool {
                     m.plugin_api_version,
                     m.plugin_version
                 ),
-                Err(reason) => println!("  {name}: not loadable: {reason}"),
+                Err(reason) => println!("  {name}: not loadable: {}", one_line(&reason)),
             }
         }
     }
@@ -83,4 +83,9 @@ fn examine(
         )),
         Err(crash) => Err(format!("'{}' {}", file.display(), crash.0)),
     }
+}
+
+/// A reason on one line (one line per file in the listing).
+fn one_line(reason: &str) -> String {
+    reason.split_whitespace().collect::<Vec<_>>().join(" ")
 }

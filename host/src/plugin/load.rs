@@ -145,7 +145,20 @@ fn open_uncached(path: &Path) -> Result<Library, String> {
              module (plugins export one with taskhost_plugin_api::export_plugin!)"
         ));
     }
-    let header = lib_header_from_path(path).map_err(|e| format!("'{shown}': {e}"))?;
+    let header = lib_header_from_path(path).map_err(|e| {
+        // abi_stable's header errors span lines; keep the first few on one line.
+        let text = e.to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(6)
+            .collect();
+        format!(
+            "'{shown}' is not a loadable abi_stable library: {}",
+            lines.join(" / ")
+        )
+    })?;
     let consts = header.root_mod_consts();
     if consts.name().as_str() != ABI_NAME {
         return Err(format!(
