@@ -435,11 +435,17 @@ impl Parser<'_> {
                 return Err(self.err(&key, msg));
             }
             let toml::Value::String(text) = v else {
-                let expected = "a pin string, \"sha256:<64 hex digits>\" (taskhost plugin pin prints them)";
+                let expected =
+                    "a pin string, \"sha256:<64 hex digits>\" (taskhost plugin pin prints them)";
                 return Err(self.wrong_type(&key, expected, v));
             };
             let digest = PinDigest::parse(text).map_err(|reason| {
-                self.err(&key, format!("'{key}' is not a valid pin: {reason} (taskhost plugin pin prints them)"))
+                self.err(
+                    &key,
+                    format!(
+                        "'{key}' is not a valid pin: {reason} (taskhost plugin pin prints them)"
+                    ),
+                )
             })?;
             pins.insert(file_name.clone(), digest);
         }

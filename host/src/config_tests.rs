@@ -910,7 +910,9 @@ fn plugin_pins_in_both_spellings() {
         let pins = parse(&text).unwrap().plugin_pins.unwrap();
         assert_eq!(pins.len(), 1);
         assert_eq!(
-            pins.get("libtaskhost_backends_dummy.so").unwrap().to_string(),
+            pins.get("libtaskhost_backends_dummy.so")
+                .unwrap()
+                .to_string(),
             pin_text("a")
         );
     }
@@ -918,7 +920,10 @@ fn plugin_pins_in_both_spellings() {
     let upper = format!("sha256:{}", "AB".repeat(32));
     let text = format!("[plugin_pins]\n\"liba.so\" = \"{upper}\"\n");
     let pins = parse(&text).unwrap().plugin_pins.unwrap();
-    assert_eq!(pins.get("liba.so").unwrap().to_string(), upper.to_lowercase());
+    assert_eq!(
+        pins.get("liba.so").unwrap().to_string(),
+        upper.to_lowercase()
+    );
     // An empty table is configured pins with no entry: every file is refused.
     assert_eq!(
         parse("[plugin_pins]\n").unwrap().plugin_pins,
@@ -975,7 +980,10 @@ fn plugin_pins_bad_values_are_named() {
     assert_err(
         "plugin_pins = [\"liba.so\"]\n",
         "plugin_pins",
-        &["must be a table of plugin library file names to pins", "found an array"],
+        &[
+            "must be a table of plugin library file names to pins",
+            "found an array",
+        ],
     );
     let twice = format!(
         "[plugin_pins]\n\"liba.so\" = \"{0}\"\n[PLUGIN_PINS]\n\"liba.so\" = \"{0}\"\n",

@@ -168,7 +168,10 @@ fn diagnostic_commands_survive_plugin_files_that_crash_when_opened() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), expected.len(), "{text}");
     for (line, want) in lines.iter().zip(expected) {
-        assert!(line.starts_with(want), "expected {want:?}\n got {line:?}\n{text}");
+        assert!(
+            line.starts_with(want),
+            "expected {want:?}\n got {line:?}\n{text}"
+        );
     }
     // The same from an application's binary that mounts the CLI (taskhost::cli::main()): its
     // inspecting process is that binary.
@@ -217,7 +220,13 @@ fn diagnostic_commands_survive_plugin_files_that_crash_when_opened() {
     // plugin test: the suite's process dies; the report says so, in both formats.
     let abort_arg = abort.display().to_string();
     let out = taskhost(
-        &["plugin", "test", &abort_arg, "--class", "acme.abort.AbortBackend"],
+        &[
+            "plugin",
+            "test",
+            &abort_arg,
+            "--class",
+            "acme.abort.AbortBackend",
+        ],
         None,
         &[],
     );
@@ -261,7 +270,11 @@ fn diagnostic_commands_survive_plugin_files_that_crash_when_opened() {
         &[],
     );
     assert_exit(&out, 0);
-    assert!(stdout(&out).starts_with("PASS loads\n"), "{}", all_output(&out));
+    assert!(
+        stdout(&out).starts_with("PASS loads\n"),
+        "{}",
+        all_output(&out)
+    );
 }
 
 #[cfg(target_os = "linux")]
@@ -313,12 +326,19 @@ fn outcome_of(line: &str) -> String {
     }
     if let Some(at) = line.find("crashed the inspecting process with ") {
         let rest = &line[at + "crashed the inspecting process with ".len()..];
-        return format!("crash contained: {}", rest.split(" (").next().unwrap_or(rest));
+        return format!(
+            "crash contained: {}",
+            rest.split(" (").next().unwrap_or(rest)
+        );
     }
     if let Some(at) = line.find("made the inspecting process exit with status ") {
         let rest = &line[at + "made the inspecting process exit with ".len()..];
         let status = rest.split(' ').take(2).collect::<Vec<_>>().join(" ");
-        let ld_so = if line.contains("ld.so") { ", ld.so" } else { "" };
+        let ld_so = if line.contains("ld.so") {
+            ", ld.so"
+        } else {
+            ""
+        };
         return format!("crash contained: exit {status}{ld_so}");
     }
     if line.contains("left the inspecting process without an answer") {
@@ -508,19 +528,21 @@ fn plugin_pin_prints_a_table_that_round_trips_and_write_puts_it_in_the_config() 
         )
     );
     // The printed table reads back as the same pins.
-    let parsed = config_with(&format!("{table}[tasks]\n")).plugin_pins.unwrap();
+    let parsed = config_with(&format!("{table}[tasks]\n"))
+        .plugin_pins
+        .unwrap();
     assert_eq!(parsed.len(), 3);
-    assert_eq!(parsed.get(DUMMY_FILE).unwrap().to_string(), digest(DUMMY_FILE));
+    assert_eq!(
+        parsed.get(DUMMY_FILE).unwrap().to_string(),
+        digest(DUMMY_FILE)
+    );
 
     // --write adds the table; check then loads the pinned plugin; a second write is a no-op.
     let out = taskhost(&["plugin", "pin", "--write"], Some(&config), &[]);
     assert_exit(&out, 0);
     assert_eq!(
         stdout(&out),
-        format!(
-            "wrote 3 pin(s) to [plugin_pins] in {}\n",
-            config.display()
-        )
+        format!("wrote 3 pin(s) to [plugin_pins] in {}\n", config.display())
     );
     let written = fs::read_to_string(&config).unwrap();
     assert!(written.ends_with(&format!("\n\n{table}")), "{written}");
@@ -564,7 +586,9 @@ fn a_pinned_plugin_loads_and_a_flipped_byte_or_a_missing_pin_is_refused() {
     };
 
     // The host library's own loading (what workers and applications use).
-    let loaded = TaskBackends::new(config(&good, &pins)).get("dummy").unwrap();
+    let loaded = TaskBackends::new(config(&good, &pins))
+        .get("dummy")
+        .unwrap();
     assert_eq!(
         loaded.library_path(),
         canon(&good.join(DUMMY_FILE)).as_path()

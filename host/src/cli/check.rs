@@ -59,7 +59,9 @@ pub fn run(config_path: Option<&Path>) -> bool {
                 loaded.push(format!("{alias} ({})", entry.backend));
                 loadable.insert(alias.as_str());
             }
-            Ok(Answer::Alias { problems: found, .. }) => problems.extend(found),
+            Ok(Answer::Alias {
+                problems: found, ..
+            }) => problems.extend(found),
             Ok(other) => problems.push(format!(
                 "error: backend '{alias}': the inspecting process answered {other:?}"
             )),

@@ -270,9 +270,10 @@ pub(crate) fn run_child(
             )));
         }
     }
-    let code = status
-        .code()
-        .map_or_else(|| "an unknown status".to_string(), |c| format!("status {c}"));
+    let code = status.code().map_or_else(
+        || "an unknown status".to_string(),
+        |c| format!("status {c}"),
+    );
     let hint = if stderr.contains(INSPECT_COMMAND) || stderr.contains("--in-process") {
         format!(
             " (does '{}' run taskhost::cli::main()? the diagnostic commands re-run it as \
@@ -290,9 +291,7 @@ pub(crate) fn run_child(
 }
 
 /// Reads a child's pipe to its end on a thread of its own (so neither pipe fills up).
-fn reader<R: Read + Send + 'static>(
-    pipe: Option<R>,
-) -> Option<std::sync::mpsc::Receiver<Vec<u8>>> {
+fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> Option<std::sync::mpsc::Receiver<Vec<u8>>> {
     let mut pipe = pipe?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()

@@ -45,7 +45,10 @@ fn collect(config: &Config) -> crate::Result<PluginPins> {
                 continue;
             }
             if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
-                eprintln!("note: '{}' is not pinned: not a regular file", file.display());
+                eprintln!(
+                    "note: '{}' is not pinned: not a regular file",
+                    file.display()
+                );
                 continue;
             }
             let digest = digest_file(&file).map_err(|reason| pin_error(config, reason))?;
@@ -117,8 +120,7 @@ fn write_pins(config: &Config, pins: &PluginPins) -> crate::Result<()> {
     let reread = Config::from_toml_str(&updated, Some(file), base)?;
     if reread.plugin_pins.as_ref() != Some(pins) {
         return Err(fail(
-            "the updated file would not read back the same pins; it was left unchanged"
-                .to_string(),
+            "the updated file would not read back the same pins; it was left unchanged".to_string(),
         ));
     }
     let temp = file.with_file_name(format!(
@@ -202,7 +204,10 @@ mod tests {
     #[test]
     fn other_spellings_are_not_rewritten() {
         assert_eq!(without_pins_table("plugin_pins = { }\n"), None);
-        assert_eq!(without_pins_table("plugin_pins.\"liba.so\" = \"x\"\n"), None);
+        assert_eq!(
+            without_pins_table("plugin_pins.\"liba.so\" = \"x\"\n"),
+            None
+        );
         assert_eq!(without_pins_table("[plugin_pins.sub]\n"), None);
     }
 }

@@ -161,7 +161,9 @@ impl FileIdentity {
             let since = |t: std::io::Result<std::time::SystemTime>| {
                 t.ok()
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                    .map_or((0, 0), |d| (d.as_secs() as i64, i64::from(d.subsec_nanos())))
+                    .map_or((0, 0), |d| {
+                        (d.as_secs() as i64, i64::from(d.subsec_nanos()))
+                    })
             };
             Self {
                 dev: 0,
@@ -334,7 +336,10 @@ mod tests {
             .contains("changed while it was being opened"));
 
         let err = verify(&PluginPins::new(), "libacme_x.so", &path).unwrap_err();
-        assert!(err.contains("has no pin, and [plugin_pins] is configured"), "{err}");
+        assert!(
+            err.contains("has no pin, and [plugin_pins] is configured"),
+            "{err}"
+        );
         assert!(
             err.contains(&format!(
                 "add plugin_pins.\"libacme_x.so\" = \"{}\"",
