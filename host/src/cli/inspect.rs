@@ -183,6 +183,11 @@ pub(crate) fn ask(
     doing: &str,
 ) -> Result<Answer, Crash> {
     let output = run_child(config_path, args, timeout, doing)?;
+    // What the child logged (plugin warnings, RUST_LOG output) is passed on, as it was when the
+    // commands opened files in-process.
+    if !output.stderr.is_empty() {
+        eprint!("{}", output.stderr);
+    }
     let answer = output
         .stdout
         .lines()

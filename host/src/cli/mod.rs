@@ -43,9 +43,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Load every configured backend and run its checks.
+    /// Load every configured backend and run its checks (each alias in a child process, so a
+    /// plugin file that crashes is reported, not fatal).
     Check,
-    /// List the plugin libraries in every plugin dir, and why any is not loadable.
+    /// List the plugin libraries in every plugin dir, and why any is not loadable (each file is
+    /// opened in a child process, so one that crashes is reported as refused).
     Backends,
     /// Run a worker (from the binary that contains your tasks).
     Worker(WorkerArgs),
