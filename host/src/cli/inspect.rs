@@ -31,15 +31,15 @@ pub const INSPECT_COMMAND: &str = "__inspect-plugin";
 /// plugin that prints cannot garble the answer).
 pub(crate) const ANSWER_PREFIX: &str = "taskhost-inspect-answer: ";
 
-/// The environment variable that sets how long a child may take, in seconds (default
-/// [`DEFAULT_TIMEOUT_SECS`]; `plugin test` defaults to [`DEFAULT_SUITE_TIMEOUT_SECS`]).
+/// The environment variable that sets how long a child may take, in whole seconds (default 60
+/// per file or alias for `backends` and `check`, 600 for the whole `plugin test` suite).
 pub const TIMEOUT_ENV: &str = "TASKHOST_INSPECT_TIMEOUT_SECS";
 
 /// How long `backends` and `check` wait for one file or alias.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 60;
 
 /// How long `plugin test` waits for the whole conformance suite.
-pub const DEFAULT_SUITE_TIMEOUT_SECS: u64 = 600;
+pub(crate) const DEFAULT_SUITE_TIMEOUT_SECS: u64 = 600;
 
 /// The arguments of the hidden [`INSPECT_COMMAND`] subcommand: exactly one of `--file` and
 /// `--alias`.
