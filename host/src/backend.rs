@@ -6,7 +6,7 @@ use crate::config::BackendConfig;
 use crate::error::{Error, Result};
 use crate::in_flight;
 use crate::json::to_storable;
-use crate::plugin::{resolve::resolve_library, BackendName, Library};
+use crate::plugin::{resolve::resolve_library, BackendName, Library, PluginPins};
 use crate::result::TaskResult;
 use crate::transaction::{in_atomic_block, on_commit};
 use crate::validation::validate_task;
@@ -40,6 +40,8 @@ pub struct PluginSearch<'a> {
     pub allow_writable: bool,
     /// The config file's dir, handed to plugins for relative paths in options.
     pub config_dir: Option<&'a Path>,
+    /// The `[plugin_pins]` table, when configured: every file opened must match its pin.
+    pub pins: Option<&'a PluginPins>,
 }
 
 impl Backend {
@@ -49,7 +51,9 @@ impl Backend {
         let fail = |reason: String| Error::backend_not_found(alias, &config.backend, reason);
         let name = BackendName::parse(&config.backend).map_err(fail)?;
         let path = resolve_library(&name, search.dirs, search.allow_writable).map_err(fail)?;
-        let library = Library::open(&path).map_err(fail)?;
+        let pins = search.pins.map(|pins| (pins, name.library_file_name()));
+        let library = Library::open_pinned(&path, pins.as_ref().map(|(p, f)| (*p, f.as_str())))
+            .map_err(fail)?;
         library.check_serves(&name).map_err(fail)?;
         let params = BackendParams {
             alias: alias.to_string(),

@@ -11,6 +11,11 @@
 //! url = "sqlite://tasks.db"
 //! ```
 //!
+//! An optional `[plugin_pins]` table (`PLUGIN_PINS`) maps plugin library file names to the
+//! SHA-256 digest each must have (`"libacme_redis.so" = "sha256:<64 hex digits>"`); when it is
+//! present, a file that is not listed or does not match is refused before it is opened (see
+//! [`crate::plugin::pins`]).
+//!
 //! Lowercase keys are canonical; Django's uppercase spellings (`TASKS`, `BACKEND`, `QUEUES`,
 //! `OPTIONS`, `ENQUEUE_ON_COMMIT`) are accepted as aliases. Every mistake is an
 //! [`Error::ImproperlyConfigured`] naming the file and the dotted key at fault; nothing here
@@ -21,6 +26,8 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::plugin::name::library_stem_of;
+use crate::plugin::pins::{PinDigest, PluginPins};
 
 /// The environment variable naming the config file when no explicit path is given.
 pub const CONFIG_ENV: &str = "TASKHOST_CONFIG";
@@ -41,10 +48,16 @@ const DEFAULT_ALIAS: &str = "default";
 const DEFAULT_QUEUE: &str = "default";
 
 /// The top-level keys, for messages and suggestions (`TASKS` is accepted too).
-const TOP_KEYS: [&str; 3] = ["plugin_dirs", "allow_writable_plugin_dirs", "tasks"];
+const TOP_KEYS: [&str; 4] = [
+    "plugin_dirs",
+    "allow_writable_plugin_dirs",
+    "tasks",
+    "plugin_pins",
+];
 
 /// The top-level keys as listed in messages.
-const TOP_KEYS_TEXT: &str = "plugin_dirs, allow_writable_plugin_dirs, tasks (or TASKS)";
+const TOP_KEYS_TEXT: &str =
+    "plugin_dirs, allow_writable_plugin_dirs, tasks (or TASKS), plugin_pins (or PLUGIN_PINS)";
 
 /// The keys of one alias table: canonical lowercase spelling and Django's uppercase alias.
 const ALIAS_KEYS: [(&str, &str); 5] = [
@@ -78,6 +91,9 @@ pub struct Config {
     pub allow_writable_plugin_dirs: bool,
     /// The backends, by alias.
     pub backends: BTreeMap<String, BackendConfig>,
+    /// The `[plugin_pins]` table: when `Some`, every plugin file the host opens must be listed
+    /// there under its file name with its SHA-256 digest, or it is refused unopened.
+    pub plugin_pins: Option<PluginPins>,
 }
 
 /// One alias of `[tasks]`: which backend, which queues, and the options handed to the plugin.
@@ -253,6 +269,7 @@ fn default_with(env: &Env) -> Config {
         plugin_dirs: merge_dirs(env_plugin_dirs(env), env.default_dirs.clone()),
         allow_writable_plugin_dirs: false,
         backends,
+        plugin_pins: None,
     }
 }
 
@@ -266,8 +283,16 @@ fn from_toml_with(text: &str, file: Option<&Path>, base_dir: &Path, env: &Env) -
 
     let (mut plugin_dirs, mut allow_writable) = (None, None);
     let mut tasks: Option<(&str, &toml::Value)> = None;
+    let mut pins: Option<(&str, &toml::Value)> = None;
     for (key, value) in &table {
         match key.as_str() {
+            "plugin_pins" | "PLUGIN_PINS" => {
+                if let Some((first, _)) = pins {
+                    let msg = format!("'plugin_pins' is given twice, as '{first}' and '{key}'; keep one (lowercase 'plugin_pins' is canonical)");
+                    return Err(p.err("plugin_pins", msg));
+                }
+                pins = Some((key, value));
+            }
             "plugin_dirs" => plugin_dirs = Some(value),
             "allow_writable_plugin_dirs" => allow_writable = Some(value),
             "tasks" | "TASKS" => {
@@ -326,11 +351,17 @@ fn from_toml_with(text: &str, file: Option<&Path>, base_dir: &Path, env: &Env) -
         }
     };
 
+    let plugin_pins = match pins {
+        None => None,
+        Some((spelling, value)) => Some(p.pins(spelling, value)?),
+    };
+
     Ok(Config {
         file: file.map(Path::to_path_buf),
         plugin_dirs: merge_dirs(env_plugin_dirs(env), configured),
         allow_writable_plugin_dirs,
         backends,
+        plugin_pins,
     })
 }
 
@@ -386,6 +417,39 @@ impl Parser<'_> {
             out.push(s);
         }
         Ok(out)
+    }
+
+    /// Parses the `[plugin_pins]` table (spelled `spelling`): library file name → pin.
+    fn pins(&self, spelling: &str, value: &toml::Value) -> Result<PluginPins> {
+        let toml::Value::Table(table) = value else {
+            let expected = "a table of plugin library file names to pins, e.g. [plugin_pins] \
+                \"libacme_redis.so\" = \"sha256:<64 hex digits>\"";
+            return Err(self.wrong_type(spelling, expected, value));
+        };
+        let mut pins = PluginPins::new();
+        for (file_name, v) in table {
+            let key = dotted(Some(spelling), file_name);
+            if library_stem_of(file_name).is_none() {
+                let example = crate::plugin::name::library_file_name("acme_redis");
+                let msg = format!("unknown key '{key}': the keys of [plugin_pins] are plugin library file names as they appear in a plugin dir, e.g. \"{example}\"; remove or rename it");
+                return Err(self.err(&key, msg));
+            }
+            let toml::Value::String(text) = v else {
+                let expected =
+                    "a pin string, \"sha256:<64 hex digits>\" (taskhost plugin pin prints them)";
+                return Err(self.wrong_type(&key, expected, v));
+            };
+            let digest = PinDigest::parse(text).map_err(|reason| {
+                self.err(
+                    &key,
+                    format!(
+                        "'{key}' is not a valid pin: {reason} (taskhost plugin pin prints them)"
+                    ),
+                )
+            })?;
+            pins.insert(file_name.clone(), digest);
+        }
+        Ok(pins)
     }
 
     /// Parses the alias table `prefix.alias`.

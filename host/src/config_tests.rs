@@ -889,3 +889,118 @@ proptest! {
         prop_assert!(message.contains(&key));
     }
 }
+
+/// A pin of `byte` repeated: a valid digest text.
+fn pin_text(byte: &str) -> String {
+    format!("sha256:{}", byte.repeat(64))
+}
+
+#[test]
+fn plugin_pins_absent_means_no_pins() {
+    assert_eq!(parse("[tasks]\n").unwrap().plugin_pins, None);
+}
+
+#[test]
+fn plugin_pins_in_both_spellings() {
+    for spelling in ["plugin_pins", "PLUGIN_PINS"] {
+        let text = format!(
+            "[{spelling}]\n\"libtaskhost_backends_dummy.so\" = \"{}\"\n",
+            pin_text("a")
+        );
+        let pins = parse(&text).unwrap().plugin_pins.unwrap();
+        assert_eq!(pins.len(), 1);
+        assert_eq!(
+            pins.get("libtaskhost_backends_dummy.so")
+                .unwrap()
+                .to_string(),
+            pin_text("a")
+        );
+    }
+    // Uppercase hex is read, written back lowercase.
+    let upper = format!("sha256:{}", "AB".repeat(32));
+    let text = format!("[plugin_pins]\n\"liba.so\" = \"{upper}\"\n");
+    let pins = parse(&text).unwrap().plugin_pins.unwrap();
+    assert_eq!(
+        pins.get("liba.so").unwrap().to_string(),
+        upper.to_lowercase()
+    );
+    // An empty table is configured pins with no entry: every file is refused.
+    assert_eq!(
+        parse("[plugin_pins]\n").unwrap().plugin_pins,
+        Some(PluginPins::new())
+    );
+}
+
+#[test]
+fn plugin_pins_round_trip_through_to_toml() {
+    let mut pins = PluginPins::new();
+    pins.insert("liba.so", PinDigest::parse(&pin_text("1")).unwrap());
+    pins.insert("libb_c.so", PinDigest::parse(&pin_text("f")).unwrap());
+    assert_eq!(parse(&pins.to_toml()).unwrap().plugin_pins, Some(pins));
+}
+
+#[test]
+fn plugin_pins_unknown_key_is_named() {
+    let text = format!("[plugin_pins]\n\"README.md\" = \"{}\"\n", pin_text("a"));
+    let (key, message) = err(&text);
+    assert_eq!(key.as_deref(), Some("plugin_pins.\"README.md\""));
+    assert_eq!(
+        message,
+        format!(
+            "{}: unknown key 'plugin_pins.\"README.md\"': the keys of [plugin_pins] are plugin \
+             library file names as they appear in a plugin dir, e.g. \"libacme_redis.so\"; \
+             remove or rename it",
+            file().display()
+        )
+    );
+    assert_err(
+        "[plugin_pins]\nsha256 = \"x\"\n",
+        "plugin_pins.sha256",
+        &["unknown key 'plugin_pins.sha256'"],
+    );
+}
+
+#[test]
+fn plugin_pins_bad_values_are_named() {
+    assert_err(
+        "[plugin_pins]\n\"liba.so\" = 1\n",
+        "plugin_pins.\"liba.so\"",
+        &["must be a pin string", "found an integer"],
+    );
+    assert_err(
+        "[plugin_pins]\n\"liba.so\" = \"md5:00\"\n",
+        "plugin_pins.\"liba.so\"",
+        &["is not a valid pin: a pin must start with 'sha256:'"],
+    );
+    assert_err(
+        "[plugin_pins]\n\"liba.so\" = \"sha256:00\"\n",
+        "plugin_pins.\"liba.so\"",
+        &["found 2 character(s) after 'sha256:'"],
+    );
+    assert_err(
+        "plugin_pins = [\"liba.so\"]\n",
+        "plugin_pins",
+        &[
+            "must be a table of plugin library file names to pins",
+            "found an array",
+        ],
+    );
+    let twice = format!(
+        "[plugin_pins]\n\"liba.so\" = \"{0}\"\n[PLUGIN_PINS]\n\"liba.so\" = \"{0}\"\n",
+        pin_text("a")
+    );
+    assert_err(
+        &twice,
+        "plugin_pins",
+        &["'plugin_pins' is given twice, as 'PLUGIN_PINS' and 'plugin_pins'"],
+    );
+}
+
+#[test]
+fn plugin_pins_misspelt_top_key_is_suggested() {
+    assert_err(
+        "[plugin_pin]\n",
+        "plugin_pin",
+        &["unknown key 'plugin_pin'", "did you mean 'plugin_pins'?"],
+    );
+}

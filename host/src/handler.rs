@@ -73,6 +73,7 @@ impl TaskBackends {
             dirs: &config.plugin_dirs,
             allow_writable: config.allow_writable_plugin_dirs,
             config_dir: config.file.as_deref().and_then(|f| f.parent()),
+            pins: config.plugin_pins.as_ref(),
         };
         let backend = Arc::new(Backend::load(alias, entry, &search)?);
         loaded.insert(alias.to_string(), Arc::clone(&backend));

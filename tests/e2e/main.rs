@@ -11,4 +11,5 @@ mod limits;
 mod loading;
 mod panics;
 mod parity;
+mod plugin_files;
 mod worker;

@@ -1,9 +1,20 @@
 //! `taskhost check`: load every configured backend, run its checks, validate registered tasks.
+//!
+//! Each alias is loaded, checked and its tasks validated in a child process
+//! ([`super::inspect`]), so this process never opens a plugin file: one that crashes the child
+//! is reported as that alias's error, with the signal, and the other aliases are still checked.
+//! What needs no opening (the name, the file's place and permissions, its pin) is checked here
+//! first, with the same messages as loading.
 
+use super::inspect::{self, Answer};
 use crate::config::Config;
-use crate::handler::TaskBackends;
+use crate::error::Error;
+use crate::plugin::resolve::resolve_library;
+use crate::plugin::{pins, BackendName};
 use crate::registry::registered_tasks;
 use crate::task::Task;
+use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::Path;
 
 /// Print one line per problem; a one-line summary when there is none. Returns whether all is well.
@@ -20,37 +31,56 @@ pub fn run(config_path: Option<&Path>) -> bool {
         .as_ref()
         .map(|f| f.display().to_string())
         .unwrap_or_else(|| "the built-in default config".to_string());
-    let handler = TaskBackends::new(config.clone());
+    let timeout = inspect::timeout(inspect::DEFAULT_TIMEOUT_SECS);
     let mut problems = Vec::new();
     let mut loaded = Vec::new();
+    let mut loadable = BTreeSet::new();
     for (alias, entry) in &config.backends {
-        match handler.get(alias) {
-            Ok(backend) => {
-                match backend.check() {
-                    Ok(messages) => problems.extend(messages.into_iter().map(|m| {
-                        let hint = m.hint.map(|h| format!(" (hint: {h})")).unwrap_or_default();
-                        format!("{}: backend '{alias}': {}{hint}", m.level, m.message)
-                    })),
-                    Err(e) => problems.push(format!("error: backend '{alias}': check failed: {e}")),
-                }
-                loaded.push(format!("{alias} ({})", entry.backend));
+        let fail = |reason: String| Error::backend_not_found(alias, &entry.backend, reason);
+        let file = match unopened_checks(&config, &entry.backend) {
+            Ok(file) => file,
+            Err(reason) => {
+                problems.push(format!("error: {}", fail(reason)));
+                continue;
             }
-            Err(e) => problems.push(format!("error: {e}")),
+        };
+        let args = [
+            OsString::from(inspect::INSPECT_COMMAND),
+            OsString::from("--alias"),
+            OsString::from(alias),
+        ];
+        let doing = format!("loading backend '{alias}' and running its checks");
+        match inspect::ask(config.file.as_deref(), &args, timeout, &doing) {
+            Ok(Answer::Alias {
+                loaded: true,
+                problems: found,
+            }) => {
+                problems.extend(found);
+                loaded.push(format!("{alias} ({})", entry.backend));
+                loadable.insert(alias.as_str());
+            }
+            Ok(Answer::Alias {
+                problems: found, ..
+            }) => problems.extend(found),
+            Ok(other) => problems.push(format!(
+                "error: backend '{alias}': the inspecting process answered {other:?}"
+            )),
+            Err(crash) => problems.push(format!(
+                "error: {}",
+                fail(format!("'{}' {}", file.display(), crash.0))
+            )),
         }
     }
     let tasks = registered_tasks();
     for definition in &tasks {
         let task: Task<(), ()> = Task::from_definition(definition);
-        let Ok(backend) = handler.get(task.backend()) else {
+        // Tasks on a loadable alias were validated by that alias's inspecting process.
+        if !loadable.contains(task.backend()) {
             problems.push(format!(
                 "error: task '{}' uses backend alias '{}', which is not configured or not loadable",
                 task.module_path(),
                 task.backend()
             ));
-            continue;
-        };
-        if let Err(e) = backend.validate_task(&task.description()) {
-            problems.push(format!("error: task '{}': {e}", task.module_path()));
         }
     }
     for problem in &problems {
@@ -77,4 +107,19 @@ pub fn run(config_path: Option<&Path>) -> bool {
         println!("taskhost check: {errors} error(s) in {source}");
         false
     }
+}
+
+/// The backend name parsed, its library file found in the plugin dirs (containment,
+/// permissions) and checked against its pin: everything loading checks before it opens the file.
+fn unopened_checks(config: &Config, backend: &str) -> Result<std::path::PathBuf, String> {
+    let name = BackendName::parse(backend)?;
+    let file = resolve_library(
+        &name,
+        &config.plugin_dirs,
+        config.allow_writable_plugin_dirs,
+    )?;
+    if let Some(pins) = &config.plugin_pins {
+        pins::verify(pins, &name.library_file_name(), &file)?;
+    }
+    Ok(file)
 }

@@ -10,11 +10,14 @@
 
 mod backends;
 mod check;
+mod inspect;
+mod pin;
 mod plugin;
 mod scaffold;
 mod store;
 mod worker;
 
+pub use inspect::{InspectArgs, INSPECT_COMMAND, TIMEOUT_ENV};
 pub use plugin::{OutputFormat, PluginCommand};
 pub use scaffold::{new_plugin, NewArgs, PluginNames};
 pub use store::{PruneArgs, ResultsCommand};
@@ -40,9 +43,11 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Load every configured backend and run its checks.
+    /// Load every configured backend and run its checks (each alias in a child process, so a
+    /// plugin file that crashes is reported, not fatal).
     Check,
-    /// List the plugin libraries in every plugin dir, and why any is not loadable.
+    /// List the plugin libraries in every plugin dir, and why any is not loadable (each file is
+    /// opened in a child process, so one that crashes is reported as refused).
     Backends,
     /// Run a worker (from the binary that contains your tasks).
     Worker(WorkerArgs),
@@ -64,9 +69,14 @@ pub enum Command {
         backend: String,
     },
     /// Work on plugin libraries (`plugin new`: scaffold a plugin crate; `plugin test`: run the
-    /// conformance suite against a built one).
+    /// conformance suite against a built one; `plugin pin`: the `[plugin_pins]` table).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Examine one plugin file or alias and print a machine-readable answer: what the
+    /// diagnostic commands run their own executable with, so a file that crashes the process
+    /// that opens it takes down this child, not them. Not for direct use.
+    #[command(name = "__inspect-plugin", hide = true)]
+    InspectPlugin(InspectArgs),
 }
 
 /// Parse the process arguments, run the command, and return its exit code.
@@ -86,7 +96,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Queues { backend } => with_config(config, || report(store::queues(backend))),
         Command::Prune(args) => with_config(config, || report(store::prune(args))),
         Command::Migrate { backend } => with_config(config, || report(store::migrate(backend))),
-        Command::Plugin(c) => plugin::run(c),
+        Command::Plugin(c) => plugin::run(config, c),
+        Command::InspectPlugin(args) => inspect::run(config, args),
     };
     if ok {
         ExitCode::SUCCESS

@@ -1,11 +1,14 @@
 //! `taskhost plugin …`: work on plugin libraries. `plugin test` runs the conformance suite
-//! ([`crate::conformance`]) against a built library.
+//! ([`crate::conformance`]) against a built library, in a child process; `plugin pin` prints or
+//! writes the `[plugin_pins]` table.
 
+use super::inspect::{self, Answer};
 use super::scaffold::{self, NewArgs, PluginNames};
-use crate::conformance::Conformance;
+use crate::conformance::{CheckOutcome, Conformance, Report, Status};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Map, Value};
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 
 /// The `plugin` subcommands.
 #[derive(Subcommand, Debug)]
@@ -24,6 +27,17 @@ pub enum PluginCommand {
         /// How to print the report.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
+        /// Run the suite in this process and print its report as an answer line for the
+        /// parent (`plugin test` runs itself this way in a child process).
+        #[arg(long, hide = true)]
+        in_process: bool,
+    },
+    /// Print the `[plugin_pins]` table (a SHA-256 pin for every library file in the plugin
+    /// dirs), or write it into the config file with `--write`.
+    Pin {
+        /// Replace the config file's `[plugin_pins]` table (or add one) instead of printing it.
+        #[arg(long)]
+        write: bool,
     },
     /// Create a buildable backend plugin crate (a working in-memory backend, its tests, a
     /// README with the build, install and test steps).
@@ -39,16 +53,25 @@ pub enum OutputFormat {
     Json,
 }
 
-/// Run a `plugin` subcommand; returns whether all is well.
-pub fn run(command: &PluginCommand) -> bool {
+/// Run a `plugin` subcommand; returns whether all is well. `config` is the global `--config`.
+pub fn run(config: Option<&Path>, command: &PluginCommand) -> bool {
     match command {
         PluginCommand::Test {
             path,
             class,
             options,
             format,
-        } => test(path, class, options.as_deref(), *format),
+            in_process: false,
+        } => test_in_child(path, class, options.as_deref(), *format),
+        PluginCommand::Test {
+            path,
+            class,
+            options,
+            in_process: true,
+            ..
+        } => test_in_process(path, class, options.as_deref()),
         PluginCommand::New(args) => new(args),
+        PluginCommand::Pin { write } => super::pin::run(config, *write),
     }
 }
 
@@ -67,7 +90,42 @@ fn new(args: &NewArgs) -> bool {
     }
 }
 
-fn test(path: &std::path::Path, class: &str, options: Option<&str>, format: OutputFormat) -> bool {
+/// `plugin test`: the suite runs in a child process (this executable with `--in-process`), so
+/// a library that crashes whatever loads it (or a backend that aborts mid-suite) is reported as
+/// a failed `suite` check naming the signal, and this process never opens the file.
+fn test_in_child(path: &Path, class: &str, options: Option<&str>, format: OutputFormat) -> bool {
+    if let Err(e) = parse_options(options) {
+        eprintln!("error: {e}");
+        return false;
+    }
+    let mut args: Vec<OsString> = vec!["plugin".into(), "test".into(), path.as_os_str().into()];
+    args.extend(["--class".into(), class.into()]);
+    if let Some(options) = options {
+        args.extend(["--options".into(), options.into()]);
+    }
+    args.push("--in-process".into());
+    let timeout = inspect::timeout(inspect::DEFAULT_SUITE_TIMEOUT_SECS);
+    let report = match inspect::ask(None, &args, timeout, "running the conformance suite") {
+        Ok(Answer::Report { report }) => report,
+        Ok(other) => crashed(format!(
+            "'{}' could not be tested: the process running the suite answered {other:?}",
+            path.display()
+        )),
+        Err(crash) => crashed(format!("'{}' {}", path.display(), crash.0)),
+    };
+    print_report(&report, format);
+    report.is_success()
+}
+
+/// The report of a suite whose process died: one failed check, `suite`.
+fn crashed(reason: String) -> Report {
+    Report {
+        checks: vec![CheckOutcome::new("suite", Status::Failed(reason))],
+    }
+}
+
+/// `plugin test --in-process`: run the suite here and print the report as the answer line.
+fn test_in_process(path: &Path, class: &str, options: Option<&str>) -> bool {
     let options = match parse_options(options) {
         Ok(options) => options,
         Err(e) => {
@@ -77,11 +135,14 @@ fn test(path: &std::path::Path, class: &str, options: Option<&str>, format: Outp
     };
     let suite = Conformance::new(path, class).options(options);
     let report = quietly(|| suite.run());
+    inspect::print_answer(&Answer::Report { report })
+}
+
+fn print_report(report: &Report, format: OutputFormat) {
     match format {
         OutputFormat::Text => println!("{report}"),
         OutputFormat::Json => println!("{}", report.to_json()),
     }
-    report.is_success()
 }
 
 fn parse_options(options: Option<&str>) -> Result<Map<String, Value>, String> {

@@ -1,6 +1,7 @@
 //! Opening plugin libraries: once per process, with clear reasons for every way it can fail.
 
 use super::name::{library_file_name, library_stem_of, BackendName};
+use super::pins::{self, PinDigest, PluginPins};
 use abi_stable::library::{lib_header_from_path, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL};
 use abi_stable::std_types::RStr;
 use parking_lot::Mutex;
@@ -17,6 +18,8 @@ pub struct Library {
     path: PathBuf,
     manifest: Manifest,
     module: PluginModuleRef,
+    /// The digest the file had when it was opened, if pins were checked then.
+    digest: Option<PinDigest>,
     // Keeps the probe's handle open so the library is not unloaded and loaded again.
     _probe: libloading::Library,
 }
@@ -32,14 +35,40 @@ impl Library {
     /// Open the library at `path` (once per process; later calls return the same library or the
     /// same error). Errors are full sentences naming the file.
     pub fn open(path: &Path) -> Result<Arc<Library>, String> {
+        Self::open_pinned(path, None)
+    }
+
+    /// [`Library::open`], checking the file against `pins` first when they are given: the file
+    /// listed in its plugin dir as `file_name` must have the digest pinned for that name, or it
+    /// is refused without being opened (see [`pins`]). The check is made on every call, also
+    /// for a library this process has already opened: the file on disk must still match.
+    pub(crate) fn open_pinned(
+        path: &Path,
+        pins: Option<(&PluginPins, &str)>,
+    ) -> Result<Arc<Library>, String> {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let mut cache = cache().lock();
+        let verified = match pins {
+            Some((pins, file_name)) => Some(pins::verify(pins, file_name, &key)?),
+            None => None,
+        };
         if let Some(cached) = cache.get(&key) {
             return cached.clone();
         }
-        let opened = open_uncached(&key).map(Arc::new);
+        let opened = open_uncached(&key).and_then(|mut library| {
+            if let Some(verified) = &verified {
+                verified.still_the_same()?;
+                library.digest = Some(verified.digest);
+            }
+            Ok(Arc::new(library))
+        });
         cache.insert(key, opened.clone());
         opened
+    }
+
+    /// The SHA-256 digest the file had when it was opened, if it was checked against a pin.
+    pub fn pinned_digest(&self) -> Option<PinDigest> {
+        self.digest
     }
 
     /// The file it was loaded from (canonical).
@@ -116,7 +145,20 @@ fn open_uncached(path: &Path) -> Result<Library, String> {
              module (plugins export one with taskhost_plugin_api::export_plugin!)"
         ));
     }
-    let header = lib_header_from_path(path).map_err(|e| format!("'{shown}': {e}"))?;
+    let header = lib_header_from_path(path).map_err(|e| {
+        // abi_stable's header errors span lines; keep the first few on one line.
+        let text = e.to_string();
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(6)
+            .collect();
+        format!(
+            "'{shown}' is not a loadable abi_stable library: {}",
+            lines.join(" / ")
+        )
+    })?;
     let consts = header.root_mod_consts();
     if consts.name().as_str() != ABI_NAME {
         return Err(format!(
@@ -133,6 +175,7 @@ fn open_uncached(path: &Path) -> Result<Library, String> {
         path: path.to_path_buf(),
         manifest,
         module,
+        digest: None,
         _probe: probe,
     })
 }

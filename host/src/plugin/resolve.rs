@@ -17,6 +17,9 @@
 //! The permission rule can be switched off with `allow_writable_plugin_dirs = true` in
 //! `tasks.toml` (the `allow_writable` argument of [`resolve_library`]); containment and the
 //! regular-file rule cannot.
+//!
+//! With `[plugin_pins]` configured, the resolved file must also match its SHA-256 pin before it is
+//! opened (see [`super::pins`]).
 
 use std::fs;
 use std::io;
