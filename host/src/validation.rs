@@ -558,4 +558,17 @@ mod tests {
             ))
         );
     }
+
+    #[test]
+    fn the_task_attribute_refuses_a_queue_name_with_the_same_message() {
+        // The compile-time copy of the rule (host/macros/src/names.rs), as trybuild recorded it.
+        let stderr = include_str!("../tests/ui/bad_queue_name.stderr");
+        for name in ["emails\0", "a,b", "*"] {
+            let message = validate_queue_name(name).unwrap_err().to_string();
+            assert!(
+                stderr.contains(&format!("error: {message}\n")),
+                "{message}\nnot in:\n{stderr}"
+            );
+        }
+    }
 }
