@@ -86,7 +86,9 @@ fn queue_name_fault(name: &str) -> Option<String> {
         return Some(format!("it is {} bytes", name.len()));
     }
     // The common case, printable ASCII, in one pass over the bytes.
-    let plain = name.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b',');
+    let plain = name
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b',');
     if !plain {
         if let Some((at, c)) = name.char_indices().find(|&(_, c)| is_unsafe_to_print(c)) {
             return Some(format!(
@@ -510,7 +512,11 @@ mod tests {
                 "'app::2fast'".to_string(),
                 "segment 2 '2fast' is not an identifier",
             ),
-            ("app::_", "'app::_'".to_string(), "segment 2 '_' is not an identifier"),
+            (
+                "app::_",
+                "'app::_'".to_string(),
+                "segment 2 '_' is not an identifier",
+            ),
             (
                 "app::send email",
                 "'app::send email'".to_string(),
@@ -545,7 +551,10 @@ mod tests {
 
     #[test]
     fn configured_queues_name_the_key_and_the_item() {
-        assert_eq!(check_configured_queues("tasks.default.queues", &["a", "b"]), Ok(()));
+        assert_eq!(
+            check_configured_queues("tasks.default.queues", &["a", "b"]),
+            Ok(())
+        );
         assert_eq!(
             check_configured_queues::<&str>("tasks.default.queues", &[]),
             Ok(())

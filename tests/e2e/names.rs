@@ -180,7 +180,8 @@ fn a_bad_queue_name_in_the_config_file_names_the_key_and_the_item() {
 
 #[test]
 fn a_bad_queue_name_in_a_config_built_in_code_is_refused_when_the_backend_loads() {
-    let mut config = config_with("[tasks.default]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n");
+    let mut config =
+        config_with("[tasks.default]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n");
     config.backends.get_mut("default").unwrap().queues = vec!["q".repeat(300)];
     match TaskBackends::new(config).get("default") {
         Err(Error::ImproperlyConfigured { key, message, .. }) => {
@@ -236,7 +237,10 @@ fn queues_and_results_print_stored_control_characters_escaped() {
             String::from_utf8_lossy(&out.stderr)
         );
         for raw in ['\u{1b}', '\u{9b}', '\u{7}', '\r', '\t'] {
-            assert!(!stdout.contains(raw), "{args:?} printed {raw:?} raw: {stdout:?}");
+            assert!(
+                !stdout.contains(raw),
+                "{args:?} printed {raw:?} raw: {stdout:?}"
+            );
         }
         stdout
     };
@@ -260,7 +264,10 @@ fn queues_and_results_print_stored_control_characters_escaped() {
         shown.contains(r#""queue_name": "a\u001b[31mred\tq\u009b""#),
         "{shown}"
     );
-    assert!(shown.contains(r#""path": "e2e::names::noop\u0007\r""#), "{shown}");
+    assert!(
+        shown.contains(r#""path": "e2e::names::noop\u0007\r""#),
+        "{shown}"
+    );
     let parsed: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(parsed["task"]["queue_name"], queue);
     // The rows stay reachable by the filters, which are not held to the naming rules.

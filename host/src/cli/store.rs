@@ -278,6 +278,9 @@ mod tests {
         );
         let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
         assert_eq!(back["queue_name"], "a\u{1b}[31mred\u{7f}\u{9b}\u{202e}é");
-        assert!(matches!(json_escaped("{\"a\": 1}"), std::borrow::Cow::Borrowed(_)));
+        assert!(matches!(
+            json_escaped("{\"a\": 1}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 }
