@@ -9,7 +9,7 @@ use crate::json::to_storable;
 use crate::plugin::{resolve::resolve_library, BackendName, Library, PluginPins};
 use crate::result::TaskResult;
 use crate::transaction::{in_atomic_block, on_commit};
-use crate::validation::validate_task;
+use crate::validation::{check_configured_queues, validate_task};
 use abi_stable::std_types::{RResult, RStr, RString};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{Map, Value};
@@ -46,8 +46,14 @@ pub struct PluginSearch<'a> {
 
 impl Backend {
     /// Load the plugin for `alias` and build its backend. Every failure is an
-    /// `InvalidTaskBackend` naming the alias, the backend name and the reason.
+    /// `InvalidTaskBackend` naming the alias, the backend name and the reason — except a
+    /// configured queue name that breaks the queue-name rule (a config built in code), which is
+    /// `ImproperlyConfigured` naming `tasks.<alias>.queues`.
     pub fn load(alias: &str, config: &BackendConfig, search: &PluginSearch<'_>) -> Result<Self> {
+        // A config built in code has not been through the file's checks.
+        let key = format!("tasks.{alias}.queues");
+        check_configured_queues(&key, &config.queues)
+            .map_err(|message| Error::config(None, Some(&key), message))?;
         let fail = |reason: String| Error::backend_not_found(alias, &config.backend, reason);
         let name = BackendName::parse(&config.backend).map_err(fail)?;
         let path = resolve_library(&name, search.dirs, search.allow_writable).map_err(fail)?;

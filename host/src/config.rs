@@ -502,6 +502,8 @@ impl Parser<'_> {
                 let expected =
                     "an array of queue names (strings), e.g. [\"default\"]; [] allows any queue";
                 let queues = self.strings(&key(1), expected, v)?;
+                crate::validation::check_configured_queues(&key(1), &queues)
+                    .map_err(|message| self.err(&key(1), message))?;
                 queues.into_iter().map(str::to_string).collect()
             }
         };

@@ -773,7 +773,8 @@ fn value_strategy() -> impl Strategy<Value = toml::Value> {
 fn valid_backend() -> impl Strategy<Value = BackendConfig> {
     (
         "[a-z_]{1,8}(\\.[a-zA-Z_]{1,8}){1,3}",
-        prop::option::of(prop::collection::vec("\\PC{0,8}", 0..4)),
+        // Queue names that pass the queue-name rule (validation.rs).
+        prop::option::of(prop::collection::vec("[\\PC&&[^,*\\s]]{1,8}", 0..4)),
         any::<bool>(),
         prop::collection::btree_map(
             "[a-z]{1,6}",

@@ -19,7 +19,9 @@ use taskhost_plugin_api::wire::TaskDescription;
 pub struct TaskOptions {
     /// New priority, -100..=100.
     pub priority: Option<i32>,
-    /// New queue.
+    /// New queue: 1 to [`MAX_QUEUE_NAME_BYTES`](crate::MAX_QUEUE_NAME_BYTES) bytes without
+    /// control characters, commas or leading or trailing whitespace, and not `*` (else
+    /// `InvalidTask`; see [`validate_task`](crate::validation::validate_task)).
     pub queue_name: Option<String>,
     /// Earliest time to run (needs a backend that `supports_defer`).
     pub run_after: Option<DateTime<Utc>>,

@@ -1,21 +1,44 @@
 //! Django's `validate_task`: the rules a task must pass on a backend, in Django's order, with
-//! Django's messages verbatim.
+//! Django's messages verbatim — after two rules of taskhost's own on the names a task carries.
 //!
 //! Two of Django's eight rules hold by construction in Rust and are enforced by `#[task]` at
 //! compile time instead: the function is defined at module level (rule 1) and a task that
 //! `takes_context` has a first parameter named `context` (rule 3). Rule 7 (`run_after` must be
 //! an aware datetime) holds by type: `run_after` is a `DateTime<Utc>`.
+//!
+//! Django checks neither the syntax nor the length of a queue name or task path. taskhost does,
+//! first, because stores and tools cannot take every string: PostgreSQL refuses NUL bytes and
+//! NOTIFY payloads of 8,000 bytes, a terminal acts on the escape sequences a name could carry, and
+//! the worker's `--queue a,b` can only name a queue without commas or surrounding whitespace.
+//! - A **queue name** is 1 to [`MAX_QUEUE_NAME_BYTES`] bytes, without control characters (C0,
+//!   DEL, C1, and the Unicode bidirectional controls), commas, or leading or trailing whitespace,
+//!   and is not `*` (which `--queue` reads as every queue).
+//! - A **task path** is at most [`MAX_TASK_PATH_BYTES`] bytes of at least two `::`-separated Rust
+//!   identifiers (`my_app::tasks::send`): letters, digits (not first) and `_`, optionally `r#`.
+//!
+//! A name that breaks a rule is `InvalidTask`, with a message that shows the name escaped (in
+//! Rust's `escape_debug` form, at most 64 characters), the rule and what broke it.
 
-use crate::constants::{TASK_MAX_PRIORITY, TASK_MIN_PRIORITY};
+use crate::constants::{
+    MAX_QUEUE_NAME_BYTES, MAX_TASK_PATH_BYTES, TASK_MAX_PRIORITY, TASK_MIN_PRIORITY,
+};
 use crate::error::{Error, Result};
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use taskhost_plugin_api::{wire::TaskDescription, Capabilities};
 
-/// Check `task` against a backend's capabilities and allowed queues (empty = any queue).
+/// How many characters of a faulty name a message shows (then `…`).
+pub(crate) const SHOWN_CHARS: usize = 64;
+
+/// Check `task` against a backend's capabilities and allowed queues (empty = any queue): first
+/// taskhost's rules on its path and queue name, then Django's, in Django's order.
 pub fn validate_task(
     capabilities: Capabilities,
     queues: &[String],
     task: &TaskDescription,
 ) -> Result<()> {
+    validate_task_path(&task.path)?;
+    validate_queue_name(&task.queue_name)?;
     let invalid = |message: &str| Err(Error::InvalidTask(message.to_string()));
     if task.is_async && !capabilities.contains(Capabilities::ASYNC_TASK) {
         return invalid("Backend does not support async Tasks.");
@@ -34,6 +57,163 @@ pub fn validate_task(
             "Queue '{}' is not valid for backend.",
             task.queue_name
         )));
+    }
+    Ok(())
+}
+
+/// The queue-name rule (see the module docs): `InvalidTask` naming the fault, e.g.
+/// `Invalid queue name 'a\0b': a queue name must be 1 to 255 bytes without control characters,
+/// commas or leading or trailing whitespace, and not '*' (it has the control character \0 at
+/// byte offset 1).` For every place a queue name comes in (the worker's `--queue` too).
+pub(crate) fn validate_queue_name(name: &str) -> Result<()> {
+    match queue_name_fault(name) {
+        None => Ok(()),
+        Some(fault) => Err(Error::InvalidTask(format!(
+            "Invalid queue name '{}': a queue name must be 1 to {MAX_QUEUE_NAME_BYTES} bytes \
+             without control characters, commas or leading or trailing whitespace, and not '*' \
+             ({fault}).",
+            shown(name)
+        ))),
+    }
+}
+
+/// What is wrong with a queue name, if anything.
+fn queue_name_fault(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("it is empty".to_string());
+    }
+    if name.len() > MAX_QUEUE_NAME_BYTES {
+        return Some(format!("it is {} bytes", name.len()));
+    }
+    // The common case, printable ASCII, in one pass over the bytes.
+    let plain = name
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b',');
+    if !plain {
+        if let Some((at, c)) = name.char_indices().find(|&(_, c)| is_unsafe_to_print(c)) {
+            return Some(format!(
+                "it has the control character {} at byte offset {at}",
+                escape_for_display(c.encode_utf8(&mut [0; 4]))
+            ));
+        }
+        if name.contains(',') {
+            return Some("it has a comma, which separates queue names in --queue".to_string());
+        }
+    }
+    if name.starts_with(char::is_whitespace) {
+        return Some("it starts with whitespace".to_string());
+    }
+    if name.ends_with(char::is_whitespace) {
+        return Some("it ends with whitespace".to_string());
+    }
+    if name == "*" {
+        return Some("'*' means every queue in --queue".to_string());
+    }
+    None
+}
+
+/// The task-path rule (see the module docs): `InvalidTask` naming the fault.
+pub(crate) fn validate_task_path(path: &str) -> Result<()> {
+    match task_path_fault(path) {
+        None => Ok(()),
+        Some(fault) => Err(Error::InvalidTask(format!(
+            "Invalid task path '{}': a task path must be at least two '::'-separated Rust \
+             identifiers (e.g. my_app::tasks::send), at most {MAX_TASK_PATH_BYTES} bytes ({fault}).",
+            shown(path)
+        ))),
+    }
+}
+
+/// What is wrong with a task path, if anything.
+fn task_path_fault(path: &str) -> Option<String> {
+    if path.is_empty() {
+        return Some("it is empty".to_string());
+    }
+    if path.len() > MAX_TASK_PATH_BYTES {
+        return Some(format!("it is {} bytes", path.len()));
+    }
+    let mut segments = 0;
+    for (i, segment) in path.split("::").enumerate() {
+        segments += 1;
+        if segment.is_empty() {
+            return Some(format!("segment {} is empty", i + 1));
+        }
+        if !is_identifier(segment) {
+            return Some(format!(
+                "segment {} '{}' is not an identifier",
+                i + 1,
+                shown(segment)
+            ));
+        }
+    }
+    (segments < 2).then(|| "it has no '::'".to_string())
+}
+
+/// A Rust identifier: a letter or `_`, then letters, digits or `_` (Unicode letters and digits
+/// too, as Rust allows), optionally raw (`r#`); not `_` alone.
+fn is_identifier(text: &str) -> bool {
+    let text = text.strip_prefix("r#").unwrap_or(text);
+    let mut chars = text.chars();
+    let Some(first) = chars.next() else {
+        return false;
+    };
+    (first == '_' || first.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+        && text != "_"
+}
+
+/// Characters a terminal may act on, or that reorder the text around them: the control
+/// characters (C0, DEL, C1) and the Unicode bidirectional controls.
+pub(crate) fn is_unsafe_to_print(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` safe to print on a terminal: each character of [`is_unsafe_to_print`] in Rust's
+/// `escape_debug` form (`\t`, `\n`, `\r`, `\0`, else `\u{1b}`), and `\` as `\\` so the
+/// escapes are unambiguous; everything else (quotes included) as it is.
+pub(crate) fn escape_for_display(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c == '\\' || is_unsafe_to_print(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if is_unsafe_to_print(c) => {
+                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A name as messages show it: escaped, at most [`SHOWN_CHARS`] characters, then `…`.
+pub(crate) fn shown(name: &str) -> String {
+    match name.char_indices().nth(SHOWN_CHARS) {
+        None => escape_for_display(name).into_owned(),
+        Some((cut, _)) => format!("{}…", escape_for_display(&name[..cut])),
+    }
+}
+
+/// The configured queue list `queues` (at the dotted key `key`, e.g. `tasks.default.queues`):
+/// the message for its first name that breaks the queue-name rule, naming the key and the item.
+pub(crate) fn check_configured_queues<S: AsRef<str>>(
+    key: &str,
+    queues: &[S],
+) -> std::result::Result<(), String> {
+    for (i, queue) in queues.iter().enumerate() {
+        if let Err(e) = validate_queue_name(queue.as_ref()) {
+            return Err(format!("'{key}' item {i}: {e}"));
+        }
     }
     Ok(())
 }
@@ -133,5 +313,271 @@ mod tests {
             "Queue 'queue-2' is not valid for backend."
         );
         assert!(validate_task(ALL, &[], &t).is_ok());
+    }
+
+    #[track_caller]
+    fn queue_message(name: &str) -> String {
+        let t = TaskDescription {
+            queue_name: name.into(),
+            ..task()
+        };
+        message(validate_task(ALL, &[], &t))
+    }
+
+    #[track_caller]
+    fn path_message(path: &str) -> String {
+        let t = TaskDescription {
+            path: path.into(),
+            ..task()
+        };
+        message(validate_task(ALL, &[], &t))
+    }
+
+    const QUEUE_RULE: &str = "a queue name must be 1 to 255 bytes without control characters, \
+        commas or leading or trailing whitespace, and not '*'";
+
+    const PATH_RULE: &str = "a task path must be at least two '::'-separated Rust identifiers \
+        (e.g. my_app::tasks::send), at most 1024 bytes";
+
+    #[test]
+    fn queue_names_up_to_255_bytes_of_printable_text_pass() {
+        for name in [
+            "default",
+            "q",
+            "queue-2",
+            "emails.high priority",
+            "o'neil \"quoted\"",
+            "é日本",
+            "*emails",
+            &"x".repeat(MAX_QUEUE_NAME_BYTES),
+            &"é".repeat(MAX_QUEUE_NAME_BYTES / 2),
+        ] {
+            let t = TaskDescription {
+                queue_name: name.to_string(),
+                ..task()
+            };
+            assert!(validate_task(ALL, &[], &t).is_ok(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn a_queue_name_with_a_nul_byte_is_refused_with_the_byte_escaped() {
+        assert_eq!(
+            queue_message("a\0b"),
+            format!(
+                "Invalid queue name 'a\\0b': {QUEUE_RULE} (it has the control character \\0 at \
+                 byte offset 1)."
+            )
+        );
+    }
+
+    #[test]
+    fn a_queue_name_over_255_bytes_is_refused_shown_truncated() {
+        assert_eq!(
+            queue_message(&"q".repeat(8000)),
+            format!(
+                "Invalid queue name '{}…': {QUEUE_RULE} (it is 8000 bytes).",
+                "q".repeat(SHOWN_CHARS)
+            )
+        );
+        // 256 bytes in 128 characters: the limit is in bytes.
+        assert_eq!(
+            queue_message(&"é".repeat(128)),
+            format!(
+                "Invalid queue name '{}…': {QUEUE_RULE} (it is 256 bytes).",
+                "é".repeat(SHOWN_CHARS)
+            )
+        );
+    }
+
+    #[test]
+    fn every_other_queue_name_fault_is_named() {
+        let cases = [
+            ("", "''", "it is empty"),
+            (
+                "a\u{1b}[31mred",
+                "'a\\u{1b}[31mred'",
+                "it has the control character \\u{1b} at byte offset 1",
+            ),
+            (
+                "tab\there",
+                "'tab\\there'",
+                "it has the control character \\t at byte offset 3",
+            ),
+            (
+                "line\n",
+                "'line\\n'",
+                "it has the control character \\n at byte offset 4",
+            ),
+            (
+                "del\u{7f}",
+                "'del\\u{7f}'",
+                "it has the control character \\u{7f} at byte offset 3",
+            ),
+            (
+                "c1\u{9b}",
+                "'c1\\u{9b}'",
+                "it has the control character \\u{9b} at byte offset 2",
+            ),
+            (
+                "bidi\u{202e}",
+                "'bidi\\u{202e}'",
+                "it has the control character \\u{202e} at byte offset 4",
+            ),
+            (
+                "a,b",
+                "'a,b'",
+                "it has a comma, which separates queue names in --queue",
+            ),
+            (" a", "' a'", "it starts with whitespace"),
+            ("a\u{a0}", "'a\u{a0}'", "it ends with whitespace"),
+            ("*", "'*'", "'*' means every queue in --queue"),
+        ];
+        for (name, shown, fault) in cases {
+            assert_eq!(
+                queue_message(name),
+                format!("Invalid queue name {shown}: {QUEUE_RULE} ({fault})."),
+                "{name:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn name_rules_come_before_djangos_rules() {
+        // A bad name on a backend that also refuses the priority and lists its queues.
+        let t = TaskDescription {
+            queue_name: "a\0b".into(),
+            priority: 101,
+            ..task()
+        };
+        let queues = vec!["default".to_string()];
+        assert!(message(validate_task(Capabilities::NONE, &queues, &t))
+            .starts_with("Invalid queue name 'a\\0b'"));
+        let t = TaskDescription {
+            path: "noop".into(),
+            ..t
+        };
+        assert!(message(validate_task(Capabilities::NONE, &queues, &t))
+            .starts_with("Invalid task path 'noop'"));
+    }
+
+    #[test]
+    fn task_paths_of_rust_identifiers_pass() {
+        for path in [
+            "app::noop",
+            "my_app::tasks::send_email",
+            "_private::_f",
+            "r#type::r#match",
+            "café::größe2",
+            &format!("a::{}", "b".repeat(MAX_TASK_PATH_BYTES - 3)),
+        ] {
+            let t = TaskDescription {
+                path: path.to_string(),
+                ..task()
+            };
+            assert!(validate_task(ALL, &[], &t).is_ok(), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn every_task_path_fault_is_named() {
+        let long = format!("a::{}", "b".repeat(MAX_TASK_PATH_BYTES - 2));
+        let cases = [
+            ("", "''".to_string(), "it is empty"),
+            (
+                long.as_str(),
+                format!("'a::{}…'", "b".repeat(SHOWN_CHARS - 3)),
+                "it is 1025 bytes",
+            ),
+            ("noop", "'noop'".to_string(), "it has no '::'"),
+            ("app::", "'app::'".to_string(), "segment 2 is empty"),
+            ("::app::f", "'::app::f'".to_string(), "segment 1 is empty"),
+            (
+                "app:::f",
+                "'app:::f'".to_string(),
+                "segment 2 ':f' is not an identifier",
+            ),
+            (
+                "app.tasks.send",
+                "'app.tasks.send'".to_string(),
+                "segment 1 'app.tasks.send' is not an identifier",
+            ),
+            (
+                "app::send\0",
+                "'app::send\\0'".to_string(),
+                "segment 2 'send\\0' is not an identifier",
+            ),
+            (
+                "app::2fast",
+                "'app::2fast'".to_string(),
+                "segment 2 '2fast' is not an identifier",
+            ),
+            (
+                "app::_",
+                "'app::_'".to_string(),
+                "segment 2 '_' is not an identifier",
+            ),
+            (
+                "app::send email",
+                "'app::send email'".to_string(),
+                "segment 2 'send email' is not an identifier",
+            ),
+        ];
+        for (path, shown, fault) in cases {
+            assert_eq!(
+                path_message(path),
+                format!("Invalid task path {shown}: {PATH_RULE} ({fault})."),
+                "{path:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn display_escaping_leaves_printable_text_alone() {
+        assert!(matches!(
+            escape_for_display("emails 'é' \"x\""),
+            Cow::Borrowed(_)
+        ));
+        assert_eq!(
+            escape_for_display("a\u{1b}[31mred\t\\\r\n\0\u{85}\u{2066}"),
+            "a\\u{1b}[31mred\\t\\\\\\r\\n\\0\\u{85}\\u{2066}"
+        );
+        // For control characters, the same text as Rust's own escape_debug.
+        for c in ['\u{1b}', '\u{7f}', '\u{9b}', '\t', '\0', '\\'] {
+            let text = c.to_string();
+            assert_eq!(escape_for_display(&text), text.escape_debug().to_string());
+        }
+    }
+
+    #[test]
+    fn configured_queues_name_the_key_and_the_item() {
+        assert_eq!(
+            check_configured_queues("tasks.default.queues", &["a", "b"]),
+            Ok(())
+        );
+        assert_eq!(
+            check_configured_queues::<&str>("tasks.default.queues", &[]),
+            Ok(())
+        );
+        assert_eq!(
+            check_configured_queues("tasks.x.queues", &["ok", "a,b"]),
+            Err(format!(
+                "'tasks.x.queues' item 1: Invalid queue name 'a,b': {QUEUE_RULE} (it has a \
+                 comma, which separates queue names in --queue)."
+            ))
+        );
+    }
+
+    #[test]
+    fn the_task_attribute_refuses_a_queue_name_with_the_same_message() {
+        // The compile-time copy of the rule (host/macros/src/names.rs), as trybuild recorded it.
+        let stderr = include_str!("../tests/ui/bad_queue_name.stderr");
+        for name in ["emails\0", "a,b", "*"] {
+            let message = validate_queue_name(name).unwrap_err().to_string();
+            assert!(
+                stderr.contains(&format!("error: {message}\n")),
+                "{message}\nnot in:\n{stderr}"
+            );
+        }
     }
 }

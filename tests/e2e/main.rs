@@ -9,6 +9,7 @@ mod crash;
 mod custom_backend;
 mod limits;
 mod loading;
+mod names;
 mod panics;
 mod parity;
 mod plugin_files;

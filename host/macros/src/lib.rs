@@ -25,7 +25,7 @@
 //! | option | value | default |
 //! |---|---|---|
 //! | `priority` | a whole number in -100..=100 (a larger number runs first) | `0` |
-//! | `queue_name` | a non-empty string | `"default"` |
+//! | `queue_name` | 1 to 255 bytes without control characters, commas or leading or trailing whitespace, not `"*"` | `"default"` |
 //! | `backend` | a backend alias of `tasks.toml`, non-empty | `"default"` |
 //! | `takes_context` | a flag, or `= true` / `= false` | `false` |
 //! | `max_attempts` | a whole number, at least 1: attempts a worker may make | the backend's |
@@ -93,11 +93,15 @@
 //!   have a first argument of 'context'.`; a `TaskContext` parameter without `takes_context`;
 //! - a priority that is not a whole number in -100..=100: `priority must be a whole number
 //!   between -100 and 100.`;
+//! - a `queue_name` that breaks the host's queue-name rule, with the host's message:
+//!   `Invalid queue name 'a,b': a queue name must be 1 to 255 bytes without control characters,
+//!   commas or leading or trailing whitespace, and not '*' (it has a comma, …).`;
 //! - `run_after`, unknown or repeated options, values of the wrong kind, an empty `queue_name` or
 //!   `backend`, `max_attempts = 0`, a `timeout` that is not above zero.
 
 mod errors;
 mod expand;
+mod names;
 mod options;
 mod signature;
 

@@ -82,7 +82,11 @@ impl Options {
             "priority" => self.priority = priority(value(meta, "priority = 10")?)?,
             "queue_name" => {
                 let example = "queue_name = \"emails\"";
-                self.queue_name = name(value(meta, example)?, key, example)?;
+                let expr = value(meta, example)?;
+                self.queue_name = name(expr, key, example)?;
+                if let Some(message) = crate::names::queue_name_error(&self.queue_name) {
+                    return Err(syn::Error::new_spanned(expr, message));
+                }
             }
             "backend" => {
                 let example = "backend = \"fast\"";

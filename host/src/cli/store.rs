@@ -1,9 +1,16 @@
 //! Standalone inspection of queue stores: `results`, `queues`, `prune`, `migrate` — no task code
 //! needed, everything goes through the backend's extension operations.
+//!
+//! What a store holds is printed safe for a terminal: names and ids with control characters
+//! (stored before the host refused them, or written by another producer) are shown escaped, in
+//! Rust's `escape_debug` form (`a\u{1b}[31mred`), in `results list` and `queues`; `results show`
+//! prints JSON, whose strings escape them as `\u001b`. Filters (`--queue`, `--task`) are not
+//! held to the naming rules, so such rows can still be found and pruned.
 
 use crate::backend::Backend;
 use crate::handler::task_backends;
 use crate::result::TaskResultStatus;
+use crate::validation::{escape_for_display as escaped, is_unsafe_to_print};
 use chrono::{Duration as Age, Utc};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -105,12 +112,12 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
             for r in &rows {
                 println!(
                     "{:<36}  {:<10}  {:<12}  {:>8}  {:<25}  {}",
-                    r.id,
+                    escaped(&r.id),
                     r.status,
-                    r.task.queue_name,
+                    escaped(&r.task.queue_name),
                     r.worker_ids.len(),
                     r.enqueued_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                    r.task.path
+                    escaped(&r.task.path)
                 );
             }
             println!("({} result(s))", rows.len());
@@ -119,10 +126,29 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
         ResultsCommand::Show { id, backend: alias } => {
             let result = backend(alias)?.get_result(id).map_err(|e| e.to_string())?;
             let json = serde_json::to_string_pretty(result.data()).map_err(|e| e.to_string())?;
-            println!("{json}");
+            println!("{}", json_escaped(&json));
             Ok(())
         }
     }
+}
+
+/// `json` (as serde_json writes it: C0 controls in strings already escaped) with the other
+/// characters a terminal may act on (DEL, C1, bidirectional controls) escaped too (`\u009b`).
+fn json_escaped(json: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| u32::from(c) >= 0x7f && is_unsafe_to_print(c);
+    if !json.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 8);
+    for c in json.chars() {
+        if unsafe_char(c) {
+            // Every such character is in the Basic Multilingual Plane: one \uXXXX.
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Run `queues`: depth per queue and status, oldest ready task's age.
@@ -142,7 +168,9 @@ pub fn queues(alias: &str) -> Result<(), String> {
             .unwrap_or_default();
         println!(
             "{:<20}  {:<10}  {:>10}  {age}",
-            s.queue_name, s.status, s.count
+            escaped(&s.queue_name),
+            s.status,
+            s.count
         );
     }
     Ok(())
@@ -231,4 +259,28 @@ pub fn migrate(alias: &str) -> Result<(), String> {
         println!("Applied {applied} migration(s): {}", response["applied"]);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_output_escapes_what_serde_json_leaves_for_a_terminal() {
+        let json = serde_json::to_string_pretty(&serde_json::json!({
+            "queue_name": "a\u{1b}[31mred\u{7f}\u{9b}\u{202e}é"
+        }))
+        .unwrap();
+        let shown = json_escaped(&json);
+        assert_eq!(
+            shown,
+            "{\n  \"queue_name\": \"a\\u001b[31mred\\u007f\\u009b\\u202eé\"\n}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        assert_eq!(back["queue_name"], "a\u{1b}[31mred\u{7f}\u{9b}\u{202e}é");
+        assert!(matches!(
+            json_escaped("{\"a\": 1}"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
 }
