@@ -5,9 +5,14 @@
 //! runtime), and up to `prefetch` more claimed tasks wait for a slot in claim order; each
 //! claimed task holds a lease renewed every third of its length, so a task whose worker died
 //! is rescued by the store once the lease expires, and a stale worker's late write is fenced
-//! off by the lease token. The first SIGINT/SIGTERM stops claiming and starting, hands the
-//! waiting tasks back and lets running tasks finish within the grace period; a second one (or
-//! the end of the grace period) hands the unfinished tasks back to the store, READY again.
+//! off by the lease token. A worker holds at most [`WorkerOptions::cap`] tasks whose result the
+//! store has not acknowledged, and claims no more until acknowledgements come back. The first
+//! SIGINT/SIGTERM stops claiming and starting, hands the waiting tasks back and lets running
+//! tasks finish within the grace period; a second one (or the end of the grace period) hands
+//! the unfinished tasks back to the store, READY again. A claim that fails is retried with
+//! backoff while retrying may help; a broken store (or, under `--batch`, one failing for longer
+//! than [`WorkerOptions::batch_give_up`]) stops the worker as a shutdown does, and
+//! [`Worker::run`] returns the error.
 
 mod completions;
 mod execute;
@@ -16,6 +21,7 @@ mod local_queue;
 pub mod options;
 mod retry;
 mod shutdown;
+mod store_failures;
 mod sync_pool;
 
 pub use options::{QueueSelection, WorkerOptions};
@@ -29,6 +35,7 @@ use completions::Completions;
 use execute::{Ended, Executor};
 use leases::Leases;
 use local_queue::{LocalQueue, Ticket};
+use store_failures::{Failures, Next};
 use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::ops;
@@ -117,6 +124,11 @@ impl Worker {
     }
 
     /// Run until `--batch` drains, `--max-tasks` is reached, or [`Worker::shutdown`] is asked.
+    ///
+    /// Fails with the store's [`Error::Backend`] when the store is broken (kind
+    /// `ErrorKind::STORE_BROKEN`: retrying will not help), or when a `--batch` worker's claims
+    /// kept failing for [`WorkerOptions::batch_give_up`]; the running tasks were let finish
+    /// first, as at a shutdown.
     pub async fn run(&self) -> Result<WorkerReport> {
         let o = &self.options;
         tracing::info!(
@@ -145,7 +157,7 @@ impl Worker {
         // One slot per task function running; an execution whose function has returned
         // gives its slot back while its result waits to be recorded. Claimed tasks wait in
         // the local queue, in claim order, for a slot.
-        let local = LocalQueue::new(o.concurrency, o.prefetch);
+        let local = LocalQueue::new(o.concurrency, o.prefetch, o.cap());
         let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
         let heartbeat = leases.spawn_heartbeat();
         let mut report = WorkerReport::default();
@@ -154,11 +166,16 @@ impl Worker {
         // The wait for new tasks in progress. It outlives a loop turn that ends for another
         // reason (a result recorded), so a notification it receives is never lost.
         let mut waiting: Option<tokio::task::JoinHandle<bool>> = None;
+        // A shutdown, or a store failure the worker stops on: nothing more is claimed or started.
+        let stopping = self.shutdown.graceful.child_token();
+        let give_up = o.batch.then_some(o.batch_give_up);
+        let mut failures = Failures::new(&o.backend, &o.worker_id, give_up);
+        let mut failed: Option<Error> = None;
         let exit = loop {
             while let Some(done) = running.try_join_next() {
                 tally(&mut report, done);
             }
-            if self.shutdown.graceful.is_cancelled() {
+            if stopping.is_cancelled() {
                 break ExitReason::Shutdown;
             }
             let remaining = o.max_tasks.map(|m| m.saturating_sub(report.claimed));
@@ -169,7 +186,7 @@ impl Worker {
                 tokio::select! {
                     _ = local.changed() => {}
                     Some(done) = running.join_next() => tally(&mut report, done),
-                    _ = self.shutdown.graceful.cancelled() => {}
+                    _ = stopping.cancelled() => {}
                 }
                 continue;
             };
@@ -177,15 +194,25 @@ impl Worker {
                 .map_or(room as u64, |r| r.min(room as u64))
                 .min(u64::from(u32::MAX)) as u32;
             let claimed = match self.claim(limit).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::error!(target: "taskhost", "worker {}: claiming failed, retrying in {:?}: {e}", o.worker_id, o.interval.max(Duration::from_millis(100)));
-                    tokio::select! {
-                        _ = tokio::time::sleep(o.interval.max(Duration::from_millis(100))) => {}
-                        _ = self.shutdown.graceful.cancelled() => {}
-                    }
-                    continue;
+                Ok(claimed) => {
+                    failures.succeeded();
+                    claimed
                 }
+                Err(e) => match failures.failed(e, std::time::Instant::now()) {
+                    Next::Retry(delay) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = stopping.cancelled() => {}
+                        }
+                        continue;
+                    }
+                    Next::Stop(e) => {
+                        tracing::error!(target: "taskhost", "{e}");
+                        failed = Some(e);
+                        stopping.cancel();
+                        break ExitReason::Shutdown;
+                    }
+                },
             };
             if claimed.is_empty() {
                 if o.batch && running.is_empty() {
@@ -204,7 +231,7 @@ impl Worker {
                 tokio::select! {
                     Some(done) = running.join_next(), if !running.is_empty() => tally(&mut report, done),
                     notified = wait => woke = Some(notified),
-                    _ = self.shutdown.graceful.cancelled() => {}
+                    _ = stopping.cancelled() => {}
                 }
                 if let Some(notified) = woke {
                     waiting = None;
@@ -217,10 +244,12 @@ impl Worker {
                 leases.hold(&task.result.id, task.lease_token);
                 // A claim asks for at most the room; a backend that returns more still gets
                 // every task run (they wait for slots) rather than any dropped.
-                let ticket = local.ticket();
+                let (ticket, held) = local.ticket();
                 let (executor, leases) = (executor.clone(), leases.clone());
-                let stopping = self.shutdown.graceful.clone();
+                let stopping = stopping.clone();
                 running.spawn(async move {
+                    // Let go (room for the next claim) when this ends: after the result's ack.
+                    let _held = held;
                     // After a shutdown nothing starts (a slot received meanwhile is dropped,
                     // which passes it on); the task's lease stays held for `finish` to hand
                     // it back.
@@ -251,6 +280,10 @@ impl Worker {
         heartbeat.abort();
         report.exit = Some(exit);
         let id = &o.worker_id;
+        if let Some(e) = failed {
+            tracing::warn!(target: "taskhost", "Worker {id} stopped on a store failure after {} claimed, {} successful, {} failed, {} retried, {} lease lost, {} released.", report.claimed, report.successful, report.failed, report.retried, report.lease_lost, report.released);
+            return Err(e);
+        }
         match exit {
             ExitReason::Drained => {
                 tracing::info!(target: "taskhost", "No more tasks to run for worker_id={id} - exiting gracefully.")

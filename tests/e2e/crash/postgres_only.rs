@@ -63,7 +63,7 @@ fn drain_while_cut(
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
-    let bound = cuts * workers * concurrency + leases_lost;
+    let bound = bound(cuts * workers, cap(concurrency, 0), leases_lost);
     Figures::new(scenario, Store::Postgres)
         .add("tasks", tasks)
         .add("workers", workers)
