@@ -2,6 +2,7 @@
 //! its timeout, and the completion that records how it ended.
 
 use super::completions::Completions;
+use super::leases::Leases;
 use super::local_queue::Slot;
 use super::retry::backoff;
 use super::sync_pool::SyncPool;
@@ -28,6 +29,7 @@ pub(crate) struct Executor {
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
     pub completions: Completions,
+    pub leases: Leases,
     pub sync_pool: Arc<SyncPool>,
     /// Whether tasks may wait for a slot after their claim (`prefetch` > 0): their real start
     /// time is then sent with the completion.
@@ -82,6 +84,7 @@ impl Executor {
             retry_at,
             started_at,
         };
+        self.leases.completing(&data.id);
         if !self.completions.record(completion).await {
             return Ended::LeaseLost;
         }

@@ -145,12 +145,14 @@ impl Worker {
         }
         let (completions, flusher) =
             Completions::spawn(Arc::clone(&self.backend), o.worker_id.clone());
+        let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
         let executor = Executor {
             backend: Arc::clone(&self.backend),
             worker_id: o.worker_id.clone(),
             retry_backoff: o.retry_backoff,
             retry_backoff_max: o.retry_backoff_max,
             completions,
+            leases: leases.clone(),
             sync_pool: Arc::new(sync_pool::SyncPool::new()),
             prefetching: o.prefetch > 0,
         };
@@ -158,7 +160,6 @@ impl Worker {
         // gives its slot back while its result waits to be recorded. Claimed tasks wait in
         // the local queue, in claim order, for a slot.
         let local = LocalQueue::new(o.concurrency, o.prefetch, o.cap());
-        let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
         let heartbeat = leases.spawn_heartbeat();
         let mut report = WorkerReport::default();
         let mut running: JoinSet<Ended> = JoinSet::new();

@@ -76,8 +76,8 @@ fn a_batch_worker_exits_1_on_a_sqlite_file_whose_pages_were_overwritten() {
     let db = rusqlite::Connection::open(&path).unwrap();
     db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
-    let page: u64 = db.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
-    let pages: u64 = db.query_row("PRAGMA page_count", [], |r| r.get(0)).unwrap();
+    let page = db.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0)).unwrap() as u64;
+    let pages = db.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0)).unwrap() as u64;
     assert!(pages > 64, "the store is too small to corrupt its data only: {pages}");
     let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.seek(SeekFrom::Start(16 * page)).unwrap();
@@ -135,10 +135,14 @@ fn a_worker_exits_1_at_once_when_its_postgres_database_does_not_exist() {
     let out = run_batch(&env, "w-no-db", &[]);
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let line = error_line(&out);
-    assert!(
-        line.starts_with("error: Could not find backend 'taskhost.backends.database.DatabaseBackend'")
-            && line.contains(&format!("database \"{db}\" does not exist")),
-        "{line}"
+    assert_eq!(
+        line,
+        format!(
+            "error: Backend 'taskhost.backends.database.DatabaseBackend' (alias 'default') could \
+             not be created: DatabaseBackend 'default': could not connect to PostgreSQL at url \
+             '{url}': database \"{db}\" does not exist. Check that the server is running and \
+             that `url` names the right host, port, user, password and database."
+        )
     );
 }
 
