@@ -46,7 +46,7 @@ fn held_by(db: &mut postgres::Client, schema: &str, worker: &str) -> usize {
 #[test]
 fn a_worker_with_slow_result_writes_holds_at_most_its_cap_and_a_kill_reruns_at_most_that() {
     let cap = CONCURRENCY;
-    let tasks = size(400, 2_000);
+    let tasks = size(1_000, 4_000);
     let env = Env::new(Store::Postgres, "max_attempts = 100");
     let schema = env.schema.clone().unwrap();
     let ids = enqueue_work(&env, 0..tasks, 2);
@@ -58,8 +58,8 @@ fn a_worker_with_slow_result_writes_holds_at_most_its_cap_and_a_kill_reruns_at_m
         worker,
         &["--concurrency", "4", "--lease", "2", "--worker-id", worker],
     );
-    // Sample what the worker holds while its results are written slowly: until 40 tasks have
-    // finished, or it holds more than its cap (a failure, reported with the sample).
+    // Sample what the worker holds while its results are written slowly, until 40 tasks have
+    // finished (a worker without back-pressure holds hundreds by then).
     let (mut held_max, mut samples) = (0, 0);
     wait_until("40 tasks finished under slow result writes", || {
         let held = held_by(&mut db, &schema, worker);
@@ -69,7 +69,7 @@ fn a_worker_with_slow_result_writes_holds_at_most_its_cap_and_a_kill_reruns_at_m
             .get(&taskhost::TaskResultStatus::Successful)
             .copied()
             .unwrap_or(0);
-        held > cap || finished >= 40
+        finished >= 40
     });
     let held_at_kill = held_by(&mut db, &schema, worker);
     held_max = held_max.max(held_at_kill);
@@ -83,11 +83,7 @@ fn a_worker_with_slow_result_writes_holds_at_most_its_cap_and_a_kill_reruns_at_m
     .unwrap();
     let pool = Pool::start(&env, 1, &["--concurrency", "4", "--lease", "2"]);
     until_all_finished(size(Duration::from_secs(120), Duration::from_secs(600)), || {});
-    let logs = victim_logs + &pool.logs();
-    for line in logs.lines().filter(|l| l.contains("lease") || l.contains("refused")) {
-        eprintln!("DEBUG {line}");
-    }
-    let leases_lost = leases_lost(&logs);
+    let leases_lost = leases_lost(&(victim_logs + &pool.logs()));
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
