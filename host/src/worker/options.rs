@@ -113,16 +113,20 @@ impl WorkerOptions {
         }
     }
 
-    /// The most tasks this worker holds unacknowledged at once: `concurrency + prefetch`.
+    /// The most tasks this worker holds unacknowledged at once: `2 × concurrency + prefetch`.
     ///
     /// A task is held from its claim until the store has acknowledged its result — running,
     /// prefetched (waiting for a slot), or finished with its result waiting to be written. A
-    /// claim asks for at most the cap minus what is held, and none is made at the cap: the
-    /// worker waits for an acknowledgement. Each held task is RUNNING in the store under this
-    /// worker's lease, so this is also the most tasks a killed worker leaves to be rescued, and
-    /// the most it can have run whose result is lost (each one a re-run).
+    /// claim asks for at most the cap minus what is held (and, as before, for no more than
+    /// `concurrency + prefetch` running or waiting), and none is made at the cap: the worker
+    /// waits for an acknowledgement. So while one batch of results is being written, up to
+    /// `concurrency` more tasks may have been claimed (the claim overlaps the write, which
+    /// keeps short tasks' throughput), and a store slow to write results slows the claims down
+    /// instead of piling up leases. Each held task is RUNNING in the store under this worker's
+    /// lease, so this is also the most tasks a killed worker leaves to be rescued, and the most
+    /// it can have run whose result is lost (each one a re-run).
     pub fn cap(&self) -> usize {
-        self.concurrency.saturating_add(self.prefetch)
+        self.concurrency.saturating_mul(2).saturating_add(self.prefetch)
     }
 
     /// Check the options (the backend is checked by [`super::Worker::new`]).

@@ -163,9 +163,9 @@ pub fn leases_lost(logs: &str) -> usize {
 }
 
 /// The most tasks one worker holds unacknowledged (running, prefetched, or finished with its
-/// result not yet written): `WorkerOptions::cap`, `concurrency + prefetch`.
+/// result not yet written): `WorkerOptions::cap`, `2 × concurrency + prefetch`.
 pub fn cap(concurrency: usize, prefetch: usize) -> usize {
-    concurrency + prefetch
+    2 * concurrency + prefetch
 }
 
 /// The duplicates the at-least-once guarantee allows: each of `kills` killed (or cut-off)
