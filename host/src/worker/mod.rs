@@ -35,9 +35,9 @@ use completions::Completions;
 use execute::{Ended, Executor};
 use leases::Leases;
 use local_queue::{LocalQueue, Ticket};
-use store_failures::{Failures, Next};
 use std::sync::Arc;
 use std::time::Duration;
+use store_failures::{Failures, Next};
 use taskhost_plugin_api::ops;
 use taskhost_plugin_api::wire::{ClaimRequest, WaitRequest};
 use tokio::task::JoinSet;
@@ -208,7 +208,6 @@ impl Worker {
                         continue;
                     }
                     Next::Stop(e) => {
-                        tracing::error!(target: "taskhost", "{e}");
                         failed = Some(e);
                         stopping.cancel();
                         break ExitReason::Shutdown;
@@ -282,7 +281,7 @@ impl Worker {
         report.exit = Some(exit);
         let id = &o.worker_id;
         if let Some(e) = failed {
-            tracing::warn!(target: "taskhost", "Worker {id} stopped on a store failure after {} claimed, {} successful, {} failed, {} retried, {} lease lost, {} released.", report.claimed, report.successful, report.failed, report.retried, report.lease_lost, report.released);
+            tracing::warn!(target: "taskhost", "Worker {id} stopped on a store failure after {} claimed, {} successful, {} failed, {} retried, {} lease lost, {} released: {e}", report.claimed, report.successful, report.failed, report.retried, report.lease_lost, report.released);
             return Err(e);
         }
         match exit {

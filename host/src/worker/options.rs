@@ -126,7 +126,9 @@ impl WorkerOptions {
     /// lease, so this is also the most tasks a killed worker leaves to be rescued, and the most
     /// it can have run whose result is lost (each one a re-run).
     pub fn cap(&self) -> usize {
-        self.concurrency.saturating_mul(2).saturating_add(self.prefetch)
+        self.concurrency
+            .saturating_mul(2)
+            .saturating_add(self.prefetch)
     }
 
     /// Check the options (the backend is checked by [`super::Worker::new`]).

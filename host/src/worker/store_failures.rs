@@ -169,10 +169,7 @@ mod tests {
         let start = Instant::now();
         for hours in 0..48 {
             let at = start + Duration::from_secs(hours * 3600);
-            assert!(matches!(
-                failures.failed(unavailable(), at),
-                Next::Retry(_)
-            ));
+            assert!(matches!(failures.failed(unavailable(), at), Next::Retry(_)));
         }
     }
 
@@ -232,7 +229,10 @@ mod tests {
         assert!(matches!(failures.failed(old(), start), Next::Retry(_)));
         assert!(matches!(
             failures.failed(old(), start + Duration::from_secs(1)),
-            Next::Stop(Error::Backend { kind: ErrorKind(200), .. })
+            Next::Stop(Error::Backend {
+                kind: ErrorKind(200),
+                ..
+            })
         ));
     }
 }

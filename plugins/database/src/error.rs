@@ -114,7 +114,11 @@ pub fn sqlite_class(err: &rusqlite::Error) -> Class {
             Class::Transient
         }
         (
-            DatabaseCorrupt | NotADatabase | ReadOnly | CannotOpen | PermissionDenied
+            DatabaseCorrupt
+            | NotADatabase
+            | ReadOnly
+            | CannotOpen
+            | PermissionDenied
             | AuthorizationForStatementDenied,
             _,
         ) => Class::Broken,
@@ -135,8 +139,9 @@ pub fn sqlite_class(err: &rusqlite::Error) -> Class {
 /// authentication (28) and corrupt data (XX001, XX002) are broken.
 pub fn postgres_class(sqlstate: &str) -> Class {
     match sqlstate {
-        "42P01" | "42703" | "42883" | "3F000" | "3D000" | "57P04" | "42501" | "XX001"
-        | "XX002" => Class::Broken,
+        "42P01" | "42703" | "42883" | "3F000" | "3D000" | "57P04" | "42501" | "XX001" | "XX002" => {
+            Class::Broken
+        }
         "55P03" => Class::Transient,
         _ => match sqlstate.get(..2) {
             Some("28") => Class::Broken,
@@ -305,7 +310,10 @@ mod tests {
     #[test]
     fn a_broken_store_crosses_the_abi_as_store_broken() {
         let err = PluginError::from(Error::Broken("gone".into()));
-        assert_eq!((err.kind, err.message.as_str()), (ErrorKind::STORE_BROKEN, "gone"));
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::STORE_BROKEN, "gone")
+        );
         assert!(!Error::Broken("gone".into()).is_transient());
     }
 }

@@ -82,7 +82,10 @@ fn a_worker_with_slow_result_writes_holds_at_most_its_cap_and_a_kill_reruns_at_m
     ))
     .unwrap();
     let pool = Pool::start(&env, 1, &["--concurrency", "4", "--lease", "2"]);
-    until_all_finished(size(Duration::from_secs(120), Duration::from_secs(600)), || {});
+    until_all_finished(
+        size(Duration::from_secs(120), Duration::from_secs(600)),
+        || {},
+    );
     let leases_lost = leases_lost(&(victim_logs + &pool.logs()));
     pool.stop();
     let runs = Runs::read(&env);

@@ -3,9 +3,7 @@
 //! a message saying what to do; a transient failure (a lock held too long) is logged and
 //! retried until it passes; and a `--batch` worker gives up on one that does not pass.
 
-use super::env::{
-    output_text, wait_for_file_line, wait_with_deadline, Env, Store, POSTGRES_URL,
-};
+use super::env::{output_text, wait_for_file_line, wait_with_deadline, Env, Store, POSTGRES_URL};
 use serde_json::json;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -32,8 +30,7 @@ fn run_batch(env: &Env, id: &str, args: &[&str]) -> Output {
 fn error_line(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr)
         .lines()
-        .filter(|l| l.starts_with("error: "))
-        .next_back()
+        .rfind(|l| l.starts_with("error: "))
         .unwrap_or_else(|| panic!("no error line: {}", output_text(out)))
         .to_string()
 }
@@ -76,9 +73,16 @@ fn a_batch_worker_exits_1_on_a_sqlite_file_whose_pages_were_overwritten() {
     let db = rusqlite::Connection::open(&path).unwrap();
     db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
         .unwrap();
-    let page = db.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0)).unwrap() as u64;
-    let pages = db.query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0)).unwrap() as u64;
-    assert!(pages > 64, "the store is too small to corrupt its data only: {pages}");
+    let page = db
+        .query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64;
+    let pages = db
+        .query_row("PRAGMA page_count", [], |r| r.get::<_, i64>(0))
+        .unwrap() as u64;
+    assert!(
+        pages > 64,
+        "the store is too small to corrupt its data only: {pages}"
+    );
     let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     file.seek(SeekFrom::Start(16 * page)).unwrap();
     file.write_all(&vec![0xA5; ((pages - 16) * page) as usize])
