@@ -23,6 +23,7 @@ mod retry;
 mod shutdown;
 mod store_failures;
 mod sync_pool;
+mod wait;
 
 pub use options::{QueueSelection, WorkerOptions};
 pub use retry::backoff;
@@ -36,10 +37,8 @@ use execute::{Ended, Executor};
 use leases::Leases;
 use local_queue::{LocalQueue, Ticket};
 use std::sync::Arc;
-use std::time::Duration;
 use store_failures::{Failures, Next};
-use taskhost_plugin_api::ops;
-use taskhost_plugin_api::wire::{ClaimRequest, WaitRequest};
+use taskhost_plugin_api::wire::ClaimRequest;
 use tokio::task::JoinSet;
 
 /// Why a worker stopped.
@@ -359,51 +358,19 @@ impl Worker {
             })?
     }
 
-    /// Start waiting for new tasks (see [`wait_for_tasks`]).
+    /// Start waiting for new tasks (see [`wait::wait_for_tasks`]).
     fn spawn_wait(&self, try_notify: bool) -> tokio::task::JoinHandle<bool> {
         let queues = match &self.options.queues {
             QueueSelection::Named(named) => Some(named.clone()),
             QueueSelection::All { .. } => None,
         };
-        tokio::spawn(wait_for_tasks(
+        tokio::spawn(wait::wait_for_tasks(
             Arc::clone(&self.backend),
             queues,
             self.options.interval,
             try_notify,
         ))
     }
-}
-
-/// Wait for new tasks: the backend's notification when it has one, else the interval.
-/// Returns whether the backend can notify (so the next wait knows).
-async fn wait_for_tasks(
-    backend: Arc<Backend>,
-    queues: Option<Vec<String>>,
-    interval: Duration,
-    try_notify: bool,
-) -> bool {
-    if try_notify {
-        let request = WaitRequest {
-            queues,
-            timeout_secs: interval.as_secs_f64(),
-        };
-        let waited = tokio::task::spawn_blocking(move || {
-            backend.call_ext_json::<_, serde_json::Value>(ops::WAIT_FOR_TASKS, &request)
-        })
-        .await;
-        match waited {
-            Ok(Ok(_)) => return true,
-            Ok(Err(Error::NotSupported(_))) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(target: "taskhost", "waiting for tasks failed: {e}");
-                tokio::time::sleep(interval).await;
-                return true;
-            }
-            Err(_) => {}
-        }
-    }
-    tokio::time::sleep(interval).await;
-    false
 }
 
 fn tally(report: &mut WorkerReport, done: std::result::Result<Ended, tokio::task::JoinError>) {
