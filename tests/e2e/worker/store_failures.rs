@@ -113,6 +113,21 @@ fn a_batch_worker_exits_1_when_the_sqlite_tasks_table_was_dropped() {
 }
 
 #[test]
+fn a_worker_without_batch_stops_on_a_broken_store_too() {
+    let env = Env::new(Store::Sqlite, "");
+    env.enqueue("record_key", json!(["never"]));
+    let db = rusqlite::Connection::open(env.dir.path().join("tasks.db")).unwrap();
+    db.execute_batch("DROP TABLE taskhost_tasks").unwrap();
+    let out = env.run_worker(&["--worker-id", "w-service"]);
+    assert_failed(
+        &out,
+        "SQLite failed while ",
+        &format!("no such table: taskhost_tasks{}", broken("w-service")),
+    );
+    drop(db);
+}
+
+#[test]
 fn a_batch_worker_exits_1_when_the_postgres_tasks_table_was_dropped() {
     let env = Env::new(Store::Postgres, "");
     env.enqueue("record_key", json!(["never"]));
@@ -128,6 +143,34 @@ fn a_batch_worker_exits_1_when_the_postgres_tasks_table_was_dropped() {
             "relation \"taskhost_tasks\" does not exist{}",
             broken("w-pg-dropped")
         ),
+    );
+}
+
+#[test]
+fn a_store_broken_while_a_task_runs_lets_the_task_finish_then_the_worker_exits_1() {
+    let env = Env::new(Store::Postgres, "");
+    env.enqueue("record_and_sleep", json!(["slow", 1_000]));
+    let schema = env.schema.clone().unwrap();
+    let (worker, log) = spawn_logged(&env, &["--worker-id", "w-mid-run"]);
+    env.wait_for_line(|l| l == "start slow");
+    let mut db = postgres::Client::connect(POSTGRES_URL, postgres::NoTls).unwrap();
+    db.batch_execute(&format!("DROP TABLE {schema}.taskhost_tasks CASCADE"))
+        .unwrap();
+    let out = wait_with_deadline(worker);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(env.log_lines(), ["start slow", "end slow"]);
+    let line = text
+        .lines()
+        .rfind(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {text}"));
+    assert!(
+        line.starts_with("error: backend 'default' failed: PostgreSQL failed while ")
+            && line.ends_with(&format!(
+                "relation \"taskhost_tasks\" does not exist{}",
+                broken("w-mid-run")
+            )),
+        "{line}"
     );
 }
 
