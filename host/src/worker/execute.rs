@@ -50,7 +50,8 @@ pub(crate) enum Ended {
 impl Executor {
     /// Run `claimed` and record its outcome with the backend. `slot` is given back as soon as
     /// the function has returned, so the worker claims the next task while this result waits
-    /// for the completion buffer's write (the lease is held until then).
+    /// for the completion buffer's write (the lease is held until then, and the task still
+    /// counts toward the worker's cap: see `local_queue`).
     pub async fn execute(&self, claimed: ClaimedTask, slot: Slot) -> Ended {
         let mut data = claimed.result;
         // A prefetched task may have waited since its claim: it starts now.
