@@ -28,6 +28,10 @@ impl ErrorKind {
     pub const LEASE_LOST: Self = Self(7);
     /// The class named in the config is not exported by this library.
     pub const UNKNOWN_CLASS: Self = Self(8);
+    /// The store cannot be used and retrying will not help: its file is corrupt, its schema is
+    /// missing, access is denied… Someone must repair it (added in 1.5.0; an older host treats
+    /// it as [`ErrorKind::OTHER`]). [`ErrorKind::UNAVAILABLE`] is the kind for "retry may help".
+    pub const STORE_BROKEN: Self = Self(9);
 
     /// A short lowercase name for messages (`"not supported"`, `"panic"`…).
     pub fn name(self) -> &'static str {
@@ -40,6 +44,7 @@ impl ErrorKind {
             Self::UNAVAILABLE => "unavailable",
             Self::LEASE_LOST => "lease lost",
             Self::UNKNOWN_CLASS => "unknown class",
+            Self::STORE_BROKEN => "store broken",
             _ => "error",
         }
     }

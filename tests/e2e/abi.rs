@@ -83,12 +83,12 @@ fn parse_version(version: &str) -> (u64, u64, u64) {
 }
 
 /// The generated-version tests below surround this host's plugin-api version: 1.0.5 is older,
-/// 1.5.0 newer, 2.0.0 another major. Bumping plugin-api past them means moving them too.
+/// 1.6.0 newer, 2.0.0 another major. Bumping plugin-api past them means moving them too.
 #[test]
 fn the_version_tests_surround_this_hosts_plugin_api_version() {
     let host = parse_version(PLUGIN_API_VERSION);
     assert!(
-        parse_version("1.0.5") < host && host < parse_version("1.5.0"),
+        parse_version("1.0.5") < host && host < parse_version("1.6.0"),
         "this host is plugin-api {PLUGIN_API_VERSION}: move the versions of the tests in \
          tests/e2e/abi.rs so one is older and one newer within its major"
     );
@@ -166,8 +166,8 @@ fn a_plugin_built_against_an_older_plugin_api_1_0_5_loads_and_works() {
 }
 
 #[test]
-fn a_plugin_built_against_a_newer_plugin_api_1_5_0_loads_and_works() {
-    assert_other_1x_plugin_loads_and_works("1.5.0");
+fn a_plugin_built_against_a_newer_plugin_api_1_6_0_loads_and_works() {
+    assert_other_1x_plugin_loads_and_works("1.6.0");
 }
 
 /// The real older interface, not a relabelled copy of the current one: the custom-backend

@@ -48,6 +48,11 @@ pub struct WorkerArgs {
     /// Do not wait a random part of the interval before the first claim.
     #[arg(long)]
     pub no_startup_delay: bool,
+    /// With `--batch`: seconds claims may keep failing with an error that retrying may fix
+    /// (database locked or unreachable) before the worker gives up and exits 1. A broken store
+    /// (corrupt file, missing schema, access denied) stops any worker at once.
+    #[arg(long, default_value_t = 60.0)]
+    pub batch_give_up: f64,
 }
 
 fn interval(text: &str) -> Result<Duration, String> {
@@ -78,11 +83,13 @@ impl WorkerArgs {
         options.grace_period = seconds("grace-period", self.grace_period)?;
         options.retry_backoff = seconds("retry-backoff", self.retry_backoff)?;
         options.startup_delay = !self.no_startup_delay && !self.batch;
+        options.batch_give_up = seconds("batch-give-up", self.batch_give_up)?;
         Ok(options)
     }
 }
 
-/// Run the worker until it exits; print its report. Returns whether it ran.
+/// Run the worker until it exits; print its report. Returns whether it ran: false (exit 1,
+/// after an `error:` line) when the store failed for good (see [`Worker::run`]).
 pub fn run(args: &WorkerArgs) -> bool {
     let options = match args.options() {
         Ok(o) => o,

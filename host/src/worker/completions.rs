@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) const MAX_BATCH: usize = 512;
 
 /// How many times a failing flush is tried before its completions are given up on (their
-/// leases then expire and the tasks are rescued and run again: at-least-once).
+/// leases then expire and the tasks are rescued and run again: at-least-once). A broken store
+/// (`ErrorKind::STORE_BROKEN`) is not tried again.
 const TRIES: usize = 10;
 
 /// One completion waiting to be recorded, with where to send whether it was applied.
@@ -115,6 +116,12 @@ async fn flush(
                     }
                 }
                 return acks;
+            }
+            Ok(Err(e)) if super::store_failures::is_permanent(&e) => {
+                // Retrying will not help: the tasks are rescued when their leases expire, if
+                // the store is ever repaired.
+                tracing::error!(target: "taskhost", "recording {} result(s) failed, and the store is broken: {e}", completions.len());
+                return HashMap::new();
             }
             Ok(Err(e)) => {
                 unconfirmed = true;

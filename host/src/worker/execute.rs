@@ -2,6 +2,7 @@
 //! its timeout, and the completion that records how it ended.
 
 use super::completions::Completions;
+use super::leases::Leases;
 use super::local_queue::Slot;
 use super::retry::backoff;
 use super::sync_pool::SyncPool;
@@ -28,6 +29,7 @@ pub(crate) struct Executor {
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
     pub completions: Completions,
+    pub leases: Leases,
     pub sync_pool: Arc<SyncPool>,
     /// Whether tasks may wait for a slot after their claim (`prefetch` > 0): their real start
     /// time is then sent with the completion.
@@ -48,7 +50,8 @@ pub(crate) enum Ended {
 impl Executor {
     /// Run `claimed` and record its outcome with the backend. `slot` is given back as soon as
     /// the function has returned, so the worker claims the next task while this result waits
-    /// for the completion buffer's write (the lease is held until then).
+    /// for the completion buffer's write (the lease is held until then, and the task still
+    /// counts toward the worker's cap: see `local_queue`).
     pub async fn execute(&self, claimed: ClaimedTask, slot: Slot) -> Ended {
         let mut data = claimed.result;
         // A prefetched task may have waited since its claim: it starts now.
@@ -82,6 +85,7 @@ impl Executor {
             retry_at,
             started_at,
         };
+        self.leases.completing(&data.id);
         if !self.completions.record(completion).await {
             return Ended::LeaseLost;
         }

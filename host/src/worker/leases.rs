@@ -8,13 +8,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::wire::LeaseRequest;
 
-/// The running tasks' `(id → lease token)`, shared by the loop, the executions and the heartbeat.
+/// The held tasks' `(id → lease)`, shared by the loop, the executions and the heartbeat.
 #[derive(Clone)]
 pub(crate) struct Leases {
-    held: Arc<Mutex<HashMap<String, i64>>>,
+    held: Arc<Mutex<HashMap<String, Lease>>>,
     backend: Arc<Backend>,
     worker_id: String,
     length: Duration,
+}
+
+/// One held task's lease.
+#[derive(Clone, Copy)]
+struct Lease {
+    token: i64,
+    /// Its result was handed to the completion buffer: the store's answer to that write, not
+    /// a renewal, says whether the lease was lost.
+    completing: bool,
 }
 
 impl Leases {
@@ -28,17 +37,34 @@ impl Leases {
     }
 
     pub fn hold(&self, id: &str, token: i64) {
-        self.held.lock().insert(id.to_string(), token);
+        let lease = Lease {
+            token,
+            completing: false,
+        };
+        self.held.lock().insert(id.to_string(), lease);
+    }
+
+    /// `id`'s result is about to be written. Its lease is still renewed until the write is
+    /// acknowledged, but a renewal that finds the task no longer RUNNING is not reported as a
+    /// lost lease: that write most likely finished it (the write's own answer reports a loss).
+    pub fn completing(&self, id: &str) {
+        if let Some(lease) = self.held.lock().get_mut(id) {
+            lease.completing = true;
+        }
     }
 
     pub fn drop_lease(&self, id: &str) {
         self.held.lock().remove(id);
     }
 
-    /// Stop holding `id` if it is still held under `token`; returns whether it was.
+    /// Stop holding `id` if it is still held under `token` and its result is not being
+    /// written; returns whether it was.
     fn drop_if_held(&self, id: &str, token: Option<i64>) -> bool {
         let mut held = self.held.lock();
-        let still = token.is_some() && held.get(id).copied() == token;
+        let still = token.is_some()
+            && held
+                .get(id)
+                .is_some_and(|l| !l.completing && Some(l.token) == token);
         if still {
             held.remove(id);
         }
@@ -52,7 +78,7 @@ impl Leases {
                 .held
                 .lock()
                 .iter()
-                .map(|(id, t)| (id.clone(), *t))
+                .map(|(id, l)| (id.clone(), l.token))
                 .collect(),
             lease_secs: self.length.as_secs_f64(),
         }
@@ -77,7 +103,8 @@ impl Leases {
                     Ok(Ok(lost)) => {
                         for id in lost {
                             // A task that finished while the renewal ran is no longer held (or
-                            // is held again under a new token): it was not lost.
+                            // is held again under a new token, or its result is being
+                            // written): it was not lost, or the write will say so.
                             if !leases.drop_if_held(&id, sent.get(&id).copied()) {
                                 continue;
                             }

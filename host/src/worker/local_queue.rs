@@ -1,11 +1,18 @@
-//! The worker's slots, and the claimed tasks waiting in the worker for one (prefetch).
+//! The worker's slots, the claimed tasks waiting in the worker for one (prefetch), and the cap
+//! on what a worker holds unacknowledged (back-pressure).
 //!
-//! A worker holds at most `concurrency + prefetch` tasks: the running ones and the waiting
-//! ones. Waiting tasks get a slot in claim order, handed straight from the task that frees it
-//! (no round through the worker's loop, so a warm worker starts the next task at once). While
-//! tasks are waiting, the next claim is made only once half the prefetch is free, so a busy
-//! worker claims in batches (one write transaction for many tasks) instead of once per
-//! finished task.
+//! Every claimed task is *held* from its claim until the store has acknowledged its result (or
+//! it is otherwise done with): running, waiting for a slot, or finished with its result waiting
+//! to be written. A worker holds at most its cap ([`super::WorkerOptions::cap`]) and at most
+//! `concurrency + prefetch` running or waiting; a claim asks for no more than both leave, and
+//! none is made at 0 — the worker waits for a slot or an acknowledgement instead. So a store
+//! slow to record results slows the claims down rather than piling up leases (each one a
+//! re-run if the worker dies).
+//!
+//! Waiting tasks get a slot in claim order, handed straight from the task that frees it (no
+//! round through the worker's loop, so a warm worker starts the next task at once). While tasks
+//! are waiting, the next claim is made only once half the prefetch is free, so a busy worker
+//! claims in batches (one write transaction for many tasks) instead of once per finished task.
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -19,15 +26,20 @@ pub(crate) struct LocalQueue {
 
 struct Shared {
     state: Mutex<State>,
-    /// Signalled whenever a slot is freed or handed on (the worker may claim again).
+    /// Signalled whenever a slot is freed or handed on, or a held task is let go (the worker
+    /// may claim again).
     changed: Notify,
     concurrency: usize,
     prefetch: usize,
+    /// The most tasks held at once.
+    cap: usize,
 }
 
 struct State {
     free: usize,
     waiting: VecDeque<oneshot::Sender<Slot>>,
+    /// Tasks claimed and not yet let go: running, waiting, or waiting for their result's ack.
+    held: usize,
 }
 
 /// A claimed task's place: its slot now, or its turn in the queue.
@@ -39,47 +51,64 @@ pub(crate) enum Ticket {
 }
 
 impl LocalQueue {
-    pub fn new(concurrency: usize, prefetch: usize) -> Self {
+    /// `cap` is at least `concurrency` (see [`super::WorkerOptions::cap`]).
+    pub fn new(concurrency: usize, prefetch: usize, cap: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
                     free: concurrency,
                     waiting: VecDeque::new(),
+                    held: 0,
                 }),
                 changed: Notify::new(),
                 concurrency,
                 prefetch,
+                cap: cap.max(1),
             }),
         }
     }
 
-    /// A slot for the next claimed task, or its place behind the tasks already waiting.
-    pub fn ticket(&self) -> Ticket {
+    /// A slot for the next claimed task, or its place behind the tasks already waiting; and
+    /// the task's hold, to drop once the store has acknowledged its result.
+    pub fn ticket(&self) -> (Ticket, Held) {
         let mut state = self.shared.state.lock();
+        state.held += 1;
+        let held = Held {
+            shared: Arc::clone(&self.shared),
+        };
         if state.free > 0 && state.waiting.is_empty() {
             state.free -= 1;
-            return Ticket::Now(Slot {
+            let slot = Slot {
                 shared: Some(Arc::clone(&self.shared)),
-            });
+            };
+            return (Ticket::Now(slot), held);
         }
         let (sender, receiver) = oneshot::channel();
         state.waiting.push_back(sender);
-        Ticket::Queued(receiver)
+        (Ticket::Queued(receiver), held)
     }
 
     /// How many tasks the next claim asks for, or `None` when the worker should wait for
-    /// [`LocalQueue::changed`] first.
+    /// [`LocalQueue::changed`] first: nothing may be claimed (the cap is reached), or tasks
+    /// are waiting and less than half the prefetch is free.
     pub fn room(&self) -> Option<usize> {
         let shared = &*self.shared;
         let state = shared.state.lock();
         let waiting = state.waiting.len();
-        let held = waiting + (shared.concurrency - state.free);
+        let queued = waiting + (shared.concurrency - state.free);
         let room = shared
             .concurrency
             .saturating_add(shared.prefetch)
-            .saturating_sub(held);
+            .saturating_sub(queued)
+            .min(shared.cap.saturating_sub(state.held));
         let worth = room > 0 && (waiting == 0 || room >= (shared.prefetch / 2).max(1));
         worth.then_some(room)
+    }
+
+    /// Tasks held now: claimed and not yet let go.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.shared.state.lock().held
     }
 
     /// Wait until a slot is freed or handed on (one signal sent while nobody waited counts
@@ -115,6 +144,19 @@ impl Shared {
     }
 }
 
+/// A claimed task held by the worker; dropping it (once the store acknowledged the task's
+/// result, or the worker is done with it otherwise) makes room for the next claim.
+pub(crate) struct Held {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.shared.state.lock().held -= 1;
+        self.shared.changed.notify_one();
+    }
+}
+
 /// A running task's slot; dropping it hands it to the next waiting task.
 pub(crate) struct Slot {
     shared: Option<Arc<Shared>>,
@@ -133,14 +175,16 @@ mod tests {
     use super::*;
     use std::future::Future;
 
-    fn now(ticket: Ticket) -> Slot {
+    /// The slot of a ticket; its hold is let go at once (acknowledged).
+    fn now((ticket, _held): (Ticket, Held)) -> Slot {
         match ticket {
             Ticket::Now(slot) => slot,
             Ticket::Queued(_) => panic!("expected a free slot"),
         }
     }
 
-    fn queued(ticket: Ticket) -> oneshot::Receiver<Slot> {
+    /// The turn of a ticket; its hold is let go at once (acknowledged).
+    fn queued((ticket, _held): (Ticket, Held)) -> oneshot::Receiver<Slot> {
         match ticket {
             Ticket::Queued(receiver) => receiver,
             Ticket::Now(_) => panic!("expected to wait"),
@@ -148,8 +192,47 @@ mod tests {
     }
 
     #[test]
+    fn finished_tasks_whose_result_is_not_acknowledged_count_toward_the_cap() {
+        let local = LocalQueue::new(2, 0, 2);
+        let (a, a_held) = local.ticket();
+        let (b, b_held) = local.ticket();
+        assert_eq!(local.held(), 2);
+        // Both functions returned (slots given back), both results still being written.
+        drop((a, b));
+        assert_eq!(local.room(), None, "no claim while the cap is held");
+        drop(a_held);
+        assert_eq!(local.room(), Some(1));
+        drop(b_held);
+        assert_eq!((local.room(), local.held()), (Some(2), 0));
+    }
+
+    #[test]
+    fn an_acknowledgement_wakes_a_worker_waiting_at_the_cap() {
+        let local = LocalQueue::new(1, 0, 1);
+        let (slot, held) = local.ticket();
+        drop(slot);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // The slot's own signal is consumed; the worker then waits at the cap.
+        assert!(std::pin::pin!(local.changed()).poll(&mut cx).is_ready());
+        assert_eq!(local.room(), None);
+        let mut changed = std::pin::pin!(local.changed());
+        assert!(changed.as_mut().poll(&mut cx).is_pending());
+        drop(held);
+        assert!(changed.as_mut().poll(&mut cx).is_ready());
+        assert_eq!(local.room(), Some(1));
+    }
+
+    #[test]
+    fn a_cap_above_concurrency_and_prefetch_leaves_their_limit() {
+        let local = LocalQueue::new(1, 2, 6);
+        let (_running, _h1) = local.ticket();
+        let (_waiting, _h2) = local.ticket();
+        assert_eq!(local.room(), Some(1));
+    }
+
+    #[test]
     fn without_prefetch_claims_are_for_free_slots_only() {
-        let local = LocalQueue::new(2, 0);
+        let local = LocalQueue::new(2, 0, 2);
         assert_eq!(local.room(), Some(2));
         let a = now(local.ticket());
         assert_eq!(local.room(), Some(1));
@@ -161,7 +244,7 @@ mod tests {
 
     #[test]
     fn waiting_tasks_get_slots_in_claim_order() {
-        let local = LocalQueue::new(1, 4);
+        let local = LocalQueue::new(1, 4, 5);
         let first = now(local.ticket());
         let (mut b, mut c) = (queued(local.ticket()), queued(local.ticket()));
         assert!(b.try_recv().is_err() && c.try_recv().is_err());
@@ -177,7 +260,7 @@ mod tests {
 
     #[test]
     fn a_slot_skips_a_task_that_is_gone() {
-        let local = LocalQueue::new(1, 2);
+        let local = LocalQueue::new(1, 2, 3);
         let first = now(local.ticket());
         let gone = queued(local.ticket());
         let mut next = queued(local.ticket());
@@ -188,7 +271,7 @@ mod tests {
 
     #[test]
     fn with_tasks_waiting_the_next_claim_waits_for_half_the_prefetch() {
-        let local = LocalQueue::new(2, 8);
+        let local = LocalQueue::new(2, 8, 10);
         assert_eq!(local.room(), Some(10));
         let running: Vec<_> = (0..2).map(|_| now(local.ticket())).collect();
         let mut waiting: Vec<_> = (0..5).map(|_| queued(local.ticket())).collect();
@@ -206,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_freed_slot_wakes_the_worker_even_if_it_was_not_waiting_yet() {
-        let local = LocalQueue::new(1, 0);
+        let local = LocalQueue::new(1, 0, 1);
         drop(now(local.ticket()));
         // Polled once: ready only if the signal sent before anyone waited was kept.
         let mut changed = std::pin::pin!(local.changed());

@@ -5,9 +5,14 @@
 //! runtime), and up to `prefetch` more claimed tasks wait for a slot in claim order; each
 //! claimed task holds a lease renewed every third of its length, so a task whose worker died
 //! is rescued by the store once the lease expires, and a stale worker's late write is fenced
-//! off by the lease token. The first SIGINT/SIGTERM stops claiming and starting, hands the
-//! waiting tasks back and lets running tasks finish within the grace period; a second one (or
-//! the end of the grace period) hands the unfinished tasks back to the store, READY again.
+//! off by the lease token. A worker holds at most [`WorkerOptions::cap`] tasks whose result the
+//! store has not acknowledged, and claims no more until acknowledgements come back. The first
+//! SIGINT/SIGTERM stops claiming and starting, hands the waiting tasks back and lets running
+//! tasks finish within the grace period; a second one (or the end of the grace period) hands
+//! the unfinished tasks back to the store, READY again. A claim that fails is retried with
+//! backoff while retrying may help; a broken store (or, under `--batch`, one failing for longer
+//! than [`WorkerOptions::batch_give_up`]) stops the worker as a shutdown does, and
+//! [`Worker::run`] returns the error.
 
 mod completions;
 mod execute;
@@ -16,7 +21,9 @@ mod local_queue;
 pub mod options;
 mod retry;
 mod shutdown;
+mod store_failures;
 mod sync_pool;
+mod wait;
 
 pub use options::{QueueSelection, WorkerOptions};
 pub use retry::backoff;
@@ -30,9 +37,8 @@ use execute::{Ended, Executor};
 use leases::Leases;
 use local_queue::{LocalQueue, Ticket};
 use std::sync::Arc;
-use std::time::Duration;
-use taskhost_plugin_api::ops;
-use taskhost_plugin_api::wire::{ClaimRequest, WaitRequest};
+use store_failures::{Failures, Next};
+use taskhost_plugin_api::wire::ClaimRequest;
 use tokio::task::JoinSet;
 
 /// Why a worker stopped.
@@ -117,6 +123,11 @@ impl Worker {
     }
 
     /// Run until `--batch` drains, `--max-tasks` is reached, or [`Worker::shutdown`] is asked.
+    ///
+    /// Fails with the store's [`Error::Backend`] when the store is broken (kind
+    /// `ErrorKind::STORE_BROKEN`: retrying will not help), or when a `--batch` worker's claims
+    /// kept failing for [`WorkerOptions::batch_give_up`]; the running tasks were let finish
+    /// first, as at a shutdown.
     pub async fn run(&self) -> Result<WorkerReport> {
         let o = &self.options;
         tracing::info!(
@@ -133,20 +144,21 @@ impl Worker {
         }
         let (completions, flusher) =
             Completions::spawn(Arc::clone(&self.backend), o.worker_id.clone());
+        let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
         let executor = Executor {
             backend: Arc::clone(&self.backend),
             worker_id: o.worker_id.clone(),
             retry_backoff: o.retry_backoff,
             retry_backoff_max: o.retry_backoff_max,
             completions,
+            leases: leases.clone(),
             sync_pool: Arc::new(sync_pool::SyncPool::new()),
             prefetching: o.prefetch > 0,
         };
         // One slot per task function running; an execution whose function has returned
         // gives its slot back while its result waits to be recorded. Claimed tasks wait in
         // the local queue, in claim order, for a slot.
-        let local = LocalQueue::new(o.concurrency, o.prefetch);
-        let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
+        let local = LocalQueue::new(o.concurrency, o.prefetch, o.cap());
         let heartbeat = leases.spawn_heartbeat();
         let mut report = WorkerReport::default();
         let mut running: JoinSet<Ended> = JoinSet::new();
@@ -154,11 +166,16 @@ impl Worker {
         // The wait for new tasks in progress. It outlives a loop turn that ends for another
         // reason (a result recorded), so a notification it receives is never lost.
         let mut waiting: Option<tokio::task::JoinHandle<bool>> = None;
+        // A shutdown, or a store failure the worker stops on: nothing more is claimed or started.
+        let stopping = self.shutdown.graceful.child_token();
+        let give_up = o.batch.then_some(o.batch_give_up);
+        let mut failures = Failures::new(&o.backend, &o.worker_id, give_up);
+        let mut failed: Option<Error> = None;
         let exit = loop {
             while let Some(done) = running.try_join_next() {
                 tally(&mut report, done);
             }
-            if self.shutdown.graceful.is_cancelled() {
+            if stopping.is_cancelled() {
                 break ExitReason::Shutdown;
             }
             let remaining = o.max_tasks.map(|m| m.saturating_sub(report.claimed));
@@ -169,7 +186,7 @@ impl Worker {
                 tokio::select! {
                     _ = local.changed() => {}
                     Some(done) = running.join_next() => tally(&mut report, done),
-                    _ = self.shutdown.graceful.cancelled() => {}
+                    _ = stopping.cancelled() => {}
                 }
                 continue;
             };
@@ -177,15 +194,24 @@ impl Worker {
                 .map_or(room as u64, |r| r.min(room as u64))
                 .min(u64::from(u32::MAX)) as u32;
             let claimed = match self.claim(limit).await {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::error!(target: "taskhost", "worker {}: claiming failed, retrying in {:?}: {e}", o.worker_id, o.interval.max(Duration::from_millis(100)));
-                    tokio::select! {
-                        _ = tokio::time::sleep(o.interval.max(Duration::from_millis(100))) => {}
-                        _ = self.shutdown.graceful.cancelled() => {}
-                    }
-                    continue;
+                Ok(claimed) => {
+                    failures.succeeded();
+                    claimed
                 }
+                Err(e) => match failures.failed(e, std::time::Instant::now()) {
+                    Next::Retry(delay) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = stopping.cancelled() => {}
+                        }
+                        continue;
+                    }
+                    Next::Stop(e) => {
+                        failed = Some(e);
+                        stopping.cancel();
+                        break ExitReason::Shutdown;
+                    }
+                },
             };
             if claimed.is_empty() {
                 if o.batch && running.is_empty() {
@@ -204,7 +230,7 @@ impl Worker {
                 tokio::select! {
                     Some(done) = running.join_next(), if !running.is_empty() => tally(&mut report, done),
                     notified = wait => woke = Some(notified),
-                    _ = self.shutdown.graceful.cancelled() => {}
+                    _ = stopping.cancelled() => {}
                 }
                 if let Some(notified) = woke {
                     waiting = None;
@@ -217,10 +243,12 @@ impl Worker {
                 leases.hold(&task.result.id, task.lease_token);
                 // A claim asks for at most the room; a backend that returns more still gets
                 // every task run (they wait for slots) rather than any dropped.
-                let ticket = local.ticket();
+                let (ticket, held) = local.ticket();
                 let (executor, leases) = (executor.clone(), leases.clone());
-                let stopping = self.shutdown.graceful.clone();
+                let stopping = stopping.clone();
                 running.spawn(async move {
+                    // Let go (room for the next claim) when this ends: after the result's ack.
+                    let _held = held;
                     // After a shutdown nothing starts (a slot received meanwhile is dropped,
                     // which passes it on); the task's lease stays held for `finish` to hand
                     // it back.
@@ -251,6 +279,10 @@ impl Worker {
         heartbeat.abort();
         report.exit = Some(exit);
         let id = &o.worker_id;
+        if let Some(e) = failed {
+            tracing::warn!(target: "taskhost", "Worker {id} stopped on a store failure after {} claimed, {} successful, {} failed, {} retried, {} lease lost, {} released: {e}", report.claimed, report.successful, report.failed, report.retried, report.lease_lost, report.released);
+            return Err(e);
+        }
         match exit {
             ExitReason::Drained => {
                 tracing::info!(target: "taskhost", "No more tasks to run for worker_id={id} - exiting gracefully.")
@@ -326,51 +358,19 @@ impl Worker {
             })?
     }
 
-    /// Start waiting for new tasks (see [`wait_for_tasks`]).
+    /// Start waiting for new tasks (see [`wait::wait_for_tasks`]).
     fn spawn_wait(&self, try_notify: bool) -> tokio::task::JoinHandle<bool> {
         let queues = match &self.options.queues {
             QueueSelection::Named(named) => Some(named.clone()),
             QueueSelection::All { .. } => None,
         };
-        tokio::spawn(wait_for_tasks(
+        tokio::spawn(wait::wait_for_tasks(
             Arc::clone(&self.backend),
             queues,
             self.options.interval,
             try_notify,
         ))
     }
-}
-
-/// Wait for new tasks: the backend's notification when it has one, else the interval.
-/// Returns whether the backend can notify (so the next wait knows).
-async fn wait_for_tasks(
-    backend: Arc<Backend>,
-    queues: Option<Vec<String>>,
-    interval: Duration,
-    try_notify: bool,
-) -> bool {
-    if try_notify {
-        let request = WaitRequest {
-            queues,
-            timeout_secs: interval.as_secs_f64(),
-        };
-        let waited = tokio::task::spawn_blocking(move || {
-            backend.call_ext_json::<_, serde_json::Value>(ops::WAIT_FOR_TASKS, &request)
-        })
-        .await;
-        match waited {
-            Ok(Ok(_)) => return true,
-            Ok(Err(Error::NotSupported(_))) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(target: "taskhost", "waiting for tasks failed: {e}");
-                tokio::time::sleep(interval).await;
-                return true;
-            }
-            Err(_) => {}
-        }
-    }
-    tokio::time::sleep(interval).await;
-    false
 }
 
 fn tally(report: &mut WorkerReport, done: std::result::Result<Ended, tokio::task::JoinError>) {

@@ -84,11 +84,16 @@ pub struct WorkerOptions {
     pub retry_backoff_max: Duration,
     /// Wait a random 0–interval before the first claim (spreads out workers started together).
     pub startup_delay: bool,
+    /// With [`WorkerOptions::batch`]: how long claims may keep failing with a transient store
+    /// error (one that retrying may fix: locked, unreachable) before the worker gives up and
+    /// exits with the error. Without `batch` the worker retries for as long as it runs.
+    pub batch_give_up: Duration,
 }
 
 impl WorkerOptions {
     /// Defaults: backend `default`, queue `default`, concurrency 1, no prefetch, interval 1 s,
-    /// a random worker id, lease 60 s, grace period 30 s, backoff 1 s doubling up to 1 h.
+    /// a random worker id, lease 60 s, grace period 30 s, backoff 1 s doubling up to 1 h, and
+    /// a `--batch` worker gives up on a failing store after 60 s.
     pub fn new() -> Self {
         Self {
             backend: crate::DEFAULT_TASK_BACKEND_ALIAS.to_string(),
@@ -104,7 +109,26 @@ impl WorkerOptions {
             retry_backoff: Duration::from_secs(1),
             retry_backoff_max: Duration::from_secs(3600),
             startup_delay: false,
+            batch_give_up: Duration::from_secs(60),
         }
+    }
+
+    /// The most tasks this worker holds unacknowledged at once: `2 × concurrency + prefetch`.
+    ///
+    /// A task is held from its claim until the store has acknowledged its result — running,
+    /// prefetched (waiting for a slot), or finished with its result waiting to be written. A
+    /// claim asks for at most the cap minus what is held (and, as before, for no more than
+    /// `concurrency + prefetch` running or waiting), and none is made at the cap: the worker
+    /// waits for an acknowledgement. So while one batch of results is being written, up to
+    /// `concurrency` more tasks may have been claimed (the claim overlaps the write, which
+    /// keeps short tasks' throughput), and a store slow to write results slows the claims down
+    /// instead of piling up leases. Each held task is RUNNING in the store under this worker's
+    /// lease, so this is also the most tasks a killed worker leaves to be rescued, and the most
+    /// it can have run whose result is lost (each one a re-run).
+    pub fn cap(&self) -> usize {
+        self.concurrency
+            .saturating_mul(2)
+            .saturating_add(self.prefetch)
     }
 
     /// Check the options (the backend is checked by [`super::Worker::new`]).

@@ -20,6 +20,10 @@ pub enum Error {
     /// The database could not be reached, was busy, or the backend is closed; retrying may help.
     #[error("{0}")]
     Unavailable(String),
+    /// The database cannot be used and retrying will not help: a corrupt file, a missing
+    /// table or schema, access denied. Crosses the ABI as `ErrorKind::STORE_BROKEN`.
+    #[error("{0}")]
+    Broken(String),
     /// A stored row holds a value this plugin cannot read.
     #[error("task result '{id}' has an invalid value in column '{column}': {detail}")]
     Corrupt {
@@ -44,41 +48,106 @@ impl Error {
         Self::InvalidRequest(format!("A result with id '{id}' is already stored."))
     }
 
-    /// An SQLite failure while `doing` something: busy, locked and I/O errors are
-    /// [`Error::Unavailable`] (retrying may help), the rest [`Error::Other`].
+    /// An SQLite failure while `doing` something (see [`sqlite_class`]).
     pub fn sqlite(doing: &str, err: rusqlite::Error) -> Self {
-        use rusqlite::ErrorCode::*;
         let message = format!("SQLite failed while {doing}: {err}");
-        match err.sqlite_error_code() {
-            Some(
-                DatabaseBusy | DatabaseLocked | SystemIoFailure | CannotOpen | ReadOnly | DiskFull
-                | OutOfMemory,
-            ) => Self::Unavailable(message),
-            _ => Self::Other(message),
+        match sqlite_class(&err) {
+            Class::Transient => Self::Unavailable(message),
+            Class::Broken => Self::Broken(message),
+            Class::Other => Self::Other(message),
         }
     }
 
-    /// A PostgreSQL failure while `doing` something: connection, resource and serialization
-    /// problems are [`Error::Unavailable`], the rest [`Error::Other`].
+    /// A PostgreSQL failure while `doing` something (see [`postgres_class`]).
     pub fn postgres(doing: &str, err: postgres::Error) -> Self {
         let message = format!("PostgreSQL failed while {doing}: {}", postgres_text(&err));
-        let transient = match err.code() {
-            None => true,
-            Some(code) => {
-                let class = &code.code()[..2];
-                matches!(class, "08" | "40" | "53" | "57" | "58")
-            }
+        let class = match err.code() {
+            Some(code) => postgres_class(code.code()),
+            None => Class::Transient,
         };
-        if transient || err.is_closed() {
-            Self::Unavailable(message)
-        } else {
-            Self::Other(message)
+        match class {
+            Class::Broken => Self::Broken(message),
+            _ if err.is_closed() => Self::Unavailable(message),
+            Class::Transient => Self::Unavailable(message),
+            Class::Other => Self::Other(message),
         }
     }
 
     /// Whether retrying the same operation may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Whether a driver error is worth retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Class {
+    /// Retrying may help (busy, locked, unreachable, a session ended, out of resources).
+    Transient,
+    /// Retrying will not help: someone must repair the database, its schema or its access.
+    Broken,
+    /// Anything else (a constraint, a bug): reported as is.
+    Other,
+}
+
+/// SQLite: busy, locked, I/O, full disk and out of memory are transient (and so are a
+/// read-only database while another connection recovers the WAL, `SQLITE_READONLY_RECOVERY`
+/// and `_CANTINIT`); a corrupt or non-SQLite file, a read-only or unopenable one, denied
+/// access and a missing table or column are broken.
+pub fn sqlite_class(err: &rusqlite::Error) -> Class {
+    use rusqlite::ErrorCode::*;
+    /// Read-only while another connection recovers or initialises the WAL: passing states.
+    const READONLY_PASSING: [i32; 2] = [
+        rusqlite::ffi::SQLITE_READONLY_RECOVERY,
+        rusqlite::ffi::SQLITE_READONLY_CANTINIT,
+    ];
+    let Some(code) = err.sqlite_error_code() else {
+        return Class::Other;
+    };
+    match (code, err) {
+        (DatabaseBusy | DatabaseLocked | SystemIoFailure | DiskFull | OutOfMemory, _) => {
+            Class::Transient
+        }
+        (ReadOnly, rusqlite::Error::SqliteFailure(e, _))
+            if READONLY_PASSING.contains(&e.extended_code) =>
+        {
+            Class::Transient
+        }
+        (
+            DatabaseCorrupt
+            | NotADatabase
+            | ReadOnly
+            | CannotOpen
+            | PermissionDenied
+            | AuthorizationForStatementDenied,
+            _,
+        ) => Class::Broken,
+        (Unknown, rusqlite::Error::SqliteFailure(_, Some(text)))
+            if text.starts_with("no such table") || text.starts_with("no such column") =>
+        {
+            Class::Broken
+        }
+        _ => Class::Other,
+    }
+}
+
+/// PostgreSQL, by SQLSTATE: connection problems (class 08), the server shutting down or the
+/// session ended (57P01–57P03), a cancelled statement (57014), too few resources (53), a
+/// system error (58), a serialization failure or deadlock (40) and a lock not available
+/// (55P03) are transient; a missing table, column, function or schema (42P01, 42703, 42883,
+/// 3F000), a missing or dropped database (3D000, 57P04), denied privileges (42501), failed
+/// authentication (28) and corrupt data (XX001, XX002) are broken.
+pub fn postgres_class(sqlstate: &str) -> Class {
+    match sqlstate {
+        "42P01" | "42703" | "42883" | "3F000" | "3D000" | "57P04" | "42501" | "XX001" | "XX002" => {
+            Class::Broken
+        }
+        "55P03" => Class::Transient,
+        _ => match sqlstate.get(..2) {
+            Some("28") => Class::Broken,
+            Some("08" | "40" | "53" | "57" | "58") => Class::Transient,
+            _ => Class::Other,
+        },
     }
 }
 
@@ -110,6 +179,7 @@ impl From<Error> for PluginError {
             Error::DoesNotExist(_) => ErrorKind::RESULT_DOES_NOT_EXIST,
             Error::NotSupported(_) => ErrorKind::NOT_SUPPORTED,
             Error::Unavailable(_) => ErrorKind::UNAVAILABLE,
+            Error::Broken(_) => ErrorKind::STORE_BROKEN,
             Error::Corrupt { .. } | Error::Other(_) => ErrorKind::OTHER,
         };
         PluginError::new(kind, err.to_string())
@@ -140,5 +210,110 @@ impl From<postgres::Error> for TxError<postgres::Error> {
 impl<E> From<Error> for TxError<E> {
     fn from(err: Error) -> Self {
         Self::App(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::ffi;
+
+    fn sqlite_failure(extended_code: i32, text: Option<&str>) -> rusqlite::Error {
+        rusqlite::Error::SqliteFailure(ffi::Error::new(extended_code), text.map(String::from))
+    }
+
+    #[test]
+    fn sqlite_busy_locked_and_io_errors_are_transient() {
+        for code in [
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_LOCKED,
+            ffi::SQLITE_IOERR,
+            ffi::SQLITE_FULL,
+            ffi::SQLITE_NOMEM,
+            ffi::SQLITE_READONLY_RECOVERY,
+            ffi::SQLITE_READONLY_CANTINIT,
+        ] {
+            assert_eq!(
+                sqlite_class(&sqlite_failure(code, None)),
+                Class::Transient,
+                "{code}"
+            );
+        }
+        let err = Error::sqlite("claiming tasks", sqlite_failure(ffi::SQLITE_BUSY, None));
+        assert_eq!(PluginError::from(err).kind, ErrorKind::UNAVAILABLE);
+    }
+
+    #[test]
+    fn sqlite_corrupt_unreadable_unwritable_and_missing_tables_are_broken() {
+        for code in [
+            ffi::SQLITE_CORRUPT,
+            ffi::SQLITE_NOTADB,
+            ffi::SQLITE_READONLY,
+            ffi::SQLITE_READONLY_DBMOVED,
+            ffi::SQLITE_CANTOPEN,
+            ffi::SQLITE_PERM,
+            ffi::SQLITE_AUTH,
+        ] {
+            assert_eq!(
+                sqlite_class(&sqlite_failure(code, None)),
+                Class::Broken,
+                "{code}"
+            );
+        }
+        let missing = sqlite_failure(ffi::SQLITE_ERROR, Some("no such table: taskhost_tasks"));
+        assert_eq!(sqlite_class(&missing), Class::Broken);
+        let err = PluginError::from(Error::sqlite("claiming tasks", missing));
+        assert_eq!(err.kind, ErrorKind::STORE_BROKEN);
+        assert_eq!(
+            err.message.as_str(),
+            "SQLite failed while claiming tasks: no such table: taskhost_tasks"
+        );
+    }
+
+    #[test]
+    fn other_sqlite_errors_stay_other() {
+        let syntax = sqlite_failure(ffi::SQLITE_ERROR, Some("near \"x\": syntax error"));
+        assert_eq!(sqlite_class(&syntax), Class::Other);
+        assert_eq!(
+            sqlite_class(&sqlite_failure(ffi::SQLITE_CONSTRAINT_PRIMARYKEY, None)),
+            Class::Other
+        );
+        assert_eq!(
+            sqlite_class(&rusqlite::Error::QueryReturnedNoRows),
+            Class::Other
+        );
+    }
+
+    #[test]
+    fn postgres_connection_session_resource_and_conflict_errors_are_transient() {
+        for code in [
+            "08006", "08001", "57P01", "57P02", "57P03", "57014", "53300", "53100", "58030",
+            "40001", "40P01", "55P03",
+        ] {
+            assert_eq!(postgres_class(code), Class::Transient, "{code}");
+        }
+    }
+
+    #[test]
+    fn postgres_missing_objects_denied_access_and_corruption_are_broken() {
+        for code in [
+            "42P01", "42703", "42883", "3F000", "3D000", "57P04", "42501", "28000", "28P01",
+            "XX001", "XX002",
+        ] {
+            assert_eq!(postgres_class(code), Class::Broken, "{code}");
+        }
+        for code in ["23505", "22P02", "42601", "XX000"] {
+            assert_eq!(postgres_class(code), Class::Other, "{code}");
+        }
+    }
+
+    #[test]
+    fn a_broken_store_crosses_the_abi_as_store_broken() {
+        let err = PluginError::from(Error::Broken("gone".into()));
+        assert_eq!(
+            (err.kind, err.message.as_str()),
+            (ErrorKind::STORE_BROKEN, "gone")
+        );
+        assert!(!Error::Broken("gone".into()).is_transient());
     }
 }

@@ -6,6 +6,7 @@
 //! (10,000 tasks …). Every randomised test prints its seed (`crash-seed …`), and
 //! `TASKHOST_CRASH_SEED=<n>` replays it; every test prints its figures (`crash-figures …`).
 
+mod backpressure;
 mod postgres_only;
 mod sqlite_only;
 mod support;

@@ -44,7 +44,7 @@ fn kill_9_storm(name: &str, extra_args: &[&str]) {
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
     let kills = recovery.kills;
-    let bound = kills * concurrency + leases_lost;
+    let bound = bound(kills, cap(concurrency, prefetch_in(extra_args)), leases_lost);
     Figures::new(name, STORE)
         .add("tasks", tasks)
         .add("workers", workers)
@@ -65,7 +65,7 @@ fn kill_9_storm(name: &str, extra_args: &[&str]) {
     assert!(kills >= 1);
     assert!(
         runs.duplicates() <= bound,
-        "{} duplicates > {bound} (kills × concurrency + leases lost)",
+        "{} duplicates > {bound} (kills × cap + leases lost)",
         runs.duplicates()
     );
 }
@@ -208,7 +208,7 @@ fn a_poison_task_fails_after_max_rescues_and_the_other_tasks_flow() {
             }
         },
     );
-    let bound = crashes * concurrency + leases_lost(&pool.logs());
+    let bound = bound(crashes, cap(concurrency, 0), leases_lost(&pool.logs()));
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);

@@ -162,6 +162,26 @@ pub fn leases_lost(logs: &str) -> usize {
     ids.len()
 }
 
+/// The most tasks one worker holds unacknowledged (running, prefetched, or finished with its
+/// result not yet written): `WorkerOptions::cap`, `2 × concurrency + prefetch`.
+pub fn cap(concurrency: usize, prefetch: usize) -> usize {
+    2 * concurrency + prefetch
+}
+
+/// The duplicates the at-least-once guarantee allows: each of `kills` killed (or cut-off)
+/// workers re-delivers at most the `cap` tasks it held, and each lease a live worker lost
+/// allows that task one more run.
+pub fn bound(kills: usize, cap: usize, leases_lost: usize) -> usize {
+    kills * cap + leases_lost
+}
+
+/// The `--prefetch` value in worker arguments (0 when not given).
+pub fn prefetch_in(args: &[&str]) -> usize {
+    args.iter()
+        .position(|a| *a == "--prefetch")
+        .map_or(0, |i| args[i + 1].parse().expect("--prefetch N"))
+}
+
 /// Wait until `done()` holds, polling, bounded by [`DEADLINE`].
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let start = Instant::now();

@@ -31,6 +31,8 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     pub config_file: PathBuf,
     pub log: PathBuf,
+    /// PostgreSQL: the test's own schema (where its tables are); `None` on SQLite.
+    pub schema: Option<String>,
     _config: TestConfig,
 }
 
@@ -48,12 +50,16 @@ impl Env {
             Store::Sqlite => format!("sqlite://{}", dir.path().join("tasks.db").display()),
             Store::Postgres => POSTGRES_URL.to_string(),
         };
-        let schema = match store {
-            Store::Sqlite => String::new(),
-            Store::Postgres => format!(
-                "schema = \"taskhost_test_{}\"\n",
+        let schema_name = match store {
+            Store::Sqlite => None,
+            Store::Postgres => Some(format!(
+                "taskhost_test_{}",
                 uuid_like(dir.path().file_name().unwrap().to_string_lossy().as_ref())
-            ),
+            )),
+        };
+        let schema = match &schema_name {
+            Some(name) => format!("schema = \"{name}\"\n"),
+            None => String::new(),
         };
         let toml = format!(
             "plugin_dirs = [{}]\n\n[tasks.default]\nbackend = \"taskhost.backends.database.DatabaseBackend\"\nqueues = []\n\n[tasks.default.options]\nurl = {}\n{schema}{extra_options}\n\n[tasks.dummy]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n",
@@ -68,6 +74,7 @@ impl Env {
             dir,
             config_file,
             log,
+            schema: schema_name,
             _config: config,
         }
     }

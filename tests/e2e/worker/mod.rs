@@ -3,6 +3,7 @@
 
 pub(crate) mod env;
 mod postgres_only;
+mod store_failures;
 pub(crate) mod transactional;
 
 /// The behaviour suite, instantiated once per database.
