@@ -528,9 +528,7 @@ mod tests {
         let mut checked = 0;
         for len in 1..=7u32 {
             for n in 0..4usize.pow(len) {
-                let path: String = (0..len)
-                    .map(|i| alphabet[n / 4usize.pow(i) % 4])
-                    .collect();
+                let path: String = (0..len).map(|i| alphabet[n / 4usize.pow(i) % 4]).collect();
                 assert_eq!(
                     is_plain_path(path.as_bytes()),
                     identifier_path_fault(&path).is_none(),

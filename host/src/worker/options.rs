@@ -32,6 +32,7 @@ impl QueueSelection {
                 .collect()
         };
         let exclude = list(exclude);
+        check_names("--exclude-queues", &exclude)?;
         if queue.trim() == "*" {
             return Ok(Self::All { exclude });
         }
@@ -42,8 +43,20 @@ impl QueueSelection {
         if named.is_empty() {
             return Err(invalid("--queue must name at least one queue, or be *"));
         }
+        check_names("--queue", &named)?;
         Ok(Self::Named(named))
     }
+}
+
+/// Every name in `names` (given with `flag`) passes the queue-name rule: no store holds a task
+/// of a queue that breaks it, so such a name is a mistake, said here rather than matching nothing.
+fn check_names(flag: &str, names: &[String]) -> Result<()> {
+    for name in names {
+        if let Err(e) = crate::validation::validate_queue_name(name) {
+            return Err(invalid(&format!("{flag}: {e}")));
+        }
+    }
+    Ok(())
 }
 
 /// How a worker runs. Build with [`WorkerOptions::new`] and adjust fields; [`Worker::new`]
@@ -209,6 +222,30 @@ mod tests {
         assert_eq!(
             QueueSelection::parse("a,b", "").unwrap(),
             QueueSelection::Named(vec!["a".into(), "b".into()])
+        );
+    }
+
+    #[test]
+    fn queue_names_that_break_the_rule_are_refused_naming_the_flag() {
+        let long = "q".repeat(300);
+        assert_eq!(
+            QueueSelection::parse(&format!("default,{long}"), "")
+                .unwrap_err()
+                .to_string(),
+            format!(
+                "--queue: Invalid queue name '{}…': a queue name must be 1 to 255 bytes without \
+                 control characters, commas or leading or trailing whitespace, and not '*' (it \
+                 is 300 bytes).",
+                "q".repeat(64)
+            )
+        );
+        assert_eq!(
+            QueueSelection::parse("*", "ok,a\u{1b}b")
+                .unwrap_err()
+                .to_string(),
+            "--exclude-queues: Invalid queue name 'a\\u{1b}b': a queue name must be 1 to 255 \
+             bytes without control characters, commas or leading or trailing whitespace, and \
+             not '*' (it has the control character \\u{1b} at byte offset 1)."
         );
     }
 
