@@ -11,10 +11,4 @@ pub const TASK_MIN_PRIORITY: i32 = -100;
 /// The highest priority (`100`), inclusive; larger numbers run first.
 pub const TASK_MAX_PRIORITY: i32 = 100;
 
-/// The longest queue name, in bytes (taskhost's limit; Django core sets none, django-tasks-db's
-/// column holds 32 characters). Well under PostgreSQL's 8,000-byte NOTIFY payload, which carries
-/// the queue name, and its ~2,700-byte btree index entries. The full rule:
-/// [`validate_task`](crate::validation::validate_task).
-pub const MAX_QUEUE_NAME_BYTES: usize = 255;
-/// The longest task path (`my_app::tasks::send`), in bytes.
-pub const MAX_TASK_PATH_BYTES: usize = 1024;
+pub use taskhost_names::{MAX_QUEUE_NAME_BYTES, MAX_TASK_PATH_BYTES};

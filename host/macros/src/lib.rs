@@ -101,7 +101,6 @@
 
 mod errors;
 mod expand;
-mod names;
 mod options;
 mod signature;
 

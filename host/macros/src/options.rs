@@ -84,7 +84,7 @@ impl Options {
                 let example = "queue_name = \"emails\"";
                 let expr = value(meta, example)?;
                 self.queue_name = name(expr, key, example)?;
-                if let Some(message) = crate::names::queue_name_error(&self.queue_name) {
+                if let Some(message) = taskhost_names::queue_name_error(&self.queue_name) {
                     return Err(syn::Error::new_spanned(expr, message));
                 }
             }
