@@ -1,6 +1,7 @@
 //! What every crash scenario shares: sizes, seeds, figures, the execution log, a pool of worker
 //! processes that can be killed and replaced, and polling the store while faults happen.
 
+pub use crate::worker::env::spawn_logged;
 use crate::worker::env::{
     output_text, wait_for_file_line, wait_with_deadline, Env, Store, DEADLINE,
 };
@@ -8,7 +9,6 @@ use crate::worker::transactional::sqlite_value;
 use serde_json::json;
 use std::collections::HashMap;
 use std::fmt::Display;
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -405,22 +405,6 @@ pub fn signal(pid: u32, signal: &str) {
         .status()
         .unwrap();
     assert!(status.success(), "kill -{signal} {pid} failed");
-}
-
-/// Start `worker --no-startup-delay --interval 0.05 <args>` with its output in `<name>.log`
-/// in the test's dir; returns the process and the log's path.
-pub fn spawn_logged(env: &Env, name: &str, args: &[&str]) -> (Child, PathBuf) {
-    let log = env.dir.path().join(format!("{name}.log"));
-    let file = File::create(&log).unwrap();
-    let mut all = vec!["worker", "--no-startup-delay", "--interval", "0.05"];
-    all.extend_from_slice(args);
-    let child = env
-        .command(&all)
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    (child, log)
 }
 
 /// Worker processes of the worker app, each logging to its own file; a killed or exited one

@@ -299,3 +299,19 @@ fn uuid_like(seed: &str) -> String {
         .collect::<String>()
         .to_ascii_lowercase()
 }
+
+/// Start `worker --no-startup-delay --interval 0.05 <args>` with its output in `<name>.log`
+/// in the test's dir; returns the process and the log's path.
+pub fn spawn_logged(env: &Env, name: &str, args: &[&str]) -> (Child, PathBuf) {
+    let log = env.dir.path().join(format!("{name}.log"));
+    let file = fs::File::create(&log).unwrap();
+    let mut all = vec!["worker", "--no-startup-delay", "--interval", "0.05"];
+    all.extend_from_slice(args);
+    let child = env
+        .command(&all)
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    (child, log)
+}

@@ -3,11 +3,12 @@
 //! a message saying what to do; a transient failure (a lock held too long) is logged and
 //! retried until it passes; and a `--batch` worker gives up on one that does not pass.
 
-use super::env::{output_text, wait_for_file_line, wait_with_deadline, Env, Store, POSTGRES_URL};
+use super::env::{
+    output_text, spawn_logged, wait_for_file_line, wait_with_deadline, Env, Store, POSTGRES_URL,
+};
 use serde_json::json;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::PathBuf;
-use std::process::{Child, Output};
+use std::process::Output;
 use taskhost::TaskResultStatus;
 
 /// What every broken-store message ends with, for worker `id`.
@@ -44,21 +45,6 @@ fn assert_failed(out: &Output, prefix: &str, suffix: &str) {
         line.starts_with(&head) && line.ends_with(suffix),
         "{line}\nexpected: {head}…{suffix}"
     );
-}
-
-/// Start a worker whose output goes to a file (to watch it while it runs).
-fn spawn_logged(env: &Env, args: &[&str]) -> (Child, PathBuf) {
-    let log = env.dir.path().join("worker.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let mut all = vec!["worker", "--no-startup-delay", "--interval", "0.05"];
-    all.extend_from_slice(args);
-    let child = env
-        .command(&all)
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .unwrap();
-    (child, log)
 }
 
 #[test]
@@ -151,7 +137,7 @@ fn a_store_broken_while_a_task_runs_lets_the_task_finish_then_the_worker_exits_1
     let env = Env::new(Store::Postgres, "");
     env.enqueue("record_and_sleep", json!(["slow", 1_000]));
     let schema = env.schema.clone().unwrap();
-    let (worker, log) = spawn_logged(&env, &["--worker-id", "w-mid-run"]);
+    let (worker, log) = spawn_logged(&env, "worker", &["--worker-id", "w-mid-run"]);
     env.wait_for_line(|l| l == "start slow");
     let mut db = postgres::Client::connect(POSTGRES_URL, postgres::NoTls).unwrap();
     db.batch_execute(&format!("DROP TABLE {schema}.taskhost_tasks CASCADE"))
@@ -210,7 +196,7 @@ fn a_worker_logs_and_retries_a_locked_postgres_table_then_drains_it() {
         "LOCK TABLE {schema}.taskhost_tasks IN ACCESS EXCLUSIVE MODE"
     ))
     .unwrap();
-    let (worker, log) = spawn_logged(&env, &["--batch", "--worker-id", "w-locked"]);
+    let (worker, log) = spawn_logged(&env, "worker", &["--batch", "--worker-id", "w-locked"]);
     wait_for_file_line(&log, |l| {
         l.contains("worker w-locked: claiming from backend 'default' failed (try 2), retrying in 200ms: backend 'default' failed: PostgreSQL failed while ")
             && l.ends_with("canceling statement due to lock timeout")
