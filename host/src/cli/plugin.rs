@@ -78,10 +78,10 @@ pub fn run(config: Option<&Path>, command: &PluginCommand) -> bool {
 
 fn new(args: &NewArgs) -> bool {
     let created = PluginNames::from_args(args)
-        .and_then(|names| scaffold::new_plugin(args).map(|dir| (dir, names)));
+        .and_then(|names| scaffold::new_plugin(args).map(|created| (created, names)));
     match created {
-        Ok((dir, names)) => {
-            println!("{}", scaffold::summary(&dir, &names));
+        Ok(((dir, api), names)) => {
+            println!("{}", scaffold::summary(&dir, &names, &api));
             true
         }
         Err(e) => {
