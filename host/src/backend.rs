@@ -3,10 +3,11 @@
 
 use crate::callbacks::HostCallbacks;
 use crate::config::BackendConfig;
+use crate::config::ConfigSource;
 use crate::error::{Error, Result};
 use crate::in_flight;
 use crate::json::to_storable;
-use crate::plugin::{resolve::resolve_library, BackendName, Library, PluginPins};
+use crate::plugin::{resolve::find_library, BackendName, Library, PluginPins};
 use crate::result::TaskResult;
 use crate::transaction::{in_atomic_block, on_commit};
 use crate::validation::{check_configured_queues, validate_task};
@@ -42,6 +43,11 @@ pub struct PluginSearch<'a> {
     pub config_dir: Option<&'a Path>,
     /// The `[plugin_pins]` table, when configured: every file opened must match its pin.
     pub pins: Option<&'a PluginPins>,
+    /// The config file in force, named when a plugin file is not found.
+    pub config_file: Option<&'a Path>,
+    /// Where the config came from (or that none was found), said when a plugin file is not
+    /// found.
+    pub config_source: ConfigSource,
 }
 
 impl Backend {
@@ -56,7 +62,8 @@ impl Backend {
             .map_err(|message| Error::config(None, Some(&key), message))?;
         let fail = |reason: String| Error::backend_not_found(alias, &config.backend, reason);
         let name = BackendName::parse(&config.backend).map_err(fail)?;
-        let path = resolve_library(&name, search.dirs, search.allow_writable).map_err(fail)?;
+        let path = find_library(&name, search.dirs, search.allow_writable)
+            .map_err(|e| fail(e.explain(search.config_source, search.config_file)))?;
         let pins = search.pins.map(|pins| (pins, name.library_file_name()));
         let library = Library::open_pinned(&path, pins.as_ref().map(|(p, f)| (*p, f.as_str())))
             .map_err(fail)?;

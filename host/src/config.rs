@@ -79,11 +79,71 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1_048_576;
 /// How deep `options` may nest before it is refused (keeps the conversion's recursion bounded).
 const MAX_OPTIONS_DEPTH: usize = 64;
 
+/// Where a [`Config`] came from, so that messages can say which configuration was in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A file named explicitly: `--config`, the path given to [`Config::load`] or
+    /// [`Config::from_file`], or the `file` given to [`Config::from_toml_str`].
+    Explicit,
+    /// The file named by `$TASKHOST_CONFIG`.
+    Env,
+    /// `./tasks.toml`, found in the current directory.
+    CurrentDir,
+    /// No config file was found (no path given, `$TASKHOST_CONFIG` unset or empty, no
+    /// `./tasks.toml`): the built-in default, one alias `default` on the Immediate backend.
+    BuiltInDefault,
+    /// Built in code without a file ([`Config::from_toml_str`] with no `file`).
+    InCode,
+}
+
+impl ConfigSource {
+    /// Which configuration was in force, for a message: the file (and how it was found), or
+    /// why there is none. `file` is the [`Config::file`] that goes with this source.
+    pub fn describe(self, file: Option<&Path>) -> String {
+        let named = |how: &str| match file {
+            Some(file) => format!("config file: '{}'{how}", file.display()),
+            None => "no config file: the config was built in code".to_string(),
+        };
+        match self {
+            Self::Explicit => named(""),
+            Self::Env => named(&format!(" (named by ${CONFIG_ENV})")),
+            Self::CurrentDir => named(&format!(
+                " (./{DEFAULT_CONFIG_FILE} in the current directory)"
+            )),
+            Self::BuiltInDefault => format!(
+                "no config file was found (no --config, ${CONFIG_ENV} unset, no \
+                 ./{DEFAULT_CONFIG_FILE} in the current directory), so the built-in default \
+                 applies: one alias '{DEFAULT_ALIAS}' on the Immediate backend"
+            ),
+            Self::InCode => named(""),
+        }
+    }
+
+    /// Where a plugin dir can be added, for a message: `plugin_dirs` in the file in force (or
+    /// in a new `tasks.toml`) and `$TASKHOST_PLUGIN_DIRS`.
+    pub fn where_to_add_plugin_dirs(self, file: Option<&Path>) -> String {
+        match (self, file) {
+            (Self::BuiltInDefault, _) => format!(
+                "${PLUGIN_DIRS_ENV} (or create a {DEFAULT_CONFIG_FILE} that sets plugin_dirs)"
+            ),
+            (Self::InCode, _) | (_, None) => {
+                format!("the config's plugin_dirs or to ${PLUGIN_DIRS_ENV}")
+            }
+            (_, Some(file)) => format!(
+                "plugin_dirs in '{}' or to ${PLUGIN_DIRS_ENV}",
+                file.display()
+            ),
+        }
+    }
+}
+
 /// The whole configuration: where plugins are searched and the backends by alias.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// The file the configuration was read from, or `None` for the built-in default.
     pub file: Option<PathBuf>,
+    /// Where the configuration came from (how [`Config::file`] was found, or why there is none).
+    pub source: ConfigSource,
     /// Absolute plugin dirs in search order: `$TASKHOST_PLUGIN_DIRS` first, then the configured
     /// `plugin_dirs` (or [`Config::default_plugin_dirs`] when none are configured).
     pub plugin_dirs: Vec<PathBuf>,
@@ -167,7 +227,7 @@ impl Config {
     ///
     /// Relative `plugin_dirs` are resolved against the file's directory.
     pub fn from_file(path: &Path) -> Result<Config> {
-        from_file_with(path, None, &Env::from_process())
+        from_file_with(path, ConfigSource::Explicit, &Env::from_process())
     }
 
     /// Parses TOML text; `file` is named in error messages and `base_dir` resolves relative
@@ -224,10 +284,10 @@ fn default_plugin_dirs_for(exe_dir: &Path) -> Vec<PathBuf> {
 /// [`Config::load`] with the environment passed in.
 fn load_with(explicit: Option<&Path>, env: &Env) -> Result<Config> {
     if let Some(path) = explicit {
-        return from_file_with(path, None, env);
+        return from_file_with(path, ConfigSource::Explicit, env);
     }
     if let Some(path) = env.config.as_deref().filter(|p| !p.is_empty()) {
-        return from_file_with(Path::new(path), Some(CONFIG_ENV), env);
+        return from_file_with(Path::new(path), ConfigSource::Env, env);
     }
     let local = match &env.cwd {
         Some(cwd) => cwd.join(DEFAULT_CONFIG_FILE),
@@ -236,25 +296,28 @@ fn load_with(explicit: Option<&Path>, env: &Env) -> Result<Config> {
     match local.try_exists() {
         Ok(false) => Ok(default_with(env)),
         // Present, or unknown (permissions): read it so any problem is reported, not skipped.
-        _ => from_file_with(&local, None, env),
+        _ => from_file_with(&local, ConfigSource::CurrentDir, env),
     }
 }
 
-/// [`Config::from_file`] with the environment passed in; `via` names the variable the path
-/// came from, for the message.
-fn from_file_with(path: &Path, via: Option<&str>, env: &Env) -> Result<Config> {
+/// [`Config::from_file`] with the environment passed in; `source` says how the path was
+/// found (the variable is named in the message when it came from `$TASKHOST_CONFIG`).
+fn from_file_with(path: &Path, source: ConfigSource, env: &Env) -> Result<Config> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        let msg = match via {
-            Some(var) => {
-                format!("cannot read the config file named by ${var}: {e}; fix or unset ${var}")
-            }
-            None => format!("cannot read the config file: {e}; check the path"),
+        let msg = match source {
+            ConfigSource::Env => format!(
+                "cannot read the config file named by ${CONFIG_ENV}: {e}; fix or unset \
+                 ${CONFIG_ENV}"
+            ),
+            _ => format!("cannot read the config file: {e}; check the path"),
         };
         Error::config(Some(path), None, msg)
     })?;
     let parent = path.parent().unwrap_or(Path::new(""));
     let base_dir = absolutize(parent, env.cwd.as_deref()).unwrap_or_else(|| parent.to_path_buf());
-    from_toml_with(&text, Some(path), &base_dir, env)
+    let mut config = from_toml_with(&text, Some(path), &base_dir, env)?;
+    config.source = source;
+    Ok(config)
 }
 
 /// [`Config::default_config`] with the environment passed in.
@@ -266,6 +329,7 @@ fn default_with(env: &Env) -> Config {
     );
     Config {
         file: None,
+        source: ConfigSource::BuiltInDefault,
         plugin_dirs: merge_dirs(env_plugin_dirs(env), env.default_dirs.clone()),
         allow_writable_plugin_dirs: false,
         backends,
@@ -358,6 +422,11 @@ fn from_toml_with(text: &str, file: Option<&Path>, base_dir: &Path, env: &Env) -
 
     Ok(Config {
         file: file.map(Path::to_path_buf),
+        source: if file.is_some() {
+            ConfigSource::Explicit
+        } else {
+            ConfigSource::InCode
+        },
         plugin_dirs: merge_dirs(env_plugin_dirs(env), configured),
         allow_writable_plugin_dirs,
         backends,

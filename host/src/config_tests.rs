@@ -1005,3 +1005,82 @@ fn plugin_pins_misspelt_top_key_is_suggested() {
         &["unknown key 'plugin_pin'", "did you mean 'plugin_pins'?"],
     );
 }
+
+#[test]
+fn the_source_records_how_the_config_was_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir(&cwd).unwrap();
+    let explicit = dir.path().join("explicit.toml");
+    std::fs::write(&explicit, "[tasks.explicit]\nbackend = \"a.B\"\n").unwrap();
+    let via_env = Env {
+        config: Some(explicit.clone().into()),
+        cwd: Some(cwd.clone()),
+        ..env()
+    };
+    let bare = Env {
+        config: None,
+        cwd: Some(cwd.clone()),
+        ..env()
+    };
+    let source = |c: Config| (c.source, c.file);
+    assert_eq!(
+        source(load_with(Some(&explicit), &bare).unwrap()),
+        (ConfigSource::Explicit, Some(explicit.clone()))
+    );
+    assert_eq!(
+        source(load_with(None, &via_env).unwrap()),
+        (ConfigSource::Env, Some(explicit.clone()))
+    );
+    assert_eq!(
+        source(load_with(None, &bare).unwrap()),
+        (ConfigSource::BuiltInDefault, None)
+    );
+    let local = cwd.join(DEFAULT_CONFIG_FILE);
+    std::fs::write(&local, "[tasks.local]\nbackend = \"a.B\"\n").unwrap();
+    assert_eq!(
+        source(load_with(None, &bare).unwrap()),
+        (ConfigSource::CurrentDir, Some(local))
+    );
+    let in_code = from_toml_with("[tasks]\n", None, Path::new("/"), &env()).unwrap();
+    assert_eq!(source(in_code), (ConfigSource::InCode, None));
+}
+
+#[test]
+fn a_source_describes_the_config_in_force_and_where_plugin_dirs_go() {
+    let file = Path::new("/app/tasks.toml");
+    assert_eq!(
+        ConfigSource::Explicit.describe(Some(file)),
+        "config file: '/app/tasks.toml'"
+    );
+    assert_eq!(
+        ConfigSource::Env.describe(Some(file)),
+        "config file: '/app/tasks.toml' (named by $TASKHOST_CONFIG)"
+    );
+    assert_eq!(
+        ConfigSource::CurrentDir.describe(Some(file)),
+        "config file: '/app/tasks.toml' (./tasks.toml in the current directory)"
+    );
+    assert_eq!(
+        ConfigSource::BuiltInDefault.describe(None),
+        "no config file was found (no --config, $TASKHOST_CONFIG unset, no ./tasks.toml in the \
+         current directory), so the built-in default applies: one alias 'default' on the \
+         Immediate backend"
+    );
+    assert_eq!(
+        ConfigSource::InCode.describe(None),
+        "no config file: the config was built in code"
+    );
+    assert_eq!(
+        ConfigSource::Env.where_to_add_plugin_dirs(Some(file)),
+        "plugin_dirs in '/app/tasks.toml' or to $TASKHOST_PLUGIN_DIRS"
+    );
+    assert_eq!(
+        ConfigSource::BuiltInDefault.where_to_add_plugin_dirs(None),
+        "$TASKHOST_PLUGIN_DIRS (or create a tasks.toml that sets plugin_dirs)"
+    );
+    assert_eq!(
+        ConfigSource::InCode.where_to_add_plugin_dirs(None),
+        "the config's plugin_dirs or to $TASKHOST_PLUGIN_DIRS"
+    );
+}

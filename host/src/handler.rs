@@ -74,6 +74,8 @@ impl TaskBackends {
             allow_writable: config.allow_writable_plugin_dirs,
             config_dir: config.file.as_deref().and_then(|f| f.parent()),
             pins: config.plugin_pins.as_ref(),
+            config_file: config.file.as_deref(),
+            config_source: config.source,
         };
         let backend = Arc::new(Backend::load(alias, entry, &search)?);
         loaded.insert(alias.to_string(), Arc::clone(&backend));

@@ -55,7 +55,7 @@ pub mod validation;
 pub mod worker;
 
 pub use backend::Backend;
-pub use config::{BackendConfig, Config};
+pub use config::{BackendConfig, Config, ConfigSource};
 pub use constants::*;
 pub use context::TaskContext;
 pub use definition::TaskDefinition;

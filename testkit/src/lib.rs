@@ -38,6 +38,8 @@
 //!     let library = concat!(env!("CARGO_MANIFEST_DIR"), "/target/debug/libacme_spool.so");
 //!     let dir = std::env::temp_dir().join("spool-conformance");
 //!     let options = serde_json::json!({ "dir": dir });
+//!     // The class name alone works too ("SpoolBackend"): the library's manifest declares
+//!     // its module path.
 //!     let report = Conformance::new(library, "acme.spool.SpoolBackend")
 //!         .options(options.as_object().unwrap().clone())
 //!         .run();
@@ -45,8 +47,9 @@
 //! }
 //! ```
 //!
-//! The same suite runs from the command line: `taskhost plugin test PATH --class NAME
-//! [--options JSON] [--format json|text]` (exit 0 when no check failed).
+//! The same suite runs from the command line: `taskhost plugin test PATH --class CLASS
+//! [--options JSON] [--format json|text]` (exit 0 when no check failed), where `CLASS` is the
+//! class name alone (`SpoolBackend`) or the full backend name (`acme.spool.SpoolBackend`).
 //!
 //! The suite leaves its probe tasks in the backend's store (unique task paths and queue
 //! names): point a queue store at a scratch database.

@@ -109,6 +109,28 @@ fn a_constructor_that_panics_fails_loading_and_skips_the_rest() {
 }
 
 #[test]
+fn the_class_name_alone_is_completed_from_the_librarys_manifest() {
+    let report = Conformance::new(plugin_file("taskhost_backends_dummy"), "DummyBackend").run();
+    assert_conforms(&report);
+    assert_eq!(report.get("manifest").unwrap().status, Status::Passed);
+}
+
+#[test]
+fn a_class_name_the_library_does_not_export_fails_loading_with_those_it_does() {
+    let dummy = plugin_file("taskhost_backends_dummy");
+    let report = Conformance::new(&dummy, "NoSuchBackend").run();
+    assert_eq!(
+        report.get("loads").unwrap().status,
+        Status::Failed(format!(
+            "'{}': module 'taskhost.backends.dummy' has no class 'NoSuchBackend'; it exports: \
+             DummyBackend; give one of them, alone or in full (e.g. \
+             'taskhost.backends.dummy.DummyBackend')",
+            dummy.display()
+        ))
+    );
+}
+
+#[test]
 fn a_library_under_the_wrong_file_name_or_missing_fails_loading() {
     let dummy = plugin_file("taskhost_backends_dummy");
     let report = Conformance::new(&dummy, "taskhost.backends.other.DummyBackend").run();

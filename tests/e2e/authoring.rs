@@ -53,8 +53,9 @@ struct Scaffolded {
 }
 
 /// Follow the guide's first steps once: `taskhost plugin new` into an empty directory
-/// (`target/external/scaffold-src/acme-notes`, emptied first), `cargo build` with the crate's own
-/// target dir, and `cargo test` of the unit tests the scaffold comes with.
+/// (`target/external/scaffold-src/acme-notes`, emptied first), `cargo build` of the crate as
+/// generated (no `--api-path`, no patched dependency, no lock file brought in), and `cargo test`
+/// of the unit tests the scaffold comes with.
 fn scaffolded() -> &'static Scaffolded {
     static ONCE: OnceLock<Scaffolded> = OnceLock::new();
     ONCE.get_or_init(|| {
@@ -69,22 +70,15 @@ fn scaffolded() -> &'static Scaffolded {
     })
 }
 
-/// `taskhost plugin new acme-notes --dir <dir> --api-path <workspace>/plugin-api`: the crate is
-/// not published, so the scaffold depends on this checkout.
+/// `taskhost plugin new acme-notes --dir <dir>`, nothing more: the crate depends on the
+/// plugin-api source the tool was built from (this checkout's), and nothing in it is patched
+/// before it is built.
 fn scaffold(dir: &Path) {
-    let api = workspace_root().join("plugin-api");
-    let output = taskhost(&[
-        "plugin",
-        "new",
-        "acme-notes",
-        "--dir",
-        path_arg(dir),
-        "--api-path",
-        path_arg(&api),
-    ]);
+    let output = taskhost(&["plugin", "new", "acme-notes", "--dir", path_arg(dir)]);
     let (stdout, stderr) = text(&output);
     assert!(output.status.success(), "{stdout}{stderr}");
     let dir = fs::canonicalize(dir).unwrap();
+    let api = fs::canonicalize(workspace_root().join("plugin-api")).unwrap();
     assert!(
         stdout.starts_with(&format!(
             "Created plugin crate 'acme-notes' in {}\n",
@@ -96,12 +90,25 @@ fn scaffold(dir: &Path) {
         stdout.contains(&format!("  backend: {BACKEND}\n")),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(&format!(
+            "  taskhost-plugin-api: the local source at {}\n",
+            api.display()
+        )),
+        "{stdout}"
+    );
     for file in ["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"] {
         assert!(dir.join(file).is_file(), "{file} was not written");
     }
-    // Start from the workspace's lock: the same dependency versions as the host, and no fresh
-    // resolution against the registry. Cargo prunes it to what the plugin needs.
-    fs::copy(workspace_root().join("Cargo.lock"), dir.join("Cargo.lock")).unwrap();
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(&format!(
+            "\ntaskhost-plugin-api = {{ path = {:?} }}\n",
+            path_arg(&api)
+        )),
+        "{manifest}"
+    );
+    assert!(!dir.join("Cargo.lock").exists());
 }
 
 /// `cargo test` in the scaffolded crate: its unit tests call the backend with a fake host.
@@ -208,6 +215,21 @@ fn a_plugin_made_from_nothing_builds_and_runs_in_a_host_that_was_not_rebuilt() {
 
     let report = Conformance::new(&installed, BACKEND).run();
     assert!(report.is_success(), "{report}");
+}
+
+#[test]
+fn the_scaffolded_crate_as_generated_passes_plugin_test_given_its_class_name_alone() {
+    let scaffolded = scaffolded();
+    let library = path_arg(&scaffolded.library);
+    let output = taskhost(&["plugin", "test", library, "--class", "AcmeNotesBackend"]);
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.starts_with("PASS loads\nPASS manifest\n"),
+        "{stdout}"
+    );
+    let summary = stdout.lines().last().unwrap();
+    assert!(summary.contains(" passed, 0 failed, "), "{stdout}");
 }
 
 #[test]

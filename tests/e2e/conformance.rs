@@ -99,3 +99,29 @@ fn bad_options_are_an_error() {
     assert_eq!(code, 1, "{out}");
     assert!(out.starts_with("FAIL loads: "), "{out}");
 }
+
+#[test]
+fn the_class_name_alone_is_completed_from_the_librarys_manifest() {
+    let dummy = file("taskhost_backends_dummy");
+    let (code, out, err) = plugin_test(&[&dummy, "--class", "DummyBackend"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("PASS loads\nPASS manifest\n"), "{out}");
+    let (full_code, full_out, _) = plugin_test(&[&dummy, "--class", DUMMY]);
+    assert_eq!((code, &out), (full_code, &full_out));
+}
+
+#[test]
+fn a_class_name_the_library_does_not_export_lists_those_it_does() {
+    let dummy = file("taskhost_backends_dummy");
+    let (code, out, err) = plugin_test(&[&dummy, "--class", "MemoBackend"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let first = out.lines().next().unwrap();
+    assert_eq!(
+        first,
+        format!(
+            "FAIL loads: '{dummy}': module 'taskhost.backends.dummy' has no class 'MemoBackend'; \
+             it exports: DummyBackend; give one of them, alone or in full (e.g. \
+             'taskhost.backends.dummy.DummyBackend')"
+        )
+    );
+}

@@ -114,7 +114,7 @@ fn malformed_names_are_refused_before_the_filesystem_is_touched() {
 }
 
 #[test]
-fn a_missing_library_lists_the_dirs_searched() {
+fn a_missing_library_lists_the_dirs_searched_the_config_file_used_and_what_to_do() {
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let _c = TestConfig::new(&format!(
         "plugin_dirs = [{}, {}]\n[tasks.broken]\nbackend = \"acme.nothing.NoBackend\"\n",
@@ -122,17 +122,74 @@ fn a_missing_library_lists_the_dirs_searched() {
         toml_str(&d2.path().display().to_string()),
     ));
     let (_, _, message) = load_error("broken");
-    assert!(
-        message.contains("no library 'libacme_nothing.so' in the plugin dirs searched"),
-        "{message}"
+    assert_eq!(
+        message,
+        format!(
+            "Could not find backend 'acme.nothing.NoBackend': no library 'libacme_nothing.so' in \
+             the plugin dirs searched: {}, {}; config file: 'tests.toml'; build the plugin (its \
+             crate sets [lib] name = \"acme_nothing\") and put 'libacme_nothing.so' in one of \
+             those dirs, or add the dir that holds it to plugin_dirs in 'tests.toml' or to \
+             $TASKHOST_PLUGIN_DIRS (alias 'broken')",
+            d1.path().display(),
+            d2.path().display()
+        )
     );
-    assert!(
-        message.contains(&d1.path().display().to_string()),
-        "{message}"
+}
+
+#[test]
+fn a_missing_library_names_the_config_file_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    let config_file = dir.path().join("tasks.toml");
+    fs::write(
+        &config_file,
+        "plugin_dirs = [\"plugins\"]\n[tasks.broken]\nbackend = \"acme.nothing.NoBackend\"\n",
+    )
+    .unwrap();
+    let config = taskhost::Config::from_file(&config_file).unwrap();
+    assert_eq!(config.source, taskhost::ConfigSource::Explicit);
+    let _c = taskhost::override_task_backends(config);
+    let (_, _, message) = load_error("broken");
+    assert_eq!(
+        message,
+        format!(
+            "Could not find backend 'acme.nothing.NoBackend': no library 'libacme_nothing.so' in \
+             the plugin dirs searched: {plugins}; config file: '{file}'; build the plugin (its \
+             crate sets [lib] name = \"acme_nothing\") and put 'libacme_nothing.so' in one of \
+             those dirs, or add the dir that holds it to plugin_dirs in '{file}' or to \
+             $TASKHOST_PLUGIN_DIRS (alias 'broken')",
+            plugins = plugins.display(),
+            file = config_file.display()
+        )
     );
-    assert!(
-        message.contains(&d2.path().display().to_string()),
-        "{message}"
+}
+
+#[test]
+fn a_missing_library_with_no_config_file_says_the_built_in_default_applies() {
+    let empty = tempfile::tempdir().unwrap();
+    let mut config = taskhost::Config::default_config();
+    assert_eq!(config.source, taskhost::ConfigSource::BuiltInDefault);
+    config.plugin_dirs = vec![empty.path().to_path_buf()];
+    let _c = taskhost::override_task_backends(config);
+    let (alias, backend, message) = load_error("default");
+    assert_eq!(alias.as_deref(), Some("default"));
+    assert_eq!(
+        backend.as_deref(),
+        Some("taskhost.backends.immediate.ImmediateBackend")
+    );
+    assert_eq!(
+        message,
+        format!(
+            "Could not find backend 'taskhost.backends.immediate.ImmediateBackend': no library \
+             'libtaskhost_backends_immediate.so' in the plugin dirs searched: {}; no config file \
+             was found (no --config, $TASKHOST_CONFIG unset, no ./tasks.toml in the current \
+             directory), so the built-in default applies: one alias 'default' on the Immediate \
+             backend; build the plugin (its crate sets [lib] name = \
+             \"taskhost_backends_immediate\") and put 'libtaskhost_backends_immediate.so' in one \
+             of those dirs, or add the dir that holds it to $TASKHOST_PLUGIN_DIRS (or create a \
+             tasks.toml that sets plugin_dirs) (alias 'default')",
+            empty.path().display()
+        )
     );
 }
 

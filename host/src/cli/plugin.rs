@@ -18,7 +18,8 @@ pub enum PluginCommand {
         /// The built library file, e.g. target/debug/libacme_spool.so (its file name must be
         /// the one the backend name resolves to).
         path: PathBuf,
-        /// The full backend name, e.g. acme.spool.SpoolBackend.
+        /// The backend class: its name alone, e.g. SpoolBackend (completed with the module path
+        /// the library declares), or the full backend name, e.g. acme.spool.SpoolBackend.
         #[arg(long)]
         class: String,
         /// The backend's options as a JSON object, e.g. '{"url": "sqlite:///tmp/t.db"}'.
@@ -77,10 +78,10 @@ pub fn run(config: Option<&Path>, command: &PluginCommand) -> bool {
 
 fn new(args: &NewArgs) -> bool {
     let created = PluginNames::from_args(args)
-        .and_then(|names| scaffold::new_plugin(args).map(|dir| (dir, names)));
+        .and_then(|names| scaffold::new_plugin(args).map(|created| (created, names)));
     match created {
-        Ok((dir, names)) => {
-            println!("{}", scaffold::summary(&dir, &names));
+        Ok(((dir, api), names)) => {
+            println!("{}", scaffold::summary(&dir, &names, &api));
             true
         }
         Err(e) => {
@@ -92,7 +93,9 @@ fn new(args: &NewArgs) -> bool {
 
 /// `plugin test`: the suite runs in a child process (this executable with `--in-process`), so
 /// a library that crashes whatever loads it (or a backend that aborts mid-suite) is reported as
-/// a failed `suite` check naming the signal, and this process never opens the file.
+/// a failed `suite` check naming the signal, and this process never opens the file. `class` is
+/// passed on as given: a class name alone is completed from the library's manifest in the
+/// child, by the suite's `loads` check (as [`Conformance::new`] does in-process).
 fn test_in_child(path: &Path, class: &str, options: Option<&str>, format: OutputFormat) -> bool {
     if let Err(e) = parse_options(options) {
         eprintln!("error: {e}");

@@ -3,6 +3,11 @@
 //! The crate depends on `taskhost-plugin-api` alone and holds a small working backend (an
 //! in-memory store, like the Dummy backend) with unit tests, a README with the build, install,
 //! config and test steps, and a `.gitignore`. The templates live in `cli/templates/`.
+//!
+//! It builds as generated: `taskhost-plugin-api` is a path dependency on the plugin-api source
+//! this tool was built from ([`BUILT_FROM_API`]), or on `--api-path`. Only when that source is
+//! gone does it fall back to the registry version, with a note saying so. The README says how
+//! to switch to a registry version once one is published.
 
 use crate::plugin::BackendName;
 use std::fs;
@@ -81,6 +86,10 @@ const RESERVED_LIB_NAMES: &[&str] = &[
     "yield",
 ];
 
+/// The plugin-api source this tool was built from (the host crate's sibling `plugin-api`): the
+/// generated crate depends on it by path, so it builds against exactly this host's ABI.
+pub(crate) const BUILT_FROM_API: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugin-api");
+
 /// `taskhost plugin new NAME`: where to create the crate and what to call its backend.
 #[derive(clap::Args, Debug, Clone)]
 pub struct NewArgs {
@@ -102,8 +111,8 @@ pub struct NewArgs {
     #[arg(long, value_name = "ClassName")]
     pub class: Option<String>,
 
-    /// Depend on a local checkout of taskhost-plugin-api (its directory) instead of the
-    /// published crate.
+    /// Depend on this local checkout of taskhost-plugin-api (its directory) instead of the
+    /// plugin-api source this tool was built from.
     #[arg(long, value_name = "PATH")]
     pub api_path: Option<PathBuf>,
 }
@@ -152,10 +161,47 @@ impl PluginNames {
     }
 }
 
-/// Create the plugin crate described by `args`; returns its directory.
-pub fn new_plugin(args: &NewArgs) -> Result<PathBuf, String> {
+/// Where the generated crate's `taskhost-plugin-api` comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiDependency {
+    /// The right-hand side of the `taskhost-plugin-api = …` line.
+    pub toml: String,
+    /// The plugin-api source directory depended on by path, or `None` for the registry.
+    pub path: Option<PathBuf>,
+    /// Why the registry version is used although it may not be published (the built-from source
+    /// is gone), for the command's output; `None` when all is as expected.
+    pub note: Option<String>,
+}
+
+impl ApiDependency {
+    /// The registry requirement for this plugin-api series, e.g. `1.5` for 1.5.0.
+    pub fn registry_version() -> String {
+        let mut parts = PLUGIN_API_VERSION.split('.');
+        match (parts.next(), parts.next()) {
+            (Some(major), Some(minor)) => format!("{major}.{minor}"),
+            _ => PLUGIN_API_VERSION.to_string(),
+        }
+    }
+
+    /// The registry line, e.g. `taskhost-plugin-api = "1.5"`.
+    pub fn registry_line() -> String {
+        format!("taskhost-plugin-api = \"{}\"", Self::registry_version())
+    }
+
+    /// Where it comes from, for the README and the summary.
+    fn describe(&self) -> String {
+        match &self.path {
+            Some(dir) => format!("the local source at {}", dir.display()),
+            None => format!("crates.io (version {})", Self::registry_version()),
+        }
+    }
+}
+
+/// Create the plugin crate described by `args`; returns its directory and where its
+/// `taskhost-plugin-api` comes from.
+pub fn new_plugin(args: &NewArgs) -> Result<(PathBuf, ApiDependency), String> {
     let names = PluginNames::from_args(args)?;
-    let api_dependency = api_dependency(args.api_path.as_deref())?;
+    let api = api_dependency(args.api_path.as_deref(), Path::new(BUILT_FROM_API))?;
     let dir = args
         .dir
         .clone()
@@ -173,24 +219,41 @@ pub fn new_plugin(args: &NewArgs) -> Result<PathBuf, String> {
             fs::create_dir_all(parent)
                 .map_err(|e| format!("cannot create '{}': {e}", parent.display()))?;
         }
-        fs::write(&path, render(template, &names, &api_dependency))
+        fs::write(&path, render(template, &names, &api))
             .map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
     }
-    Ok(fs::canonicalize(&dir).unwrap_or(dir))
+    Ok((fs::canonicalize(&dir).unwrap_or(dir), api))
 }
 
 /// What `taskhost plugin new` prints once the crate exists.
-pub fn summary(dir: &Path, names: &PluginNames) -> String {
+pub fn summary(dir: &Path, names: &PluginNames, api: &ApiDependency) -> String {
     let backend = &names.backend;
-    format!(
+    let mut text = format!(
         "Created plugin crate '{}' in {}\n  backend: {backend}\n  library: {} ([lib] name = \"{}\")\n\
-         Next: cargo build --release, copy the library into a plugin dir and name {backend} in \
-         tasks.toml (see README.md)",
+         \x20 taskhost-plugin-api: {}\n",
         names.package,
         dir.display(),
         backend.library_file_name(),
         backend.library_stem(),
-    )
+        api.describe(),
+    );
+    if let Some(note) = &api.note {
+        text.push_str(&format!("note: {note}\n"));
+    } else {
+        text.push_str(&format!(
+            "  (once taskhost-plugin-api {} is published on crates.io, replace its line in \
+             Cargo.toml by `{}`)\n",
+            ApiDependency::registry_version(),
+            ApiDependency::registry_line()
+        ));
+    }
+    text.push_str(&format!(
+        "Next: cargo build, then `taskhost plugin test target/debug/{} --class {}`; copy the \
+         library into a plugin dir and name {backend} in tasks.toml (see README.md)",
+        backend.library_file_name(),
+        backend.class()
+    ));
+    text
 }
 
 /// A cargo package name: an ASCII letter, then ASCII letters, digits, `-` or `_`.
@@ -231,28 +294,58 @@ fn class_name_for(package: &str) -> String {
     class
 }
 
-/// The right-hand side of the `taskhost-plugin-api = …` dependency line.
-fn api_dependency(api_path: Option<&Path>) -> Result<String, String> {
-    let Some(path) = api_path else {
-        let major = PLUGIN_API_VERSION.split('.').next().unwrap_or("1");
-        return Ok(format!("\"{major}\""));
-    };
-    let dir = fs::canonicalize(path)
-        .map_err(|e| format!("cannot use --api-path '{}': {e}", path.display()))?;
+/// Where the generated crate's `taskhost-plugin-api` comes from: `api_path` when given (it must
+/// be the plugin-api crate), else `built_from` (the source this tool was built from) when it is
+/// still there, else the registry version, with a note.
+fn api_dependency(api_path: Option<&Path>, built_from: &Path) -> Result<ApiDependency, String> {
+    if let Some(path) = api_path {
+        let dir =
+            plugin_api_dir(path).map_err(|reason| format!("cannot use --api-path: {reason}"))?;
+        return Ok(path_dependency(dir));
+    }
+    match plugin_api_dir(built_from) {
+        Ok(dir) => Ok(path_dependency(dir)),
+        Err(reason) => Ok(ApiDependency {
+            toml: format!("\"{}\"", ApiDependency::registry_version()),
+            path: None,
+            note: Some(format!(
+                "the taskhost-plugin-api source this tool was built from is not usable ({reason}), \
+                 so the crate depends on the registry version \"{}\"; if that is not published \
+                 yet, the crate will not build: run `taskhost plugin new` again with --api-path \
+                 <taskhost checkout>/plugin-api",
+                ApiDependency::registry_version()
+            )),
+        }),
+    }
+}
+
+/// A path dependency on the plugin-api crate in `dir` (canonical).
+fn path_dependency(dir: PathBuf) -> ApiDependency {
+    let path = toml::Value::String(dir.display().to_string());
+    ApiDependency {
+        toml: format!("{{ path = {path} }}"),
+        path: Some(dir),
+        note: None,
+    }
+}
+
+/// `path` canonicalized, when it is the taskhost-plugin-api crate; else the reason, starting
+/// with the path quoted.
+fn plugin_api_dir(path: &Path) -> Result<PathBuf, String> {
+    let dir = fs::canonicalize(path).map_err(|e| format!("'{}': {e}", path.display()))?;
     let manifest = fs::read_to_string(dir.join("Cargo.toml")).map_err(|e| {
         format!(
-            "--api-path '{}' is not a crate directory (no readable Cargo.toml: {e})",
+            "'{}' is not a crate directory (no readable Cargo.toml: {e})",
             dir.display()
         )
     })?;
     if !manifest.contains("name = \"taskhost-plugin-api\"") {
         return Err(format!(
-            "--api-path '{}' is not taskhost-plugin-api: its Cargo.toml names another package",
+            "'{}' is not taskhost-plugin-api: its Cargo.toml names another package",
             dir.display()
         ));
     }
-    let path = toml::Value::String(dir.display().to_string());
-    Ok(format!("{{ path = {path} }}"))
+    Ok(dir)
 }
 
 /// Refuse a target that exists and is not an empty directory.
@@ -278,7 +371,7 @@ fn check_target_dir(dir: &Path) -> Result<(), String> {
 }
 
 /// Fill a template's `{{placeholders}}`.
-fn render(template: &str, names: &PluginNames, api_dependency: &str) -> String {
+fn render(template: &str, names: &PluginNames, api: &ApiDependency) -> String {
     let backend = &names.backend;
     template
         .replace("{{package}}", &names.package)
@@ -286,7 +379,13 @@ fn render(template: &str, names: &PluginNames, api_dependency: &str) -> String {
         .replace("{{module_path}}", backend.module_path())
         .replace("{{class}}", backend.class())
         .replace("{{lib_name}}", &backend.library_stem())
-        .replace("{{api_dependency}}", api_dependency)
+        .replace("{{api_dependency}}", &api.toml)
+        .replace("{{api_source}}", &api.describe())
+        .replace(
+            "{{api_registry_version}}",
+            &ApiDependency::registry_version(),
+        )
+        .replace("{{api_registry_line}}", &ApiDependency::registry_line())
 }
 
 #[cfg(test)]
@@ -386,49 +485,115 @@ mod tests {
         }
     }
 
+    /// The source of this checkout's plugin-api, canonical.
+    fn this_api() -> PathBuf {
+        fs::canonicalize(BUILT_FROM_API).unwrap()
+    }
+
+    fn registry() -> ApiDependency {
+        api_dependency(None, Path::new("/no/such/taskhost/plugin-api")).unwrap()
+    }
+
     #[test]
     fn every_placeholder_is_filled() {
         let names = PluginNames::from_args(&args("acme-notes")).unwrap();
-        for template in [CARGO_TOML, LIB_RS, README_MD, GITIGNORE] {
-            let text = render(template, &names, "\"1\"");
-            assert!(!text.contains("{{"), "{text}");
-            assert!(!text.contains("}}"), "{text}");
+        let api = api_dependency(None, Path::new(BUILT_FROM_API)).unwrap();
+        for api in [&api, &registry()] {
+            for template in [CARGO_TOML, LIB_RS, README_MD, GITIGNORE] {
+                let text = render(template, &names, api);
+                assert!(!text.contains("{{"), "{text}");
+                assert!(!text.contains("}}"), "{text}");
+            }
         }
-        let manifest = render(CARGO_TOML, &names, "\"1\"");
+        let manifest = render(CARGO_TOML, &names, &api);
         assert!(manifest.contains("name = \"acme-notes\""), "{manifest}");
         assert!(manifest.contains("name = \"acme_notes\""), "{manifest}");
         assert!(
-            manifest.contains("taskhost-plugin-api = \"1\""),
+            manifest.contains(&format!(
+                "taskhost-plugin-api = {{ path = {:?} }}",
+                this_api().display().to_string()
+            )),
             "{manifest}"
         );
-        let lib = render(LIB_RS, &names, "\"1\"");
+        let lib = render(LIB_RS, &names, &api);
         assert!(lib.contains("module_path: \"acme_notes\","), "{lib}");
         assert!(
             lib.contains("classes: { \"AcmeNotesBackend\" => AcmeNotesBackend::new },"),
             "{lib}"
         );
+        let readme = render(README_MD, &names, &api);
+        assert!(
+            readme.contains(&format!(
+                "\n```toml\ntaskhost-plugin-api = \"{}\"\n```\n",
+                ApiDependency::registry_version()
+            )),
+            "{readme}"
+        );
+        assert!(
+            readme.contains(
+                "taskhost plugin test target/release/libacme_notes.so --class AcmeNotesBackend\n"
+            ),
+            "{readme}"
+        );
     }
 
     #[test]
-    fn the_default_dependency_is_the_published_major_version() {
-        let major = PLUGIN_API_VERSION.split('.').next().unwrap();
-        assert_eq!(api_dependency(None).unwrap(), format!("\"{major}\""));
+    fn the_default_dependency_is_the_plugin_api_source_the_tool_was_built_from() {
+        let api = api_dependency(None, Path::new(BUILT_FROM_API)).unwrap();
+        assert_eq!(
+            api,
+            ApiDependency {
+                toml: format!("{{ path = {:?} }}", this_api().display().to_string()),
+                path: Some(this_api()),
+                note: None,
+            }
+        );
+    }
+
+    #[test]
+    fn without_the_built_from_source_the_registry_version_is_used_with_a_note() {
+        let version = ApiDependency::registry_version();
+        let mut parts = PLUGIN_API_VERSION.split('.');
+        assert_eq!(
+            version,
+            format!("{}.{}", parts.next().unwrap(), parts.next().unwrap())
+        );
+        let api = registry();
+        assert_eq!(api.toml, format!("\"{version}\""));
+        assert_eq!(api.path, None);
+        assert_eq!(
+            api.note.unwrap(),
+            format!(
+                "the taskhost-plugin-api source this tool was built from is not usable \
+                 ('/no/such/taskhost/plugin-api': No such file or directory (os error 2)), so the \
+                 crate depends on the registry version \"{version}\"; if that is not published \
+                 yet, the crate will not build: run `taskhost plugin new` again with --api-path \
+                 <taskhost checkout>/plugin-api"
+            )
+        );
     }
 
     #[test]
     fn api_path_must_be_the_plugin_api_crate() {
         let api = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugin-api");
-        let dependency = api_dependency(Some(&api)).unwrap();
-        let canonical = fs::canonicalize(&api).unwrap();
+        let nowhere = Path::new("/no/such/taskhost/plugin-api");
+        let dependency = api_dependency(Some(&api), nowhere).unwrap();
         assert_eq!(
-            dependency,
-            format!("{{ path = {:?} }}", canonical.display().to_string())
+            dependency.toml,
+            format!("{{ path = {:?} }}", this_api().display().to_string())
         );
         let host = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let err = api_dependency(Some(host)).unwrap_err();
-        assert!(err.ends_with("is not taskhost-plugin-api: its Cargo.toml names another package"));
-        let err = api_dependency(Some(&host.join("no-such-dir"))).unwrap_err();
-        assert!(err.starts_with("cannot use --api-path '"), "{err}");
+        let err = api_dependency(Some(host), nowhere).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "cannot use --api-path: '{}' is not taskhost-plugin-api: its Cargo.toml names \
+                 another package",
+                fs::canonicalize(host).unwrap().display()
+            )
+        );
+        let err = api_dependency(Some(&host.join("no-such-dir")), nowhere).unwrap_err();
+        assert!(err.starts_with("cannot use --api-path: '"), "{err}");
     }
 
     #[test]
@@ -439,7 +604,7 @@ mod tests {
             dir: Some(dir.clone()),
             ..args("acme-notes")
         };
-        let created = new_plugin(&given).unwrap();
+        let (created, _) = new_plugin(&given).unwrap();
         assert_eq!(created, fs::canonicalize(&dir).unwrap());
         for file in ["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"] {
             assert!(dir.join(file).is_file(), "{file}");
@@ -466,7 +631,8 @@ mod tests {
     #[test]
     fn the_summary_names_the_backend_and_the_library() {
         let names = PluginNames::from_args(&args("acme-notes")).unwrap();
-        let text = summary(Path::new("/x/acme-notes"), &names);
+        let api = api_dependency(None, Path::new(BUILT_FROM_API)).unwrap();
+        let text = summary(Path::new("/x/acme-notes"), &names, &api);
         let file = names.backend.library_file_name();
         assert!(text.starts_with("Created plugin crate 'acme-notes' in /x/acme-notes\n"));
         assert!(
@@ -476,6 +642,27 @@ mod tests {
         assert!(
             text.contains(&format!(
                 "  library: {file} ([lib] name = \"acme_notes\")\n"
+            )),
+            "{text}"
+        );
+        let version = ApiDependency::registry_version();
+        assert!(
+            text.ends_with(&format!(
+                "  taskhost-plugin-api: the local source at {}\n  (once taskhost-plugin-api \
+                 {version} is published on crates.io, replace its line in Cargo.toml by \
+                 `taskhost-plugin-api = \"{version}\"`)\nNext: cargo build, then `taskhost \
+                 plugin test target/debug/{file} --class AcmeNotesBackend`; copy the library \
+                 into a plugin dir and name acme_notes.AcmeNotesBackend in tasks.toml (see \
+                 README.md)",
+                this_api().display()
+            )),
+            "{text}"
+        );
+        let text = summary(Path::new("/x/acme-notes"), &names, &registry());
+        assert!(
+            text.contains(&format!(
+                "  taskhost-plugin-api: crates.io (version {version})\nnote: the \
+                 taskhost-plugin-api source this tool was built from is not usable"
             )),
             "{text}"
         );

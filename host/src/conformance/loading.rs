@@ -26,9 +26,37 @@ pub(super) const CHECKS: &[Check] = &[
 
 /// The `loads` check: copy the library into a fresh plugin dir under its own file name, then
 /// load it through a [`TaskBackends`] handler as alias [`ALIAS`] with the given options.
+///
+/// A class name given alone (`MemoBackend`) is completed with the module path the copy's
+/// manifest declares (see [`BackendName::complete`]); a full name is taken as given.
 pub(super) fn load(c: &Conformance) -> Result<Ctx, String> {
-    let name = BackendName::parse(&c.class)
-        .map_err(|reason| format!("'{}' is not a valid backend name: {reason}", c.class))?;
+    let invalid = |reason: String| {
+        format!(
+            "'{}' is not a valid backend name: {reason}",
+            c.class.escape_debug()
+        )
+    };
+    let full = if c.class.contains('.') {
+        Some(BackendName::parse(&c.class).map_err(invalid)?)
+    } else {
+        None
+    };
+    let (install, copy) = Install::new(&c.path)?;
+    let name = match full {
+        Some(name) => name,
+        None => {
+            let library = Library::open(&copy).map_err(|reason| {
+                format!(
+                    "cannot read the manifest of '{}' to complete the class name '{}': {reason}",
+                    c.path.display(),
+                    c.class.escape_debug()
+                )
+            })?;
+            let manifest = library.manifest();
+            BackendName::complete(&c.class, &manifest.module_path, &manifest.classes)
+                .map_err(|reason| format!("'{}': {reason}", c.path.display()))?
+        }
+    };
     let file_name = c
         .path
         .file_name()
@@ -36,21 +64,20 @@ pub(super) fn load(c: &Conformance) -> Result<Ctx, String> {
         .unwrap_or_default();
     if file_name != name.library_file_name() {
         return Err(format!(
-            "backend '{}' must live in a library file named '{}' (cargo: [lib] name = \"{}\"), \
+            "backend '{name}' must live in a library file named '{}' (cargo: [lib] name = \"{}\"), \
              but the file under test is '{}'",
-            c.class,
             name.library_file_name(),
             name.library_stem(),
             c.path.display()
         ));
     }
-    let (install, _copy) = Install::new(&c.path)?;
-    let mut entry = BackendConfig::new(c.class.clone());
+    let mut entry = BackendConfig::new(name.full());
     entry.queues = Vec::new();
     entry.enqueue_on_commit = true;
     entry.options = c.options.clone();
     let mut config = Config::default_config();
     config.file = None;
+    config.source = crate::config::ConfigSource::InCode;
     config.plugin_dirs = vec![install.dir.clone()];
     config.allow_writable_plugin_dirs = true;
     config.backends = BTreeMap::from([(ALIAS.to_string(), entry)]);

@@ -7,6 +7,7 @@
 //! ```no_run
 //! use taskhost::conformance::Conformance;
 //!
+//! // The class name alone (`SpoolBackend`) works too: the library's manifest completes it.
 //! let report = Conformance::new("target/debug/libacme_spool.so", "acme.spool.SpoolBackend")
 //!     .options(serde_json::json!({"dir": "/tmp/spool"}).as_object().unwrap().clone())
 //!     .run();
@@ -59,8 +60,10 @@ pub struct Conformance {
 
 impl Conformance {
     /// A run against the library file at `library` (e.g. `target/debug/libacme_spool.so`),
-    /// building the class `backend_name` (the full dotted name, e.g. `acme.spool.SpoolBackend`)
-    /// with no options.
+    /// building the class `backend_name` with no options: the full dotted name (e.g.
+    /// `acme.spool.SpoolBackend`), or the class name alone (`SpoolBackend`), which the suite
+    /// completes with the module path the library declares in its manifest. A class the
+    /// library does not export fails the `loads` check with the classes it does export.
     pub fn new(library: impl Into<PathBuf>, backend_name: &str) -> Self {
         Self {
             path: library.into(),
@@ -80,7 +83,8 @@ impl Conformance {
         &self.path
     }
 
-    /// The full backend name under test.
+    /// The backend name under test, as given to [`Conformance::new`] (a class name alone is
+    /// completed only when the suite runs).
     pub fn backend_name(&self) -> &str {
         &self.class
     }

@@ -84,6 +84,42 @@ impl BackendName {
         })
     }
 
+    /// The backend name a class argument stands for (`taskhost plugin test --class`,
+    /// [`crate::conformance::Conformance::new`]), given the module path and classes the
+    /// library under test declares in its manifest.
+    ///
+    /// `given` is either the full dotted name (`acme.memo.MemoBackend`, parsed as it is) or a
+    /// class name alone (`MemoBackend`), completed with `module_path` when `classes` holds it.
+    /// A class name the library does not export is an error that lists the classes on offer.
+    pub fn complete(given: &str, module_path: &str, classes: &[String]) -> Result<Self, String> {
+        if given.contains('.') {
+            return Self::parse(given);
+        }
+        if let Some(problem) = identifier_problem(given) {
+            return Err(format!(
+                "invalid class name '{}': {problem}; give a class the library exports or a full \
+                 backend name like {EXAMPLE}",
+                given.escape_debug()
+            ));
+        }
+        if given.is_empty() {
+            return Self::parse(given);
+        }
+        if !classes.iter().any(|c| c == given) {
+            let offer = match classes.first() {
+                Some(first) => format!(
+                    "it exports: {}; give one of them, alone or in full (e.g. '{module_path}.{first}')",
+                    classes.join(", ")
+                ),
+                None => "it exports no class at all".to_string(),
+            };
+            return Err(format!(
+                "module '{module_path}' has no class '{given}'; {offer}"
+            ));
+        }
+        Self::parse(&format!("{module_path}.{given}"))
+    }
+
     /// The module path: `a.b.c` for `a.b.c.ClassName`.
     pub fn module_path(&self) -> &str {
         &self.module_path
@@ -336,6 +372,63 @@ mod tests {
     fn refuses_bad_class() {
         let r = reason("a.b.Class-Name");
         assert!(r.contains("segment 'Class-Name'"), "{r}");
+    }
+
+    fn classes(names: &[&str]) -> Vec<String> {
+        names.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn a_class_name_alone_is_completed_with_the_declared_module_path() {
+        let name =
+            BackendName::complete("MemoBackend", "acme.memo", &classes(&["MemoBackend"])).unwrap();
+        assert_eq!(name.full(), "acme.memo.MemoBackend");
+        assert_eq!(name.library_stem(), "acme_memo");
+    }
+
+    #[test]
+    fn a_full_name_is_taken_as_given() {
+        let name = BackendName::complete("acme.memo.MemoBackend", "other.path", &[]).unwrap();
+        assert_eq!(name.full(), "acme.memo.MemoBackend");
+        assert_eq!(
+            BackendName::complete("a..C", "acme.memo", &[]).unwrap_err(),
+            reason("a..C")
+        );
+    }
+
+    #[test]
+    fn a_class_name_the_library_does_not_export_lists_those_it_does() {
+        let err = BackendName::complete(
+            "NoteBackend",
+            "acme.memo",
+            &classes(&["MemoBackend", "ListBackend"]),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "module 'acme.memo' has no class 'NoteBackend'; it exports: MemoBackend, ListBackend; \
+             give one of them, alone or in full (e.g. 'acme.memo.MemoBackend')"
+        );
+        assert_eq!(
+            BackendName::complete("NoteBackend", "acme.memo", &[]).unwrap_err(),
+            "module 'acme.memo' has no class 'NoteBackend'; it exports no class at all"
+        );
+    }
+
+    #[test]
+    fn a_class_name_that_is_not_an_identifier_is_refused() {
+        let err = BackendName::complete("Memo-Backend", "acme.memo", &classes(&["MemoBackend"]))
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "invalid class name 'Memo-Backend': '-' is not allowed (only ASCII letters, digits \
+             and '_'); give a class the library exports or a full backend name like \
+             `package.module.ClassName`"
+        );
+        assert_eq!(
+            BackendName::complete("", "acme.memo", &[]).unwrap_err(),
+            reason("")
+        );
     }
 
     #[test]

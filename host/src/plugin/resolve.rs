@@ -26,6 +26,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::name::{library_stem_of, BackendName};
+use crate::config::ConfigSource;
 
 /// Finds the library for `name` in `dirs` and checks it.
 ///
@@ -41,32 +42,98 @@ pub fn resolve_library(
     dirs: &[PathBuf],
     allow_writable: bool,
 ) -> Result<PathBuf, String> {
+    find_library(name, dirs, allow_writable).map_err(|e| e.to_string())
+}
+
+/// Why [`find_library`] found no loadable file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Unresolved {
+    /// No plugin dir has an entry under the library's file name.
+    NotFound {
+        /// The file looked for, e.g. `libacme_redis.so`.
+        file_name: String,
+        /// The library stem, e.g. `acme_redis` (the plugin crate's `[lib] name`).
+        stem: String,
+        /// The dirs searched, in order.
+        dirs: Vec<PathBuf>,
+    },
+    /// The first entry found fails a check; the reason names it.
+    Refused(String),
+}
+
+impl Unresolved {
+    /// The reason with the configuration in force and what to do, when the file was not
+    /// found: `source` and `config_file` say which config was used (or that none was found).
+    pub(crate) fn explain(&self, source: ConfigSource, config_file: Option<&Path>) -> String {
+        match self {
+            Self::NotFound {
+                file_name, stem, ..
+            } => format!(
+                "{self}; {}; build the plugin (its crate sets [lib] name = \"{stem}\") and put \
+                 '{file_name}' in one of those dirs, or add the dir that holds it to {}",
+                source.describe(config_file),
+                source.where_to_add_plugin_dirs(config_file)
+            ),
+            Self::Refused(reason) => reason.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for Unresolved {
+    /// The reason alone: `no library '…' in the plugin dirs searched: …`, or the refusal.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NotFound {
+                file_name, dirs, ..
+            } => {
+                let searched = if dirs.is_empty() {
+                    "(none configured)".to_owned()
+                } else {
+                    dirs.iter()
+                        .map(|d| d.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                write!(
+                    f,
+                    "no library '{file_name}' in the plugin dirs searched: {searched}"
+                )
+            }
+            Self::Refused(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// [`resolve_library`] with the not-found case kept apart, so the loader can add the config in
+/// force and what to do.
+pub(crate) fn find_library(
+    name: &BackendName,
+    dirs: &[PathBuf],
+    allow_writable: bool,
+) -> Result<PathBuf, Unresolved> {
     let file_name = name.library_file_name();
     for dir in dirs {
         let candidate = dir.join(&file_name);
         match fs::symlink_metadata(&candidate) {
-            Ok(_) => return check_candidate(dir, &candidate, allow_writable),
+            Ok(_) => {
+                return check_candidate(dir, &candidate, allow_writable)
+                    .map_err(Unresolved::Refused)
+            }
             Err(e) if is_absent(&e) => continue,
             Err(e) => {
-                return Err(format!(
+                return Err(Unresolved::Refused(format!(
                     "cannot inspect '{}' in plugin dir '{}': {e}",
                     candidate.display(),
                     dir.display()
-                ))
+                )))
             }
         }
     }
-    let searched = if dirs.is_empty() {
-        "(none configured)".to_owned()
-    } else {
-        dirs.iter()
-            .map(|d| d.display().to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    Err(format!(
-        "no library '{file_name}' in the plugin dirs searched: {searched}"
-    ))
+    Err(Unresolved::NotFound {
+        file_name,
+        stem: name.library_stem(),
+        dirs: dirs.to_vec(),
+    })
 }
 
 /// Whether an error from looking up a candidate means "not in this dir": the entry does not
@@ -374,6 +441,34 @@ mod tests {
                 name().library_file_name()
             )
         );
+    }
+
+    #[test]
+    fn not_found_explains_the_config_in_force_and_what_to_do() {
+        let dir = plugin_dir();
+        let dirs = [dir.path().to_owned()];
+        let err = find_library(&name(), &dirs, false).unwrap_err();
+        let file = name().library_file_name();
+        assert_eq!(
+            err.explain(ConfigSource::CurrentDir, Some(Path::new("/app/tasks.toml"))),
+            format!(
+                "no library '{file}' in the plugin dirs searched: {}; config file: \
+                 '/app/tasks.toml' (./tasks.toml in the current directory); build the plugin \
+                 (its crate sets [lib] name = \"acme_redis\") and put '{file}' in one of those \
+                 dirs, or add the dir that holds it to plugin_dirs in '/app/tasks.toml' or to \
+                 $TASKHOST_PLUGIN_DIRS",
+                dir.path().display()
+            )
+        );
+        // A refusal is explained by itself.
+        let lib = write_lib(dir.path(), &file);
+        set_mode(&lib, 0o666);
+        let err = find_library(&name(), &dirs, false).unwrap_err();
+        assert_eq!(
+            err.explain(ConfigSource::BuiltInDefault, None),
+            err.to_string()
+        );
+        assert!(matches!(err, Unresolved::Refused(_)), "{err:?}");
     }
 
     #[test]
