@@ -8,6 +8,7 @@
 
 mod admin;
 mod queue;
+mod wake;
 
 #[cfg(test)]
 pub(crate) use queue::CLAIM_SELECT;
@@ -85,6 +86,9 @@ pub struct SqliteStore {
     /// busy handler; other processes are still kept out by `BEGIN IMMEDIATE`.
     writer: parking_lot::Mutex<()>,
     config: StoreConfig,
+    /// `wait_for_tasks`: the watch on the `-wal` file, started by the first wait and stopped
+    /// by `close()`.
+    wake: wake::Wake,
 }
 
 /// A pooled SQLite connection.
@@ -131,6 +135,7 @@ impl SqliteStore {
             pool,
             writer: parking_lot::Mutex::new(()),
             config,
+            wake: wake::Wake::new(path),
         })
     }
 
@@ -423,10 +428,8 @@ impl Store for SqliteStore {
         SqliteStore::prune(self, request)
     }
 
-    fn wait(&self, _request: &WaitRequest) -> Result<bool> {
-        Err(Error::NotSupported(
-            taskhost_plugin_api::ops::WAIT_FOR_TASKS.into(),
-        ))
+    fn wait(&self, request: &WaitRequest, now: DateTime<Utc>) -> Result<bool> {
+        SqliteStore::wait(self, request, now)
     }
 
     fn insert_sql(&self) -> serde_json::Value {
@@ -442,6 +445,7 @@ impl Store for SqliteStore {
     }
 
     fn close(&self) {
+        self.wake.close();
         self.pool.close();
     }
 }
