@@ -15,8 +15,8 @@
 //! dropped; waiters themselves block on a condition variable, never polling.
 
 use super::SqliteStore;
-use chrono::{DateTime, Utc};
 use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
@@ -25,10 +25,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use taskhost_plugin_api::wire::WaitRequest;
 
-/// How long after a write a waiter whose check found nothing checks once more: a commit's
-/// frames are written (and reported) just before SQLite makes them visible to readers, so a
-/// check racing that moment would miss the task (`synchronous = full` adds an fsync there).
-const SETTLE: Duration = Duration::from_millis(25);
+/// When a waiter whose check after a write found nothing checks again, counted from that
+/// check. A commit's frames are written (and reported) just before SQLite makes them visible
+/// to readers, so a check can race that moment and miss the task; the gap is microseconds,
+/// unless the writer is descheduled there or fsyncs there (`synchronous = full`). The later
+/// rechecks cover a writer stalled under load, at the cost of a few cheap queries per write.
+const SETTLE: [Duration; 5] = [
+    Duration::from_millis(5),
+    Duration::from_millis(25),
+    Duration::from_millis(100),
+    Duration::from_millis(400),
+    Duration::from_millis(1600),
+];
 
 /// Does a due READY row of this alias wait in the queues (`NULL` = any)? The claim index
 /// (`backend_name`, READY rows only) serves it.
@@ -45,7 +53,9 @@ impl SqliteStore {
         self.wake.start()?;
         let started = Instant::now();
         let timeout = Duration::from_secs_f64(request.timeout_secs);
-        let deadline = started.checked_add(timeout).unwrap_or(started + MAX_TIMEOUT);
+        let deadline = started
+            .checked_add(timeout)
+            .unwrap_or(started + MAX_TIMEOUT);
         let queues = request.queues.clone().map(|mut q| {
             q.sort();
             q.dedup();
@@ -70,21 +80,22 @@ impl SqliteStore {
         if self.wake.needs_check(&queues, seen) && ready(seen)? {
             return Ok(true);
         }
-        // After a check that followed a write: when to check once more (see SETTLE).
-        let mut settle: Option<Instant> = None;
+        // After a check that followed a write: when it was, and how many rechecks were made.
+        let mut settle: Option<(Instant, usize)> = None;
         loop {
-            let until = settle.map_or(deadline, |s| s.min(deadline));
+            let recheck = settle.and_then(|(at, done)| SETTLE.get(done).map(|d| at + *d));
+            let until = recheck.map_or(deadline, |r| r.min(deadline));
             match self.wake.wait_change(seen, until)? {
                 Woken::Changed(generation) => {
                     seen = generation;
                     if ready(seen)? {
                         return Ok(true);
                     }
-                    settle = Some(Instant::now() + SETTLE);
+                    settle = Some((Instant::now(), 0));
                 }
                 Woken::TimedOut if Instant::now() >= deadline => return Ok(false),
                 Woken::TimedOut => {
-                    settle = None;
+                    settle = settle.map(|(at, done)| (at, done + 1));
                     if ready(seen)? {
                         return Ok(true);
                     }
@@ -96,6 +107,17 @@ impl SqliteStore {
 
 /// A bound for deadlines that would overflow `Instant` (the backend caps waits far below).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+
+/// Whether this platform's watcher is safe next to SQLite: inotify (Linux), FSEvents (macOS)
+/// and ReadDirectoryChangesW (Windows) watch by path or directory handle. The kqueue watcher
+/// of the BSDs opens a descriptor for every file of the directory, the database file included,
+/// and closing it would drop SQLite's POSIX locks held by this process: there, workers poll.
+const WATCH_SUPPORTED: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "macos",
+    windows
+));
 
 /// The writes seen so far, shared with the watcher's event handler.
 struct Signal {
@@ -116,9 +138,7 @@ enum Watch {
     /// No wait has asked yet.
     NotStarted,
     /// Watching the database's directory (the watcher is only held, to keep it running).
-    Running {
-        _watcher: RecommendedWatcher,
-    },
+    Running { _watcher: RecommendedWatcher },
     /// The watch could not be set up: waits answer NOT_SUPPORTED (workers poll).
     Unsupported,
     /// [`Wake::close`] was called.
@@ -208,6 +228,12 @@ impl Wake {
     }
 
     fn watcher(&self) -> notify::Result<RecommendedWatcher> {
+        if !WATCH_SUPPORTED {
+            return Err(notify::Error::generic(
+                "this platform's file watcher (kqueue) would open the database file and drop \
+                 SQLite's locks",
+            ));
+        }
         let signal = Arc::clone(&self.signal);
         let wal = self.wal.clone();
         let mut watcher =

@@ -213,10 +213,7 @@ fn wait_on(b: &crate::DatabaseBackend, queues: Value, timeout: f64) -> Result<bo
 /// Run `wait` on a thread, give it a moment to block, run `act`, and return what the wait
 /// answered and how long it took in all. The pause only makes it likely that the wait is
 /// already blocked when `act` runs; the answer must be the same either way.
-fn wait_while<T: Send>(
-    wait: impl FnOnce() -> T + Send,
-    act: impl FnOnce(),
-) -> (T, Duration) {
+fn wait_while<T: Send>(wait: impl FnOnce() -> T + Send, act: impl FnOnce()) -> (T, Duration) {
     std::thread::scope(|s| {
         let started = Instant::now();
         let waiter = s.spawn(wait);
@@ -241,7 +238,10 @@ fn sqlite_wait_wakes_on_enqueues_from_other_connections() {
         },
     );
     assert_eq!(woke, Ok(true), "enqueue from another instance");
-    assert!(took < Duration::from_secs(20), "woken, not timed out: {took:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "woken, not timed out: {took:?}"
+    );
     assert_eq!(claim(&waiter, "w", 10).len(), 1);
 
     let (woke, took) = wait_while(
@@ -255,7 +255,10 @@ fn sqlite_wait_wakes_on_enqueues_from_other_connections() {
         },
     );
     assert_eq!(woke, Ok(true), "bulk enqueue");
-    assert!(took < Duration::from_secs(20), "woken, not timed out: {took:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "woken, not timed out: {took:?}"
+    );
     assert_eq!(claim(&waiter, "w", 10).len(), 2);
 
     let sql: Value = ext(&app, TRANSACTIONAL_INSERT_SQL, json!({})).unwrap();
@@ -266,7 +269,10 @@ fn sqlite_wait_wakes_on_enqueues_from_other_connections() {
         || insert_in_own_transaction(&db, &sql, id, "emails", true),
     );
     assert_eq!(woke, Ok(true), "the application's own transaction");
-    assert!(took < Duration::from_secs(20), "woken, not timed out: {took:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "woken, not timed out: {took:?}"
+    );
     assert_eq!(claimed_ids(&claim(&waiter, "w", 10)), vec![id.to_string()]);
 }
 
@@ -280,7 +286,10 @@ fn sqlite_wait_times_out_when_nothing_wanted_is_ready() {
     let (busy, _) = db.backend();
     let started = Instant::now();
     assert_eq!(wait_on(&waiter, json!(null), 0.2), Ok(false));
-    assert!(started.elapsed() >= Duration::from_millis(200), "honours its timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "honours its timeout"
+    );
 
     let later = db.now() + chrono::Duration::hours(1);
     let (woke, took) = wait_while(
@@ -293,8 +302,15 @@ fn sqlite_wait_times_out_when_nothing_wanted_is_ready() {
             complete(&busy, &[success(&claimed[0], json!(1))]);
         },
     );
-    assert_eq!(woke, Ok(false), "other queue, deferred task, claims and completions");
-    assert!(took >= Duration::from_millis(600), "honours its timeout: {took:?}");
+    assert_eq!(
+        woke,
+        Ok(false),
+        "other queue, deferred task, claims and completions"
+    );
+    assert!(
+        took >= Duration::from_millis(600),
+        "honours its timeout: {took:?}"
+    );
 }
 
 /// SQLite: a task enqueued before the wait started, and not claimed yet, is seen at once — by
