@@ -5,6 +5,9 @@
 //! writers up front (no deadlocking read-to-write upgrades); a writer still locked out after the
 //! timeout is retried a few times and then reported as [`Error::Unavailable`] — never as a task
 //! failure.
+//!
+//! Idle workers are woken by a watch on the `-wal` file that every commit writes (`wake.rs`,
+//! `docs/decisions/011-sqlite-wake-up.md`).
 
 mod admin;
 mod queue;
