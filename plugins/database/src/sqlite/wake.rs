@@ -52,10 +52,11 @@ impl SqliteStore {
     pub(super) fn wait(&self, request: &WaitRequest, now: DateTime<Utc>) -> Result<bool> {
         self.wake.start()?;
         let started = Instant::now();
-        let timeout = Duration::from_secs_f64(request.timeout_secs);
-        let deadline = started
-            .checked_add(timeout)
-            .unwrap_or(started + MAX_TIMEOUT);
+        // The backend has checked the timeout (finite, 0 to 1 h); stay panic-free regardless.
+        let timeout = Duration::try_from_secs_f64(request.timeout_secs)
+            .unwrap_or(MAX_TIMEOUT)
+            .min(MAX_TIMEOUT);
+        let deadline = started.checked_add(timeout).unwrap_or(started);
         let queues = request.queues.clone().map(|mut q| {
             q.sort();
             q.dedup();
@@ -105,7 +106,7 @@ impl SqliteStore {
     }
 }
 
-/// A bound for deadlines that would overflow `Instant` (the backend caps waits far below).
+/// The longest wait, whatever the request (the backend caps waits far below).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 /// Whether this platform's watcher is safe next to SQLite: inotify (Linux), FSEvents (macOS)
@@ -242,8 +243,7 @@ impl Wake {
                     // An error (e.g. the kernel's event queue overflowed) may hide a commit.
                     Err(_) => true,
                     Ok(event) => {
-                        event.need_rescan()
-                            || (is_write(&event.kind) && event.paths.iter().any(|p| *p == wal))
+                        event.need_rescan() || (is_write(&event.kind) && event.paths.contains(&wal))
                     }
                 };
                 if relevant {
