@@ -341,3 +341,47 @@ fn not_supported() -> Error {
 fn closed() -> Error {
     Error::Unavailable("the database backend is closed; no more operations are possible".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A watch that cannot be set up (here: the directory is gone) answers NOT_SUPPORTED, so
+    /// workers poll, and it is not tried again at every wait.
+    #[test]
+    fn a_watch_that_cannot_start_is_not_supported() {
+        let dir = tempfile::tempdir().unwrap();
+        let wake = Wake::new(&dir.path().join("gone").join("tasks.db"));
+        for _ in 0..2 {
+            assert!(matches!(wake.start(), Err(Error::NotSupported(op)) if op == "wait_for_tasks"));
+        }
+        wake.close();
+        assert!(matches!(wake.start(), Err(Error::Unavailable(_))));
+    }
+
+    /// Writes to the `-wal` file move the generation on; writes to other files do not.
+    #[test]
+    fn only_writes_to_the_wal_file_wake() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("tasks.db");
+        std::fs::write(&db, b"").unwrap();
+        let wake = Wake::new(&db);
+        wake.start().unwrap();
+        let seen = wake.generation();
+        std::fs::write(dir.path().join("other.txt"), b"x").unwrap();
+        std::fs::write(&db, b"x").unwrap();
+        let soon = Instant::now() + Duration::from_millis(300);
+        assert_eq!(wake.wait_change(seen, soon).unwrap(), Woken::TimedOut);
+        std::fs::write(dir.path().join("tasks.db-wal"), b"frames").unwrap();
+        let later = Instant::now() + Duration::from_secs(20);
+        assert!(matches!(
+            wake.wait_change(seen, later).unwrap(),
+            Woken::Changed(_)
+        ));
+        wake.close();
+        assert!(matches!(
+            wake.wait_change(seen, later),
+            Err(Error::Unavailable(_))
+        ));
+    }
+}
