@@ -66,7 +66,7 @@ impl SqliteStore {
         let ready = |generation: u64| -> Result<bool> {
             self.wake.checked(&queues, generation);
             let at = now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
-            self.read("checking for ready tasks", |c| {
+            let checked = self.read("checking for ready tasks", |c| {
                 Ok(c.prepare_cached(READY_SELECT)?.query_row(
                     rusqlite::named_params! {
                         ":alias": self.config.alias,
@@ -75,7 +75,16 @@ impl SqliteStore {
                     },
                     |r| r.get::<_, bool>(0),
                 )?)
-            })
+            });
+            match checked {
+                // A busy or locked database (or an I/O hiccup) must not cost the worker a whole
+                // interval: say "look now", and its claim meets the error, or the task.
+                Err(err) if err.is_transient() && !self.wake.is_closed() => {
+                    tracing::debug!("wait_for_tasks: could not check for ready tasks: {err}");
+                    Ok(true)
+                }
+                other => other,
+            }
         };
         let mut seen = self.wake.generation();
         if self.wake.needs_check(&queues, seen) && ready(seen)? {
@@ -310,6 +319,11 @@ impl Wake {
                 });
             }
         }
+    }
+
+    /// Whether [`Wake::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.signal.state.lock().closed
     }
 
     /// Stop watching and end pending waits (they fail with [`Error::Unavailable`]).
