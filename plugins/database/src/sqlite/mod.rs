@@ -6,7 +6,8 @@
 //! timeout is retried a few times and then reported as [`Error::Unavailable`] — never as a task
 //! failure.
 //!
-//! Idle workers are woken by a watch on the `-wal` file that every commit writes (`wake.rs`,
+//! Idle workers are woken by a watch on the database's directory: the `-wake` file that enqueues
+//! touch after their commit, and the `-wal` file that every commit writes (`wake.rs`,
 //! `docs/decisions/011-sqlite-wake-up.md`).
 
 mod admin;
@@ -89,8 +90,8 @@ pub struct SqliteStore {
     /// busy handler; other processes are still kept out by `BEGIN IMMEDIATE`.
     writer: parking_lot::Mutex<()>,
     config: StoreConfig,
-    /// `wait_for_tasks`: the watch on the `-wal` file, started by the first wait and stopped
-    /// by `close()`.
+    /// `wait_for_tasks`: the watch on the `-wake` and `-wal` files, started by the first wait
+    /// and stopped by `close()`; enqueues touch the `-wake` file through it.
     wake: wake::Wake,
 }
 
@@ -384,7 +385,10 @@ impl Store for SqliteStore {
     }
 
     fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
-        SqliteStore::enqueue(self, tasks)
+        SqliteStore::enqueue(self, tasks)?;
+        // After the commit: wake idle workers in every process (see wake.rs).
+        self.wake.enqueued();
+        Ok(())
     }
 
     fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>> {
@@ -408,7 +412,11 @@ impl Store for SqliteStore {
     }
 
     fn release(&self, request: &LeaseRequest) -> Result<u64> {
-        SqliteStore::release(self, request)
+        let released = SqliteStore::release(self, request)?;
+        if released > 0 {
+            self.wake.enqueued();
+        }
+        Ok(released)
     }
 
     fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {

@@ -1,16 +1,23 @@
-//! Cross-process wake-up for idle SQLite workers: a file-change watch on the database's `-wal`
-//! file (see `docs/decisions/011-sqlite-wake-up.md`).
+//! Cross-process wake-up for idle SQLite workers: a file-change watch on the database's
+//! directory (see `docs/decisions/011-sqlite-wake-up.md`).
 //!
-//! Every commit to a database in WAL mode — from this plugin, another process, or an
-//! application's own connection running the transactional insert — appends to `<db>-wal`, and
-//! the operating system reports the write (inotify on Linux, FSEvents on macOS,
-//! ReadDirectoryChangesW on Windows, through the `notify` crate). A write only says "something
-//! committed": claims, completions and lease renewals of busy workers write too. So a waiter
-//! woken by a write confirms with a cheap indexed query that a due READY row of its queues
+//! Two files are watched (inotify on Linux, FSEvents on macOS, ReadDirectoryChangesW on
+//! Windows, through the `notify` crate):
+//!
+//! - `<db>-wake`, which the plugin touches right after every commit that makes tasks ready
+//!   (enqueue, bulk enqueue, release), in whichever process made it. The commit is visible
+//!   before the touch is reported, so a waiter woken by it checks the store once and is sure.
+//! - `<db>-wal`, which every commit writes, whoever makes it: the application's own
+//!   transactional insert, or any other SQLite client. Busy workers' claims, completions and
+//!   renewals write it too, and a write is reported just *before* the commit is visible, so a
+//!   write only schedules a check a little later ([`WRITE_SETTLE`]), at most one per
+//!   [`WRITE_GAP`] per waiter: best effort for foreign SQL, at a bounded cost to idle workers.
+//!
+//! Either way the waiter confirms with an indexed query that a due READY row of its queues
 //! exists before it answers `notified: true`; otherwise it keeps waiting.
 //!
-//! The watch is owned by the store: started by the first wait, kept between waits (so writes
-//! made between two waits are counted, not lost), and stopped by [`Wake::close`]. On Linux
+//! The watch is owned by the store: started by the first wait, kept between waits (so what
+//! happens between two waits is counted, not lost), and stopped by [`Wake::close`]. On Linux
 //! `notify` reads the inotify descriptor on one thread of its own, which ends when the watch is
 //! dropped; waiters themselves block on a condition variable, never polling.
 
@@ -20,23 +27,21 @@ use chrono::{DateTime, Utc};
 use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use parking_lot::{Condvar, Mutex};
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use taskhost_plugin_api::wire::WaitRequest;
 
-/// When a waiter whose check after a write found nothing checks again, counted from that
-/// check. A commit's frames are written (and reported) just before SQLite makes them visible
-/// to readers, so a check can race that moment and miss the task; the gap is microseconds,
-/// unless the writer is descheduled there or fsyncs there (`synchronous = full`). The later
-/// rechecks cover a writer stalled under load, at the cost of a few cheap queries per write.
-const SETTLE: [Duration; 5] = [
-    Duration::from_millis(5),
-    Duration::from_millis(25),
-    Duration::from_millis(100),
-    Duration::from_millis(400),
-    Duration::from_millis(1600),
-];
+/// How long after a reported `-wal` write a waiter checks the store: a commit's frames are
+/// written (and reported) just before SQLite makes them visible to readers, and a burst of
+/// writes is checked once.
+pub const WRITE_SETTLE: Duration = Duration::from_millis(20);
+
+/// The shortest time between two checks of one waiter caused by `-wal` writes: while other
+/// workers are busy, every commit of theirs writes, and an idle worker must not query at that
+/// rate (with a backlog in queues it does not take, each query walks that backlog).
+pub const WRITE_GAP: Duration = Duration::from_millis(100);
 
 /// Does a due READY row of this alias wait in the queues (`NULL` = any)? The claim index
 /// (`backend_name`, READY rows only) serves it.
@@ -47,8 +52,9 @@ const READY_SELECT: &str = "SELECT EXISTS (SELECT 1 FROM taskhost_tasks \
 
 impl SqliteStore {
     /// `wait_for_tasks`: block until a due READY task of `request.queues` may be there, or the
-    /// timeout. `now` is the host's clock at the call. The order never loses a task: the watch
-    /// is running before the store is checked, and every commit after the check is reported.
+    /// timeout. `now` is the host's clock at the call. The order never loses an enqueue: the
+    /// watch is running before the store is checked, and every enqueue committed after the
+    /// check touches the wake file.
     pub(super) fn wait(&self, request: &WaitRequest, now: DateTime<Utc>) -> Result<bool> {
         self.wake.start()?;
         let started = Instant::now();
@@ -63,8 +69,8 @@ impl SqliteStore {
             q
         });
         let queues_json = queues.as_deref().map(super::json_list);
-        let ready = |generation: u64| -> Result<bool> {
-            self.wake.checked(&queues, generation);
+        let ready = |seen: Seen| -> Result<bool> {
+            self.wake.checked(&queues, seen.generation());
             let at = now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
             let checked = self.read("checking for ready tasks", |c| {
                 Ok(c.prepare_cached(READY_SELECT)?.query_row(
@@ -86,26 +92,35 @@ impl SqliteStore {
                 other => other,
             }
         };
-        let mut seen = self.wake.generation();
-        if self.wake.needs_check(&queues, seen) && ready(seen)? {
+        let mut seen = self.wake.seen();
+        if self.wake.needs_check(&queues, seen.generation()) && ready(seen)? {
             return Ok(true);
         }
-        // After a check that followed a write: when it was, and how many rechecks were made.
-        let mut settle: Option<(Instant, usize)> = None;
+        // The check that `-wal` writes have scheduled, and when the last such check ran.
+        let mut write_check: Option<Instant> = None;
+        let mut last_write_check: Option<Instant> = None;
         loop {
-            let recheck = settle.and_then(|(at, done)| SETTLE.get(done).map(|d| at + *d));
-            let until = recheck.map_or(deadline, |r| r.min(deadline));
+            let until = write_check.map_or(deadline, |at| at.min(deadline));
             match self.wake.wait_change(seen, until)? {
-                Woken::Changed(generation) => {
-                    seen = generation;
+                Woken::Enqueued(now_seen) => {
+                    seen = now_seen;
                     if ready(seen)? {
                         return Ok(true);
                     }
-                    settle = Some((Instant::now(), 0));
+                }
+                Woken::Wrote(now_seen) => {
+                    seen = now_seen;
+                    if write_check.is_none() {
+                        let settle = Instant::now() + WRITE_SETTLE;
+                        write_check =
+                            Some(last_write_check.map_or(settle, |l| settle.max(l + WRITE_GAP)));
+                    }
                 }
                 Woken::TimedOut if Instant::now() >= deadline => return Ok(false),
                 Woken::TimedOut => {
-                    settle = settle.map(|(at, done)| (at, done + 1));
+                    write_check = None;
+                    last_write_check = Some(Instant::now());
+                    seen = self.wake.seen();
                     if ready(seen)? {
                         return Ok(true);
                     }
@@ -136,9 +151,8 @@ struct Signal {
 }
 
 struct SignalState {
-    /// Bumped at every reported write to the `-wal` file (and at every watcher error, which
-    /// may hide writes).
-    generation: u64,
+    /// What the watch has reported so far.
+    seen: Seen,
     /// Set by [`Wake::close`]: pending and later waits fail.
     closed: bool,
 }
@@ -155,12 +169,30 @@ enum Watch {
     Closed,
 }
 
-/// What a waiter's wait for the next write ended with.
+/// What the watch has reported so far: two counters that only grow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// Touches of the wake file (and watcher errors, which may hide them).
+    pub enqueues: u64,
+    /// Writes to the `-wal` file.
+    pub writes: u64,
+}
+
+impl Seen {
+    /// One number that moves whenever either counter does.
+    pub fn generation(self) -> u64 {
+        self.enqueues.wrapping_add(self.writes)
+    }
+}
+
+/// What a waiter's wait for news ended with.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Woken {
-    /// The write generation moved on to this value.
-    Changed(u64),
-    /// The deadline passed with no new write.
+    /// The wake file was touched (perhaps writes came too): check now.
+    Enqueued(Seen),
+    /// Only `-wal` writes came.
+    Wrote(Seen),
+    /// The deadline passed with neither.
     TimedOut,
 }
 
@@ -170,6 +202,10 @@ pub struct Wake {
     dir: PathBuf,
     /// `<db>-wal`.
     wal: PathBuf,
+    /// `<db>-wake`, touched after commits that make tasks ready.
+    wake_file: PathBuf,
+    /// The wake file, opened by the first touch (`None` again after a failed touch).
+    touch: Mutex<Option<File>>,
     signal: Arc<Signal>,
     watch: Mutex<Watch>,
     /// Per queue selection (sorted): the write generation its last store check saw. A wait
@@ -189,14 +225,19 @@ impl Wake {
             Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let mut wal = absolute.into_os_string();
-        wal.push("-wal");
+        let sibling = |suffix: &str| {
+            let mut name = absolute.clone().into_os_string();
+            name.push(suffix);
+            PathBuf::from(name)
+        };
         Self {
             dir,
-            wal: PathBuf::from(wal),
+            wal: sibling("-wal"),
+            wake_file: sibling("-wake"),
+            touch: Mutex::new(None),
             signal: Arc::new(Signal {
                 state: Mutex::new(SignalState {
-                    generation: 0,
+                    seen: Seen::default(),
                     closed: false,
                 }),
                 changed: Condvar::new(),
@@ -245,19 +286,26 @@ impl Wake {
             ));
         }
         let signal = Arc::clone(&self.signal);
-        let wal = self.wal.clone();
+        let (wal, wake_file) = (self.wal.clone(), self.wake_file.clone());
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                let relevant = match &event {
-                    // An error (e.g. the kernel's event queue overflowed) may hide a commit.
-                    Err(_) => true,
-                    Ok(event) => {
-                        event.need_rescan() || (is_write(&event.kind) && event.paths.contains(&wal))
-                    }
+                let (enqueued, wrote) = match &event {
+                    // An error (e.g. the kernel's event queue overflowed) may hide anything.
+                    Err(_) => (true, false),
+                    Ok(event) if event.need_rescan() => (true, false),
+                    Ok(event) => (
+                        is_touch(&event.kind) && event.paths.contains(&wake_file),
+                        is_write(&event.kind) && event.paths.contains(&wal),
+                    ),
                 };
-                if relevant {
+                if enqueued || wrote {
                     let mut state = signal.state.lock();
-                    state.generation = state.generation.wrapping_add(1);
+                    if enqueued {
+                        state.seen.enqueues = state.seen.enqueues.wrapping_add(1);
+                    }
+                    if wrote {
+                        state.seen.writes = state.seen.writes.wrapping_add(1);
+                    }
                     signal.changed.notify_all();
                 }
             })?;
@@ -265,9 +313,40 @@ impl Wake {
         Ok(watcher)
     }
 
-    /// The write generation now.
-    pub fn generation(&self) -> u64 {
-        self.signal.state.lock().generation
+    /// What the watch has reported so far.
+    pub fn seen(&self) -> Seen {
+        self.signal.state.lock().seen
+    }
+
+    /// Tell waiting workers, in every process, that tasks were just made ready: touch the
+    /// wake file. Call it after the commit. Failing to is logged (debug) and otherwise
+    /// ignored: waiters then rely on the `-wal` watch, or their interval.
+    pub fn enqueued(&self) {
+        let mut touch = self.touch.lock();
+        if touch.is_none() {
+            match File::options()
+                .create(true)
+                .write(true)
+                .truncate(false)
+                .open(&self.wake_file)
+            {
+                Ok(file) => *touch = Some(file),
+                Err(err) => {
+                    tracing::debug!(
+                        file = %self.wake_file.display(),
+                        "could not open the file that wakes idle workers: {err}"
+                    );
+                    return;
+                }
+            }
+        }
+        if let Some(Err(err)) = touch.as_ref().map(|f| f.set_modified(SystemTime::now())) {
+            tracing::debug!(
+                file = %self.wake_file.display(),
+                "could not touch the file that wakes idle workers: {err}"
+            );
+            *touch = None;
+        }
     }
 
     /// Whether a wait on `queues` should check the store before waiting: true on its first
@@ -293,16 +372,19 @@ impl Wake {
         self.checked.lock().insert(queues.clone(), generation);
     }
 
-    /// Block until the write generation differs from `seen`, or `deadline`. Fails with
-    /// [`Error::Unavailable`] once [`Wake::close`] is called.
-    pub fn wait_change(&self, seen: u64, deadline: Instant) -> Result<Woken> {
+    /// Block until the watch reports something `seen` does not include, or `deadline`. Fails
+    /// with [`Error::Unavailable`] once [`Wake::close`] is called.
+    pub fn wait_change(&self, seen: Seen, deadline: Instant) -> Result<Woken> {
         let mut state = self.signal.state.lock();
         loop {
             if state.closed {
                 return Err(closed());
             }
-            if state.generation != seen {
-                return Ok(Woken::Changed(state.generation));
+            if state.seen.enqueues != seen.enqueues {
+                return Ok(Woken::Enqueued(state.seen));
+            }
+            if state.seen.writes != seen.writes {
+                return Ok(Woken::Wrote(state.seen));
             }
             if self
                 .signal
@@ -313,8 +395,9 @@ impl Wake {
                 if state.closed {
                     return Err(closed());
                 }
-                return Ok(match state.generation {
-                    g if g != seen => Woken::Changed(g),
+                return Ok(match state.seen {
+                    now if now.enqueues != seen.enqueues => Woken::Enqueued(now),
+                    now if now.writes != seen.writes => Woken::Wrote(now),
                     _ => Woken::TimedOut,
                 });
             }
@@ -335,6 +418,11 @@ impl Wake {
         state.closed = true;
         self.signal.changed.notify_all();
     }
+}
+
+/// Whether an event kind may be a touch of the wake file (anything but a read or a removal).
+fn is_touch(kind: &EventKind) -> bool {
+    !matches!(kind, EventKind::Access(_) | EventKind::Remove(_))
 }
 
 /// Whether an event kind may be a commit (data written to, or the creation of, the file).
@@ -373,25 +461,30 @@ mod tests {
         assert!(matches!(wake.start(), Err(Error::Unavailable(_))));
     }
 
-    /// Writes to the `-wal` file move the generation on; writes to other files do not.
+    /// Touching the wake file is an enqueue, writing the `-wal` file a write; other files of
+    /// the directory (the database file itself included) are nothing.
     #[test]
-    fn only_writes_to_the_wal_file_wake() {
+    fn the_wake_file_and_the_wal_file_wake() {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tasks.db");
         std::fs::write(&db, b"").unwrap();
         let wake = Wake::new(&db);
         wake.start().unwrap();
-        let seen = wake.generation();
+        let seen = wake.seen();
         std::fs::write(dir.path().join("other.txt"), b"x").unwrap();
         std::fs::write(&db, b"x").unwrap();
         let soon = Instant::now() + Duration::from_millis(300);
         assert_eq!(wake.wait_change(seen, soon).unwrap(), Woken::TimedOut);
-        std::fs::write(dir.path().join("tasks.db-wal"), b"frames").unwrap();
         let later = Instant::now() + Duration::from_secs(20);
-        assert!(matches!(
-            wake.wait_change(seen, later).unwrap(),
-            Woken::Changed(_)
-        ));
+        std::fs::write(dir.path().join("tasks.db-wal"), b"frames").unwrap();
+        let Woken::Wrote(seen) = wake.wait_change(seen, later).unwrap() else {
+            panic!("a -wal write is a write")
+        };
+        // Another instance, as another process would: the first touch creates the file.
+        let other = Wake::new(&db);
+        other.enqueued();
+        let woken = wake.wait_change(seen, later).unwrap();
+        assert!(matches!(woken, Woken::Enqueued(_)), "{woken:?}");
         wake.close();
         assert!(matches!(
             wake.wait_change(seen, later),
