@@ -101,7 +101,7 @@ impl SqliteStore {
         let mut last_write_check: Option<Instant> = None;
         loop {
             let until = write_check.map_or(deadline, |at| at.min(deadline));
-            match self.wake.wait_change(seen, until)? {
+            match self.wake.wait_change(seen, write_check.is_none(), until)? {
                 Woken::Enqueued(now_seen) => {
                     seen = now_seen;
                     if ready(seen)? {
@@ -153,6 +153,9 @@ struct Signal {
 struct SignalState {
     /// What the watch has reported so far.
     seen: Seen,
+    /// Whether a waiter wants to hear of the next `-wal` write: one with a check already
+    /// scheduled does not, so busy workers' commits do not wake idle ones at their rate.
+    writes_wanted: bool,
     /// Set by [`Wake::close`]: pending and later waits fail.
     closed: bool,
 }
@@ -238,6 +241,7 @@ impl Wake {
             signal: Arc::new(Signal {
                 state: Mutex::new(SignalState {
                     seen: Seen::default(),
+                    writes_wanted: false,
                     closed: false,
                 }),
                 changed: Condvar::new(),
@@ -300,13 +304,16 @@ impl Wake {
                 };
                 if enqueued || wrote {
                     let mut state = signal.state.lock();
-                    if enqueued {
-                        state.seen.enqueues = state.seen.enqueues.wrapping_add(1);
-                    }
                     if wrote {
                         state.seen.writes = state.seen.writes.wrapping_add(1);
                     }
-                    signal.changed.notify_all();
+                    let wanted = enqueued || std::mem::take(&mut state.writes_wanted);
+                    if enqueued {
+                        state.seen.enqueues = state.seen.enqueues.wrapping_add(1);
+                    }
+                    if wanted {
+                        signal.changed.notify_all();
+                    }
                 }
             })?;
         watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
@@ -372,9 +379,10 @@ impl Wake {
         self.checked.lock().insert(queues.clone(), generation);
     }
 
-    /// Block until the watch reports something `seen` does not include, or `deadline`. Fails
-    /// with [`Error::Unavailable`] once [`Wake::close`] is called.
-    pub fn wait_change(&self, seen: Seen, deadline: Instant) -> Result<Woken> {
+    /// Block until the watch reports something `seen` does not include, or `deadline`; with
+    /// `writes` false, `-wal` writes do not end the wait (the caller has a check scheduled).
+    /// Fails with [`Error::Unavailable`] once [`Wake::close`] is called.
+    pub fn wait_change(&self, seen: Seen, writes: bool, deadline: Instant) -> Result<Woken> {
         let mut state = self.signal.state.lock();
         loop {
             if state.closed {
@@ -383,8 +391,11 @@ impl Wake {
             if state.seen.enqueues != seen.enqueues {
                 return Ok(Woken::Enqueued(state.seen));
             }
-            if state.seen.writes != seen.writes {
+            if writes && state.seen.writes != seen.writes {
                 return Ok(Woken::Wrote(state.seen));
+            }
+            if writes {
+                state.writes_wanted = true;
             }
             if self
                 .signal
@@ -397,7 +408,7 @@ impl Wake {
                 }
                 return Ok(match state.seen {
                     now if now.enqueues != seen.enqueues => Woken::Enqueued(now),
-                    now if now.writes != seen.writes => Woken::Wrote(now),
+                    now if writes && now.writes != seen.writes => Woken::Wrote(now),
                     _ => Woken::TimedOut,
                 });
             }
@@ -474,20 +485,20 @@ mod tests {
         std::fs::write(dir.path().join("other.txt"), b"x").unwrap();
         std::fs::write(&db, b"x").unwrap();
         let soon = Instant::now() + Duration::from_millis(300);
-        assert_eq!(wake.wait_change(seen, soon).unwrap(), Woken::TimedOut);
+        assert_eq!(wake.wait_change(seen, true, soon).unwrap(), Woken::TimedOut);
         let later = Instant::now() + Duration::from_secs(20);
         std::fs::write(dir.path().join("tasks.db-wal"), b"frames").unwrap();
-        let Woken::Wrote(seen) = wake.wait_change(seen, later).unwrap() else {
+        let Woken::Wrote(seen) = wake.wait_change(seen, true, later).unwrap() else {
             panic!("a -wal write is a write")
         };
         // Another instance, as another process would: the first touch creates the file.
         let other = Wake::new(&db);
         other.enqueued();
-        let woken = wake.wait_change(seen, later).unwrap();
+        let woken = wake.wait_change(seen, true, later).unwrap();
         assert!(matches!(woken, Woken::Enqueued(_)), "{woken:?}");
         wake.close();
         assert!(matches!(
-            wake.wait_change(seen, later),
+            wake.wait_change(seen, true, later),
             Err(Error::Unavailable(_))
         ));
     }
