@@ -41,7 +41,7 @@ pub const WRITE_SETTLE: Duration = Duration::from_millis(20);
 /// The shortest time between two checks of one waiter caused by `-wal` writes: while other
 /// workers are busy, every commit of theirs writes, and an idle worker must not query at that
 /// rate (with a backlog in queues it does not take, each query walks that backlog).
-pub const WRITE_GAP: Duration = Duration::from_millis(100);
+pub const WRITE_GAP: Duration = Duration::from_millis(250);
 
 /// Does a due READY row of this alias wait in the queues (`NULL` = any)? The claim index
 /// (`backend_name`, READY rows only) serves it.
@@ -69,8 +69,8 @@ impl SqliteStore {
             q
         });
         let queues_json = queues.as_deref().map(super::json_list);
-        let ready = |seen: Seen| -> Result<bool> {
-            self.wake.checked(&queues, seen.generation());
+        let ready = |seen: Seen, by_write: bool| -> Result<bool> {
+            self.wake.checked(&queues, seen, by_write);
             let at = now + chrono::Duration::from_std(started.elapsed()).unwrap_or_default();
             let checked = self.read("checking for ready tasks", |c| {
                 Ok(c.prepare_cached(READY_SELECT)?.query_row(
@@ -93,35 +93,37 @@ impl SqliteStore {
             }
         };
         let mut seen = self.wake.seen();
-        if self.wake.needs_check(&queues, seen.generation()) && ready(seen)? {
-            return Ok(true);
-        }
-        // The check that `-wal` writes have scheduled, and when the last such check ran.
+        // The check that `-wal` writes have scheduled (see WRITE_SETTLE and WRITE_GAP).
         let mut write_check: Option<Instant> = None;
-        let mut last_write_check: Option<Instant> = None;
+        match self.wake.needs_check(&queues, seen) {
+            Needed::Now => {
+                if ready(seen, false)? {
+                    return Ok(true);
+                }
+            }
+            Needed::AfterWrites => write_check = Some(self.wake.write_check_at(&queues)),
+            Needed::No => {}
+        }
         loop {
             let until = write_check.map_or(deadline, |at| at.min(deadline));
             match self.wake.wait_change(seen, write_check.is_none(), until)? {
                 Woken::Enqueued(now_seen) => {
                     seen = now_seen;
-                    if ready(seen)? {
+                    if ready(seen, false)? {
                         return Ok(true);
                     }
                 }
                 Woken::Wrote(now_seen) => {
                     seen = now_seen;
                     if write_check.is_none() {
-                        let settle = Instant::now() + WRITE_SETTLE;
-                        write_check =
-                            Some(last_write_check.map_or(settle, |l| settle.max(l + WRITE_GAP)));
+                        write_check = Some(self.wake.write_check_at(&queues));
                     }
                 }
                 Woken::TimedOut if Instant::now() >= deadline => return Ok(false),
                 Woken::TimedOut => {
                     write_check = None;
-                    last_write_check = Some(Instant::now());
                     seen = self.wake.seen();
-                    if ready(seen)? {
+                    if ready(seen, true)? {
                         return Ok(true);
                     }
                 }
@@ -181,11 +183,24 @@ pub struct Seen {
     pub writes: u64,
 }
 
-impl Seen {
-    /// One number that moves whenever either counter does.
-    pub fn generation(self) -> u64 {
-        self.enqueues.wrapping_add(self.writes)
-    }
+/// What the checks of one queue selection saw.
+#[derive(Clone, Copy, Debug)]
+struct Checked {
+    /// What the watch had reported before the last check.
+    seen: Seen,
+    /// When the last check caused by `-wal` writes ran.
+    by_write: Option<Instant>,
+}
+
+/// Whether a wait should check the store before it blocks.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Needed {
+    /// Yes: its selection's first wait, or enqueues came since the last check.
+    Now,
+    /// Only `-wal` writes came: check after [`Wake::write_check_at`].
+    AfterWrites,
+    /// Nothing came.
+    No,
 }
 
 /// What a waiter's wait for news ended with.
@@ -211,10 +226,11 @@ pub struct Wake {
     touch: Mutex<Option<File>>,
     signal: Arc<Signal>,
     watch: Mutex<Watch>,
-    /// Per queue selection (sorted): the write generation its last store check saw. A wait
-    /// only checks the store up front when writes came since, so a ready row that its worker's
-    /// claim does not take (one of the queues it excludes) wakes it once, not in a loop.
-    checked: Mutex<HashMap<Option<Vec<String>>, u64>>,
+    /// Per queue selection (sorted): what its last store checks saw. A wait only checks the
+    /// store up front when enqueues came since (writes: after WRITE_GAP), so a ready row that
+    /// its worker's claim does not take (one of the queues it excludes) does not wake it in a
+    /// loop.
+    checked: Mutex<HashMap<Option<Vec<String>>, Checked>>,
 }
 
 impl Wake {
@@ -356,27 +372,39 @@ impl Wake {
         }
     }
 
-    /// Whether a wait on `queues` should check the store before waiting: true on its first
-    /// wait, and when writes came since its last check. Either way `generation` is recorded as
-    /// checked (the caller checks right after).
-    pub fn needs_check(&self, queues: &Option<Vec<String>>, generation: u64) -> bool {
-        let mut checked = self.checked.lock();
-        match checked.get_mut(queues) {
-            Some(seen) if *seen == generation => false,
-            Some(seen) => {
-                *seen = generation;
-                true
-            }
-            None => {
-                checked.insert(queues.clone(), generation);
-                true
-            }
+    /// Whether a wait on `queues` should check the store before it blocks, given what the
+    /// watch has reported (`seen`, read before the check).
+    pub fn needs_check(&self, queues: &Option<Vec<String>>, seen: Seen) -> Needed {
+        match self.checked.lock().get(queues) {
+            None => Needed::Now,
+            Some(c) if c.seen.enqueues != seen.enqueues => Needed::Now,
+            Some(c) if c.seen.writes != seen.writes => Needed::AfterWrites,
+            Some(_) => Needed::No,
         }
     }
 
-    /// Record that a check of `queues` saw the writes up to `generation`.
-    pub fn checked(&self, queues: &Option<Vec<String>>, generation: u64) {
-        self.checked.lock().insert(queues.clone(), generation);
+    /// When a check of `queues` caused by `-wal` writes reported now may run: after
+    /// [`WRITE_SETTLE`], and [`WRITE_GAP`] after the previous one.
+    pub fn write_check_at(&self, queues: &Option<Vec<String>>) -> Instant {
+        let settle = Instant::now() + WRITE_SETTLE;
+        match self.checked.lock().get(queues).and_then(|c| c.by_write) {
+            Some(last) => settle.max(last + WRITE_GAP),
+            None => settle,
+        }
+    }
+
+    /// Record a check of `queues` made after the watch reported `seen`; `by_write` when
+    /// `-wal` writes caused it.
+    pub fn checked(&self, queues: &Option<Vec<String>>, seen: Seen, by_write: bool) {
+        let mut checked = self.checked.lock();
+        let entry = checked.entry(queues.clone()).or_insert(Checked {
+            seen,
+            by_write: None,
+        });
+        entry.seen = seen;
+        if by_write {
+            entry.by_write = Some(Instant::now());
+        }
     }
 
     /// Block until the watch reports something `seen` does not include, or `deadline`; with
@@ -494,7 +522,7 @@ mod tests {
         // Another instance, as another process would: the first touch creates the file.
         let other = Wake::new(&db);
         other.enqueued();
-        let woken = wake.wait_change(seen, true, later).unwrap();
+        let woken = wake.wait_change(seen, false, later).unwrap();
         assert!(matches!(woken, Woken::Enqueued(_)), "{woken:?}");
         wake.close();
         assert!(matches!(
