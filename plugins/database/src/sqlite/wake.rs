@@ -41,7 +41,7 @@ pub const WRITE_SETTLE: Duration = Duration::from_millis(20);
 /// The shortest time between two checks of one waiter caused by `-wal` writes: while other
 /// workers are busy, every commit of theirs writes, and an idle worker must not query at that
 /// rate (with a backlog in queues it does not take, each query walks that backlog).
-pub const WRITE_GAP: Duration = Duration::from_millis(250);
+pub const WRITE_GAP: Duration = Duration::from_secs(1);
 
 /// Does a due READY row of this alias wait in the queues (`NULL` = any)? The claim index
 /// (`backend_name`, READY rows only) serves it.
