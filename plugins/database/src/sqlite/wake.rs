@@ -41,7 +41,7 @@ pub const WRITE_SETTLE: Duration = Duration::from_millis(20);
 /// The shortest time between two checks of one waiter caused by `-wal` writes: while other
 /// workers are busy, every commit of theirs writes, and an idle worker must not query at that
 /// rate (with a backlog in queues it does not take, each query walks that backlog).
-pub const WRITE_GAP: Duration = Duration::from_secs(1);
+pub const WRITE_GAP: Duration = Duration::from_millis(250);
 
 /// Does a due READY row of this alias wait in the queues (`NULL` = any)? The claim index
 /// (`backend_name`, READY rows only) serves it.
@@ -108,7 +108,9 @@ impl SqliteStore {
             let until = write_check.map_or(deadline, |at| at.min(deadline));
             match self.wake.wait_change(seen, write_check.is_none(), until)? {
                 Woken::Enqueued(now_seen) => {
-                    seen = now_seen;
+                    // Only the enqueues: writes reported meanwhile may belong to commits not
+                    // visible yet, and still get their own check (below).
+                    seen.enqueues = now_seen.enqueues;
                     if ready(seen, false)? {
                         return Ok(true);
                     }
@@ -121,8 +123,10 @@ impl SqliteStore {
                 }
                 Woken::TimedOut if Instant::now() >= deadline => return Ok(false),
                 Woken::TimedOut => {
+                    // `seen` stays what it was when the check was scheduled (WRITE_SETTLE ago):
+                    // writes reported since may be commits not visible yet, and schedule
+                    // another check.
                     write_check = None;
-                    seen = self.wake.seen();
                     if ready(seen, true)? {
                         return Ok(true);
                     }
@@ -393,16 +397,19 @@ impl Wake {
         }
     }
 
-    /// Record a check of `queues` made after the watch reported `seen`; `by_write` when
-    /// `-wal` writes caused it.
+    /// Record a check of `queues` made after the watch reported `seen`. A check caused by
+    /// `-wal` writes (`by_write`, made [`WRITE_SETTLE`] after them) covers those writes; any
+    /// other covers the enqueues only, since writes reported just before it may be commits
+    /// not yet visible.
     pub fn checked(&self, queues: &Option<Vec<String>>, seen: Seen, by_write: bool) {
         let mut checked = self.checked.lock();
         let entry = checked.entry(queues.clone()).or_insert(Checked {
             seen,
             by_write: None,
         });
-        entry.seen = seen;
+        entry.seen.enqueues = seen.enqueues;
         if by_write {
+            entry.seen.writes = seen.writes;
             entry.by_write = Some(Instant::now());
         }
     }
