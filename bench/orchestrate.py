@@ -416,7 +416,7 @@ def bench_store(system: System, args, plan: dict) -> dict:
     out["latency"] = []
     for variant in ("default", "tuned"):
         # Only django-tasks-db's default worker polls: taskhost is woken on both stores
-        # (PostgreSQL LISTEN/NOTIFY, SQLite a -wal file watch: decision 011), graphile-worker
+        # (PostgreSQL LISTEN/NOTIFY, SQLite a file watch: decision 011), graphile-worker
         # by LISTEN/NOTIFY.
         polls = system.name == "django-tasks"
         slow = polls and variant == "default"  # a 1 s poll interval

@@ -47,11 +47,14 @@
 //! `wait_for_tasks` (idle workers, between empty claims) wakes within milliseconds of an
 //! enqueue from any process: on PostgreSQL by LISTEN/NOTIFY (every enqueue notifies; one
 //! dedicated connection per backend instance, opened by the first wait); on SQLite by a
-//! file-change watch on the database's `-wal` file (inotify, FSEvents, ReadDirectoryChangesW;
-//! see `docs/decisions/011-sqlite-wake-up.md`), confirmed by an indexed query for a due READY
-//! row before it answers — so the application's own transactional inserts wake workers too.
-//! Where the SQLite watch cannot be set up (the BSDs; no inotify instance left) it answers
-//! NOT_SUPPORTED and workers poll at their `--interval`.
+//! file-change watch on the database's directory (inotify, FSEvents, ReadDirectoryChangesW; see
+//! `docs/decisions/011-sqlite-wake-up.md`): every enqueue and release touches `<db>-wake` after
+//! its commit, in whichever process makes it, and the `-wal` file that every commit writes
+//! covers, best effort (within ≈20–250 ms), the application's own transactional inserts. A
+//! waiter confirms with an indexed query that a due READY row of its queues exists before it
+//! answers, so busy workers' claims and completions do not send idle ones claiming. Where the
+//! SQLite watch cannot be set up (the BSDs; no inotify instance left) it answers NOT_SUPPORTED
+//! and workers poll at their `--interval`.
 //!
 //! The plugin starts no long-lived thread of its own. The one exception is the SQLite watch:
 //! the first `wait_for_tasks` call of a backend instance starts it, and with it the watcher's
