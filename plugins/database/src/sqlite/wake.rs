@@ -170,12 +170,23 @@ struct SignalState {
 enum Watch {
     /// No wait has asked yet.
     NotStarted,
-    /// Watching the database's directory (the watcher is only held, to keep it running).
-    Running { _watcher: RecommendedWatcher },
+    /// Watching the wake file, and the `-wal` file while armed.
+    Running(Running),
     /// The watch could not be set up: waits answer NOT_SUPPORTED (workers poll).
     Unsupported,
     /// [`Wake::close`] was called.
     Closed,
+}
+
+/// A running watch.
+struct Running {
+    watcher: RecommendedWatcher,
+    /// Waits that want to hear of `-wal` writes now: the `-wal` file is watched only while
+    /// one does, so other workers' commits do not wake this process's watcher at their rate.
+    wanting: usize,
+    /// The `-wal` file's size and modification time when it was last unwatched: if they
+    /// differ when it is watched again, writes came meanwhile.
+    unwatched: Option<(u64, Option<SystemTime>)>,
 }
 
 /// What the watch has reported so far: two counters that only grow.
@@ -277,7 +288,7 @@ impl Wake {
     pub fn start(&self) -> Result<()> {
         let mut watch = self.watch.lock();
         match &*watch {
-            Watch::Running { .. } => Ok(()),
+            Watch::Running(_) => Ok(()),
             Watch::Unsupported => Err(not_supported()),
             Watch::Closed => Err(closed()),
             Watch::NotStarted => match self.watcher() {
@@ -286,7 +297,11 @@ impl Wake {
                         wal = %self.wal.display(),
                         "wait_for_tasks: watching the SQLite write-ahead log for commits"
                     );
-                    *watch = Watch::Running { _watcher: watcher };
+                    *watch = Watch::Running(Running {
+                        watcher,
+                        wanting: 0,
+                        unwatched: None,
+                    });
                     Ok(())
                 }
                 Err(err) => {
@@ -336,7 +351,14 @@ impl Wake {
                     }
                 }
             })?;
-        watcher.watch(&self.dir, RecursiveMode::NonRecursive)?;
+        // The wake file is watched itself (not the directory, whose other files change at
+        // every commit): create it if no enqueue has yet.
+        File::options()
+            .create(true)
+            .write(true)
+            .truncate(false)
+            .open(&self.wake_file)?;
+        watcher.watch(&self.wake_file, RecursiveMode::NonRecursive)?;
         Ok(watcher)
     }
 
@@ -418,6 +440,58 @@ impl Wake {
     /// `writes` false, `-wal` writes do not end the wait (the caller has a check scheduled).
     /// Fails with [`Error::Unavailable`] once [`Wake::close`] is called.
     pub fn wait_change(&self, seen: Seen, writes: bool, deadline: Instant) -> Result<Woken> {
+        if writes {
+            self.want_writes(true);
+        }
+        let woken = self.wait_signal(seen, writes, deadline);
+        if writes {
+            self.want_writes(false);
+        }
+        woken
+    }
+
+    /// Start (`true`) or end one wait's interest in `-wal` writes, watching the file while any
+    /// wait is interested. Best effort: a `-wal` file that cannot be watched is logged (debug).
+    fn want_writes(&self, want: bool) {
+        let mut watch = self.watch.lock();
+        let Watch::Running(running) = &mut *watch else {
+            return;
+        };
+        let stamp = || {
+            std::fs::metadata(&self.wal)
+                .ok()
+                .map(|m| (m.len(), m.modified().ok()))
+        };
+        if want {
+            running.wanting += 1;
+            if running.wanting > 1 {
+                return;
+            }
+            if let Err(err) = running
+                .watcher
+                .watch(&self.wal, RecursiveMode::NonRecursive)
+            {
+                tracing::debug!(wal = %self.wal.display(), "cannot watch the -wal file: {err}");
+            }
+            // Writes while it was not watched: count them now.
+            if running
+                .unwatched
+                .take()
+                .is_some_and(|before| Some(before) != stamp())
+            {
+                let mut state = self.signal.state.lock();
+                state.seen.writes = state.seen.writes.wrapping_add(1);
+            }
+        } else {
+            running.wanting = running.wanting.saturating_sub(1);
+            if running.wanting == 0 {
+                let _ = running.watcher.unwatch(&self.wal);
+                running.unwatched = stamp();
+            }
+        }
+    }
+
+    fn wait_signal(&self, seen: Seen, writes: bool, deadline: Instant) -> Result<Woken> {
         let mut state = self.signal.state.lock();
         loop {
             if state.closed {
@@ -514,6 +588,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("tasks.db");
         std::fs::write(&db, b"").unwrap();
+        std::fs::write(dir.path().join("tasks.db-wal"), b"").unwrap();
         let wake = Wake::new(&db);
         wake.start().unwrap();
         let seen = wake.seen();
@@ -522,10 +597,18 @@ mod tests {
         let soon = Instant::now() + Duration::from_millis(300);
         assert_eq!(wake.wait_change(seen, true, soon).unwrap(), Woken::TimedOut);
         let later = Instant::now() + Duration::from_secs(20);
+        // Written while no wait watched it: counted when the next wait watches again.
         std::fs::write(dir.path().join("tasks.db-wal"), b"frames").unwrap();
         let Woken::Wrote(seen) = wake.wait_change(seen, true, later).unwrap() else {
             panic!("a -wal write is a write")
         };
+        // Written while a wait watches it.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| wake.wait_change(seen, true, later).unwrap());
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::write(dir.path().join("tasks.db-wal"), b"more frames").unwrap();
+            assert!(matches!(waiter.join().unwrap(), Woken::Wrote(_)));
+        });
         // Another instance, as another process would: the first touch creates the file.
         let other = Wake::new(&db);
         other.enqueued();
