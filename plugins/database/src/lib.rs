@@ -46,8 +46,8 @@
 //!
 //! `wait_for_tasks` (idle workers, between empty claims) wakes within milliseconds of an
 //! enqueue from any process: on PostgreSQL by LISTEN/NOTIFY (every enqueue notifies; one
-//! dedicated connection per backend instance, opened by the first wait); on SQLite by a
-//! file-change watch on the database's directory (inotify, FSEvents, ReadDirectoryChangesW; see
+//! dedicated connection per backend instance, opened by the first wait); on SQLite by
+//! file-change watches next to the database (inotify, FSEvents, ReadDirectoryChangesW; see
 //! `docs/decisions/011-sqlite-wake-up.md`): every enqueue and release touches `<db>-wake` after
 //! its commit, in whichever process makes it, and the `-wal` file that every commit writes
 //! covers, best effort (within ≈20–250 ms), the application's own transactional inserts. A

@@ -1,5 +1,5 @@
-//! Cross-process wake-up for idle SQLite workers: a file-change watch on the database's
-//! directory (see `docs/decisions/011-sqlite-wake-up.md`).
+//! Cross-process wake-up for idle SQLite workers: file-change watches on two files next to the
+//! database (see `docs/decisions/011-sqlite-wake-up.md`).
 //!
 //! Two files are watched (inotify on Linux, FSEvents on macOS, ReadDirectoryChangesW on
 //! Windows, through the `notify` crate):
@@ -11,7 +11,9 @@
 //!   transactional insert, or any other SQLite client. Busy workers' claims, completions and
 //!   renewals write it too, and a write is reported just *before* the commit is visible, so a
 //!   write only schedules a check a little later ([`WRITE_SETTLE`]), at most one per
-//!   [`WRITE_GAP`] per waiter: best effort for foreign SQL, at a bounded cost to idle workers.
+//!   [`WRITE_GAP`] per queue selection: best effort for foreign SQL. The file is watched only
+//!   while a wait wants to hear of writes (not while it has a check scheduled); its size and
+//!   modification time, compared when it is watched again, stand for the writes in between.
 //!
 //! Either way the waiter confirms with an indexed query that a due READY row of its queues
 //! exists before it answers `notified: true`; otherwise it keeps waiting.
@@ -231,7 +233,7 @@ pub enum Woken {
 
 /// The wake-up source of one SQLite store.
 pub struct Wake {
-    /// The database file's directory (watched, so the `-wal` file may come and go).
+    /// The database file's directory (for messages).
     dir: PathBuf,
     /// `<db>-wal`.
     wal: PathBuf,
@@ -308,7 +310,7 @@ impl Wake {
                     tracing::debug!(
                         dir = %self.dir.display(),
                         "wait_for_tasks is not supported here (workers poll at their interval): \
-                         cannot watch the database directory for changes: {err}"
+                         cannot watch the files next to the database for changes: {err}"
                     );
                     *watch = Watch::Unsupported;
                     Err(not_supported())
