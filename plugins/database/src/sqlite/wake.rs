@@ -141,10 +141,12 @@ impl SqliteStore {
 /// The longest wait, whatever the request (the backend caps waits far below).
 const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
-/// Whether this platform's watcher is safe next to SQLite: inotify (Linux), FSEvents (macOS)
-/// and ReadDirectoryChangesW (Windows) watch by path or directory handle. The kqueue watcher
-/// of the BSDs opens a descriptor for every file of the directory, the database file included,
-/// and closing it would drop SQLite's POSIX locks held by this process: there, workers poll.
+/// Whether this platform's watcher is known to be safe next to SQLite: inotify (Linux),
+/// FSEvents (macOS) and ReadDirectoryChangesW (Windows) watch by path or directory handle. The
+/// kqueue watcher of the BSDs opens and closes descriptors of what it watches, and closing a
+/// descriptor of a database file drops SQLite's POSIX locks held by this process. Only the
+/// `-wake` and `-wal` files are watched, which SQLite does not lock, but that is untried:
+/// there, workers poll.
 const WATCH_SUPPORTED: bool = cfg!(any(
     target_os = "linux",
     target_os = "android",
