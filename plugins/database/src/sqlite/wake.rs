@@ -324,8 +324,8 @@ impl Wake {
     fn watcher(&self) -> notify::Result<RecommendedWatcher> {
         if !WATCH_SUPPORTED {
             return Err(notify::Error::generic(
-                "this platform's file watcher (kqueue) would open the database file and drop \
-                 SQLite's locks",
+                "this platform's file watcher (kqueue) is not known to be safe next to \
+                 SQLite's file locks",
             ));
         }
         let signal = Arc::clone(&self.signal);
