@@ -415,8 +415,10 @@ def bench_store(system: System, args, plan: dict) -> dict:
         system, "enqueue-bulk" if ours else "bulk", args, plan, step=1000)
     out["latency"] = []
     for variant in ("default", "tuned"):
-        polls = system.name != "graphile-worker" and (system.kind == "sqlite"
-                                                      or system.name == "django-tasks")
+        # Only django-tasks-db's default worker polls: taskhost is woken on both stores
+        # (PostgreSQL LISTEN/NOTIFY, SQLite a file watch: decision 011), graphile-worker
+        # by LISTEN/NOTIFY.
+        polls = system.name == "django-tasks"
         slow = polls and variant == "default"  # a 1 s poll interval
         samples = plan["latency_poll_n"] if slow else plan["latency_n"]
         log(f"{system.name} on {system.store}: latency ({variant}, {samples} probes)")

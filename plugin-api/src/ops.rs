@@ -21,7 +21,8 @@ pub const QUEUE_STATS: &str = "queue_stats";
 pub const PRUNE: &str = "prune";
 /// Rescue tasks whose lease expired: request `{}`; response `{"count": n}`.
 pub const RESCUE: &str = "rescue";
-/// Block until new tasks may be ready or the timeout passes (PostgreSQL: LISTEN/NOTIFY).
+/// Block until new tasks may be ready or the timeout passes (the database backend:
+/// LISTEN/NOTIFY on PostgreSQL, a file watch on SQLite).
 /// Request a [`crate::wire::WaitRequest`]; response `{"notified": bool}`. A backend without it
 /// returns NOT_SUPPORTED and workers poll at their interval.
 pub const WAIT_FOR_TASKS: &str = "wait_for_tasks";

@@ -66,6 +66,7 @@ impl DatabaseBackend {
             )));
         }
         request.timeout_secs = request.timeout_secs.min(MAX_WAIT_SECS);
-        self.store.wait(&request)
+        self.ensure_schema()?;
+        self.store.wait(&request, self.now()?)
     }
 }

@@ -27,7 +27,7 @@
 //!   lose the last commits (never corrupt them) if the server crashes.
 //!
 //! Extension operations: every one of [`taskhost_plugin_api::ops`] except `clear` (results,
-//! migrate, list_results, queue_stats, prune, rescue; wait_for_tasks on PostgreSQL only), and
+//! migrate, list_results, queue_stats, prune, rescue, wait_for_tasks), and
 //! [`TRANSACTIONAL_INSERT_SQL`]: the statement an application runs on its own connection, inside
 //! its own transaction, so the task commits or rolls back with its data. Its ten positional
 //! parameters are `id` (UUID), `task_path`, `args` (JSON array), `queue_name`, `priority`,
@@ -42,8 +42,24 @@
 //! a task to two workers (PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite `BEGIN IMMEDIATE`). Tasks
 //! of a worker that stops renewing its lease are rescued with a `taskhost::WorkerLost` error:
 //! READY again, until a task's `max_rescues`-th rescue, which ends it FAILED. Completions, renewals and releases carrying
-//! a stale token change nothing. The plugin starts no thread; [`DatabaseBackend`]'s `close()`
-//! closes every connection.
+//! a stale token change nothing.
+//!
+//! `wait_for_tasks` (idle workers, between empty claims) wakes within milliseconds of an
+//! enqueue from any process: on PostgreSQL by LISTEN/NOTIFY (every enqueue notifies; one
+//! dedicated connection per backend instance, opened by the first wait); on SQLite by
+//! file-change watches next to the database (inotify, FSEvents, ReadDirectoryChangesW; see
+//! `docs/decisions/011-sqlite-wake-up.md`): every enqueue and release touches `<db>-wake` after
+//! its commit, in whichever process makes it, and the `-wal` file that every commit writes
+//! covers, best effort (within ≈20–250 ms), the application's own transactional inserts. A
+//! waiter confirms with an indexed query that a due READY row of its queues exists before it
+//! answers, so busy workers' claims and completions do not send idle ones claiming. Where the
+//! SQLite watch cannot be set up (the BSDs; no inotify instance left) it answers NOT_SUPPORTED
+//! and workers poll at their `--interval`.
+//!
+//! The plugin starts no long-lived thread of its own. The one exception is the SQLite watch:
+//! the first `wait_for_tasks` call of a backend instance starts it, and with it the watcher's
+//! one event thread (inside the `notify` crate, on Linux); [`DatabaseBackend`]'s `close()` stops
+//! it, ends pending waits (UNAVAILABLE) and closes every connection.
 
 mod backend;
 mod error;

@@ -105,8 +105,9 @@ pub trait Store: Send + Sync {
     fn prune(&self, request: &PruneRequest) -> Result<u64>;
 
     /// Block until a task may be ready in one of the queues, or the timeout; returns whether
-    /// a notification came.
-    fn wait(&self, request: &WaitRequest) -> Result<bool>;
+    /// a notification came. `now` is the host's clock at the call (SQLite checks for due
+    /// READY rows with it).
+    fn wait(&self, request: &WaitRequest, now: DateTime<Utc>) -> Result<bool>;
 
     /// The SQL an application runs on its own connection to enqueue inside its own
     /// transaction, with its parameters documented (JSON).

@@ -1,8 +1,10 @@
 //! The Worker against the database backend, through real worker processes
-//! (`tests/worker-app`) and the real plugin file: the same suite on SQLite and PostgreSQL.
+//! (`tests/worker-app`) and the real plugin file: the same suite on SQLite and PostgreSQL, and
+//! what only one of them has.
 
 pub(crate) mod env;
 mod postgres_only;
+mod sqlite_only;
 mod store_failures;
 pub(crate) mod transactional;
 

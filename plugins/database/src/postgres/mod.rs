@@ -296,7 +296,7 @@ impl Store for PgStore {
         PgStore::prune(self, request)
     }
 
-    fn wait(&self, request: &WaitRequest) -> Result<bool> {
+    fn wait(&self, request: &WaitRequest, _now: DateTime<Utc>) -> Result<bool> {
         let timeout = Duration::from_secs_f64(request.timeout_secs);
         self.listener.wait(request.queues.as_deref(), timeout)
     }

@@ -5,9 +5,14 @@
 //! writers up front (no deadlocking read-to-write upgrades); a writer still locked out after the
 //! timeout is retried a few times and then reported as [`Error::Unavailable`] — never as a task
 //! failure.
+//!
+//! Idle workers are woken by a watch on the database's directory: the `-wake` file that enqueues
+//! touch after their commit, and the `-wal` file that every commit writes (`wake.rs`,
+//! `docs/decisions/011-sqlite-wake-up.md`).
 
 mod admin;
 mod queue;
+mod wake;
 
 #[cfg(test)]
 pub(crate) use queue::CLAIM_SELECT;
@@ -85,6 +90,9 @@ pub struct SqliteStore {
     /// busy handler; other processes are still kept out by `BEGIN IMMEDIATE`.
     writer: parking_lot::Mutex<()>,
     config: StoreConfig,
+    /// `wait_for_tasks`: the watch on the `-wake` and `-wal` files, started by the first wait
+    /// and stopped by `close()`; enqueues touch the `-wake` file through it.
+    wake: wake::Wake,
 }
 
 /// A pooled SQLite connection.
@@ -131,6 +139,7 @@ impl SqliteStore {
             pool,
             writer: parking_lot::Mutex::new(()),
             config,
+            wake: wake::Wake::new(path),
         })
     }
 
@@ -376,7 +385,10 @@ impl Store for SqliteStore {
     }
 
     fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
-        SqliteStore::enqueue(self, tasks)
+        SqliteStore::enqueue(self, tasks)?;
+        // After the commit: wake idle workers in every process (see wake.rs).
+        self.wake.enqueued();
+        Ok(())
     }
 
     fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>> {
@@ -400,7 +412,11 @@ impl Store for SqliteStore {
     }
 
     fn release(&self, request: &LeaseRequest) -> Result<u64> {
-        SqliteStore::release(self, request)
+        let released = SqliteStore::release(self, request)?;
+        if released > 0 {
+            self.wake.enqueued();
+        }
+        Ok(released)
     }
 
     fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {
@@ -423,10 +439,8 @@ impl Store for SqliteStore {
         SqliteStore::prune(self, request)
     }
 
-    fn wait(&self, _request: &WaitRequest) -> Result<bool> {
-        Err(Error::NotSupported(
-            taskhost_plugin_api::ops::WAIT_FOR_TASKS.into(),
-        ))
+    fn wait(&self, request: &WaitRequest, now: DateTime<Utc>) -> Result<bool> {
+        SqliteStore::wait(self, request, now)
     }
 
     fn insert_sql(&self) -> serde_json::Value {
@@ -442,6 +456,7 @@ impl Store for SqliteStore {
     }
 
     fn close(&self) {
+        self.wake.close();
         self.pool.close();
     }
 }

@@ -1,4 +1,5 @@
-//! Enqueueing inside the application's own transaction, and LISTEN/NOTIFY wake-ups.
+//! Enqueueing inside the application's own transaction, and `wait_for_tasks` wake-ups
+//! (PostgreSQL: LISTEN/NOTIFY; SQLite: a watch on the `-wal` file, see `sqlite/wake.rs`).
 
 use super::api::*;
 use super::harness::{on_both_databases, Kind, TestDb};
@@ -113,16 +114,8 @@ fn wait_for_tasks_wakes_on_an_enqueue_to_a_watched_queue(db: TestDb) {
             json!({"queues": queues, "timeout_secs": timeout}),
         )
     };
-    if db.kind == Kind::Sqlite {
-        let err = wait(json!(null), 0.0).unwrap_err();
-        assert_eq!(err.kind, ErrorKind::NOT_SUPPORTED);
-        assert_eq!(
-            err.message.as_str(),
-            "This backend does not support 'wait_for_tasks'."
-        );
-        return;
-    }
-    // The first wait opens the LISTEN connection; later notifications are buffered on it.
+    // The first wait opens the LISTEN connection (SQLite: starts the watch); later
+    // notifications are buffered on it.
     assert_eq!(
         wait(json!(["emails"]), 0.0).unwrap(),
         json!({"notified": false})
@@ -204,4 +197,159 @@ fn postgres_operations_survive_terminated_sessions() {
         json!({"notified": false}),
         "and then listens again"
     );
+}
+
+/// `wait_for_tasks` on the SQLite test database of `b`.
+fn wait_on(b: &crate::DatabaseBackend, queues: Value, timeout: f64) -> Result<bool, String> {
+    ext::<Value>(
+        b,
+        ops::WAIT_FOR_TASKS,
+        json!({"queues": queues, "timeout_secs": timeout}),
+    )
+    .map(|v| v["notified"].as_bool().unwrap())
+    .map_err(|e| format!("{}: {}", e.kind.name(), e.message.as_str()))
+}
+
+/// Run `wait` on a thread, give it a moment to block, run `act`, and return what the wait
+/// answered and how long it took in all. The pause only makes it likely that the wait is
+/// already blocked when `act` runs; the answer must be the same either way.
+fn wait_while<T: Send>(wait: impl FnOnce() -> T + Send, act: impl FnOnce()) -> (T, Duration) {
+    std::thread::scope(|s| {
+        let started = Instant::now();
+        let waiter = s.spawn(wait);
+        std::thread::sleep(Duration::from_millis(100));
+        act();
+        (waiter.join().unwrap(), started.elapsed())
+    })
+}
+
+/// SQLite: a wait in progress wakes on an enqueue made through another backend instance (as
+/// another process's would be), a bulk enqueue, and an application's own transactional insert.
+#[test]
+fn sqlite_wait_wakes_on_enqueues_from_other_connections() {
+    let db = TestDb::new(Kind::Sqlite).unwrap();
+    let (waiter, _) = db.backend();
+    let (app, _) = db.backend();
+    assert_eq!(wait_on(&waiter, json!(null), 0.0), Ok(false), "empty");
+    let (woke, took) = wait_while(
+        || wait_on(&waiter, json!(null), 30.0),
+        || {
+            enqueue(&app, "default");
+        },
+    );
+    assert_eq!(woke, Ok(true), "enqueue from another instance");
+    assert!(
+        took < Duration::from_secs(20),
+        "woken, not timed out: {took:?}"
+    );
+    assert_eq!(claim(&waiter, "w", 10).len(), 1);
+
+    let (woke, took) = wait_while(
+        || wait_on(&waiter, json!(["emails"]), 30.0),
+        || {
+            let requests = [
+                task("app::tasks::job", "emails", 0, None),
+                task("app::tasks::job", "emails", 0, None),
+            ];
+            enqueue_many(&app, &requests).unwrap();
+        },
+    );
+    assert_eq!(woke, Ok(true), "bulk enqueue");
+    assert!(
+        took < Duration::from_secs(20),
+        "woken, not timed out: {took:?}"
+    );
+    assert_eq!(claim(&waiter, "w", 10).len(), 2);
+
+    let sql: Value = ext(&app, TRANSACTIONAL_INSERT_SQL, json!({})).unwrap();
+    let sql = sql["sql"].as_str().unwrap().to_string();
+    let id = uuid::Uuid::now_v7();
+    let (woke, took) = wait_while(
+        || wait_on(&waiter, json!(["emails"]), 30.0),
+        || insert_in_own_transaction(&db, &sql, id, "emails", true),
+    );
+    assert_eq!(woke, Ok(true), "the application's own transaction");
+    assert!(
+        took < Duration::from_secs(20),
+        "woken, not timed out: {took:?}"
+    );
+    assert_eq!(claimed_ids(&claim(&waiter, "w", 10)), vec![id.to_string()]);
+}
+
+/// SQLite: with nothing enqueued, or only what the waiter does not want (another queue, a
+/// task not yet due), a wait ends at its timeout with `notified: false` — even while other
+/// workers claim and complete tasks, which write to the database too.
+#[test]
+fn sqlite_wait_times_out_when_nothing_wanted_is_ready() {
+    let db = TestDb::new(Kind::Sqlite).unwrap();
+    let (waiter, _) = db.backend();
+    let (busy, _) = db.backend();
+    let started = Instant::now();
+    assert_eq!(wait_on(&waiter, json!(null), 0.2), Ok(false));
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "honours its timeout"
+    );
+
+    let later = db.now() + chrono::Duration::hours(1);
+    let (woke, took) = wait_while(
+        || wait_on(&waiter, json!(["emails"]), 0.6),
+        || {
+            enqueue(&busy, "reports");
+            enqueue_request(&busy, task("app::tasks::job", "emails", 0, Some(later)));
+            let claimed = claim_with(&busy, &claim_request("busy", Some(&["reports"]), 5));
+            assert_eq!(claimed.len(), 1);
+            complete(&busy, &[success(&claimed[0], json!(1))]);
+        },
+    );
+    assert_eq!(
+        woke,
+        Ok(false),
+        "other queue, deferred task, claims and completions"
+    );
+    assert!(
+        took >= Duration::from_millis(600),
+        "honours its timeout: {took:?}"
+    );
+}
+
+/// SQLite: a task enqueued before the wait started, and not claimed yet, is seen at once — by
+/// a waiter's first wait, and by a later one whose watch was already running — but a task the
+/// worker leaves unclaimed does not wake every later wait (no busy loop).
+#[test]
+fn sqlite_wait_sees_tasks_enqueued_before_it_started() {
+    let db = TestDb::new(Kind::Sqlite).unwrap();
+    let (app, _) = db.backend();
+    enqueue(&app, "default");
+    let (waiter, _) = db.backend();
+    assert_eq!(wait_on(&waiter, json!(null), 30.0), Ok(true), "first wait");
+    assert_eq!(wait_on(&waiter, json!(["default"]), 30.0), Ok(true));
+    assert_eq!(
+        wait_on(&waiter, json!(null), 0.2),
+        Ok(false),
+        "nothing was written since that check"
+    );
+    assert_eq!(claim(&waiter, "w", 10).len(), 1);
+    assert_eq!(wait_on(&waiter, json!(null), 0.0), Ok(false));
+    enqueue(&app, "default");
+    assert_eq!(
+        wait_on(&waiter, json!(null), 30.0),
+        Ok(true),
+        "enqueued between two waits"
+    );
+}
+
+/// SQLite: `close()` ends a pending wait (UNAVAILABLE), and later waits fail the same way.
+#[test]
+fn sqlite_close_ends_a_pending_wait() {
+    use taskhost_plugin_api::Backend;
+    let db = TestDb::new(Kind::Sqlite).unwrap();
+    let (waiter, _) = db.backend();
+    let (ended, took) = wait_while(|| wait_on(&waiter, json!(null), 30.0), || waiter.close());
+    let err = ended.unwrap_err();
+    assert!(err.starts_with("unavailable:"), "{err}");
+    assert!(err.contains("closed"), "{err}");
+    assert!(took < Duration::from_secs(20), "ended by close: {took:?}");
+    let err = wait_on(&waiter, json!(null), 0.0).unwrap_err();
+    assert!(err.starts_with("unavailable:"), "{err}");
 }
