@@ -8,6 +8,7 @@
 # Build first as for bench/pickup-latency.sh; TASKHOST_BENCH overrides the runner binary.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/sqlite-config.sh"
 plugins=$(cd "${1:-$here/target/release}" && pwd)
 n=${2:-20000}
 idle=${3:-3}
@@ -20,23 +21,7 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-cat > "$work/tasks.toml" <<TOML
-plugin_dirs = ["$plugins"]
-
-[tasks.immediate]
-backend = "taskhost.backends.immediate.ImmediateBackend"
-queues = []
-
-[tasks.dummy]
-backend = "taskhost.backends.dummy.DummyBackend"
-queues = []
-
-[tasks.db]
-backend = "taskhost.backends.database.DatabaseBackend"
-queues = []
-[tasks.db.options]
-url = "sqlite://$work/tasks.db"
-TOML
+write_sqlite_config "$work" "$plugins"
 export TASKHOST_CONFIG="$work/tasks.toml" RUST_LOG=warn
 "$bin" migrate --backend db > /dev/null
 "$bin" fill --n "$n" > /dev/null

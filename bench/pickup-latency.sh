@@ -13,6 +13,7 @@
 # Prints {"n", "p50_ms", "p99_ms", "max_ms"}.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/sqlite-config.sh"
 plugins=$(cd "${1:-$here/target/release}" && pwd)
 probes=${2:-200}
 jitter=${3:-10}
@@ -20,24 +21,7 @@ sync=${4:-normal}
 bin=${TASKHOST_BENCH:-$here/target/release/taskhost-bench}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cat > "$work/tasks.toml" <<TOML
-plugin_dirs = ["$plugins"]
-
-[tasks.immediate]
-backend = "taskhost.backends.immediate.ImmediateBackend"
-queues = []
-
-[tasks.dummy]
-backend = "taskhost.backends.dummy.DummyBackend"
-queues = []
-
-[tasks.db]
-backend = "taskhost.backends.database.DatabaseBackend"
-queues = []
-[tasks.db.options]
-url = "sqlite://$work/tasks.db"
-synchronous = "$sync"
-TOML
+write_sqlite_config "$work" "$plugins" "$sync"
 export TASKHOST_CONFIG="$work/tasks.toml" RUST_LOG=warn
 "$bin" migrate --backend db > /dev/null
 BENCH_LATENCY_LOG="$work/latency.log" "$bin" worker --backend db --queue '*' \
