@@ -14,28 +14,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use taskhost::{Error, TaskBackends};
-use taskhost_e2e::{config_with, plugin_file};
-
-/// xorshift64*: small, seeded, good enough to pick offsets and bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn byte(&mut self) -> u8 {
-        self.next() as u8
-    }
-}
+use taskhost_e2e::{config_with, plugin_file, Rng};
 
 /// Generates, loads and tallies the bad files.
 struct Suite {
@@ -174,7 +153,7 @@ fn a_thousand_bad_plugin_files_are_refused_and_none_crashes() {
     let work = tempfile::tempdir().unwrap();
     let real = real_plugin(work.path());
     let len = real.len();
-    let mut rng = Rng(0x7a5c_0ffe_e15b_ad00);
+    let mut rng = Rng::new(0x7a5c_0ffe_e15b_ad00);
     let mut suite = Suite::new();
 
     // Truncations: every length of the ELF header, then lengths spread over the whole file.

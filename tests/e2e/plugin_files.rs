@@ -18,27 +18,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use taskhost::{Error, TaskBackends};
 use taskhost_e2e::build::worker_app_bin;
-use taskhost_e2e::{config_with, plugin_file, taskhost_bin};
+use taskhost_e2e::{config_with, plugin_file, taskhost_bin, Rng};
 use taskhost_plugin_api::PLUGIN_API_VERSION;
 
 const DUMMY_FILE: &str = "libtaskhost_backends_dummy.so";
 const IMMEDIATE_FILE: &str = "libtaskhost_backends_immediate.so";
-
-/// xorshift64*: small, seeded, good enough to pick offsets and bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// Build a shared object from C `source` with `cc` into `dir/file_name`.
 fn cc_library(dir: &Path, file_name: &str, source: &str) -> PathBuf {
@@ -381,7 +365,7 @@ fn mutated_plugin_files_never_crash_taskhost() {
         "[plugin_pins]\n\"{IMMEDIATE_FILE}\" = \"{}\"\n",
         taskhost::plugin::PinDigest::of(&real)
     );
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let (mut backends, mut check, mut pin_refusals) = (BTreeMap::new(), BTreeMap::new(), 0);
     let mut runs = 0;
     let env = [("TASKHOST_INSPECT_TIMEOUT_SECS", "20")];

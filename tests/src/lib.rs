@@ -5,6 +5,8 @@ pub mod build;
 pub mod config;
 pub mod external;
 pub mod logs;
+pub mod rng;
 
 pub use build::{plugin_dir, plugin_file, taskhost_bin, workspace_root};
 pub use config::{config_with, TestConfig};
+pub use rng::Rng;

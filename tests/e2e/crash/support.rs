@@ -38,9 +38,9 @@ pub fn store_name(store: Store) -> &'static str {
     }
 }
 
-/// A seeded xorshift64* generator: the seed comes from `TASKHOST_CRASH_SEED` (to replay a run)
-/// or the clock, and is printed.
-pub struct Rng(u64);
+/// A scenario's generator ([`taskhost_e2e::Rng`]): the seed comes from `TASKHOST_CRASH_SEED`
+/// (to replay a run) or the clock, and is printed.
+pub struct Rng(taskhost_e2e::Rng);
 
 impl Rng {
     /// The generator of the scenario `name`; prints the seed and how to replay it.
@@ -58,25 +58,17 @@ impl Rng {
             "crash-seed scenario={name} store={} seed={seed} (replay: TASKHOST_CRASH_SEED={seed})",
             store_name(store)
         );
-        Self(seed.max(1))
-    }
-
-    /// The next number.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        Self(taskhost_e2e::Rng::new(seed))
     }
 
     /// A number in `0..n` (n > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.below(n as u64) as usize
     }
 
     /// A duration between `lo_ms` and `hi_ms` milliseconds.
     pub fn millis(&mut self, lo_ms: u64, hi_ms: u64) -> Duration {
-        Duration::from_millis(lo_ms + self.next() % (hi_ms - lo_ms + 1))
+        Duration::from_millis(lo_ms + self.0.below(hi_ms - lo_ms + 1))
     }
 }
 
