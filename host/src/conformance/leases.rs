@@ -160,8 +160,8 @@ fn expired_lease_rescued(ctx: &Ctx) -> Verdict {
         ensure!(
             Instant::now() < deadline,
             "task {id} was claimed with a 1 s lease and never completed, but no claim got it \
-             back within {} s (expired leases must be rescued, READY again while attempts are \
-             left — it allows 3)",
+             back within {} s (an expired lease must be rescued: the task READY again at its \
+             first rescue, whatever your policy for tasks that keep losing their worker)",
             RESCUE_WITHIN.as_secs()
         );
         std::thread::sleep(Duration::from_millis(100));
