@@ -1,5 +1,7 @@
-//! The `taskhost` tool: `check` and `backends`, run as a real process.
+//! The `taskhost` tool: `check`, `backends`, `results` and `queues`, run as a real process.
 
+use crate::worker::env::{Env, Store};
+use serde_json::Value;
 use std::fs;
 use std::process::Command;
 use taskhost_e2e::{plugin_dir, taskhost_bin};
@@ -113,4 +115,119 @@ fn backends_lists_plugins_and_explains_files_that_are_not() {
     );
     assert!(out.contains(&listed), "{out}");
     assert!(out.contains("libjunk.so: not loadable: "), "{out}");
+
+    let out = Command::new(taskhost_bin())
+        .args(["backends", "--format", "json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listing: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = listing[0]["files"].as_array().unwrap();
+    assert_eq!(listing[0]["missing"], false);
+    assert_eq!(files.len(), 2, "{listing}");
+    let dummy = files
+        .iter()
+        .find(|f| f["file"] == "libtaskhost_backends_dummy.so")
+        .unwrap();
+    assert_eq!(dummy["loadable"], true);
+    assert_eq!(dummy["module"], "taskhost.backends.dummy");
+    assert_eq!(dummy["classes"], serde_json::json!(["DummyBackend"]));
+    assert_eq!(dummy["plugin_api_version"], PLUGIN_API_VERSION);
+    let junk = files.iter().find(|f| f["file"] == "libjunk.so").unwrap();
+    assert_eq!(junk["loadable"], false);
+    assert!(
+        junk["reason"].as_str().unwrap().contains("libjunk.so"),
+        "{junk}"
+    );
+}
+
+/// `taskhost --config FILE args…` with a queue store: exit 0 and stdout, or panic with both.
+fn stdout_of(env: &Env, args: &[&str]) -> String {
+    let out = Command::new(taskhost_bin())
+        .arg("--config")
+        .arg(&env.config_file)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn results_list_and_queues_print_aligned_tables_and_json() {
+    let env = Env::new(Store::Sqlite, "");
+    let long_queue = "a-queue-name-longer-than-twenty";
+    let first = env.enqueue_on("record_key", serde_json::json!(["a"]), long_queue, 0);
+    let ids = env.enqueue_many(
+        "record_key",
+        (0..10).map(|_| serde_json::json!(["b"])).collect(),
+    );
+
+    // JSON: one document, the real strings.
+    let listed: Vec<Value> =
+        serde_json::from_str(&stdout_of(&env, &["results", "list", "--format", "json"])).unwrap();
+    assert_eq!(listed.len(), 11);
+    assert!(listed
+        .iter()
+        .any(|r| r["id"] == first && r["task"]["queue_name"] == long_queue));
+    // The table: every column as wide as its widest cell, two spaces between columns.
+    let enqueued: Vec<String> = listed
+        .iter()
+        .map(|r| {
+            chrono::DateTime::parse_from_rfc3339(r["enqueued_at"].as_str().unwrap())
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339()
+        })
+        .collect();
+    let at_width = enqueued.iter().map(String::len).max().unwrap();
+    let mut expected = format!(
+        "{:<36}  {:<6}  {:<31}  ATTEMPTS  {:<at_width$}  TASK\n",
+        "ID", "STATUS", "QUEUE", "ENQUEUED AT"
+    );
+    for (r, at) in listed.iter().zip(&enqueued) {
+        expected += &format!(
+            "{}  READY   {:<31}         0  {at:<at_width$}  taskhost_worker_app::record_key\n",
+            r["id"].as_str().unwrap(),
+            r["task"]["queue_name"].as_str().unwrap(),
+        );
+    }
+    expected += "(11 result(s))\n";
+    assert_eq!(stdout_of(&env, &["results", "list"]), expected);
+    assert!(ids.iter().all(|id| expected.contains(id.as_str())));
+
+    let stats: Vec<Value> =
+        serde_json::from_str(&stdout_of(&env, &["queues", "--format", "json"])).unwrap();
+    let counts: Vec<(&str, &str, u64)> = stats
+        .iter()
+        .map(|s| {
+            (
+                s["queue_name"].as_str().unwrap(),
+                s["status"].as_str().unwrap(),
+                s["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [(long_queue, "READY", 1), ("default", "READY", 10)]);
+    let queues = stdout_of(&env, &["queues"]);
+    let lines: Vec<&str> = queues.lines().collect();
+    assert_eq!(lines.len(), 3, "{queues}");
+    assert_eq!(
+        lines[0],
+        format!("{:<31}  STATUS  COUNT  OLDEST READY", "QUEUE")
+    );
+    let age = |line: &str, prefix: &str| {
+        let rest = line
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{queues}"));
+        assert!(rest.ends_with(" s ago"), "{queues}");
+    };
+    age(lines[1], &format!("{long_queue}  READY       1  "));
+    age(lines[2], &format!("{:<31}  READY      10  ", "default"));
 }

@@ -11,6 +11,7 @@
 mod backends;
 mod check;
 mod inspect;
+mod output;
 mod pin;
 mod plugin;
 mod scaffold;
@@ -48,7 +49,11 @@ pub enum Command {
     Check,
     /// List the plugin libraries in every plugin dir, and why any is not loadable (each file is
     /// opened in a child process, so one that crashes is reported as refused).
-    Backends,
+    Backends {
+        /// `text`: a listing per plugin dir; `json`: one JSON array of the dirs and their files.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Run a worker (from the binary that contains your tasks).
     Worker(WorkerArgs),
     /// Inspect stored results.
@@ -59,6 +64,9 @@ pub enum Command {
         /// Backend alias.
         #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
         backend: String,
+        /// `text`: an aligned table; `json`: the counts as one JSON array.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Delete finished results by age, status and queue.
     Prune(PruneArgs),
@@ -90,10 +98,12 @@ pub fn run(cli: Cli) -> ExitCode {
     let config = cli.config.as_deref();
     let ok = match &cli.command {
         Command::Check => check::run(config),
-        Command::Backends => backends::run(config),
+        Command::Backends { format } => backends::run(config, *format),
         Command::Worker(args) => with_config(config, || worker::run(args)),
         Command::Results(c) => with_config(config, || report(store::results(c))),
-        Command::Queues { backend } => with_config(config, || report(store::queues(backend))),
+        Command::Queues { backend, format } => {
+            with_config(config, || report(store::queues(backend, *format)))
+        }
         Command::Prune(args) => with_config(config, || report(store::prune(args))),
         Command::Migrate { backend } => with_config(config, || report(store::migrate(backend))),
         Command::Plugin(c) => plugin::run(config, c),

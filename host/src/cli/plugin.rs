@@ -45,12 +45,14 @@ pub enum PluginCommand {
     New(NewArgs),
 }
 
-/// How `plugin test` prints its report.
+/// How a command prints what it reports (`--format`): `plugin test`, `results list`, `queues`,
+/// `backends`.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputFormat {
-    /// One line per check (`PASS`/`FAIL`/`SKIP`), then a summary line.
+    /// For people: aligned tables; for `plugin test`, one line per check (`PASS`/`FAIL`/`SKIP`)
+    /// then a summary line.
     Text,
-    /// The report as JSON.
+    /// One JSON document on stdout, with the real (unescaped) strings.
     Json,
 }
 
