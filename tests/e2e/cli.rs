@@ -231,3 +231,20 @@ fn results_list_and_queues_print_aligned_tables_and_json() {
     age(lines[1], &format!("{long_queue}  READY       1  "));
     age(lines[2], &format!("{:<31}  READY      10  ", "default"));
 }
+
+#[test]
+fn results_show_of_an_unknown_id_names_the_id_and_the_backend() {
+    let env = Env::new(Store::Sqlite, "");
+    let out = Command::new(taskhost_bin())
+        .arg("--config")
+        .arg(&env.config_file)
+        .args(["results", "show", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: no task result with id 'nope' in backend 'default'\n"
+    );
+}

@@ -135,7 +135,16 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
             Ok(())
         }
         ResultsCommand::Show { id, backend: alias } => {
-            let result = backend(alias)?.get_result(id).map_err(|e| e.to_string())?;
+            // The error's message is the id alone (as Django's `TaskResultDoesNotExist`): say
+            // what was looked for, and where.
+            let result = backend(alias)?.get_result(id).map_err(|e| match e {
+                crate::Error::TaskResultDoesNotExist(_) => format!(
+                    "no task result with id '{}' in backend '{}'",
+                    escaped(id),
+                    escaped(alias)
+                ),
+                other => other.to_string(),
+            })?;
             println!("{}", output::json(result.data())?);
             Ok(())
         }
