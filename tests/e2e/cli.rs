@@ -248,3 +248,40 @@ fn results_show_of_an_unknown_id_names_the_id_and_the_backend() {
         "error: no task result with id 'nope' in backend 'default'\n"
     );
 }
+
+/// `taskhost … | head`: stdout closed before the command prints ends it quietly (exit 0, no
+/// panic message), it does not crash.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let env = Env::new(Store::Sqlite, "");
+    env.enqueue("record_key", serde_json::json!(["a"]));
+    let dummy = taskhost_e2e::plugin_file("taskhost_backends_dummy");
+    let dummy = dummy.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["plugin", "test", dummy, "--class", "DummyBackend"],
+        &["results", "list"],
+        &["queues"],
+    ];
+    for args in commands {
+        let mut child = Command::new(taskhost_bin())
+            .arg("--config")
+            .arg(&env.config_file)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command has loaded its config, let alone written a
+        // byte: every write fails with EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
+            (Some(0), ""),
+            "{args:?}"
+        );
+    }
+}

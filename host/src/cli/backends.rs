@@ -29,17 +29,17 @@ pub fn run(config_path: Option<&Path>, format: OutputFormat) -> bool {
     for dir in &config.plugin_dirs {
         if !dir.is_dir() {
             if format == OutputFormat::Text {
-                println!("{} (missing)", dir.display());
+                outln!("{} (missing)", dir.display());
             }
             listing.push(json!({"dir": dir, "missing": true, "files": []}));
             continue;
         }
         if format == OutputFormat::Text {
-            println!("{}", dir.display());
+            outln!("{}", dir.display());
         }
         let files = library_files(dir);
         if files.is_empty() && format == OutputFormat::Text {
-            println!("  (no plugin libraries)");
+            outln!("  (no plugin libraries)");
         }
         let mut entries = Vec::new();
         for file in files {
@@ -63,21 +63,21 @@ pub fn run(config_path: Option<&Path>, format: OutputFormat) -> bool {
                 continue;
             }
             match examined {
-                Ok(m) => println!(
+                Ok(m) => outln!(
                     "  {name}: module {} classes [{}] plugin-api {} ({})",
                     m.module_path,
                     m.classes.join(", "),
                     m.plugin_api_version,
                     m.plugin_version
                 ),
-                Err(reason) => println!("  {name}: not loadable: {}", one_line(&reason)),
+                Err(reason) => outln!("  {name}: not loadable: {}", one_line(&reason)),
             }
         }
         listing.push(json!({"dir": dir, "missing": false, "files": entries}));
     }
     if format == OutputFormat::Json {
         match output::json(&listing) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => outln!("{json}"),
             Err(e) => {
                 eprintln!("error: {e}");
                 return false;

@@ -8,6 +8,21 @@
 //! }
 //! ```
 
+/// `println!` for the commands' output: through [`output::write_stdout`], which ends the
+/// output quietly when stdout is closed (`taskhost … | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for the commands' output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod backends;
 mod check;
 mod inspect;
@@ -109,7 +124,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plugin(c) => plugin::run(config, c),
         Command::InspectPlugin(args) => inspect::run(config, args),
     };
-    if ok {
+    if ok && !output::stdout_failed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

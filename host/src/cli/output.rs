@@ -3,6 +3,46 @@
 
 use crate::validation::is_unsafe_to_print;
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table};
+use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+/// What became of stdout: [`OPEN`], [`CLOSED`] by the reader, or [`FAILED`] otherwise.
+static STDOUT: AtomicU8 = AtomicU8::new(OPEN);
+const OPEN: u8 = 0;
+const CLOSED: u8 = 1;
+const FAILED: u8 = 2;
+
+/// Write to stdout, for every command that prints (through `outln!` / `out!`).
+///
+/// `println!` panics when stdout is a pipe whose reader has gone (`taskhost plugin test | head`:
+/// Rust ignores SIGPIPE, so the write fails with EPIPE). Here a closed stdout ends the output
+/// quietly: this and every later write are dropped, and the command finishes with the status
+/// it would have had. Another write error (a full disk) is reported once on stderr and the
+/// command exits 1.
+///
+/// Why not restore SIGPIPE's default action at the start of `cli::main`, as many Unix tools do:
+/// the CLI is mounted in applications, and `worker` runs their task code in this process; with
+/// SIGPIPE at its default, a task writing to a socket its peer closed would kill the whole
+/// worker instead of getting an error. Signal state is the application's; output is ours.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    if STDOUT.load(Ordering::Relaxed) != OPEN {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            STDOUT.store(CLOSED, Ordering::Relaxed);
+        } else {
+            STDOUT.store(FAILED, Ordering::Relaxed);
+            eprintln!("error: cannot write to stdout: {e}");
+        }
+    }
+}
+
+/// Whether writing to stdout failed for another reason than its reader closing it.
+pub(crate) fn stdout_failed() -> bool {
+    STDOUT.load(Ordering::Relaxed) == FAILED
+}
 
 /// `rows` under `header`, each column as wide as its widest cell; the columns whose index is in
 /// `right` are right-aligned (numbers). Cells are printed as given: escape names first.

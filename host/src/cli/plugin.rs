@@ -83,7 +83,7 @@ fn new(args: &NewArgs) -> bool {
         .and_then(|names| scaffold::new_plugin(args).map(|created| (created, names)));
     match created {
         Ok(((dir, api), names)) => {
-            println!("{}", scaffold::summary(&dir, &names, &api));
+            outln!("{}", scaffold::summary(&dir, &names, &api));
             true
         }
         Err(e) => {
@@ -145,8 +145,8 @@ fn test_in_process(path: &Path, class: &str, options: Option<&str>) -> bool {
 
 fn print_report(report: &Report, format: OutputFormat) {
     match format {
-        OutputFormat::Text => println!("{report}"),
-        OutputFormat::Json => println!("{}", report.to_json()),
+        OutputFormat::Text => outln!("{report}"),
+        OutputFormat::Json => outln!("{}", report.to_json()),
     }
 }
 

@@ -112,7 +112,7 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
                 .call_ext_json(ops::LIST_RESULTS, &request)
                 .map_err(|e| e.to_string())?;
             if *format == OutputFormat::Json {
-                println!("{}", output::json(&rows)?);
+                outln!("{}", output::json(&rows)?);
                 return Ok(());
             }
             let count = rows.len();
@@ -130,8 +130,8 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
                 })
                 .collect();
             let header = ["ID", "STATUS", "QUEUE", "ATTEMPTS", "ENQUEUED AT", "TASK"];
-            println!("{}", output::table(&header, cells, &[3]));
-            println!("({count} result(s))");
+            outln!("{}", output::table(&header, cells, &[3]));
+            outln!("({count} result(s))");
             Ok(())
         }
         ResultsCommand::Show { id, backend: alias } => {
@@ -145,7 +145,7 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
                 ),
                 other => other.to_string(),
             })?;
-            println!("{}", output::json(result.data())?);
+            outln!("{}", output::json(result.data())?);
             Ok(())
         }
     }
@@ -157,7 +157,7 @@ pub fn queues(alias: &str, format: OutputFormat) -> Result<(), String> {
         .call_ext_json(ops::QUEUE_STATS, &serde_json::Map::new())
         .map_err(|e| e.to_string())?;
     if format == OutputFormat::Json {
-        println!("{}", output::json(&stats)?);
+        outln!("{}", output::json(&stats)?);
         return Ok(());
     }
     let now = Utc::now();
@@ -177,7 +177,7 @@ pub fn queues(alias: &str, format: OutputFormat) -> Result<(), String> {
         })
         .collect();
     let header = ["QUEUE", "STATUS", "COUNT", "OLDEST READY"];
-    println!("{}", output::table(&header, cells, &[2]));
+    outln!("{}", output::table(&header, cells, &[2]));
     Ok(())
 }
 
@@ -215,7 +215,7 @@ pub fn prune(args: &PruneArgs) -> Result<(), String> {
     };
     let total = prune(&request)?;
     if args.dry_run {
-        println!("Would delete {total} task result(s)");
+        outln!("Would delete {total} task result(s)");
         return Ok(());
     }
     request.dry_run = false;
@@ -232,7 +232,7 @@ pub fn prune(args: &PruneArgs) -> Result<(), String> {
         }
     }
     bar.finish_and_clear();
-    println!("Deleted {deleted} task result(s)");
+    outln!("Deleted {deleted} task result(s)");
     Ok(())
 }
 
@@ -259,9 +259,9 @@ pub fn migrate(alias: &str) -> Result<(), String> {
         .map(Vec::len)
         .unwrap_or(0);
     if applied == 0 {
-        println!("No migrations to apply.");
+        outln!("No migrations to apply.");
     } else {
-        println!("Applied {applied} migration(s): {}", response["applied"]);
+        outln!("Applied {applied} migration(s): {}", response["applied"]);
     }
     Ok(())
 }
