@@ -285,3 +285,65 @@ fn a_closed_stdout_ends_the_output_quietly() {
         );
     }
 }
+
+/// `--version` and `--help` say which program this is: the application's name and version when
+/// it mounts the CLI with `cli_main!()`, the executable's name over plain `cli::main()`.
+#[test]
+fn version_and_help_name_the_mounting_application() {
+    let stdout = |bin: &std::path::Path, arg: &str| {
+        let out = Command::new(bin).arg(arg).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let app = taskhost_e2e::build::worker_app_bin();
+    assert_eq!(stdout(&app, "--version"), "taskhost-worker-app 0.0.0\n");
+    let help = stdout(&app, "--help");
+    assert_eq!(
+        help.lines().take(3).collect::<Vec<_>>(),
+        [
+            "Test fixture: an application binary with tasks and the taskhost CLI mounted, run as \
+             real worker processes by the end-to-end tests.",
+            "",
+            "Usage: taskhost-worker-app [OPTIONS] <COMMAND>",
+        ]
+    );
+
+    let taskhost = taskhost_bin();
+    let taskhost_version = taskhost::cli::AppInfo::taskhost().version;
+    assert_eq!(
+        stdout(&taskhost, "--version"),
+        format!("taskhost {taskhost_version}\n")
+    );
+    // The same plain `cli::main()` under another file name names itself after the file.
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir
+        .path()
+        .join(format!("my-app{}", std::env::consts::EXE_SUFFIX));
+    // A link, not a copy: a file just written can be "busy" to exec while another test thread
+    // forks.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&taskhost, &renamed).unwrap();
+    #[cfg(not(unix))]
+    fs::copy(&taskhost, &renamed).unwrap();
+    assert_eq!(
+        stdout(&renamed, "--version"),
+        format!("my-app (taskhost {taskhost_version})\n")
+    );
+    let help = stdout(&renamed, "--help");
+    assert_eq!(
+        help.lines().take(3).collect::<Vec<_>>(),
+        [
+            format!(
+                "Run task workers and inspect the task backends configured in tasks.toml \
+                 (taskhost {taskhost_version})."
+            )
+            .as_str(),
+            "",
+            "Usage: my-app [OPTIONS] <COMMAND>",
+        ]
+    );
+}

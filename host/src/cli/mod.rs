@@ -2,11 +2,15 @@
 //! (a worker must contain the task functions).
 //!
 //! ```no_run
-//! // src/bin/tasks.rs of an application:
+//! // src/main.rs of an application: `my-app --version` prints the application's name and
+//! // version (from its Cargo.toml), `my-app worker …` runs a worker.
 //! fn main() -> std::process::ExitCode {
-//!     taskhost::cli::main()
+//!     taskhost::cli_main!()
 //! }
 //! ```
+//!
+//! [`main`] mounts the same commands without the application's version: it names itself after
+//! the executable's file name and reports taskhost's version as such (`my-app (taskhost 0.1.0)`).
 
 /// `println!` for the commands' output: through [`output::write_stdout`], which ends the
 /// output quietly when stdout is closed (`taskhost … | head`) instead of panicking.
@@ -39,7 +43,7 @@ pub use scaffold::{new_plugin, NewArgs, PluginNames};
 pub use store::{PruneArgs, ResultsCommand};
 pub use worker::WorkerArgs;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -102,10 +106,99 @@ pub enum Command {
     InspectPlugin(InspectArgs),
 }
 
-/// Parse the process arguments, run the command, and return its exit code.
+/// Parse the process arguments, run the command, and return its exit code. `--version` and
+/// `--help` give the executable's file name, and taskhost's version as such
+/// (`my-app (taskhost 0.1.0)`); [`cli_main!`](crate::cli_main) (or [`main_with`]) gives the
+/// application's own name and version instead.
 pub fn main() -> ExitCode {
+    let name = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            let path = PathBuf::from(arg0);
+            Some(path.file_stem()?.to_string_lossy().into_owned())
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| TASKHOST.to_string());
+    if name == TASKHOST {
+        return main_with(AppInfo::taskhost());
+    }
+    main_with(AppInfo {
+        name: String::leak(name),
+        version: String::leak(format!("(taskhost {})", env!("CARGO_PKG_VERSION"))),
+        about: None,
+    })
+}
+
+const TASKHOST: &str = "taskhost";
+
+/// Who the mounted command line says it is: the name and version `--version` prints, and the
+/// description at the top of `--help`. [`cli_main!`](crate::cli_main) fills it from the calling
+/// crate's `Cargo.toml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppInfo {
+    /// The application's name (`CARGO_PKG_NAME`).
+    pub name: &'static str,
+    /// Its version (`CARGO_PKG_VERSION`).
+    pub version: &'static str,
+    /// Its description (`CARGO_PKG_DESCRIPTION`); `None` (or empty): a line saying what the
+    /// commands do, and on what taskhost version.
+    pub about: Option<&'static str>,
+}
+
+impl AppInfo {
+    /// The `taskhost` tool itself.
+    pub fn taskhost() -> Self {
+        Self {
+            name: TASKHOST,
+            version: env!("CARGO_PKG_VERSION"),
+            about: Some(env!("CARGO_PKG_DESCRIPTION")),
+        }
+    }
+
+    /// The clap command of [`Cli`], named, versioned and described as this application.
+    pub fn command(&self) -> clap::Command {
+        let about = match self.about.filter(|a| !a.trim().is_empty()) {
+            Some(about) => about.to_string(),
+            None => format!(
+                "Run task workers and inspect the task backends configured in tasks.toml \
+                 (taskhost {}).",
+                env!("CARGO_PKG_VERSION")
+            ),
+        };
+        Cli::command()
+            .name(self.name)
+            .version(self.version)
+            .about(about)
+    }
+}
+
+/// Parse the process arguments as the command line of `app` (its name and version in
+/// `--version` and `--help`), run the command, and return its exit code. Usually called
+/// through [`cli_main!`](crate::cli_main).
+pub fn main_with(app: AppInfo) -> ExitCode {
+    let matches = app.command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging();
-    run(Cli::parse())
+    run(cli)
+}
+
+/// Mount the `taskhost` command line in an application's binary, under the application's own
+/// name and version (its `Cargo.toml`'s `name`, `version` and `description`):
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     taskhost::cli_main!()
+/// }
+/// ```
+#[macro_export]
+macro_rules! cli_main {
+    () => {
+        $crate::cli::main_with($crate::cli::AppInfo {
+            name: ::core::env!("CARGO_PKG_NAME"),
+            version: ::core::env!("CARGO_PKG_VERSION"),
+            about: ::core::option::Option::Some(::core::env!("CARGO_PKG_DESCRIPTION")),
+        })
+    };
 }
 
 /// Run a parsed command line: exit 0 when all is well, 1 when a problem was reported.
