@@ -347,3 +347,57 @@ fn version_and_help_name_the_mounting_application() {
         ]
     );
 }
+
+/// A worker run with no `RUST_LOG` logs every failed attempt (WARN on the `taskhost` target):
+/// task id, path, attempt, and the error's class path and first line; then that it FAILED.
+#[test]
+fn a_worker_logs_failed_and_retried_attempts_by_default() {
+    let env = Env::new(Store::Sqlite, "");
+    let id = env.enqueue("always_fails", serde_json::json!(["x"]));
+    let mut worker = env.command(&[
+        "worker",
+        "--no-startup-delay",
+        "--interval",
+        "0.05",
+        "--retry-backoff",
+        "0.01",
+        "--max-tasks",
+        "3",
+    ]);
+    worker.env_remove("RUST_LOG");
+    let out = crate::worker::env::wait_with_deadline(worker.spawn().unwrap());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let class = &env.result(&id).errors()[0].exception_class_path.clone();
+    // Without the timestamp (and no colours: stderr is not a terminal).
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest.trim_start()))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    let task = format!("WARN taskhost: Task id={id} path=taskhost_worker_app::always_fails");
+    let why = format!(": {class}: failing on purpose: x");
+    for (attempt, line) in lines[..2].iter().enumerate() {
+        let head = format!(
+            "{task} failed on attempt {} of 3; retrying at ",
+            attempt + 1
+        );
+        assert!(line.starts_with(&head) && line.ends_with(&why), "{stderr}");
+    }
+    assert_eq!(
+        lines[2],
+        format!("{task} failed on attempt 3 of 3; FAILED{why}"),
+        "{stderr}"
+    );
+    // `worker --help` says so, and how to choose.
+    let help = Command::new(taskhost_e2e::build::worker_app_bin())
+        .args(["worker", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(
+        help.contains("Logging (stderr): by default (WARN) each failed attempt of a task")
+            && help.contains("RUST_LOG=taskhost=info"),
+        "{help}"
+    );
+}

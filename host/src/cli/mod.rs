@@ -74,6 +74,7 @@ pub enum Command {
         format: OutputFormat,
     },
     /// Run a worker (from the binary that contains your tasks).
+    #[command(after_help = WORKER_LOGGING)]
     Worker(WorkerArgs),
     /// Inspect stored results.
     #[command(subcommand)]
@@ -105,6 +106,13 @@ pub enum Command {
     #[command(name = "__inspect-plugin", hide = true)]
     InspectPlugin(InspectArgs),
 }
+
+/// The end of `worker --help`: what the worker logs, and how to choose.
+const WORKER_LOGGING: &str = "\
+Logging (stderr): by default (WARN) each failed attempt of a task, with its id, path, attempt and
+the error's class path and first line (\"retrying at …\" or \"FAILED\"), and the worker's own
+problems. RUST_LOG chooses more or less, e.g. RUST_LOG=taskhost=info (also start, stop and
+claim recoveries), RUST_LOG=taskhost=debug, RUST_LOG=error.";
 
 /// Parse the process arguments, run the command, and return its exit code. `--version` and
 /// `--help` give the executable's file name, and taskhost's version as such
@@ -242,12 +250,16 @@ fn report(result: Result<(), String>) -> bool {
     result.map_err(|e| eprintln!("error: {e}")).is_ok()
 }
 
-/// Log to stderr, filtered by `RUST_LOG` (default `warn`).
+/// Log to stderr, filtered by `RUST_LOG` (default `warn`: a worker's failed tasks and retried
+/// attempts, and its problems), in colour only when stderr is a terminal. Does nothing if the
+/// application has set a global subscriber already.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
