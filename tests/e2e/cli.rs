@@ -389,6 +389,37 @@ fn a_worker_logs_failed_and_retried_attempts_by_default() {
         format!("{task} failed on attempt 3 of 3; FAILED{why}"),
         "{stderr}"
     );
+    // `--log-format json`: the same, one JSON object per line.
+    let id = env.enqueue("always_fails", serde_json::json!(["y"]));
+    let mut worker = env.command(&[
+        "worker",
+        "--no-startup-delay",
+        "--retry-backoff",
+        "0.01",
+        "--max-tasks",
+        "3",
+        "--log-format",
+        "json",
+    ]);
+    worker.env_remove("RUST_LOG");
+    let out = crate::worker::env::wait_with_deadline(worker.spawn().unwrap());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let records: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(records.len(), 3, "{stderr}");
+    assert_eq!(records[2]["level"], "WARN");
+    assert_eq!(records[2]["target"], "taskhost");
+    assert_eq!(
+        records[2]["fields"]["message"],
+        format!(
+            "Task id={id} path=taskhost_worker_app::always_fails failed on attempt 3 of 3; \
+             FAILED: {class}: failing on purpose: y"
+        )
+    );
+
     // `worker --help` says so, and how to choose.
     let help = Command::new(taskhost_e2e::build::worker_app_bin())
         .args(["worker", "--help"])
@@ -397,7 +428,8 @@ fn a_worker_logs_failed_and_retried_attempts_by_default() {
     let help = String::from_utf8(help.stdout).unwrap();
     assert!(
         help.contains("Logging (stderr): by default (WARN) each failed attempt of a task")
-            && help.contains("RUST_LOG=taskhost=info"),
+            && help.contains("RUST_LOG=taskhost=info")
+            && help.contains("--log-format <FORMAT>"),
         "{help}"
     );
 }

@@ -55,9 +55,31 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// How log lines are written on stderr: `text`, or `json` (one JSON object per line, for a
+    /// log collector). Which lines: `RUST_LOG`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "TASKHOST_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of the log lines on stderr (`--log-format`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-12-06T06:50:01.123456Z  WARN taskhost: Task id=… failed …`.
+    #[default]
+    Text,
+    /// `{"timestamp":"…","level":"WARN","fields":{"message":"Task id=… failed …"},"target":"taskhost"}`.
+    Json,
 }
 
 /// The subcommands.
@@ -112,7 +134,8 @@ const WORKER_LOGGING: &str = "\
 Logging (stderr): by default (WARN) each failed attempt of a task, with its id, path, attempt and
 the error's class path and first line (\"retrying at …\" or \"FAILED\"), and the worker's own
 problems. RUST_LOG chooses more or less, e.g. RUST_LOG=taskhost=info (also start, stop and
-claim recoveries), RUST_LOG=taskhost=debug, RUST_LOG=error.";
+claim recoveries), RUST_LOG=taskhost=debug, RUST_LOG=error. --log-format json (or
+TASKHOST_LOG_FORMAT=json) writes one JSON object per line instead, for a log collector.";
 
 /// Parse the process arguments, run the command, and return its exit code. `--version` and
 /// `--help` give the executable's file name, and taskhost's version as such
@@ -186,7 +209,7 @@ impl AppInfo {
 pub fn main_with(app: AppInfo) -> ExitCode {
     let matches = app.command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    init_logging();
+    init_logging_as(cli.log_format);
     run(cli)
 }
 
@@ -254,12 +277,21 @@ fn report(result: Result<(), String>) -> bool {
 /// attempts, and its problems), in colour only when stderr is a terminal. Does nothing if the
 /// application has set a global subscriber already.
 pub fn init_logging() {
+    init_logging_as(LogFormat::Text);
+}
+
+/// [`init_logging`] in `format`.
+pub fn init_logging_as(format: LogFormat) {
     use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
