@@ -1,5 +1,7 @@
-//! The `taskhost` tool: `check` and `backends`, run as a real process.
+//! The `taskhost` tool: `check`, `backends`, `results` and `queues`, run as a real process.
 
+use crate::worker::env::{Env, Store};
+use serde_json::Value;
 use std::fs;
 use std::process::Command;
 use taskhost_e2e::{plugin_dir, taskhost_bin};
@@ -113,4 +115,321 @@ fn backends_lists_plugins_and_explains_files_that_are_not() {
     );
     assert!(out.contains(&listed), "{out}");
     assert!(out.contains("libjunk.so: not loadable: "), "{out}");
+
+    let out = Command::new(taskhost_bin())
+        .args(["backends", "--format", "json", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let listing: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let files = listing[0]["files"].as_array().unwrap();
+    assert_eq!(listing[0]["missing"], false);
+    assert_eq!(files.len(), 2, "{listing}");
+    let dummy = files
+        .iter()
+        .find(|f| f["file"] == "libtaskhost_backends_dummy.so")
+        .unwrap();
+    assert_eq!(dummy["loadable"], true);
+    assert_eq!(dummy["module"], "taskhost.backends.dummy");
+    assert_eq!(dummy["classes"], serde_json::json!(["DummyBackend"]));
+    assert_eq!(dummy["plugin_api_version"], PLUGIN_API_VERSION);
+    let junk = files.iter().find(|f| f["file"] == "libjunk.so").unwrap();
+    assert_eq!(junk["loadable"], false);
+    assert!(
+        junk["reason"].as_str().unwrap().contains("libjunk.so"),
+        "{junk}"
+    );
+}
+
+/// `taskhost --config FILE args…` with a queue store: exit 0 and stdout, or panic with both.
+fn stdout_of(env: &Env, args: &[&str]) -> String {
+    let out = Command::new(taskhost_bin())
+        .arg("--config")
+        .arg(&env.config_file)
+        .args(args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn results_list_and_queues_print_aligned_tables_and_json() {
+    let env = Env::new(Store::Sqlite, "");
+    let long_queue = "a-queue-name-longer-than-twenty";
+    let first = env.enqueue_on("record_key", serde_json::json!(["a"]), long_queue, 0);
+    let ids = env.enqueue_many(
+        "record_key",
+        (0..10).map(|_| serde_json::json!(["b"])).collect(),
+    );
+
+    // JSON: one document, the real strings.
+    let listed: Vec<Value> =
+        serde_json::from_str(&stdout_of(&env, &["results", "list", "--format", "json"])).unwrap();
+    assert_eq!(listed.len(), 11);
+    assert!(listed
+        .iter()
+        .any(|r| r["id"] == first && r["task"]["queue_name"] == long_queue));
+    // The table: every column as wide as its widest cell, two spaces between columns.
+    let enqueued: Vec<String> = listed
+        .iter()
+        .map(|r| {
+            chrono::DateTime::parse_from_rfc3339(r["enqueued_at"].as_str().unwrap())
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+                .to_rfc3339()
+        })
+        .collect();
+    let at_width = enqueued.iter().map(String::len).max().unwrap();
+    let mut expected = format!(
+        "{:<36}  {:<6}  {:<31}  ATTEMPTS  {:<at_width$}  TASK\n",
+        "ID", "STATUS", "QUEUE", "ENQUEUED AT"
+    );
+    for (r, at) in listed.iter().zip(&enqueued) {
+        expected += &format!(
+            "{}  READY   {:<31}         0  {at:<at_width$}  taskhost_worker_app::record_key\n",
+            r["id"].as_str().unwrap(),
+            r["task"]["queue_name"].as_str().unwrap(),
+        );
+    }
+    expected += "(11 result(s))\n";
+    assert_eq!(stdout_of(&env, &["results", "list"]), expected);
+    assert!(ids.iter().all(|id| expected.contains(id.as_str())));
+
+    let stats: Vec<Value> =
+        serde_json::from_str(&stdout_of(&env, &["queues", "--format", "json"])).unwrap();
+    let counts: Vec<(&str, &str, u64)> = stats
+        .iter()
+        .map(|s| {
+            (
+                s["queue_name"].as_str().unwrap(),
+                s["status"].as_str().unwrap(),
+                s["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [(long_queue, "READY", 1), ("default", "READY", 10)]);
+    let queues = stdout_of(&env, &["queues"]);
+    let lines: Vec<&str> = queues.lines().collect();
+    assert_eq!(lines.len(), 3, "{queues}");
+    assert_eq!(
+        lines[0],
+        format!("{:<31}  STATUS  COUNT  OLDEST READY", "QUEUE")
+    );
+    let age = |line: &str, prefix: &str| {
+        let rest = line
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{queues}"));
+        assert!(rest.ends_with(" s ago"), "{queues}");
+    };
+    age(lines[1], &format!("{long_queue}  READY       1  "));
+    age(lines[2], &format!("{:<31}  READY      10  ", "default"));
+}
+
+#[test]
+fn results_show_of_an_unknown_id_names_the_id_and_the_backend() {
+    let env = Env::new(Store::Sqlite, "");
+    let out = Command::new(taskhost_bin())
+        .arg("--config")
+        .arg(&env.config_file)
+        .args(["results", "show", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: no task result with id 'nope' in backend 'default'\n"
+    );
+}
+
+/// `taskhost … | head`: stdout closed before the command prints ends it quietly (exit 0, no
+/// panic message), it does not crash.
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    let env = Env::new(Store::Sqlite, "");
+    env.enqueue("record_key", serde_json::json!(["a"]));
+    let dummy = taskhost_e2e::plugin_file("taskhost_backends_dummy");
+    let dummy = dummy.to_str().unwrap();
+    let commands: [&[&str]; 3] = [
+        &["plugin", "test", dummy, "--class", "DummyBackend"],
+        &["results", "list"],
+        &["queues"],
+    ];
+    for args in commands {
+        let mut child = Command::new(taskhost_bin())
+            .arg("--config")
+            .arg(&env.config_file)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before the command has loaded its config, let alone written a
+        // byte: every write fails with EPIPE.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).as_ref()
+            ),
+            (Some(0), ""),
+            "{args:?}"
+        );
+    }
+}
+
+/// `--version` and `--help` say which program this is: the application's name and version when
+/// it mounts the CLI with `cli_main!()`, the executable's name over plain `cli::main()`.
+#[test]
+fn version_and_help_name_the_mounting_application() {
+    let stdout = |bin: &std::path::Path, arg: &str| {
+        let out = Command::new(bin).arg(arg).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let app = taskhost_e2e::build::worker_app_bin();
+    assert_eq!(stdout(&app, "--version"), "taskhost-worker-app 0.0.0\n");
+    let help = stdout(&app, "--help");
+    assert_eq!(
+        help.lines().take(3).collect::<Vec<_>>(),
+        [
+            "Test fixture: an application binary with tasks and the taskhost CLI mounted, run as \
+             real worker processes by the end-to-end tests.",
+            "",
+            "Usage: taskhost-worker-app [OPTIONS] <COMMAND>",
+        ]
+    );
+
+    let taskhost = taskhost_bin();
+    let taskhost_version = taskhost::cli::AppInfo::taskhost().version;
+    assert_eq!(
+        stdout(&taskhost, "--version"),
+        format!("taskhost {taskhost_version}\n")
+    );
+    // The same plain `cli::main()` under another file name names itself after the file.
+    let dir = tempfile::tempdir().unwrap();
+    let renamed = dir
+        .path()
+        .join(format!("my-app{}", std::env::consts::EXE_SUFFIX));
+    // A link, not a copy: a file just written can be "busy" to exec while another test thread
+    // forks.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&taskhost, &renamed).unwrap();
+    #[cfg(not(unix))]
+    fs::copy(&taskhost, &renamed).unwrap();
+    assert_eq!(
+        stdout(&renamed, "--version"),
+        format!("my-app (taskhost {taskhost_version})\n")
+    );
+    let help = stdout(&renamed, "--help");
+    assert_eq!(
+        help.lines().take(3).collect::<Vec<_>>(),
+        [
+            format!(
+                "Run task workers and inspect the task backends configured in tasks.toml \
+                 (taskhost {taskhost_version})."
+            )
+            .as_str(),
+            "",
+            "Usage: my-app [OPTIONS] <COMMAND>",
+        ]
+    );
+}
+
+/// A worker run with no `RUST_LOG` logs every failed attempt (WARN on the `taskhost` target):
+/// task id, path, attempt, and the error's class path and first line; then that it FAILED.
+#[test]
+fn a_worker_logs_failed_and_retried_attempts_by_default() {
+    let env = Env::new(Store::Sqlite, "");
+    let id = env.enqueue("always_fails", serde_json::json!(["x"]));
+    let mut worker = env.command(&[
+        "worker",
+        "--no-startup-delay",
+        "--interval",
+        "0.05",
+        "--retry-backoff",
+        "0.01",
+        "--max-tasks",
+        "3",
+    ]);
+    worker.env_remove("RUST_LOG");
+    let out = crate::worker::env::wait_with_deadline(worker.spawn().unwrap());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let class = &env.result(&id).errors()[0].exception_class_path.clone();
+    // Without the timestamp (and no colours: stderr is not a terminal).
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(|l| l.split_once(' ').map_or(l, |(_, rest)| rest.trim_start()))
+        .collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    let task = format!("WARN taskhost: Task id={id} path=taskhost_worker_app::always_fails");
+    let why = format!(": {class}: failing on purpose: x");
+    for (attempt, line) in lines[..2].iter().enumerate() {
+        let head = format!(
+            "{task} failed on attempt {} of 3; retrying at ",
+            attempt + 1
+        );
+        assert!(line.starts_with(&head) && line.ends_with(&why), "{stderr}");
+    }
+    assert_eq!(
+        lines[2],
+        format!("{task} failed on attempt 3 of 3; FAILED{why}"),
+        "{stderr}"
+    );
+    // `--log-format json`: the same, one JSON object per line.
+    let id = env.enqueue("always_fails", serde_json::json!(["y"]));
+    let mut worker = env.command(&[
+        "worker",
+        "--no-startup-delay",
+        "--retry-backoff",
+        "0.01",
+        "--max-tasks",
+        "3",
+        "--log-format",
+        "json",
+    ]);
+    worker.env_remove("RUST_LOG");
+    let out = crate::worker::env::wait_with_deadline(worker.spawn().unwrap());
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stderr}");
+    let records: Vec<Value> = stderr
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(records.len(), 3, "{stderr}");
+    assert_eq!(records[2]["level"], "WARN");
+    assert_eq!(records[2]["target"], "taskhost");
+    assert_eq!(
+        records[2]["fields"]["message"],
+        format!(
+            "Task id={id} path=taskhost_worker_app::always_fails failed on attempt 3 of 3; \
+             FAILED: {class}: failing on purpose: y"
+        )
+    );
+
+    // `worker --help` says so, and how to choose.
+    let help = Command::new(taskhost_e2e::build::worker_app_bin())
+        .args(["worker", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(
+        help.contains("Logging (stderr): by default (WARN) each failed attempt of a task")
+            && help.contains("RUST_LOG=taskhost=info")
+            && help.contains("--log-format <FORMAT>"),
+        "{help}"
+    );
 }

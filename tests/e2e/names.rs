@@ -273,4 +273,11 @@ fn queues_and_results_print_stored_control_characters_escaped() {
     // The rows stay reachable by the filters, which are not held to the naming rules.
     let filtered = run(&["results", "list", "--queue", queue]);
     assert!(filtered.contains("(1 result(s))"), "{filtered}");
+    // `--format json` carries the real strings (escaped the JSON way).
+    let listed: Value =
+        serde_json::from_str(&run(&["results", "list", "--format", "json"])).unwrap();
+    assert_eq!(listed[0]["task"]["queue_name"], queue);
+    assert_eq!(listed[0]["task"]["path"], path);
+    let stats: Value = serde_json::from_str(&run(&["queues", "--format", "json"])).unwrap();
+    assert_eq!(stats[0]["queue_name"], queue);
 }

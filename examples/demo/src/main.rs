@@ -69,7 +69,7 @@ fn demo_dir() -> PathBuf {
 
 fn main() -> std::process::ExitCode {
     if std::env::args_os().len() > 1 {
-        return taskhost::cli::main();
+        return taskhost::cli_main!();
     }
     match demo() {
         Ok(()) => std::process::ExitCode::SUCCESS,

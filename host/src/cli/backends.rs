@@ -6,15 +6,17 @@
 //! without being opened at all.
 
 use super::inspect::{self, Answer};
+use super::{output, OutputFormat};
 use crate::config::Config;
 use crate::plugin::pins;
 use crate::plugin::resolve::{check_permissions, library_files};
+use serde_json::json;
 use std::ffi::OsString;
 use std::path::Path;
 
 /// List, per plugin dir, every library with its module path, classes and plugin-api version, and
 /// the files that are not loadable plugins with the reason. Returns false if the config is bad.
-pub fn run(config_path: Option<&Path>) -> bool {
+pub fn run(config_path: Option<&Path>, format: OutputFormat) -> bool {
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(e) => {
@@ -23,30 +25,62 @@ pub fn run(config_path: Option<&Path>) -> bool {
         }
     };
     let timeout = inspect::timeout(inspect::DEFAULT_TIMEOUT_SECS);
+    let mut listing = Vec::new();
     for dir in &config.plugin_dirs {
         if !dir.is_dir() {
-            println!("{} (missing)", dir.display());
+            if format == OutputFormat::Text {
+                outln!("{} (missing)", dir.display());
+            }
+            listing.push(json!({"dir": dir, "missing": true, "files": []}));
             continue;
         }
-        println!("{}", dir.display());
-        let files = library_files(dir);
-        if files.is_empty() {
-            println!("  (no plugin libraries)");
+        if format == OutputFormat::Text {
+            outln!("{}", dir.display());
         }
+        let files = library_files(dir);
+        if files.is_empty() && format == OutputFormat::Text {
+            outln!("  (no plugin libraries)");
+        }
+        let mut entries = Vec::new();
         for file in files {
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            match examine(&config, dir, &file, &name, timeout) {
-                Ok(m) => println!(
+            let examined = examine(&config, dir, &file, &name, timeout);
+            if format == OutputFormat::Json {
+                entries.push(match examined {
+                    Ok(m) => json!({
+                        "file": name,
+                        "loadable": true,
+                        "module": m.module_path.as_str(),
+                        "classes": m.classes.iter().map(|c| c.as_str()).collect::<Vec<_>>(),
+                        "plugin_api_version": m.plugin_api_version.as_str(),
+                        "plugin_version": m.plugin_version.as_str(),
+                    }),
+                    Err(reason) => json!({"file": name, "loadable": false, "reason": reason}),
+                });
+                continue;
+            }
+            match examined {
+                Ok(m) => outln!(
                     "  {name}: module {} classes [{}] plugin-api {} ({})",
                     m.module_path,
                     m.classes.join(", "),
                     m.plugin_api_version,
                     m.plugin_version
                 ),
-                Err(reason) => println!("  {name}: not loadable: {}", one_line(&reason)),
+                Err(reason) => outln!("  {name}: not loadable: {}", one_line(&reason)),
+            }
+        }
+        listing.push(json!({"dir": dir, "missing": false, "files": entries}));
+    }
+    if format == OutputFormat::Json {
+        match output::json(&listing) {
+            Ok(json) => outln!("{json}"),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return false;
             }
         }
     }

@@ -84,11 +84,11 @@ pub fn run(config_path: Option<&Path>) -> bool {
         }
     }
     for problem in &problems {
-        println!("{problem}");
+        outln!("{problem}");
     }
     let errors = problems.iter().filter(|p| p.starts_with("error")).count();
     if errors == 0 {
-        println!(
+        outln!(
             "taskhost check: {} backend(s) OK from {source}: {}{}",
             loaded.len(),
             if loaded.is_empty() {
@@ -104,7 +104,7 @@ pub fn run(config_path: Option<&Path>) -> bool {
         );
         true
     } else {
-        println!("taskhost check: {errors} error(s) in {source}");
+        outln!("taskhost check: {errors} error(s) in {source}");
         false
     }
 }

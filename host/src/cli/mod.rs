@@ -2,15 +2,35 @@
 //! (a worker must contain the task functions).
 //!
 //! ```no_run
-//! // src/bin/tasks.rs of an application:
+//! // src/main.rs of an application: `my-app --version` prints the application's name and
+//! // version (from its Cargo.toml), `my-app worker …` runs a worker.
 //! fn main() -> std::process::ExitCode {
-//!     taskhost::cli::main()
+//!     taskhost::cli_main!()
 //! }
 //! ```
+//!
+//! [`main`] mounts the same commands without the application's version: it names itself after
+//! the executable's file name and reports taskhost's version as such (`my-app (taskhost 0.1.0)`).
+
+/// `println!` for the commands' output: through [`output::write_stdout`], which ends the
+/// output quietly when stdout is closed (`taskhost … | head`) instead of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for the commands' output; see [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_stdout(format_args!($($arg)*))
+    };
+}
 
 mod backends;
 mod check;
 mod inspect;
+mod output;
 mod pin;
 mod plugin;
 mod scaffold;
@@ -23,7 +43,7 @@ pub use scaffold::{new_plugin, NewArgs, PluginNames};
 pub use store::{PruneArgs, ResultsCommand};
 pub use worker::WorkerArgs;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -35,9 +55,31 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// How log lines are written on stderr: `text`, or `json` (one JSON object per line, for a
+    /// log collector). Which lines: `RUST_LOG`.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Text,
+        env = "TASKHOST_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The format of the log lines on stderr (`--log-format`).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `2026-12-06T06:50:01.123456Z  WARN taskhost: Task id=… failed …`.
+    #[default]
+    Text,
+    /// `{"timestamp":"…","level":"WARN","fields":{"message":"Task id=… failed …"},"target":"taskhost"}`.
+    Json,
 }
 
 /// The subcommands.
@@ -48,8 +90,13 @@ pub enum Command {
     Check,
     /// List the plugin libraries in every plugin dir, and why any is not loadable (each file is
     /// opened in a child process, so one that crashes is reported as refused).
-    Backends,
+    Backends {
+        /// `text`: a listing per plugin dir; `json`: one JSON array of the dirs and their files.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
     /// Run a worker (from the binary that contains your tasks).
+    #[command(after_help = WORKER_LOGGING)]
     Worker(WorkerArgs),
     /// Inspect stored results.
     #[command(subcommand)]
@@ -59,6 +106,9 @@ pub enum Command {
         /// Backend alias.
         #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
         backend: String,
+        /// `text`: an aligned table; `json`: the counts as one JSON array.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Delete finished results by age, status and queue.
     Prune(PruneArgs),
@@ -79,10 +129,107 @@ pub enum Command {
     InspectPlugin(InspectArgs),
 }
 
-/// Parse the process arguments, run the command, and return its exit code.
+/// The end of `worker --help`: what the worker logs, and how to choose.
+const WORKER_LOGGING: &str = "\
+Logging (stderr): by default (WARN) each failed attempt of a task, with its id, path, attempt and
+the error's class path and first line (\"retrying at …\" or \"FAILED\"), and the worker's own
+problems. RUST_LOG chooses more or less, e.g. RUST_LOG=taskhost=info (also start, stop and
+claim recoveries), RUST_LOG=taskhost=debug, RUST_LOG=error. --log-format json (or
+TASKHOST_LOG_FORMAT=json) writes one JSON object per line instead, for a log collector.";
+
+/// Parse the process arguments, run the command, and return its exit code. `--version` and
+/// `--help` give the executable's file name, and taskhost's version as such
+/// (`my-app (taskhost 0.1.0)`); [`cli_main!`](crate::cli_main) (or [`main_with`]) gives the
+/// application's own name and version instead.
 pub fn main() -> ExitCode {
-    init_logging();
-    run(Cli::parse())
+    let name = std::env::args_os()
+        .next()
+        .and_then(|arg0| {
+            let path = PathBuf::from(arg0);
+            Some(path.file_stem()?.to_string_lossy().into_owned())
+        })
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| TASKHOST.to_string());
+    if name == TASKHOST {
+        return main_with(AppInfo::taskhost());
+    }
+    main_with(AppInfo {
+        name: String::leak(name),
+        version: String::leak(format!("(taskhost {})", env!("CARGO_PKG_VERSION"))),
+        about: None,
+    })
+}
+
+const TASKHOST: &str = "taskhost";
+
+/// Who the mounted command line says it is: the name and version `--version` prints, and the
+/// description at the top of `--help`. [`cli_main!`](crate::cli_main) fills it from the calling
+/// crate's `Cargo.toml`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppInfo {
+    /// The application's name (`CARGO_PKG_NAME`).
+    pub name: &'static str,
+    /// Its version (`CARGO_PKG_VERSION`).
+    pub version: &'static str,
+    /// Its description (`CARGO_PKG_DESCRIPTION`); `None` (or empty): a line saying what the
+    /// commands do, and on what taskhost version.
+    pub about: Option<&'static str>,
+}
+
+impl AppInfo {
+    /// The `taskhost` tool itself.
+    pub fn taskhost() -> Self {
+        Self {
+            name: TASKHOST,
+            version: env!("CARGO_PKG_VERSION"),
+            about: Some(env!("CARGO_PKG_DESCRIPTION")),
+        }
+    }
+
+    /// The clap command of [`Cli`], named, versioned and described as this application.
+    pub fn command(&self) -> clap::Command {
+        let about = match self.about.filter(|a| !a.trim().is_empty()) {
+            Some(about) => about.to_string(),
+            None => format!(
+                "Run task workers and inspect the task backends configured in tasks.toml \
+                 (taskhost {}).",
+                env!("CARGO_PKG_VERSION")
+            ),
+        };
+        Cli::command()
+            .name(self.name)
+            .version(self.version)
+            .about(about)
+    }
+}
+
+/// Parse the process arguments as the command line of `app` (its name and version in
+/// `--version` and `--help`), run the command, and return its exit code. Usually called
+/// through [`cli_main!`](crate::cli_main).
+pub fn main_with(app: AppInfo) -> ExitCode {
+    let matches = app.command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_logging_as(cli.log_format);
+    run(cli)
+}
+
+/// Mount the `taskhost` command line in an application's binary, under the application's own
+/// name and version (its `Cargo.toml`'s `name`, `version` and `description`):
+///
+/// ```no_run
+/// fn main() -> std::process::ExitCode {
+///     taskhost::cli_main!()
+/// }
+/// ```
+#[macro_export]
+macro_rules! cli_main {
+    () => {
+        $crate::cli::main_with($crate::cli::AppInfo {
+            name: ::core::env!("CARGO_PKG_NAME"),
+            version: ::core::env!("CARGO_PKG_VERSION"),
+            about: ::core::option::Option::Some(::core::env!("CARGO_PKG_DESCRIPTION")),
+        })
+    };
 }
 
 /// Run a parsed command line: exit 0 when all is well, 1 when a problem was reported.
@@ -90,16 +237,18 @@ pub fn run(cli: Cli) -> ExitCode {
     let config = cli.config.as_deref();
     let ok = match &cli.command {
         Command::Check => check::run(config),
-        Command::Backends => backends::run(config),
+        Command::Backends { format } => backends::run(config, *format),
         Command::Worker(args) => with_config(config, || worker::run(args)),
         Command::Results(c) => with_config(config, || report(store::results(c))),
-        Command::Queues { backend } => with_config(config, || report(store::queues(backend))),
+        Command::Queues { backend, format } => {
+            with_config(config, || report(store::queues(backend, *format)))
+        }
         Command::Prune(args) => with_config(config, || report(store::prune(args))),
         Command::Migrate { backend } => with_config(config, || report(store::migrate(backend))),
         Command::Plugin(c) => plugin::run(config, c),
         Command::InspectPlugin(args) => inspect::run(config, args),
     };
-    if ok {
+    if ok && !output::stdout_failed() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -124,12 +273,25 @@ fn report(result: Result<(), String>) -> bool {
     result.map_err(|e| eprintln!("error: {e}")).is_ok()
 }
 
-/// Log to stderr, filtered by `RUST_LOG` (default `warn`).
+/// Log to stderr, filtered by `RUST_LOG` (default `warn`: a worker's failed tasks and retried
+/// attempts, and its problems), in colour only when stderr is a terminal. Does nothing if the
+/// application has set a global subscriber already.
 pub fn init_logging() {
+    init_logging_as(LogFormat::Text);
+}
+
+/// [`init_logging`] in `format`.
+pub fn init_logging_as(format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }

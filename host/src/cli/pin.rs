@@ -14,7 +14,7 @@ pub(crate) fn run(config_path: Option<&Path>, write: bool) -> bool {
         if write {
             write_pins(&config, &pins)
         } else {
-            print!("{}", pins.to_toml());
+            out!("{}", pins.to_toml());
             Ok(())
         }
     });
@@ -140,7 +140,7 @@ fn write_pins(config: &Config, pins: &PluginPins) -> crate::Result<()> {
         let _ = std::fs::remove_file(&temp);
         return Err(fail(format!("cannot write the config file: {e}")));
     }
-    println!(
+    outln!(
         "wrote {} pin(s) to [plugin_pins] in {}",
         pins.len(),
         file.display()

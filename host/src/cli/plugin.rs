@@ -45,12 +45,14 @@ pub enum PluginCommand {
     New(NewArgs),
 }
 
-/// How `plugin test` prints its report.
+/// How a command prints what it reports (`--format`): `plugin test`, `results list`, `queues`,
+/// `backends`.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputFormat {
-    /// One line per check (`PASS`/`FAIL`/`SKIP`), then a summary line.
+    /// For people: aligned tables; for `plugin test`, one line per check (`PASS`/`FAIL`/`SKIP`)
+    /// then a summary line.
     Text,
-    /// The report as JSON.
+    /// One JSON document on stdout, with the real (unescaped) strings.
     Json,
 }
 
@@ -81,7 +83,7 @@ fn new(args: &NewArgs) -> bool {
         .and_then(|names| scaffold::new_plugin(args).map(|created| (created, names)));
     match created {
         Ok(((dir, api), names)) => {
-            println!("{}", scaffold::summary(&dir, &names, &api));
+            outln!("{}", scaffold::summary(&dir, &names, &api));
             true
         }
         Err(e) => {
@@ -143,8 +145,8 @@ fn test_in_process(path: &Path, class: &str, options: Option<&str>) -> bool {
 
 fn print_report(report: &Report, format: OutputFormat) {
     match format {
-        OutputFormat::Text => println!("{report}"),
-        OutputFormat::Json => println!("{}", report.to_json()),
+        OutputFormat::Text => outln!("{report}"),
+        OutputFormat::Json => outln!("{}", report.to_json()),
     }
 }
 

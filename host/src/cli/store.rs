@@ -7,10 +7,12 @@
 //! prints JSON, whose strings escape them as `\u001b`. Filters (`--queue`, `--task`) are not
 //! held to the naming rules, so such rows can still be found and pruned.
 
+use super::output;
+use super::OutputFormat;
 use crate::backend::Backend;
 use crate::handler::task_backends;
 use crate::result::TaskResultStatus;
-use crate::validation::{escape_for_display as escaped, is_unsafe_to_print};
+use crate::validation::escape_for_display as escaped;
 use chrono::{Duration as Age, Utc};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -39,6 +41,9 @@ pub enum ResultsCommand {
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// `text`: an aligned table; `json`: the results as one JSON array.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
     },
     /// Show one result in full.
     Show {
@@ -95,6 +100,7 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
             queue,
             task,
             limit,
+            format,
         } => {
             let request = ListRequest {
                 status: *status,
@@ -105,74 +111,73 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
             let rows: Vec<TaskResultData> = backend(alias)?
                 .call_ext_json(ops::LIST_RESULTS, &request)
                 .map_err(|e| e.to_string())?;
-            println!(
-                "{:<36}  {:<10}  {:<12}  {:>8}  {:<25}  TASK",
-                "ID", "STATUS", "QUEUE", "ATTEMPTS", "ENQUEUED AT"
-            );
-            for r in &rows {
-                println!(
-                    "{:<36}  {:<10}  {:<12}  {:>8}  {:<25}  {}",
-                    escaped(&r.id),
-                    r.status,
-                    escaped(&r.task.queue_name),
-                    r.worker_ids.len(),
-                    r.enqueued_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                    escaped(&r.task.path)
-                );
+            if *format == OutputFormat::Json {
+                outln!("{}", output::json(&rows)?);
+                return Ok(());
             }
-            println!("({} result(s))", rows.len());
+            let count = rows.len();
+            let cells = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        escaped(&r.id).into_owned(),
+                        r.status.to_string(),
+                        escaped(&r.task.queue_name).into_owned(),
+                        r.worker_ids.len().to_string(),
+                        r.enqueued_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                        escaped(&r.task.path).into_owned(),
+                    ]
+                })
+                .collect();
+            let header = ["ID", "STATUS", "QUEUE", "ATTEMPTS", "ENQUEUED AT", "TASK"];
+            outln!("{}", output::table(&header, cells, &[3]));
+            outln!("({count} result(s))");
             Ok(())
         }
         ResultsCommand::Show { id, backend: alias } => {
-            let result = backend(alias)?.get_result(id).map_err(|e| e.to_string())?;
-            let json = serde_json::to_string_pretty(result.data()).map_err(|e| e.to_string())?;
-            println!("{}", json_escaped(&json));
+            // The error's message is the id alone (as Django's `TaskResultDoesNotExist`): say
+            // what was looked for, and where.
+            let result = backend(alias)?.get_result(id).map_err(|e| match e {
+                crate::Error::TaskResultDoesNotExist(_) => format!(
+                    "no task result with id '{}' in backend '{}'",
+                    escaped(id),
+                    escaped(alias)
+                ),
+                other => other.to_string(),
+            })?;
+            outln!("{}", output::json(result.data())?);
             Ok(())
         }
     }
 }
 
-/// `json` (as serde_json writes it: C0 controls in strings already escaped) with the other
-/// characters a terminal may act on (DEL, C1, bidirectional controls) escaped too (`\u009b`).
-fn json_escaped(json: &str) -> std::borrow::Cow<'_, str> {
-    let unsafe_char = |c: char| u32::from(c) >= 0x7f && is_unsafe_to_print(c);
-    if !json.chars().any(unsafe_char) {
-        return std::borrow::Cow::Borrowed(json);
-    }
-    let mut out = String::with_capacity(json.len() + 8);
-    for c in json.chars() {
-        if unsafe_char(c) {
-            // Every such character is in the Basic Multilingual Plane: one \uXXXX.
-            out.push_str(&format!("\\u{:04x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 /// Run `queues`: depth per queue and status, oldest ready task's age.
-pub fn queues(alias: &str) -> Result<(), String> {
+pub fn queues(alias: &str, format: OutputFormat) -> Result<(), String> {
     let stats: Vec<QueueStats> = backend(alias)?
         .call_ext_json(ops::QUEUE_STATS, &serde_json::Map::new())
         .map_err(|e| e.to_string())?;
-    println!(
-        "{:<20}  {:<10}  {:>10}  OLDEST READY",
-        "QUEUE", "STATUS", "COUNT"
-    );
-    let now = Utc::now();
-    for s in &stats {
-        let age = s
-            .oldest_enqueued_at
-            .map(|t| format!("{:.1} s ago", (now - t).num_milliseconds() as f64 / 1000.0))
-            .unwrap_or_default();
-        println!(
-            "{:<20}  {:<10}  {:>10}  {age}",
-            escaped(&s.queue_name),
-            s.status,
-            s.count
-        );
+    if format == OutputFormat::Json {
+        outln!("{}", output::json(&stats)?);
+        return Ok(());
     }
+    let now = Utc::now();
+    let cells = stats
+        .iter()
+        .map(|s| {
+            let age = s
+                .oldest_enqueued_at
+                .map(|t| format!("{:.1} s ago", (now - t).num_milliseconds() as f64 / 1000.0))
+                .unwrap_or_default();
+            vec![
+                escaped(&s.queue_name).into_owned(),
+                s.status.to_string(),
+                s.count.to_string(),
+                age,
+            ]
+        })
+        .collect();
+    let header = ["QUEUE", "STATUS", "COUNT", "OLDEST READY"];
+    outln!("{}", output::table(&header, cells, &[2]));
     Ok(())
 }
 
@@ -210,7 +215,7 @@ pub fn prune(args: &PruneArgs) -> Result<(), String> {
     };
     let total = prune(&request)?;
     if args.dry_run {
-        println!("Would delete {total} task result(s)");
+        outln!("Would delete {total} task result(s)");
         return Ok(());
     }
     request.dry_run = false;
@@ -227,7 +232,7 @@ pub fn prune(args: &PruneArgs) -> Result<(), String> {
         }
     }
     bar.finish_and_clear();
-    println!("Deleted {deleted} task result(s)");
+    outln!("Deleted {deleted} task result(s)");
     Ok(())
 }
 
@@ -254,33 +259,9 @@ pub fn migrate(alias: &str) -> Result<(), String> {
         .map(Vec::len)
         .unwrap_or(0);
     if applied == 0 {
-        println!("No migrations to apply.");
+        outln!("No migrations to apply.");
     } else {
-        println!("Applied {applied} migration(s): {}", response["applied"]);
+        outln!("Applied {applied} migration(s): {}", response["applied"]);
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_output_escapes_what_serde_json_leaves_for_a_terminal() {
-        let json = serde_json::to_string_pretty(&serde_json::json!({
-            "queue_name": "a\u{1b}[31mred\u{7f}\u{9b}\u{202e}é"
-        }))
-        .unwrap();
-        let shown = json_escaped(&json);
-        assert_eq!(
-            shown,
-            "{\n  \"queue_name\": \"a\\u001b[31mred\\u007f\\u009b\\u202eé\"\n}"
-        );
-        let back: serde_json::Value = serde_json::from_str(&shown).unwrap();
-        assert_eq!(back["queue_name"], "a\u{1b}[31mred\u{7f}\u{9b}\u{202e}é");
-        assert!(matches!(
-            json_escaped("{\"a\": 1}"),
-            std::borrow::Cow::Borrowed(_)
-        ));
-    }
 }

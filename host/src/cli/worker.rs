@@ -121,7 +121,7 @@ pub fn run(args: &WorkerArgs) -> bool {
         };
         match worker.run_until_signalled().await {
             Ok(report) => {
-                println!(
+                outln!(
                     "worker {}: {} claimed, {} successful, {} failed, {} retried, {} lease lost, {} released ({:?})",
                     worker.worker_id(),
                     report.claimed,

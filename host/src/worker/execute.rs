@@ -13,11 +13,12 @@ use crate::outcome::{catch_sync, failure};
 use crate::registry::find_task;
 use crate::result::TaskResult;
 use crate::signals;
+use crate::validation::escape_for_display as escaped;
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::wire::{
-    ClaimedTask, Completion, TaskOutcome, TaskResultData, TaskResultStatus,
+    ClaimedTask, Completion, TaskError, TaskOutcome, TaskResultData, TaskResultStatus,
 };
 use taskhost_plugin_api::Signal;
 
@@ -89,12 +90,27 @@ impl Executor {
         if !self.completions.record(completion).await {
             return Ended::LeaseLost;
         }
+        // Failures are logged at WARN, which a worker prints by default (`RUST_LOG` unset):
+        // a task that fails must not go unnoticed until someone looks in the store.
+        if let TaskOutcome::Failed { error } = &outcome {
+            let (id, path) = (escaped(&data.id), escaped(&data.task.path));
+            let error = error_line(error);
+            let max = claimed.max_attempts;
+            match retry_at {
+                Some(at) => tracing::warn!(
+                    target: "taskhost",
+                    "Task id={id} path={path} failed on attempt {attempts} of {max}; retrying \
+                     at {}: {error}",
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                ),
+                None => tracing::warn!(
+                    target: "taskhost",
+                    "Task id={id} path={path} failed on attempt {attempts} of {max}; FAILED: \
+                     {error}"
+                ),
+            }
+        }
         if retry_at.is_some() {
-            tracing::info!(
-                target: "taskhost",
-                "Task id={} path={} failed on attempt {attempts} of {}; retrying",
-                data.id, data.task.path, claimed.max_attempts
-            );
             return Ended::Retrying;
         }
         let ended = match outcome {
@@ -185,6 +201,19 @@ impl Executor {
 type Running =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<TaskOutcome, String>> + Send>>;
 
+/// `<class path>: <first line of the message>`, escaped for a terminal: the traceback ends with
+/// `"<class path>: <message>\n"`, after any cause chain and backtrace.
+fn error_line(error: &TaskError) -> String {
+    let class = &error.exception_class_path;
+    let prefix = format!("{class}: ");
+    let message = match error.traceback.rfind(&prefix) {
+        Some(at) => &error.traceback[at + prefix.len()..],
+        None => error.traceback.trim_end().lines().last().unwrap_or(""),
+    };
+    let first = message.lines().next().unwrap_or("");
+    format!("{}: {}", escaped(class), escaped(first))
+}
+
 /// The result as the backend now stores it, for the `task_finished` signal.
 fn finished(mut data: TaskResultData, outcome: TaskOutcome) -> TaskResultData {
     data.finished_at = Some(Utc::now());
@@ -199,4 +228,29 @@ fn finished(mut data: TaskResultData, outcome: TaskOutcome) -> TaskResultData {
         }
     }
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_line_is_the_class_and_the_first_line_of_the_message() {
+        let error = |class: &str, traceback: &str| TaskError {
+            exception_class_path: class.into(),
+            traceback: traceback.into(),
+        };
+        assert_eq!(
+            error_line(&error(
+                "app::Oops",
+                "caused by: io\nbacktrace…\napp::Oops: it broke\nsecond line\n"
+            )),
+            "app::Oops: it broke"
+        );
+        assert_eq!(
+            error_line(&error("panic", "panic: bad \u{1b}[31m\n")),
+            "panic: bad \\u{1b}[31m"
+        );
+        assert_eq!(error_line(&error("x::Y", "odd\nlast\n")), "x::Y: last");
+    }
 }
