@@ -142,23 +142,6 @@ fn backends_lists_plugins_and_explains_files_that_are_not() {
     );
 }
 
-/// `taskhost --config FILE args…` with a queue store: exit 0 and stdout, or panic with both.
-fn stdout_of(env: &Env, args: &[&str]) -> String {
-    let out = Command::new(taskhost_bin())
-        .arg("--config")
-        .arg(&env.config_file)
-        .args(args)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[test]
 fn results_list_and_queues_print_aligned_tables_and_json() {
     let env = Env::new(Store::Sqlite, "");
@@ -171,7 +154,8 @@ fn results_list_and_queues_print_aligned_tables_and_json() {
 
     // JSON: one document, the real strings.
     let listed: Vec<Value> =
-        serde_json::from_str(&stdout_of(&env, &["results", "list", "--format", "json"])).unwrap();
+        serde_json::from_str(&env.taskhost_stdout(&["results", "list", "--format", "json"]))
+            .unwrap();
     assert_eq!(listed.len(), 11);
     assert!(listed
         .iter()
@@ -199,11 +183,11 @@ fn results_list_and_queues_print_aligned_tables_and_json() {
         );
     }
     expected += "(11 result(s))\n";
-    assert_eq!(stdout_of(&env, &["results", "list"]), expected);
+    assert_eq!(env.taskhost_stdout(&["results", "list"]), expected);
     assert!(ids.iter().all(|id| expected.contains(id.as_str())));
 
     let stats: Vec<Value> =
-        serde_json::from_str(&stdout_of(&env, &["queues", "--format", "json"])).unwrap();
+        serde_json::from_str(&env.taskhost_stdout(&["queues", "--format", "json"])).unwrap();
     let counts: Vec<(&str, &str, u64)> = stats
         .iter()
         .map(|s| {
@@ -215,7 +199,7 @@ fn results_list_and_queues_print_aligned_tables_and_json() {
         })
         .collect();
     assert_eq!(counts, [(long_queue, "READY", 1), ("default", "READY", 10)]);
-    let queues = stdout_of(&env, &["queues"]);
+    let queues = env.taskhost_stdout(&["queues"]);
     let lines: Vec<&str> = queues.lines().collect();
     assert_eq!(lines.len(), 3, "{queues}");
     assert_eq!(

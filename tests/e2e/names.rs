@@ -224,18 +224,7 @@ fn queues_and_results_print_stored_control_characters_escaped() {
     drop(db);
 
     let run = |args: &[&str]| -> String {
-        let out = std::process::Command::new(taskhost_e2e::taskhost_bin())
-            .arg("--config")
-            .arg(&env.config_file)
-            .args(args)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8(out.stdout).unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {stdout}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stdout = env.taskhost_stdout(args);
         for raw in ['\u{1b}', '\u{9b}', '\u{7}', '\r', '\t'] {
             assert!(
                 !stdout.contains(raw),

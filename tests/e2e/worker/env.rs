@@ -151,6 +151,24 @@ impl Env {
         self.command(&all).spawn().unwrap()
     }
 
+    /// `taskhost --config <this env's config> args…`: its stdout when it exits 0, else a panic
+    /// showing both outputs.
+    pub fn taskhost_stdout(&self, args: &[&str]) -> String {
+        let out = Command::new(taskhost_e2e::taskhost_bin())
+            .arg("--config")
+            .arg(&self.config_file)
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     /// Run a worker process to its end.
     pub fn run_worker(&self, args: &[&str]) -> Output {
         let child = self.spawn_worker(args);
