@@ -417,3 +417,168 @@ fn a_worker_logs_failed_and_retried_attempts_by_default() {
         "{help}"
     );
 }
+
+/// The worker app (which has the tasks) with `args` on `env`'s store: exit code, stdout, stderr.
+fn app(env: &Env, args: &[&str]) -> (i32, String, String) {
+    let out = env.command(args).env("RUST_LOG", "warn").output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn enqueue_puts_a_registered_task_with_its_args_on_the_store() {
+    let env = Env::new(Store::Sqlite, "");
+    let (code, stdout, stderr) = app(
+        &env,
+        &[
+            "enqueue",
+            "taskhost_worker_app::record_key",
+            "--args",
+            r#"["from-the-cli"]"#,
+            "--queue",
+            "ops",
+            "--priority",
+            "-7",
+        ],
+    );
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    let (id, status) = stdout.trim_end().split_once(' ').unwrap();
+    assert_eq!(stdout, format!("{id} READY\n"));
+    assert_eq!(status, "READY");
+
+    let stored: Value =
+        serde_json::from_str(&env.taskhost_stdout(&["results", "show", id])).unwrap();
+    assert_eq!(stored["id"], id);
+    assert_eq!(stored["status"], "READY");
+    assert_eq!(stored["args"], serde_json::json!(["from-the-cli"]));
+    assert_eq!(stored["kwargs"], serde_json::json!({}));
+    assert_eq!(stored["task"]["path"], "taskhost_worker_app::record_key");
+    assert_eq!(stored["task"]["queue_name"], "ops");
+    assert_eq!(stored["task"]["priority"], -7);
+    assert_eq!(stored["task"]["backend"], "default");
+
+    // A worker on that queue runs it with those arguments.
+    let out = env.run_worker(&["--batch", "--queue", "ops"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        crate::worker::env::output_text(&out)
+    );
+    assert_eq!(env.log_lines(), ["from-the-cli"]);
+    let done: Value = serde_json::from_str(&env.taskhost_stdout(&["results", "show", id])).unwrap();
+    assert_eq!(done["status"], "SUCCESSFUL");
+    assert_eq!(done["return_value"], "from-the-cli");
+
+    // --format json: the new result, as `results show` prints it.
+    let (code, stdout, stderr) = app(
+        &env,
+        &[
+            "enqueue",
+            "taskhost_worker_app::record_key",
+            "--args",
+            r#"["deferred"]"#,
+            "--run-after",
+            "2099-01-01T00:00:00Z",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}");
+    let printed: Value = serde_json::from_str(&stdout).unwrap();
+    let id = printed["id"].as_str().unwrap();
+    assert_eq!(printed["status"], "READY");
+    assert_eq!(printed["task"]["queue_name"], "default");
+    assert_eq!(printed["task"]["run_after"], "2099-01-01T00:00:00Z");
+    assert_eq!(
+        stdout,
+        env.taskhost_stdout(&["results", "show", id]),
+        "printed as stored"
+    );
+}
+
+#[test]
+fn enqueue_refuses_naming_the_thing_at_fault() {
+    let env = Env::new(Store::Sqlite, "");
+    let path = "taskhost_worker_app::record_key";
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["enqueue", "taskhost_worker_app::record_kee"],
+            "no task 'taskhost_worker_app::record_kee' is registered in this binary; did you \
+             mean 'taskhost_worker_app::record_key'?",
+        ),
+        (
+            &["enqueue", "other_app::flaky"],
+            "no task 'other_app::flaky' is registered in this binary; did you mean \
+             'taskhost_worker_app::flaky'?",
+        ),
+        (
+            &["enqueue", "nothing::like_it"],
+            "no task 'nothing::like_it' is registered in this binary; `taskhost check` validates \
+             the registered tasks, and `#[task]` functions register as `crate::module::function`",
+        ),
+        (
+            &["enqueue", path, "--args", r#"{"key": "a"}"#],
+            r#"--args must be a JSON array (e.g. '["a@example.com", 3]'), got an object"#,
+        ),
+        (
+            &["enqueue", path, "--args", "[1,"],
+            "--args is not valid JSON: EOF while parsing a value at line 1 column 3",
+        ),
+        (
+            &["enqueue", path, "--kwargs", "[1]"],
+            r#"--kwargs must be a JSON object (e.g. '{"retries": 3}'), got an array"#,
+        ),
+        (
+            &["enqueue", path, "--priority", "101"],
+            "cannot enqueue 'taskhost_worker_app::record_key': priority must be a whole number \
+             between -100 and 100.",
+        ),
+        (
+            &["enqueue", path, "--queue", "a,b"],
+            "cannot enqueue 'taskhost_worker_app::record_key': Invalid queue name 'a,b': a \
+             queue name must be 1 to 255 bytes without control characters, commas or leading or \
+             trailing whitespace, and not '*' (it has a comma, which separates queue names in \
+             --queue).",
+        ),
+        (
+            &["enqueue", path, "--backend", "nope"],
+            "cannot enqueue 'taskhost_worker_app::record_key': The connection 'nope' doesn't \
+             exist.",
+        ),
+        (
+            &["enqueue", path, "--run-after", "tomorrow"],
+            "--run-after 'tomorrow' is not an RFC 3339 time (e.g. 2026-12-06T08:00:00Z): premature \
+             end of input",
+        ),
+    ];
+    for (args, message) in cases {
+        let (code, stdout, stderr) = app(&env, args);
+        assert_eq!(
+            (code, stdout.as_str(), stderr.as_str()),
+            (1, "", format!("error: {message}\n").as_str()),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        env.taskhost_stdout(&["results", "list"]).lines().last(),
+        Some("(0 result(s))")
+    );
+}
+
+#[test]
+fn enqueue_in_the_taskhost_tool_says_it_has_no_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "");
+    let (code, out) = run(&["enqueue", "my_app::send_email", "--args", "[]"], &config);
+    assert_eq!(
+        (code, out.as_str()),
+        (
+            1,
+            "error: the taskhost tool has no tasks; run `enqueue` from your application's \
+             binary, which mounts this CLI (this binary has no #[task] functions)\n"
+        )
+    );
+}

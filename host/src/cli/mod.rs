@@ -29,6 +29,7 @@ macro_rules! out {
 
 mod backends;
 mod check;
+mod enqueue;
 mod inspect;
 mod output;
 mod pin;
@@ -37,6 +38,7 @@ mod scaffold;
 mod store;
 mod worker;
 
+pub use enqueue::EnqueueArgs;
 pub use inspect::{InspectArgs, INSPECT_COMMAND, TIMEOUT_ENV};
 pub use plugin::{OutputFormat, PluginCommand};
 pub use scaffold::{new_plugin, NewArgs, PluginNames};
@@ -98,6 +100,9 @@ pub enum Command {
     /// Run a worker (from the binary that contains your tasks).
     #[command(after_help = WORKER_LOGGING)]
     Worker(WorkerArgs),
+    /// Enqueue a task registered in this binary by its path, with JSON arguments (from your
+    /// application's binary, which has the tasks).
+    Enqueue(EnqueueArgs),
     /// Inspect stored results.
     #[command(subcommand)]
     Results(ResultsCommand),
@@ -239,6 +244,11 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check => check::run(config),
         Command::Backends { format } => backends::run(config, *format),
         Command::Worker(args) => with_config(config, || worker::run(args)),
+        // Said before the config is read: without tasks, no config can help.
+        Command::Enqueue(_) if crate::registry::registered_tasks().is_empty() => {
+            report(Err(enqueue::NO_TASKS.to_string()))
+        }
+        Command::Enqueue(args) => with_config(config, || report(enqueue::run(args))),
         Command::Results(c) => with_config(config, || report(store::results(c))),
         Command::Queues { backend, format } => {
             with_config(config, || report(store::queues(backend, *format)))

@@ -1,0 +1,227 @@
+//! `enqueue`: enqueue a task registered in this binary by its path, with JSON arguments (for
+//! operators: re-run a job, kick off a one-off). Mounted in an application's binary, which has
+//! the tasks; the plain `taskhost` tool has none.
+
+use super::output;
+use super::OutputFormat;
+use crate::definition::TaskDefinition;
+use crate::handler::task_backends;
+use crate::registry::{find_task, registered_tasks};
+use crate::task::{Task, TaskOptions};
+use crate::validation::escape_for_display as escaped;
+use chrono::{DateTime, Utc};
+use clap::Args;
+use serde_json::{Map, Value};
+
+/// Options of the `enqueue` subcommand.
+#[derive(Args, Debug, Clone)]
+pub struct EnqueueArgs {
+    /// The task's path, as registered by `#[task]` (`my_app::emails::send_email`).
+    #[arg(value_name = "TASK_PATH")]
+    pub task: String,
+    /// The positional arguments, as one JSON array (`'["a@example.com", 3]'`).
+    #[arg(long, default_value = "[]", value_name = "JSON_ARRAY")]
+    pub args: String,
+    /// The keyword arguments, as one JSON object (Rust tasks take none).
+    #[arg(long, default_value = "{}", value_name = "JSON_OBJECT")]
+    pub kwargs: String,
+    /// Backend alias (default: the task's own).
+    #[arg(long, value_name = "ALIAS")]
+    pub backend: Option<String>,
+    /// Queue (default: the task's own).
+    #[arg(long, value_name = "Q")]
+    pub queue: Option<String>,
+    /// Priority, -100..=100 (default: the task's own).
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    pub priority: Option<i32>,
+    /// Earliest time to run, RFC 3339 (`2026-12-06T08:00:00Z`).
+    #[arg(long, value_name = "RFC3339")]
+    pub run_after: Option<String>,
+    /// `text`: the new result's id and status; `json`: the result as one JSON object.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// The message when the binary has no tasks at all (the plain `taskhost` tool).
+pub(crate) const NO_TASKS: &str = "the taskhost tool has no tasks; run `enqueue` from your \
+     application's binary, which mounts this CLI (this binary has no #[task] functions)";
+
+/// Run `enqueue`.
+pub fn run(args: &EnqueueArgs) -> Result<(), String> {
+    let registered = registered_tasks();
+    if registered.is_empty() {
+        return Err(NO_TASKS.to_string());
+    }
+    let definition = find_task(&args.task).ok_or_else(|| unknown_task(&args.task, &registered))?;
+    let positional = parse_args(&args.args)?;
+    let kwargs = parse_kwargs(&args.kwargs)?;
+    let run_after = args.run_after.as_deref().map(parse_run_after).transpose()?;
+    let options = TaskOptions {
+        priority: args.priority,
+        queue_name: args.queue.clone(),
+        run_after,
+        backend: args.backend.clone(),
+    };
+    let task = Task::<(), ()>::from_definition(definition)
+        .using(options)
+        .map_err(|e| refused(&args.task, e))?;
+    let backend = task_backends()
+        .get(task.backend())
+        .map_err(|e| refused(&args.task, e))?;
+    let result = backend
+        .enqueue_json(&task.description(), positional, kwargs)
+        .map_err(|e| refused(&args.task, e))?;
+    if args.format == OutputFormat::Json {
+        outln!("{}", output::json(result.data())?);
+    } else {
+        outln!("{} {}", result.id(), result.status());
+    }
+    Ok(())
+}
+
+/// The host's refusal, saying which task it was about.
+fn refused(path: &str, error: crate::Error) -> String {
+    format!("cannot enqueue '{}': {error}", escaped(path))
+}
+
+/// `no task '…'` with the close matches, or where to find the registered tasks.
+pub(crate) fn unknown_task(path: &str, registered: &[&'static TaskDefinition]) -> String {
+    let close = close_matches(path, registered);
+    let hint = if close.is_empty() {
+        "; `taskhost check` validates the registered tasks, and `#[task]` functions register \
+         as `crate::module::function`"
+            .to_string()
+    } else {
+        format!("; did you mean {}?", close.join(" or "))
+    };
+    format!(
+        "no task '{}' is registered in this binary{hint}",
+        escaped(path)
+    )
+}
+
+/// Registered paths close to `path`: the same function name, or a few edits away, quoted.
+fn close_matches(path: &str, registered: &[&'static TaskDefinition]) -> Vec<String> {
+    let name = path.rsplit("::").next().unwrap_or(path);
+    registered
+        .iter()
+        .filter(|d| d.name == name || edit_distance(d.path, path) <= 3)
+        .take(5)
+        .map(|d| format!("'{}'", d.path))
+        .collect()
+}
+
+/// Levenshtein distance, by chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(current + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
+}
+
+fn parse_args(text: &str) -> Result<Vec<Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(Value::Array(args)) => Ok(args),
+        Ok(other) => Err(format!(
+            "--args must be a JSON array (e.g. '[\"a@example.com\", 3]'), got {}",
+            kind(&other)
+        )),
+        Err(e) => Err(format!("--args is not valid JSON: {e}")),
+    }
+}
+
+fn parse_kwargs(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(kwargs)) => Ok(kwargs),
+        Ok(other) => Err(format!(
+            "--kwargs must be a JSON object (e.g. '{{\"retries\": 3}}'), got {}",
+            kind(&other)
+        )),
+        Err(e) => Err(format!("--kwargs is not valid JSON: {e}")),
+    }
+}
+
+fn parse_run_after(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| {
+            format!(
+                "--run-after '{}' is not an RFC 3339 time (e.g. 2026-12-06T08:00:00Z): {e}",
+                escaped(text)
+            )
+        })
+}
+
+/// What a JSON value is, for an error message.
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_must_be_a_json_array() {
+        assert_eq!(
+            parse_args("[1, \"a\"]").unwrap(),
+            vec![Value::from(1), Value::from("a")]
+        );
+        assert_eq!(
+            parse_args("{\"a\": 1}").unwrap_err(),
+            "--args must be a JSON array (e.g. '[\"a@example.com\", 3]'), got an object"
+        );
+        assert_eq!(
+            parse_args("[1,").unwrap_err(),
+            "--args is not valid JSON: EOF while parsing a value at line 1 column 3"
+        );
+    }
+
+    #[test]
+    fn kwargs_must_be_a_json_object() {
+        assert!(parse_kwargs("{}").unwrap().is_empty());
+        assert_eq!(
+            parse_kwargs("[1]").unwrap_err(),
+            "--kwargs must be a JSON object (e.g. '{\"retries\": 3}'), got an array"
+        );
+    }
+
+    #[test]
+    fn run_after_is_rfc3339() {
+        assert_eq!(
+            parse_run_after("2026-12-06T08:00:00+01:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2026-12-06T07:00:00+00:00"
+        );
+        assert_eq!(
+            parse_run_after("tomorrow").unwrap_err(),
+            "--run-after 'tomorrow' is not an RFC 3339 time (e.g. 2026-12-06T08:00:00Z): \
+             premature end of input"
+        );
+    }
+
+    #[test]
+    fn edit_distance_counts_edits() {
+        assert_eq!(edit_distance("record_key", "record_key"), 0);
+        assert_eq!(edit_distance("record_kee", "record_key"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+}
