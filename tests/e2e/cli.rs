@@ -4,6 +4,7 @@ use crate::worker::env::{Env, Store};
 use serde_json::Value;
 use std::fs;
 use std::process::Command;
+use taskhost_e2e::build::worker_app_bin;
 use taskhost_e2e::{plugin_dir, taskhost_bin};
 use taskhost_plugin_api::PLUGIN_API_VERSION;
 
@@ -579,6 +580,86 @@ fn enqueue_in_the_taskhost_tool_says_it_has_no_tasks() {
             1,
             "error: the taskhost tool has no tasks; run `enqueue` from your application's \
              binary, which mounts this CLI (this binary has no #[task] functions)\n"
+        )
+    );
+}
+
+/// `command` run by `script` on a pseudo-terminal, its stdout redirected to a file: what the
+/// terminal showed (stderr), and the file (stdout).
+fn on_a_terminal(env: &Env, command: &str) -> (String, String) {
+    let stdout_file = env.dir.path().join("stdout.txt");
+    let line = format!(
+        "'{}' --config '{}' {command} > '{}'",
+        worker_app_bin().display(),
+        env.config_file.display(),
+        stdout_file.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("TERM", "xterm")
+        .env("TASKHOST_TEST_LOG", &env.log)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{line}: {out:?}");
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        fs::read_to_string(stdout_file).unwrap(),
+    )
+}
+
+#[test]
+fn batch_and_migrate_show_progress_on_a_terminal_stderr_only() {
+    let env = Env::new(Store::Sqlite, "");
+    env.enqueue_many(
+        "record_and_sleep",
+        (0..4)
+            .map(|i| serde_json::json!([format!("k{i}"), 150]))
+            .collect(),
+    );
+    let args = "worker --batch --no-startup-delay --interval 0.05 --worker-id w1";
+    let (terminal, stdout) = on_a_terminal(&env, args);
+    assert_eq!(
+        stdout,
+        "worker w1: 4 claimed, 4 successful, 0 failed, 0 retried, 0 lease lost, 0 released (Drained)\n"
+    );
+    assert!(
+        terminal.contains(" claimed (") && terminal.contains(" tasks/s"),
+        "{terminal:?}"
+    );
+    assert!(
+        terminal.contains("done / 1 claimed (0 successful"),
+        "{terminal:?}"
+    );
+
+    let (terminal, stdout) = on_a_terminal(&env, "migrate");
+    assert_eq!(stdout, "No migrations to apply.\n");
+    assert!(
+        terminal.contains("Applying migrations to backend 'default'…"),
+        "{terminal:?}"
+    );
+
+    // Piped: no bar, the output as before.
+    env.enqueue("record_key", serde_json::json!(["piped"]));
+    let out = env
+        .command(&[
+            "worker",
+            "--batch",
+            "--no-startup-delay",
+            "--worker-id",
+            "w2",
+        ])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            String::from_utf8_lossy(&out.stdout).as_ref(),
+            String::from_utf8_lossy(&out.stderr).as_ref()
+        ),
+        (
+            "worker w2: 1 claimed, 1 successful, 0 failed, 0 retried, 0 lease lost, 0 released (Drained)\n",
+            ""
         )
     );
 }

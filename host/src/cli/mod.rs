@@ -34,6 +34,7 @@ mod inspect;
 mod output;
 mod pin;
 mod plugin;
+mod progress;
 mod scaffold;
 mod store;
 mod worker;

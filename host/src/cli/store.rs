@@ -248,11 +248,18 @@ fn progress_bar(len: u64) -> ProgressBar {
     ProgressBar::new(len).with_style(style)
 }
 
-/// Run `migrate`: create or upgrade the store's schema.
+/// Run `migrate`: create or upgrade the store's schema, with a spinner on stderr when it is a
+/// terminal.
 pub fn migrate(alias: &str) -> Result<(), String> {
-    let response: serde_json::Value = backend(alias)?
-        .call_ext_json(ops::MIGRATE, &serde_json::Map::new())
-        .map_err(|e| e.to_string())?;
+    let backend = backend(alias)?;
+    // One call applies every pending version: a spinner while it runs, cleared after.
+    let spinner = super::progress::spinner();
+    spinner.set_message(super::progress::migrate_message(alias));
+    spinner.tick();
+    let response =
+        backend.call_ext_json::<_, serde_json::Value>(ops::MIGRATE, &serde_json::Map::new());
+    spinner.finish_and_clear();
+    let response = response.map_err(|e| e.to_string())?;
     let applied = response
         .get("applied")
         .and_then(|a| a.as_array())

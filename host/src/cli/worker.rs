@@ -2,6 +2,7 @@
 
 use crate::worker::{options::parse_interval, QueueSelection, Worker, WorkerOptions};
 use clap::Args;
+use indicatif::ProgressBar;
 use std::time::Duration;
 
 /// Options of the `worker` subcommand (django-tasks-db's `db_worker`, plus concurrency,
@@ -111,15 +112,24 @@ pub fn run(args: &WorkerArgs) -> bool {
             return false;
         }
     };
+    // `--batch` shows its progress on stderr when that is a terminal (else the bar is hidden).
+    let bar = if args.batch {
+        super::progress::spinner()
+    } else {
+        ProgressBar::hidden()
+    };
     let ran = runtime.block_on(async {
         let worker = match Worker::new(options) {
+            Ok(w) if !bar.is_hidden() => w.on_progress(batch_progress(&bar)),
             Ok(w) => w,
             Err(e) => {
                 eprintln!("error: {e}");
                 return false;
             }
         };
-        match worker.run_until_signalled().await {
+        let ran = worker.run_until_signalled().await;
+        bar.finish_and_clear();
+        match ran {
             Ok(report) => {
                 outln!(
                     "worker {}: {} claimed, {} successful, {} failed, {} retried, {} lease lost, {} released ({:?})",
@@ -145,4 +155,11 @@ pub fn run(args: &WorkerArgs) -> bool {
     // them; exit without waiting instead.
     runtime.shutdown_background();
     ran
+}
+
+/// The worker's progress callback for `--batch`: the bar's line, updated as the counts change.
+fn batch_progress(bar: &ProgressBar) -> crate::worker::Progress {
+    let bar = bar.clone();
+    let start = std::time::Instant::now();
+    Box::new(move |report| bar.set_message(super::progress::batch_message(report, start.elapsed())))
 }

@@ -78,7 +78,12 @@ pub struct Worker {
     backend: Arc<Backend>,
     options: WorkerOptions,
     shutdown: Shutdown,
+    /// Told the counts so far as they change (`worker --batch`'s progress bar).
+    progress: Option<Progress>,
 }
+
+/// A callback given the worker's counts so far (see [`Worker::on_progress`]).
+pub(crate) type Progress = Box<dyn Fn(&WorkerReport) + Send + Sync>;
 
 impl Worker {
     /// Validate `options` and resolve the backend: it must exist and be a queue store.
@@ -100,7 +105,21 @@ impl Worker {
             backend,
             options,
             shutdown: Shutdown::new(),
+            progress: None,
         })
+    }
+
+    /// Call `progress` with the counts so far whenever they may have changed (a claim, a task
+    /// ended): the CLI's progress bar.
+    pub(crate) fn on_progress(mut self, progress: Progress) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    fn report_progress(&self, report: &WorkerReport) {
+        if let Some(progress) = &self.progress {
+            progress(report);
+        }
     }
 
     /// This worker's id.
@@ -175,6 +194,7 @@ impl Worker {
             while let Some(done) = running.try_join_next() {
                 tally(&mut report, done);
             }
+            self.report_progress(&report);
             if stopping.is_cancelled() {
                 break ExitReason::Shutdown;
             }
@@ -311,6 +331,7 @@ impl Worker {
         let drain = async {
             while let Some(done) = running.join_next().await {
                 tally(report, done);
+                self.report_progress(report);
             }
         };
         let grace = async {

@@ -1,0 +1,80 @@
+//! Progress bars on stderr for the long commands (`worker --batch`, `prune`, `migrate`), drawn
+//! only when stderr is a terminal: stdout, and stderr piped or in a file, stay as they are.
+
+use crate::worker::WorkerReport;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// How often a spinner redraws (and a rate is recomputed) while nothing else changes.
+const TICK: Duration = Duration::from_millis(100);
+
+/// A spinner on stderr showing `{msg}`, or a hidden bar unless stderr is a terminal.
+pub(crate) fn spinner() -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template("{spinner} {msg}").expect("a valid progress template");
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(style);
+    bar.enable_steady_tick(TICK);
+    bar
+}
+
+/// The line of `worker --batch`'s spinner: what is done of what was claimed, and the rate.
+pub(crate) fn batch_message(report: &WorkerReport, elapsed: Duration) -> String {
+    let done = report.successful + report.failed + report.retried + report.lease_lost;
+    let secs = elapsed.as_secs_f64();
+    let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
+    format!(
+        "{done} done / {} claimed ({} successful, {} failed, {} retried), {rate:.1} tasks/s",
+        report.claimed, report.successful, report.failed, report.retried
+    )
+}
+
+/// The line of `migrate`'s spinner.
+pub(crate) fn migrate_message(alias: &str) -> String {
+    format!(
+        "Applying migrations to backend '{}'…",
+        crate::validation::escape_for_display(alias)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_batch_line_counts_done_of_claimed_and_the_rate() {
+        let report = WorkerReport {
+            claimed: 12,
+            successful: 7,
+            failed: 1,
+            retried: 2,
+            ..WorkerReport::default()
+        };
+        assert_eq!(
+            batch_message(&report, Duration::from_secs(4)),
+            "10 done / 12 claimed (7 successful, 1 failed, 2 retried), 2.5 tasks/s"
+        );
+        assert_eq!(
+            batch_message(&WorkerReport::default(), Duration::ZERO),
+            "0 done / 0 claimed (0 successful, 0 failed, 0 retried), 0.0 tasks/s"
+        );
+    }
+
+    #[test]
+    fn the_migrate_line_names_the_alias() {
+        assert_eq!(
+            migrate_message("default"),
+            "Applying migrations to backend 'default'…"
+        );
+    }
+
+    #[test]
+    fn no_bar_is_drawn_when_stderr_is_not_a_terminal() {
+        // Under `cargo test` stderr is captured or piped, never the bar's terminal.
+        if !std::io::stderr().is_terminal() {
+            assert!(spinner().is_hidden());
+        }
+    }
+}
