@@ -609,7 +609,7 @@ fn on_a_terminal(env: &Env, command: &str) -> (String, String) {
 }
 
 #[test]
-fn batch_and_migrate_show_progress_on_a_terminal_stderr_only() {
+fn batch_prune_and_migrate_show_progress_on_a_terminal_stderr_only() {
     let env = Env::new(Store::Sqlite, "");
     env.enqueue_many(
         "record_and_sleep",
@@ -617,18 +617,37 @@ fn batch_and_migrate_show_progress_on_a_terminal_stderr_only() {
             .map(|i| serde_json::json!([format!("k{i}"), 150]))
             .collect(),
     );
-    let args = "worker --batch --no-startup-delay --interval 0.05 --worker-id w1";
+    env.enqueue("always_fails", serde_json::json!(["f"]));
+    let args = "worker --batch --no-startup-delay --interval 0.05 --retry-backoff 0 --worker-id w1";
     let (terminal, stdout) = on_a_terminal(&env, args);
     assert_eq!(
         stdout,
-        "worker w1: 4 claimed, 4 successful, 0 failed, 0 retried, 0 lease lost, 0 released (Drained)\n"
+        "worker w1: 7 claimed, 4 successful, 1 failed, 2 retried, 0 lease lost, 0 released (Drained)\n"
     );
+    // Each log line (the failed attempts, at WARN) is written with the bar cleared, on a line
+    // of its own: never run on from the bar's text.
+    let warnings: Vec<&str> = terminal
+        .split('\r')
+        .filter(|s| s.contains("WARN"))
+        .collect();
+    assert_eq!(warnings.len(), 3, "{terminal:?}");
+    for line in warnings {
+        assert!(line.starts_with("\u{1b}[2K\u{1b}[2m"), "{line:?}");
+        assert!(!line.contains("tasks/s"), "{line:?}");
+    }
     assert!(
         terminal.contains(" claimed (") && terminal.contains(" tasks/s"),
         "{terminal:?}"
     );
     assert!(
         terminal.contains("done / 1 claimed (0 successful"),
+        "{terminal:?}"
+    );
+
+    let (terminal, stdout) = on_a_terminal(&env, "prune --min-age-days 0 --batch-size 2");
+    assert_eq!(stdout, "Deleted 5 task result(s)\n");
+    assert!(
+        terminal.contains("Deleting [") && terminal.contains("] 5/5 task results ("),
         "{terminal:?}"
     );
 

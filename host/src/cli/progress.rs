@@ -3,21 +3,66 @@
 
 use crate::worker::WorkerReport;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 /// How often a spinner redraws (and a rate is recomputed) while nothing else changes.
 const TICK: Duration = Duration::from_millis(100);
 
-/// A spinner on stderr showing `{msg}`, or a hidden bar unless stderr is a terminal.
-pub(crate) fn spinner() -> ProgressBar {
+/// The bar on screen, if any: log lines are written around it (see [`LogWriter`]).
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+fn shown() -> std::sync::MutexGuard<'static, Option<ProgressBar>> {
+    SHOWN.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A spinner on stderr showing `message` (and later `set_message`s), or a hidden bar unless
+/// stderr is a terminal. End it with [`clear`].
+pub(crate) fn spinner(message: String) -> ProgressBar {
     if !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let style = ProgressStyle::with_template("{spinner} {msg}").expect("a valid progress template");
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(style);
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
+        .with_style(style)
+        .with_message(message);
+    show(&bar);
     bar.enable_steady_tick(TICK);
     bar
+}
+
+/// Make `bar` the one log lines are written around (nothing for a hidden bar).
+pub(crate) fn show(bar: &ProgressBar) {
+    if !bar.is_hidden() {
+        *shown() = Some(bar.clone());
+    }
+}
+
+/// Take `bar` off the screen.
+pub(crate) fn clear(bar: &ProgressBar) {
+    bar.finish_and_clear();
+    shown().take();
+}
+
+/// Where the log lines go: stderr, with the bar on screen (if any) cleared while a line is
+/// written and drawn again below it, so that a line never runs on from the bar's text.
+pub(crate) struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let bar = shown().clone();
+        match bar {
+            Some(bar) => bar
+                .suspend(|| std::io::stderr().write_all(buf))
+                .map(|()| buf.len()),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// The line of `worker --batch`'s spinner: what is done of what was claimed, and the rate.
@@ -74,7 +119,7 @@ mod tests {
     fn no_bar_is_drawn_when_stderr_is_not_a_terminal() {
         // Under `cargo test` stderr is captured or piped, never the bar's terminal.
         if !std::io::stderr().is_terminal() {
-            assert!(spinner().is_hidden());
+            assert!(spinner(String::new()).is_hidden());
         }
     }
 }

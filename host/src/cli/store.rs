@@ -221,17 +221,22 @@ pub fn prune(args: &PruneArgs) -> Result<(), String> {
     request.dry_run = false;
     request.limit = Some(args.batch_size);
     let bar = progress_bar(total);
+    super::progress::show(&bar);
     let mut deleted = 0;
-    loop {
-        let batch = prune(&request)
-            .map_err(|e| format!("{e} (after deleting {deleted} task result(s))"))?;
-        deleted += batch;
-        bar.inc(batch);
-        if batch < args.batch_size {
-            break;
+    let outcome = loop {
+        match prune(&request) {
+            Ok(batch) => {
+                deleted += batch;
+                bar.inc(batch);
+                if batch < args.batch_size {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(format!("{e} (after deleting {deleted} task result(s))")),
         }
-    }
-    bar.finish_and_clear();
+    };
+    super::progress::clear(&bar);
+    outcome?;
     outln!("Deleted {deleted} task result(s)");
     Ok(())
 }
@@ -253,12 +258,11 @@ fn progress_bar(len: u64) -> ProgressBar {
 pub fn migrate(alias: &str) -> Result<(), String> {
     let backend = backend(alias)?;
     // One call applies every pending version: a spinner while it runs, cleared after.
-    let spinner = super::progress::spinner();
-    spinner.set_message(super::progress::migrate_message(alias));
+    let spinner = super::progress::spinner(super::progress::migrate_message(alias));
     spinner.tick();
     let response =
         backend.call_ext_json::<_, serde_json::Value>(ops::MIGRATE, &serde_json::Map::new());
-    spinner.finish_and_clear();
+    super::progress::clear(&spinner);
     let response = response.map_err(|e| e.to_string())?;
     let applied = response
         .get("applied")

@@ -114,7 +114,10 @@ pub fn run(args: &WorkerArgs) -> bool {
     };
     // `--batch` shows its progress on stderr when that is a terminal (else the bar is hidden).
     let bar = if args.batch {
-        super::progress::spinner()
+        super::progress::spinner(super::progress::batch_message(
+            &crate::worker::WorkerReport::default(),
+            Duration::ZERO,
+        ))
     } else {
         ProgressBar::hidden()
     };
@@ -123,12 +126,13 @@ pub fn run(args: &WorkerArgs) -> bool {
             Ok(w) if !bar.is_hidden() => w.on_progress(batch_progress(&bar)),
             Ok(w) => w,
             Err(e) => {
+                super::progress::clear(&bar);
                 eprintln!("error: {e}");
                 return false;
             }
         };
         let ran = worker.run_until_signalled().await;
-        bar.finish_and_clear();
+        super::progress::clear(&bar);
         match ran {
             Ok(report) => {
                 outln!(
