@@ -517,8 +517,12 @@ fn enqueue_refuses_naming_the_thing_at_fault() {
         ),
         (
             &["enqueue", "nothing::like_it"],
-            "no task 'nothing::like_it' is registered in this binary; `taskhost check` validates \
-             the registered tasks, and `#[task]` functions register as `crate::module::function`",
+            "no task 'nothing::like_it' is registered in this binary (paths are \
+             `crate_name::module::function`); it has 'taskhost_worker_app::abort_process', \
+             'taskhost_worker_app::always_fails', 'taskhost_worker_app::async_record_and_sleep', \
+             'taskhost_worker_app::crash_work', 'taskhost_worker_app::flaky', \
+             'taskhost_worker_app::record_and_sleep', 'taskhost_worker_app::record_key', \
+             'taskhost_worker_app::slow_first_attempt', 'taskhost_worker_app::too_slow'",
         ),
         (
             &["enqueue", path, "--args", r#"{"key": "a"}"#],

@@ -84,13 +84,25 @@ fn refused(path: &str, error: crate::Error) -> String {
     format!("cannot enqueue '{}': {error}", escaped(path))
 }
 
-/// `no task '…'` with the close matches, or where to find the registered tasks.
+/// How many registered paths an unknown path's error lists when none looks like it.
+const LISTED: usize = 10;
+
+/// `no task '…'` with the close matches, else the registered paths (the first [`LISTED`]).
 pub(crate) fn unknown_task(path: &str, registered: &[&'static TaskDefinition]) -> String {
     let close = close_matches(path, registered);
     let hint = if close.is_empty() {
-        "; `taskhost check` validates the registered tasks, and `#[task]` functions register \
-         as `crate::module::function`"
-            .to_string()
+        let mut listed: Vec<String> = registered
+            .iter()
+            .take(LISTED)
+            .map(|d| format!("'{}'", d.path))
+            .collect();
+        if registered.len() > LISTED {
+            listed.push(format!("and {} more", registered.len() - LISTED));
+        }
+        format!(
+            " (paths are `crate_name::module::function`); it has {}",
+            listed.join(", ")
+        )
     } else {
         format!("; did you mean {}?", close.join(" or "))
     };
@@ -100,14 +112,28 @@ pub(crate) fn unknown_task(path: &str, registered: &[&'static TaskDefinition]) -
     )
 }
 
-/// Registered paths close to `path`: the same function name, or a few edits away, quoted.
+/// Registered paths close to `path`, closest first, quoted: the same function name, or a few
+/// edits away (at most a quarter of its length, 1 to 3).
 fn close_matches(path: &str, registered: &[&'static TaskDefinition]) -> Vec<String> {
     let name = path.rsplit("::").next().unwrap_or(path);
-    registered
+    let limit = (path.chars().count() / 4).clamp(1, 3);
+    let mut close: Vec<(usize, &str)> = registered
         .iter()
-        .filter(|d| d.name == name || edit_distance(d.path, path) <= 3)
+        .map(|d| {
+            let distance = if d.name == name {
+                0
+            } else {
+                edit_distance(d.path, path)
+            };
+            (distance, d.path)
+        })
+        .filter(|(distance, _)| *distance <= limit)
+        .collect();
+    close.sort();
+    close
+        .into_iter()
         .take(5)
-        .map(|d| format!("'{}'", d.path))
+        .map(|(_, path)| format!("'{path}'"))
         .collect()
 }
 
@@ -216,6 +242,52 @@ mod tests {
             "--run-after 'tomorrow' is not an RFC 3339 time (e.g. 2026-12-06T08:00:00Z): \
              premature end of input"
         );
+    }
+
+    fn definitions(count: usize) -> Vec<&'static TaskDefinition> {
+        fn never(_: crate::definition::Invocation) -> taskhost_plugin_api::wire::TaskOutcome {
+            unreachable!("not run")
+        }
+        (0..count)
+            .map(|i| {
+                let path: &'static str = format!("app::job_{i:02}").leak();
+                &*Box::leak(Box::new(TaskDefinition {
+                    path,
+                    name: &path[5..],
+                    priority: 0,
+                    queue_name: "default",
+                    backend: "default",
+                    takes_context: false,
+                    max_attempts: None,
+                    timeout_secs: None,
+                    runner: crate::definition::TaskRunner::Sync(never),
+                }))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_unknown_path_lists_close_matches_else_the_first_registered() {
+        let registered = definitions(12);
+        assert_eq!(
+            unknown_task("other::job_03", &registered),
+            "no task 'other::job_03' is registered in this binary; did you mean 'app::job_03'?"
+        );
+        assert_eq!(
+            unknown_task("app::jb_1", &registered),
+            "no task 'app::jb_1' is registered in this binary; did you mean 'app::job_01' or \
+             'app::job_10' or 'app::job_11'?"
+        );
+        assert_eq!(
+            unknown_task("billing::invoice", &registered[..2]),
+            "no task 'billing::invoice' is registered in this binary (paths are \
+             `crate_name::module::function`); it has 'app::job_00', 'app::job_01'"
+        );
+        assert!(unknown_task("billing::invoice", &registered).ends_with(
+            "it has 'app::job_00', 'app::job_01', 'app::job_02', 'app::job_03', 'app::job_04', \
+             'app::job_05', 'app::job_06', 'app::job_07', 'app::job_08', 'app::job_09', and 2 \
+             more"
+        ));
     }
 
     #[test]
