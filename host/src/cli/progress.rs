@@ -28,6 +28,9 @@ pub(crate) fn spinner(message: String) -> ProgressBar {
         .with_style(style)
         .with_message(message);
     show(&bar);
+    // Drawn now, not at the first steady tick: a quick command (nothing to migrate) would
+    // otherwise end before anything was shown.
+    bar.tick();
     bar.enable_steady_tick(TICK);
     bar
 }
