@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use taskhost::{Error, TaskBackends};
-use taskhost_e2e::{config_with, plugin_file, Rng};
+use taskhost_e2e::{config_text, config_with, plugin_file, stripped_plugin_bytes, Rng};
 
 /// Generates, loads and tallies the bad files.
 struct Suite {
@@ -57,10 +57,7 @@ impl Suite {
         let path = self.dir.path().join(&file_name);
         make(&path);
         let backend = format!("acme.bad_{n}.BadBackend");
-        let config = config_with(&format!(
-            "plugin_dirs = [{}]\n[tasks.bad]\nbackend = \"{backend}\"\n",
-            serde_json::to_string(&self.dir.path().display().to_string()).unwrap()
-        ));
+        let config = config_with(&config_text(self.dir.path(), "bad", &backend, ""));
         match TaskBackends::new(config).get("bad") {
             Err(Error::InvalidTaskBackend { message, .. }) => {
                 assert!(
@@ -79,20 +76,6 @@ impl Suite {
         *self.kinds.entry(kind).or_default() += 1;
         let _ = fs::remove_file(&path);
     }
-}
-
-/// A real plugin, with its debug info stripped when `strip` is available (smaller copies).
-fn real_plugin(dir: &Path) -> Vec<u8> {
-    let original = plugin_file("taskhost_backends_immediate");
-    let stripped = dir.join("stripped.so");
-    let ok = std::process::Command::new("strip")
-        .arg("--strip-debug")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(&original)
-        .status()
-        .is_ok_and(|s| s.success());
-    fs::read(if ok { &stripped } else { &original }).unwrap()
 }
 
 fn u16_at(b: &[u8], i: usize) -> usize {
@@ -151,7 +134,7 @@ fn write_mode(path: &Path, bytes: &[u8], mode: u32) {
 #[test]
 fn a_thousand_bad_plugin_files_are_refused_and_none_crashes() {
     let work = tempfile::tempdir().unwrap();
-    let real = real_plugin(work.path());
+    let real = stripped_plugin_bytes("taskhost_backends_immediate", work.path());
     let len = real.len();
     let mut rng = Rng::new(0x7a5c_0ffe_e15b_ad00);
     let mut suite = Suite::new();

@@ -18,11 +18,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use taskhost::{Error, TaskBackends};
 use taskhost_e2e::build::worker_app_bin;
-use taskhost_e2e::{config_with, plugin_file, taskhost_bin, Rng};
+use taskhost_e2e::{
+    config_text, config_with, plugin_file, stripped_plugin_bytes, taskhost_bin, Rng,
+};
 use taskhost_plugin_api::PLUGIN_API_VERSION;
 
 const DUMMY_FILE: &str = "libtaskhost_backends_dummy.so";
 const IMMEDIATE_FILE: &str = "libtaskhost_backends_immediate.so";
+const DUMMY_BACKEND: &str = "taskhost.backends.dummy.DummyBackend";
+const IMMEDIATE_BACKEND: &str = "taskhost.backends.immediate.ImmediateBackend";
 
 /// Build a shared object from C `source` with `cc` into `dir/file_name`.
 fn cc_library(dir: &Path, file_name: &str, source: &str) -> PathBuf {
@@ -288,21 +292,6 @@ fn a_plugin_file_whose_constructor_hangs_is_killed_and_refused() {
     );
 }
 
-/// The Immediate plugin with its debug info stripped when `strip` is available (as the bad
-/// plugin suite does: flips then land in code and data rather than in debug info).
-fn stripped_immediate(dir: &Path) -> Vec<u8> {
-    let original = plugin_file("taskhost_backends_immediate");
-    let stripped = dir.join("stripped.so");
-    let ok = Command::new("strip")
-        .arg("--strip-debug")
-        .arg("-o")
-        .arg(&stripped)
-        .arg(&original)
-        .status()
-        .is_ok_and(|s| s.success());
-    fs::read(if ok { &stripped } else { &original }).unwrap()
-}
-
 /// How one mutated copy fared.
 fn outcome_of(line: &str) -> String {
     if line.contains(": module taskhost.backends.immediate ") {
@@ -360,7 +349,7 @@ fn mutated_plugin_files_never_crash_taskhost() {
     let full = std::env::var_os("TASKHOST_MUTATION_FULL").is_some_and(|v| v == "1");
     let copies: usize = if full { 200 } else { 40 };
     let work = tempfile::tempdir().unwrap();
-    let real = stripped_immediate(work.path());
+    let real = stripped_plugin_bytes("taskhost_backends_immediate", work.path());
     let pinned = format!(
         "[plugin_pins]\n\"{IMMEDIATE_FILE}\" = \"{}\"\n",
         taskhost::plugin::PinDigest::of(&real)
@@ -420,15 +409,8 @@ fn mutated_plugin_files_never_crash_taskhost() {
         // One `check` run per copy.
         for dir in &dirs {
             let config = dir.join("tasks.toml");
-            fs::write(
-                &config,
-                format!(
-                    "plugin_dirs = [{}]\n[tasks.default]\nbackend = \
-                     \"taskhost.backends.immediate.ImmediateBackend\"\n",
-                    serde_json::to_string(&dir.display().to_string()).unwrap()
-                ),
-            )
-            .unwrap();
+            let text = config_text(dir, "default", IMMEDIATE_BACKEND, "");
+            fs::write(&config, text).unwrap();
             let out = taskhost(&["check"], Some(&config), &env);
             runs += 1;
             #[cfg(unix)]
@@ -476,15 +458,7 @@ fn mutated_plugin_files_never_crash_taskhost() {
 /// and `extra` appended.
 fn dummy_config(root: &Path, plugins: &Path, extra: &str) -> PathBuf {
     let config = root.join("tasks.toml");
-    fs::write(
-        &config,
-        format!(
-            "plugin_dirs = [{}]\n[tasks.dummy]\nbackend = \
-             \"taskhost.backends.dummy.DummyBackend\"\n{extra}",
-            serde_json::to_string(&plugins.display().to_string()).unwrap()
-        ),
-    )
-    .unwrap();
+    fs::write(&config, config_text(plugins, "dummy", DUMMY_BACKEND, extra)).unwrap();
     config
 }
 
@@ -561,13 +535,8 @@ fn a_pinned_plugin_loads_and_a_flipped_byte_or_a_missing_pin_is_refused() {
         taskhost::plugin::PinDigest::of(&bytes),
     );
     let pins = format!("[plugin_pins]\n\"{DUMMY_FILE}\" = \"{pin}\"\n");
-    let config = |dir: &Path, pins: &str| {
-        config_with(&format!(
-            "plugin_dirs = [{}]\n[tasks.dummy]\nbackend = \
-             \"taskhost.backends.dummy.DummyBackend\"\n{pins}",
-            serde_json::to_string(&dir.display().to_string()).unwrap()
-        ))
-    };
+    let config =
+        |dir: &Path, pins: &str| config_with(&config_text(dir, "dummy", DUMMY_BACKEND, pins));
 
     // The host library's own loading (what workers and applications use).
     let loaded = TaskBackends::new(config(&good, &pins))

@@ -71,6 +71,29 @@ pub fn plugin_file(lib_name: &str) -> PathBuf {
     plugin_dir().join(library_file_name(lib_name))
 }
 
+/// The bytes of the built plugin `lib_name`, its debug info stripped when `strip` is
+/// available (smaller copies, and byte flips land in code and data rather than debug info);
+/// `scratch` holds the stripped file.
+pub fn stripped_plugin_bytes(lib_name: &str, scratch: &Path) -> Vec<u8> {
+    let original = plugin_file(lib_name);
+    let stripped = scratch.join("stripped.so");
+    let ok = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&original)
+        .status()
+        .is_ok_and(|s| s.success());
+    std::fs::read(if ok { &stripped } else { &original }).unwrap()
+}
+
+/// A `tasks.toml` text with `dir` as the only plugin dir and `alias` on `backend`, then
+/// `extra` (TOML) appended.
+pub fn config_text(dir: &Path, alias: &str, backend: &str, extra: &str) -> String {
+    let dir = serde_json::to_string(&dir.display().to_string()).expect("a path as a JSON string");
+    format!("plugin_dirs = [{dir}]\n[tasks.{alias}]\nbackend = \"{backend}\"\n{extra}")
+}
+
 /// The built `taskhost` command-line tool.
 pub fn taskhost_bin() -> PathBuf {
     plugin_dir().join(format!("taskhost{}", std::env::consts::EXE_SUFFIX))

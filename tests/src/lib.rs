@@ -7,6 +7,8 @@ pub mod external;
 pub mod logs;
 pub mod rng;
 
-pub use build::{plugin_dir, plugin_file, taskhost_bin, workspace_root};
+pub use build::{
+    config_text, plugin_dir, plugin_file, stripped_plugin_bytes, taskhost_bin, workspace_root,
+};
 pub use config::{config_with, TestConfig};
 pub use rng::Rng;

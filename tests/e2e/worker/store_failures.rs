@@ -83,12 +83,19 @@ fn a_batch_worker_exits_1_on_a_sqlite_file_whose_pages_were_overwritten() {
     drop((file, db));
 }
 
-#[test]
-fn a_batch_worker_exits_1_when_the_sqlite_tasks_table_was_dropped() {
+/// A SQLite store with one task, whose `taskhost_tasks` table was then dropped (the connection
+/// that dropped it is kept open until the test ends).
+fn sqlite_store_without_its_table() -> (Env, rusqlite::Connection) {
     let env = Env::new(Store::Sqlite, "");
     env.enqueue("record_key", json!(["never"]));
     let db = rusqlite::Connection::open(env.dir.path().join("tasks.db")).unwrap();
     db.execute_batch("DROP TABLE taskhost_tasks").unwrap();
+    (env, db)
+}
+
+#[test]
+fn a_batch_worker_exits_1_when_the_sqlite_tasks_table_was_dropped() {
+    let (env, db) = sqlite_store_without_its_table();
     let out = run_batch(&env, "w-dropped", &[]);
     assert_failed(
         &out,
@@ -100,10 +107,7 @@ fn a_batch_worker_exits_1_when_the_sqlite_tasks_table_was_dropped() {
 
 #[test]
 fn a_worker_without_batch_stops_on_a_broken_store_too() {
-    let env = Env::new(Store::Sqlite, "");
-    env.enqueue("record_key", json!(["never"]));
-    let db = rusqlite::Connection::open(env.dir.path().join("tasks.db")).unwrap();
-    db.execute_batch("DROP TABLE taskhost_tasks").unwrap();
+    let (env, db) = sqlite_store_without_its_table();
     let out = env.run_worker(&["--worker-id", "w-service"]);
     assert_failed(
         &out,
