@@ -7,7 +7,8 @@ use std::fmt;
 ///
 /// The first four are Django's (`supports_defer`, `supports_async_task`, `supports_get_result`,
 /// `supports_priority`); [`Capabilities::QUEUE_STORE`] says the backend stores tasks for workers
-/// (`claim`, `complete`, `renew_leases`, `release`).
+/// (`claim`, `complete`, `renew_leases`, `release`). Bits 5 and 6 are retired (1.x's bulk and
+/// delta enqueue); later 2.x flags start at bit 7.
 #[repr(transparent)]
 #[derive(StableAbi, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Capabilities(pub u64);
@@ -25,16 +26,8 @@ impl Capabilities {
     pub const PRIORITY: Self = Self(1 << 3);
     /// The backend is a queue store: workers claim and complete its tasks.
     pub const QUEUE_STORE: Self = Self(1 << 4);
-    /// The backend accepts `enqueue_many` natively (otherwise the host loops over `enqueue`).
-    pub const BULK_ENQUEUE: Self = Self(1 << 5);
-    /// The backend answers [`crate::ops::ENQUEUE_DELTA`] (and, with [`Self::BULK_ENQUEUE`],
-    /// [`crate::ops::ENQUEUE_MANY_DELTA`]): an enqueue whose response holds only what the
-    /// backend set (a [`crate::wire::ResultDelta`]). Added in 1.3.0; the host sends plain
-    /// `enqueue` and `enqueue_many` to backends without it.
-    pub const ENQUEUE_DELTA: Self = Self(1 << 6);
     /// Every flag this version of the crate defines (a host reports the others as unknown).
-    /// Added in 1.3.0.
-    pub const KNOWN: Self = Self((1 << 7) - 1);
+    pub const KNOWN: Self = Self((1 << 5) - 1);
 
     /// Every flag set in `self` is also set in `other`… read: does `self` contain `flag`?
     pub const fn contains(self, flag: Self) -> bool {
@@ -57,8 +50,6 @@ impl Capabilities {
                     2 => "supports_get_result".to_string(),
                     3 => "supports_priority".to_string(),
                     4 => "supports_queue_store".to_string(),
-                    5 => "supports_bulk_enqueue".to_string(),
-                    6 => "supports_enqueue_delta".to_string(),
                     n => format!("bit{n}"),
                 });
             }

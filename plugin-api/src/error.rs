@@ -29,8 +29,8 @@ impl ErrorKind {
     /// The class named in the config is not exported by this library.
     pub const UNKNOWN_CLASS: Self = Self(8);
     /// The store cannot be used and retrying will not help: its file is corrupt, its schema is
-    /// missing, access is denied… Someone must repair it (added in 1.5.0; an older host treats
-    /// it as [`ErrorKind::OTHER`]). [`ErrorKind::UNAVAILABLE`] is the kind for "retry may help".
+    /// missing, access is denied… Someone must repair it (kinds a host does not know count as
+    /// [`ErrorKind::OTHER`]). [`ErrorKind::UNAVAILABLE`] is the kind for "retry may help".
     pub const STORE_BROKEN: Self = Self(9);
 
     /// A short lowercase name for messages (`"not supported"`, `"panic"`…).
@@ -88,12 +88,25 @@ impl PluginError {
         )
     }
 
-    /// An [`ErrorKind::INVALID_REQUEST`] error for a payload that failed to decode.
-    pub fn invalid_request(what: &str, err: impl fmt::Display) -> Self {
-        Self::new(
-            ErrorKind::INVALID_REQUEST,
-            format!("invalid {what} payload: {err}"),
-        )
+    /// An [`ErrorKind::RESULT_DOES_NOT_EXIST`] error for the result `id` (the host reports
+    /// Django's `TaskResultDoesNotExist` with the id).
+    pub fn does_not_exist(id: &str) -> Self {
+        Self::new(ErrorKind::RESULT_DOES_NOT_EXIST, id)
+    }
+
+    /// An [`ErrorKind::INVALID_REQUEST`] error: the request cannot be served as it is.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::INVALID_REQUEST, message)
+    }
+
+    /// An [`ErrorKind::INVALID_OPTIONS`] error: the backend's options are wrong.
+    pub fn invalid_options(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::INVALID_OPTIONS, message)
+    }
+
+    /// The message, as text.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -105,5 +118,4 @@ impl fmt::Display for PluginError {
 
 impl std::error::Error for PluginError {}
 
-/// The result type of every fallible ABI call.
-pub type PluginResult<T> = abi_stable::std_types::RResult<T, PluginError>;
+

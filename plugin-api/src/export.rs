@@ -1,12 +1,17 @@
-//! [`export_plugin!`](crate::export_plugin): the root module of a plugin library, in one macro.
+//! [`export_plugin!`](crate::export_plugin): a plugin library's root module, in one macro.
 
-/// Export a plugin library's root module.
+/// Export a plugin library: its module path and, for each class, the constructor of a
+/// [`crate::Backend`].
 ///
-/// Names the dotted module path the library serves (it must match the library file: module path
-/// `acme.redis` ⇒ `[lib] name = "acme_redis"`) and, for each exported class, a constructor
-/// `fn(BackendParams, HostBox) -> Result<impl Backend, PluginError>`. The macro writes the
-/// manifest, routes `new_backend` to the constructor, installs the log forwarder, and runs
-/// everything inside the panic guard.
+/// The module path must match the library file: module path `acme.spool` ⇒ `[lib] name =
+/// "acme_spool"` (and `crate-type = ["cdylib"]`). A constructor is any
+/// `fn(BackendParams, Host) -> Result<impl Backend, PluginError>`. The macro writes the stable
+/// ABI adapter: the manifest, `new_backend` routing each class to its constructor, the panic
+/// guard around every call into your code, and the forwarding of your `tracing` events to the
+/// host.
+///
+/// A plugin that uses a host service added in a later 2.x says which with `requires: "2.N"`;
+/// older hosts then refuse it in one line naming both versions.
 ///
 /// ```ignore
 /// taskhost_plugin_api::export_plugin! {
@@ -18,45 +23,38 @@
 macro_rules! export_plugin {
     (
         module_path: $module_path:literal,
-        classes: { $( $class:literal => $ctor:path ),+ $(,)? } $(,)?
+        classes: { $( $class:literal => $ctor:path ),+ $(,)? }
+        $(, requires: $requires:literal)? $(,)?
     ) => {
         const _: () = {
             use $crate::abi_stable::std_types::{RResult, RStr, RString};
 
             extern "C" fn __taskhost_manifest() -> RString {
-                $crate::guard::guard_or(RString::new(), || {
-                    let manifest = $crate::Manifest {
-                        module_path: ::std::string::String::from($module_path),
-                        classes: ::std::vec![$(::std::string::String::from($class)),+],
-                        plugin_api_version: ::std::string::String::from(
-                            $crate::PLUGIN_API_VERSION,
-                        ),
-                        plugin_version: ::std::format!(
-                            "{} {}",
-                            ::std::env!("CARGO_PKG_NAME"),
-                            ::std::env!("CARGO_PKG_VERSION")
-                        ),
-                    };
-                    $crate::__private::manifest_json(&manifest)
-                })
+                #[allow(unused_mut)]
+                let mut requires = $crate::abi::Manifest::default_requires();
+                $( requires = ::std::string::String::from($requires); )?
+                $crate::__private::manifest_json(
+                    $module_path,
+                    &[$($class),+],
+                    ::std::concat!(
+                        ::std::env!("CARGO_PKG_NAME"),
+                        " ",
+                        ::std::env!("CARGO_PKG_VERSION")
+                    ),
+                    requires,
+                )
             }
 
             extern "C" fn __taskhost_new_backend(
                 class: RStr<'_>,
                 params: RStr<'_>,
-                host: $crate::HostBox,
-            ) -> RResult<$crate::BackendBox, $crate::PluginError> {
-                $crate::guard(move || {
-                    $crate::log::install_forwarder(&host);
-                    let params = $crate::__private::decode_params(params.as_str())?;
+                host: $crate::abi::AbiHostBox,
+            ) -> RResult<$crate::abi::AbiBackendBox, $crate::PluginError> {
+                $crate::abi::guard::guard(move || {
+                    let (params, host) = $crate::__private::prepare(params.as_str(), host)?;
                     match class.as_str() {
                         $(
-                            $class => $ctor(params, host).map(|backend| {
-                                $crate::Backend_TO::from_value(
-                                    backend,
-                                    $crate::abi_stable::sabi_trait::TD_Opaque,
-                                )
-                            }),
+                            $class => $ctor(params, host).map($crate::abi::adapter::export_backend),
                         )+
                         other => ::std::result::Result::Err($crate::__private::unknown_class(
                             $module_path,
@@ -70,7 +68,7 @@ macro_rules! export_plugin {
             extern "C" fn __taskhost_erased_root() -> $crate::abi_stable::library::RootModuleResult {
                 $crate::abi_stable::library::__call_root_module_loader(|| {
                     $crate::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix(
-                        $crate::PluginModule {
+                        $crate::abi::PluginModule {
                             manifest: __taskhost_manifest,
                             new_backend: __taskhost_new_backend,
                         },
@@ -86,7 +84,7 @@ macro_rules! export_plugin {
                 $crate::abi_stable::library::LibHeader = unsafe {
                 // SAFETY: the constructor returns the root module type `PluginModuleRef`, which
                 // is the type passed here, as `#[export_root_module]` guarantees the same way.
-                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::PluginModuleRef>(
+                $crate::abi_stable::library::LibHeader::from_constructor::<$crate::abi::PluginModuleRef>(
                     __taskhost_erased_root,
                     $crate::abi_stable::library::CheckTypeLayout::Yes,
                 )
@@ -97,15 +95,36 @@ macro_rules! export_plugin {
 
 #[doc(hidden)]
 pub mod __private {
-    use crate::{wire::BackendParams, ErrorKind, Manifest, PluginError};
+    use crate::abi::{adapter::host_from_abi, guard::guard_or, AbiHostBox, Manifest};
+    use crate::{BackendParams, ErrorKind, Host, PluginError, PLUGIN_API_VERSION};
     use abi_stable::std_types::RString;
 
-    pub fn manifest_json(manifest: &Manifest) -> RString {
-        RString::from(serde_json::to_string(manifest).unwrap_or_default())
+    pub fn manifest_json(
+        module_path: &str,
+        classes: &[&str],
+        plugin_version: &str,
+        requires: String,
+    ) -> RString {
+        guard_or(RString::new(), || {
+            let manifest = Manifest {
+                module_path: module_path.to_string(),
+                classes: classes.iter().map(|c| c.to_string()).collect(),
+                plugin_api_version: PLUGIN_API_VERSION.to_string(),
+                plugin_version: plugin_version.to_string(),
+                requires,
+            };
+            RString::from(serde_json::to_string(&manifest).unwrap_or_default())
+        })
     }
 
-    pub fn decode_params(params: &str) -> Result<BackendParams, PluginError> {
-        serde_json::from_str(params).map_err(|e| PluginError::invalid_request("backend params", e))
+    /// Reads the params and wraps the host object, installing the log forwarder on first use.
+    pub fn prepare(params: &str, host: AbiHostBox) -> Result<(BackendParams, Host), PluginError> {
+        let host = host_from_abi(host);
+        crate::log::install_forwarder(&host);
+        let params = serde_json::from_str(params).map_err(|e| {
+            PluginError::invalid_request(format!("unreadable backend parameters: {e}"))
+        })?;
+        Ok((params, host))
     }
 
     pub fn unknown_class(module_path: &str, class: &str, classes: &[&str]) -> PluginError {

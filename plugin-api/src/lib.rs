@@ -1,43 +1,56 @@
-//! The stable plugin ABI of taskhost.
+//! The plugin SDK of taskhost: what a backend author implements, and the stable boundary
+//! generated from it.
 //!
-//! A backend plugin is a `cdylib` that depends on this crate alone. It exports one
-//! [`PluginModule`] (through [`export_plugin!`]) whose [`PluginModule::new_backend`] builds a
-//! [`BackendBox`] — an object implementing the [`Backend`] trait — for a class named in the host's
-//! `tasks.toml`. The host hands every backend a [`HostBox`]: callbacks to run a task function by
-//! path, emit signals, log into the host's `tracing` subscriber and read the clock.
+//! A backend plugin is a `cdylib` that depends on this crate alone. Its author writes a type
+//! implementing the [`Backend`] trait on typed values ([`EnqueueRequest`] in, [`TaskResultData`]
+//! out; the queue-store methods for a backend workers claim from) and exports it with
+//! [`export_plugin!`]. The constructor receives its entry of `tasks.toml` ([`BackendParams`]) and
+//! a [`Host`]: run a task function by path, send Django's signals, read the clock. `tracing`
+//! events reach the host's subscriber.
 //!
-//! Key types:
-//! - [`Backend`] / [`BackendBox`]: what a plugin implements (frozen vtable, see `docs/decisions`).
-//! - [`Host`] / [`HostBox`]: what the host offers a plugin.
-//! - [`PluginModule`]: the root module every plugin library exports.
-//! - [`wire`]: the JSON payloads that cross the boundary (task results, claims, completions).
-//! - [`guard`]: the panic guard every entry point must use — a panic must never cross the ABI.
-//! - [`PluginError`] / [`ErrorKind`], [`Capabilities`], [`Signal`], [`LogLevel`].
+//! ```ignore
+//! taskhost_plugin_api::export_plugin! {
+//!     module_path: "acme.spool",                    // [lib] name = "acme_spool"
+//!     classes: { "SpoolBackend" => SpoolBackend::new },
+//! }
+//! ```
 //!
-//! Everything that crosses the boundary is either a JSON string or one of the few `#[repr(C)]`
-//! types here; domain types evolve by adding optional JSON fields, never by changing a layout.
+//! What crosses the boundary ([`abi`]) is generated: frozen `#[repr(C)]` records, the panic
+//! guard and the log forwarder. A plugin built against 2.0 loads in every 2.x host
+//! (`docs/decisions/012-plugin-sdk-2.md`). With the `testing` feature, [`testing::TestHost`]
+//! stands in for the host in a plugin's unit tests.
 #![allow(non_local_definitions)]
 
+pub mod abi;
 pub mod backend;
 pub mod capabilities;
 pub mod error;
 #[doc(hidden)]
 pub mod export;
-pub use export::__private;
-pub mod guard;
 pub mod host;
+pub mod json;
 pub mod log;
-pub mod module;
-pub mod ops;
 pub mod signal;
-pub mod wire;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod types;
 
+#[doc(hidden)]
 pub use abi_stable;
-pub use backend::{Backend, BackendBox, Backend_TO};
+pub use backend::Backend;
 pub use capabilities::Capabilities;
-pub use error::{ErrorKind, PluginError, PluginResult};
-pub use guard::{guard, guard_json, panic_message};
-pub use host::{Host, HostBox, Host_TO};
+pub use error::{ErrorKind, PluginError};
+pub use export::__private;
+pub use host::Host;
+pub use json::Json;
 pub use log::LogLevel;
-pub use module::{Manifest, PluginModule, PluginModuleRef, ABI_NAME, PLUGIN_API_VERSION};
 pub use signal::Signal;
+pub use types::{
+    BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
+    EnqueueRequest, LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription,
+    TaskError, TaskOutcome, TaskResultData, TaskResultStatus, WaitRequest,
+};
+
+/// The version of this crate a plugin was built against. A host loads plugins of its major
+/// version whose manifest does not require a newer minor (`docs/decisions/012-plugin-sdk-2.md`).
+pub const PLUGIN_API_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -2,14 +2,14 @@
 //!
 //! A `cdylib` links its own copy of `tracing-core`, with its own (empty) global dispatcher, so a
 //! plugin's events are silent unless forwarded. [`install_forwarder`] installs, once per library, a
-//! subscriber that formats each event and hands it to [`crate::Host::log`]; the host re-emits it.
+//! subscriber that formats each event and hands it to the host, which re-emits it.
 //! [`crate::export_plugin!`] calls it on the first `new_backend`, so plugin authors just use
 //! `tracing` as usual. Spans are not forwarded; their fields are not attached to events. One
 //! forwarder serves every backend built from the library, so an event names its backend only if
 //! the plugin puts the alias in the event's fields.
 
-use crate::HostBox;
-use abi_stable::{std_types::RStr, StableAbi};
+use crate::Host;
+use abi_stable::StableAbi;
 use std::fmt::{self, Write as _};
 use std::sync::OnceLock;
 use tracing_core::{
@@ -52,7 +52,7 @@ static FORWARDER: OnceLock<()> = OnceLock::new();
 
 /// Install (once per plugin library) a global subscriber that forwards events to `host`.
 /// Later calls do nothing. Returns whether this call installed it.
-pub fn install_forwarder(host: &HostBox) -> bool {
+pub(crate) fn install_forwarder(host: &Host) -> bool {
     let mut installed = false;
     FORWARDER.get_or_init(|| {
         let forward = Forward { host: host.clone() };
@@ -63,8 +63,16 @@ pub fn install_forwarder(host: &HostBox) -> bool {
     installed
 }
 
+/// Run `body` with this thread's `tracing` events forwarded to `host` (the test double's way
+/// to record a plugin's logs without a global subscriber).
+#[cfg(feature = "testing")]
+pub(crate) fn forward_during<T>(host: &Host, body: impl FnOnce() -> T) -> T {
+    let dispatch = tracing_core::Dispatch::new(Forward { host: host.clone() });
+    tracing_core::dispatcher::with_default(&dispatch, body)
+}
+
 struct Forward {
-    host: HostBox,
+    host: Host,
 }
 
 impl Subscriber for Forward {
@@ -78,7 +86,7 @@ impl Subscriber for Forward {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
         self.host.log_enabled(
             LogLevel::from_tracing(metadata.level()),
-            RStr::from_str(metadata.target()),
+            metadata.target(),
         )
     }
 
@@ -96,8 +104,8 @@ impl Subscriber for Forward {
         let metadata = event.metadata();
         self.host.log(
             LogLevel::from_tracing(metadata.level()),
-            RStr::from_str(metadata.target()),
-            RStr::from_str(&text.finish()),
+            metadata.target(),
+            &text.finish(),
         );
     }
 
@@ -108,13 +116,13 @@ impl Subscriber for Forward {
 
 /// Renders an event as `message key=value key=value`.
 #[derive(Default)]
-struct MessageVisitor {
+pub(crate) struct MessageVisitor {
     message: String,
     fields: String,
 }
 
 impl MessageVisitor {
-    fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         match (self.message.is_empty(), self.fields.is_empty()) {
             (_, true) => self.message,
             (true, false) => self.fields,

@@ -1,23 +1,19 @@
-//! The JSON payloads that cross the ABI.
+//! The typed values a backend works with: what the host asks of it and what it answers.
 //!
-//! These types only describe data; they evolve by adding fields with `#[serde(default)]`, so a
-//! plugin built against an older 1.x reads what a newer host sends, and the reverse.
+//! These are plain Rust types. [`crate::export_plugin!`] carries them across the plugin
+//! boundary as frozen `#[repr(C)]` records (see [`crate::abi`]); a plugin never sees those.
+//! Free-form values (arguments, return values) are [`Json`] text that crosses as it is.
 
+use crate::Json;
+use abi_stable::StableAbi;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::fmt;
 
-mod decode;
-mod delta;
-mod encode;
-pub mod timestamp;
-
-pub use delta::{ResultDelta, RunEnqueued};
-pub use encode::enqueue_request_json;
-
 /// The status of a task result — exactly Django's four.
-#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[repr(u8)]
+#[derive(StableAbi, Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Hash, Debug)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskResultStatus {
     /// Just enqueued, or ready to be run again.
@@ -92,7 +88,7 @@ pub struct TaskDescription {
     /// The backend alias it was enqueued on.
     pub backend: String,
     /// Earliest time to run it, if deferred.
-    #[serde(default, with = "timestamp")]
+    #[serde(default)]
     pub run_after: Option<DateTime<Utc>>,
     /// Whether the function takes a `TaskContext` first.
     #[serde(default)]
@@ -118,23 +114,21 @@ pub struct TaskResultData {
     /// Where the run stands.
     pub status: TaskResultStatus,
     /// When it was stored.
-    #[serde(default, with = "timestamp")]
+    #[serde(default)]
     pub enqueued_at: Option<DateTime<Utc>>,
     /// When the latest attempt started.
-    #[serde(default, with = "timestamp")]
+    #[serde(default)]
     pub started_at: Option<DateTime<Utc>>,
     /// When it finished (FAILED or SUCCESSFUL).
-    #[serde(default, with = "timestamp")]
+    #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
     /// When an attempt was last made.
-    #[serde(default, with = "timestamp")]
+    #[serde(default)]
     pub last_attempted_at: Option<DateTime<Utc>>,
-    /// Positional arguments, as JSON.
-    #[serde(default)]
-    pub args: Vec<Value>,
-    /// Keyword arguments, as JSON.
-    #[serde(default)]
-    pub kwargs: Map<String, Value>,
+    /// Positional arguments: a JSON array.
+    pub args: Json,
+    /// Keyword arguments: a JSON object.
+    pub kwargs: Json,
     /// The backend alias.
     pub backend: String,
     /// Errors of failed attempts, oldest first.
@@ -145,13 +139,13 @@ pub struct TaskResultData {
     pub worker_ids: Vec<String>,
     /// The return value, once SUCCESSFUL.
     #[serde(default)]
-    pub return_value: Option<Value>,
+    pub return_value: Option<Json>,
 }
 
 impl TaskResultData {
     /// The READY result a backend first makes of an enqueue request, for backend `alias`: the
     /// request's id, task and arguments, every timestamp unset, no errors, no worker ids
-    /// (Django's fresh `TaskResult`). Added in 1.1.0.
+    /// (Django's fresh `TaskResult`).
     pub fn ready(request: EnqueueRequest, alias: &str) -> Self {
         Self {
             id: request.id,
@@ -178,11 +172,10 @@ pub struct EnqueueRequest {
     pub id: String,
     /// The task and its options, already validated by the host.
     pub task: TaskDescription,
-    /// Positional arguments (JSON-storable, checked by the host).
-    pub args: Vec<Value>,
-    /// Keyword arguments.
-    #[serde(default)]
-    pub kwargs: Map<String, Value>,
+    /// Positional arguments: a JSON array (JSON-storable, checked by the host).
+    pub args: Json,
+    /// Keyword arguments: a JSON object.
+    pub kwargs: Json,
 }
 
 /// How a task run ended, as the host reports it to a backend.
@@ -192,7 +185,7 @@ pub enum TaskOutcome {
     /// The function returned a storable value.
     Successful {
         /// The return value as JSON.
-        return_value: Value,
+        return_value: Json,
     },
     /// The function returned an error, panicked, or its return value could not be stored.
     Failed {
@@ -271,13 +264,13 @@ pub struct Completion {
     /// How it ended.
     pub outcome: TaskOutcome,
     /// For a failure that will be retried: when to run it again (status goes back to READY).
-    #[serde(default, with = "timestamp")]
+    #[serde(default)]
     pub retry_at: Option<DateTime<Utc>>,
     /// When the function actually started, if that was after the claim (a task prefetched by
     /// the worker waited for a slot): the store records it as `started_at` and
     /// `last_attempted_at`. `None` keeps the claim's times. Added in 1.2.0; older stores
     /// ignore it.
-    #[serde(default, with = "timestamp", skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
 }
 
@@ -330,7 +323,7 @@ pub struct QueueStats {
     /// How many results.
     pub count: u64,
     /// For READY: when the oldest ready task was enqueued.
-    #[serde(default, with = "timestamp")]
+    #[serde(default)]
     pub oldest_enqueued_at: Option<DateTime<Utc>>,
 }
 
@@ -338,10 +331,10 @@ pub struct QueueStats {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Debug, Default)]
 pub struct PruneRequest {
     /// Delete results finished before this time.
-    #[serde(default, with = "timestamp")]
+    #[serde(default)]
     pub finished_before: Option<DateTime<Utc>>,
     /// For FAILED results, this cut-off instead (when set).
-    #[serde(default, with = "timestamp")]
+    #[serde(default)]
     pub failed_finished_before: Option<DateTime<Utc>>,
     /// Only these statuses (FAILED and/or SUCCESSFUL); empty = both.
     #[serde(default)]
@@ -354,8 +347,7 @@ pub struct PruneRequest {
     pub dry_run: bool,
     /// Delete (or, with `dry_run`, count) at most this many rows in this call; `None` = all.
     /// A caller works through a large store in batches by repeating the call until it
-    /// returns fewer than `limit`. Added later with a default: an older plugin that ignores
-    /// it deletes everything in the first call, which ends such a loop just the same.
+    /// returns fewer than `limit`.
     #[serde(default)]
     pub limit: Option<u64>,
 }
@@ -372,209 +364,52 @@ pub struct WaitRequest {
 
 #[cfg(test)]
 mod tests {
-    //! Decoding what crosses the ABI never panics, whatever the bytes: arbitrary strings, and
-    //! valid payloads with bytes replaced, inserted or removed.
     use super::*;
-    use proptest::prelude::*;
-
-    fn description() -> TaskDescription {
-        TaskDescription {
-            path: "app::tasks::send".into(),
-            priority: 10,
-            queue_name: "default".into(),
-            backend: "default".into(),
-            run_after: Some(DateTime::from_timestamp(1_700_000_000, 0).unwrap()),
-            takes_context: true,
-            is_async: false,
-            max_attempts: Some(3),
-            timeout_secs: Some(2.5),
-        }
-    }
 
     fn request() -> EnqueueRequest {
-        let mut kwargs = Map::new();
-        kwargs.insert("to".into(), Value::from("a@example.com"));
         EnqueueRequest {
             id: "0190c0de-0000-7000-8000-000000000000".into(),
-            task: description(),
-            args: vec![Value::from(1), Value::from("two"), Value::Null],
-            kwargs,
+            task: TaskDescription {
+                path: "app::tasks::send".into(),
+                priority: 10,
+                queue_name: "default".into(),
+                backend: "default".into(),
+                run_after: Some(DateTime::from_timestamp(1_700_000_000, 0).unwrap()),
+                takes_context: true,
+                is_async: false,
+                max_attempts: Some(3),
+                timeout_secs: Some(2.5),
+            },
+            args: Json::encode(&(1, "two", ())).unwrap(),
+            kwargs: Json::empty_object(),
         }
     }
 
-    /// One valid JSON payload of each decoded type.
-    fn valid_payloads() -> Vec<String> {
+    #[test]
+    fn a_fresh_result_is_ready_with_the_requests_values() {
+        let result = TaskResultData::ready(request(), "fast");
+        assert_eq!(result.status, TaskResultStatus::Ready);
+        assert_eq!(result.backend, "fast");
+        assert_eq!(result.args.as_str(), r#"[1,"two",null]"#);
+        assert!(result.enqueued_at.is_none() && result.worker_ids.is_empty());
+    }
+
+    #[test]
+    fn results_serialize_with_their_values_embedded() {
         let mut result = TaskResultData::ready(request(), "default");
-        result.errors.push(TaskError {
-            exception_class_path: "panic".into(),
-            traceback: "panic: boom\n".into(),
-        });
-        result.worker_ids.push("w1".into());
-        result.return_value = Some(Value::from(42));
-        let claim = ClaimRequest {
-            worker_id: "w1".into(),
-            queues: Some(vec!["default".into()]),
-            exclude_queues: vec![],
-            limit: 5,
-            lease_secs: 30.0,
-        };
-        let completions = [
-            Completion {
-                id: "x".into(),
-                worker_id: "w1".into(),
-                lease_token: 7,
-                outcome: TaskOutcome::Successful {
-                    return_value: Value::from("ok"),
-                },
-                retry_at: None,
-                started_at: None,
-            },
-            Completion {
-                id: "y".into(),
-                worker_id: "w1".into(),
-                lease_token: -1,
-                outcome: TaskOutcome::Failed {
-                    error: TaskError {
-                        exception_class_path: "std::io::Error".into(),
-                        traceback: "std::io::Error: no\n".into(),
-                    },
-                },
-                retry_at: Some(DateTime::from_timestamp(1_700_000_100, 0).unwrap()),
-                started_at: Some(DateTime::from_timestamp(1_700_000_050, 0).unwrap()),
-            },
-        ];
-        let mut out = vec![
-            serde_json::to_string(&result).unwrap(),
-            serde_json::to_string(&request()).unwrap(),
-            serde_json::to_string(&claim).unwrap(),
-        ];
-        out.extend(
-            completions
-                .iter()
-                .map(|c| serde_json::to_string(c).unwrap()),
-        );
-        out
-    }
-
-    /// Decodes `text` as every ABI type; only `Ok`/`Err` may come back (a panic fails the test).
-    fn decode_all(text: &str) {
-        let _ = serde_json::from_str::<TaskResultData>(text);
-        let _ = TaskResultData::from_json(text);
-        let _ = serde_json::from_str::<EnqueueRequest>(text);
-        let _ = EnqueueRequest::from_json(text);
-        let _ = serde_json::from_str::<Vec<EnqueueRequest>>(text);
-        let _ = serde_json::from_str::<ClaimRequest>(text);
-        let _ = serde_json::from_str::<Completion>(text);
-        let _ = serde_json::from_str::<Vec<Completion>>(text);
+        result.return_value = Some(Json::encode(&42).unwrap());
+        let text = serde_json::to_string(&result).unwrap();
+        assert!(text.contains(r#""args":[1,"two",null]"#), "{text}");
+        assert!(text.contains(r#""return_value":42"#), "{text}");
+        let back: TaskResultData = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, result);
     }
 
     #[test]
-    fn valid_payloads_round_trip() {
-        let payloads = valid_payloads();
-        let result: TaskResultData = serde_json::from_str(&payloads[0]).unwrap();
-        assert_eq!(result.task, description());
-        let req: EnqueueRequest = serde_json::from_str(&payloads[1]).unwrap();
-        assert_eq!(req, request());
-        let claim: ClaimRequest = serde_json::from_str(&payloads[2]).unwrap();
-        assert_eq!(claim.limit, 5);
-        for p in &payloads[3..] {
-            let c: Completion = serde_json::from_str(p).unwrap();
-            assert_eq!(serde_json::to_string(&c).unwrap(), *p);
+    fn statuses_read_back_from_their_stored_names() {
+        for status in TaskResultStatus::ALL {
+            assert_eq!(TaskResultStatus::parse(status.as_str()), Some(status));
         }
-    }
-
-    #[test]
-    fn deep_nesting_is_an_error_not_a_stack_overflow() {
-        for open in ["[", "{\"a\":", "{\"args\":["] {
-            let text = open.repeat(100_000);
-            decode_all(&text);
-            assert!(serde_json::from_str::<EnqueueRequest>(&text).is_err());
-        }
-    }
-
-    /// A byte-level edit of a valid payload.
-    #[derive(Debug, Clone)]
-    enum Edit {
-        Replace(usize, u8),
-        Insert(usize, u8),
-        Remove(usize),
-        Truncate(usize),
-    }
-
-    fn edit() -> impl Strategy<Value = Edit> {
-        let byte = prop_oneof![
-            prop::sample::select(b"{}[]\",:0123456789-.eE+ntfalsrue\\ \x00\x7f".to_vec()),
-            any::<u8>(),
-        ];
-        prop_oneof![
-            (any::<usize>(), byte.clone()).prop_map(|(i, b)| Edit::Replace(i, b)),
-            (any::<usize>(), byte).prop_map(|(i, b)| Edit::Insert(i, b)),
-            any::<usize>().prop_map(Edit::Remove),
-            any::<usize>().prop_map(Edit::Truncate),
-        ]
-    }
-
-    fn apply(bytes: &mut Vec<u8>, edit: &Edit) {
-        let len = bytes.len();
-        match *edit {
-            Edit::Replace(i, b) if len > 0 => bytes[i % len] = b,
-            Edit::Insert(i, b) => bytes.insert(i % (len + 1), b),
-            Edit::Remove(i) if len > 0 => {
-                bytes.remove(i % len);
-            }
-            Edit::Truncate(i) => bytes.truncate(i % (len + 1)),
-            _ => {}
-        }
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
-
-        #[test]
-        fn arbitrary_strings_never_panic(text in any::<String>()) {
-            decode_all(&text);
-        }
-
-        #[test]
-        fn json_like_strings_never_panic(
-            text in "([{}\\[\\]\",:0-9eE.+ -]|true|false|null|\"id\"|\"task\"|\"status\"|\"SUCCESSFUL\"|\"FAILED\"|\"args\"|\"kwargs\"){0,80}"
-        ) {
-            decode_all(&text);
-        }
-
-        #[test]
-        fn mutated_valid_payloads_never_panic(
-            which in 0usize..5,
-            edits in prop::collection::vec(edit(), 1..8),
-        ) {
-            let mut bytes = valid_payloads().swap_remove(which).into_bytes();
-            for e in &edits {
-                apply(&mut bytes, e);
-            }
-            // Not necessarily UTF-8 any more: decode from bytes, and from the lossy text.
-            let _ = serde_json::from_slice::<TaskResultData>(&bytes);
-            let _ = serde_json::from_slice::<EnqueueRequest>(&bytes);
-            let _ = serde_json::from_slice::<ClaimRequest>(&bytes);
-            let _ = serde_json::from_slice::<Completion>(&bytes);
-            decode_all(&String::from_utf8_lossy(&bytes));
-        }
-
-        #[test]
-        fn huge_and_odd_numbers_never_panic(
-            n in prop_oneof![
-                Just("1e999".to_string()),
-                Just("-1e999".to_string()),
-                Just("18446744073709551616".to_string()),
-                Just("-9223372036854775809".to_string()),
-                Just("NaN".to_string()),
-                any::<f64>().prop_map(|f| format!("{f:e}")),
-                any::<i128>().prop_map(|i| i.to_string()),
-            ],
-        ) {
-            decode_all(&format!(
-                "{{\"worker_id\":\"w\",\"limit\":{n},\"lease_secs\":{n},\"id\":\"x\",\"lease_token\":{n},\
-                 \"outcome\":{{\"status\":\"SUCCESSFUL\",\"return_value\":{n}}},\"retry_at\":null}}"
-            ));
-        }
+        assert_eq!(TaskResultStatus::parse("ready"), None);
     }
 }

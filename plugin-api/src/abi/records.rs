@@ -1,0 +1,662 @@
+//! The `#[repr(C)]` records that cross the boundary, and their conversions to and from the
+//! typed values of [`crate::types`]. Frozen for all of 2.x: see the module docs of
+//! [`crate::abi`].
+
+use crate::types::{
+    CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck, EnqueueRequest,
+    LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription, TaskError,
+    TaskOutcome, TaskResultData, TaskResultStatus, WaitRequest,
+};
+use crate::Json;
+use abi_stable::std_types::{ROption, RString, RVec, Tuple2};
+use abi_stable::StableAbi;
+use chrono::{DateTime, Utc};
+
+/// A time as microseconds since the Unix epoch (UTC).
+type Micros = ROption<i64>;
+
+fn micros(time: Option<DateTime<Utc>>) -> Micros {
+    time.map(|t| t.timestamp_micros()).into()
+}
+
+fn time(micros: Micros) -> Option<DateTime<Utc>> {
+    micros.into_option().and_then(DateTime::from_timestamp_micros)
+}
+
+fn strings(values: Vec<String>) -> RVec<RString> {
+    values.into_iter().map(RString::from).collect()
+}
+
+fn owned(values: RVec<RString>) -> Vec<String> {
+    values.into_iter().map(RString::into_string).collect()
+}
+
+fn opt_string(value: Option<String>) -> ROption<RString> {
+    value.map(RString::from).into()
+}
+
+fn opt_owned(value: ROption<RString>) -> Option<String> {
+    value.into_option().map(RString::into_string)
+}
+
+/// Fields a later 2.x adds to a record: a JSON object as text, empty when there are none. A
+/// 2.0 side writes it empty and ignores what it reads there.
+fn no_ext() -> RString {
+    RString::new()
+}
+
+/// [`TaskDescription`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct TaskDescriptionRecord {
+    pub path: RString,
+    pub priority: i32,
+    pub queue_name: RString,
+    pub backend: RString,
+    pub run_after: Micros,
+    pub takes_context: bool,
+    pub is_async: bool,
+    pub max_attempts: ROption<u32>,
+    pub timeout_secs: ROption<f64>,
+    pub ext: RString,
+}
+
+impl From<TaskDescription> for TaskDescriptionRecord {
+    fn from(t: TaskDescription) -> Self {
+        Self {
+            path: t.path.into(),
+            priority: t.priority,
+            queue_name: t.queue_name.into(),
+            backend: t.backend.into(),
+            run_after: micros(t.run_after),
+            takes_context: t.takes_context,
+            is_async: t.is_async,
+            max_attempts: t.max_attempts.into(),
+            timeout_secs: t.timeout_secs.into(),
+            ext: no_ext(),
+        }
+    }
+}
+
+impl From<TaskDescriptionRecord> for TaskDescription {
+    fn from(t: TaskDescriptionRecord) -> Self {
+        Self {
+            path: t.path.into_string(),
+            priority: t.priority,
+            queue_name: t.queue_name.into_string(),
+            backend: t.backend.into_string(),
+            run_after: time(t.run_after),
+            takes_context: t.takes_context,
+            is_async: t.is_async,
+            max_attempts: t.max_attempts.into_option(),
+            timeout_secs: t.timeout_secs.into_option(),
+        }
+    }
+}
+
+/// [`EnqueueRequest`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct EnqueueRecord {
+    pub id: RString,
+    pub task: TaskDescriptionRecord,
+    pub args: RString,
+    pub kwargs: RString,
+    pub ext: RString,
+}
+
+impl From<EnqueueRequest> for EnqueueRecord {
+    fn from(r: EnqueueRequest) -> Self {
+        Self {
+            id: r.id.into(),
+            task: r.task.into(),
+            args: r.args.into_string().into(),
+            kwargs: r.kwargs.into_string().into(),
+            ext: no_ext(),
+        }
+    }
+}
+
+impl From<EnqueueRecord> for EnqueueRequest {
+    fn from(r: EnqueueRecord) -> Self {
+        Self {
+            id: r.id.into_string(),
+            task: r.task.into(),
+            args: Json::from_stored(r.args.into_string()),
+            kwargs: Json::from_stored(r.kwargs.into_string()),
+        }
+    }
+}
+
+/// [`TaskError`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct TaskErrorRecord {
+    pub exception_class_path: RString,
+    pub traceback: RString,
+}
+
+impl From<TaskError> for TaskErrorRecord {
+    fn from(e: TaskError) -> Self {
+        Self {
+            exception_class_path: e.exception_class_path.into(),
+            traceback: e.traceback.into(),
+        }
+    }
+}
+
+impl From<TaskErrorRecord> for TaskError {
+    fn from(e: TaskErrorRecord) -> Self {
+        Self {
+            exception_class_path: e.exception_class_path.into_string(),
+            traceback: e.traceback.into_string(),
+        }
+    }
+}
+
+/// [`TaskResultData`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct TaskResultRecord {
+    pub id: RString,
+    pub task: TaskDescriptionRecord,
+    pub status: TaskResultStatus,
+    pub enqueued_at: Micros,
+    pub started_at: Micros,
+    pub finished_at: Micros,
+    pub last_attempted_at: Micros,
+    pub args: RString,
+    pub kwargs: RString,
+    pub backend: RString,
+    pub errors: RVec<TaskErrorRecord>,
+    pub worker_ids: RVec<RString>,
+    pub return_value: ROption<RString>,
+    pub ext: RString,
+}
+
+impl From<TaskResultData> for TaskResultRecord {
+    fn from(r: TaskResultData) -> Self {
+        Self {
+            id: r.id.into(),
+            task: r.task.into(),
+            status: r.status,
+            enqueued_at: micros(r.enqueued_at),
+            started_at: micros(r.started_at),
+            finished_at: micros(r.finished_at),
+            last_attempted_at: micros(r.last_attempted_at),
+            args: r.args.into_string().into(),
+            kwargs: r.kwargs.into_string().into(),
+            backend: r.backend.into(),
+            errors: r.errors.into_iter().map(Into::into).collect(),
+            worker_ids: strings(r.worker_ids),
+            return_value: opt_string(r.return_value.map(Json::into_string)),
+            ext: no_ext(),
+        }
+    }
+}
+
+impl From<TaskResultRecord> for TaskResultData {
+    fn from(r: TaskResultRecord) -> Self {
+        Self {
+            id: r.id.into_string(),
+            task: r.task.into(),
+            status: r.status,
+            enqueued_at: time(r.enqueued_at),
+            started_at: time(r.started_at),
+            finished_at: time(r.finished_at),
+            last_attempted_at: time(r.last_attempted_at),
+            args: Json::from_stored(r.args.into_string()),
+            kwargs: Json::from_stored(r.kwargs.into_string()),
+            backend: r.backend.into_string(),
+            errors: r.errors.into_iter().map(Into::into).collect(),
+            worker_ids: owned(r.worker_ids),
+            return_value: opt_owned(r.return_value).map(Json::from_stored),
+        }
+    }
+}
+
+/// [`TaskOutcome`] across the boundary.
+#[repr(u8)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub enum OutcomeRecord {
+    Successful { return_value: RString },
+    Failed { error: TaskErrorRecord },
+}
+
+impl From<TaskOutcome> for OutcomeRecord {
+    fn from(o: TaskOutcome) -> Self {
+        match o {
+            TaskOutcome::Successful { return_value } => Self::Successful {
+                return_value: return_value.into_string().into(),
+            },
+            TaskOutcome::Failed { error } => Self::Failed {
+                error: error.into(),
+            },
+        }
+    }
+}
+
+impl From<OutcomeRecord> for TaskOutcome {
+    fn from(o: OutcomeRecord) -> Self {
+        match o {
+            OutcomeRecord::Successful { return_value } => Self::Successful {
+                return_value: Json::from_stored(return_value.into_string()),
+            },
+            OutcomeRecord::Failed { error } => Self::Failed {
+                error: error.into(),
+            },
+        }
+    }
+}
+
+/// [`CheckMessage`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct CheckRecord {
+    pub level: RString,
+    pub message: RString,
+    pub hint: ROption<RString>,
+}
+
+impl From<CheckMessage> for CheckRecord {
+    fn from(c: CheckMessage) -> Self {
+        Self {
+            level: c.level.into(),
+            message: c.message.into(),
+            hint: opt_string(c.hint),
+        }
+    }
+}
+
+impl From<CheckRecord> for CheckMessage {
+    fn from(c: CheckRecord) -> Self {
+        Self {
+            level: c.level.into_string(),
+            message: c.message.into_string(),
+            hint: opt_owned(c.hint),
+        }
+    }
+}
+
+/// [`ClaimRequest`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct ClaimRecord {
+    pub worker_id: RString,
+    pub queues: ROption<RVec<RString>>,
+    pub exclude_queues: RVec<RString>,
+    pub limit: u32,
+    pub lease_secs: f64,
+    pub ext: RString,
+}
+
+impl From<ClaimRequest> for ClaimRecord {
+    fn from(c: ClaimRequest) -> Self {
+        Self {
+            worker_id: c.worker_id.into(),
+            queues: c.queues.map(strings).into(),
+            exclude_queues: strings(c.exclude_queues),
+            limit: c.limit,
+            lease_secs: c.lease_secs,
+            ext: no_ext(),
+        }
+    }
+}
+
+impl From<ClaimRecord> for ClaimRequest {
+    fn from(c: ClaimRecord) -> Self {
+        Self {
+            worker_id: c.worker_id.into_string(),
+            queues: c.queues.into_option().map(owned),
+            exclude_queues: owned(c.exclude_queues),
+            limit: c.limit,
+            lease_secs: c.lease_secs,
+        }
+    }
+}
+
+/// [`ClaimedTask`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct ClaimedRecord {
+    pub result: TaskResultRecord,
+    pub lease_token: i64,
+    pub max_attempts: u32,
+    pub ext: RString,
+}
+
+impl From<ClaimedTask> for ClaimedRecord {
+    fn from(c: ClaimedTask) -> Self {
+        Self {
+            result: c.result.into(),
+            lease_token: c.lease_token,
+            max_attempts: c.max_attempts,
+            ext: no_ext(),
+        }
+    }
+}
+
+impl From<ClaimedRecord> for ClaimedTask {
+    fn from(c: ClaimedRecord) -> Self {
+        Self {
+            result: c.result.into(),
+            lease_token: c.lease_token,
+            max_attempts: c.max_attempts,
+        }
+    }
+}
+
+/// [`Completion`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct CompletionRecord {
+    pub id: RString,
+    pub worker_id: RString,
+    pub lease_token: i64,
+    pub outcome: OutcomeRecord,
+    pub retry_at: Micros,
+    pub started_at: Micros,
+    pub ext: RString,
+}
+
+impl From<Completion> for CompletionRecord {
+    fn from(c: Completion) -> Self {
+        Self {
+            id: c.id.into(),
+            worker_id: c.worker_id.into(),
+            lease_token: c.lease_token,
+            outcome: c.outcome.into(),
+            retry_at: micros(c.retry_at),
+            started_at: micros(c.started_at),
+            ext: no_ext(),
+        }
+    }
+}
+
+impl From<CompletionRecord> for Completion {
+    fn from(c: CompletionRecord) -> Self {
+        Self {
+            id: c.id.into_string(),
+            worker_id: c.worker_id.into_string(),
+            lease_token: c.lease_token,
+            outcome: c.outcome.into(),
+            retry_at: time(c.retry_at),
+            started_at: time(c.started_at),
+        }
+    }
+}
+
+/// [`CompletionAck`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct AckRecord {
+    pub id: RString,
+    pub applied: bool,
+}
+
+impl From<CompletionAck> for AckRecord {
+    fn from(a: CompletionAck) -> Self {
+        Self {
+            id: a.id.into(),
+            applied: a.applied,
+        }
+    }
+}
+
+impl From<AckRecord> for CompletionAck {
+    fn from(a: AckRecord) -> Self {
+        Self {
+            id: a.id.into_string(),
+            applied: a.applied,
+        }
+    }
+}
+
+/// [`LeaseRequest`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct LeaseRecord {
+    pub worker_id: RString,
+    pub leases: RVec<Tuple2<RString, i64>>,
+    pub lease_secs: f64,
+}
+
+impl From<LeaseRequest> for LeaseRecord {
+    fn from(l: LeaseRequest) -> Self {
+        Self {
+            worker_id: l.worker_id.into(),
+            leases: l
+                .leases
+                .into_iter()
+                .map(|(id, token)| Tuple2(id.into(), token))
+                .collect(),
+            lease_secs: l.lease_secs,
+        }
+    }
+}
+
+impl From<LeaseRecord> for LeaseRequest {
+    fn from(l: LeaseRecord) -> Self {
+        Self {
+            worker_id: l.worker_id.into_string(),
+            leases: l
+                .leases
+                .into_iter()
+                .map(|Tuple2(id, token)| (id.into_string(), token))
+                .collect(),
+            lease_secs: l.lease_secs,
+        }
+    }
+}
+
+/// [`ListRequest`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct ListRecord {
+    pub status: ROption<TaskResultStatus>,
+    pub queue_name: ROption<RString>,
+    pub task_path: ROption<RString>,
+    pub limit: ROption<u32>,
+    pub ext: RString,
+}
+
+impl From<ListRequest> for ListRecord {
+    fn from(l: ListRequest) -> Self {
+        Self {
+            status: l.status.into(),
+            queue_name: opt_string(l.queue_name),
+            task_path: opt_string(l.task_path),
+            limit: l.limit.into(),
+            ext: no_ext(),
+        }
+    }
+}
+
+impl From<ListRecord> for ListRequest {
+    fn from(l: ListRecord) -> Self {
+        Self {
+            status: l.status.into_option(),
+            queue_name: opt_owned(l.queue_name),
+            task_path: opt_owned(l.task_path),
+            limit: l.limit.into_option(),
+        }
+    }
+}
+
+/// [`QueueStats`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct QueueStatsRecord {
+    pub queue_name: RString,
+    pub status: TaskResultStatus,
+    pub count: u64,
+    pub oldest_enqueued_at: Micros,
+}
+
+impl From<QueueStats> for QueueStatsRecord {
+    fn from(q: QueueStats) -> Self {
+        Self {
+            queue_name: q.queue_name.into(),
+            status: q.status,
+            count: q.count,
+            oldest_enqueued_at: micros(q.oldest_enqueued_at),
+        }
+    }
+}
+
+impl From<QueueStatsRecord> for QueueStats {
+    fn from(q: QueueStatsRecord) -> Self {
+        Self {
+            queue_name: q.queue_name.into_string(),
+            status: q.status,
+            count: q.count,
+            oldest_enqueued_at: time(q.oldest_enqueued_at),
+        }
+    }
+}
+
+/// [`PruneRequest`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct PruneRecord {
+    pub finished_before: Micros,
+    pub failed_finished_before: Micros,
+    pub statuses: RVec<TaskResultStatus>,
+    pub queues: ROption<RVec<RString>>,
+    pub dry_run: bool,
+    pub limit: ROption<u64>,
+    pub ext: RString,
+}
+
+impl From<PruneRequest> for PruneRecord {
+    fn from(p: PruneRequest) -> Self {
+        Self {
+            finished_before: micros(p.finished_before),
+            failed_finished_before: micros(p.failed_finished_before),
+            statuses: p.statuses.into_iter().collect(),
+            queues: p.queues.map(strings).into(),
+            dry_run: p.dry_run,
+            limit: p.limit.into(),
+            ext: no_ext(),
+        }
+    }
+}
+
+impl From<PruneRecord> for PruneRequest {
+    fn from(p: PruneRecord) -> Self {
+        Self {
+            finished_before: time(p.finished_before),
+            failed_finished_before: time(p.failed_finished_before),
+            statuses: p.statuses.into_vec(),
+            queues: p.queues.into_option().map(owned),
+            dry_run: p.dry_run,
+            limit: p.limit.into_option(),
+        }
+    }
+}
+
+/// [`WaitRequest`] across the boundary.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct WaitRecord {
+    pub queues: ROption<RVec<RString>>,
+    pub timeout_secs: f64,
+}
+
+impl From<WaitRequest> for WaitRecord {
+    fn from(w: WaitRequest) -> Self {
+        Self {
+            queues: w.queues.map(strings).into(),
+            timeout_secs: w.timeout_secs,
+        }
+    }
+}
+
+impl From<WaitRecord> for WaitRequest {
+    fn from(w: WaitRecord) -> Self {
+        Self {
+            queues: w.queues.into_option().map(owned),
+            timeout_secs: w.timeout_secs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_result_survives_the_round_trip_through_its_record() {
+        let mut result = TaskResultData::ready(
+            EnqueueRequest {
+                id: "id-1".into(),
+                task: TaskDescription {
+                    path: "app::send".into(),
+                    priority: -3,
+                    queue_name: "mail".into(),
+                    backend: "default".into(),
+                    run_after: DateTime::from_timestamp_micros(1_700_000_000_123_456),
+                    takes_context: true,
+                    is_async: true,
+                    max_attempts: Some(4),
+                    timeout_secs: Some(1.5),
+                },
+                args: Json::encode(&[1, 2]).unwrap(),
+                kwargs: Json::empty_object(),
+            },
+            "default",
+        );
+        result.status = TaskResultStatus::Failed;
+        result.finished_at = DateTime::from_timestamp_micros(1_700_000_001_000_001);
+        result.errors.push(TaskError {
+            exception_class_path: "panic".into(),
+            traceback: "panic: boom\n".into(),
+        });
+        result.worker_ids = vec!["w1".into(), "w2".into()];
+        result.return_value = Some(Json::null());
+        let back = TaskResultData::from(TaskResultRecord::from(result.clone()));
+        assert_eq!(back, result);
+    }
+
+    #[test]
+    fn requests_survive_the_round_trip_through_their_records() {
+        let prune = PruneRequest {
+            finished_before: DateTime::from_timestamp_micros(5),
+            failed_finished_before: None,
+            statuses: vec![TaskResultStatus::Failed],
+            queues: Some(vec!["a".into()]),
+            dry_run: true,
+            limit: Some(10),
+        };
+        assert_eq!(PruneRequest::from(PruneRecord::from(prune.clone())), prune);
+        let lease = LeaseRequest {
+            worker_id: "w".into(),
+            leases: vec![("x".into(), 7)],
+            lease_secs: 2.0,
+        };
+        assert_eq!(LeaseRequest::from(LeaseRecord::from(lease.clone())), lease);
+        let claim = ClaimRequest {
+            worker_id: "w".into(),
+            queues: None,
+            exclude_queues: vec!["slow".into()],
+            limit: 3,
+            lease_secs: 30.0,
+        };
+        assert_eq!(ClaimRequest::from(ClaimRecord::from(claim.clone())), claim);
+    }
+}
