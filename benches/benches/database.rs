@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use taskhost::worker::QueueSelection;
 use taskhost::{task, TaskOptions, Worker, WorkerOptions};
-use taskhost_plugin_api::wire::{ClaimRequest, Completion, TaskOutcome};
+use taskhost_plugin_api::{ClaimRequest, Completion, TaskOutcome};
 
 /// A no-op task with two small arguments.
 #[task]

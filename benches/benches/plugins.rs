@@ -8,7 +8,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use taskhost::{task, task_backends, TaskOptions};
-use taskhost_plugin_api::wire::BackendParams;
+use taskhost_plugin_api::BackendParams;
 use taskhost_plugin_api::Backend as _;
 
 /// A no-op task with two small arguments.

@@ -5,22 +5,23 @@ use crate::callbacks::HostCallbacks;
 use crate::config::BackendConfig;
 use crate::config::ConfigSource;
 use crate::error::{Error, Result};
-use crate::in_flight;
 use crate::json::to_storable;
 use crate::plugin::{resolve::find_library, BackendName, Library, PluginPins};
 use crate::result::TaskResult;
 use crate::transaction::{in_atomic_block, on_commit};
 use crate::validation::{check_configured_queues, validate_task};
-use abi_stable::std_types::{RResult, RStr, RString};
+use abi_stable::std_types::{RResult, RStr, RString, RVec};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use taskhost_plugin_api::wire::{
+use taskhost_plugin_api::abi::AbiBackendBox;
+use taskhost_plugin_api::{
     BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
-    EnqueueRequest, LeaseRequest, ResultDelta, TaskDescription, TaskResultData,
+    EnqueueRequest, Json, LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription,
+    TaskResultData, WaitRequest,
 };
-use taskhost_plugin_api::{ops, BackendBox, Capabilities, ErrorKind, PluginError};
+use taskhost_plugin_api::{Capabilities, ErrorKind, PluginError};
 
 /// A loaded backend for one alias of the config (Django's `BaseTaskBackend` instance).
 pub struct Backend {
@@ -29,7 +30,7 @@ pub struct Backend {
     config: BackendConfig,
     capabilities: Capabilities,
     library: Arc<Library>,
-    inner: BackendBox,
+    inner: AbiBackendBox,
 }
 
 /// Where to look for plugin libraries, and how strictly.
@@ -176,11 +177,11 @@ impl Backend {
         task: &TaskDescription,
         args: &A,
     ) -> Result<TaskResult> {
-        let request = self.prepare(task, args)?;
+        let (request, values) = self.prepare(task, Self::encode_args(args)?, Map::new())?;
         if self.config.enqueue_on_commit && in_atomic_block() {
-            return Ok(self.defer_to_commit(request));
+            return Ok(self.defer_to_commit(request, values));
         }
-        self.submit(request)
+        self.submit(request, values)
     }
 
     /// The async form of [`Backend::enqueue`]; the plugin call runs on tokio's blocking pool.
@@ -189,12 +190,12 @@ impl Backend {
         task: &TaskDescription,
         args: &A,
     ) -> Result<TaskResult> {
-        let request = self.prepare(task, args)?;
+        let (request, values) = self.prepare(task, Self::encode_args(args)?, Map::new())?;
         if self.config.enqueue_on_commit && in_atomic_block() {
-            return Ok(self.defer_to_commit(request));
+            return Ok(self.defer_to_commit(request, values));
         }
         let backend = Arc::clone(self);
-        blocking(move || backend.submit(request)).await
+        blocking(move || backend.submit(request, values)).await
     }
 
     /// Enqueue already-encoded arguments (for producers that hold JSON, e.g. bridges and CLIs).
@@ -204,86 +205,53 @@ impl Backend {
         args: Vec<Value>,
         kwargs: Map<String, Value>,
     ) -> Result<TaskResult> {
-        self.validate_task(task)?;
-        self.check_payload(&args, &kwargs)?;
-        let request = EnqueueRequest {
-            id: new_result_id(),
-            task: task.clone(),
-            args,
-            kwargs,
-        };
+        let (request, values) = self.prepare(task, args, kwargs)?;
         if self.config.enqueue_on_commit && in_atomic_block() {
-            return Ok(self.defer_to_commit(request));
+            return Ok(self.defer_to_commit(request, values));
         }
-        self.submit(request)
+        self.submit(request, values)
     }
 
     /// Enqueue many runs at once — one call into the plugin, one transaction in a database
-    /// backend (backends without native bulk enqueue get one `enqueue` per run). Each item is a
-    /// task and its JSON arguments; all are validated before any is enqueued. Inside a
-    /// transaction scope with `enqueue_on_commit`, they wait for the outermost commit.
+    /// backend. Each item is a task and its JSON arguments; all are validated before any is
+    /// enqueued. Inside a transaction scope with `enqueue_on_commit`, they wait for the
+    /// outermost commit.
     pub fn enqueue_many_json(
         self: &Arc<Self>,
         items: Vec<(TaskDescription, Vec<Value>)>,
     ) -> Result<Vec<TaskResult>> {
         let mut requests = Vec::with_capacity(items.len());
         for (task, args) in items {
-            self.validate_task(&task)?;
-            self.check_payload(&args, &Map::new())?;
-            requests.push(EnqueueRequest {
-                id: new_result_id(),
-                task,
-                args,
-                kwargs: Map::new(),
-            });
+            requests.push(self.prepare(&task, args, Map::new())?);
         }
         if self.config.enqueue_on_commit && in_atomic_block() {
             return Ok(requests
                 .into_iter()
-                .map(|r| self.defer_to_commit(r))
+                .map(|(request, values)| self.defer_to_commit(request, values))
                 .collect());
         }
-        self.submit_many(requests)
-    }
-
-    /// Hand many requests to the plugin: one `enqueue_many` call (answered with deltas where the
-    /// backend offers them), or one `enqueue` per request for a backend without bulk enqueue.
-    fn submit_many(&self, requests: Vec<EnqueueRequest>) -> Result<Vec<TaskResult>> {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        if !self.capabilities.contains(Capabilities::BULK_ENQUEUE) {
-            return requests.into_iter().map(|r| self.submit(r)).collect();
-        }
-        // Both ways on the wire's fast path (byte-identical to serde_json's JSON).
-        let json = EnqueueRequest::list_to_json(&requests);
-        if !self.capabilities.contains(Capabilities::ENQUEUE_DELTA) {
-            let response = self.check_plugin(self.inner.enqueue_many(RStr::from_str(&json)))?;
-            let data = TaskResultData::list_from_json(response.as_str())
-                .map_err(|e| self.unreadable(e))?;
-            return Ok(data.into_iter().map(TaskResult::from_data).collect());
-        }
-        let response = self.check_plugin(self.inner.call_ext(
-            RStr::from_str(ops::ENQUEUE_MANY_DELTA),
-            RStr::from_str(&json),
-        ))?;
-        let deltas =
-            ResultDelta::list_from_json(response.as_str()).map_err(|e| self.unreadable(e))?;
-        if deltas.len() != requests.len() {
+        let (requests, values): (RVec<_>, Vec<_>) = requests
+            .into_iter()
+            .map(|(request, values)| (request.into(), values))
+            .unzip();
+        let data = self.check_plugin(self.inner.enqueue_many(requests))?;
+        if data.len() != values.len() {
             return Err(self.backend_error(
                 ErrorKind::INVALID_REQUEST,
                 format!(
-                    "the plugin answered '{}' with {} results for {} tasks",
-                    ops::ENQUEUE_MANY_DELTA,
-                    deltas.len(),
-                    requests.len()
+                    "the plugin answered enqueue_many with {} results for {} tasks",
+                    data.len(),
+                    values.len()
                 ),
             ));
         }
-        Ok(requests
+        Ok(data
             .into_iter()
-            .zip(deltas)
-            .map(|(request, delta)| TaskResult::from_data(delta.apply(request, &self.alias)))
+            .zip(values)
+            .map(|(data, values)| TaskResult::with_args(data.into(), values))
             .collect())
     }
 
@@ -297,29 +265,39 @@ impl Backend {
         }
     }
 
-    /// Validate `task`, encode and check `args`, assign the id.
-    fn prepare<A: Serialize + ?Sized>(
+    /// Validate `task`, write the arguments as JSON text and check their size, assign the id.
+    /// Returns the request and the argument values, for the result.
+    fn prepare(
         &self,
         task: &TaskDescription,
-        args: &A,
-    ) -> Result<EnqueueRequest> {
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<(EnqueueRequest, Vec<Value>)> {
         self.validate_task(task)?;
-        let args = Self::encode_args(args)?;
-        let kwargs = Map::new();
-        self.check_payload(&args, &kwargs)?;
-        Ok(EnqueueRequest {
+        let args_text = serde_json::to_string(&args).map_err(|e| self.unencodable(e))?;
+        let kwargs = if kwargs.is_empty() {
+            Json::empty_object()
+        } else {
+            Json::encode(&kwargs).map_err(|e| self.unencodable(e))?
+        };
+        self.check_payload(args_text.len() + kwargs.as_str().len())?;
+        let request = EnqueueRequest {
             id: new_result_id(),
             task: task.clone(),
-            args,
+            args: Json::from_stored(args_text),
             kwargs,
-        })
+        };
+        Ok((request, args))
     }
 
-    /// Refuses arguments whose encoded JSON (args + kwargs) is larger than the alias's
-    /// `max_payload_bytes`, before the plugin sees them.
-    fn check_payload(&self, args: &[Value], kwargs: &Map<String, Value>) -> Result<()> {
+    fn unencodable(&self, e: serde_json::Error) -> Error {
+        Error::UnsupportedValue(format!("the arguments cannot be written as JSON: {e}"))
+    }
+
+    /// Refuses arguments whose encoded JSON (args + kwargs, `size` bytes) is larger than the
+    /// alias's `max_payload_bytes`, before the plugin sees them.
+    fn check_payload(&self, size: usize) -> Result<()> {
         let limit = self.config.max_payload_bytes;
-        let size = json_size(args).saturating_add(json_size(kwargs));
         if size <= limit {
             return Ok(());
         }
@@ -332,48 +310,33 @@ impl Backend {
     }
 
     /// The READY result returned at once inside a scope; the plugin gets it at commit.
-    fn defer_to_commit(self: &Arc<Self>, request: EnqueueRequest) -> TaskResult {
+    fn defer_to_commit(self: &Arc<Self>, request: EnqueueRequest, values: Vec<Value>) -> TaskResult {
         let pending = TaskResultData::ready(request.clone(), &self.alias);
         let backend = Arc::clone(self);
+        let args = values.clone();
         on_commit(move || {
             let (id, path) = (request.id.clone(), request.task.path.clone());
-            if let Err(e) = backend.submit(request) {
+            if let Err(e) = backend.submit(request, args) {
                 tracing::error!(
                     target: "taskhost",
                     "Task id={id} path={path} could not be enqueued at commit: {e}"
                 );
             }
         });
-        TaskResult::from_data(pending)
+        TaskResult::with_args(pending, values)
     }
 
-    /// Hand one [`EnqueueRequest`] to the plugin. A backend with
-    /// [`Capabilities::ENQUEUE_DELTA`] answers only what it set, applied here to the request;
-    /// the request is in flight on this thread meanwhile, so the backend can have its task run
-    /// without sending it back ([`ops::RUN_ENQUEUED`]).
-    fn submit(&self, request: EnqueueRequest) -> Result<TaskResult> {
-        let json = request.to_json();
-        if !self.capabilities.contains(Capabilities::ENQUEUE_DELTA) {
-            let response = self.check_plugin(self.inner.enqueue(RStr::from_str(&json)))?;
-            return Ok(TaskResult::from_data(
-                self.decode_result(response.as_str())?,
-            ));
-        }
-        let (request, response) = in_flight::during(request, || {
-            self.inner
-                .call_ext(RStr::from_str(ops::ENQUEUE_DELTA), RStr::from_str(&json))
-        });
-        let response = self.check_plugin(response)?;
-        let delta = ResultDelta::from_json(response.as_str()).map_err(|e| self.unreadable(e))?;
-        Ok(TaskResult::from_data(delta.apply(request, &self.alias)))
+    /// Hand one [`EnqueueRequest`] to the plugin.
+    fn submit(&self, request: EnqueueRequest, values: Vec<Value>) -> Result<TaskResult> {
+        let data = self.check_plugin(self.inner.enqueue(request.into()))?;
+        Ok(TaskResult::with_args(data.into(), values))
     }
 
     /// The stored result `id`: `TaskResultDoesNotExist` (message: the id) if unknown,
     /// `NotSupported` on a backend that cannot retrieve results.
     pub fn get_result(&self, id: &str) -> Result<TaskResult> {
-        let json = self.check_plugin(self.inner.get_result(RStr::from_str(id)))?;
-        let data = self.decode_result(json.as_str())?;
-        Ok(TaskResult::from_data(data))
+        let data = self.check_plugin(self.inner.get_result(RStr::from_str(id)))?;
+        Ok(TaskResult::from_data(data.into()))
     }
 
     /// The async form of [`Backend::get_result`].
@@ -384,113 +347,117 @@ impl Backend {
 
     /// Every stored result, in enqueue order (the Dummy backend's `results`).
     pub fn results(&self) -> Result<Vec<TaskResult>> {
-        let data: Vec<TaskResultData> = self.call_ext_json(ops::RESULTS, &Map::new())?;
-        Ok(data.into_iter().map(TaskResult::from_data).collect())
+        let data = self.check_plugin(self.inner.results())?;
+        Ok(data
+            .into_iter()
+            .map(|d| TaskResult::from_data(d.into()))
+            .collect())
     }
 
     /// Remove every stored result (the Dummy backend's `clear()`).
     pub fn clear(&self) -> Result<()> {
-        let _: Value = self.call_ext_json(ops::CLEAR, &Map::new())?;
-        Ok(())
+        self.check_plugin(self.inner.clear())
     }
 
     /// The backend's health checks (`[]` when all is well).
     pub fn check(&self) -> Result<Vec<CheckMessage>> {
-        let json = self.check_plugin(self.inner.check())?;
-        self.decode(json.as_str())
+        let messages = self.check_plugin(self.inner.check())?;
+        Ok(messages.into_iter().map(Into::into).collect())
     }
 
-    /// Call an extension operation with a JSON-encodable request, decoding the response.
-    pub fn call_ext_json<Req: Serialize, Resp: DeserializeOwned>(
+    /// Call a backend's own operation with JSON text, returning its JSON answer.
+    pub fn call_ext(&self, operation: &str, request: &str) -> Result<String> {
+        let response = self.check_plugin(
+            self.inner
+                .call_ext(RStr::from_str(operation), RStr::from_str(request)),
+        )?;
+        Ok(response.into_string())
+    }
+
+    /// [`Backend::call_ext`] with a JSON-encodable request, decoding the response.
+    pub fn call_ext_json<Req: Serialize + ?Sized, Resp: DeserializeOwned>(
         &self,
         operation: &str,
         request: &Req,
     ) -> Result<Resp> {
-        self.call_json(request, |b, json| {
-            b.call_ext(RStr::from_str(operation), json)
+        let request = serde_json::to_string(request).map_err(|e| {
+            self.backend_error(
+                ErrorKind::INVALID_REQUEST,
+                format!("could not encode the request: {e}"),
+            )
+        })?;
+        let response = self.call_ext(operation, &request)?;
+        serde_json::from_str(&response).map_err(|e| {
+            self.backend_error(
+                ErrorKind::INVALID_REQUEST,
+                format!("the plugin returned an unreadable response to '{operation}': {e}"),
+            )
         })
     }
 
     /// Queue store: claim ready tasks for a worker.
     pub fn claim(&self, request: &ClaimRequest) -> Result<Vec<ClaimedTask>> {
-        // The response (every claimed task's result) on the wire's fast path.
-        let json = self.encode(request)?;
-        self.call_wire(&json, |b, json| b.claim(json), ClaimedTask::list_from_json)
+        let claimed = self.check_plugin(self.inner.claim(request.clone().into()))?;
+        Ok(claimed.into_iter().map(Into::into).collect())
     }
 
     /// Queue store: record how claimed tasks ended.
     pub fn complete(&self, completions: &[Completion]) -> Result<Vec<CompletionAck>> {
-        // Both ways on the wire's fast path (byte-identical to serde_json's JSON).
-        let json = Completion::list_to_json(completions);
-        self.call_wire(
-            &json,
-            |b, json| b.complete(json),
-            CompletionAck::list_from_json,
-        )
+        let records = completions.iter().cloned().map(Into::into).collect();
+        let acks = self.check_plugin(self.inner.complete(records))?;
+        Ok(acks.into_iter().map(Into::into).collect())
     }
 
     /// Queue store: extend leases; returns the ids whose lease was lost.
     pub fn renew_leases(&self, request: &LeaseRequest) -> Result<Vec<String>> {
-        self.call_json(request, |b, json| b.renew_leases(json))
+        let lost = self.check_plugin(self.inner.renew_leases(request.clone().into()))?;
+        Ok(lost.into_iter().map(RString::into_string).collect())
     }
 
     /// Queue store: hand claimed tasks back without counting an attempt.
     pub fn release(&self, request: &LeaseRequest) -> Result<u64> {
-        self.call_json(request, |b, json| b.release(json))
+        self.check_plugin(self.inner.release(request.clone().into()))
     }
 
-    /// `call` with `request` as JSON, its answer read by serde_json.
-    fn call_json<Req: Serialize + ?Sized, Resp: DeserializeOwned>(
-        &self,
-        request: &Req,
-        call: impl FnOnce(&BackendBox, RStr<'_>) -> RResult<RString, PluginError>,
-    ) -> Result<Resp> {
-        let json = self.encode(request)?;
-        self.call_wire(&json, call, |text| serde_json::from_str(text))
+    /// Queue store: rescue tasks whose lease expired; returns how many.
+    pub fn rescue(&self) -> Result<u64> {
+        self.check_plugin(self.inner.rescue())
     }
 
-    /// `call` with the request `json`, its answer read by `read` (a wire codec's fast reader, or
-    /// serde_json); an unreadable answer is the plugin's error.
-    fn call_wire<Resp>(
-        &self,
-        json: &str,
-        call: impl FnOnce(&BackendBox, RStr<'_>) -> RResult<RString, PluginError>,
-        read: impl FnOnce(&str) -> serde_json::Result<Resp>,
-    ) -> Result<Resp> {
-        let response = self.check_plugin(call(&self.inner, RStr::from_str(json)))?;
-        read(response.as_str()).map_err(|e| self.unreadable(e))
+    /// Queue store: block until new tasks may be ready (`true`) or the timeout passes.
+    pub fn wait_for_tasks(&self, request: &WaitRequest) -> Result<bool> {
+        self.check_plugin(self.inner.wait_for_tasks(request.clone().into()))
     }
 
-    fn encode<Req: Serialize + ?Sized>(&self, request: &Req) -> Result<String> {
-        serde_json::to_string(request).map_err(|e| {
-            self.backend_error(
-                ErrorKind::INVALID_REQUEST,
-                format!("could not encode the request: {e}"),
-            )
-        })
+    /// Create or upgrade the store's schema; returns the versions applied.
+    pub fn migrate(&self) -> Result<Vec<u32>> {
+        Ok(self.check_plugin(self.inner.migrate())?.into_vec())
     }
 
-    fn decode<T: DeserializeOwned>(&self, json: &str) -> Result<T> {
-        serde_json::from_str(json).map_err(|e| self.unreadable(e))
+    /// Stored results matching the filters, newest first.
+    pub fn list_results(&self, request: &ListRequest) -> Result<Vec<TaskResult>> {
+        let data = self.check_plugin(self.inner.list_results(request.clone().into()))?;
+        Ok(data
+            .into_iter()
+            .map(|d| TaskResult::from_data(d.into()))
+            .collect())
     }
 
-    /// [`Self::decode`] for the one task result of `enqueue` and `get_result`, on the fast path.
-    fn decode_result(&self, json: &str) -> Result<TaskResultData> {
-        TaskResultData::from_json(json).map_err(|e| self.unreadable(e))
+    /// How many results each queue holds in each status.
+    pub fn queue_stats(&self) -> Result<Vec<QueueStats>> {
+        let stats = self.check_plugin(self.inner.queue_stats())?;
+        Ok(stats.into_iter().map(Into::into).collect())
     }
 
-    fn unreadable(&self, e: serde_json::Error) -> Error {
-        self.backend_error(
-            ErrorKind::INVALID_REQUEST,
-            format!("the plugin returned an unreadable response: {e}"),
-        )
+    /// Delete (or count, on a dry run) finished results; returns how many.
+    pub fn prune(&self, request: &PruneRequest) -> Result<u64> {
+        self.check_plugin(self.inner.prune(request.clone().into()))
     }
 
-    /// The plugin's JSON (read in place: never copied into a `String`), or its error mapped
-    /// onto Django's exceptions.
-    fn check_plugin(&self, result: RResult<RString, PluginError>) -> Result<RString> {
+    /// The plugin's answer, or its error mapped onto Django's exceptions.
+    fn check_plugin<T>(&self, result: RResult<T, PluginError>) -> Result<T> {
         match result {
-            RResult::ROk(json) => Ok(json),
+            RResult::ROk(value) => Ok(value),
             RResult::RErr(e) => Err(match e.kind {
                 ErrorKind::RESULT_DOES_NOT_EXIST => {
                     Error::TaskResultDoesNotExist(e.message.into_string())
@@ -525,24 +492,6 @@ impl std::fmt::Debug for Backend {
             .field("library", &self.library.path())
             .finish()
     }
-}
-
-/// The length in bytes of `value` encoded as compact JSON, counted without building the text.
-fn json_size<T: Serialize + ?Sized>(value: &T) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 = self.0.saturating_add(buf.len());
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut count = Count(0);
-    // Values already held as JSON always encode; on the impossible failure, count what was written.
-    let _ = serde_json::to_writer(&mut count, value);
-    count.0
 }
 
 /// A new result id: a UUID v7 (time-ordered), as a string.

@@ -1,23 +1,20 @@
-//! What the host does for a plugin: the [`taskhost_plugin_api::Host`] implementation handed to
+//! What the host does for a plugin: the [`taskhost_plugin_api::abi::AbiHost`] implementation handed to
 //! every backend (run a task by path, send signals, log, tell the time).
 
 use crate::context::TaskContext;
 use crate::definition::{Invocation, TaskDefinition};
-use crate::in_flight;
 use crate::outcome::{catch_sync, run_blocking};
 use crate::registry::find_task;
 use crate::result::TaskResult;
 use crate::signals;
 use abi_stable::std_types::{RArc, RResult, RStr, RString};
-use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use taskhost_plugin_api::abi::guard::{guard, guard_or};
+use taskhost_plugin_api::abi::records::{OutcomeRecord, TaskResultRecord};
+use taskhost_plugin_api::abi::{AbiHost, AbiHostBox, AbiHost_TO};
 use taskhost_plugin_api::{
-    guard,
-    guard::guard_or,
-    ops,
-    wire::{RunEnqueued, TaskResultData},
-    ErrorKind, Host, HostBox, Host_TO, LogLevel, PluginError, Signal,
+    ErrorKind, LogLevel, PluginError, Signal, TaskOutcome, TaskResultData,
 };
 use tracing::Level;
 
@@ -44,57 +41,22 @@ impl HostCallbacks {
     }
 
     /// As the ABI object handed to a plugin.
-    pub fn into_host_box(self) -> HostBox {
-        Host_TO::from_ptr(RArc::new(self), abi_stable::sabi_trait::TD_Opaque)
+    pub fn into_host_box(self) -> AbiHostBox {
+        AbiHost_TO::from_ptr(RArc::new(self), abi_stable::sabi_trait::TD_Opaque)
     }
 
-    /// [`Host::run_task`]: run the task of a whole RUNNING result.
-    fn run(&self, task_result: &str) -> Result<RString, PluginError> {
-        let data = TaskResultData::from_json(task_result)
-            .map_err(|e| PluginError::invalid_request("run_task", e))?;
+    /// [`AbiHost::run_task`]: run the task of a whole RUNNING result.
+    fn run(&self, data: TaskResultData) -> Result<TaskOutcome, PluginError> {
         let definition = self.definition(&data.task.path)?;
-        let context = definition.takes_context.then(|| data.clone());
-        Ok(invoke(definition, data.args, data.kwargs, context))
-    }
-
-    /// [`ops::RUN_ENQUEUED`]: run the task of the enqueue request in flight on this thread.
-    fn run_enqueued(&self, request: &str) -> Result<RString, PluginError> {
-        let RunEnqueued { id, state } = RunEnqueued::from_json(request)
-            .map_err(|e| PluginError::invalid_request(ops::RUN_ENQUEUED, e))?;
-        let (definition, args, kwargs, context) = in_flight::with(&id, |request| {
-            let definition = self.definition(&request.task.path)?;
-            let context = match (definition.takes_context, state) {
-                (false, _) => None,
-                (true, Some(state)) => Some(state.apply(request.clone(), &self.inner.alias)),
-                (true, None) => {
-                    return Err(PluginError::new(
-                        ErrorKind::INVALID_REQUEST,
-                        format!(
-                            "'{}' for result '{id}' has no state, and task '{}' takes a \
-                             context: send the RUNNING state",
-                            ops::RUN_ENQUEUED,
-                            request.task.path
-                        ),
-                    ))
-                }
-            };
-            let (args, kwargs) = (request.args.clone(), request.kwargs.clone());
-            Ok((definition, args, kwargs, context))
-        })
-        .ok_or_else(|| {
-            PluginError::new(
-                ErrorKind::INVALID_REQUEST,
-                format!(
-                    "no enqueue of result '{id}' is in flight on this thread (backend alias \
-                     '{}'): '{}' runs only a task the host is enqueueing through '{}' right \
-                     now; use run_task otherwise",
-                    self.inner.alias,
-                    ops::RUN_ENQUEUED,
-                    ops::ENQUEUE_DELTA
-                ),
-            )
-        })??;
-        Ok(invoke(definition, args, kwargs, context))
+        let context = definition.takes_context.then(|| TaskContext {
+            task_result: TaskResult::from_data(data.clone()),
+        });
+        let invocation = Invocation {
+            args: data.args,
+            kwargs: data.kwargs,
+            context,
+        };
+        Ok(catch_sync(|| run_blocking(definition, invocation)))
     }
 
     /// The registered task at `path`, or an error saying how to register it.
@@ -112,24 +74,6 @@ impl HostCallbacks {
     }
 }
 
-/// Run `definition` with these arguments, a panic caught, and encode its outcome.
-fn invoke(
-    definition: &TaskDefinition,
-    args: Vec<Value>,
-    kwargs: Map<String, Value>,
-    context: Option<TaskResultData>,
-) -> RString {
-    let invocation = Invocation {
-        args,
-        kwargs,
-        context: context.map(|data| TaskContext {
-            task_result: TaskResult::from_data(data),
-        }),
-    };
-    let outcome = catch_sync(|| run_blocking(definition, invocation));
-    RString::from(outcome.to_json())
-}
-
 fn level_of(level: LogLevel) -> Level {
     match level {
         LogLevel::TRACE => Level::TRACE,
@@ -143,28 +87,19 @@ fn level_of(level: LogLevel) -> Level {
 /// The `tracing` target plugin events are re-emitted on; the plugin's own target is a field.
 pub const PLUGIN_LOG_TARGET: &str = "taskhost::plugin";
 
-impl Host for HostCallbacks {
-    fn run_task(&self, task_result: RStr<'_>) -> RResult<RString, PluginError> {
-        guard(|| self.run(task_result.as_str()))
+impl AbiHost for HostCallbacks {
+    fn run_task(&self, task_result: TaskResultRecord) -> RResult<OutcomeRecord, PluginError> {
+        guard(|| self.run(task_result.into()).map(Into::into))
     }
 
     fn wants_signal(&self, signal: Signal) -> bool {
         guard_or(true, || signals::wanted(signal))
     }
 
-    fn send_signal(&self, signal: Signal, task_result: RStr<'_>) {
+    fn send_signal(&self, signal: Signal, task_result: TaskResultRecord) {
         guard_or((), || {
-            match serde_json::from_str::<TaskResultData>(task_result.as_str()) {
-                Ok(data) => {
-                    signals::dispatch(signal, &self.inner.sender, &TaskResult::from_data(data))
-                }
-                Err(e) => tracing::error!(
-                    target: "taskhost",
-                    "backend '{}' sent {} with an unreadable task result: {e}",
-                    self.inner.alias,
-                    signal.name()
-                ),
-            }
+            let result = TaskResult::from_data(task_result.into());
+            signals::dispatch(signal, &self.inner.sender, &result)
         })
     }
 
@@ -212,12 +147,12 @@ impl Host for HostCallbacks {
     }
 
     fn call_ext(&self, operation: RStr<'_>, request: RStr<'_>) -> RResult<RString, PluginError> {
-        guard(|| match operation.as_str() {
-            ops::RUN_ENQUEUED => self.run_enqueued(request.as_str()),
-            other => Err(PluginError::new(
+        let _ = request;
+        guard(|| {
+            Err(PluginError::new(
                 ErrorKind::NOT_SUPPORTED,
-                format!("This host does not support '{other}'."),
-            )),
+                format!("This host does not support '{}'.", operation.as_str()),
+            ))
         })
     }
 }

@@ -1,10 +1,9 @@
 //! `TaskDefinition`: what `#[task]` records about a function, and the type-erased way to run it.
 
 use crate::context::TaskContext;
-use serde_json::{Map, Value};
 use std::future::Future;
 use std::pin::Pin;
-use taskhost_plugin_api::wire::TaskOutcome;
+use taskhost_plugin_api::{Json, TaskOutcome};
 
 /// A boxed task future, as async task runners return.
 pub type BoxTaskFuture = Pin<Box<dyn Future<Output = TaskOutcome> + Send + 'static>>;
@@ -21,10 +20,10 @@ pub enum TaskRunner {
 /// The stored arguments of one run, handed to a [`TaskRunner`].
 #[derive(Debug)]
 pub struct Invocation {
-    /// Positional arguments, as stored.
-    pub args: Vec<Value>,
-    /// Keyword arguments, as stored (Rust tasks take none; a non-empty map is refused).
-    pub kwargs: Map<String, Value>,
+    /// Positional arguments, as stored (a JSON array).
+    pub args: Json,
+    /// Keyword arguments, as stored (a JSON object; Rust tasks take none, others are refused).
+    pub kwargs: Json,
     /// The context, for tasks that take one.
     pub context: Option<TaskContext>,
 }

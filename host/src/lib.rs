@@ -41,7 +41,6 @@ pub mod context;
 pub mod definition;
 pub mod error;
 pub mod handler;
-mod in_flight;
 pub mod json;
 pub mod outcome;
 pub mod plugin;
@@ -73,9 +72,9 @@ pub use worker::{Worker, WorkerOptions, WorkerReport};
 pub mod __private {
     pub use crate::definition::{BoxTaskFuture, Invocation, TaskDefinition, TaskRunner};
     pub use crate::outcome::{
-        block_on, catch_async, catch_sync, decode_args, failure, from_result, from_value,
+        block_on, catch_async, catch_sync, decode_args, failure, from_result, from_value, no_args,
     };
     pub use crate::registry::TaskRegistration;
     pub use inventory;
-    pub use taskhost_plugin_api::wire::TaskOutcome;
+    pub use taskhost_plugin_api::TaskOutcome;
 }

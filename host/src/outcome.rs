@@ -14,7 +14,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::Once;
 use std::task::{Context, Poll};
-use taskhost_plugin_api::wire::{TaskError, TaskOutcome};
+use taskhost_plugin_api::{Json, TaskError, TaskOutcome};
 
 /// `exception_class_path` of a task that panicked.
 pub const PANIC_CLASS_PATH: &str = "panic";
@@ -39,7 +39,9 @@ pub fn failure(class_path: &str, message: &str, details: &str) -> TaskOutcome {
 /// The outcome of a function that returned a plain value.
 pub fn from_value<T: Serialize>(value: T) -> TaskOutcome {
     match to_storable(&value) {
-        Ok(return_value) => TaskOutcome::Successful { return_value },
+        Ok(return_value) => TaskOutcome::Successful {
+            return_value: Json::from_stored(return_value.to_string()),
+        },
         Err(reason) => failure(
             UNSUPPORTED_VALUE_CLASS_PATH,
             &reason.replace("at $", "at return value"),
@@ -78,31 +80,55 @@ where
     }
 }
 
-/// Decode stored positional arguments into the task's parameter tuple. Tasks from Rust take no
-/// keyword arguments; stored ones are refused.
+/// Decode stored positional arguments (a JSON array) into the task's parameter tuple, in one
+/// pass over the text. Tasks from Rust take no keyword arguments; stored ones are refused.
 pub fn decode_args<A: DeserializeOwned>(
     path: &str,
-    args: Vec<Value>,
-    kwargs: &serde_json::Map<String, Value>,
+    args: &Json,
+    kwargs: &Json,
 ) -> Result<A, TaskOutcome> {
-    if !kwargs.is_empty() {
-        let keys: Vec<&str> = kwargs.keys().map(String::as_str).collect();
-        return Err(failure(
-            UNSUPPORTED_VALUE_CLASS_PATH,
-            &format!(
-                "task '{path}' takes no keyword arguments, got: {}",
-                keys.join(", ")
-            ),
-            "",
-        ));
-    }
-    serde_json::from_value(Value::Array(args)).map_err(|e| {
+    refuse_kwargs(path, kwargs)?;
+    args.parse().map_err(|e| {
         failure(
             UNSUPPORTED_VALUE_CLASS_PATH,
             &format!("the stored arguments do not fit task '{path}': {e}"),
             "",
         )
     })
+}
+
+/// For a task without parameters: refuses any stored argument.
+pub fn no_args(path: &str, args: &Json, kwargs: &Json) -> Result<(), TaskOutcome> {
+    if args.is_empty_container() && kwargs.is_empty_container() {
+        return Ok(());
+    }
+    refuse_kwargs(path, kwargs)?;
+    let count = args
+        .parse::<Vec<serde::de::IgnoredAny>>()
+        .map_or_else(|_| "unreadable arguments".to_string(), |a| a.len().to_string());
+    Err(failure(
+        UNSUPPORTED_VALUE_CLASS_PATH,
+        &format!("task '{path}' takes no arguments, got {count}"),
+        "",
+    ))
+}
+
+fn refuse_kwargs(path: &str, kwargs: &Json) -> Result<(), TaskOutcome> {
+    if kwargs.is_empty_container() {
+        return Ok(());
+    }
+    let message = match kwargs.parse::<serde_json::Map<String, Value>>() {
+        Ok(map) if map.is_empty() => return Ok(()),
+        Ok(map) => {
+            let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+            format!(
+                "task '{path}' takes no keyword arguments, got: {}",
+                keys.join(", ")
+            )
+        }
+        Err(e) => format!("the stored keyword arguments of task '{path}' are unreadable: {e}"),
+    };
+    Err(failure(UNSUPPORTED_VALUE_CLASS_PATH, &message, ""))
 }
 
 thread_local! {
@@ -137,7 +163,7 @@ fn install_panic_hook() {
 }
 
 fn panic_outcome(payload: Box<dyn Any + Send>) -> TaskOutcome {
-    let message = taskhost_plugin_api::panic_message(payload.as_ref());
+    let message = taskhost_plugin_api::abi::guard::panic_message(payload.as_ref());
     let details = LAST_PANIC
         .with(|p| p.borrow_mut().take())
         .unwrap_or_default();

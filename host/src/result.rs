@@ -7,15 +7,20 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::fmt;
 use std::marker::PhantomData;
-use taskhost_plugin_api::wire::{TaskDescription, TaskResultData};
+use std::sync::OnceLock;
+use taskhost_plugin_api::{Json, TaskDescription, TaskResultData};
 
-pub use taskhost_plugin_api::wire::{TaskError, TaskResultStatus};
+pub use taskhost_plugin_api::{TaskError, TaskResultStatus};
 
 /// One enqueued run of a task: its id, status, timestamps, arguments, errors, worker ids and
 /// return value (Django's `TaskResult`). `R` is the task's return type; results read without
 /// knowing the task (the CLI, signals) use `serde_json::Value`.
 pub struct TaskResult<R = Value> {
     data: TaskResultData,
+    /// `data.args`, read as JSON on first use (or given by the enqueue that holds them).
+    args: OnceLock<Vec<Value>>,
+    kwargs: OnceLock<Map<String, Value>>,
+    return_value: OnceLock<Option<Value>>,
     _return: PhantomData<fn() -> R>,
 }
 
@@ -23,8 +28,19 @@ impl<R> TaskResult<R> {
     pub(crate) fn from_data(data: TaskResultData) -> Self {
         Self {
             data,
+            args: OnceLock::new(),
+            kwargs: OnceLock::new(),
+            return_value: OnceLock::new(),
             _return: PhantomData,
         }
+    }
+
+    /// A result whose arguments the caller already holds as values (an enqueue): they are not
+    /// read back from the JSON text.
+    pub(crate) fn with_args(data: TaskResultData, args: Vec<Value>) -> Self {
+        let result = Self::from_data(data);
+        let _ = result.args.set(args);
+        result
     }
 
     /// The wire form of this result (what backends store).
@@ -34,7 +50,13 @@ impl<R> TaskResult<R> {
 
     /// The same result, with its return value read as another type.
     pub fn cast<S>(self) -> TaskResult<S> {
-        TaskResult::from_data(self.data)
+        TaskResult {
+            data: self.data,
+            args: self.args,
+            kwargs: self.kwargs,
+            return_value: self.return_value,
+            _return: PhantomData,
+        }
     }
 
     /// The result id (a UUID string).
@@ -72,14 +94,16 @@ impl<R> TaskResult<R> {
         self.data.last_attempted_at
     }
 
-    /// The positional arguments, as stored.
+    /// The positional arguments, as stored (empty if the stored text is not a JSON array).
     pub fn args(&self) -> &[Value] {
-        &self.data.args
+        self.args
+            .get_or_init(|| self.data.args.parse().unwrap_or_default())
     }
 
     /// The keyword arguments, as stored (always empty for tasks enqueued from Rust).
     pub fn kwargs(&self) -> &Map<String, Value> {
-        &self.data.kwargs
+        self.kwargs
+            .get_or_init(|| self.data.kwargs.parse().unwrap_or_default())
     }
 
     /// The alias of the backend the task was enqueued on.
@@ -110,7 +134,12 @@ impl<R> TaskResult<R> {
 
     /// The stored return value as JSON, without the status check.
     pub fn raw_return_value(&self) -> Option<&Value> {
-        self.data.return_value.as_ref()
+        self.return_value
+            .get_or_init(|| {
+                let text = self.data.return_value.as_ref()?;
+                Some(text.parse().unwrap_or(Value::Null))
+            })
+            .as_ref()
     }
 
     /// Re-read the result from its backend, updating exactly Django's refreshed fields
@@ -142,6 +171,7 @@ impl<R> TaskResult<R> {
         d.status = fresh.status;
         d.enqueued_at = fresh.enqueued_at;
         d.worker_ids = fresh.worker_ids;
+        self.return_value = OnceLock::new();
     }
 }
 
@@ -151,8 +181,8 @@ impl<R: DeserializeOwned> TaskResult<R> {
     pub fn return_value(&self) -> Result<R> {
         match self.data.status {
             TaskResultStatus::Successful => {
-                let value = self.data.return_value.clone().unwrap_or(Value::Null);
-                serde_json::from_value(value).map_err(|e| Error::ReturnValueType {
+                let text = self.data.return_value.as_ref().map_or("null", Json::as_str);
+                serde_json::from_str(text).map_err(|e| Error::ReturnValueType {
                     id: self.data.id.clone(),
                     expected: std::any::type_name::<R>(),
                     reason: e.to_string(),
@@ -166,7 +196,13 @@ impl<R: DeserializeOwned> TaskResult<R> {
 
 impl<R> Clone for TaskResult<R> {
     fn clone(&self) -> Self {
-        Self::from_data(self.data.clone())
+        Self {
+            data: self.data.clone(),
+            args: self.args.clone(),
+            kwargs: self.kwargs.clone(),
+            return_value: self.return_value.clone(),
+            _return: PhantomData,
+        }
     }
 }
 

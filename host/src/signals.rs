@@ -18,7 +18,7 @@ use parking_lot::RwLock;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use taskhost_plugin_api::wire::TaskResultStatus;
+use taskhost_plugin_api::TaskResultStatus;
 
 /// What a receiver gets.
 #[derive(Debug)]
@@ -101,7 +101,7 @@ impl Signal {
                     target: "taskhost",
                     "a receiver of {} panicked: {}",
                     self.name,
-                    taskhost_plugin_api::panic_message(payload.as_ref())
+                    taskhost_plugin_api::abi::guard::panic_message(payload.as_ref())
                 );
             }
         }

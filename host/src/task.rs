@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
-use taskhost_plugin_api::wire::TaskDescription;
+use taskhost_plugin_api::TaskDescription;
 
 /// Overrides for [`Task::using`]: each option left `None` keeps the task's current value (so, as
 /// in Django, `using` cannot reset `run_after` to none).

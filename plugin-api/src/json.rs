@@ -70,8 +70,11 @@ impl Json {
 
     /// Whether the text is `[]` or `{}` (ignoring whitespace): no arguments.
     pub fn is_empty_container(&self) -> bool {
-        let compact: String = self.0.chars().filter(|c| !c.is_whitespace()).collect();
-        compact == "[]" || compact == "{}"
+        let mut bytes = self.0.bytes().filter(|b| !b.is_ascii_whitespace());
+        matches!(
+            (bytes.next(), bytes.next(), bytes.next()),
+            (Some(b'['), Some(b']'), None) | (Some(b'{'), Some(b'}'), None)
+        )
     }
 }
 

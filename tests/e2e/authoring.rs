@@ -15,7 +15,7 @@ use taskhost::conformance::Conformance;
 use taskhost::{Config, TaskBackends, TaskResultStatus};
 use taskhost_e2e::external::{build_external, external_dir, library_file_name};
 use taskhost_e2e::{taskhost_bin, workspace_root};
-use taskhost_plugin_api::wire::TaskDescription;
+use taskhost_plugin_api::TaskDescription;
 use taskhost_plugin_api::PLUGIN_API_VERSION;
 
 /// What `taskhost plugin new acme-notes` derives from the name.

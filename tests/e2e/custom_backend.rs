@@ -12,7 +12,7 @@ use std::sync::Arc;
 use taskhost::{signals, task_backends, Error, TaskResultStatus};
 use taskhost_e2e::external::{build_external, library_file_name};
 use taskhost_e2e::{taskhost_bin, workspace_root, TestConfig};
-use taskhost_plugin_api::wire::{TaskDescription, TaskResultData};
+use taskhost_plugin_api::{TaskDescription, TaskResultData};
 use taskhost_plugin_api::PLUGIN_API_VERSION;
 
 const BACKEND: &str = "acme.spool.SpoolBackend";

@@ -3,7 +3,7 @@
 use serde_json::{json, Map, Value};
 use taskhost::{task_backends, Error};
 use taskhost_e2e::TestConfig;
-use taskhost_plugin_api::wire::TaskDescription;
+use taskhost_plugin_api::TaskDescription;
 
 /// The configured limit: small, so the test moves few bytes.
 const LIMIT: usize = 100;

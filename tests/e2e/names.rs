@@ -9,7 +9,7 @@ use std::fmt::Debug;
 use taskhost::{task, task_backends, Backend, Error, TaskBackends, TaskOptions};
 use taskhost_e2e::{config_with, TestConfig};
 use taskhost_plugin_api::ops;
-use taskhost_plugin_api::wire::{QueueStats, TaskDescription};
+use taskhost_plugin_api::{QueueStats, TaskDescription};
 
 /// The fixture: does nothing (never run here; its path is `e2e::names::noop`).
 #[task]

@@ -94,7 +94,7 @@ fn examine(
     file: &Path,
     name: &str,
     timeout: std::time::Duration,
-) -> Result<taskhost_plugin_api::Manifest, String> {
+) -> Result<taskhost_plugin_api::abi::Manifest, String> {
     if !config.allow_writable_plugin_dirs {
         check_permissions(dir).and_then(|()| check_permissions(file))?;
     }

@@ -245,7 +245,7 @@ mod tests {
     }
 
     fn definitions(count: usize) -> Vec<&'static TaskDefinition> {
-        fn never(_: crate::definition::Invocation) -> taskhost_plugin_api::wire::TaskOutcome {
+        fn never(_: crate::definition::Invocation) -> taskhost_plugin_api::TaskOutcome {
             unreachable!("not run")
         }
         (0..count)

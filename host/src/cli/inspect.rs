@@ -22,7 +22,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use taskhost_plugin_api::Manifest;
+use taskhost_plugin_api::abi::Manifest;
 
 /// The hidden subcommand a diagnostic command runs its own executable with.
 pub const INSPECT_COMMAND: &str = "__inspect-plugin";

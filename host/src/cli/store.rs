@@ -18,8 +18,7 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Arc;
-use taskhost_plugin_api::ops;
-use taskhost_plugin_api::wire::{ListRequest, PruneRequest, QueueStats, TaskResultData};
+use taskhost_plugin_api::{ListRequest, PruneRequest, QueueStats, TaskResultData};
 
 /// `results list` / `results show`.
 #[derive(Subcommand, Debug, Clone)]
@@ -109,8 +108,11 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
                 limit: Some(*limit),
             };
             let rows: Vec<TaskResultData> = backend(alias)?
-                .call_ext_json(ops::LIST_RESULTS, &request)
-                .map_err(|e| e.to_string())?;
+                .list_results(&request)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|r| r.data().clone())
+                .collect();
             if *format == OutputFormat::Json {
                 outln!("{}", output::json(&rows)?);
                 return Ok(());
@@ -154,7 +156,7 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
 /// Run `queues`: depth per queue and status, oldest ready task's age.
 pub fn queues(alias: &str, format: OutputFormat) -> Result<(), String> {
     let stats: Vec<QueueStats> = backend(alias)?
-        .call_ext_json(ops::QUEUE_STATS, &serde_json::Map::new())
+        .queue_stats()
         .map_err(|e| e.to_string())?;
     if format == OutputFormat::Json {
         outln!("{}", output::json(&stats)?);
@@ -207,12 +209,8 @@ pub fn prune(args: &PruneArgs) -> Result<(), String> {
         limit: None,
     };
     let backend = backend(&args.backend)?;
-    let prune = |request: &PruneRequest| -> Result<u64, String> {
-        let response: serde_json::Value = backend
-            .call_ext_json(ops::PRUNE, request)
-            .map_err(|e| e.to_string())?;
-        Ok(response.get("count").and_then(|c| c.as_u64()).unwrap_or(0))
-    };
+    let prune =
+        |request: &PruneRequest| -> Result<u64, String> { backend.prune(request).map_err(|e| e.to_string()) };
     let total = prune(&request)?;
     if args.dry_run {
         outln!("Would delete {total} task result(s)");
@@ -260,19 +258,18 @@ pub fn migrate(alias: &str) -> Result<(), String> {
     // One call applies every pending version: a spinner while it runs, cleared after.
     let spinner = super::progress::spinner(super::progress::migrate_message(alias));
     spinner.tick();
-    let response =
-        backend.call_ext_json::<_, serde_json::Value>(ops::MIGRATE, &serde_json::Map::new());
+    let applied = backend.migrate();
     super::progress::clear(&spinner);
-    let response = response.map_err(|e| e.to_string())?;
-    let applied = response
-        .get("applied")
-        .and_then(|a| a.as_array())
-        .map(Vec::len)
-        .unwrap_or(0);
-    if applied == 0 {
+    let applied = applied.map_err(|e| e.to_string())?;
+    if applied.is_empty() {
         outln!("No migrations to apply.");
     } else {
-        outln!("Applied {applied} migration(s): {}", response["applied"]);
+        let versions: Vec<String> = applied.iter().map(u32::to_string).collect();
+        outln!(
+            "Applied {} migration(s): [{}]",
+            applied.len(),
+            versions.join(",")
+        );
     }
     Ok(())
 }

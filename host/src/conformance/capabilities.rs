@@ -5,7 +5,7 @@ use super::context::{check_task, in_an_hour, variant, Check, Ctx, Verdict};
 use super::pass;
 use crate::error::Error;
 use serde_json::{json, Map};
-use taskhost_plugin_api::wire::{TaskDescription, TaskResultStatus};
+use taskhost_plugin_api::{TaskDescription, TaskResultStatus};
 
 pub(super) const CHECKS: &[Check] = &[
     Check {

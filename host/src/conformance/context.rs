@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use taskhost_plugin_api::wire::{TaskDescription, TaskResultData, TaskResultStatus};
+use taskhost_plugin_api::{TaskDescription, TaskResultData, TaskResultStatus};
 use taskhost_plugin_api::ErrorKind;
 
 /// What a check returns: `Ok(Passed | Skipped)` or `Err(reason)` for a failure.
@@ -207,16 +207,16 @@ pub(super) fn check_enqueued(
         data.backend
     );
     ensure!(
-        data.args == args,
+        value_of(&data.args) == Value::from(args.to_vec()),
         "result {id}: args did not round-trip: sent {}, got {}",
         Value::from(args.to_vec()),
-        Value::from(data.args.clone())
+        data.args
     );
     ensure!(
-        &data.kwargs == kwargs,
+        value_of(&data.kwargs) == Value::from(kwargs.clone()),
         "result {id}: kwargs did not round-trip: sent {}, got {}",
         Value::from(kwargs.clone()),
-        Value::from(data.kwargs.clone())
+        data.kwargs
     );
     ensure!(
         data.enqueued_at.is_some(),
@@ -339,10 +339,15 @@ pub(super) fn on_threads<T: Send>(
                 h.join().unwrap_or_else(|p| {
                     Err(format!(
                         "thread {i} panicked: {}",
-                        taskhost_plugin_api::panic_message(p.as_ref())
+                        taskhost_plugin_api::abi::guard::panic_message(p.as_ref())
                     ))
                 })
             })
             .collect()
     })
+}
+
+/// Stored JSON text as a value (`null` when it is not JSON), for comparisons.
+pub(super) fn value_of(json: &taskhost_plugin_api::Json) -> Value {
+    json.parse().unwrap_or(Value::Null)
 }

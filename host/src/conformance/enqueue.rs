@@ -1,7 +1,7 @@
 //! Enqueueing and reading back: well-formed results under the host's ids, unique ids, bulk
 //! enqueue, `get_result` round trips and Django's `TaskResultDoesNotExist`.
 
-use super::context::{
+use super::context::{value_of, 
     check_enqueued, check_task, describe, same_time, sample_args, sample_kwargs, Check, Ctx,
     Verdict,
 };
@@ -10,9 +10,9 @@ use super::{pass, skip};
 use crate::error::Error;
 use crate::transaction::atomic;
 use chrono::{DateTime, Utc};
-use serde_json::{json, Map};
+use serde_json::{json, Map, Value};
 use std::collections::HashSet;
-use taskhost_plugin_api::wire::TaskResultStatus;
+use taskhost_plugin_api::TaskResultStatus;
 
 pub(super) const CHECKS: &[Check] = &[
     Check {
@@ -184,7 +184,7 @@ fn get_result_round_trip(ctx: &Ctx) -> Verdict {
     );
     check_task(s, &task).map_err(|m| format!("get_result: {m}"))?;
     ensure!(
-        s.args == args && s.kwargs == kwargs,
+        value_of(&s.args) == Value::from(args) && value_of(&s.kwargs) == Value::from(kwargs),
         "get_result('{}'): the arguments did not round-trip: args {:?}, kwargs {:?}",
         s.id,
         s.args,

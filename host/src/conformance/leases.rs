@@ -6,7 +6,7 @@ use super::pass;
 use super::queue_store::{claim, claim_one, complete, not_a_queue_store, success, worker};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use taskhost_plugin_api::wire::{LeaseRequest, TaskResultStatus};
+use taskhost_plugin_api::{LeaseRequest, TaskResultStatus};
 
 pub(super) const CHECKS: &[Check] = &[
     Check {

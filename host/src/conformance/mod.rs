@@ -159,7 +159,7 @@ fn run_one(check: Check, ctx: &Ctx) -> Status {
 fn panic_reason(payload: &(dyn std::any::Any + Send)) -> String {
     format!(
         "the check panicked: {}",
-        taskhost_plugin_api::panic_message(payload)
+        taskhost_plugin_api::abi::guard::panic_message(payload)
     )
 }
 

@@ -5,8 +5,8 @@ use super::context::{describe, in_an_hour, on_threads, Check, Ctx, Verdict};
 use super::{pass, skip};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
-use taskhost_plugin_api::wire::{
-    ClaimRequest, ClaimedTask, Completion, TaskDescription, TaskError, TaskOutcome,
+use taskhost_plugin_api::{
+    ClaimRequest, ClaimedTask, Completion, Json, TaskDescription, TaskError, TaskOutcome,
     TaskResultStatus,
 };
 
@@ -123,7 +123,9 @@ pub(super) fn success(c: &ClaimedTask, token: i64, return_value: Value) -> Compl
         id: c.result.id.clone(),
         worker_id: c.result.worker_ids.last().cloned().unwrap_or_default(),
         lease_token: token,
-        outcome: TaskOutcome::Successful { return_value },
+        outcome: TaskOutcome::Successful {
+            return_value: Json::encode(&return_value).unwrap_or_else(|_| Json::null()),
+        },
         retry_at: None,
         started_at: None,
     }

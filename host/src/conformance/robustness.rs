@@ -6,7 +6,7 @@ use super::context::{describe, is_panic, Check, Ctx, Verdict};
 use super::pass;
 use crate::error::{Error, Result};
 use serde_json::{json, Map, Value};
-use taskhost_plugin_api::wire::{ClaimRequest, LeaseRequest};
+use taskhost_plugin_api::{ClaimRequest, LeaseRequest};
 
 pub(super) const CHECKS: &[Check] = &[
     Check {

@@ -7,7 +7,7 @@ use crate::signals::{self, ReceiverId, SignalEvent};
 use parking_lot::Mutex;
 use serde_json::{json, Map};
 use std::sync::Arc;
-use taskhost_plugin_api::wire::TaskResultStatus;
+use taskhost_plugin_api::TaskResultStatus;
 
 pub(super) const CHECKS: &[Check] = &[Check {
     name: "signals",

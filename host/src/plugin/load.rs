@@ -8,9 +8,8 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
-use taskhost_plugin_api::{
-    BackendBox, HostBox, Manifest, PluginError, PluginModuleRef, ABI_NAME, PLUGIN_API_VERSION,
-};
+use taskhost_plugin_api::abi::{AbiBackendBox, AbiHostBox, Manifest, PluginModuleRef, ABI_NAME};
+use taskhost_plugin_api::{PluginError, PLUGIN_API_VERSION};
 
 /// An opened plugin library. Never unloaded (abi_stable cannot unload), shared by every alias
 /// that names it.
@@ -107,8 +106,8 @@ impl Library {
         &self,
         class: &str,
         params: &str,
-        host: HostBox,
-    ) -> Result<BackendBox, PluginError> {
+        host: AbiHostBox,
+    ) -> Result<AbiBackendBox, PluginError> {
         (self.module.new_backend())(RStr::from_str(class), RStr::from_str(params), host).into()
     }
 }
@@ -283,27 +282,23 @@ fn check_elf(path: &Path, len: u64) -> Result<(), String> {
     Ok(())
 }
 
-/// Plugins must share the host's plugin-api major version (for 0.x: the minor) — the rule
-/// abi_stable's layout check applies (`is_loosely_compatible`), checked first for a clear message.
+/// `major.minor` of a version string.
+fn major_minor(version: &str) -> Option<(u64, u64)> {
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().ok());
+    Some((parts.next()??, parts.next()??))
+}
+
+/// Plugins must share the host's plugin-api major version — the rule abi_stable's layout check
+/// applies (`is_loosely_compatible`), checked first for a clear message. A 1.x plugin (1.x was
+/// never released) is told to rebuild against 2.x.
 fn check_api_version(path: &Path, theirs: &str) -> Result<(), String> {
-    let parse = |v: &str| -> Option<(u64, u64)> {
-        let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
-        Some((parts.next()??, parts.next()??))
-    };
-    let (Some(ours_n), Some(theirs_n)) = (parse(PLUGIN_API_VERSION), parse(theirs)) else {
+    let (Some(ours), Some(their)) = (major_minor(PLUGIN_API_VERSION), major_minor(theirs)) else {
         return Err(format!(
             "'{}' reports an unreadable taskhost-plugin-api version '{theirs}'",
             path.display()
         ));
     };
-    let series = |(major, minor): (u64, u64)| {
-        if major == 0 {
-            format!("0.{minor}")
-        } else {
-            major.to_string()
-        }
-    };
-    if series(ours_n) == series(theirs_n) {
+    if ours.0 == their.0 {
         return Ok(());
     }
     Err(format!(
@@ -311,7 +306,33 @@ fn check_api_version(path: &Path, theirs: &str) -> Result<(), String> {
          taskhost-plugin-api {PLUGIN_API_VERSION}; rebuild the plugin against \
          taskhost-plugin-api {}.x",
         path.display(),
-        series(ours_n)
+        ours.0
+    ))
+}
+
+/// A plugin may need a newer minor of the host than this one (a host service added later):
+/// refused in one line naming both versions.
+fn check_requires(path: &Path, manifest: &Manifest) -> Result<(), String> {
+    let ours = major_minor(PLUGIN_API_VERSION).unwrap_or((0, 0));
+    let Some(needs) = major_minor(&manifest.requires) else {
+        return Err(format!(
+            "'{}' declares an unreadable required taskhost-plugin-api version '{}'",
+            path.display(),
+            manifest.requires
+        ));
+    };
+    if needs.0 == ours.0 && needs.1 <= ours.1 {
+        return Ok(());
+    }
+    Err(format!(
+        "'{}' needs a host with taskhost-plugin-api {} or newer (it was built against {}), \
+         but this host uses taskhost-plugin-api {PLUGIN_API_VERSION}; upgrade the host, or use \
+         a version of the plugin that works with {}.{}",
+        path.display(),
+        manifest.requires,
+        manifest.plugin_api_version,
+        ours.0,
+        ours.1
     ))
 }
 
@@ -362,6 +383,7 @@ fn read_manifest(path: &Path, module: PluginModuleRef) -> Result<Manifest, Strin
             library_file_name(&expected_stem),
         ));
     }
+    check_requires(path, &manifest)?;
     let mut seen = std::collections::HashSet::new();
     if let Some(twice) = manifest.classes.iter().find(|c| !seen.insert(c.as_str())) {
         return Err(format!("'{shown}' exports class '{twice}' more than once"));

@@ -11,7 +11,7 @@ use crate::backend::Backend;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use taskhost_plugin_api::wire::Completion;
+use taskhost_plugin_api::Completion;
 use tokio::sync::{mpsc, oneshot};
 
 /// The most completions one `complete` call carries.

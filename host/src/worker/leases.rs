@@ -6,7 +6,7 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-use taskhost_plugin_api::wire::LeaseRequest;
+use taskhost_plugin_api::LeaseRequest;
 
 /// The held tasks' `(id → lease)`, shared by the loop, the executions and the heartbeat.
 #[derive(Clone)]

@@ -38,7 +38,7 @@ use leases::Leases;
 use local_queue::{LocalQueue, Ticket};
 use std::sync::Arc;
 use store_failures::{Failures, Next};
-use taskhost_plugin_api::wire::ClaimRequest;
+use taskhost_plugin_api::ClaimRequest;
 use tokio::task::JoinSet;
 
 /// Why a worker stopped.
@@ -357,7 +357,7 @@ impl Worker {
         ExitReason::ForcedShutdown
     }
 
-    async fn claim(&self, limit: u32) -> Result<Vec<taskhost_plugin_api::wire::ClaimedTask>> {
+    async fn claim(&self, limit: u32) -> Result<Vec<taskhost_plugin_api::ClaimedTask>> {
         let (queues, exclude_queues) = match &self.options.queues {
             QueueSelection::Named(named) => (Some(named.clone()), Vec::new()),
             QueueSelection::All { exclude } => (None, exclude.clone()),

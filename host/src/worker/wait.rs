@@ -4,8 +4,7 @@ use crate::backend::Backend;
 use crate::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
-use taskhost_plugin_api::ops;
-use taskhost_plugin_api::wire::WaitRequest;
+use taskhost_plugin_api::WaitRequest;
 
 /// Wait for new tasks: the backend's notification when it has one, else the interval.
 /// Returns whether the backend can notify (so the next wait knows).
@@ -20,10 +19,7 @@ pub(crate) async fn wait_for_tasks(
             queues,
             timeout_secs: interval.as_secs_f64(),
         };
-        let waited = tokio::task::spawn_blocking(move || {
-            backend.call_ext_json::<_, serde_json::Value>(ops::WAIT_FOR_TASKS, &request)
-        })
-        .await;
+        let waited = tokio::task::spawn_blocking(move || backend.wait_for_tasks(&request)).await;
         match waited {
             Ok(Ok(_)) => return true,
             Ok(Err(Error::NotSupported(_))) => {}

@@ -65,7 +65,7 @@ fn priority_is_refused_by_a_backend_without_priority_support() {
     let _s = settings();
     let without_priority = Capabilities::ASYNC_TASK | Capabilities::DEFER;
     for priority in [10, 101] {
-        let description = taskhost_plugin_api::wire::TaskDescription {
+        let description = taskhost_plugin_api::TaskDescription {
             priority,
             ..noop_task.description()
         };

@@ -10,7 +10,7 @@ use taskhost::{
     aatomic, atomic, default_task_backend, Error, TaskOptions, TaskResult, TaskResultStatus,
 };
 use taskhost_e2e::{logs, TestConfig};
-use taskhost_plugin_api::wire::{TaskDescription, TaskResultData};
+use taskhost_plugin_api::{TaskDescription, TaskResultData};
 
 /// `DummyBackendTestCase`'s settings: `default` on a fresh Dummy backend, any queue.
 fn settings() -> TestConfig {

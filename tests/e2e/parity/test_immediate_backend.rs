@@ -15,7 +15,7 @@ use taskhost::{
     aatomic, atomic, default_task_backend, Error, TaskOptions, TaskResult, TaskResultStatus,
 };
 use taskhost_e2e::{logs, TestConfig};
-use taskhost_plugin_api::wire::TaskDescription;
+use taskhost_plugin_api::TaskDescription;
 
 /// `ImmediateBackendTestCase`'s settings: `default` on the Immediate backend, any queue.
 fn settings() -> TestConfig {

@@ -17,7 +17,7 @@ use taskhost::{
     DEFAULT_TASK_QUEUE_NAME, TASK_MAX_PRIORITY, TASK_MIN_PRIORITY,
 };
 use taskhost_e2e::TestConfig;
-use taskhost_plugin_api::wire::{TaskDescription, TaskResultData};
+use taskhost_plugin_api::{TaskDescription, TaskResultData};
 
 /// `TaskTestCase`'s settings (a fresh Dummy backend, so `setUp`'s `clear()` is implied).
 fn settings() -> TestConfig {

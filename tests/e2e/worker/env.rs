@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use taskhost::{task_backends, TaskResult};
 use taskhost_e2e::build::worker_app_bin;
 use taskhost_e2e::{plugin_dir, TestConfig};
-use taskhost_plugin_api::wire::TaskDescription;
+use taskhost_plugin_api::TaskDescription;
 
 /// PostgreSQL for tests (trust auth on this machine and in CI).
 pub const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";

@@ -56,17 +56,14 @@ impl Expansion<'_> {
         });
         let params = &self.analyzed.params;
         let decode = if params.is_empty() {
+            let outcome = local("outcome");
             quote! {
-                if !#inv.args.is_empty() || !#inv.kwargs.is_empty() {
-                    return ::taskhost::__private::failure(
-                        "taskhost::UnsupportedValue",
-                        &::std::format!(
-                            "task '{}' takes no arguments, got {}",
-                            #def_ident.path,
-                            #inv.args.len() + #inv.kwargs.len(),
-                        ),
-                        "",
-                    );
+                if let ::core::result::Result::Err(#outcome) = ::taskhost::__private::no_args(
+                    #def_ident.path,
+                    &#inv.args,
+                    &#inv.kwargs,
+                ) {
+                    return #outcome;
                 }
             }
         } else {
@@ -79,7 +76,7 @@ impl Expansion<'_> {
             quote! {
                 let ( #(#locals,)* ) = match ::taskhost::__private::decode_args::<#tuple>(
                     #def_ident.path,
-                    #inv.args,
+                    &#inv.args,
                     &#inv.kwargs,
                 ) {
                     ::core::result::Result::Ok(#decoded) => #decoded,
