@@ -2,9 +2,8 @@
 //!
 //! Django's test backend, with Django's exact semantics: `enqueue` stamps `enqueued_at`, stores
 //! the result, sends `task_enqueued` and returns it; the result stays READY forever. Stored
-//! results can be fetched by id (`get_result`), listed ([`taskhost_plugin_api::ops::RESULTS`]) and
-//! dropped ([`taskhost_plugin_api::ops::CLEAR`]). Results live in this backend instance, that is,
-//! per process (Django: per thread).
+//! results can be fetched by id (`get_result`), listed (`results`, oldest first) and dropped
+//! (`clear`). Results live in this backend instance, that is, per process (Django: per thread).
 //!
 //! Key types:
 //! - [`DummyBackend`]: the backend class exported by this plugin library.
