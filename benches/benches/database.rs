@@ -273,7 +273,7 @@ fn backlog_benches(c: &mut Criterion, db: &str) {
                         worker_id: "bench".into(),
                         lease_token: task.lease_token,
                         outcome: TaskOutcome::Successful {
-                            return_value: serde_json::Value::Null,
+                            return_value: taskhost_plugin_api::Json::null(),
                         },
                         retry_at: None,
                         started_at: None,

@@ -76,5 +76,5 @@ pub mod __private {
     };
     pub use crate::registry::TaskRegistration;
     pub use inventory;
-    pub use taskhost_plugin_api::TaskOutcome;
+    pub use taskhost_plugin_api::{Json, TaskOutcome};
 }

@@ -2,7 +2,7 @@
 //! `call`/`acall`, registration by path, and the runner a worker uses. No backend is involved.
 
 use serde_json::{json, Map, Value};
-use taskhost::__private::{Invocation, TaskOutcome};
+use taskhost::__private::{Invocation, Json, TaskOutcome};
 use taskhost::outcome::run_blocking;
 use taskhost::{find_task, registered_tasks, task, TaskContext, TaskDefinition};
 
@@ -119,8 +119,8 @@ fn path_of(name: &str) -> String {
 
 fn run(definition: &TaskDefinition, args: Vec<Value>) -> TaskOutcome {
     let invocation = Invocation {
-        args,
-        kwargs: Map::new(),
+        args: Json::encode(&args).unwrap(),
+        kwargs: Json::empty_object(),
         context: None,
     };
     run_blocking(definition, invocation)
@@ -128,7 +128,7 @@ fn run(definition: &TaskDefinition, args: Vec<Value>) -> TaskOutcome {
 
 fn success(outcome: TaskOutcome) -> Value {
     match outcome {
-        TaskOutcome::Successful { return_value } => return_value,
+        TaskOutcome::Successful { return_value } => return_value.parse().unwrap(),
         TaskOutcome::Failed { error } => panic!("task failed: {error:?}"),
     }
 }
@@ -310,8 +310,8 @@ fn runner_refuses_arguments_that_do_not_fit() {
     let mut kwargs = Map::new();
     kwargs.insert("x".into(), json!(1));
     let invocation = Invocation {
-        args: vec![],
-        kwargs,
+        args: Json::empty_array(),
+        kwargs: Json::encode(&kwargs).unwrap(),
         context: None,
     };
     let (class, _) = failure(run_blocking(nothing.definition(), invocation));

@@ -256,7 +256,7 @@ fn concurrent_enqueues_are_never_lost_or_torn() {
     assert_eq!(ids, returned.iter().map(String::as_str).collect());
     let pairs: HashSet<(u64, u64)> = lines
         .iter()
-        .map(|r| (r.args[0].as_u64().unwrap(), r.args[1].as_u64().unwrap()))
+        .map(|r| r.args.parse::<(u64, u64)>().unwrap())
         .collect();
     let expected: HashSet<(u64, u64)> = (0..THREADS as u64)
         .flat_map(|t| (0..EACH as u64).map(move |i| (t, i)))

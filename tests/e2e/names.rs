@@ -8,7 +8,6 @@ use serde_json::{json, Map, Value};
 use std::fmt::Debug;
 use taskhost::{task, task_backends, Backend, Error, TaskBackends, TaskOptions};
 use taskhost_e2e::{config_with, TestConfig};
-use taskhost_plugin_api::ops;
 use taskhost_plugin_api::{QueueStats, TaskDescription};
 
 /// The fixture: does nothing (never run here; its path is `e2e::names::noop`).
@@ -82,7 +81,7 @@ fn assert_invalid_task<T: Debug>(result: Result<T, Error>, message: &str) {
 fn stored(backend: &Backend) -> u64 {
     if backend.supports_queue_store() {
         let stats: Vec<QueueStats> = backend
-            .call_ext_json(ops::QUEUE_STATS, &Map::new())
+            .queue_stats()
             .unwrap();
         stats.iter().map(|s| s.count).sum()
     } else {

@@ -4,8 +4,7 @@ use serde_json::Map;
 use taskhost::{task_backends, Error};
 use taskhost_e2e::TestConfig;
 use taskhost_plugin_api::{
-    wire::{ClaimRequest, Completion, LeaseRequest, TaskDescription, TaskOutcome},
-    ErrorKind,
+    ClaimRequest, Completion, ErrorKind, LeaseRequest, TaskDescription, TaskOutcome,
 };
 
 fn description() -> TaskDescription {
@@ -70,7 +69,7 @@ fn every_panicking_method_returns_an_error_and_the_process_lives() {
         worker_id: "w".into(),
         lease_token: 1,
         outcome: TaskOutcome::Successful {
-            return_value: serde_json::Value::Null,
+            return_value: taskhost_plugin_api::Json::null(),
         },
         retry_at: None,
         started_at: None,

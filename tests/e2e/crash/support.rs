@@ -14,7 +14,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 use taskhost::transactional::{SqlParam, TransactionalEnqueue};
 use taskhost::{task_backends, TaskResult, TaskResultStatus};
-use taskhost_plugin_api::{ops, wire::QueueStats};
+use taskhost_plugin_api::QueueStats;
 
 /// Whether the full sizes run (`TASKHOST_CRASH_FULL=1`); otherwise the small CI sizes.
 pub fn full() -> bool {
@@ -358,7 +358,7 @@ pub fn status_counts() -> HashMap<TaskResultStatus, u64> {
     let stats: Vec<QueueStats> = retrying("counting results", || {
         task_backends()
             .get("default")?
-            .call_ext_json(ops::QUEUE_STATS, &serde_json::Map::new())
+            .queue_stats()
     });
     let mut counts = HashMap::new();
     for s in stats {

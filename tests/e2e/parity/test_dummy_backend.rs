@@ -10,7 +10,7 @@ use taskhost::{
     aatomic, atomic, default_task_backend, Error, TaskOptions, TaskResult, TaskResultStatus,
 };
 use taskhost_e2e::{logs, TestConfig};
-use taskhost_plugin_api::{TaskDescription, TaskResultData};
+use taskhost_plugin_api::{Json, TaskDescription, TaskResultData};
 
 /// `DummyBackendTestCase`'s settings: `default` on a fresh Dummy backend, any queue.
 fn settings() -> TestConfig {
@@ -137,7 +137,7 @@ fn finish_stored(id: &str, value: Value) {
     let backend = default_task_backend().unwrap();
     let mut stored = backend.get_result(id).unwrap().data().clone();
     stored.status = TaskResultStatus::Successful;
-    stored.return_value = Some(value);
+    stored.return_value = Some(Json::encode(&value).unwrap());
     let () = backend.call_ext_json(UPDATE, &stored).unwrap();
 }
 
@@ -161,7 +161,7 @@ fn refresh_copies_only_the_refreshed_fields() {
     let mut result = noop_task.enqueue(1, 3).unwrap();
     let backend = default_task_backend().unwrap();
     let mut stored = backend.get_result(result.id()).unwrap().data().clone();
-    stored.args = vec![json!("changed")];
+    stored.args = Json::encode(&json!(["changed"])).unwrap();
     stored.task.priority = 50;
     stored.worker_ids = vec!["w1".into()];
     stored.status = TaskResultStatus::Running;
