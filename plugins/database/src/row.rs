@@ -1,38 +1,74 @@
-//! A stored row as both databases read it, and its conversion to the wire types.
+//! A stored row as both databases read it, and its conversion to the SDK's types.
 //!
-//! Each store reads its columns into a [`Row`] (JSON columns as text on SQLite, as parsed values
-//! on PostgreSQL); decoding happens here, once, and a bad value becomes [`Error::Corrupt`] naming
-//! the row id and the column — never a panic.
+//! Each store reads its columns into a [`Row`], the JSON columns as text. A task's arguments
+//! and return value stay text on the way out ([`Json::from_stored`]): they are only checked,
+//! without building a value, to be JSON of the right shape (an array, an object). The lists
+//! (worker ids, errors) are decoded. A bad value becomes [`Error::Corrupt`] naming the row id
+//! and the column — never a panic.
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
 use std::cmp::Ordering;
-use taskhost_plugin_api::wire::{
-    ClaimedTask, Completion, EnqueueRequest, TaskDescription, TaskError, TaskOutcome,
+use std::fmt;
+use taskhost_plugin_api::{
+    ClaimedTask, Completion, EnqueueRequest, Json, TaskDescription, TaskError, TaskOutcome,
     TaskResultData, TaskResultStatus,
 };
 
 /// The exception class path recorded when a worker's lease expires.
 pub const WORKER_LOST: &str = "taskhost::WorkerLost";
 
-/// A JSON column as the database returned it.
-pub enum Json {
-    /// Text still to be parsed (SQLite).
-    Text(String),
-    /// An already parsed value (PostgreSQL `jsonb`).
-    Value(Value),
+/// Decode the JSON text of `id`'s `column` as `T`, naming the row and column on failure.
+fn decode<T: DeserializeOwned>(text: &str, id: &str, column: &'static str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| corrupt(id, column, e))
 }
 
-impl Json {
-    /// Decode as `T`, naming the row and column on failure.
-    fn decode<T: DeserializeOwned>(self, id: &str, column: &'static str) -> Result<T> {
-        let decoded = match self {
-            Json::Text(text) => serde_json::from_str(&text),
-            Json::Value(value) => serde_json::from_value(value),
-        };
-        decoded.map_err(|e| corrupt(id, column, e))
+/// The JSON text of `id`'s `column` as a [`Json`], once checked to be one value `T` accepts
+/// (without building it: `T` ignores what it reads).
+fn checked<T: DeserializeOwned>(text: String, id: &str, column: &'static str) -> Result<Json> {
+    decode::<T>(&text, id, column)?;
+    Ok(Json::from_stored(text))
+}
+
+/// Any JSON array, its items skipped: what an `args` column must hold.
+struct AnyArray;
+
+impl<'de> Deserialize<'de> for AnyArray {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Items;
+        impl<'de> Visitor<'de> for Items {
+            type Value = AnyArray;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyArray, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(AnyArray)
+            }
+        }
+        deserializer.deserialize_seq(Items)
+    }
+}
+
+/// Any JSON object, its entries skipped: what a `kwargs` column must hold.
+struct AnyObject;
+
+impl<'de> Deserialize<'de> for AnyObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = AnyObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyObject, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AnyObject)
+            }
+        }
+        deserializer.deserialize_map(Entries)
     }
 }
 
@@ -51,9 +87,9 @@ pub struct Row {
     /// `status`, as stored.
     pub status: String,
     /// `args` (a JSON array).
-    pub args: Json,
+    pub args: String,
     /// `kwargs` (a JSON object).
-    pub kwargs: Json,
+    pub kwargs: String,
     /// `takes_context`.
     pub takes_context: bool,
     /// `is_async`.
@@ -69,11 +105,11 @@ pub struct Row {
     /// `last_attempted_at`.
     pub last_attempted_at: Option<DateTime<Utc>>,
     /// `worker_ids` (a JSON array of strings).
-    pub worker_ids: Json,
+    pub worker_ids: String,
     /// `errors` (a JSON array of TaskError).
-    pub errors: Json,
-    /// `return_value`.
-    pub return_value: Option<Json>,
+    pub errors: String,
+    /// `return_value` (any JSON value).
+    pub return_value: Option<String>,
     /// `max_attempts` set on the task, if any.
     pub max_attempts: Option<i64>,
     /// `timeout_secs`.
@@ -94,13 +130,13 @@ impl Row {
             None => None,
             Some(n) => Some(u32::try_from(n).map_err(|e| corrupt(&id, "max_attempts", e))?),
         };
-        let args: Vec<Value> = self.args.decode(&id, "args")?;
-        let kwargs: Map<String, Value> = self.kwargs.decode(&id, "kwargs")?;
-        let worker_ids: Vec<String> = self.worker_ids.decode(&id, "worker_ids")?;
-        let errors: Vec<TaskError> = self.errors.decode(&id, "errors")?;
+        let args = checked::<AnyArray>(self.args, &id, "args")?;
+        let kwargs = checked::<AnyObject>(self.kwargs, &id, "kwargs")?;
+        let worker_ids: Vec<String> = decode(&self.worker_ids, &id, "worker_ids")?;
+        let errors: Vec<TaskError> = decode(&self.errors, &id, "errors")?;
         let return_value = match self.return_value {
             None => None,
-            Some(json) => Some(json.decode::<Value>(&id, "return_value")?),
+            Some(text) => Some(checked::<IgnoredAny>(text, &id, "return_value")?),
         };
         Ok(TaskResultData {
             task: TaskDescription {
@@ -297,12 +333,12 @@ pub fn to_json(value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Other(format!("could not encode JSON: {e}")))
 }
 
-/// What a completion writes: the new status, the return value and the error to append (JSON).
-/// A failure with `retry_at` goes back to READY.
-pub fn outcome_columns(c: &Completion) -> Result<(&'static str, Option<String>, Option<String>)> {
+/// What a completion writes: the new status, the return value and the error to append (JSON
+/// text). A failure with `retry_at` goes back to READY.
+pub fn outcome_columns(c: &Completion) -> Result<(&'static str, Option<&str>, Option<String>)> {
     Ok(match &c.outcome {
         TaskOutcome::Successful { return_value } => {
-            ("SUCCESSFUL", Some(to_json(return_value)?), None)
+            ("SUCCESSFUL", Some(return_value.as_str()), None)
         }
         TaskOutcome::Failed { error } => {
             let status = if c.retry_at.is_some() {

@@ -6,7 +6,7 @@ use chrono::Duration;
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
-use taskhost_plugin_api::wire::TaskResultStatus;
+use taskhost_plugin_api::TaskResultStatus;
 
 on_both_databases!(
     claims_by_priority_then_run_after_then_enqueue_order,
@@ -95,11 +95,11 @@ fn a_claim_marks_tasks_running_under_a_lease(db: TestDb) {
     assert!(r.started_at.unwrap() >= now);
     assert_eq!(r.started_at, r.last_attempted_at);
     assert_eq!(
-        (r.args.clone(), r.kwargs.clone()),
-        (enqueued.args.clone(), enqueued.kwargs.clone())
+        (value_of(&r.args), value_of(&r.kwargs)),
+        (json!([1, "two"]), json!({"three": 3.5}))
     );
     assert_eq!(r.enqueued_at, enqueued.enqueued_at);
-    assert_eq!(get(&b, &r.id).unwrap(), task.result);
+    assert_eq!(get(&b, &r.id).unwrap(), task.result, "read back as claimed");
     assert!(
         claim(&b, "worker-2", 5).is_empty(),
         "a RUNNING task is not claimed again"
