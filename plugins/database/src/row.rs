@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
-use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use std::cmp::Ordering;
 use std::fmt;
@@ -32,27 +32,8 @@ fn checked<T: DeserializeOwned>(text: String, id: &str, column: &'static str) ->
     Ok(Json::from_stored(text))
 }
 
-/// Any JSON array, its items skipped: what an `args` column must hold.
-struct AnyArray;
-
-impl<'de> Deserialize<'de> for AnyArray {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Items;
-        impl<'de> Visitor<'de> for Items {
-            type Value = AnyArray;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a sequence")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AnyArray, A::Error> {
-                while seq.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(AnyArray)
-            }
-        }
-        deserializer.deserialize_seq(Items)
-    }
-}
-
-/// Any JSON object, its entries skipped: what a `kwargs` column must hold.
+/// Any JSON object, its entries skipped: what a `kwargs` column must hold (`serde` has no
+/// ready-made type for that, as `Vec<IgnoredAny>` is for `args`' array).
 struct AnyObject;
 
 impl<'de> Deserialize<'de> for AnyObject {
@@ -130,7 +111,8 @@ impl Row {
             None => None,
             Some(n) => Some(u32::try_from(n).map_err(|e| corrupt(&id, "max_attempts", e))?),
         };
-        let args = checked::<AnyArray>(self.args, &id, "args")?;
+        // A `Vec` of nothing: items are read and dropped, no memory is taken.
+        let args = checked::<Vec<IgnoredAny>>(self.args, &id, "args")?;
         let kwargs = checked::<AnyObject>(self.kwargs, &id, "kwargs")?;
         let worker_ids: Vec<String> = decode(&self.worker_ids, &id, "worker_ids")?;
         let errors: Vec<TaskError> = decode(&self.errors, &id, "errors")?;
@@ -349,4 +331,51 @@ pub fn outcome_columns(c: &Completion) -> Result<(&'static str, Option<&str>, Op
             (status, None, Some(to_json(error)?))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, Value};
+
+    /// The shape checks refuse what decoding into values refused (before 2.0 the columns were
+    /// decoded into `Vec<Value>` and `Map<String, Value>`), with the same messages, and take
+    /// what it took, text unchanged.
+    #[test]
+    fn arguments_are_checked_as_decoding_them_would() {
+        let texts = [
+            "[]",
+            " [1, {\"a\": [null]}] ",
+            "{}",
+            "{\"k\": [1, 2], \"\": {}}",
+            "not json",
+            "[1,",
+            "[1] 2",
+            "null",
+            "\"text\"",
+            "7",
+            "{\"a\": 1,}",
+            "",
+        ];
+        let error = |e: Error| match e {
+            Error::Corrupt { detail, .. } => detail,
+            other => panic!("not Corrupt: {other:?}"),
+        };
+        for text in texts {
+            let args = checked::<Vec<IgnoredAny>>(text.into(), "id", "args");
+            let decoded = serde_json::from_str::<Vec<Value>>(text);
+            match (args, decoded) {
+                (Ok(json), Ok(_)) => assert_eq!(json.as_str(), text),
+                (Err(e), Err(d)) => assert_eq!(error(e), d.to_string(), "{text}"),
+                (args, decoded) => panic!("{text}: {args:?} but {decoded:?}"),
+            }
+            let kwargs = checked::<AnyObject>(text.into(), "id", "kwargs");
+            let decoded = serde_json::from_str::<Map<String, Value>>(text);
+            match (kwargs, decoded) {
+                (Ok(json), Ok(_)) => assert_eq!(json.as_str(), text),
+                (Err(e), Err(d)) => assert_eq!(error(e), d.to_string(), "{text}"),
+                (kwargs, decoded) => panic!("{text}: {kwargs:?} but {decoded:?}"),
+            }
+        }
+    }
 }

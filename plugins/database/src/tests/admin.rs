@@ -133,9 +133,18 @@ fn arguments_are_stored_as_the_json_text_sent(db: TestDb) {
     }
 }
 
+/// Oldest first by enqueue time: the ids (UUID v7, made in order) are enqueued in reverse.
 fn results_are_listed_oldest_first(db: TestDb) {
     let (b, _) = db.backend();
-    let ids: Vec<String> = (0..3).map(|_| enqueue(&b, "default").id).collect();
+    let mut requests: Vec<_> = (0..3).map(|_| task("t::x", "default", 0, None)).collect();
+    requests.reverse();
+    let ids: Vec<String> = requests
+        .into_iter()
+        .map(|r| {
+            db.tick();
+            enqueue_request(&b, r).id
+        })
+        .collect();
     let (other, _) = db.try_backend("other", json!({})).unwrap();
     enqueue(&other, "default");
     assert_eq!(all(&b).into_iter().map(|r| r.id).collect::<Vec<_>>(), ids);
@@ -144,7 +153,9 @@ fn results_are_listed_oldest_first(db: TestDb) {
 fn list_results_filters_newest_first(db: TestDb) {
     let (b, _) = db.backend();
     let a = enqueue(&b, "default");
+    db.tick();
     let e1 = enqueue(&b, "emails");
+    db.tick();
     let e2 = enqueue_request(&b, task("t::other", "emails", 0, None));
     let done = claim_with(&b, &claim_request("w", Some(&["default"]), 1)).remove(0);
     complete(&b, &[success(&done, json!(1))]);

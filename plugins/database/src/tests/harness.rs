@@ -151,6 +151,12 @@ impl TestDb {
         self.host.advance_micros(secs * 1_000_000);
     }
 
+    /// Move the shared clock on by one microsecond (it stands still otherwise), so what is
+    /// stored next has a later time.
+    pub fn tick(&self) {
+        self.host.advance_micros(1);
+    }
+
     /// The shared clock now.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.host.host().now()
