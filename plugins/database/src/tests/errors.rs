@@ -5,7 +5,7 @@ use super::harness::{on_both_databases, Kind, TestDb, BACKEND};
 use crate::{DatabaseBackend, TRANSACTIONAL_INSERT_SQL};
 use serde_json::{json, Value};
 use taskhost_plugin_api::{
-    testing::TestHost, Backend, BackendParams, Capabilities, ErrorKind, PluginError,
+    testing::TestHost, Backend, BackendParams, Capabilities, ErrorKind, LogLevel, PluginError,
     TaskResultStatus,
 };
 
@@ -202,11 +202,20 @@ fn corrupt_json_in_a_row_names_the_row_and_column(db: TestDb) {
 }
 
 fn a_corrupt_row_does_not_block_the_queue(db: TestDb) {
-    let (b, _) = db.backend();
+    let (b, host) = db.backend();
     let bad = enqueue_request(&b, task("t::bad", "default", 50, None));
     let good = enqueue(&b, "default");
     corrupt(&db, &bad.id, "worker_ids");
-    assert_eq!(claimed_ids(&claim(&b, "w", 5)), vec![good.id]);
+    let (claimed, logs) = host.capture_logs(|| claim(&b, "w", 5));
+    assert_eq!(claimed_ids(&claimed), vec![good.id]);
+    let warned = logs.iter().any(|log| {
+        log.level == LogLevel::WARN
+            && log
+                .message
+                .contains("claimed a row that cannot be read; marking it FAILED")
+            && log.message.contains(&bad.id)
+    });
+    assert!(warned, "{logs:?}");
     let stats = stats(&b);
     let summary: Vec<(TaskResultStatus, u64)> = stats.iter().map(|s| (s.status, s.count)).collect();
     assert_eq!(
