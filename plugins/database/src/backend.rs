@@ -1,4 +1,5 @@
-//! The `DatabaseBackend` class: the [`Backend`] trait on top of a [`Store`].
+//! The `DatabaseBackend` class: the [`Backend`] trait on top of a [`Store`], and this
+//! backend's own operation, [`TRANSACTIONAL_INSERT_SQL`].
 
 use crate::error::{Error, Result};
 use crate::options::{redact, Location, Options, CLASS};
@@ -7,29 +8,32 @@ use crate::row::{parse_id, NewTask};
 use crate::sqlite::SqliteStore;
 use crate::store::{check_error, Claim, Store, StoreConfig};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use taskhost_plugin_api::{
-    abi_stable::std_types::{RStr, RString},
-    guard,
-    guard::guard_or,
-    guard_json, ops,
-    wire::{
-        BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
-        EnqueueRequest, LeaseRequest, ResultDelta, TaskResultData,
-    },
-    Backend, Capabilities, HostBox, PluginError, PluginResult, Signal,
+    Backend, BackendParams, Capabilities, CheckMessage, ClaimRequest, ClaimedTask, Completion,
+    CompletionAck, EnqueueRequest, Host, LeaseRequest, ListRequest, PluginError, PruneRequest,
+    QueueStats, Signal, TaskResultData, WaitRequest,
 };
+
+/// This backend's own operation ([`Backend::call_ext`]): the SQL an application runs on its
+/// own connection to enqueue a task inside its own transaction. Request `{}` (any JSON);
+/// response `{"database", "sql", "parameters": [{"position", "name", "type", "required",
+/// "description"}], "notes"}`.
+pub const TRANSACTIONAL_INSERT_SQL: &str = "taskhost.backends.database.transactional_insert_sql";
+
+/// The longest a `wait_for_tasks` call blocks, whatever it asks for.
+const MAX_WAIT_SECS: f64 = 3600.0;
 
 /// A queue store on SQLite or PostgreSQL: stores enqueued tasks for workers to claim, run and
 /// complete, with leases, rescue of lost workers, retries and pruning.
 ///
-/// Capabilities: defer, async tasks, get_result, priority, queue store and bulk enqueue. Built
+/// Capabilities: defer, async tasks, get_result, priority and queue store; `enqueue_many`
+/// stores a batch in one transaction. Built
 /// from the alias's options (see the crate docs); it connects, checks the schema version and
 /// (with `migrate = true`, the default) migrates before it is handed to the host.
 pub struct DatabaseBackend {
     pub(crate) alias: String,
-    host: HostBox,
+    host: Host,
     pub(crate) options: Options,
     pub(crate) store: Box<dyn Store>,
     /// Set once the schema is known to be at the newest version.
@@ -40,11 +44,11 @@ impl DatabaseBackend {
     /// Build the backend for one alias of the host's config. Bad options, an unusable
     /// database, an unreachable server or a schema newer than this plugin are
     /// [`ErrorKind::INVALID_OPTIONS`](taskhost_plugin_api::ErrorKind::INVALID_OPTIONS).
-    pub fn new(params: BackendParams, host: HostBox) -> Result<Self, PluginError> {
+    pub fn new(params: BackendParams, host: Host) -> Result<Self, PluginError> {
         Self::build(params, host).map_err(PluginError::from)
     }
 
-    fn build(params: BackendParams, host: HostBox) -> Result<Self> {
+    fn build(params: BackendParams, host: Host) -> Result<Self> {
         let options = Options::parse(&params)?;
         let config = StoreConfig {
             alias: params.alias.clone(),
@@ -86,7 +90,7 @@ impl DatabaseBackend {
             return Err(Error::InvalidOptions(self.too_new(version)));
         }
         if version < latest && self.options.migrate {
-            let applied = self.migrate().map_err(|e| self.invalid(e))?;
+            let applied = self.migrate_schema().map_err(|e| self.invalid(e))?;
             tracing::info!(alias = %self.alias, ?applied, "migrated the task database");
         } else if version == latest {
             self.schema_ready.store(true, Ordering::Release);
@@ -95,7 +99,7 @@ impl DatabaseBackend {
     }
 
     /// Apply every pending migration; returns the versions applied.
-    pub(crate) fn migrate(&self) -> Result<Vec<u32>> {
+    fn migrate_schema(&self) -> Result<Vec<u32>> {
         let latest = self.latest_version();
         let applied = self.store.migrate(latest, self.now()?)?;
         let version = self.store.schema_version()?;
@@ -168,11 +172,10 @@ impl DatabaseBackend {
             .into_iter()
             .map(|t| t.into_ready_result(&self.alias))
             .collect();
+        // Asked once per batch: nothing is sent for a batch nobody listens to.
         if self.host.wants_signal(Signal::TASK_ENQUEUED) {
             for result in &results {
-                let payload = result.to_json();
-                self.host
-                    .send_signal(Signal::TASK_ENQUEUED, RStr::from_str(&payload));
+                self.host.send_signal(Signal::TASK_ENQUEUED, result);
             }
         }
         Ok(results)
@@ -271,143 +274,119 @@ fn check_worker_id(worker_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// `value` as JSON.
-pub(crate) fn encode(value: &impl Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::Other(format!("could not encode JSON: {e}")))
-}
-
-/// [`guard_json`] with the wire's fast codecs where there are some (the enqueue and claim
-/// paths: the same values and errors as serde_json, faster): `read` decodes the request (a
-/// failure names `what`), `body` runs, `write` encodes the response — all inside [`guard`].
 impl DatabaseBackend {
-    /// [`ops::ENQUEUE_DELTA`]: store one task, answering only what the store set.
-    pub(crate) fn enqueue_delta(&self, request: &str) -> PluginResult<RString> {
-        let read = EnqueueRequest::from_json;
-        let write = |result: &TaskResultData| ResultDelta::copied_from(result).to_json();
-        guard_wire(
-            ops::ENQUEUE_DELTA,
-            request,
-            read,
-            |r| self.store_one(r),
-            write,
-        )
+    fn wait(&self, mut request: WaitRequest) -> Result<bool> {
+        if !(request.timeout_secs.is_finite() && request.timeout_secs >= 0.0) {
+            return Err(Error::InvalidRequest(format!(
+                "wait_for_tasks needs a timeout of zero or more seconds, got {}",
+                request.timeout_secs
+            )));
+        }
+        request.timeout_secs = request.timeout_secs.min(MAX_WAIT_SECS);
+        self.ensure_schema()?;
+        self.store.wait(&request, self.now()?)
     }
 
-    /// [`ops::ENQUEUE_MANY_DELTA`]: store many tasks (all or none), answering only what the
-    /// store set.
-    pub(crate) fn enqueue_many_delta(&self, requests: &str) -> PluginResult<RString> {
-        let read = EnqueueRequest::list_from_json;
-        let enqueue = |requests| Ok(self.enqueue_all(requests)?);
-        let write = |results: &Vec<TaskResultData>| {
-            let deltas: Vec<ResultDelta> = results.iter().map(ResultDelta::copied_from).collect();
-            ResultDelta::list_to_json(&deltas)
-        };
-        guard_wire(ops::ENQUEUE_MANY_DELTA, requests, read, enqueue, write)
+    /// [`TRANSACTIONAL_INSERT_SQL`]: `request` may be any JSON (`{}`).
+    fn transactional_insert_sql(&self, request: &str) -> Result<String, PluginError> {
+        serde_json::from_str::<serde::de::IgnoredAny>(request).map_err(|e| {
+            PluginError::invalid_request(format!("invalid {TRANSACTIONAL_INSERT_SQL} payload: {e}"))
+        })?;
+        self.ensure_schema()?;
+        Ok(self.store.insert_sql().to_string())
     }
-
-    /// Store one task (one transaction).
-    fn store_one(
-        &self,
-        request: EnqueueRequest,
-    ) -> std::result::Result<TaskResultData, PluginError> {
-        self.enqueue_all(vec![request])?
-            .pop()
-            .ok_or_else(|| PluginError::other("enqueue stored no result"))
-    }
-}
-
-fn guard_wire<Req, Resp>(
-    what: &str,
-    request: &str,
-    read: impl FnOnce(&str) -> serde_json::Result<Req>,
-    body: impl FnOnce(Req) -> std::result::Result<Resp, PluginError>,
-    write: impl FnOnce(&Resp) -> String,
-) -> PluginResult<RString> {
-    guard(|| {
-        let request = read(request).map_err(|e| PluginError::invalid_request(what, e))?;
-        Ok(RString::from(write(&body(request)?)))
-    })
 }
 
 impl Backend for DatabaseBackend {
     fn capabilities(&self) -> Capabilities {
-        guard_or(Capabilities::NONE, || {
-            Capabilities::DEFER
-                | Capabilities::ASYNC_TASK
-                | Capabilities::GET_RESULT
-                | Capabilities::PRIORITY
-                | Capabilities::QUEUE_STORE
-                | Capabilities::BULK_ENQUEUE
-                | Capabilities::ENQUEUE_DELTA
-        })
+        Capabilities::DEFER
+            | Capabilities::ASYNC_TASK
+            | Capabilities::GET_RESULT
+            | Capabilities::PRIORITY
+            | Capabilities::QUEUE_STORE
     }
 
-    fn check(&self) -> PluginResult<RString> {
-        guard(|| Ok(RString::from(encode(&self.checks())?)))
+    fn enqueue(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
+        self.enqueue_all(vec![request])?
+            .pop()
+            .ok_or_else(|| PluginError::other("enqueue stored no result"))
     }
 
-    fn enqueue(&self, request: RStr<'_>) -> PluginResult<RString> {
-        let (read, write) = (EnqueueRequest::from_json, TaskResultData::to_json);
-        guard_wire(
-            "enqueue",
-            request.as_str(),
-            read,
-            |r| self.store_one(r),
-            write,
-        )
+    /// One transaction for the whole batch (PostgreSQL: one statement, or a binary COPY).
+    fn enqueue_many(
+        &self,
+        requests: Vec<EnqueueRequest>,
+    ) -> Result<Vec<TaskResultData>, PluginError> {
+        Ok(self.enqueue_all(requests)?)
     }
 
-    fn enqueue_many(&self, requests: RStr<'_>) -> PluginResult<RString> {
-        let enqueue = |requests| Ok(self.enqueue_all(requests)?);
-        let write = |results: &Vec<_>| TaskResultData::list_to_json(results);
-        let read = EnqueueRequest::list_from_json;
-        guard_wire("enqueue_many", requests.as_str(), read, enqueue, write)
+    fn get_result(&self, id: &str) -> Result<TaskResultData, PluginError> {
+        Ok(self.get(id)?)
     }
 
-    fn get_result(&self, id: RStr<'_>) -> PluginResult<RString> {
-        guard(|| Ok(RString::from(encode(&self.get(id.as_str())?)?)))
+    fn check(&self) -> Result<Vec<CheckMessage>, PluginError> {
+        Ok(self.checks())
     }
 
-    fn claim(&self, request: RStr<'_>) -> PluginResult<RString> {
-        let claim = |request| Ok(self.claim_tasks(request)?);
-        let write = |claimed: &Vec<_>| ClaimedTask::list_to_json(claimed);
-        let read = |text: &str| serde_json::from_str::<ClaimRequest>(text);
-        guard_wire("claim", request.as_str(), read, claim, write)
+    fn results(&self) -> Result<Vec<TaskResultData>, PluginError> {
+        self.ensure_schema()?;
+        Ok(self.store.results()?)
     }
 
-    fn complete(&self, request: RStr<'_>) -> PluginResult<RString> {
-        let complete = |completions: Vec<Completion>| {
-            self.ensure_schema()?;
-            Ok(self.store.complete(&completions, self.now()?)?)
-        };
-        let write = |acks: &Vec<_>| CompletionAck::list_to_json(acks);
-        guard_wire(
-            "complete",
-            request.as_str(),
-            Completion::list_from_json,
-            complete,
-            write,
-        )
+    fn claim(&self, request: ClaimRequest) -> Result<Vec<ClaimedTask>, PluginError> {
+        Ok(self.claim_tasks(request)?)
     }
 
-    fn renew_leases(&self, request: RStr<'_>) -> PluginResult<RString> {
-        guard_json("renew_leases", request.as_str(), |request: LeaseRequest| {
-            Ok(self.renew(request)?)
-        })
+    fn complete(&self, completions: Vec<Completion>) -> Result<Vec<CompletionAck>, PluginError> {
+        self.ensure_schema()?;
+        Ok(self.store.complete(&completions, self.now()?)?)
     }
 
-    fn release(&self, request: RStr<'_>) -> PluginResult<RString> {
-        guard_json("release", request.as_str(), |request: LeaseRequest| {
-            self.ensure_schema()?;
-            Ok(self.store.release(&request)?)
-        })
+    fn renew_leases(&self, request: LeaseRequest) -> Result<Vec<String>, PluginError> {
+        Ok(self.renew(request)?)
     }
 
-    fn call_ext(&self, operation: RStr<'_>, request: RStr<'_>) -> PluginResult<RString> {
-        self.extension(operation.as_str(), request.as_str())
+    fn release(&self, request: LeaseRequest) -> Result<u64, PluginError> {
+        self.ensure_schema()?;
+        Ok(self.store.release(&request)?)
+    }
+
+    fn rescue(&self) -> Result<u64, PluginError> {
+        self.ensure_schema()?;
+        Ok(self.store.rescue(self.now()?)?)
+    }
+
+    fn wait_for_tasks(&self, request: WaitRequest) -> Result<bool, PluginError> {
+        Ok(self.wait(request)?)
+    }
+
+    fn migrate(&self) -> Result<Vec<u32>, PluginError> {
+        Ok(self.migrate_schema()?)
+    }
+
+    fn list_results(&self, request: ListRequest) -> Result<Vec<TaskResultData>, PluginError> {
+        self.ensure_schema()?;
+        Ok(self.store.list(&request)?)
+    }
+
+    fn queue_stats(&self) -> Result<Vec<QueueStats>, PluginError> {
+        self.ensure_schema()?;
+        Ok(self.store.stats()?)
+    }
+
+    fn prune(&self, request: PruneRequest) -> Result<u64, PluginError> {
+        self.ensure_schema()?;
+        Ok(self.store.prune(&request)?)
+    }
+
+    fn call_ext(&self, operation: &str, request: &str) -> Result<String, PluginError> {
+        match operation {
+            TRANSACTIONAL_INSERT_SQL => self.transactional_insert_sql(request),
+            other => Err(PluginError::not_supported(other)),
+        }
     }
 
     fn close(&self) {
-        guard_or((), || self.store.close());
+        self.store.close();
     }
 }

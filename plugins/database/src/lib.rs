@@ -26,15 +26,20 @@
 //!   `synchronous_commit` (`on`, `off`, `local`, `remote_write`, `remote_apply`); `off` may
 //!   lose the last commits (never corrupt them) if the server crashes.
 //!
-//! Extension operations: every one of [`taskhost_plugin_api::ops`] except `clear` (results,
-//! migrate, list_results, queue_stats, prune, rescue, wait_for_tasks), and
-//! [`TRANSACTIONAL_INSERT_SQL`]: the statement an application runs on its own connection, inside
-//! its own transaction, so the task commits or rolls back with its data. Its ten positional
-//! parameters are `id` (UUID), `task_path`, `args` (JSON array), `queue_name`, `priority`,
-//! `run_after` (PostgreSQL timestamptz; SQLite µs since the epoch; NULL = now), `max_attempts`
-//! (NULL = the option), `kwargs` (JSON object or NULL), `takes_context` and `is_async` (NULL =
-//! false); the response describes each. On PostgreSQL it calls the SQL function
-//! `taskhost_enqueue(…)`, which any client may call directly and which also wakes workers.
+//! Operations: every queue-store and admin method of [`taskhost_plugin_api::Backend`] except
+//! `clear` (enqueue and enqueue_many — a batch in one transaction —, get_result, check,
+//! results, claim, complete, renew_leases, release, rescue, wait_for_tasks, migrate,
+//! list_results, queue_stats, prune, close). Arguments and return values go into their columns
+//! as the JSON text the host sent and come back as the text the database holds (PostgreSQL
+//! renders `jsonb` in its own form), checked but never decoded. And one operation of its own,
+//! through `call_ext`: [`TRANSACTIONAL_INSERT_SQL`], the statement an application runs on its
+//! own connection, inside its own transaction, so the task commits or rolls back with its
+//! data. Its ten positional parameters are `id` (UUID), `task_path`, `args` (JSON array),
+//! `queue_name`, `priority`, `run_after` (PostgreSQL timestamptz; SQLite µs since the epoch;
+//! NULL = now), `max_attempts` (NULL = the option), `kwargs` (JSON object or NULL),
+//! `takes_context` and `is_async` (NULL = false); the response describes each. On PostgreSQL
+//! it calls the SQL function `taskhost_enqueue(…)`, which any client may call directly and
+//! which also wakes workers.
 //!
 //! Everything lives in one table, `taskhost_tasks` (see `docs/decisions/003-database-schema.md`):
 //! claims take READY rows in Django's order (priority, then `run_after`, then `enqueued_at`)
@@ -63,7 +68,6 @@
 
 mod backend;
 mod error;
-mod ext;
 mod options;
 mod pool;
 mod postgres;
@@ -73,8 +77,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use backend::DatabaseBackend;
-pub use ext::TRANSACTIONAL_INSERT_SQL;
+pub use backend::{DatabaseBackend, TRANSACTIONAL_INSERT_SQL};
 
 taskhost_plugin_api::export_plugin! {
     module_path: "taskhost.backends.database",

@@ -3,7 +3,7 @@
 use crate::error::{Error, Result};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
-use taskhost_plugin_api::wire::BackendParams;
+use taskhost_plugin_api::BackendParams;
 
 /// The class name this plugin exports, for messages.
 pub const CLASS: &str = "DatabaseBackend";

@@ -1,38 +1,55 @@
-//! A stored row as both databases read it, and its conversion to the wire types.
+//! A stored row as both databases read it, and its conversion to the SDK's types.
 //!
-//! Each store reads its columns into a [`Row`] (JSON columns as text on SQLite, as parsed values
-//! on PostgreSQL); decoding happens here, once, and a bad value becomes [`Error::Corrupt`] naming
-//! the row id and the column — never a panic.
+//! Each store reads its columns into a [`Row`], the JSON columns as text. A task's arguments
+//! and return value stay text on the way out ([`Json::from_stored`]): they are only checked,
+//! without building a value, to be JSON of the right shape (an array, an object). The lists
+//! (worker ids, errors) are decoded. A bad value becomes [`Error::Corrupt`] naming the row id
+//! and the column — never a panic.
 
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
 use std::cmp::Ordering;
-use taskhost_plugin_api::wire::{
-    ClaimedTask, Completion, EnqueueRequest, TaskDescription, TaskError, TaskOutcome,
+use std::fmt;
+use taskhost_plugin_api::{
+    ClaimedTask, Completion, EnqueueRequest, Json, TaskDescription, TaskError, TaskOutcome,
     TaskResultData, TaskResultStatus,
 };
 
 /// The exception class path recorded when a worker's lease expires.
 pub const WORKER_LOST: &str = "taskhost::WorkerLost";
 
-/// A JSON column as the database returned it.
-pub enum Json {
-    /// Text still to be parsed (SQLite).
-    Text(String),
-    /// An already parsed value (PostgreSQL `jsonb`).
-    Value(Value),
+/// Decode the JSON text of `id`'s `column` as `T`, naming the row and column on failure.
+fn decode<T: DeserializeOwned>(text: &str, id: &str, column: &'static str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| corrupt(id, column, e))
 }
 
-impl Json {
-    /// Decode as `T`, naming the row and column on failure.
-    fn decode<T: DeserializeOwned>(self, id: &str, column: &'static str) -> Result<T> {
-        let decoded = match self {
-            Json::Text(text) => serde_json::from_str(&text),
-            Json::Value(value) => serde_json::from_value(value),
-        };
-        decoded.map_err(|e| corrupt(id, column, e))
+/// The JSON text of `id`'s `column` as a [`Json`], once checked to be one value `T` accepts
+/// (without building it: `T` ignores what it reads).
+fn checked<T: DeserializeOwned>(text: String, id: &str, column: &'static str) -> Result<Json> {
+    decode::<T>(&text, id, column)?;
+    Ok(Json::from_stored(text))
+}
+
+/// Any JSON object, its entries skipped: what a `kwargs` column must hold (`serde` has no
+/// ready-made type for that, as `Vec<IgnoredAny>` is for `args`' array).
+struct AnyObject;
+
+impl<'de> Deserialize<'de> for AnyObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = AnyObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AnyObject, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AnyObject)
+            }
+        }
+        deserializer.deserialize_map(Entries)
     }
 }
 
@@ -51,9 +68,9 @@ pub struct Row {
     /// `status`, as stored.
     pub status: String,
     /// `args` (a JSON array).
-    pub args: Json,
+    pub args: String,
     /// `kwargs` (a JSON object).
-    pub kwargs: Json,
+    pub kwargs: String,
     /// `takes_context`.
     pub takes_context: bool,
     /// `is_async`.
@@ -69,11 +86,11 @@ pub struct Row {
     /// `last_attempted_at`.
     pub last_attempted_at: Option<DateTime<Utc>>,
     /// `worker_ids` (a JSON array of strings).
-    pub worker_ids: Json,
+    pub worker_ids: String,
     /// `errors` (a JSON array of TaskError).
-    pub errors: Json,
-    /// `return_value`.
-    pub return_value: Option<Json>,
+    pub errors: String,
+    /// `return_value` (any JSON value).
+    pub return_value: Option<String>,
     /// `max_attempts` set on the task, if any.
     pub max_attempts: Option<i64>,
     /// `timeout_secs`.
@@ -94,13 +111,14 @@ impl Row {
             None => None,
             Some(n) => Some(u32::try_from(n).map_err(|e| corrupt(&id, "max_attempts", e))?),
         };
-        let args: Vec<Value> = self.args.decode(&id, "args")?;
-        let kwargs: Map<String, Value> = self.kwargs.decode(&id, "kwargs")?;
-        let worker_ids: Vec<String> = self.worker_ids.decode(&id, "worker_ids")?;
-        let errors: Vec<TaskError> = self.errors.decode(&id, "errors")?;
+        // A `Vec` of nothing: items are read and dropped, no memory is taken.
+        let args = checked::<Vec<IgnoredAny>>(self.args, &id, "args")?;
+        let kwargs = checked::<AnyObject>(self.kwargs, &id, "kwargs")?;
+        let worker_ids: Vec<String> = decode(&self.worker_ids, &id, "worker_ids")?;
+        let errors: Vec<TaskError> = decode(&self.errors, &id, "errors")?;
         let return_value = match self.return_value {
             None => None,
-            Some(json) => Some(json.decode::<Value>(&id, "return_value")?),
+            Some(text) => Some(checked::<IgnoredAny>(text, &id, "return_value")?),
         };
         Ok(TaskResultData {
             task: TaskDescription {
@@ -297,12 +315,12 @@ pub fn to_json(value: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(value).map_err(|e| Error::Other(format!("could not encode JSON: {e}")))
 }
 
-/// What a completion writes: the new status, the return value and the error to append (JSON).
-/// A failure with `retry_at` goes back to READY.
-pub fn outcome_columns(c: &Completion) -> Result<(&'static str, Option<String>, Option<String>)> {
+/// What a completion writes: the new status, the return value and the error to append (JSON
+/// text). A failure with `retry_at` goes back to READY.
+pub fn outcome_columns(c: &Completion) -> Result<(&'static str, Option<&str>, Option<String>)> {
     Ok(match &c.outcome {
         TaskOutcome::Successful { return_value } => {
-            ("SUCCESSFUL", Some(to_json(return_value)?), None)
+            ("SUCCESSFUL", Some(return_value.as_str()), None)
         }
         TaskOutcome::Failed { error } => {
             let status = if c.retry_at.is_some() {
@@ -313,4 +331,51 @@ pub fn outcome_columns(c: &Completion) -> Result<(&'static str, Option<String>, 
             (status, None, Some(to_json(error)?))
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Map, Value};
+
+    /// The shape checks refuse what decoding into values refused (before 2.0 the columns were
+    /// decoded into `Vec<Value>` and `Map<String, Value>`), with the same messages, and take
+    /// what it took, text unchanged.
+    #[test]
+    fn arguments_are_checked_as_decoding_them_would() {
+        let texts = [
+            "[]",
+            " [1, {\"a\": [null]}] ",
+            "{}",
+            "{\"k\": [1, 2], \"\": {}}",
+            "not json",
+            "[1,",
+            "[1] 2",
+            "null",
+            "\"text\"",
+            "7",
+            "{\"a\": 1,}",
+            "",
+        ];
+        let error = |e: Error| match e {
+            Error::Corrupt { detail, .. } => detail,
+            other => panic!("not Corrupt: {other:?}"),
+        };
+        for text in texts {
+            let args = checked::<Vec<IgnoredAny>>(text.into(), "id", "args");
+            let decoded = serde_json::from_str::<Vec<Value>>(text);
+            match (args, decoded) {
+                (Ok(json), Ok(_)) => assert_eq!(json.as_str(), text),
+                (Err(e), Err(d)) => assert_eq!(error(e), d.to_string(), "{text}"),
+                (args, decoded) => panic!("{text}: {args:?} but {decoded:?}"),
+            }
+            let kwargs = checked::<AnyObject>(text.into(), "id", "kwargs");
+            let decoded = serde_json::from_str::<Map<String, Value>>(text);
+            match (kwargs, decoded) {
+                (Ok(json), Ok(_)) => assert_eq!(json.as_str(), text),
+                (Err(e), Err(d)) => assert_eq!(error(e), d.to_string(), "{text}"),
+                (kwargs, decoded) => panic!("{text}: {kwargs:?} but {decoded:?}"),
+            }
+        }
+    }
 }

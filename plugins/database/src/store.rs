@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::row::NewTask;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use taskhost_plugin_api::wire::{
+use taskhost_plugin_api::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
     QueueStats, TaskResultData, WaitRequest,
 };
@@ -137,7 +137,7 @@ pub type PruneTarget = (&'static str, Option<DateTime<Utc>>);
 
 /// The statuses a prune deletes, each with its cut-off.
 pub fn prune_targets(request: &PruneRequest) -> Result<Vec<PruneTarget>> {
-    use taskhost_plugin_api::wire::TaskResultStatus::{Failed, Successful};
+    use taskhost_plugin_api::TaskResultStatus::{Failed, Successful};
     if let Some(bad) = request.statuses.iter().find(|s| !s.is_finished()) {
         return Err(crate::error::Error::InvalidRequest(format!(
             "prune only deletes finished results (FAILED, SUCCESSFUL), not {bad}."
@@ -157,7 +157,7 @@ pub fn prune_targets(request: &PruneRequest) -> Result<Vec<PruneTarget>> {
 
 /// Stats sorted by queue, then Django's status order.
 pub fn sort_stats(stats: &mut [QueueStats]) {
-    use taskhost_plugin_api::wire::TaskResultStatus;
+    use taskhost_plugin_api::TaskResultStatus;
     let rank = |s: TaskResultStatus| TaskResultStatus::ALL.iter().position(|x| *x == s);
     stats.sort_by(|a, b| {
         a.queue_name

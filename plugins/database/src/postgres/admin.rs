@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::store::{param, prune_targets, sort_stats};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use taskhost_plugin_api::wire::{
+use taskhost_plugin_api::{
     ListRequest, PruneRequest, QueueStats, TaskResultData, TaskResultStatus,
 };
 

@@ -8,6 +8,7 @@
 mod admin;
 #[cfg(test)]
 pub(crate) mod faults;
+mod jsonb;
 mod listen;
 mod queue;
 mod session;
@@ -18,14 +19,15 @@ pub(crate) use queue::CLAIM_SELECT;
 use crate::error::{postgres_text, Error, Result};
 use crate::options::{redact, Options, CLASS};
 use crate::pool::Pool;
-use crate::row::{corrupt, Json, NewTask, Row};
+use crate::row::{corrupt, NewTask, Row};
 use crate::store::{check_error, Claim, Migration, Store, StoreConfig};
 use chrono::{DateTime, Utc};
+use jsonb::JsonText;
 use listen::Listener;
 use session::{connect, PgConn, Tx};
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
-use taskhost_plugin_api::wire::{
+use taskhost_plugin_api::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
     QueueStats, TaskResultData, WaitRequest,
 };
@@ -204,7 +206,9 @@ fn version_on(tx: &mut Tx<'_>) -> Result<u32, postgres::Error> {
 /// Read the [`COLUMNS`] of one row (never panics: every column goes through `try_get`).
 fn read_row(r: &postgres::Row) -> Result<Row, TxError> {
     let id: String = r.try_get(0)?;
-    let json = |at: usize| -> Result<Json, TxError> { Ok(Json::Value(r.try_get(at)?)) };
+    let json = |at: usize| -> Result<String, TxError> {
+        Ok(r.try_get::<_, JsonText<'_>>(at)?.0.to_string())
+    };
     let enqueued_at: Option<DateTime<Utc>> = r.try_get(11)?;
     let enqueued_at = enqueued_at.ok_or_else(|| corrupt(&id, "enqueued_at", "it is NULL"))?;
     Ok(Row {
@@ -225,8 +229,8 @@ fn read_row(r: &postgres::Row) -> Result<Row, TxError> {
         worker_ids: json(15)?,
         errors: json(16)?,
         return_value: r
-            .try_get::<_, Option<serde_json::Value>>(17)?
-            .map(Json::Value),
+            .try_get::<_, Option<JsonText<'_>>>(17)?
+            .map(|json| json.0.to_string()),
         max_attempts: r.try_get::<_, Option<i32>>(18)?.map(i64::from),
         timeout_secs: r.try_get(19)?,
         lease_token: r.try_get(20)?,

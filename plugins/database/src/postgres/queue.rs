@@ -1,16 +1,15 @@
 //! The PostgreSQL queue: enqueue, get, claim, complete, renew, release and rescue.
 
-use super::{read_row, PgStore, TxError, CHANNEL, COLUMNS};
+use super::{read_row, JsonText, PgStore, TxError, CHANNEL, COLUMNS};
 use crate::error::{Error, Result};
 use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
-use postgres::types::Json;
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
-use taskhost_plugin_api::wire::{
+use taskhost_plugin_api::{
     ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskDescription, TaskResultData,
 };
 use uuid::Uuid;
@@ -202,12 +201,7 @@ impl PgStore {
             }
             let chunks = match &mut chunks {
                 Some(chunks) => chunks,
-                None => chunks.insert(
-                    tasks
-                        .chunks(CHUNK)
-                        .map(Columns::of)
-                        .collect::<Result<_, TxError>>()?,
-                ),
+                None => chunks.insert(tasks.chunks(CHUNK).map(Columns::of).collect()),
             };
             for columns in chunks.iter() {
                 let params: [&(dyn postgres::types::ToSql + Sync); 13] = [
@@ -259,8 +253,8 @@ impl PgStore {
                 &t.path,
                 &t.queue_name,
                 &t.priority,
-                &Json(&task.request.args),
-                &Json(&task.request.kwargs),
+                &JsonText(task.request.args.as_str()),
+                &JsonText(task.request.kwargs.as_str()),
                 &t.takes_context,
                 &t.is_async,
                 &t.run_after,
@@ -280,7 +274,7 @@ impl PgStore {
         let mut rows = CopyRows::new();
         let mut queues: HashSet<&str> = HashSet::new();
         for task in tasks {
-            rows.row(&self.config.alias, task)?;
+            rows.row(&self.config.alias, task);
             queues.insert(&task.request.task.queue_name);
             if rows.buf.len() >= COPY_PIECE {
                 send(&mut writer, &rows.buf)?;
@@ -579,18 +573,15 @@ impl CopyRows {
     }
 
     /// A `jsonb` field: format version 1, then the JSON text.
-    fn jsonb(&mut self, value: &impl serde::Serialize) -> Result<(), TxError> {
-        let at = self.buf.len();
-        self.buf.extend_from_slice(&[0, 0, 0, 0, 1]);
-        serde_json::to_writer(&mut self.buf, value)
-            .map_err(|e| TxError::App(Error::Other(format!("could not encode JSON: {e}"))))?;
-        let len = i32::try_from(self.buf.len() - at - 4).unwrap_or(i32::MAX);
-        self.buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
-        Ok(())
+    fn jsonb(&mut self, text: &str) {
+        let len = i32::try_from(text.len() + 1).unwrap_or(i32::MAX);
+        self.buf.extend_from_slice(&len.to_be_bytes());
+        self.buf.push(1);
+        self.buf.extend_from_slice(text.as_bytes());
     }
 
     /// One task, in [`COPY`]'s column order.
-    fn row(&mut self, alias: &str, task: &NewTask) -> Result<(), TxError> {
+    fn row(&mut self, alias: &str, task: &NewTask) {
         let t = &task.request.task;
         self.buf.extend_from_slice(&14i16.to_be_bytes());
         self.field(task.id.as_bytes());
@@ -599,8 +590,8 @@ impl CopyRows {
         self.field(&t.priority.to_be_bytes());
         self.field(alias.as_bytes());
         self.field(b"READY");
-        self.jsonb(&task.request.args)?;
-        self.jsonb(&task.request.kwargs)?;
+        self.jsonb(task.request.args.as_str());
+        self.jsonb(task.request.kwargs.as_str());
         self.field(&[u8::from(t.takes_context)]);
         self.field(&[u8::from(t.is_async)]);
         self.time(t.run_after);
@@ -613,7 +604,6 @@ impl CopyRows {
             Some(secs) => self.field(&secs.to_bits().to_be_bytes()),
             None => self.null(),
         }
-        Ok(())
     }
 
     /// The end-of-data marker.
@@ -634,8 +624,8 @@ struct Columns<'a> {
     paths: Vec<&'a str>,
     queues: Vec<&'a str>,
     priorities: Vec<i32>,
-    args: Vec<String>,
-    kwargs: Vec<String>,
+    args: Vec<&'a str>,
+    kwargs: Vec<&'a str>,
     takes_context: Vec<bool>,
     is_async: Vec<bool>,
     run_after: Vec<Option<DateTime<Utc>>>,
@@ -645,7 +635,7 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn of(tasks: &'a [NewTask]) -> Result<Self, TxError> {
+    fn of(tasks: &'a [NewTask]) -> Self {
         let mut c = Columns {
             ids: Vec::with_capacity(tasks.len()),
             paths: Vec::with_capacity(tasks.len()),
@@ -666,8 +656,8 @@ impl<'a> Columns<'a> {
             c.paths.push(&t.path);
             c.queues.push(&t.queue_name);
             c.priorities.push(t.priority);
-            c.args.push(to_json(&task.request.args)?);
-            c.kwargs.push(to_json(&task.request.kwargs)?);
+            c.args.push(task.request.args.as_str());
+            c.kwargs.push(task.request.kwargs.as_str());
             c.takes_context.push(t.takes_context);
             c.is_async.push(t.is_async);
             c.run_after.push(t.run_after);
@@ -675,7 +665,7 @@ impl<'a> Columns<'a> {
             c.max_attempts.push(max_attempts_column(t));
             c.timeout_secs.push(t.timeout_secs);
         }
-        Ok(c)
+        c
     }
 }
 

@@ -5,7 +5,7 @@ use crate::error::Result;
 use crate::row::from_micros;
 use crate::store::{param, prune_targets, sort_stats};
 use serde_json::{json, Value};
-use taskhost_plugin_api::wire::{
+use taskhost_plugin_api::{
     ListRequest, PruneRequest, QueueStats, TaskResultData, TaskResultStatus,
 };
 

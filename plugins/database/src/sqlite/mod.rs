@@ -19,13 +19,13 @@ pub(crate) use queue::CLAIM_SELECT;
 
 use crate::error::{Error, Result};
 use crate::pool::{Connection as PoolConnection, Pool};
-use crate::row::{from_micros, Json, NewTask, Row};
+use crate::row::{from_micros, NewTask, Row};
 use crate::store::{check_error, Claim, Migration, Store, StoreConfig};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use taskhost_plugin_api::wire::{
+use taskhost_plugin_api::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
     QueueStats, TaskResultData, WaitRequest,
 };
@@ -332,7 +332,7 @@ fn us(t: DateTime<Utc>) -> i64 {
 
 /// A JSON array of strings, as `json_each` reads it.
 fn json_list(items: &[String]) -> String {
-    serde_json::Value::from(items.to_vec()).to_string()
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
 
 /// Read the [`COLUMNS`] of one row; a bad stored time is [`TxError::App`] with
@@ -351,8 +351,8 @@ fn read_row(r: &rusqlite::Row<'_>) -> Result<Row, TxError> {
         priority: r.get(3)?,
         backend_name: r.get(4)?,
         status: r.get(5)?,
-        args: Json::Text(r.get(6)?),
-        kwargs: Json::Text(r.get(7)?),
+        args: r.get(6)?,
+        kwargs: r.get(7)?,
         takes_context: r.get(8)?,
         is_async: r.get(9)?,
         run_after: time(10, "run_after")?,
@@ -360,9 +360,9 @@ fn read_row(r: &rusqlite::Row<'_>) -> Result<Row, TxError> {
         started_at: time(12, "started_at")?,
         finished_at: time(13, "finished_at")?,
         last_attempted_at: time(14, "last_attempted_at")?,
-        worker_ids: Json::Text(r.get(15)?),
-        errors: Json::Text(r.get(16)?),
-        return_value: r.get::<_, Option<String>>(17)?.map(Json::Text),
+        worker_ids: r.get(15)?,
+        errors: r.get(16)?,
+        return_value: r.get(17)?,
         max_attempts: r.get(18)?,
         timeout_secs: r.get(19)?,
         lease_token: r.get(20)?,

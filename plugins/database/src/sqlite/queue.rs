@@ -6,9 +6,7 @@ use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTa
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use rusqlite::named_params;
-use taskhost_plugin_api::wire::{
-    ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskResultData,
-};
+use taskhost_plugin_api::{ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskResultData};
 
 const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
     backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \
@@ -40,8 +38,8 @@ impl SqliteStore {
                     t.queue_name,
                     t.priority,
                     self.config.alias,
-                    to_json(&task.request.args)?,
-                    to_json(&task.request.kwargs)?,
+                    task.request.args.as_str(),
+                    task.request.kwargs.as_str(),
                     t.takes_context,
                     t.is_async,
                     t.run_after.map(us),

@@ -33,7 +33,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
-use taskhost_plugin_api::wire::WaitRequest;
+use taskhost_plugin_api::WaitRequest;
 
 /// How long after a reported `-wal` write a waiter checks the store: a commit's frames are
 /// written (and reported) just before SQLite makes them visible to readers, and a burst of
@@ -561,7 +561,7 @@ fn is_write(kind: &EventKind) -> bool {
 }
 
 fn not_supported() -> Error {
-    Error::NotSupported(taskhost_plugin_api::ops::WAIT_FOR_TASKS.into())
+    Error::NotSupported("wait_for_tasks".into())
 }
 
 fn closed() -> Error {

@@ -1,22 +1,16 @@
 //! Enqueueing in bulk, signals, listing, statistics and pruning.
 
 use super::api::*;
-use super::harness::{on_both_databases, TestDb};
+use super::harness::{on_both_databases, Kind, TestDb};
 use chrono::Duration;
 use serde_json::{json, Value};
-use taskhost_plugin_api::{
-    abi_stable::std_types::RStr,
-    ops,
-    wire::{EnqueueRequest, QueueStats, ResultDelta, TaskResultData, TaskResultStatus},
-    Backend, ErrorKind, Signal,
-};
+use taskhost_plugin_api::{Completion, ErrorKind, Json, Signal, TaskOutcome, TaskResultStatus};
 
 on_both_databases!(
     enqueue_stores_a_ready_result_and_signals_it,
-    no_signal_payload_is_built_when_nobody_listens,
     enqueue_many_stores_ten_thousand_rows_in_one_go,
     enqueue_many_with_a_stored_id_stores_nothing,
-    the_delta_enqueues_store_what_enqueue_stores_and_answer_what_they_set,
+    arguments_are_stored_as_the_json_text_sent,
     results_are_listed_oldest_first,
     list_results_filters_newest_first,
     queue_stats_count_per_queue_and_status,
@@ -52,15 +46,9 @@ fn enqueue_stores_a_ready_result_and_signals_it(db: TestDb) {
     assert_eq!(r.task, request.task);
     assert_eq!(r.backend, "default");
     assert!(r.worker_ids.is_empty() && r.errors.is_empty() && r.return_value.is_none());
-    assert_eq!(get(&b, &r.id).unwrap(), r, "stored as returned");
+    assert_stored(db.kind, &get(&b, &r.id).unwrap(), &r);
     assert_eq!(host.signals(), vec![(Signal::TASK_ENQUEUED, r)]);
-}
-
-fn no_signal_payload_is_built_when_nobody_listens(db: TestDb) {
-    let (b, host) = db.backend();
-    host.set_wants_signals(false);
-    enqueue(&b, "default");
-    assert!(host.signals().is_empty());
+    assert!(host.runs().is_empty(), "a queue store never runs a task");
 }
 
 fn enqueue_many_stores_ten_thousand_rows_in_one_go(db: TestDb) {
@@ -78,57 +66,11 @@ fn enqueue_many_stores_ten_thousand_rows_in_one_go(db: TestDb) {
     assert_eq!(results.len(), 10_000);
     assert!(results.iter().zip(&requests).all(|(r, q)| r.id == q.id));
     assert_eq!(host.signals().len(), 10_000);
-    let stats: Vec<QueueStats> = ext(&b, ops::QUEUE_STATS, json!({})).unwrap();
+    let stats = stats(&b);
     assert_eq!(stats.len(), 1);
     assert_eq!(stats[0].count, 10_000);
     let last = get(&b, &requests[9_999].id).unwrap();
-    assert_eq!(last, results[9_999]);
-}
-
-fn the_delta_enqueues_store_what_enqueue_stores_and_answer_what_they_set(db: TestDb) {
-    let (b, host) = db.backend();
-    let one = task(
-        "t::one",
-        "default",
-        5,
-        Some(db.now() + Duration::minutes(5)),
-    );
-    let out = b.call_ext(
-        RStr::from_str(ops::ENQUEUE_DELTA),
-        RStr::from_str(&one.to_json()),
-    );
-    let delta = ResultDelta::from_json(out.unwrap().as_str()).unwrap();
-    let stored = get(&b, &one.id).unwrap();
-    assert_eq!(delta.apply(one, "default"), stored);
-    assert_eq!(stored.status, TaskResultStatus::Ready);
-
-    let many: Vec<_> = (0..3)
-        .map(|i| task("t::many", "default", i, None))
-        .collect();
-    let out = b.call_ext(
-        RStr::from_str(ops::ENQUEUE_MANY_DELTA),
-        RStr::from_str(&EnqueueRequest::list_to_json(&many)),
-    );
-    let deltas = ResultDelta::list_from_json(out.unwrap().as_str()).unwrap();
-    assert_eq!(deltas.len(), 3);
-    for (request, delta) in many.into_iter().zip(deltas) {
-        let stored = get(&b, &request.id).unwrap();
-        assert_eq!(delta.apply(request, "default"), stored);
-    }
-    assert_eq!(host.signals().len(), 4);
-
-    let bad = b.call_ext(
-        RStr::from_str(ops::ENQUEUE_MANY_DELTA),
-        RStr::from_str("[{}]"),
-    );
-    let err = bad.unwrap_err();
-    assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
-    assert!(
-        err.message
-            .starts_with("invalid enqueue_many_delta payload"),
-        "{}",
-        err.message
-    );
+    assert_stored(db.kind, &last, &results[9_999]);
 }
 
 fn enqueue_many_with_a_stored_id_stores_nothing(db: TestDb) {
@@ -142,31 +84,82 @@ fn enqueue_many_with_a_stored_id_stores_nothing(db: TestDb) {
         err.message.as_str(),
         format!("A result with id '{}' is already stored.", stored.id)
     );
-    let results: Vec<TaskResultData> = ext(&b, ops::RESULTS, json!({})).unwrap();
-    assert_eq!(results.len(), 1);
+    assert_eq!(all(&b).len(), 1);
     assert_eq!(host.signals().len(), 1);
 }
 
+/// Arguments and return values are stored as the JSON text the host sent, whatever its
+/// spacing, key order or escapes, and read back as that value: SQLite hands back the very
+/// text, PostgreSQL its `jsonb` rendering of it.
+fn arguments_are_stored_as_the_json_text_sent(db: TestDb) {
+    let (b, _) = db.backend();
+    let mut request = task("t::text", "default", 0, None);
+    let args = r#"[ 1.5, "é\n\u00e9", {"z": null, "a": [true]}, 18446744073709551615 ]"#;
+    request.args = Json::from_text(args).unwrap();
+    request.kwargs = Json::from_text(r#"{ "b" : 2, "a" : 1 }"#).unwrap();
+    let enqueued = enqueue_request(&b, request.clone());
+    assert_eq!(
+        (&enqueued.args, &enqueued.kwargs),
+        (&request.args, &request.kwargs)
+    );
+    let claimed = claim(&b, "w", 1).remove(0);
+    let stored = get(&b, &enqueued.id).unwrap();
+    assert_eq!(
+        (&stored.args, &stored.kwargs),
+        (&claimed.result.args, &claimed.result.kwargs)
+    );
+    assert_eq!(value_of(&stored.args), value_of(&request.args));
+    assert_eq!(value_of(&stored.kwargs), json!({"a": 1, "b": 2}));
+    let kwargs = match db.kind {
+        Kind::Sqlite => {
+            assert_eq!(stored.args.as_str(), args);
+            request.kwargs.as_str()
+        }
+        Kind::Postgres => r#"{"a": 1, "b": 2}"#,
+    };
+    assert_eq!(stored.kwargs.as_str(), kwargs);
+    let value = Json::from_text(r#"{"sum": [1, 2.5, "x"], "n": null}"#).unwrap();
+    let done = Completion {
+        outcome: TaskOutcome::Successful {
+            return_value: value.clone(),
+        },
+        ..success(&claimed, Value::Null)
+    };
+    assert!(complete(&b, &[done])[0].applied);
+    let returned = get(&b, &enqueued.id).unwrap().return_value.unwrap();
+    assert_eq!(value_of(&returned), value_of(&value));
+    if db.kind == Kind::Sqlite {
+        assert_eq!(returned, value);
+    }
+}
+
+/// Oldest first by enqueue time: the ids (UUID v7, made in order) are enqueued in reverse.
 fn results_are_listed_oldest_first(db: TestDb) {
     let (b, _) = db.backend();
-    let ids: Vec<String> = (0..3).map(|_| enqueue(&b, "default").id).collect();
+    let mut requests: Vec<_> = (0..3).map(|_| task("t::x", "default", 0, None)).collect();
+    requests.reverse();
+    let ids: Vec<String> = requests
+        .into_iter()
+        .map(|r| {
+            db.tick();
+            enqueue_request(&b, r).id
+        })
+        .collect();
     let (other, _) = db.try_backend("other", json!({})).unwrap();
     enqueue(&other, "default");
-    let results: Vec<TaskResultData> = ext(&b, ops::RESULTS, json!({})).unwrap();
-    assert_eq!(results.into_iter().map(|r| r.id).collect::<Vec<_>>(), ids);
+    assert_eq!(all(&b).into_iter().map(|r| r.id).collect::<Vec<_>>(), ids);
 }
 
 fn list_results_filters_newest_first(db: TestDb) {
     let (b, _) = db.backend();
     let a = enqueue(&b, "default");
+    db.tick();
     let e1 = enqueue(&b, "emails");
+    db.tick();
     let e2 = enqueue_request(&b, task("t::other", "emails", 0, None));
     let done = claim_with(&b, &claim_request("w", Some(&["default"]), 1)).remove(0);
     complete(&b, &[success(&done, json!(1))]);
-    let list = |filter: Value| -> Vec<String> {
-        let out: Vec<TaskResultData> = ext(&b, ops::LIST_RESULTS, filter).unwrap();
-        out.into_iter().map(|r| r.id).collect()
-    };
+    let list = |filter: Value| list(&b, filter);
     assert_eq!(
         list(json!({})),
         vec![e2.id.clone(), e1.id.clone(), a.id.clone()]
@@ -191,7 +184,7 @@ fn queue_stats_count_per_queue_and_status(db: TestDb) {
     enqueue(&b, "default");
     let running = claim_with(&b, &claim_request("w", Some(&["default"]), 1));
     assert_eq!(running.len(), 1);
-    let stats: Vec<QueueStats> = ext(&b, ops::QUEUE_STATS, json!({})).unwrap();
+    let stats = stats(&b);
     let summary: Vec<(&str, TaskResultStatus, u64)> = stats
         .iter()
         .map(|s| (s.queue_name.as_str(), s.status, s.count))
@@ -229,10 +222,7 @@ fn prune_deletes_only_old_finished_results(db: TestDb) {
     enqueue(&b, "default");
     let running = claim(&b, "w", 1).remove(0).result.id;
     let ready = enqueue(&b, "default").id;
-    let prune = |request: Value| -> u64 {
-        let out: Value = ext(&b, ops::PRUNE, request).unwrap();
-        out["count"].as_u64().unwrap()
-    };
+    let prune = |request: Value| -> u64 { prune(&b, request).unwrap() };
     let default_only = json!({"finished_before": cutoff, "queues": ["default"]});
     let mut dry = default_only.clone();
     dry["dry_run"] = json!(true);
@@ -253,8 +243,12 @@ fn prune_deletes_only_old_finished_results(db: TestDb) {
     for kept in [&new_ok, &ready, &running] {
         assert!(get(&b, kept).is_ok(), "{kept} must be kept");
     }
-    let err = ext::<Value>(&b, ops::PRUNE, json!({"statuses": ["READY"]})).unwrap_err();
+    let err = super::api::prune(&b, json!({"statuses": ["READY"]})).unwrap_err();
     assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+    assert_eq!(
+        err.message(),
+        "prune only deletes finished results (FAILED, SUCCESSFUL), not READY."
+    );
     assert_eq!(
         prune(json!({})),
         1,
@@ -292,8 +286,7 @@ fn prune_works_through_a_limit_at_a_time(db: TestDb) {
         let request = json!({
             "finished_before": db.now(), "queues": ["default"], "limit": limit, "dry_run": dry_run,
         });
-        let out: Value = ext(&b, ops::PRUNE, request).unwrap();
-        out["count"].as_u64().unwrap()
+        super::api::prune(&b, request).unwrap()
     };
     assert_eq!(prune(None, true), 25);
     assert_eq!(
@@ -306,7 +299,7 @@ fn prune_works_through_a_limit_at_a_time(db: TestDb) {
     assert_eq!(deleted, vec![10, 10, 5, 0]);
     assert_eq!(prune(None, true), 0);
     assert!(get(&b, &ready).is_ok() && get(&b, &running).is_ok());
-    let stats: Vec<QueueStats> = ext(&b, ops::QUEUE_STATS, json!({})).unwrap();
+    let stats = stats(&b);
     let summary: Vec<(&str, TaskResultStatus, u64)> = stats
         .iter()
         .map(|s| (s.queue_name.as_str(), s.status, s.count))

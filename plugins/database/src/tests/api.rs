@@ -1,27 +1,23 @@
-//! Typed calls through the ABI methods (JSON in, JSON out), as the host makes them.
+//! Typed calls of the [`Backend`] methods, as the host makes them, and how results compare.
 
+use super::harness::Kind;
 use crate::DatabaseBackend;
 use chrono::{DateTime, Utc};
-use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{json, Value};
 use taskhost_plugin_api::{
-    abi_stable::std_types::RStr,
-    wire::{
-        ClaimRequest, ClaimedTask, Completion, CompletionAck, EnqueueRequest, LeaseRequest,
-        TaskDescription, TaskError, TaskOutcome, TaskResultData,
-    },
-    Backend, PluginError, PluginResult,
+    Backend, ClaimRequest, ClaimedTask, Completion, CompletionAck, EnqueueRequest, Json,
+    LeaseRequest, ListRequest, PluginError, QueueStats, TaskDescription, TaskError, TaskOutcome,
+    TaskResultData, WaitRequest,
 };
 
-fn decode<T: DeserializeOwned>(
-    out: PluginResult<taskhost_plugin_api::abi_stable::std_types::RString>,
-) -> Result<T, PluginError> {
-    out.into_result()
-        .map(|json| serde_json::from_str(json.as_str()).unwrap())
+/// `value` as a task's JSON text.
+pub fn json_of(value: &Value) -> Json {
+    Json::encode(value).unwrap()
 }
 
-fn encode(value: &impl Serialize) -> String {
-    serde_json::to_string(value).unwrap()
+/// A task's JSON text as a value.
+pub fn value_of(json: &Json) -> Value {
+    json.parse().unwrap()
 }
 
 /// A task request with a fresh UUID v7 id.
@@ -44,8 +40,8 @@ pub fn task(
             max_attempts: None,
             timeout_secs: None,
         },
-        args: vec![json!(1), json!("two")],
-        kwargs: json!({"three": 3.5}).as_object().unwrap().clone(),
+        args: json_of(&json!([1, "two"])),
+        kwargs: json_of(&json!({"three": 3.5})),
     }
 }
 
@@ -56,7 +52,7 @@ pub fn enqueue(b: &DatabaseBackend, queue: &str) -> TaskResultData {
 
 /// Enqueue `request`.
 pub fn enqueue_request(b: &DatabaseBackend, request: EnqueueRequest) -> TaskResultData {
-    decode(b.enqueue(RStr::from_str(&encode(&request)))).unwrap()
+    b.enqueue(request).unwrap()
 }
 
 /// Enqueue many.
@@ -64,12 +60,17 @@ pub fn enqueue_many(
     b: &DatabaseBackend,
     requests: &[EnqueueRequest],
 ) -> Result<Vec<TaskResultData>, PluginError> {
-    decode(b.enqueue_many(RStr::from_str(&encode(&requests))))
+    b.enqueue_many(requests.to_vec())
 }
 
 /// `get_result`.
 pub fn get(b: &DatabaseBackend, id: &str) -> Result<TaskResultData, PluginError> {
-    decode(b.get_result(RStr::from_str(id)))
+    b.get_result(id)
+}
+
+/// `results`: every result of the backend's alias, oldest first.
+pub fn all(b: &DatabaseBackend) -> Vec<TaskResultData> {
+    b.results().unwrap()
 }
 
 /// A claim request.
@@ -85,7 +86,7 @@ pub fn claim_request(worker: &str, queues: Option<&[&str]>, limit: u32) -> Claim
 
 /// Claim with a request.
 pub fn claim_with(b: &DatabaseBackend, request: &ClaimRequest) -> Vec<ClaimedTask> {
-    decode(b.claim(RStr::from_str(&encode(request)))).unwrap()
+    b.claim(request.clone()).unwrap()
 }
 
 /// Claim up to `limit` tasks from every queue for `worker` (10 s leases).
@@ -105,7 +106,7 @@ pub fn success(task: &ClaimedTask, value: Value) -> Completion {
         worker_id: task.result.worker_ids.last().cloned().unwrap_or_default(),
         lease_token: task.lease_token,
         outcome: TaskOutcome::Successful {
-            return_value: value,
+            return_value: json_of(&value),
         },
         retry_at: None,
         started_at: None,
@@ -131,7 +132,7 @@ pub fn failure(task: &ClaimedTask, retry_at: Option<DateTime<Utc>>) -> Completio
 
 /// `complete`.
 pub fn complete(b: &DatabaseBackend, completions: &[Completion]) -> Vec<CompletionAck> {
-    decode(b.complete(RStr::from_str(&encode(&completions)))).unwrap()
+    b.complete(completions.to_vec()).unwrap()
 }
 
 /// The lease of `task`, held by `worker`.
@@ -148,22 +149,66 @@ pub fn lease(worker: &str, tasks: &[&ClaimedTask], lease_secs: f64) -> LeaseRequ
 
 /// `renew_leases`: the ids whose lease was lost.
 pub fn renew(b: &DatabaseBackend, request: &LeaseRequest) -> Vec<String> {
-    decode(b.renew_leases(RStr::from_str(&encode(request)))).unwrap()
+    b.renew_leases(request.clone()).unwrap()
 }
 
 /// `release`: how many were handed back.
 pub fn release(b: &DatabaseBackend, request: &LeaseRequest) -> u64 {
-    decode(b.release(RStr::from_str(&encode(request)))).unwrap()
+    b.release(request.clone()).unwrap()
 }
 
-/// An extension operation.
-pub fn ext<T: DeserializeOwned>(
+/// `rescue`: how many expired leases were rescued.
+pub fn rescue(b: &DatabaseBackend) -> u64 {
+    b.rescue().unwrap()
+}
+
+/// `queue_stats`.
+pub fn stats(b: &DatabaseBackend) -> Vec<QueueStats> {
+    b.queue_stats().unwrap()
+}
+
+/// `list_results` with the filters of a JSON [`ListRequest`]: the ids, in order.
+pub fn list(b: &DatabaseBackend, filters: Value) -> Vec<String> {
+    let request: ListRequest = serde_json::from_value(filters).unwrap();
+    let results = b.list_results(request).unwrap();
+    results.into_iter().map(|r| r.id).collect()
+}
+
+/// `prune` with a JSON [`taskhost_plugin_api::PruneRequest`].
+pub fn prune(b: &DatabaseBackend, request: Value) -> Result<u64, PluginError> {
+    b.prune(serde_json::from_value(request).unwrap())
+}
+
+/// `wait_for_tasks` on `queues` (`None`: all).
+pub fn wait_for(
     b: &DatabaseBackend,
-    operation: &str,
-    request: Value,
-) -> Result<T, PluginError> {
-    decode(b.call_ext(
-        RStr::from_str(operation),
-        RStr::from_str(&request.to_string()),
-    ))
+    queues: Option<&[&str]>,
+    timeout_secs: f64,
+) -> Result<bool, PluginError> {
+    b.wait_for_tasks(WaitRequest {
+        queues: queues.map(|qs| qs.iter().map(|q| q.to_string()).collect()),
+        timeout_secs,
+    })
+}
+
+/// A result with its JSON text (arguments, return value) replaced by the values it holds.
+pub fn comparable(r: &TaskResultData) -> (TaskResultData, Value, Value, Option<Value>) {
+    let values = (
+        value_of(&r.args),
+        value_of(&r.kwargs),
+        r.return_value.as_ref().map(value_of),
+    );
+    let mut r = r.clone();
+    (r.args, r.kwargs, r.return_value) = (Json::null(), Json::null(), None);
+    (r, values.0, values.1, values.2)
+}
+
+/// Assert that `stored`, read back from the database, is `expected` as the host sent it or
+/// enqueue returned it: the very same on SQLite, which hands back the text it stored; the same
+/// values on PostgreSQL, whose `jsonb` renders the text in its own form (spaces, key order).
+pub fn assert_stored(kind: Kind, stored: &TaskResultData, expected: &TaskResultData) {
+    match kind {
+        Kind::Sqlite => assert_eq!(stored, expected),
+        Kind::Postgres => assert_eq!(comparable(stored), comparable(expected)),
+    }
 }

@@ -6,7 +6,7 @@ use chrono::Duration;
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
-use taskhost_plugin_api::wire::TaskResultStatus;
+use taskhost_plugin_api::TaskResultStatus;
 
 on_both_databases!(
     claims_by_priority_then_run_after_then_enqueue_order,
@@ -19,15 +19,23 @@ on_both_databases!(
     the_claim_walks_the_claim_index_without_sorting,
 );
 
+/// Within a priority and `run_after`, enqueue time decides, then the id: `d`'s id is older
+/// than `a`'s (UUID v7, made first) but `a` was enqueued first.
 fn claims_by_priority_then_run_after_then_enqueue_order(db: TestDb) {
     let (b, _) = db.backend();
     let past = db.now() - Duration::seconds(5);
-    let a = enqueue_request(&b, task("t::a", "default", 0, None));
-    let bb = enqueue_request(&b, task("t::b", "default", 10, None));
-    let c = enqueue_request(&b, task("t::c", "default", 0, Some(past)));
-    let d = enqueue_request(&b, task("t::d", "default", 0, None));
-    let e = enqueue_request(&b, task("t::e", "default", -5, None));
-    let f = enqueue_request(&b, task("t::f", "default", 10, Some(past)));
+    let d_request = task("t::d", "default", 0, None);
+    let enqueue = |request| {
+        db.tick();
+        enqueue_request(&b, request)
+    };
+    let a = enqueue(task("t::a", "default", 0, None));
+    let bb = enqueue(task("t::b", "default", 10, None));
+    let c = enqueue(task("t::c", "default", 0, Some(past)));
+    let d = enqueue(d_request);
+    let e = enqueue(task("t::e", "default", -5, None));
+    let f = enqueue(task("t::f", "default", 10, Some(past)));
+    assert!(d.id < a.id && d.enqueued_at > a.enqueued_at);
     let claimed = claim(&b, "w1", 10);
     let expected: Vec<String> = [f, bb, c, a, d, e].into_iter().map(|r| r.id).collect();
     assert_eq!(claimed_ids(&claimed), expected);
@@ -95,11 +103,11 @@ fn a_claim_marks_tasks_running_under_a_lease(db: TestDb) {
     assert!(r.started_at.unwrap() >= now);
     assert_eq!(r.started_at, r.last_attempted_at);
     assert_eq!(
-        (r.args.clone(), r.kwargs.clone()),
-        (enqueued.args.clone(), enqueued.kwargs.clone())
+        (value_of(&r.args), value_of(&r.kwargs)),
+        (json!([1, "two"]), json!({"three": 3.5}))
     );
     assert_eq!(r.enqueued_at, enqueued.enqueued_at);
-    assert_eq!(get(&b, &r.id).unwrap(), task.result);
+    assert_eq!(get(&b, &r.id).unwrap(), task.result, "read back as claimed");
     assert!(
         claim(&b, "worker-2", 5).is_empty(),
         "a RUNNING task is not claimed again"

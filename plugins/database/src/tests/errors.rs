@@ -2,14 +2,11 @@
 
 use super::api::*;
 use super::harness::{on_both_databases, Kind, TestDb, BACKEND};
-use super::host::FakeHost;
-use crate::DatabaseBackend;
+use crate::{DatabaseBackend, TRANSACTIONAL_INSERT_SQL};
 use serde_json::{json, Value};
-use std::sync::Arc;
 use taskhost_plugin_api::{
-    ops,
-    wire::{BackendParams, QueueStats, TaskResultData, TaskResultStatus},
-    Backend, Capabilities, ErrorKind, PluginError,
+    testing::TestHost, Backend, BackendParams, Capabilities, ErrorKind, LogLevel, PluginError,
+    TaskResultStatus,
 };
 
 on_both_databases!(
@@ -30,7 +27,7 @@ fn build(options: Value, config_dir: Option<&str>) -> Result<DatabaseBackend, Pl
         options: options.as_object().unwrap().clone(),
         config_dir: config_dir.map(str::to_string),
     };
-    DatabaseBackend::new(params, FakeHost::new(Arc::default()).boxed())
+    DatabaseBackend::new(params, TestHost::new().host())
 }
 
 fn invalid_options(options: Value) -> String {
@@ -38,7 +35,7 @@ fn invalid_options(options: Value) -> String {
         .err()
         .expect("the options must be refused");
     assert_eq!(err.kind, ErrorKind::INVALID_OPTIONS, "{err}");
-    err.message.to_string()
+    err.message().to_string()
 }
 
 #[test]
@@ -52,8 +49,6 @@ fn capabilities_are_the_queue_store_set() {
             | Capabilities::GET_RESULT
             | Capabilities::PRIORITY
             | Capabilities::QUEUE_STORE
-            | Capabilities::BULK_ENQUEUE
-            | Capabilities::ENQUEUE_DELTA
     );
 }
 
@@ -135,10 +130,10 @@ fn a_read_only_sqlite_file_is_invalid_options() {
     let err = outcome.expect("a read-only database must be refused");
     assert_eq!(err.kind, ErrorKind::INVALID_OPTIONS);
     assert!(
-        err.message.contains("read-only") || err.message.contains("readonly"),
+        err.message().contains("read-only") || err.message().contains("readonly"),
         "{err}"
     );
-    assert!(err.message.contains("must be able to write"), "{err}");
+    assert!(err.message().contains("must be able to write"), "{err}");
 }
 
 fn get_result_of_a_missing_or_malformed_id_says_the_id(db: TestDb) {
@@ -151,7 +146,7 @@ fn get_result_of_a_missing_or_malformed_id_says_the_id(db: TestDb) {
     ] {
         let err = get(&b, &id).unwrap_err();
         assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
-        assert_eq!(err.message.as_str(), id);
+        assert_eq!(err.message(), id);
     }
 }
 
@@ -162,16 +157,19 @@ fn a_non_uuid_id_is_refused_at_enqueue(db: TestDb) {
     let err = enqueue_many(&b, &[request]).unwrap_err();
     assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
     assert_eq!(
-        err.message.as_str(),
+        err.message(),
         "The result id 'r1' is not a UUID; the database backend stores UUID ids."
     );
 }
 
-/// Overwrite a JSON column of a row with something that is not what it should hold.
+/// Overwrite a JSON column of a row with something that is not what it should hold: text
+/// that is not JSON (SQLite), or JSON of the wrong shape (PostgreSQL, whose `jsonb` holds only
+/// JSON): an object for a list, a list for an object.
 fn corrupt(db: &TestDb, id: &str, column: &str) {
-    let bad = match db.kind {
-        Kind::Sqlite => "'not json'",
-        Kind::Postgres => "'{\"an\": \"object\"}'::jsonb",
+    let bad = match (db.kind, column) {
+        (Kind::Sqlite, _) => "'not json'",
+        (Kind::Postgres, "kwargs") => "'[\"a list\"]'::jsonb",
+        (Kind::Postgres, _) => "'{\"an\": \"object\"}'::jsonb",
     };
     db.execute(&format!(
         "UPDATE taskhost_tasks SET {column} = {bad} WHERE id = '{id}'"
@@ -180,26 +178,45 @@ fn corrupt(db: &TestDb, id: &str, column: &str) {
 
 fn corrupt_json_in_a_row_names_the_row_and_column(db: TestDb) {
     let (b, _) = db.backend();
-    let r = enqueue(&b, "default");
-    corrupt(&db, &r.id, "args");
-    let err = get(&b, &r.id).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::OTHER);
-    let expected = format!(
-        "task result '{}' has an invalid value in column 'args': ",
-        r.id
-    );
-    assert!(err.message.starts_with(&expected), "{err}");
-    let err = ext::<Vec<TaskResultData>>(&b, ops::RESULTS, json!({})).unwrap_err();
-    assert!(err.message.contains("column 'args'"), "{err}");
+    let mut columns = vec!["args", "kwargs", "worker_ids", "errors"];
+    if db.kind == Kind::Sqlite {
+        columns.push("return_value");
+    }
+    for column in columns {
+        let r = enqueue(&b, "default");
+        corrupt(&db, &r.id, column);
+        let err = get(&b, &r.id).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::OTHER);
+        let expected = format!(
+            "task result '{}' has an invalid value in column '{column}': ",
+            r.id
+        );
+        assert!(err.message().starts_with(&expected), "{err}");
+        let err = b.results().unwrap_err();
+        assert!(
+            err.message().contains(&format!("column '{column}'")),
+            "{err}"
+        );
+        db.execute(&format!("DELETE FROM taskhost_tasks WHERE id = '{}'", r.id));
+    }
 }
 
 fn a_corrupt_row_does_not_block_the_queue(db: TestDb) {
-    let (b, _) = db.backend();
+    let (b, host) = db.backend();
     let bad = enqueue_request(&b, task("t::bad", "default", 50, None));
     let good = enqueue(&b, "default");
     corrupt(&db, &bad.id, "worker_ids");
-    assert_eq!(claimed_ids(&claim(&b, "w", 5)), vec![good.id]);
-    let stats: Vec<QueueStats> = ext(&b, ops::QUEUE_STATS, json!({})).unwrap();
+    let (claimed, logs) = host.capture_logs(|| claim(&b, "w", 5));
+    assert_eq!(claimed_ids(&claimed), vec![good.id]);
+    let warned = logs.iter().any(|log| {
+        log.level == LogLevel::WARN
+            && log
+                .message
+                .contains("claimed a row that cannot be read; marking it FAILED")
+            && log.message.contains(&bad.id)
+    });
+    assert!(warned, "{logs:?}");
+    let stats = stats(&b);
     let summary: Vec<(TaskResultStatus, u64)> = stats.iter().map(|s| (s.status, s.count)).collect();
     assert_eq!(
         summary,
@@ -222,7 +239,7 @@ fn a_corrupt_row_does_not_block_the_queue(db: TestDb) {
     let traceback = errors[0]["traceback"].as_str().unwrap();
     assert!(traceback.contains("column 'worker_ids'"), "{traceback}");
     let err = get(&b, &bad.id).unwrap_err();
-    assert!(err.message.contains("column 'worker_ids'"), "{err}");
+    assert!(err.message().contains("column 'worker_ids'"), "{err}");
 }
 
 fn a_closed_backend_refuses_further_calls(db: TestDb) {
@@ -231,18 +248,33 @@ fn a_closed_backend_refuses_further_calls(db: TestDb) {
     b.close();
     let err = get(&b, &r.id).unwrap_err();
     assert_eq!(err.kind, ErrorKind::UNAVAILABLE);
-    assert!(err.message.contains("closed"), "{err}");
+    assert!(err.message().contains("closed"), "{err}");
     b.close();
 }
 
+/// `clear` (the Dummy backend's) and operations it does not know, by name through `call_ext`
+/// too, are NOT_SUPPORTED; its own operation refuses a request that is not JSON.
 fn unknown_operations_are_not_supported(db: TestDb) {
     let (b, _) = db.backend();
-    let err = ext::<Value>(&b, "clear", json!({})).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::NOT_SUPPORTED);
+    for err in [
+        b.clear().unwrap_err(),
+        b.call_ext("clear", "{}").unwrap_err(),
+    ] {
+        assert_eq!(err.kind, ErrorKind::NOT_SUPPORTED);
+        assert_eq!(err.message(), "This backend does not support 'clear'.");
+    }
+    let err = b
+        .call_ext("taskhost.backends.database.vacuum", "{}")
+        .unwrap_err();
     assert_eq!(
-        err.message.as_str(),
-        "This backend does not support 'clear'."
+        (err.kind, err.message()),
+        (
+            ErrorKind::NOT_SUPPORTED,
+            "This backend does not support 'taskhost.backends.database.vacuum'."
+        )
     );
-    let err = ext::<Value>(&b, ops::PRUNE, json!("nope")).unwrap_err();
+    let err = b.call_ext(TRANSACTIONAL_INSERT_SQL, "nope").unwrap_err();
     assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+    let expected = format!("invalid {TRANSACTIONAL_INSERT_SQL} payload: expected ident");
+    assert!(err.message().starts_with(&expected), "{err}");
 }

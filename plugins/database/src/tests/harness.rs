@@ -1,15 +1,18 @@
-//! Test databases: a temp-dir SQLite file, or a fresh schema on the test PostgreSQL server.
+//! Test databases: a temp-dir SQLite file, or a fresh schema on the test PostgreSQL server,
+//! each with the [`TestHost`] its backends share.
 //!
 //! PostgreSQL is `$TASKHOST_TEST_DATABASE_URL`, else `postgres://postgres@127.0.0.1:5432/test`.
 //! With `CI=true` an unreachable server fails the tests; otherwise they are skipped with a note.
 
-use super::host::{FakeHost, START_MICROS};
 use crate::DatabaseBackend;
 use serde_json::{json, Map, Value};
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
-use taskhost_plugin_api::{wire::BackendParams, PluginError};
+use taskhost_plugin_api::{testing::TestHost, BackendParams, PluginError};
+
+/// 2023-11-14T22:13:20Z, in microseconds: where every test's clock starts.
+pub const START_MICROS: i64 = 1_700_000_000_000_000;
 
 /// The backend class, as the host names it.
 pub const BACKEND: &str = "taskhost.backends.database.DatabaseBackend";
@@ -29,8 +32,9 @@ pub struct TestDb {
     pub kind: Kind,
     /// `url` (and `schema`) options every backend of this test gets.
     pub base: Map<String, Value>,
-    /// The clock every backend of this test shares.
-    pub clock: Arc<AtomicI64>,
+    /// The host every backend of this test is built with: one clock, fixed at
+    /// [`START_MICROS`] until the test moves it, and one record of the signals sent.
+    pub host: TestHost,
     dir: tempfile::TempDir,
     schema: Option<String>,
 }
@@ -76,7 +80,8 @@ impl TestDb {
     /// A database of `kind`, or `None` when PostgreSQL is unreachable outside CI.
     pub fn new(kind: Kind) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(AtomicI64::new(START_MICROS));
+        let host = TestHost::new();
+        host.set_now_micros(START_MICROS);
         let (base, schema) = match kind {
             Kind::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("tasks.db").display());
@@ -102,7 +107,7 @@ impl TestDb {
         Some(Self {
             kind,
             base: base.as_object().unwrap().clone(),
-            clock,
+            host,
             dir,
             schema,
         })
@@ -126,29 +131,35 @@ impl TestDb {
         }
     }
 
-    /// Build a backend for `alias` with extra options.
+    /// Build a backend for `alias` with extra options, on the test's host (returned too).
     pub fn try_backend(
         &self,
         alias: &str,
         extra: Value,
-    ) -> Result<(DatabaseBackend, FakeHost), PluginError> {
-        let host = FakeHost::new(self.clock.clone());
-        DatabaseBackend::new(self.params(alias, extra), host.boxed()).map(|b| (b, host))
+    ) -> Result<(DatabaseBackend, TestHost), PluginError> {
+        let backend = DatabaseBackend::new(self.params(alias, extra), self.host.host())?;
+        Ok((backend, self.host.clone()))
     }
 
     /// The `default` backend with default options.
-    pub fn backend(&self) -> (DatabaseBackend, FakeHost) {
+    pub fn backend(&self) -> (DatabaseBackend, TestHost) {
         self.try_backend("default", json!({})).unwrap()
     }
 
     /// Move the shared clock forward.
     pub fn advance_secs(&self, secs: i64) {
-        self.clock.fetch_add(secs * 1_000_000, Ordering::SeqCst);
+        self.host.advance_micros(secs * 1_000_000);
+    }
+
+    /// Move the shared clock on by one microsecond (it stands still otherwise), so what is
+    /// stored next has a later time.
+    pub fn tick(&self) {
+        self.host.advance_micros(1);
     }
 
     /// The shared clock now.
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        chrono::DateTime::from_timestamp_micros(self.clock.load(Ordering::SeqCst)).unwrap()
+        self.host.host().now()
     }
 
     /// Run raw SQL statements (no results) on this test's database.

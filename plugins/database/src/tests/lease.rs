@@ -3,11 +3,8 @@
 use super::api::*;
 use super::harness::{on_both_databases, TestDb};
 use chrono::Duration;
-use serde_json::{json, Value};
-use taskhost_plugin_api::{
-    ops,
-    wire::{Completion, CompletionAck, TaskResultStatus},
-};
+use serde_json::json;
+use taskhost_plugin_api::{Completion, CompletionAck, TaskResultStatus};
 
 on_both_databases!(
     a_successful_completion_stores_the_return_value,
@@ -36,7 +33,10 @@ fn a_successful_completion_stores_the_return_value(db: TestDb) {
     );
     let r = get(&b, &task.result.id).unwrap();
     assert_eq!(r.status, TaskResultStatus::Successful);
-    assert_eq!(r.return_value, Some(json!({"sum": [1, 2.5, "x"]})));
+    assert_eq!(
+        r.return_value.as_ref().map(value_of),
+        Some(json!({"sum": [1, 2.5, "x"]}))
+    );
     assert!(r.finished_at.unwrap() >= r.started_at.unwrap());
     assert!(r.errors.is_empty());
     let lost = renew(&b, &lease("w1", &[&task], 10.0));
@@ -95,10 +95,7 @@ fn renewing_keeps_a_lease_alive(db: TestDb) {
     db.advance_secs(8);
     assert!(renew(&b, &lease("w1", &[&task], 10.0)).is_empty());
     db.advance_secs(8);
-    assert_eq!(
-        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
-        json!({"count": 0})
-    );
+    assert_eq!(rescue(&b), 0);
     assert_eq!(
         get(&b, &task.result.id).unwrap().status,
         TaskResultStatus::Running
@@ -108,10 +105,7 @@ fn renewing_keeps_a_lease_alive(db: TestDb) {
         vec![task.result.id.clone()]
     );
     db.advance_secs(11);
-    assert_eq!(
-        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
-        json!({"count": 1})
-    );
+    assert_eq!(rescue(&b), 1);
 }
 
 fn release_hands_a_task_back_without_counting_the_attempt(db: TestDb) {
@@ -151,10 +145,7 @@ fn an_expired_lease_is_rescued_ready_again_at_the_default_max_attempts(db: TestD
     assert_eq!(first.max_attempts, 1);
     let signals_before = host.signals().len();
     db.advance_secs(61);
-    assert_eq!(
-        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
-        json!({"count": 1})
-    );
+    assert_eq!(rescue(&b), 1);
     let rescued = get(&b, &enqueued.id).unwrap();
     assert_eq!(rescued.status, TaskResultStatus::Ready);
     let due = rescued.task.run_after.unwrap();
@@ -206,18 +197,12 @@ fn a_task_rescued_max_rescues_times_ends_failed(db: TestDb) {
     let poison = enqueue(&b, "default");
     assert_eq!(claim(&b, "w1", 1)[0].max_attempts, 10);
     db.advance_secs(61);
-    assert_eq!(
-        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
-        json!({"count": 1})
-    );
+    assert_eq!(rescue(&b), 1);
     assert_eq!(get(&b, &poison.id).unwrap().status, TaskResultStatus::Ready);
     db.advance_secs(1);
     assert_eq!(claim(&b, "w2", 1)[0].max_attempts, 11);
     db.advance_secs(61);
-    assert_eq!(
-        ext::<Value>(&b, ops::RESCUE, json!({})).unwrap(),
-        json!({"count": 1})
-    );
+    assert_eq!(rescue(&b), 1);
     let failed = get(&b, &poison.id).unwrap();
     assert_eq!(failed.status, TaskResultStatus::Failed);
     assert!(failed.finished_at.is_some());
@@ -242,7 +227,7 @@ fn a_stale_lease_token_changes_nothing(db: TestDb) {
     enqueue(&b, "default");
     let stale = claim(&b, "w1", 1).remove(0);
     db.advance_secs(11);
-    ext::<Value>(&b, ops::RESCUE, json!({})).unwrap();
+    rescue(&b);
     db.advance_secs(1);
     let fresh = claim(&b, "w1", 1).remove(0);
     assert_eq!((stale.lease_token, fresh.lease_token), (1, 2));
@@ -264,7 +249,10 @@ fn a_stale_lease_token_changes_nothing(db: TestDb) {
         "already finished"
     );
     assert_eq!(
-        get(&b, &fresh.result.id).unwrap().return_value,
+        get(&b, &fresh.result.id)
+            .unwrap()
+            .return_value
+            .map(|v| value_of(&v)),
         Some(json!("on time"))
     );
 }

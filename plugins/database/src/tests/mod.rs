@@ -1,5 +1,5 @@
 //! The behaviour suite, run against SQLite and PostgreSQL alike (see [`harness`]), calling the
-//! backend through its ABI methods with a fake host, as `plugins/dummy` does.
+//! backend through its `Backend` methods on the SDK's `TestHost`.
 
 mod admin;
 mod api;
@@ -7,7 +7,6 @@ mod bench;
 mod claim;
 mod errors;
 mod harness;
-mod host;
 mod lease;
 mod notify;
 mod retry;

@@ -6,7 +6,12 @@ use super::harness::{on_both_databases, Kind, TestDb};
 use crate::TRANSACTIONAL_INSERT_SQL;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use taskhost_plugin_api::{ops, wire::TaskResultStatus, ErrorKind};
+use taskhost_plugin_api::{Backend, ErrorKind, TaskResultStatus};
+
+/// The backend's own [`TRANSACTIONAL_INSERT_SQL`] operation: its JSON answer.
+fn insert_sql(b: &crate::DatabaseBackend) -> Value {
+    serde_json::from_str(&b.call_ext(TRANSACTIONAL_INSERT_SQL, "{}").unwrap()).unwrap()
+}
 
 on_both_databases!(
     the_transactional_insert_commits_and_rolls_back_with_the_app,
@@ -80,7 +85,7 @@ fn insert_in_own_transaction(db: &TestDb, sql: &str, id: uuid::Uuid, queue: &str
 
 fn the_transactional_insert_commits_and_rolls_back_with_the_app(db: TestDb) {
     let (b, _) = db.backend();
-    let doc: Value = ext(&b, TRANSACTIONAL_INSERT_SQL, json!({})).unwrap();
+    let doc = insert_sql(&b);
     let sql = doc["sql"].as_str().unwrap().to_string();
     assert_eq!(doc["parameters"].as_array().unwrap().len(), 10);
     let rolled_back = uuid::Uuid::now_v7();
@@ -97,8 +102,8 @@ fn the_transactional_insert_commits_and_rolls_back_with_the_app(db: TestDb) {
         (TaskResultStatus::Ready, 5, "default")
     );
     assert_eq!(
-        (r.args.clone(), r.kwargs.get("fast")),
-        (vec![json!(7)], Some(&json!(true)))
+        (value_of(&r.args), value_of(&r.kwargs)),
+        (json!([7]), json!({"fast": true}))
     );
     let claimed = claim(&b, "w", 5);
     assert_eq!(claimed_ids(&claimed), vec![committed.to_string()]);
@@ -107,43 +112,34 @@ fn the_transactional_insert_commits_and_rolls_back_with_the_app(db: TestDb) {
 
 fn wait_for_tasks_wakes_on_an_enqueue_to_a_watched_queue(db: TestDb) {
     let (b, _) = db.backend();
-    let wait = |queues: Value, timeout: f64| {
-        ext::<Value>(
-            &b,
-            ops::WAIT_FOR_TASKS,
-            json!({"queues": queues, "timeout_secs": timeout}),
-        )
-    };
+    let emails: Option<&[&str]> = Some(&["emails"]);
     // The first wait opens the LISTEN connection (SQLite: starts the watch); later
     // notifications are buffered on it.
-    assert_eq!(
-        wait(json!(["emails"]), 0.0).unwrap(),
-        json!({"notified": false})
-    );
+    assert_eq!(wait_for(&b, emails, 0.0), Ok(false));
     enqueue(&b, "reports");
     let started = Instant::now();
-    assert_eq!(
-        wait(json!(["emails"]), 0.3).unwrap(),
-        json!({"notified": false}),
-        "other queue"
-    );
+    assert_eq!(wait_for(&b, emails, 0.3), Ok(false), "other queue");
     assert!(started.elapsed() >= Duration::from_millis(250));
     std::thread::scope(|s| {
-        let waiter = s.spawn(|| wait(json!(["emails"]), 30.0).unwrap());
+        let waiter = s.spawn(|| wait_for(&b, emails, 30.0));
         enqueue(&b, "emails");
         let started = Instant::now();
-        assert_eq!(waiter.join().unwrap(), json!({"notified": true}));
+        assert_eq!(waiter.join().unwrap(), Ok(true));
         assert!(started.elapsed() < Duration::from_secs(10));
     });
-    let err = ext::<Value>(&b, ops::WAIT_FOR_TASKS, json!({"timeout_secs": -1})).unwrap_err();
-    assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+    for timeout in [-1.0, f64::NAN, f64::INFINITY] {
+        let err = wait_for(&b, None, timeout).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
+        let expected =
+            format!("wait_for_tasks needs a timeout of zero or more seconds, got {timeout}");
+        assert_eq!(err.message(), expected);
+    }
     b_close_ends_listening(&b);
 }
 
 fn b_close_ends_listening(b: &crate::DatabaseBackend) {
-    use taskhost_plugin_api::Backend;
     b.close();
-    let err = ext::<Value>(b, ops::WAIT_FOR_TASKS, json!({"timeout_secs": 0})).unwrap_err();
+    let err = wait_for(b, None, 0.0).unwrap_err();
     assert_eq!(err.kind, ErrorKind::UNAVAILABLE);
 }
 
@@ -158,21 +154,16 @@ fn postgres_operations_survive_terminated_sessions() {
     let (b, _) = db
         .try_backend("default", json!({ "url": url, "pool_size": 2 }))
         .unwrap();
-    let wait =
-        |timeout: f64| ext::<Value>(&b, ops::WAIT_FOR_TASKS, json!({"timeout_secs": timeout}));
+    let wait = |timeout: f64| wait_for(&b, None, timeout);
     // Open the LISTEN connection and two pooled connections.
-    assert_eq!(wait(0.0).unwrap(), json!({"notified": false}));
+    assert!(!wait(0.0).unwrap());
     std::thread::scope(|s| {
         let other = s.spawn(|| enqueue(&b, "default"));
         enqueue(&b, "default");
         other.join().unwrap();
     });
-    assert_eq!(
-        wait(0.0).unwrap(),
-        json!({"notified": true}),
-        "the enqueues were heard"
-    );
-    let drained = (0..3).find(|_| wait(0.0).unwrap() == json!({"notified": false}));
+    assert!(wait(0.0).unwrap(), "the enqueues were heard");
+    let drained = (0..3).find(|_| wait(0.0) == Ok(false));
     assert!(drained.is_some(), "one notification per enqueue at most");
     let killed: i64 = db
         .postgres()
@@ -187,27 +178,17 @@ fn postgres_operations_survive_terminated_sessions() {
     let after = enqueue(&b, "default");
     assert_eq!(get(&b, &after.id).unwrap().id, after.id);
     assert_eq!(claim(&b, "w", 10).len(), 3);
-    assert_eq!(
-        wait(5.0).unwrap(),
-        json!({"notified": true}),
-        "a lost LISTEN says look now"
-    );
-    assert_eq!(
-        wait(0.0).unwrap(),
-        json!({"notified": false}),
-        "and then listens again"
-    );
+    assert!(wait(5.0).unwrap(), "a lost LISTEN says look now");
+    assert!(!wait(0.0).unwrap(), "and then listens again");
 }
 
-/// `wait_for_tasks` on the SQLite test database of `b`.
-fn wait_on(b: &crate::DatabaseBackend, queues: Value, timeout: f64) -> Result<bool, String> {
-    ext::<Value>(
-        b,
-        ops::WAIT_FOR_TASKS,
-        json!({"queues": queues, "timeout_secs": timeout}),
-    )
-    .map(|v| v["notified"].as_bool().unwrap())
-    .map_err(|e| format!("{}: {}", e.kind.name(), e.message.as_str()))
+/// `wait_for_tasks` on the SQLite test database of `b`; an error as `kind: message`.
+fn wait_on(
+    b: &crate::DatabaseBackend,
+    queues: Option<&[&str]>,
+    timeout: f64,
+) -> Result<bool, String> {
+    wait_for(b, queues, timeout).map_err(|e| format!("{}: {}", e.kind.name(), e.message()))
 }
 
 /// Run `wait` on a thread, give it a moment to block, run `act`, and return what the wait
@@ -230,9 +211,9 @@ fn sqlite_wait_wakes_on_enqueues_from_other_connections() {
     let db = TestDb::new(Kind::Sqlite).unwrap();
     let (waiter, _) = db.backend();
     let (app, _) = db.backend();
-    assert_eq!(wait_on(&waiter, json!(null), 0.0), Ok(false), "empty");
+    assert_eq!(wait_on(&waiter, None, 0.0), Ok(false), "empty");
     let (woke, took) = wait_while(
-        || wait_on(&waiter, json!(null), 30.0),
+        || wait_on(&waiter, None, 30.0),
         || {
             enqueue(&app, "default");
         },
@@ -245,7 +226,7 @@ fn sqlite_wait_wakes_on_enqueues_from_other_connections() {
     assert_eq!(claim(&waiter, "w", 10).len(), 1);
 
     let (woke, took) = wait_while(
-        || wait_on(&waiter, json!(["emails"]), 30.0),
+        || wait_on(&waiter, Some(&["emails"]), 30.0),
         || {
             let requests = [
                 task("app::tasks::job", "emails", 0, None),
@@ -261,11 +242,10 @@ fn sqlite_wait_wakes_on_enqueues_from_other_connections() {
     );
     assert_eq!(claim(&waiter, "w", 10).len(), 2);
 
-    let sql: Value = ext(&app, TRANSACTIONAL_INSERT_SQL, json!({})).unwrap();
-    let sql = sql["sql"].as_str().unwrap().to_string();
+    let sql = insert_sql(&app)["sql"].as_str().unwrap().to_string();
     let id = uuid::Uuid::now_v7();
     let (woke, took) = wait_while(
-        || wait_on(&waiter, json!(["emails"]), 30.0),
+        || wait_on(&waiter, Some(&["emails"]), 30.0),
         || insert_in_own_transaction(&db, &sql, id, "emails", true),
     );
     assert_eq!(woke, Ok(true), "the application's own transaction");
@@ -285,7 +265,7 @@ fn sqlite_wait_times_out_when_nothing_wanted_is_ready() {
     let (waiter, _) = db.backend();
     let (busy, _) = db.backend();
     let started = Instant::now();
-    assert_eq!(wait_on(&waiter, json!(null), 0.2), Ok(false));
+    assert_eq!(wait_on(&waiter, None, 0.2), Ok(false));
     assert!(
         started.elapsed() >= Duration::from_millis(200),
         "honours its timeout"
@@ -293,7 +273,7 @@ fn sqlite_wait_times_out_when_nothing_wanted_is_ready() {
 
     let later = db.now() + chrono::Duration::hours(1);
     let (woke, took) = wait_while(
-        || wait_on(&waiter, json!(["emails"]), 0.6),
+        || wait_on(&waiter, Some(&["emails"]), 0.6),
         || {
             enqueue(&busy, "reports");
             enqueue_request(&busy, task("app::tasks::job", "emails", 0, Some(later)));
@@ -322,18 +302,18 @@ fn sqlite_wait_sees_tasks_enqueued_before_it_started() {
     let (app, _) = db.backend();
     enqueue(&app, "default");
     let (waiter, _) = db.backend();
-    assert_eq!(wait_on(&waiter, json!(null), 30.0), Ok(true), "first wait");
-    assert_eq!(wait_on(&waiter, json!(["default"]), 30.0), Ok(true));
+    assert_eq!(wait_on(&waiter, None, 30.0), Ok(true), "first wait");
+    assert_eq!(wait_on(&waiter, Some(&["default"]), 30.0), Ok(true));
     assert_eq!(
-        wait_on(&waiter, json!(null), 0.2),
+        wait_on(&waiter, None, 0.2),
         Ok(false),
         "nothing was written since that check"
     );
     assert_eq!(claim(&waiter, "w", 10).len(), 1);
-    assert_eq!(wait_on(&waiter, json!(null), 0.0), Ok(false));
+    assert_eq!(wait_on(&waiter, None, 0.0), Ok(false));
     enqueue(&app, "default");
     assert_eq!(
-        wait_on(&waiter, json!(null), 30.0),
+        wait_on(&waiter, None, 30.0),
         Ok(true),
         "enqueued between two waits"
     );
@@ -342,14 +322,13 @@ fn sqlite_wait_sees_tasks_enqueued_before_it_started() {
 /// SQLite: `close()` ends a pending wait (UNAVAILABLE), and later waits fail the same way.
 #[test]
 fn sqlite_close_ends_a_pending_wait() {
-    use taskhost_plugin_api::Backend;
     let db = TestDb::new(Kind::Sqlite).unwrap();
     let (waiter, _) = db.backend();
-    let (ended, took) = wait_while(|| wait_on(&waiter, json!(null), 30.0), || waiter.close());
+    let (ended, took) = wait_while(|| wait_on(&waiter, None, 30.0), || waiter.close());
     let err = ended.unwrap_err();
     assert!(err.starts_with("unavailable:"), "{err}");
     assert!(err.contains("closed"), "{err}");
     assert!(took < Duration::from_secs(20), "ended by close: {took:?}");
-    let err = wait_on(&waiter, json!(null), 0.0).unwrap_err();
+    let err = wait_on(&waiter, None, 0.0).unwrap_err();
     assert!(err.starts_with("unavailable:"), "{err}");
 }

@@ -3,8 +3,8 @@
 use super::api::*;
 use super::harness::{on_both_databases, Kind, TestDb};
 use crate::store::{Store, StoreConfig};
-use serde_json::{json, Value};
-use taskhost_plugin_api::{ops, wire::CheckMessage, Backend, ErrorKind};
+use serde_json::json;
+use taskhost_plugin_api::{Backend, ErrorKind};
 
 on_both_databases!(
     a_new_database_is_migrated_to_the_newest_version,
@@ -67,11 +67,12 @@ fn a_new_database_is_migrated_to_the_newest_version(db: TestDb) {
         (1..=newest(&db)).collect::<Vec<_>>()
     );
     assert_eq!(
-        ext::<Value>(&b, ops::MIGRATE, json!({})).unwrap(),
-        json!({"applied": []})
+        b.migrate().unwrap(),
+        Vec::<u32>::new(),
+        "nothing left to apply"
     );
     let (again, _) = db.backend();
-    assert_eq!(again.check().unwrap().as_str(), "[]");
+    assert_eq!(again.check().unwrap(), vec![]);
 }
 
 fn a_version_1_database_is_upgraded_with_its_rows(db: TestDb) {
@@ -95,8 +96,8 @@ fn a_version_1_database_is_upgraded_with_its_rows(db: TestDb) {
     );
     let r = get(&b, &id.to_string()).unwrap();
     assert_eq!(
-        (r.task.path.as_str(), r.args.len(), r.kwargs.len()),
-        ("old::task", 0, 0)
+        (r.task.path.as_str(), value_of(&r.args), value_of(&r.kwargs)),
+        ("old::task", json!([]), json!({}))
     );
     assert_eq!(claimed_ids(&claim(&b, "w", 5)), vec![id.to_string()]);
 }
@@ -136,7 +137,7 @@ fn without_migrate_an_old_schema_is_reported_until_migrated(db: TestDb) {
     let err = get(&b, &uuid::Uuid::now_v7().to_string()).unwrap_err();
     assert!(err.message.contains("schema version 0"), "{}", err.message);
     assert!(err.message.contains("'migrate'"), "{}", err.message);
-    let checks: Vec<CheckMessage> = serde_json::from_str(b.check().unwrap().as_str()).unwrap();
+    let checks = b.check().unwrap();
     assert_eq!(checks.len(), 1);
     assert_eq!(checks[0].level, "error");
     assert!(
@@ -144,13 +145,11 @@ fn without_migrate_an_old_schema_is_reported_until_migrated(db: TestDb) {
         "{}",
         checks[0].message
     );
-    let applied: Value = ext(&b, ops::MIGRATE, json!({})).unwrap();
-    assert_eq!(
-        applied,
-        json!({"applied": (1..=newest(&db)).collect::<Vec<_>>()})
-    );
+    let applied = b.migrate().unwrap();
+    let all_versions: Vec<u32> = (1..=newest(&db) as u32).collect();
+    assert_eq!(applied, all_versions);
     enqueue(&b, "default");
-    assert_eq!(b.check().unwrap().as_str(), "[]");
+    assert_eq!(b.check().unwrap(), vec![]);
 }
 
 fn recorded_versions_or_empty(db: &TestDb) -> Vec<i64> {
@@ -186,7 +185,6 @@ fn recorded_versions_or_empty(db: &TestDb) -> Vec<i64> {
 /// indexes and the rule itself survive.
 #[test]
 fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
-    use taskhost_plugin_api::wire::TaskResultData;
     let db = TestDb::new(Kind::Sqlite).expect("SQLite is always available");
     let store = open_store(&db);
     assert_eq!(store.migrate(2, db.now()).unwrap(), vec![1, 2]);
@@ -202,7 +200,7 @@ fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
     }
     let (b, _) = db.backend();
     assert_eq!(recorded_versions(&db), vec![1, 2, 3, 4]);
-    let results: Vec<TaskResultData> = ext(&b, ops::RESULTS, json!({})).unwrap();
+    let results = all(&b);
     let listed: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
     let inserted: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
     assert_eq!(listed, inserted);
