@@ -4,14 +4,46 @@ use super::*;
 use taskhost_plugin_api::testing::TestHost;
 use taskhost_plugin_api::{ErrorKind, Json, TaskDescription, TaskResultStatus};
 
-fn backend(test_host: &TestHost) -> MemoBackend {
-    let params = BackendParams {
-        alias: "default".into(),
-        ..BackendParams::default()
-    };
-    MemoBackend::new(params, test_host.host()).unwrap()
+#[test]
+fn enqueue_keeps_a_ready_result_and_sends_task_enqueued() {
+    let test_host = TestHost::new();
+    test_host.set_now_micros(1_700_000_000_000_000);
+    let backend = MemoBackend::new(BackendParams::default(), test_host.host()).unwrap();
+    let result = backend.enqueue(request("r1")).unwrap();
+    assert_eq!(result.status, TaskResultStatus::Ready);
+    assert_eq!(result.enqueued_at, Some(test_host.host().now()));
+    assert_eq!(backend.get_result("r1").unwrap(), result);
+    assert_eq!(
+        test_host.signals(),
+        [(Signal::TASK_ENQUEUED, result.clone())]
+    );
+    assert_eq!(backend.results().unwrap(), [result]);
 }
 
+#[test]
+fn an_unknown_id_does_not_exist() {
+    let backend = MemoBackend::new(BackendParams::default(), TestHost::new().host()).unwrap();
+    backend.enqueue(request("r1")).unwrap();
+    let err = backend.get_result("nope").unwrap_err();
+    assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
+    assert_eq!(err.message(), "nope");
+}
+
+#[test]
+fn options_are_refused_naming_the_option() {
+    let mut params = BackendParams::default();
+    params.options.insert("colour".into(), "red".into());
+    let err = MemoBackend::new(params, TestHost::new().host())
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ErrorKind::INVALID_OPTIONS);
+    assert_eq!(
+        err.message(),
+        "unknown option 'colour'; this backend takes none"
+    );
+}
+
+/// What the host would send for a task `my_app::tasks::send(1, "two")`.
 fn request(id: &str) -> EnqueueRequest {
     let task = TaskDescription {
         path: "my_app::tasks::send".into(),
@@ -32,55 +64,4 @@ fn request(id: &str) -> EnqueueRequest {
         args,
         kwargs,
     }
-}
-
-#[test]
-fn enqueue_keeps_a_ready_result_and_sends_task_enqueued() {
-    let test_host = TestHost::new();
-    test_host.set_now_micros(1_700_000_000_000_000);
-    let backend = backend(&test_host);
-    let result = backend.enqueue(request("r1")).unwrap();
-    assert_eq!(result.id, "r1");
-    assert_eq!(result.status, TaskResultStatus::Ready);
-    assert_eq!(result.enqueued_at, Some(test_host.host().now()));
-    assert_eq!(result.args.as_str(), r#"[1,"two"]"#);
-    assert_eq!(backend.get_result("r1").unwrap(), result);
-    assert_eq!(test_host.signals(), vec![(Signal::TASK_ENQUEUED, result)]);
-}
-
-#[test]
-fn results_lists_every_task_oldest_first() {
-    let backend = backend(&TestHost::new());
-    for id in ["c", "a", "b"] {
-        backend.enqueue(request(id)).unwrap();
-    }
-    let ids: Vec<String> = backend
-        .results()
-        .unwrap()
-        .into_iter()
-        .map(|r| r.id)
-        .collect();
-    assert_eq!(ids, ["c", "a", "b"]);
-}
-
-#[test]
-fn an_unknown_id_does_not_exist() {
-    let backend = backend(&TestHost::new());
-    let err = backend.get_result("nope").unwrap_err();
-    assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
-    assert_eq!(err.message(), "nope");
-}
-
-#[test]
-fn options_are_refused_naming_the_option() {
-    let mut params = BackendParams::default();
-    params.options.insert("colour".into(), "red".into());
-    let err = MemoBackend::new(params, TestHost::new().host())
-        .err()
-        .unwrap();
-    assert_eq!(err.kind, ErrorKind::INVALID_OPTIONS);
-    assert_eq!(
-        err.message(),
-        "unknown option 'colour'; this backend takes none"
-    );
 }
