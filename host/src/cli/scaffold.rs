@@ -606,8 +606,14 @@ mod tests {
         let files = files(&names, &api);
         let lib = &files[1].1;
         assert_eq!(files[1].0, "src/lib.rs");
-        assert!(lib.starts_with("//! `acme_notes.AcmeNotesBackend`: "), "{lib}");
-        assert!(lib.contains("\n    module_path: \"acme_notes\",\n"), "{lib}");
+        assert!(
+            lib.starts_with("//! `acme_notes.AcmeNotesBackend`: "),
+            "{lib}"
+        );
+        assert!(
+            lib.contains("\n    module_path: \"acme_notes\",\n"),
+            "{lib}"
+        );
         assert!(
             lib.contains("\n    classes: { \"AcmeNotesBackend\" => AcmeNotesBackend::new },\n"),
             "{lib}"
@@ -632,7 +638,10 @@ mod tests {
         };
         let lib = render_source(LIB_RS, &PluginNames::from_args(&odd).unwrap());
         assert!(lib.contains("module_path: \"memo.MemoBackend\","), "{lib}");
-        assert!(lib.contains("classes: { \"Notes\" => Notes::new },"), "{lib}");
+        assert!(
+            lib.contains("classes: { \"Notes\" => Notes::new },"),
+            "{lib}"
+        );
     }
 
     /// `docs/plugin-authoring.md` shows the minimal plugin as it is: `templates/lib.rs` as the
