@@ -60,11 +60,18 @@ impl SpoolBackend {
     /// Appends one line per result with a single `write_all` under the lock: concurrent
     /// enqueues never interleave, and the lines are in the file when enqueue returns.
     fn append(&self, results: &[TaskResultData]) -> Result<(), PluginError> {
+        let failed = |e: serde_json::Error| PluginError::other(format!("cannot encode: {e}"));
         let mut lines = String::new();
         for result in results {
-            let value =
-                serde_json::to_value(result).map_err(|e| PluginError::other(e.to_string()))?;
-            lines.push_str(&format!("{value}\n")); // `Value` displays as one compact line
+            let mut line = serde_json::to_string(result).map_err(failed)?;
+            if line.contains('\n') {
+                // Argument text with line breaks between its values: compacted, one line each.
+                line = serde_json::from_str::<Value>(&line)
+                    .map_err(failed)?
+                    .to_string();
+            }
+            lines.push_str(&line);
+            lines.push('\n');
         }
         let mut spool = self.lock();
         if spool.torn {
