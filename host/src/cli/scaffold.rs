@@ -4,6 +4,12 @@
 //! in-memory store, like the Dummy backend) with unit tests, a README with the build, install,
 //! config and test steps, and a `.gitignore`. The templates live in `cli/templates/`.
 //!
+//! Its `src/lib.rs` and `src/tests.rs` are `templates/lib.rs` and `templates/tests.rs`: real Rust,
+//! the minimal plugin `acme.memo.MemoBackend` of `docs/plugin-authoring.md` (which shows both
+//! files as they are) with the names replaced ([`render_source`]). That one file is the sample
+//! backend everywhere: `examples/custom-backend` builds it and runs its tests as its `acme_memo`
+//! example, and a test below checks that the guide shows it byte for byte.
+//!
 //! It builds as generated: `taskhost-plugin-api` is a path dependency on the plugin-api source
 //! this tool was built from ([`BUILT_FROM_API`]), or on `--api-path`. Only when that source is
 //! gone does it fall back to the registry version, with a note saying so. The README says how
@@ -15,7 +21,8 @@ use std::path::{Path, PathBuf};
 use taskhost_plugin_api::PLUGIN_API_VERSION;
 
 const CARGO_TOML: &str = include_str!("templates/Cargo.toml.tmpl");
-const LIB_RS: &str = include_str!("templates/lib.rs.tmpl");
+const LIB_RS: &str = include_str!("templates/lib.rs");
+const TESTS_RS: &str = include_str!("templates/tests.rs");
 const README_MD: &str = include_str!("templates/README.md.tmpl");
 const GITIGNORE: &str = include_str!("templates/gitignore.tmpl");
 
@@ -85,6 +92,11 @@ const RESERVED_LIB_NAMES: &[&str] = &[
     "while",
     "yield",
 ];
+
+/// The module path and class of the backend in `templates/lib.rs` and `templates/tests.rs`, which
+/// [`render_source`] replaces by the plugin's.
+const SOURCE_MODULE_PATH: &str = "acme.memo";
+const SOURCE_CLASS: &str = "MemoBackend";
 
 /// The plugin-api source this tool was built from (the host crate's sibling `plugin-api`): the
 /// generated crate depends on it by path, so it builds against exactly this host's ABI.
@@ -174,7 +186,7 @@ pub struct ApiDependency {
 }
 
 impl ApiDependency {
-    /// The registry requirement for this plugin-api series, e.g. `1.5` for 1.5.0.
+    /// The registry requirement for this plugin-api series, e.g. `2.0` for 2.0.0.
     pub fn registry_version() -> String {
         let mut parts = PLUGIN_API_VERSION.split('.');
         match (parts.next(), parts.next()) {
@@ -183,7 +195,22 @@ impl ApiDependency {
         }
     }
 
-    /// The registry line, e.g. `taskhost-plugin-api = "1.5"`.
+    /// The right-hand side of the `[dev-dependencies]` line: the same crate with its `testing`
+    /// feature (`TestHost`, for the unit tests).
+    pub fn dev_toml(&self) -> String {
+        match &self.path {
+            Some(dir) => {
+                let path = toml::Value::String(dir.display().to_string());
+                format!("{{ path = {path}, features = [\"testing\"] }}")
+            }
+            None => format!(
+                "{{ version = \"{}\", features = [\"testing\"] }}",
+                Self::registry_version()
+            ),
+        }
+    }
+
+    /// The registry line, e.g. `taskhost-plugin-api = "2.0"`.
     pub fn registry_line() -> String {
         format!("taskhost-plugin-api = \"{}\"", Self::registry_version())
     }
@@ -207,22 +234,26 @@ pub fn new_plugin(args: &NewArgs) -> Result<(PathBuf, ApiDependency), String> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(&names.package));
     check_target_dir(&dir)?;
-    let files = [
-        ("Cargo.toml", CARGO_TOML),
-        ("src/lib.rs", LIB_RS),
-        ("README.md", README_MD),
-        (".gitignore", GITIGNORE),
-    ];
-    for (file, template) in files {
+    for (file, text) in files(&names, &api) {
         let path = dir.join(file);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
                 .map_err(|e| format!("cannot create '{}': {e}", parent.display()))?;
         }
-        fs::write(&path, render(template, &names, &api))
-            .map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
+        fs::write(&path, text).map_err(|e| format!("cannot write '{}': {e}", path.display()))?;
     }
     Ok((fs::canonicalize(&dir).unwrap_or(dir), api))
+}
+
+/// The files of the crate, by path inside it, with their text.
+fn files(names: &PluginNames, api: &ApiDependency) -> [(&'static str, String); 5] {
+    [
+        ("Cargo.toml", render(CARGO_TOML, names, api)),
+        ("src/lib.rs", render_source(LIB_RS, names)),
+        ("src/tests.rs", render_source(TESTS_RS, names)),
+        ("README.md", render(README_MD, names, api)),
+        (".gitignore", render(GITIGNORE, names, api)),
+    ]
 }
 
 /// What `taskhost plugin new` prints once the crate exists.
@@ -241,8 +272,8 @@ pub fn summary(dir: &Path, names: &PluginNames, api: &ApiDependency) -> String {
         text.push_str(&format!("note: {note}\n"));
     } else {
         text.push_str(&format!(
-            "  (once taskhost-plugin-api {} is published on crates.io, replace its line in \
-             Cargo.toml by `{}`)\n",
+            "  (once taskhost-plugin-api {} is published on crates.io, replace its path in \
+             Cargo.toml by the version: `{}`, see README.md)\n",
             ApiDependency::registry_version(),
             ApiDependency::registry_line()
         ));
@@ -380,12 +411,23 @@ fn render(template: &str, names: &PluginNames, api: &ApiDependency) -> String {
         .replace("{{class}}", backend.class())
         .replace("{{lib_name}}", &backend.library_stem())
         .replace("{{api_dependency}}", &api.toml)
+        .replace("{{api_dev_dependency}}", &api.dev_toml())
         .replace("{{api_source}}", &api.describe())
         .replace(
             "{{api_registry_version}}",
             &ApiDependency::registry_version(),
         )
         .replace("{{api_registry_line}}", &ApiDependency::registry_line())
+}
+
+/// A Rust source of `templates/` for this plugin: [`SOURCE_CLASS`] and [`SOURCE_MODULE_PATH`]
+/// replaced by its class and module path (the class first: a module path may contain
+/// `MemoBackend`, a class cannot contain `acme.memo`).
+fn render_source(source: &str, names: &PluginNames) -> String {
+    let backend = &names.backend;
+    source
+        .replace(SOURCE_CLASS, backend.class())
+        .replace(SOURCE_MODULE_PATH, backend.module_path())
 }
 
 #[cfg(test)]
@@ -499,7 +541,7 @@ mod tests {
         let names = PluginNames::from_args(&args("acme-notes")).unwrap();
         let api = api_dependency(None, Path::new(BUILT_FROM_API)).unwrap();
         for api in [&api, &registry()] {
-            for template in [CARGO_TOML, LIB_RS, README_MD, GITIGNORE] {
+            for template in [CARGO_TOML, README_MD, GITIGNORE] {
                 let text = render(template, &names, api);
                 assert!(!text.contains("{{"), "{text}");
                 assert!(!text.contains("}}"), "{text}");
@@ -508,24 +550,34 @@ mod tests {
         let manifest = render(CARGO_TOML, &names, &api);
         assert!(manifest.contains("name = \"acme-notes\""), "{manifest}");
         assert!(manifest.contains("name = \"acme_notes\""), "{manifest}");
+        let path = format!("{:?}", this_api().display().to_string());
         assert!(
             manifest.contains(&format!(
-                "taskhost-plugin-api = {{ path = {:?} }}",
-                this_api().display().to_string()
+                "\n[dependencies]\n{}taskhost-plugin-api = {{ path = {path} }}\n",
+                comment_lines(&manifest, "[dependencies]")
             )),
             "{manifest}"
         );
-        let lib = render(LIB_RS, &names, &api);
-        assert!(lib.contains("module_path: \"acme_notes\","), "{lib}");
         assert!(
-            lib.contains("classes: { \"AcmeNotesBackend\" => AcmeNotesBackend::new },"),
-            "{lib}"
+            manifest.contains(&format!(
+                "taskhost-plugin-api = {{ path = {path}, features = [\"testing\"] }}\n"
+            )),
+            "{manifest}"
+        );
+        let manifest = render(CARGO_TOML, &names, &registry());
+        let version = ApiDependency::registry_version();
+        assert!(
+            manifest.contains(&format!(
+                "taskhost-plugin-api = {{ version = \"{version}\", features = [\"testing\"] }}\n"
+            )),
+            "{manifest}"
         );
         let readme = render(README_MD, &names, &api);
         assert!(
             readme.contains(&format!(
-                "\n```toml\ntaskhost-plugin-api = \"{}\"\n```\n",
-                ApiDependency::registry_version()
+                "\n```toml\n[dependencies]\ntaskhost-plugin-api = \"{version}\"\n\n\
+                 [dev-dependencies]\ntaskhost-plugin-api = {{ version = \"{version}\", features \
+                 = [\"testing\"] }}\n```\n"
             )),
             "{readme}"
         );
@@ -535,6 +587,93 @@ mod tests {
             ),
             "{readme}"
         );
+    }
+
+    /// The comment lines right after `header` in `manifest`, as they are.
+    fn comment_lines(manifest: &str, header: &str) -> String {
+        let after = manifest.split_once(&format!("{header}\n")).unwrap().1;
+        after
+            .lines()
+            .take_while(|line| line.starts_with('#'))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn the_sources_get_the_plugins_names() {
+        let names = PluginNames::from_args(&args("acme-notes")).unwrap();
+        let api = api_dependency(None, Path::new(BUILT_FROM_API)).unwrap();
+        let files = files(&names, &api);
+        let lib = &files[1].1;
+        assert_eq!(files[1].0, "src/lib.rs");
+        assert!(
+            lib.starts_with("//! `acme_notes.AcmeNotesBackend`: "),
+            "{lib}"
+        );
+        assert!(
+            lib.contains("\n    module_path: \"acme_notes\",\n"),
+            "{lib}"
+        );
+        assert!(
+            lib.contains("\n    classes: { \"AcmeNotesBackend\" => AcmeNotesBackend::new },\n"),
+            "{lib}"
+        );
+        assert!(lib.contains("\npub struct AcmeNotesBackend {\n"), "{lib}");
+        assert!(lib.contains("\nmod tests;\n"), "{lib}");
+        let tests = &files[2].1;
+        assert_eq!(files[2].0, "src/tests.rs");
+        assert!(
+            tests.contains("\n    let backend = AcmeNotesBackend::new(BackendParams::default(), "),
+            "{tests}"
+        );
+        for (file, text) in &files[1..3] {
+            assert!(!text.contains(SOURCE_CLASS), "{file}: {text}");
+            assert!(!text.contains(SOURCE_MODULE_PATH), "{file}: {text}");
+        }
+        // A module path may contain the source's class name; the class cannot hold a '.'.
+        let odd = NewArgs {
+            module_path: Some("memo.MemoBackend".into()),
+            class: Some("Notes".into()),
+            ..args("acme-notes")
+        };
+        let lib = render_source(LIB_RS, &PluginNames::from_args(&odd).unwrap());
+        assert!(lib.contains("module_path: \"memo.MemoBackend\","), "{lib}");
+        assert!(
+            lib.contains("classes: { \"Notes\" => Notes::new },"),
+            "{lib}"
+        );
+    }
+
+    /// `docs/plugin-authoring.md` shows the minimal plugin as it is: `templates/lib.rs` as the
+    /// guide's `src/lib.rs` (the crate `tests/e2e/authoring.rs` builds and runs the conformance
+    /// suite against), byte for byte, and the start of `templates/tests.rs` as its unit tests;
+    /// and they are what `taskhost plugin new acme-memo --module-path acme.memo --class
+    /// MemoBackend` writes.
+    #[test]
+    fn the_guide_shows_the_scaffolds_sources_as_they_are() {
+        let guide_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plugin-authoring.md");
+        let guide = fs::read_to_string(&guide_path).unwrap();
+        assert!(
+            guide.contains(&format!("\n```rust\n{LIB_RS}```\n")),
+            "docs/plugin-authoring.md does not show host/src/cli/templates/lib.rs as its \
+             src/lib.rs (a ```rust block holding exactly that file): copy the file into the guide"
+        );
+        let fence = "\n```rust,ignore\n//! Unit tests";
+        let start = guide.find(fence).expect("the guide shows src/tests.rs") + fence.len() - 14;
+        let shown = &guide[start..start + guide[start..].find("```\n").unwrap()];
+        assert!(
+            TESTS_RS.starts_with(shown) && shown.ends_with("\n}\n"),
+            "the guide's src/tests.rs block is not the start of host/src/cli/templates/tests.rs, \
+             up to the end of an item: copy it from the file\n{shown}"
+        );
+        let memo = NewArgs {
+            module_path: Some(SOURCE_MODULE_PATH.into()),
+            class: Some(SOURCE_CLASS.into()),
+            ..args("acme-memo")
+        };
+        let names = PluginNames::from_args(&memo).unwrap();
+        assert_eq!(render_source(LIB_RS, &names), LIB_RS);
+        assert_eq!(render_source(TESTS_RS, &names), TESTS_RS);
     }
 
     #[test]
@@ -606,7 +745,13 @@ mod tests {
         };
         let (created, _) = new_plugin(&given).unwrap();
         assert_eq!(created, fs::canonicalize(&dir).unwrap());
-        for file in ["Cargo.toml", "src/lib.rs", "README.md", ".gitignore"] {
+        for file in [
+            "Cargo.toml",
+            "src/lib.rs",
+            "src/tests.rs",
+            "README.md",
+            ".gitignore",
+        ] {
             assert!(dir.join(file).is_file(), "{file}");
         }
         let err = new_plugin(&given).unwrap_err();
@@ -649,8 +794,9 @@ mod tests {
         assert!(
             text.ends_with(&format!(
                 "  taskhost-plugin-api: the local source at {}\n  (once taskhost-plugin-api \
-                 {version} is published on crates.io, replace its line in Cargo.toml by \
-                 `taskhost-plugin-api = \"{version}\"`)\nNext: cargo build, then `taskhost \
+                 {version} is published on crates.io, replace its path in Cargo.toml by the \
+                 version: `taskhost-plugin-api = \"{version}\"`, see README.md)\nNext: cargo \
+                 build, then `taskhost \
                  plugin test target/debug/{file} --class AcmeNotesBackend`; copy the library \
                  into a plugin dir and name acme_notes.AcmeNotesBackend in tasks.toml (see \
                  README.md)",
