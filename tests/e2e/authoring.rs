@@ -137,8 +137,7 @@ fn install(app: &Path, library: &Path) -> PathBuf {
     fs::write(
         &config,
         format!(
-            "plugin_dirs = [\"plugins\"]\n\n[tasks.default]\nbackend = \"{BACKEND}\"\n\n\
-             [tasks.default.options]\nmax_results = 100\n"
+            "plugin_dirs = [\"plugins\"]\n\n[tasks.default]\nbackend = \"{BACKEND}\"\n"
         ),
     )
     .unwrap();
@@ -251,8 +250,8 @@ fn the_scaffolded_backend_refuses_unknown_options_when_loaded() {
     assert_eq!(check.status.code(), Some(1), "{stdout}{stderr}");
     assert!(
         stdout.contains(&format!(
-            "error: Backend '{BACKEND}' (alias 'notes') could not be created: AcmeNotesBackend \
-             'notes': unknown option(s) 'colour'; it takes only 'max_results'"
+            "error: Backend '{BACKEND}' (alias 'notes') could not be created: unknown option \
+             'colour'; this backend takes none"
         )),
         "{stdout}"
     );
