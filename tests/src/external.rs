@@ -85,8 +85,8 @@ pub fn build_external_in(
 
 /// The module path of the fixtures built against another plugin-api version
 /// ([`plugin_built_against_api`], [`plugin_built_against_api_requiring`]); copy one into a
-/// plugins dir as the library `taskhost_fixtures_future` to load it.
-pub const FUTURE_MODULE_PATH: &str = "taskhost.fixtures.future";
+/// plugins dir as the library `taskhost_fixtures_future` to load it (`FutureBackend`).
+const FUTURE_MODULE_PATH: &str = "taskhost.fixtures.future";
 
 /// A copy of the current plugin-api with its package version replaced (e.g. "2.1.0"), written
 /// under `target/external/plugin-api-<version>/`, plus a tiny plugin crate at
