@@ -1,12 +1,14 @@
-//! Building plugin crates that live outside the workspace — the custom-backend example (also
-//! against the frozen plugin-api 1.0.0 in `tests/fixtures/plugin-api-1.0/`), and generated
-//! fixtures built against another `taskhost-plugin-api` version or exporting a class twice — at
-//! most once per test process.
+//! Building plugin crates that live outside the workspace — the custom-backend example, and
+//! generated fixture plugins: built against a copy of the current plugin-api with another
+//! version (and optionally a newer required host minor), against the frozen plugin-api 2.0.0 in
+//! `tests/fixtures/plugin-api-2.0/` or the frozen 1.0.0 in `tests/fixtures/plugin-api-1.0/`, or
+//! exporting a class twice — at most once per test process.
 //!
 //! They share one target dir, `target/external/shared`, so abi_stable and friends compile once
 //! (tens of seconds) rather than once per crate; each built library is copied to
-//! `target/external/out/<name>/` right after its build, so crates with the same library name
-//! do not overwrite each other's output. Later processes find everything up to date.
+//! `target/external/out/<name>/` right after its build. Every generated fixture has a library
+//! name of its own (see [`build_external_in`] for why); the tests copy it into a plugins dir
+//! under the name its module path asks for. Later processes find everything up to date.
 
 pub use crate::build::library_file_name;
 use crate::build::{target_dir, workspace_root};
@@ -81,25 +83,59 @@ pub fn build_external_in(
     })
 }
 
-/// A copy of plugin-api with its package version replaced (e.g. "2.0.0"), written under
-/// `target/external/plugin-api-<version>/`, plus a tiny plugin crate at
+/// The module path of the fixtures built against another plugin-api version
+/// ([`plugin_built_against_api`], [`plugin_built_against_api_requiring`]); copy one into a
+/// plugins dir as the library `taskhost_fixtures_future` to load it (`FutureBackend`).
+const FUTURE_MODULE_PATH: &str = "taskhost.fixtures.future";
+
+/// A copy of the current plugin-api with its package version replaced (e.g. "2.1.0"), written
+/// under `target/external/plugin-api-<version>/`, plus a tiny plugin crate at
 /// `target/external/plugin-at-<version>/` depending on that copy: it exports
-/// `taskhost.fixtures.future.FutureBackend` (lib name `taskhost_fixtures_future`), whose every
-/// operation is not supported. Builds it (once per process per version) and returns the library
-/// path.
+/// `taskhost.fixtures.future.FutureBackend` (package `taskhost-fixtures-future`), whose
+/// capabilities are none and whose every operation answers "not supported" (`enqueue` by its own
+/// code, the others by the SDK's defaults). Its manifest requires nothing newer than 2.0 (the
+/// default). Builds it (once per process per version) and returns the library path.
+///
+/// The built file is named after the version (`taskhost_fixtures_future_at_2_1_0`), not after
+/// the module path: copy it into a plugins dir as `taskhost_fixtures_future`.
 pub fn plugin_built_against_api(version: &str) -> PathBuf {
-    once(&format!("plugin-api {version}"), || {
+    future_plugin(version, None)
+}
+
+/// [`plugin_built_against_api`] whose `export_plugin!` also says `requires: "<requires>"`
+/// (e.g. "2.1": it needs a host offering plugin-api 2.1 or newer), in
+/// `target/external/plugin-at-<version>-requires-<requires>/`. Same module path and class.
+pub fn plugin_built_against_api_requiring(version: &str, requires: &str) -> PathBuf {
+    future_plugin(version, Some(requires))
+}
+
+fn future_plugin(version: &str, requires: Option<&str>) -> PathBuf {
+    let suffix = requires.map_or(String::new(), |r| format!("-requires-{r}"));
+    once(&format!("plugin-api {version}{suffix}"), || {
         let api = external_dir().join(format!("plugin-api-{version}"));
-        write_plugin_api_copy(&api, version);
+        once(&format!("plugin-api copy {version}"), || {
+            write_plugin_api_copy(&api, version);
+            api.clone()
+        });
+        let about = match requires {
+            None => format!("a plugin built against taskhost-plugin-api {version}"),
+            Some(r) => format!(
+                "a plugin built against taskhost-plugin-api {version} that requires a {r} host"
+            ),
+        };
+        let lib_name =
+            format!("taskhost_fixtures_future_at_{version}{suffix}").replace(['.', '-'], "_");
         build_fixture_plugin(&FixturePlugin {
-            name: &format!("future-{version}"),
-            dir: &format!("plugin-at-{version}"),
-            about: &format!("a plugin built against taskhost-plugin-api {version}"),
+            name: &format!("future-{version}{suffix}"),
+            dir: &format!("plugin-at-{version}{suffix}"),
+            about: &about,
             package: "taskhost-fixtures-future",
-            lib_name: "taskhost_fixtures_future",
-            module_path: "taskhost.fixtures.future",
+            lib_name: &lib_name,
+            module_path: FUTURE_MODULE_PATH,
             class: "FutureBackend",
             times: 1,
+            requires,
+            source: FIXTURE_LIB,
             api: &api,
         })
     })
@@ -120,61 +156,60 @@ pub fn plugin_exporting_a_class_twice() -> PathBuf {
             module_path: "taskhost.fixtures.twice",
             class: "TwiceBackend",
             times: 2,
+            requires: None,
+            source: FIXTURE_LIB,
             api: &workspace_root().join("plugin-api"),
         })
     })
 }
 
-/// `examples/custom-backend` (`acme.spool.SpoolBackend`, lib name `acme_spool`) built against
-/// the frozen plugin-api 1.0.0 of `tests/fixtures/plugin-api-1.0/` instead of the workspace's:
-/// the example's `src/` and its `Cargo.toml`, with the package renamed `acme-spool-at-1-0` (its
-/// own build units in the shared target dir) and the `taskhost-plugin-api` dependency pointed at
-/// the frozen copy, in `target/external/custom-at-1.0/`. The library name stays `acme_spool`: the
-/// loader requires the file name to match the module path `acme.spool`. Builds it (once per
-/// process) and returns the library path.
-pub fn custom_backend_built_against_frozen_1_0() -> PathBuf {
-    once("custom-backend against the frozen plugin-api 1.0", || {
-        let root = workspace_root();
-        let example = root.join("examples").join("custom-backend");
-        let frozen = frozen_plugin_api_1_0();
-        let dir = external_dir().join("custom-at-1.0");
-        let manifest_path = example.join("Cargo.toml");
-        let manifest = fs::read_to_string(&manifest_path)
-            .unwrap_or_else(|e| panic!("cannot read '{}': {e}", manifest_path.display()));
-        let (mut renamed, mut repointed) = (0, 0);
-        let mut out = String::new();
-        for line in manifest.lines() {
-            let trimmed = line.trim_start();
-            if trimmed.starts_with("name = \"acme-spool\"") {
-                renamed += 1;
-                out.push_str("name = \"acme-spool-at-1-0\"\n");
-            } else if trimmed.starts_with("taskhost-plugin-api ") {
-                repointed += 1;
-                out.push_str(&format!(
-                    "taskhost-plugin-api = {{ path = {} }}\n",
-                    toml_string(&frozen)
-                ));
-            } else {
-                out.push_str(line);
-                out.push('\n');
-            }
-        }
-        assert!(
-            renamed == 1 && repointed == 1 && manifest.contains("\n[workspace]"),
-            "{} no longer has one `name = \"acme-spool\"` line, one `taskhost-plugin-api` \
-             dependency line and its own [workspace]: update custom_backend_built_against_frozen_1_0",
-            manifest_path.display()
-        );
-        write_if_changed(&dir.join("Cargo.toml"), &out);
-        sync_dir(&example.join("src"), &dir.join("src"));
-        seed_lock(&dir);
-        // Same library name as the example itself: its own target dir (see build_external_in).
-        build_external_in(
-            "custom-at-1.0",
-            &dir,
-            "acme_spool",
-            external_dir().join("custom-at-1.0-target"),
-        )
+/// A small working backend built against the frozen plugin-api 2.0.0 of
+/// `tests/fixtures/plugin-api-2.0/` (not a copy of the current one), in
+/// `target/external/plugin-at-frozen-2.0/`: `taskhost.fixtures.frozen.FrozenBackend` (package
+/// `taskhost-fixtures-frozen`, lib name `taskhost_fixtures_frozen`) keeps every enqueued task in
+/// memory: capabilities DEFER, GET_RESULT and PRIORITY; `enqueue` sets `enqueued_at` from the
+/// host's clock, stores the result and sends TASK_ENQUEUED; `get_result` reads it back; every
+/// other operation is the SDK's default. Builds it (once per process) and returns the library
+/// path.
+pub fn plugin_built_against_frozen_2_0() -> PathBuf {
+    once("plugin against the frozen plugin-api 2.0", || {
+        build_fixture_plugin(&FixturePlugin {
+            name: "frozen-2.0",
+            dir: "plugin-at-frozen-2.0",
+            about: "a plugin built against the frozen taskhost-plugin-api 2.0.0",
+            package: "taskhost-fixtures-frozen",
+            lib_name: "taskhost_fixtures_frozen",
+            module_path: "taskhost.fixtures.frozen",
+            class: "FrozenBackend",
+            times: 1,
+            requires: None,
+            source: FIXTURE_LIB_FROZEN_2_0,
+            api: &frozen_plugin_api_2_0(),
+        })
+    })
+}
+
+/// A 1.x plugin: a tiny crate built against the frozen plugin-api 1.0.0 of
+/// `tests/fixtures/plugin-api-1.0/`, in `target/external/plugin-at-frozen-1.0/`, exporting
+/// `taskhost.fixtures.legacy.LegacyBackend` (package `taskhost-fixtures-legacy`, lib name
+/// `taskhost_fixtures_legacy`), every operation not supported, written on the 1.x `Backend`
+/// (JSON strings, a `guard` in every method). Builds it (once per process) and returns the
+/// library path. A 2.x host refuses it.
+pub fn plugin_built_against_frozen_1_0() -> PathBuf {
+    once("plugin against the frozen plugin-api 1.0", || {
+        build_fixture_plugin(&FixturePlugin {
+            name: "frozen-1.0",
+            dir: "plugin-at-frozen-1.0",
+            about: "a 1.x plugin built against the frozen taskhost-plugin-api 1.0.0",
+            package: "taskhost-fixtures-legacy",
+            lib_name: "taskhost_fixtures_legacy",
+            module_path: "taskhost.fixtures.legacy",
+            class: "LegacyBackend",
+            times: 1,
+            requires: None,
+            source: FIXTURE_LIB_1X,
+            api: &frozen_plugin_api_1_0(),
+        })
     })
 }
 
@@ -186,7 +221,15 @@ pub fn frozen_plugin_api_1_0() -> PathBuf {
         .join("plugin-api-1.0")
 }
 
-/// A generated plugin crate whose backend supports nothing.
+/// `tests/fixtures/plugin-api-2.0`: plugin-api exactly as released at 2.0.0. Never edited.
+pub fn frozen_plugin_api_2_0() -> PathBuf {
+    workspace_root()
+        .join("tests")
+        .join("fixtures")
+        .join("plugin-api-2.0")
+}
+
+/// A generated plugin crate.
 struct FixturePlugin<'a> {
     /// The build's name: its output goes to `target/external/out/<name>/`.
     name: &'a str,
@@ -195,11 +238,16 @@ struct FixturePlugin<'a> {
     /// What the fixture is, for its description and docs.
     about: &'a str,
     package: &'a str,
+    /// Unique among the generated fixtures (they share a target dir).
     lib_name: &'a str,
     module_path: &'a str,
     class: &'a str,
     /// How many times `export_plugin!` lists the class (more than once: a broken plugin).
     times: usize,
+    /// The `requires: "2.N"` argument of `export_plugin!`, if any (2.x sources only).
+    requires: Option<&'a str>,
+    /// The template of its `src/lib.rs` ([`FIXTURE_LIB`], …).
+    source: &'a str,
     /// The plugin-api crate it depends on.
     api: &'a Path,
 }
@@ -216,13 +264,23 @@ fn build_fixture_plugin(fixture: &FixturePlugin<'_>) -> PathBuf {
             .replace("{api_path}", &toml_string(fixture.api)),
     );
     let classes = vec![format!("\"{0}\" => {0}::new", fixture.class); fixture.times].join(", ");
+    let requires = fixture.requires.map_or(String::new(), |r| {
+        assert!(
+            fixture.source.contains("{requires}"),
+            "the source of '{}' cannot say `requires`",
+            fixture.name
+        );
+        format!("\n    requires: {},", serde_json::to_string(r).unwrap())
+    });
     write_if_changed(
         &plugin.join("src").join("lib.rs"),
-        &FIXTURE_LIB
+        &fixture
+            .source
             .replace("{about}", fixture.about)
             .replace("{module_path}", fixture.module_path)
             .replace("{classes}", &classes)
-            .replace("{class}", fixture.class),
+            .replace("{class}", fixture.class)
+            .replace("{requires}", &requires),
     );
     seed_lock(&plugin);
     build_external(fixture.name, &plugin, fixture.lib_name)
@@ -274,8 +332,9 @@ fn write_plugin_api_copy(dest: &Path, version: &str) {
 }
 
 /// plugin-api's `Cargo.toml` with `version` as its package version and every
-/// `key.workspace = true` replaced by the value the workspace root gives `key`. The `[lints]`
-/// table (inherited) is dropped: lints do not matter for a fixture.
+/// `key.workspace = true` replaced by the value the workspace root gives `key` (for a dependency
+/// `key = { workspace = true, more… }`, that value with `more…` added). The `[lints]` table
+/// (inherited) is dropped: lints do not matter for a fixture.
 fn concrete_manifest(manifest: &str, root: &str, version: &str) -> String {
     let package = workspace_table(root, "workspace.package");
     let dependencies = workspace_table(root, "workspace.dependencies");
@@ -293,7 +352,7 @@ fn concrete_manifest(manifest: &str, root: &str, version: &str) -> String {
         } else if section == "package" && trimmed.starts_with("version") {
             out.push_str(&format!("version = \"{version}\"\n"));
             continue;
-        } else if let Some(key) = inherited_key(trimmed) {
+        } else if let Some((key, more)) = inherited_key(trimmed) {
             let table = match section.as_str() {
                 "package" => &package,
                 "dependencies" | "dev-dependencies" | "build-dependencies" => &dependencies,
@@ -307,6 +366,10 @@ fn concrete_manifest(manifest: &str, root: &str, version: &str) -> String {
                 "'{key}' is a path dependency in the workspace ({value}): a copy of plugin-api \
                  cannot use it"
             );
+            let value = match more {
+                None => value.clone(),
+                Some(more) => with_more_keys(key, value, more),
+            };
             out.push_str(&format!("{key} = {value}\n"));
             continue;
         }
@@ -320,11 +383,42 @@ fn concrete_manifest(manifest: &str, root: &str, version: &str) -> String {
     out
 }
 
-/// `key` for a line `key.workspace = true`.
-fn inherited_key(line: &str) -> Option<&str> {
+/// `key` for a line `key.workspace = true`; `key` and the other keys, as TOML text, for a line
+/// `key = { workspace = true, other keys }`.
+fn inherited_key(line: &str) -> Option<(&str, Option<&str>)> {
     let (left, right) = line.split_once('=')?;
-    let key = left.trim().strip_suffix(".workspace")?;
-    (right.trim() == "true").then_some(key)
+    if let Some(key) = left.trim().strip_suffix(".workspace") {
+        return (right.trim() == "true").then_some((key, None));
+    }
+    let inline = right.trim().strip_prefix('{')?.strip_suffix('}')?.trim();
+    let more = inline
+        .strip_prefix("workspace = true")?
+        .trim_start()
+        .strip_prefix(',')?
+        .trim();
+    Some((left.trim(), Some(more)))
+}
+
+/// The workspace's dependency `value` (a version string or an inline table) with the inline
+/// keys `more` added.
+fn with_more_keys(key: &str, value: &str, more: &str) -> String {
+    let base = match value.strip_prefix('{').and_then(|v| v.strip_suffix('}')) {
+        Some(table) => table.trim().to_string(),
+        None => format!("version = {value}"),
+    };
+    let keys = |text: &str| -> Vec<String> {
+        text.split(',')
+            .filter_map(|item| item.split_once('='))
+            .map(|(k, _)| k.trim().to_string())
+            .collect()
+    };
+    let (ours, theirs) = (keys(&base), keys(more));
+    assert!(
+        !ours.iter().any(|k| theirs.contains(k)),
+        "plugin-api's Cargo.toml sets keys of '{key}' the workspace sets too ({value} and \
+         {more}): merging them is not supported"
+    );
+    format!("{{ {base}, {more} }}")
 }
 
 /// The `key = value` lines of one table of the workspace root's `Cargo.toml` (one-line values).
@@ -408,9 +502,99 @@ taskhost-plugin-api = { path = {api_path} }
 [workspace]
 "#;
 
-/// A generated fixture plugin's source (`{about}`, `{class}`, `{module_path}`, `{classes}`
-/// filled in): every operation is not supported.
+/// A generated 2.x fixture plugin's source (`{about}`, `{class}`, `{module_path}`, `{classes}`,
+/// `{requires}` filled in): capabilities none, `enqueue` not supported, every other operation
+/// the SDK's default.
 const FIXTURE_LIB: &str = r#"//! Test fixture generated by taskhost-e2e: `{class}`, {about}.
+//! Supports nothing: `enqueue` answers "not supported", every other operation is the SDK's
+//! default.
+
+use taskhost_plugin_api::{
+    Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, TaskResultData,
+};
+
+/// Builds fine; supports nothing.
+pub struct {class};
+
+impl {class} {
+    /// Build it; the params and the host are not looked at.
+    pub fn new(_params: BackendParams, _host: Host) -> Result<Self, PluginError> {
+        Ok(Self)
+    }
+}
+
+impl Backend for {class} {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+
+    fn enqueue(&self, _request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
+        Err(PluginError::not_supported("enqueue"))
+    }
+}
+
+taskhost_plugin_api::export_plugin! {
+    module_path: "{module_path}",
+    classes: { {classes} },{requires}
+}
+"#;
+
+/// A generated 2.x fixture plugin's source (`{about}`, `{class}`, `{module_path}`, `{classes}`,
+/// `{requires}` filled in): a backend keeping its results in memory, written for the frozen
+/// plugin-api 2.0.0.
+const FIXTURE_LIB_FROZEN_2_0: &str = r#"//! Test fixture generated by taskhost-e2e: `{class}`, {about}.
+//! Keeps every enqueued task in memory; never runs them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use taskhost_plugin_api::{
+    Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal,
+    TaskResultData,
+};
+
+/// Stores results in memory.
+pub struct {class} {
+    alias: String,
+    host: Host,
+    results: Mutex<HashMap<String, TaskResultData>>,
+}
+
+impl {class} {
+    /// Build it for its alias; options are not looked at.
+    pub fn new(params: BackendParams, host: Host) -> Result<Self, PluginError> {
+        let results = Mutex::default();
+        Ok(Self { alias: params.alias, host, results })
+    }
+}
+
+impl Backend for {class} {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::DEFER | Capabilities::GET_RESULT | Capabilities::PRIORITY
+    }
+
+    fn enqueue(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
+        let mut result = TaskResultData::ready(request, &self.alias);
+        result.enqueued_at = Some(self.host.now());
+        self.results.lock().unwrap().insert(result.id.clone(), result.clone());
+        self.host.send_signal(Signal::TASK_ENQUEUED, &result);
+        Ok(result)
+    }
+
+    fn get_result(&self, id: &str) -> Result<TaskResultData, PluginError> {
+        let results = self.results.lock().unwrap();
+        results.get(id).cloned().ok_or_else(|| PluginError::does_not_exist(id))
+    }
+}
+
+taskhost_plugin_api::export_plugin! {
+    module_path: "{module_path}",
+    classes: { {classes} },{requires}
+}
+"#;
+
+/// A generated 1.x fixture plugin's source, for the frozen plugin-api 1.0.0 (`{about}`,
+/// `{class}`, `{module_path}`, `{classes}` filled in): every operation is not supported.
+const FIXTURE_LIB_1X: &str = r#"//! Test fixture generated by taskhost-e2e: `{class}`, {about}.
 //! Every operation is not supported.
 
 use taskhost_plugin_api::abi_stable::std_types::{RResult, RStr, RString};
