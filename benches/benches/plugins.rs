@@ -8,8 +8,8 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use taskhost::{task, task_backends, TaskOptions};
-use taskhost_plugin_api::BackendParams;
 use taskhost_plugin_api::Backend as _;
+use taskhost_plugin_api::BackendParams;
 
 /// A no-op task with two small arguments.
 #[task]

@@ -11,6 +11,7 @@ use crate::result::TaskResult;
 use crate::transaction::{in_atomic_block, on_commit};
 use crate::validation::{check_configured_queues, validate_task};
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
+use chrono::SubsecRound;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -281,9 +282,12 @@ impl Backend {
             Json::encode(&kwargs).map_err(|e| self.unencodable(e))?
         };
         self.check_payload(args_text.len() + kwargs.as_str().len())?;
+        let mut task = task.clone();
+        // Times cross the plugin boundary (and are stored) to the microsecond, as in Django.
+        task.run_after = task.run_after.map(|t| t.trunc_subsecs(6));
         let request = EnqueueRequest {
             id: new_result_id(),
-            task: task.clone(),
+            task,
             args: Json::from_stored(args_text),
             kwargs,
         };
@@ -310,7 +314,11 @@ impl Backend {
     }
 
     /// The READY result returned at once inside a scope; the plugin gets it at commit.
-    fn defer_to_commit(self: &Arc<Self>, request: EnqueueRequest, values: Vec<Value>) -> TaskResult {
+    fn defer_to_commit(
+        self: &Arc<Self>,
+        request: EnqueueRequest,
+        values: Vec<Value>,
+    ) -> TaskResult {
         let pending = TaskResultData::ready(request.clone(), &self.alias);
         let backend = Arc::clone(self);
         let args = values.clone();

@@ -13,9 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use taskhost_plugin_api::abi::guard::{guard, guard_or};
 use taskhost_plugin_api::abi::records::{OutcomeRecord, TaskResultRecord};
 use taskhost_plugin_api::abi::{AbiHost, AbiHostBox, AbiHost_TO};
-use taskhost_plugin_api::{
-    ErrorKind, LogLevel, PluginError, Signal, TaskOutcome, TaskResultData,
-};
+use taskhost_plugin_api::{ErrorKind, LogLevel, PluginError, Signal, TaskOutcome, TaskResultData};
 use tracing::Level;
 
 /// The host callbacks for one backend instance.

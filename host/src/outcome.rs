@@ -103,9 +103,10 @@ pub fn no_args(path: &str, args: &Json, kwargs: &Json) -> Result<(), TaskOutcome
         return Ok(());
     }
     refuse_kwargs(path, kwargs)?;
-    let count = args
-        .parse::<Vec<serde::de::IgnoredAny>>()
-        .map_or_else(|_| "unreadable arguments".to_string(), |a| a.len().to_string());
+    let count = args.parse::<Vec<serde::de::IgnoredAny>>().map_or_else(
+        |_| "unreadable arguments".to_string(),
+        |a| a.len().to_string(),
+    );
     Err(failure(
         UNSUPPORTED_VALUE_CLASS_PATH,
         &format!("task '{path}' takes no arguments, got {count}"),

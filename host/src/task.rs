@@ -5,7 +5,7 @@ use crate::definition::TaskDefinition;
 use crate::error::{Error, Result};
 use crate::handler::task_backends;
 use crate::result::TaskResult;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::fmt;
@@ -49,7 +49,7 @@ impl TaskOptions {
 
     /// Set the earliest time to run.
     pub fn run_after(mut self, run_after: DateTime<Utc>) -> Self {
-        self.run_after = Some(run_after);
+        self.run_after = Some(run_after.trunc_subsecs(6));
         self
     }
 
@@ -179,7 +179,12 @@ impl<A, R> Task<A, R> {
                 .backend
                 .map(Cow::Owned)
                 .unwrap_or_else(|| self.backend.clone()),
-            run_after: options.run_after.or(self.run_after),
+            // Stored to the microsecond, as Django stores datetimes (and the plugin boundary
+            // carries them).
+            run_after: options
+                .run_after
+                .map(|t| t.trunc_subsecs(6))
+                .or(self.run_after),
             description: OnceLock::new(),
             _signature: PhantomData,
         };

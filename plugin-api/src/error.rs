@@ -117,5 +117,3 @@ impl fmt::Display for PluginError {
 }
 
 impl std::error::Error for PluginError {}
-
-

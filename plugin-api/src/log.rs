@@ -84,10 +84,8 @@ impl Subscriber for Forward {
     }
 
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        self.host.log_enabled(
-            LogLevel::from_tracing(metadata.level()),
-            metadata.target(),
-        )
+        self.host
+            .log_enabled(LogLevel::from_tracing(metadata.level()), metadata.target())
     }
 
     fn new_span(&self, _span: &span::Attributes<'_>) -> span::Id {

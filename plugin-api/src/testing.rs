@@ -132,7 +132,9 @@ impl HostServices for TestHost {
         if let Some(now) = *self.state.now.lock().unwrap() {
             return now;
         }
-        let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         i64::try_from(since.as_micros()).unwrap_or(i64::MAX)
     }
 

@@ -5,7 +5,7 @@
 //! own hand-written crate (its `Cargo.toml` and `src/lib.rs` blocks) is built the same way and
 //! must pass the conformance suite, and every other `rust` block of the guide must compile.
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use serde_json::json;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -136,9 +136,7 @@ fn install(app: &Path, library: &Path) -> PathBuf {
     let config = app.join("tasks.toml");
     fs::write(
         &config,
-        format!(
-            "plugin_dirs = [\"plugins\"]\n\n[tasks.default]\nbackend = \"{BACKEND}\"\n"
-        ),
+        format!("plugin_dirs = [\"plugins\"]\n\n[tasks.default]\nbackend = \"{BACKEND}\"\n"),
     )
     .unwrap();
     fs::canonicalize(installed).unwrap()
@@ -150,7 +148,7 @@ fn description() -> TaskDescription {
         priority: 5,
         queue_name: "default".into(),
         backend: "default".into(),
-        run_after: Some(Utc::now() + chrono::Duration::minutes(5)),
+        run_after: Some((Utc::now() + chrono::Duration::minutes(5)).trunc_subsecs(6)),
         takes_context: false,
         is_async: false,
         max_attempts: None,

@@ -2,7 +2,7 @@
 //! workspace and against `taskhost-plugin-api` alone, then dropped into a plugins dir: the host
 //! loads it and uses it through its public API with no recompile.
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use taskhost::{signals, task_backends, Error, TaskResultStatus};
 use taskhost_e2e::external::{build_external, library_file_name};
 use taskhost_e2e::{taskhost_bin, workspace_root, TestConfig};
-use taskhost_plugin_api::{TaskDescription, TaskResultData};
 use taskhost_plugin_api::PLUGIN_API_VERSION;
+use taskhost_plugin_api::{TaskDescription, TaskResultData};
 
 const BACKEND: &str = "acme.spool.SpoolBackend";
 
@@ -131,7 +131,7 @@ fn a_backend_built_outside_the_workspace_loads_and_round_trips() {
     };
 
     let mut deferred = description("spool", "reports", 10);
-    deferred.run_after = Some(Utc::now() + chrono::Duration::hours(1));
+    deferred.run_after = Some((Utc::now() + chrono::Duration::hours(1)).trunc_subsecs(6));
     let first = backend
         .enqueue_json(
             &deferred,
@@ -256,7 +256,10 @@ fn concurrent_enqueues_are_never_lost_or_torn() {
     assert_eq!(ids, returned.iter().map(String::as_str).collect());
     let pairs: HashSet<(u64, u64)> = lines
         .iter()
-        .map(|r| r.args.parse::<(u64, u64)>().unwrap())
+        .map(|r| {
+            let (t, i, _padding) = r.args.parse::<(u64, u64, String)>().unwrap();
+            (t, i)
+        })
         .collect();
     let expected: HashSet<(u64, u64)> = (0..THREADS as u64)
         .flat_map(|t| (0..EACH as u64).map(move |i| (t, i)))

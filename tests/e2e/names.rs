@@ -80,9 +80,7 @@ fn assert_invalid_task<T: Debug>(result: Result<T, Error>, message: &str) {
 /// How many results the `default` alias stores (Dummy: `results()`; database: queue stats).
 fn stored(backend: &Backend) -> u64 {
     if backend.supports_queue_store() {
-        let stats: Vec<QueueStats> = backend
-            .queue_stats()
-            .unwrap();
+        let stats: Vec<QueueStats> = backend.queue_stats().unwrap();
         stats.iter().map(|s| s.count).sum()
     } else {
         backend.results().unwrap().len() as u64

@@ -51,7 +51,8 @@ fn every_panicking_method_returns_an_error_and_the_process_lives() {
     );
     assert_panic_error(backend.get_result("x"), "get_result");
     assert_panic_error(backend.check(), "check");
-    assert_panic_error(backend.results(), "call_ext");
+    assert_panic_error(backend.results(), "results");
+    assert_panic_error(backend.call_ext("acme.op", "{}"), "call_ext");
     let claim = ClaimRequest {
         worker_id: "w".into(),
         queues: None,

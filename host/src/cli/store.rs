@@ -155,9 +155,7 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
 
 /// Run `queues`: depth per queue and status, oldest ready task's age.
 pub fn queues(alias: &str, format: OutputFormat) -> Result<(), String> {
-    let stats: Vec<QueueStats> = backend(alias)?
-        .queue_stats()
-        .map_err(|e| e.to_string())?;
+    let stats: Vec<QueueStats> = backend(alias)?.queue_stats().map_err(|e| e.to_string())?;
     if format == OutputFormat::Json {
         outln!("{}", output::json(&stats)?);
         return Ok(());
@@ -209,8 +207,9 @@ pub fn prune(args: &PruneArgs) -> Result<(), String> {
         limit: None,
     };
     let backend = backend(&args.backend)?;
-    let prune =
-        |request: &PruneRequest| -> Result<u64, String> { backend.prune(request).map_err(|e| e.to_string()) };
+    let prune = |request: &PruneRequest| -> Result<u64, String> {
+        backend.prune(request).map_err(|e| e.to_string())
+    };
     let total = prune(&request)?;
     if args.dry_run {
         outln!("Would delete {total} task result(s)");

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use taskhost_plugin_api::{TaskDescription, TaskResultData, TaskResultStatus};
 use taskhost_plugin_api::ErrorKind;
+use taskhost_plugin_api::{TaskDescription, TaskResultData, TaskResultStatus};
 
 /// What a check returns: `Ok(Passed | Skipped)` or `Err(reason)` for a failure.
 pub(super) type Verdict = Result<Status, String>;

@@ -1,9 +1,9 @@
 //! Enqueueing and reading back: well-formed results under the host's ids, unique ids, bulk
 //! enqueue, `get_result` round trips and Django's `TaskResultDoesNotExist`.
 
-use super::context::{value_of, 
-    check_enqueued, check_task, describe, same_time, sample_args, sample_kwargs, Check, Ctx,
-    Verdict,
+use super::context::{
+    check_enqueued, check_task, describe, same_time, sample_args, sample_kwargs, value_of, Check,
+    Ctx, Verdict,
 };
 use super::signals::{Kind, Recorder};
 use super::{pass, skip};

@@ -17,10 +17,10 @@ use crate::validation::escape_for_display as escaped;
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
+use taskhost_plugin_api::Signal;
 use taskhost_plugin_api::{
     ClaimedTask, Completion, TaskError, TaskOutcome, TaskResultData, TaskResultStatus,
 };
-use taskhost_plugin_api::Signal;
 
 /// What an execution needs from the worker.
 #[derive(Clone)]

@@ -4,8 +4,8 @@
 
 use crate::types::{
     CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck, EnqueueRequest,
-    LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription, TaskError,
-    TaskOutcome, TaskResultData, TaskResultStatus, WaitRequest,
+    LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription, TaskError, TaskOutcome,
+    TaskResultData, TaskResultStatus, WaitRequest,
 };
 use crate::Json;
 use abi_stable::std_types::{ROption, RString, RVec, Tuple2};
@@ -20,7 +20,9 @@ fn micros(time: Option<DateTime<Utc>>) -> Micros {
 }
 
 fn time(micros: Micros) -> Option<DateTime<Utc>> {
-    micros.into_option().and_then(DateTime::from_timestamp_micros)
+    micros
+        .into_option()
+        .and_then(DateTime::from_timestamp_micros)
 }
 
 fn strings(values: Vec<String>) -> RVec<RString> {

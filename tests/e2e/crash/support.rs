@@ -356,9 +356,7 @@ pub fn results() -> Vec<TaskResult> {
 /// How many results have each status.
 pub fn status_counts() -> HashMap<TaskResultStatus, u64> {
     let stats: Vec<QueueStats> = retrying("counting results", || {
-        task_backends()
-            .get("default")?
-            .queue_stats()
+        task_backends().get("default")?.queue_stats()
     });
     let mut counts = HashMap::new();
     for s in stats {
