@@ -269,7 +269,7 @@ fn backlog_benches(c: &mut Criterion, db: &str) {
                         .next()
                         .expect("the backlog is not empty");
                     let done = Completion {
-                        id: task.result.id,
+                        id: task.result.id.into(),
                         worker_id: "bench".into(),
                         lease_token: task.lease_token,
                         outcome: TaskOutcome::Successful {

@@ -286,7 +286,7 @@ impl Backend {
         // Times cross the plugin boundary (and are stored) to the microsecond, as in Django.
         task.run_after = task.run_after.map(|t| t.trunc_subsecs(6));
         let request = EnqueueRequest {
-            id: new_result_id(),
+            id: new_result_id().into(),
             task,
             args: Json::from_stored(args_text),
             kwargs,

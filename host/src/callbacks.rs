@@ -11,9 +11,9 @@ use abi_stable::std_types::{RArc, RResult, RStr, RString};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use taskhost_plugin_api::abi::guard::{guard, guard_or};
-use taskhost_plugin_api::abi::records::{OutcomeRecord, TaskResultRecord};
+use taskhost_plugin_api::abi::records::{OutcomeRecord, TaskResultView};
 use taskhost_plugin_api::abi::{AbiHost, AbiHostBox, AbiHost_TO};
-use taskhost_plugin_api::{ErrorKind, LogLevel, PluginError, Signal, TaskOutcome, TaskResultData};
+use taskhost_plugin_api::{ErrorKind, Json, LogLevel, PluginError, Signal, TaskOutcome};
 use tracing::Level;
 
 /// The host callbacks for one backend instance.
@@ -43,15 +43,15 @@ impl HostCallbacks {
         AbiHost_TO::from_ptr(RArc::new(self), abi_stable::sabi_trait::TD_Opaque)
     }
 
-    /// [`AbiHost::run_task`]: run the task of a whole RUNNING result.
-    fn run(&self, data: TaskResultData) -> Result<TaskOutcome, PluginError> {
-        let definition = self.definition(&data.task.path)?;
+    /// [`AbiHost::run_task`]: run the task of a RUNNING result the plugin lends.
+    fn run(&self, view: &TaskResultView<'_>) -> Result<TaskOutcome, PluginError> {
+        let definition = self.definition(view.path.as_str())?;
         let context = definition.takes_context.then(|| TaskContext {
-            task_result: TaskResult::from_data(data.clone()),
+            task_result: TaskResult::from_data(view.to_owned()),
         });
         let invocation = Invocation {
-            args: data.args,
-            kwargs: data.kwargs,
+            args: Json::from_stored(view.args.as_str()),
+            kwargs: Json::from_stored(view.kwargs.as_str()),
             context,
         };
         Ok(catch_sync(|| run_blocking(definition, invocation)))
@@ -86,17 +86,17 @@ fn level_of(level: LogLevel) -> Level {
 pub const PLUGIN_LOG_TARGET: &str = "taskhost::plugin";
 
 impl AbiHost for HostCallbacks {
-    fn run_task(&self, task_result: TaskResultRecord) -> RResult<OutcomeRecord, PluginError> {
-        guard(|| self.run(task_result.into()).map(Into::into))
+    fn run_task(&self, task_result: TaskResultView<'_>) -> RResult<OutcomeRecord, PluginError> {
+        guard(|| self.run(&task_result).map(Into::into))
     }
 
     fn wants_signal(&self, signal: Signal) -> bool {
         guard_or(true, || signals::wanted(signal))
     }
 
-    fn send_signal(&self, signal: Signal, task_result: TaskResultRecord) {
+    fn send_signal(&self, signal: Signal, task_result: TaskResultView<'_>) {
         guard_or((), || {
-            let result = TaskResult::from_data(task_result.into());
+            let result = TaskResult::from_data(task_result.to_owned());
             signals::dispatch(signal, &self.inner.sender, &result)
         })
     }

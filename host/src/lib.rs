@@ -64,6 +64,7 @@ pub use registry::{find_task, registered_tasks};
 pub use result::{TaskError, TaskResult, TaskResultStatus};
 pub use task::{Task, TaskOptions};
 pub use taskhost_macros::task;
+pub use taskhost_plugin_api::{Json, Text};
 pub use transaction::{aatomic, atomic, in_atomic_block, on_commit};
 pub use worker::{Worker, WorkerOptions, WorkerReport};
 

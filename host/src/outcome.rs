@@ -30,8 +30,8 @@ pub fn failure(class_path: &str, message: &str, details: &str) -> TaskOutcome {
     let _ = writeln!(traceback, "{class_path}: {message}");
     TaskOutcome::Failed {
         error: TaskError {
-            exception_class_path: class_path.to_string(),
-            traceback,
+            exception_class_path: class_path.to_string().into(),
+            traceback: traceback.into(),
         },
     }
 }

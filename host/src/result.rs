@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::OnceLock;
-use taskhost_plugin_api::{Json, TaskDescription, TaskResultData};
+use taskhost_plugin_api::{Json, TaskDescription, TaskResultData, Text};
 
 pub use taskhost_plugin_api::{TaskError, TaskResultStatus};
 
@@ -117,7 +117,7 @@ impl<R> TaskResult<R> {
     }
 
     /// The ids of the workers that made each attempt.
-    pub fn worker_ids(&self) -> &[String] {
+    pub fn worker_ids(&self) -> &[Text] {
         &self.data.worker_ids
     }
 
@@ -183,7 +183,7 @@ impl<R: DeserializeOwned> TaskResult<R> {
             TaskResultStatus::Successful => {
                 let text = self.data.return_value.as_ref().map_or("null", Json::as_str);
                 serde_json::from_str(text).map_err(|e| Error::ReturnValueType {
-                    id: self.data.id.clone(),
+                    id: self.data.id.to_string(),
                     expected: std::any::type_name::<R>(),
                     reason: e.to_string(),
                 })

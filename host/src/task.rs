@@ -143,10 +143,10 @@ impl<A, R> Task<A, R> {
     /// The task as sent to backends, built once per `Task` value.
     fn cached_description(&self) -> &TaskDescription {
         self.description.get_or_init(|| TaskDescription {
-            path: self.definition.path.to_string(),
+            path: self.definition.path.to_string().into(),
             priority: self.priority,
-            queue_name: self.queue_name.to_string(),
-            backend: self.backend.to_string(),
+            queue_name: self.queue_name.to_string().into(),
+            backend: self.backend.to_string().into(),
             run_after: self.run_after,
             takes_context: self.definition.takes_context,
             is_async: self.definition.is_async(),

@@ -117,9 +117,9 @@ impl<A: Serialize, R> Task<A, R> {
         };
         let params = vec![
             SqlParam::Text(id.clone()),
-            SqlParam::Text(task.path.clone()),
+            SqlParam::Text(task.path.to_string()),
             json(args),
-            SqlParam::Text(task.queue_name.clone()),
+            SqlParam::Text(task.queue_name.to_string()),
             SqlParam::Integer(task.priority.into()),
             match task.run_after {
                 None => SqlParam::Null,

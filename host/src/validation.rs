@@ -28,7 +28,7 @@ pub fn validate_task(
 ) -> Result<()> {
     validate_task_path(&task.path)?;
     // A queue the backend lists passed the queue-name rule when the config was loaded.
-    let listed = !queues.is_empty() && queues.contains(&task.queue_name);
+    let listed = !queues.is_empty() && queues.iter().any(|q| *q == task.queue_name);
     if !listed {
         validate_queue_name(&task.queue_name)?;
     }
@@ -216,7 +216,7 @@ mod tests {
             &"é".repeat(MAX_QUEUE_NAME_BYTES / 2),
         ] {
             let t = TaskDescription {
-                queue_name: name.to_string(),
+                queue_name: (*name).into(),
                 ..task()
             };
             assert!(validate_task(ALL, &[], &t).is_ok(), "{name:?}");
@@ -335,7 +335,7 @@ mod tests {
             &format!("a::{}", "b".repeat(MAX_TASK_PATH_BYTES - 3)),
         ] {
             let t = TaskDescription {
-                path: path.to_string(),
+                path: (*path).into(),
                 ..task()
             };
             assert!(validate_task(ALL, &[], &t).is_ok(), "{path:?}");

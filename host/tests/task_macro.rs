@@ -135,7 +135,9 @@ fn success(outcome: TaskOutcome) -> Value {
 
 fn failure(outcome: TaskOutcome) -> (String, String) {
     match outcome {
-        TaskOutcome::Failed { error } => (error.exception_class_path, error.traceback),
+        TaskOutcome::Failed { error } => {
+            (error.exception_class_path.into(), error.traceback.into())
+        }
         TaskOutcome::Successful { return_value } => panic!("task succeeded: {return_value}"),
     }
 }

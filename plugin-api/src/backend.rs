@@ -24,14 +24,14 @@ use crate::{Capabilities, PluginError};
 /// use std::sync::Mutex;
 /// use taskhost_plugin_api::{
 ///     Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal,
-///     TaskResultData,
+///     TaskResultData, Text,
 /// };
 ///
 /// /// Keeps every enqueued task in memory; never runs them.
 /// struct MemoBackend {
 ///     alias: String,
 ///     host: Host,
-///     results: Mutex<HashMap<String, TaskResultData>>,
+///     results: Mutex<HashMap<Text, TaskResultData>>,
 /// }
 ///
 /// impl MemoBackend {

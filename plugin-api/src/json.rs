@@ -1,5 +1,6 @@
 //! [`Json`]: a task's free-form values (arguments, return value) as JSON text.
 
+use abi_stable::std_types::RString;
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use std::fmt;
@@ -16,56 +17,66 @@ use std::fmt;
 /// [`Json::from_text`]. [`Json::from_stored`] takes text a backend stored earlier without
 /// checking it again.
 #[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Json(String);
+pub struct Json(RString);
 
 impl Json {
     /// `[]`: no positional arguments.
     pub fn empty_array() -> Self {
-        Self("[]".to_string())
+        Self("[]".into())
     }
 
     /// `{}`: no keyword arguments.
     pub fn empty_object() -> Self {
-        Self("{}".to_string())
+        Self("{}".into())
     }
 
     /// `null`.
     pub fn null() -> Self {
-        Self("null".to_string())
+        Self("null".into())
     }
 
     /// The JSON text of `value`.
     pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::to_string(value).map(Self)
+        serde_json::to_string(value).map(Self::from_stored)
     }
 
     /// `text`, checked to be one JSON value.
     pub fn from_text(text: impl Into<String>) -> Result<Self, serde_json::Error> {
         let text = text.into();
         serde_json::from_str::<serde::de::IgnoredAny>(&text)?;
-        Ok(Self(text))
+        Ok(Self::from_stored(text))
     }
 
     /// Text this backend stored from an earlier [`Json`] (a database column, a file), taken
     /// without checking it again. Text that is not JSON makes the task fail when it runs, with
     /// an error that says so.
     pub fn from_stored(text: impl Into<String>) -> Self {
-        Self(text.into())
+        Self(RString::from(text.into()))
+    }
+
+    /// From the boundary's string type (no copy).
+    pub(crate) fn from_rstring(text: RString) -> Self {
+        Self(text)
+    }
+
+    /// As the boundary's string type (no copy).
+    pub(crate) fn into_rstring(self) -> RString {
+        self.0
     }
 
     /// Read the value as `T`.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_str(&self.0)
+        serde_json::from_str(self.as_str())
     }
 
     /// The JSON text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
     /// The JSON text, owned.
     pub fn into_string(self) -> String {
-        self.0
+        self.0.into_string()
     }
 
     /// Whether the text is `[]` or `{}` (ignoring whitespace): no arguments.
@@ -80,20 +91,20 @@ impl Json {
 
 impl fmt::Debug for Json {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Display for Json {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl Serialize for Json {
     /// Embeds the value itself, not a string holding it.
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match RawValue::from_string(self.0.clone()) {
+        match RawValue::from_string(self.0.to_string()) {
             Ok(raw) => raw.serialize(serializer),
             Err(e) => Err(serde::ser::Error::custom(format!(
                 "stored JSON text is not JSON: {e}"
@@ -106,7 +117,7 @@ impl<'de> Deserialize<'de> for Json {
     /// Takes any JSON value, keeping its text.
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
-        Ok(Self(String::from(Box::<str>::from(raw))))
+        Ok(Self::from_stored(String::from(Box::<str>::from(raw))))
     }
 }
 

@@ -33,6 +33,7 @@ pub mod log;
 pub mod signal;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod text;
 pub mod types;
 
 #[doc(hidden)]
@@ -45,6 +46,7 @@ pub use host::Host;
 pub use json::Json;
 pub use log::LogLevel;
 pub use signal::Signal;
+pub use text::Text;
 pub use types::{
     BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
     EnqueueRequest, LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription,

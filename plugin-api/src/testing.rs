@@ -108,7 +108,7 @@ impl TestHost {
 impl HostServices for TestHost {
     fn run_task(&self, task_result: &TaskResultData) -> Result<TaskOutcome, PluginError> {
         let path = &task_result.task.path;
-        let run = self.state.tasks.lock().unwrap().get(path).cloned();
+        let run = self.state.tasks.lock().unwrap().get(path.as_str()).cloned();
         let run = run.ok_or_else(|| {
             PluginError::new(
                 ErrorKind::INVALID_REQUEST,

@@ -4,7 +4,7 @@
 //! boundary as frozen `#[repr(C)]` records (see [`crate::abi`]); a plugin never sees those.
 //! Free-form values (arguments, return values) are [`Json`] text that crosses as it is.
 
-use crate::Json;
+use crate::{Json, Text};
 use abi_stable::StableAbi;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -68,25 +68,26 @@ impl fmt::Display for TaskResultStatus {
 }
 
 /// An error recorded on a task result (Django's `TaskError`).
-#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+#[repr(C)]
+#[derive(StableAbi, Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
 pub struct TaskError {
     /// The error's type path, e.g. `std::io::Error`, or `panic` for a panic.
-    pub exception_class_path: String,
+    pub exception_class_path: Text,
     /// The rendered error: cause chain and backtrace, ending with `"<type>: <message>\n"`.
-    pub traceback: String,
+    pub traceback: Text,
 }
 
 /// The task half of a result: which function, with which options.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
 pub struct TaskDescription {
     /// The task's path: `module_path!()` + `::` + function name.
-    pub path: String,
+    pub path: Text,
     /// Priority, -100 (lowest) to 100 (highest).
     pub priority: i32,
     /// The queue the task goes to.
-    pub queue_name: String,
+    pub queue_name: Text,
     /// The backend alias it was enqueued on.
-    pub backend: String,
+    pub backend: Text,
     /// Earliest time to run it, if deferred.
     #[serde(default)]
     pub run_after: Option<DateTime<Utc>>,
@@ -108,7 +109,7 @@ pub struct TaskDescription {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
 pub struct TaskResultData {
     /// The result id (a UUID string assigned by the host).
-    pub id: String,
+    pub id: Text,
     /// What was enqueued.
     pub task: TaskDescription,
     /// Where the run stands.
@@ -130,13 +131,13 @@ pub struct TaskResultData {
     /// Keyword arguments: a JSON object.
     pub kwargs: Json,
     /// The backend alias.
-    pub backend: String,
+    pub backend: Text,
     /// Errors of failed attempts, oldest first.
     #[serde(default)]
     pub errors: Vec<TaskError>,
     /// One worker id per attempt, appended when the attempt starts.
     #[serde(default)]
-    pub worker_ids: Vec<String>,
+    pub worker_ids: Vec<Text>,
     /// The return value, once SUCCESSFUL.
     #[serde(default)]
     pub return_value: Option<Json>,
@@ -157,7 +158,7 @@ impl TaskResultData {
             last_attempted_at: None,
             args: request.args,
             kwargs: request.kwargs,
-            backend: alias.to_string(),
+            backend: alias.into(),
             errors: Vec::new(),
             worker_ids: Vec::new(),
             return_value: None,
@@ -169,7 +170,7 @@ impl TaskResultData {
 #[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
 pub struct EnqueueRequest {
     /// The id the result must have (assigned by the host, so transaction scopes know it early).
-    pub id: String,
+    pub id: Text,
     /// The task and its options, already validated by the host.
     pub task: TaskDescription,
     /// Positional arguments: a JSON array (JSON-storable, checked by the host).

@@ -354,7 +354,8 @@ fn a_plugin_built_against_the_frozen_2_0_sdk_loads_and_works_in_this_host() {
 }
 
 /// The files of plugin-api that make the boundary: the root module, vtables and records
-/// (`src/abi/`), and the macro generating a plugin's side (`src/export.rs`).
+/// (`src/abi/`), the macro generating a plugin's side (`src/export.rs`) and the string type
+/// records share with the typed values (`src/text.rs`).
 fn boundary_files(api: &Path) -> Vec<String> {
     let mut files: Vec<String> = fs::read_dir(api.join("src").join("abi"))
         .unwrap_or_else(|e| panic!("{}: {e}", api.display()))
@@ -363,6 +364,7 @@ fn boundary_files(api: &Path) -> Vec<String> {
         .map(|name| format!("src/abi/{name}"))
         .collect();
     files.push("src/export.rs".to_string());
+    files.push("src/text.rs".to_string());
     files.sort();
     files
 }

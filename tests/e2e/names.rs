@@ -96,7 +96,7 @@ async fn every_entry_point_refuses_bad_names() {
     for (name, message) in bad_queue_names() {
         assert_invalid_task(noop.using(TaskOptions::new().queue_name(&name)), &message);
         let bad = TaskDescription {
-            queue_name: name.clone(),
+            queue_name: name.clone().into(),
             ..good.clone()
         };
         assert_invalid_task(backend.enqueue(&bad, &(1,)), &message);
@@ -114,7 +114,7 @@ async fn every_entry_point_refuses_bad_names() {
     }
     for (path, message) in bad_task_paths() {
         let bad = TaskDescription {
-            path: path.clone(),
+            path: path.clone().into(),
             ..good.clone()
         };
         assert_invalid_task(backend.enqueue_json(&bad, one(), Map::new()), &message);

@@ -60,10 +60,10 @@ fn new_error(options: Value, config_dir: Option<&Path>) -> PluginError {
 
 fn request(id: &str) -> EnqueueRequest {
     let task = TaskDescription {
-        path: "tests::add".to_string(),
+        path: "tests::add".into(),
         priority: 10,
-        queue_name: "default".to_string(),
-        backend: "default".to_string(),
+        queue_name: "default".into(),
+        backend: "default".into(),
         run_after: None,
         takes_context: false,
         is_async: false,
@@ -73,7 +73,7 @@ fn request(id: &str) -> EnqueueRequest {
     let args = Json::encode(&json!([1, "two\nlines"])).unwrap();
     let kwargs = Json::encode(&json!({ "k": 3 })).unwrap();
     EnqueueRequest {
-        id: id.to_string(),
+        id: id.into(),
         task,
         args,
         kwargs,
@@ -201,7 +201,7 @@ fn concurrent_enqueues_never_interleave() {
     });
     let lines = lines(&backend);
     assert_eq!(lines.len(), 100);
-    let mut seen: Vec<String> = lines
+    let mut seen: Vec<taskhost_plugin_api::Text> = lines
         .iter()
         .map(|l| serde_json::from_str::<TaskResultData>(l).unwrap().id)
         .collect();

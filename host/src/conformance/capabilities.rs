@@ -69,7 +69,7 @@ fn defer(ctx: &Ctx) -> Verdict {
 /// stored; without it, the host refuses a priority other than 0.
 fn priority_and_queue(ctx: &Ctx) -> Verdict {
     let mut task = ctx.task("priority");
-    task.queue_name = format!("{}_other", task.queue_name);
+    task.queue_name = format!("{}_other", task.queue_name).into();
     stored(ctx, &task)?;
     if !ctx.backend.supports_priority() {
         task.priority = 5;

@@ -82,10 +82,10 @@ impl Ctx {
     /// on [`ALIAS`].
     pub fn task(&self, label: &str) -> TaskDescription {
         TaskDescription {
-            path: format!("taskhost_conformance_{}::{label}", self.nonce),
+            path: format!("taskhost_conformance_{}::{label}", self.nonce).into(),
             priority: 0,
-            queue_name: self.queue(label),
-            backend: ALIAS.to_string(),
+            queue_name: self.queue(label).into(),
+            backend: ALIAS.to_string().into(),
             run_after: None,
             takes_context: false,
             is_async: false,

@@ -72,9 +72,12 @@ fn renew_leases(ctx: &Ctx) -> Verdict {
     let request = LeaseRequest {
         worker_id: w.clone(),
         leases: vec![
-            (c.result.id.clone(), c.lease_token),
+            (c.result.id.to_string(), c.lease_token),
             (unknown.clone(), 1),
-            (other.result.id.clone(), other.lease_token.wrapping_add(1)),
+            (
+                other.result.id.to_string(),
+                other.lease_token.wrapping_add(1),
+            ),
         ],
         lease_secs: 60.0,
     };
@@ -83,7 +86,7 @@ fn renew_leases(ctx: &Ctx) -> Verdict {
         .renew_leases(&request)
         .map_err(|e| describe("renew_leases", &e))?;
     lost.sort();
-    let mut expected = vec![unknown, other.result.id.clone()];
+    let mut expected = vec![unknown, other.result.id.to_string()];
     expected.sort();
     ensure!(
         lost == expected,
@@ -106,7 +109,7 @@ fn release_makes_ready(ctx: &Ctx) -> Verdict {
         .backend
         .release(&LeaseRequest {
             worker_id: w.clone(),
-            leases: vec![(id.clone(), c.lease_token)],
+            leases: vec![(id.to_string(), c.lease_token)],
             lease_secs: 0.0,
         })
         .map_err(|e| describe("release", &e))?;

@@ -83,7 +83,7 @@ pub(super) fn claim(
             r.status
         );
         ensure!(
-            r.worker_ids.last().map(String::as_str) == Some(worker_id),
+            r.worker_ids.last().map(|w| w.as_str()) == Some(worker_id),
             "claimed task {} has worker ids {:?}; '{worker_id}' must be appended",
             r.id,
             r.worker_ids
@@ -120,8 +120,14 @@ pub(super) fn enqueue_n(
 /// A successful completion of a claimed task.
 pub(super) fn success(c: &ClaimedTask, token: i64, return_value: Value) -> Completion {
     Completion {
-        id: c.result.id.clone(),
-        worker_id: c.result.worker_ids.last().cloned().unwrap_or_default(),
+        id: c.result.id.to_string(),
+        worker_id: c
+            .result
+            .worker_ids
+            .last()
+            .cloned()
+            .unwrap_or_default()
+            .to_string(),
         lease_token: token,
         outcome: TaskOutcome::Successful {
             return_value: Json::encode(&return_value).unwrap_or_else(|_| Json::null()),
@@ -186,7 +192,7 @@ fn claim_marks_running(ctx: &Ctx) -> Verdict {
     let claimed: HashSet<String> = first
         .iter()
         .chain(&second)
-        .map(|c| c.result.id.clone())
+        .map(|c| c.result.id.to_string())
         .collect();
     ensure!(
         claimed == ids,
@@ -196,7 +202,7 @@ fn claim_marks_running(ctx: &Ctx) -> Verdict {
         if let Some(stored) = ctx.fetch(id)? {
             ensure!(
                 stored.status() == TaskResultStatus::Running
-                    && stored.worker_ids().last() == Some(&w),
+                    && stored.worker_ids().last().map(|x| x.as_str()) == Some(w.as_str()),
                 "get_result('{id}') after the claim: {} with worker ids {:?}",
                 stored.status(),
                 stored.worker_ids()
@@ -236,7 +242,7 @@ fn claim_concurrent_exclusive(ctx: &Ctx) -> Verdict {
     for outcome in outcomes {
         let (w, mine) = outcome?;
         for id in mine {
-            if let Some(other) = owner.insert(id.clone(), w.clone()) {
+            if let Some(other) = owner.insert(id.to_string(), w.clone()) {
                 return Err(format!(
                     "task {id} was claimed twice: by '{other}' and by '{w}'"
                 ));

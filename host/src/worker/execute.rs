@@ -79,7 +79,7 @@ impl Executor {
             _ => None,
         };
         let completion = Completion {
-            id: data.id.clone(),
+            id: data.id.to_string(),
             worker_id: self.worker_id.clone(),
             lease_token: claimed.lease_token,
             outcome: outcome.clone(),

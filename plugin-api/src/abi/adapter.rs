@@ -6,7 +6,7 @@ use super::guard::{guard, guard_or};
 use super::records::{
     AckRecord, CheckRecord, ClaimRecord, ClaimedRecord, CompletionRecord, EnqueueRecord,
     LeaseRecord, ListRecord, OutcomeRecord, PruneRecord, QueueStatsRecord, TaskResultRecord,
-    WaitRecord,
+    TaskResultView, WaitRecord,
 };
 use super::{AbiBackend, AbiBackendBox, AbiBackend_TO, AbiHostBox};
 use crate::host::HostServices;
@@ -130,9 +130,8 @@ struct AbiHostClient(AbiHostBox);
 
 impl HostServices for AbiHostClient {
     fn run_task(&self, task_result: &TaskResultData) -> Result<TaskOutcome, PluginError> {
-        let record = TaskResultRecord::from(task_result.clone());
         self.0
-            .run_task(record)
+            .run_task(TaskResultView::of(task_result))
             .into_result()
             .map(|o: OutcomeRecord| o.into())
     }
@@ -142,7 +141,7 @@ impl HostServices for AbiHostClient {
     }
 
     fn send_signal(&self, signal: Signal, task_result: &TaskResultData) {
-        self.0.send_signal(signal, task_result.clone().into())
+        self.0.send_signal(signal, TaskResultView::of(task_result))
     }
 
     fn now_micros(&self) -> i64 {

@@ -30,7 +30,7 @@ use abi_stable::{
 use records::{
     AckRecord, CheckRecord, ClaimRecord, ClaimedRecord, CompletionRecord, EnqueueRecord,
     LeaseRecord, ListRecord, OutcomeRecord, PruneRecord, QueueStatsRecord, TaskResultRecord,
-    WaitRecord,
+    TaskResultView, WaitRecord,
 };
 use serde::{Deserialize, Serialize};
 
@@ -77,9 +77,9 @@ pub type AbiBackendBox = AbiBackend_TO<'static, RBox<()>>;
 #[sabi_trait]
 #[allow(missing_docs)]
 pub trait AbiHost: Clone + Send + Sync {
-    fn run_task(&self, task_result: TaskResultRecord) -> RResult<OutcomeRecord, PluginError>;
+    fn run_task(&self, task_result: TaskResultView<'_>) -> RResult<OutcomeRecord, PluginError>;
     fn wants_signal(&self, signal: Signal) -> bool;
-    fn send_signal(&self, signal: Signal, task_result: TaskResultRecord);
+    fn send_signal(&self, signal: Signal, task_result: TaskResultView<'_>);
     fn log_enabled(&self, level: LogLevel, target: RStr<'_>) -> bool;
     fn log(&self, level: LogLevel, target: RStr<'_>, message: RStr<'_>);
     fn now_micros(&self) -> i64;

@@ -7,8 +7,8 @@ use crate::types::{
     LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription, TaskError, TaskOutcome,
     TaskResultData, TaskResultStatus, WaitRequest,
 };
-use crate::Json;
-use abi_stable::std_types::{ROption, RString, RVec, Tuple2};
+use crate::{Json, Text};
+use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
 use abi_stable::StableAbi;
 use chrono::{DateTime, Utc};
 
@@ -67,10 +67,10 @@ pub struct TaskDescriptionRecord {
 impl From<TaskDescription> for TaskDescriptionRecord {
     fn from(t: TaskDescription) -> Self {
         Self {
-            path: t.path.into(),
+            path: t.path.into_rstring(),
             priority: t.priority,
-            queue_name: t.queue_name.into(),
-            backend: t.backend.into(),
+            queue_name: t.queue_name.into_rstring(),
+            backend: t.backend.into_rstring(),
             run_after: micros(t.run_after),
             takes_context: t.takes_context,
             is_async: t.is_async,
@@ -84,10 +84,10 @@ impl From<TaskDescription> for TaskDescriptionRecord {
 impl From<TaskDescriptionRecord> for TaskDescription {
     fn from(t: TaskDescriptionRecord) -> Self {
         Self {
-            path: t.path.into_string(),
+            path: Text::from_rstring(t.path),
             priority: t.priority,
-            queue_name: t.queue_name.into_string(),
-            backend: t.backend.into_string(),
+            queue_name: Text::from_rstring(t.queue_name),
+            backend: Text::from_rstring(t.backend),
             run_after: time(t.run_after),
             takes_context: t.takes_context,
             is_async: t.is_async,
@@ -112,10 +112,10 @@ pub struct EnqueueRecord {
 impl From<EnqueueRequest> for EnqueueRecord {
     fn from(r: EnqueueRequest) -> Self {
         Self {
-            id: r.id.into(),
+            id: r.id.into_rstring(),
             task: r.task.into(),
-            args: r.args.into_string().into(),
-            kwargs: r.kwargs.into_string().into(),
+            args: r.args.into_rstring(),
+            kwargs: r.kwargs.into_rstring(),
             ext: no_ext(),
         }
     }
@@ -124,37 +124,10 @@ impl From<EnqueueRequest> for EnqueueRecord {
 impl From<EnqueueRecord> for EnqueueRequest {
     fn from(r: EnqueueRecord) -> Self {
         Self {
-            id: r.id.into_string(),
+            id: Text::from_rstring(r.id),
             task: r.task.into(),
-            args: Json::from_stored(r.args.into_string()),
-            kwargs: Json::from_stored(r.kwargs.into_string()),
-        }
-    }
-}
-
-/// [`TaskError`] across the boundary.
-#[repr(C)]
-#[derive(StableAbi)]
-#[allow(missing_docs)]
-pub struct TaskErrorRecord {
-    pub exception_class_path: RString,
-    pub traceback: RString,
-}
-
-impl From<TaskError> for TaskErrorRecord {
-    fn from(e: TaskError) -> Self {
-        Self {
-            exception_class_path: e.exception_class_path.into(),
-            traceback: e.traceback.into(),
-        }
-    }
-}
-
-impl From<TaskErrorRecord> for TaskError {
-    fn from(e: TaskErrorRecord) -> Self {
-        Self {
-            exception_class_path: e.exception_class_path.into_string(),
-            traceback: e.traceback.into_string(),
+            args: Json::from_rstring(r.args),
+            kwargs: Json::from_rstring(r.kwargs),
         }
     }
 }
@@ -174,8 +147,8 @@ pub struct TaskResultRecord {
     pub args: RString,
     pub kwargs: RString,
     pub backend: RString,
-    pub errors: RVec<TaskErrorRecord>,
-    pub worker_ids: RVec<RString>,
+    pub errors: RVec<TaskError>,
+    pub worker_ids: RVec<Text>,
     pub return_value: ROption<RString>,
     pub ext: RString,
 }
@@ -183,19 +156,19 @@ pub struct TaskResultRecord {
 impl From<TaskResultData> for TaskResultRecord {
     fn from(r: TaskResultData) -> Self {
         Self {
-            id: r.id.into(),
+            id: r.id.into_rstring(),
             task: r.task.into(),
             status: r.status,
             enqueued_at: micros(r.enqueued_at),
             started_at: micros(r.started_at),
             finished_at: micros(r.finished_at),
             last_attempted_at: micros(r.last_attempted_at),
-            args: r.args.into_string().into(),
-            kwargs: r.kwargs.into_string().into(),
-            backend: r.backend.into(),
-            errors: r.errors.into_iter().map(Into::into).collect(),
-            worker_ids: strings(r.worker_ids),
-            return_value: opt_string(r.return_value.map(Json::into_string)),
+            args: r.args.into_rstring(),
+            kwargs: r.kwargs.into_rstring(),
+            backend: r.backend.into_rstring(),
+            errors: r.errors.into(),
+            worker_ids: r.worker_ids.into(),
+            return_value: r.return_value.map(Json::into_rstring).into(),
             ext: no_ext(),
         }
     }
@@ -204,19 +177,19 @@ impl From<TaskResultData> for TaskResultRecord {
 impl From<TaskResultRecord> for TaskResultData {
     fn from(r: TaskResultRecord) -> Self {
         Self {
-            id: r.id.into_string(),
+            id: Text::from_rstring(r.id),
             task: r.task.into(),
             status: r.status,
             enqueued_at: time(r.enqueued_at),
             started_at: time(r.started_at),
             finished_at: time(r.finished_at),
             last_attempted_at: time(r.last_attempted_at),
-            args: Json::from_stored(r.args.into_string()),
-            kwargs: Json::from_stored(r.kwargs.into_string()),
-            backend: r.backend.into_string(),
-            errors: r.errors.into_iter().map(Into::into).collect(),
-            worker_ids: owned(r.worker_ids),
-            return_value: opt_owned(r.return_value).map(Json::from_stored),
+            args: Json::from_rstring(r.args),
+            kwargs: Json::from_rstring(r.kwargs),
+            backend: Text::from_rstring(r.backend),
+            errors: r.errors.into_vec(),
+            worker_ids: r.worker_ids.into_vec(),
+            return_value: r.return_value.into_option().map(Json::from_rstring),
         }
     }
 }
@@ -227,18 +200,16 @@ impl From<TaskResultRecord> for TaskResultData {
 #[allow(missing_docs)]
 pub enum OutcomeRecord {
     Successful { return_value: RString },
-    Failed { error: TaskErrorRecord },
+    Failed { error: TaskError },
 }
 
 impl From<TaskOutcome> for OutcomeRecord {
     fn from(o: TaskOutcome) -> Self {
         match o {
             TaskOutcome::Successful { return_value } => Self::Successful {
-                return_value: return_value.into_string().into(),
+                return_value: return_value.into_rstring(),
             },
-            TaskOutcome::Failed { error } => Self::Failed {
-                error: error.into(),
-            },
+            TaskOutcome::Failed { error } => Self::Failed { error },
         }
     }
 }
@@ -247,11 +218,106 @@ impl From<OutcomeRecord> for TaskOutcome {
     fn from(o: OutcomeRecord) -> Self {
         match o {
             OutcomeRecord::Successful { return_value } => Self::Successful {
-                return_value: Json::from_stored(return_value.into_string()),
+                return_value: Json::from_rstring(return_value),
             },
-            OutcomeRecord::Failed { error } => Self::Failed {
-                error: error.into(),
+            OutcomeRecord::Failed { error } => Self::Failed { error },
+        }
+    }
+}
+
+/// A [`TaskResultData`] lent to the host for the length of a call (`run_task`,
+/// `send_signal`): nothing is copied to make it.
+#[repr(C)]
+#[derive(StableAbi)]
+#[allow(missing_docs)]
+pub struct TaskResultView<'a> {
+    pub id: RStr<'a>,
+    pub path: RStr<'a>,
+    pub priority: i32,
+    pub queue_name: RStr<'a>,
+    pub task_backend: RStr<'a>,
+    pub run_after: Micros,
+    pub takes_context: bool,
+    pub is_async: bool,
+    pub max_attempts: ROption<u32>,
+    pub timeout_secs: ROption<f64>,
+    pub status: TaskResultStatus,
+    pub enqueued_at: Micros,
+    pub started_at: Micros,
+    pub finished_at: Micros,
+    pub last_attempted_at: Micros,
+    pub args: RStr<'a>,
+    pub kwargs: RStr<'a>,
+    pub backend: RStr<'a>,
+    pub errors: RSlice<'a, TaskError>,
+    pub worker_ids: RSlice<'a, Text>,
+    pub return_value: ROption<RStr<'a>>,
+    pub ext: RStr<'a>,
+}
+
+impl<'a> TaskResultView<'a> {
+    /// Lend `r`.
+    pub fn of(r: &'a TaskResultData) -> Self {
+        let t = &r.task;
+        Self {
+            id: RStr::from_str(&r.id),
+            path: RStr::from_str(&t.path),
+            priority: t.priority,
+            queue_name: RStr::from_str(&t.queue_name),
+            task_backend: RStr::from_str(&t.backend),
+            run_after: micros(t.run_after),
+            takes_context: t.takes_context,
+            is_async: t.is_async,
+            max_attempts: t.max_attempts.into(),
+            timeout_secs: t.timeout_secs.into(),
+            status: r.status,
+            enqueued_at: micros(r.enqueued_at),
+            started_at: micros(r.started_at),
+            finished_at: micros(r.finished_at),
+            last_attempted_at: micros(r.last_attempted_at),
+            args: RStr::from_str(r.args.as_str()),
+            kwargs: RStr::from_str(r.kwargs.as_str()),
+            backend: RStr::from_str(&r.backend),
+            errors: RSlice::from_slice(&r.errors),
+            worker_ids: RSlice::from_slice(&r.worker_ids),
+            return_value: r
+                .return_value
+                .as_ref()
+                .map(|v| RStr::from_str(v.as_str()))
+                .into(),
+            ext: RStr::from_str(""),
+        }
+    }
+
+    /// An owned copy, for a receiver that keeps it.
+    pub fn to_owned(&self) -> TaskResultData {
+        TaskResultData {
+            id: self.id.as_str().into(),
+            task: TaskDescription {
+                path: self.path.as_str().into(),
+                priority: self.priority,
+                queue_name: self.queue_name.as_str().into(),
+                backend: self.task_backend.as_str().into(),
+                run_after: time(self.run_after),
+                takes_context: self.takes_context,
+                is_async: self.is_async,
+                max_attempts: self.max_attempts.into_option(),
+                timeout_secs: self.timeout_secs.into_option(),
             },
+            status: self.status,
+            enqueued_at: time(self.enqueued_at),
+            started_at: time(self.started_at),
+            finished_at: time(self.finished_at),
+            last_attempted_at: time(self.last_attempted_at),
+            args: Json::from_stored(self.args.as_str()),
+            kwargs: Json::from_stored(self.kwargs.as_str()),
+            backend: self.backend.as_str().into(),
+            errors: self.errors.to_vec(),
+            worker_ids: self.worker_ids.to_vec(),
+            return_value: self
+                .return_value
+                .into_option()
+                .map(|v| Json::from_stored(v.as_str())),
         }
     }
 }
@@ -630,6 +696,7 @@ mod tests {
             traceback: "panic: boom\n".into(),
         });
         result.worker_ids = vec!["w1".into(), "w2".into()];
+        assert_eq!(TaskResultView::of(&result).to_owned(), result);
         result.return_value = Some(Json::null());
         let back = TaskResultData::from(TaskResultRecord::from(result.clone()));
         assert_eq!(back, result);

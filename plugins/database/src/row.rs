@@ -14,7 +14,7 @@ use std::cmp::Ordering;
 use std::fmt;
 use taskhost_plugin_api::{
     ClaimedTask, Completion, EnqueueRequest, Json, TaskDescription, TaskError, TaskOutcome,
-    TaskResultData, TaskResultStatus,
+    TaskResultData, TaskResultStatus, Text,
 };
 
 /// The exception class path recorded when a worker's lease expires.
@@ -114,7 +114,7 @@ impl Row {
         // A `Vec` of nothing: items are read and dropped, no memory is taken.
         let args = checked::<Vec<IgnoredAny>>(self.args, &id, "args")?;
         let kwargs = checked::<AnyObject>(self.kwargs, &id, "kwargs")?;
-        let worker_ids: Vec<String> = decode(&self.worker_ids, &id, "worker_ids")?;
+        let worker_ids: Vec<Text> = decode(&self.worker_ids, &id, "worker_ids")?;
         let errors: Vec<TaskError> = decode(&self.errors, &id, "errors")?;
         let return_value = match self.return_value {
             None => None,
@@ -122,17 +122,17 @@ impl Row {
         };
         Ok(TaskResultData {
             task: TaskDescription {
-                path: self.task_path,
+                path: self.task_path.into(),
                 priority: self.priority,
-                queue_name: self.queue_name,
-                backend: self.backend_name.clone(),
+                queue_name: self.queue_name.into(),
+                backend: self.backend_name.clone().into(),
                 run_after: self.run_after,
                 takes_context: self.takes_context,
                 is_async: self.is_async,
                 max_attempts,
                 timeout_secs: self.timeout_secs,
             },
-            id,
+            id: id.into(),
             status,
             enqueued_at: Some(self.enqueued_at),
             started_at: self.started_at,
@@ -140,7 +140,7 @@ impl Row {
             last_attempted_at: self.last_attempted_at,
             args,
             kwargs,
-            backend: self.backend_name,
+            backend: self.backend_name.into(),
             errors,
             worker_ids,
             return_value,
@@ -201,10 +201,10 @@ impl NewTask {
         let mut buffer = uuid::Uuid::encode_buffer();
         let id: &str = self.id.hyphenated().encode_lower(&mut buffer);
         if request.id != id {
-            request.id = id.to_string();
+            request.id = id.into();
         }
         if request.task.backend != alias {
-            request.task.backend = alias.to_string();
+            request.task.backend = alias.into();
         }
         TaskResultData {
             enqueued_at: Some(self.enqueued_at),
@@ -265,7 +265,7 @@ impl Expired {
              its workers (a crash, an abort, running out of memory), it is a poison task"
         };
         TaskError {
-            exception_class_path: WORKER_LOST.to_string(),
+            exception_class_path: WORKER_LOST.into(),
             traceback: format!(
                 "worker '{}' stopped renewing its lease, which expired at {}; the worker was \
                  probably stopped or lost its database connection. Attempt {} was lost; rescue \
@@ -275,7 +275,8 @@ impl Expired {
                     .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
                 self.attempts,
                 self.max_rescues,
-            ),
+            )
+            .into(),
         }
     }
 }
@@ -305,7 +306,7 @@ pub fn parse_id(id: &str) -> Option<uuid::Uuid> {
 pub fn corrupt_errors(message: &str) -> String {
     let error = TaskError {
         exception_class_path: "taskhost::CorruptRow".into(),
-        traceback: format!("taskhost::CorruptRow: {message}\n"),
+        traceback: format!("taskhost::CorruptRow: {message}\n").into(),
     };
     serde_json::to_string(&[error]).unwrap_or_else(|_| "[]".into())
 }

@@ -4,7 +4,8 @@ use indexmap::IndexMap;
 use std::collections::HashSet;
 use std::sync::Mutex;
 use taskhost_plugin_api::{
-    Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal, TaskResultData,
+    Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal,
+    TaskResultData, Text,
 };
 
 /// Extension operation: replace a stored result. Request: a [`TaskResultData`] as JSON, whose
@@ -23,7 +24,7 @@ pub struct DummyBackend {
     alias: String,
     host: Host,
     /// The stored results by id, in enqueue order.
-    results: Mutex<IndexMap<String, TaskResultData>>,
+    results: Mutex<IndexMap<Text, TaskResultData>>,
 }
 
 impl DummyBackend {
@@ -55,7 +56,18 @@ impl Backend for DummyBackend {
 
     /// Django's `enqueue`: stamp `enqueued_at`, store, send `task_enqueued`.
     fn enqueue(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
-        Ok(self.enqueue_many(vec![request])?.remove(0))
+        let mut result = TaskResultData::ready(request, &self.alias);
+        result.enqueued_at = Some(self.host.now());
+        {
+            let mut results = self.results.lock().unwrap();
+            if results.contains_key(&result.id) {
+                return Err(already_stored(&result.id));
+            }
+            results.insert(result.id.clone(), result.clone());
+        }
+        // The signal goes out with the lock released: a receiver may well read results back.
+        self.host.send_signal(Signal::TASK_ENQUEUED, &result);
+        Ok(result)
     }
 
     /// Store every request, or none if an id is already stored (or given twice); then send
@@ -75,17 +87,13 @@ impl Backend for DummyBackend {
             let mut new_ids = HashSet::new();
             for result in &stamped {
                 if results.contains_key(&result.id) || !new_ids.insert(&result.id) {
-                    return Err(PluginError::invalid_request(format!(
-                        "A result with id '{}' is already stored.",
-                        result.id
-                    )));
+                    return Err(already_stored(&result.id));
                 }
             }
             for result in &stamped {
                 results.insert(result.id.clone(), result.clone());
             }
         }
-        // Signals go out with the lock released: a receiver may well read the results back.
         for result in &stamped {
             self.host.send_signal(Signal::TASK_ENQUEUED, result);
         }
@@ -118,12 +126,16 @@ impl Backend for DummyBackend {
         let result: TaskResultData = serde_json::from_str(request)
             .map_err(|e| PluginError::invalid_request(format!("invalid {UPDATE} payload: {e}")))?;
         let mut results = self.results.lock().unwrap();
-        match results.get_mut(&result.id) {
+        match results.get_mut(result.id.as_str()) {
             Some(stored) => *stored = result,
             None => return Err(PluginError::does_not_exist(&result.id)),
         }
         Ok("null".to_string())
     }
+}
+
+fn already_stored(id: &str) -> PluginError {
+    PluginError::invalid_request(format!("A result with id '{id}' is already stored."))
 }
 
 #[cfg(test)]
@@ -164,12 +176,12 @@ mod tests {
 
     fn request(id: &str) -> EnqueueRequest {
         EnqueueRequest {
-            id: id.to_string(),
+            id: id.to_string().into(),
             task: TaskDescription {
-                path: "tests::add".to_string(),
+                path: "tests::add".into(),
                 priority: 0,
-                queue_name: "default".to_string(),
-                backend: "default".to_string(),
+                queue_name: "default".into(),
+                backend: "default".into(),
                 run_after: None,
                 takes_context: false,
                 is_async: false,
@@ -190,7 +202,7 @@ mod tests {
             .results()
             .unwrap()
             .into_iter()
-            .map(|r| r.id)
+            .map(|r| r.id.into())
             .collect()
     }
 
@@ -312,7 +324,7 @@ mod tests {
     fn update_of_a_missing_id_says_the_id() {
         let (backend, _) = backend();
         let mut ghost = backend.enqueue(request("r1")).unwrap();
-        ghost.id = "ghost".to_string();
+        ghost.id = "ghost".into();
         let payload = serde_json::to_string(&ghost).unwrap();
         let err = backend.call_ext(UPDATE, &payload).unwrap_err();
         assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);

@@ -59,7 +59,7 @@ impl Backend for ImmediateBackend {
         result.status = TaskResultStatus::Running;
         result.started_at = Some(started);
         result.last_attempted_at = Some(started);
-        result.worker_ids.push(self.worker_id.clone());
+        result.worker_ids.push(self.worker_id.clone().into());
         self.host.send_signal(Signal::TASK_STARTED, &result);
 
         // The host could not run the task at all (no task at that path): a FAILED run too.
@@ -68,8 +68,8 @@ impl Backend for ImmediateBackend {
             .run_task(&result)
             .unwrap_or_else(|e| TaskOutcome::Failed {
                 error: TaskError {
-                    exception_class_path: "taskhost::RunError".to_string(),
-                    traceback: format!("{}\n", e.message()),
+                    exception_class_path: "taskhost::RunError".into(),
+                    traceback: format!("{}\n", e.message()).into(),
                 },
             });
         result.finished_at = Some(self.host.now());
@@ -127,8 +127,8 @@ mod tests {
 
     fn boom() -> TaskError {
         TaskError {
-            exception_class_path: "tests::Boom".to_string(),
-            traceback: "tests::Boom: it broke\n".to_string(),
+            exception_class_path: "tests::Boom".into(),
+            traceback: "tests::Boom: it broke\n".into(),
         }
     }
 
@@ -150,12 +150,12 @@ mod tests {
 
     fn request(id: &str, path: &str) -> EnqueueRequest {
         EnqueueRequest {
-            id: id.to_string(),
+            id: id.to_string().into(),
             task: TaskDescription {
-                path: path.to_string(),
+                path: path.to_string().into(),
                 priority: 0,
-                queue_name: "default".to_string(),
-                backend: "default".to_string(),
+                queue_name: "default".into(),
+                backend: "default".into(),
                 run_after: None,
                 takes_context: false,
                 is_async: false,
@@ -281,8 +281,8 @@ mod tests {
         let result = backend.enqueue(request("r1", "tests::missing")).unwrap();
         assert_eq!(result.status, TaskResultStatus::Failed);
         let error = TaskError {
-            exception_class_path: "taskhost::RunError".to_string(),
-            traceback: "task 'tests::missing' is not registered with this TestHost\n".to_string(),
+            exception_class_path: "taskhost::RunError".into(),
+            traceback: "task 'tests::missing' is not registered with this TestHost\n".into(),
         };
         assert_eq!(result.errors, vec![error]);
         assert!(result.finished_at.is_some());

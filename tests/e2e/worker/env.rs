@@ -220,10 +220,10 @@ impl Env {
 /// The task description of the worker app's task `name`.
 pub fn description(name: &str, queue: &str, priority: i32) -> TaskDescription {
     TaskDescription {
-        path: format!("taskhost_worker_app::{name}"),
+        path: format!("taskhost_worker_app::{name}").into(),
         priority,
-        queue_name: queue.to_string(),
-        backend: "default".to_string(),
+        queue_name: queue.to_string().into(),
+        backend: "default".into(),
         run_after: None,
         takes_context: matches!(name, "flaky" | "slow_first_attempt"),
         is_async: matches!(name, "async_record_and_sleep" | "too_slow"),

@@ -56,7 +56,7 @@ fn enqueue_with_own_sql(app: &mut rusqlite::Connection, key: &str) -> String {
         doc["sql"].as_str().unwrap(),
         rusqlite::params![
             id,
-            description("record_key", "default", 0).path,
+            description("record_key", "default", 0).path.as_str(),
             json!([key]).to_string(),
             "default",
             0,

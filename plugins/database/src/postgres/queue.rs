@@ -250,8 +250,8 @@ impl PgStore {
             &[
                 &self.config.alias,
                 &task.id,
-                &t.path,
-                &t.queue_name,
+                &t.path.as_str(),
+                &t.queue_name.as_str(),
                 &t.priority,
                 &JsonText(task.request.args.as_str()),
                 &JsonText(task.request.kwargs.as_str()),

@@ -34,8 +34,8 @@ impl SqliteStore {
                 let id: &str = task.id.hyphenated().encode_lower(&mut buffer);
                 let inserted = insert.execute(rusqlite::params![
                     id,
-                    t.path,
-                    t.queue_name,
+                    t.path.as_str(),
+                    t.queue_name.as_str(),
                     t.priority,
                     self.config.alias,
                     task.request.args.as_str(),

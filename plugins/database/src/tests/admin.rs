@@ -4,7 +4,9 @@ use super::api::*;
 use super::harness::{on_both_databases, Kind, TestDb};
 use chrono::Duration;
 use serde_json::{json, Value};
-use taskhost_plugin_api::{Completion, ErrorKind, Json, Signal, TaskOutcome, TaskResultStatus};
+use taskhost_plugin_api::{
+    Completion, ErrorKind, Json, Signal, TaskOutcome, TaskResultStatus, Text,
+};
 
 on_both_databases!(
     enqueue_stores_a_ready_result_and_signals_it,
@@ -138,7 +140,7 @@ fn results_are_listed_oldest_first(db: TestDb) {
     let (b, _) = db.backend();
     let mut requests: Vec<_> = (0..3).map(|_| task("t::x", "default", 0, None)).collect();
     requests.reverse();
-    let ids: Vec<String> = requests
+    let ids: Vec<Text> = requests
         .into_iter()
         .map(|r| {
             db.tick();
@@ -202,7 +204,7 @@ fn queue_stats_count_per_queue_and_status(db: TestDb) {
 
 fn prune_deletes_only_old_finished_results(db: TestDb) {
     let (b, _) = db.backend();
-    let finish = |queue: &str, ok: bool| -> String {
+    let finish = |queue: &str, ok: bool| -> Text {
         enqueue(&b, queue);
         let t = claim_with(&b, &claim_request("w", Some(&[queue]), 1)).remove(0);
         let c = if ok {

@@ -28,7 +28,7 @@ pub fn task(
     run_after: Option<DateTime<Utc>>,
 ) -> EnqueueRequest {
     EnqueueRequest {
-        id: uuid::Uuid::now_v7().to_string(),
+        id: uuid::Uuid::now_v7().to_string().into(),
         task: TaskDescription {
             path: path.into(),
             priority,
@@ -96,14 +96,19 @@ pub fn claim(b: &DatabaseBackend, worker: &str, limit: u32) -> Vec<ClaimedTask> 
 
 /// Ids of claimed tasks, in order.
 pub fn claimed_ids(claimed: &[ClaimedTask]) -> Vec<String> {
-    claimed.iter().map(|c| c.result.id.clone()).collect()
+    claimed.iter().map(|c| c.result.id.to_string()).collect()
 }
 
 /// A successful completion of `task`.
 pub fn success(task: &ClaimedTask, value: Value) -> Completion {
     Completion {
-        id: task.result.id.clone(),
-        worker_id: task.result.worker_ids.last().cloned().unwrap_or_default(),
+        id: task.result.id.to_string(),
+        worker_id: task
+            .result
+            .worker_ids
+            .last()
+            .map(|w| w.to_string())
+            .unwrap_or_default(),
         lease_token: task.lease_token,
         outcome: TaskOutcome::Successful {
             return_value: json_of(&value),
@@ -116,8 +121,13 @@ pub fn success(task: &ClaimedTask, value: Value) -> Completion {
 /// A failed completion of `task`, retried at `retry_at` if given.
 pub fn failure(task: &ClaimedTask, retry_at: Option<DateTime<Utc>>) -> Completion {
     Completion {
-        id: task.result.id.clone(),
-        worker_id: task.result.worker_ids.last().cloned().unwrap_or_default(),
+        id: task.result.id.to_string(),
+        worker_id: task
+            .result
+            .worker_ids
+            .last()
+            .map(|w| w.to_string())
+            .unwrap_or_default(),
         lease_token: task.lease_token,
         outcome: TaskOutcome::Failed {
             error: TaskError {
@@ -141,7 +151,7 @@ pub fn lease(worker: &str, tasks: &[&ClaimedTask], lease_secs: f64) -> LeaseRequ
         worker_id: worker.into(),
         leases: tasks
             .iter()
-            .map(|t| (t.result.id.clone(), t.lease_token))
+            .map(|t| (t.result.id.to_string(), t.lease_token))
             .collect(),
         lease_secs,
     }
@@ -171,7 +181,7 @@ pub fn stats(b: &DatabaseBackend) -> Vec<QueueStats> {
 pub fn list(b: &DatabaseBackend, filters: Value) -> Vec<String> {
     let request: ListRequest = serde_json::from_value(filters).unwrap();
     let results = b.list_results(request).unwrap();
-    results.into_iter().map(|r| r.id).collect()
+    results.into_iter().map(|r| r.id.into_string()).collect()
 }
 
 /// `prune` with a JSON [`taskhost_plugin_api::PruneRequest`].

@@ -6,7 +6,7 @@ use chrono::Duration;
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
-use taskhost_plugin_api::TaskResultStatus;
+use taskhost_plugin_api::{TaskResultStatus, Text};
 
 on_both_databases!(
     claims_by_priority_then_run_after_then_enqueue_order,
@@ -37,7 +37,7 @@ fn claims_by_priority_then_run_after_then_enqueue_order(db: TestDb) {
     let f = enqueue(task("t::f", "default", 10, Some(past)));
     assert!(d.id < a.id && d.enqueued_at > a.enqueued_at);
     let claimed = claim(&b, "w1", 10);
-    let expected: Vec<String> = [f, bb, c, a, d, e].into_iter().map(|r| r.id).collect();
+    let expected: Vec<Text> = [f, bb, c, a, d, e].into_iter().map(|r| r.id).collect();
     assert_eq!(claimed_ids(&claimed), expected);
 }
 
@@ -55,7 +55,7 @@ fn one_at_a_time_claims_follow_the_same_order(db: TestDb) {
         }
         order.extend(claimed_ids(&claimed));
     }
-    let expected: Vec<String> = [high, first, second, low]
+    let expected: Vec<Text> = [high, first, second, low]
         .into_iter()
         .map(|r| r.id)
         .collect();

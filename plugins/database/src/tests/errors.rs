@@ -213,7 +213,7 @@ fn a_corrupt_row_does_not_block_the_queue(db: TestDb) {
             && log
                 .message
                 .contains("claimed a row that cannot be read; marking it FAILED")
-            && log.message.contains(&bad.id)
+            && log.message.contains(bad.id.as_str())
     });
     assert!(warned, "{logs:?}");
     let stats = stats(&b);

@@ -4,7 +4,7 @@ use super::api::*;
 use super::harness::{on_both_databases, TestDb};
 use chrono::Duration;
 use serde_json::json;
-use taskhost_plugin_api::{Completion, CompletionAck, TaskResultStatus};
+use taskhost_plugin_api::{Completion, CompletionAck, TaskResultStatus, Text};
 
 on_both_databases!(
     a_successful_completion_stores_the_return_value,
@@ -27,7 +27,7 @@ fn a_successful_completion_stores_the_return_value(db: TestDb) {
     assert_eq!(
         acks,
         vec![CompletionAck {
-            id: task.result.id.clone(),
+            id: task.result.id.to_string(),
             applied: true
         }]
     );
@@ -130,7 +130,7 @@ fn release_hands_a_task_back_without_counting_the_attempt(db: TestDb) {
     let again = claim(&b, "w3", 1).remove(0);
     assert_eq!(
         (again.lease_token, again.result.worker_ids.clone()),
-        (2, vec!["w3".to_string()])
+        (2, vec![Text::from("w3")])
     );
     assert!(complete(&b, &[success(&again, json!(null))])[0].applied);
 }
@@ -281,10 +281,10 @@ fn completions_are_acknowledged_one_by_one(db: TestDb) {
     assert_eq!(
         applied,
         vec![
-            (tasks[0].result.id.clone(), true),
+            (tasks[0].result.id.to_string(), true),
             (unknown.id, false),
             ("not-a-uuid".to_string(), false),
-            (tasks[1].result.id.clone(), false),
+            (tasks[1].result.id.to_string(), false),
         ]
     );
 }

@@ -8,7 +8,7 @@ use super::api::*;
 use super::harness::{on_both_databases, Kind, TestDb};
 use crate::postgres::faults::{plan, plan_with, Loss};
 use serde_json::json;
-use taskhost_plugin_api::{ErrorKind, PluginError, TaskResultStatus};
+use taskhost_plugin_api::{ErrorKind, PluginError, TaskResultStatus, Text};
 
 on_both_databases!(
     a_duplicate_id_inside_one_bulk_enqueue_stores_nothing,
@@ -226,7 +226,7 @@ fn postgres_a_claim_lost_after_its_commit_returns_the_tasks_it_took() {
     assert_eq!(claimed_ids(&claimed), vec![first.id.clone()]);
     assert_eq!(claimed[0].lease_token, 1);
     assert_eq!(claimed[0].result.worker_ids, vec!["w".to_string()]);
-    let running: Vec<String> = all(&b)
+    let running: Vec<Text> = all(&b)
         .into_iter()
         .filter(|r| r.status == TaskResultStatus::Running)
         .map(|r| r.id)
