@@ -549,14 +549,14 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use taskhost_plugin_api::{
     Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal,
-    TaskResultData,
+    TaskResultData, Text,
 };
 
 /// Stores results in memory.
 pub struct {class} {
     alias: String,
     host: Host,
-    results: Mutex<HashMap<String, TaskResultData>>,
+    results: Mutex<HashMap<Text, TaskResultData>>,
 }
 
 impl {class} {
