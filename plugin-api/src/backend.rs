@@ -80,10 +80,15 @@ pub trait Backend: Send + Sync + 'static {
     }
 
     /// The stored result `id`, or [`PluginError::does_not_exist`]. Declare
-    /// [`Capabilities::GET_RESULT`] when results can be read from any thread or process.
+    /// [`Capabilities::GET_RESULT`] when results can be read from any thread or process. The
+    /// default answers Django's "This backend does not support retrieving or refreshing
+    /// results."
     fn get_result(&self, id: &str) -> Result<TaskResultData, PluginError> {
         let _ = id;
-        Err(PluginError::not_supported("get_result"))
+        Err(PluginError::new(
+            crate::ErrorKind::NOT_SUPPORTED,
+            "This backend does not support retrieving or refreshing results.",
+        ))
     }
 
     /// Health checks for `taskhost check` (empty when all is well).

@@ -13,7 +13,8 @@
 //! let host = test_host.host(); // hand this to your backend's constructor
 //! assert_eq!(host.now().timestamp(), 1_700_000_000);
 //! assert!(test_host.signals().is_empty());
-//! # let _ = Signal::TASK_ENQUEUED;
+//! test_host.set_listening(Signal::TASK_ENQUEUED, false); // as a host with no receivers
+//! assert!(!host.wants_signal(Signal::TASK_ENQUEUED));
 //! ```
 
 use crate::host::HostServices;
@@ -52,6 +53,8 @@ struct State {
     logs: Mutex<Vec<LogRecord>>,
     now: Mutex<Option<i64>>,
     runs: Mutex<Vec<TaskResultData>>,
+    /// Signals nobody listens to (see [`TestHost::set_listening`]).
+    unheard: Mutex<Vec<Signal>>,
 }
 
 impl TestHost {
@@ -83,6 +86,22 @@ impl TestHost {
     /// Every result handed to [`Host::run_task`] so far, in order.
     pub fn runs(&self) -> Vec<TaskResultData> {
         self.state.runs.lock().unwrap().clone()
+    }
+
+    /// Whether anyone listens to `signal` (default: yes). With `false`, [`Host::wants_signal`]
+    /// answers `false` and [`Host::send_signal`] sends nothing, as in a host without
+    /// receivers: a backend's "nobody listens" path can be tested.
+    pub fn set_listening(&self, signal: Signal, listening: bool) {
+        let mut unheard = self.state.unheard.lock().unwrap();
+        unheard.retain(|s| *s != signal);
+        if !listening {
+            unheard.push(signal);
+        }
+    }
+
+    /// The clock's current time.
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.host().now()
     }
 
     /// Fix the clock at `micros` since the Unix epoch.
@@ -119,8 +138,8 @@ impl HostServices for TestHost {
         Ok(run(task_result))
     }
 
-    fn wants_signal(&self, _signal: Signal) -> bool {
-        true
+    fn wants_signal(&self, signal: Signal) -> bool {
+        !self.state.unheard.lock().unwrap().contains(&signal)
     }
 
     fn send_signal(&self, signal: Signal, task_result: &TaskResultData) {

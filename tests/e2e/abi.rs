@@ -154,7 +154,13 @@ fn assert_other_2x_plugin_loads_and_works(version: &str) {
         backend.enqueue_json(&description(&alias), vec![], Map::new()),
         "enqueue",
     );
-    assert_not_supported(backend.get_result("some-id"), "get_result");
+    match backend.get_result("some-id") {
+        Err(Error::NotSupported(message)) => assert_eq!(
+            message,
+            "This backend does not support retrieving or refreshing results."
+        ),
+        other => panic!("get_result: expected Django's NotSupported, got {other:?}"),
+    }
     assert_not_supported(backend.results(), "results");
     assert_not_supported(backend.clear(), "clear");
     assert_not_supported(
