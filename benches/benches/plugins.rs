@@ -80,7 +80,7 @@ fn abi_benches(c: &mut Criterion) {
     // The same backend type, linked in as an rlib and called directly.
     let parsed: BackendParams = serde_json::from_str(params).unwrap();
     let direct_host = taskhost_plugin_api::testing::TestHost::new().host();
-    let direct = taskhost_backends_dummy::DummyBackend::new(parsed, direct_host).unwrap();
+    let direct = taskhost_dummy::DummyBackend::new(parsed, direct_host).unwrap();
     assert_eq!(through_abi.capabilities(), direct.capabilities());
 
     let mut group = c.benchmark_group("abi");

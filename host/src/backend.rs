@@ -6,7 +6,7 @@ use crate::config::BackendConfig;
 use crate::config::ConfigSource;
 use crate::error::{Error, Result};
 use crate::json::to_storable;
-use crate::plugin::{resolve::find_library, BackendName, Library, PluginPins};
+use crate::plugin::{resolve::locate, BackendName, Library, Located, PluginPins};
 use crate::result::TaskResult;
 use crate::transaction::{in_atomic_block, on_commit};
 use crate::validation::{check_configured_queues, validate_task};
@@ -64,11 +64,18 @@ impl Backend {
             .map_err(|message| Error::config(None, Some(&key), message))?;
         let fail = |reason: String| Error::backend_not_found(alias, &config.backend, reason);
         let name = BackendName::parse(&config.backend).map_err(fail)?;
-        let path = find_library(&name, search.dirs, search.allow_writable)
+        // A file in the plugin dirs first; the backend compiled into the host (Immediate,
+        // Dummy) only when no dir has one. A built-in has no file to pin.
+        let located = locate(&name, search.dirs, search.allow_writable)
             .map_err(|e| fail(e.explain(search.config_source, search.config_file)))?;
-        let pins = search.pins.map(|pins| (pins, name.library_file_name()));
-        let library = Library::open_pinned(&path, pins.as_ref().map(|(p, f)| (*p, f.as_str())))
-            .map_err(fail)?;
+        let library = match located {
+            Located::File(path) => {
+                let pins = search.pins.map(|pins| (pins, name.library_file_name()));
+                Library::open_pinned(&path, pins.as_ref().map(|(p, f)| (*p, f.as_str())))
+                    .map_err(fail)?
+            }
+            Located::BuiltIn(built_in) => Library::built_in(built_in).map_err(fail)?,
+        };
         library.check_serves(&name).map_err(fail)?;
         let params = BackendParams {
             alias: alias.to_string(),
@@ -115,9 +122,21 @@ impl Backend {
         self.name.class()
     }
 
-    /// The plugin file it was loaded from.
+    /// The plugin file it was loaded from; for a backend built into the host, the pseudo path
+    /// `<built in: taskhost.backends.immediate>` (see [`Backend::library_file`]).
     pub fn library_path(&self) -> &Path {
         self.library.path()
+    }
+
+    /// The plugin file it was loaded from, or `None` when it is built into the host (no plugin
+    /// dir had a file for it).
+    pub fn library_file(&self) -> Option<&Path> {
+        self.library.file()
+    }
+
+    /// Whether it runs on a backend compiled into the host rather than a loaded file.
+    pub fn is_built_in(&self) -> bool {
+        self.library.is_built_in()
     }
 
     /// Allowed queues; empty means any.

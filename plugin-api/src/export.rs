@@ -1,4 +1,5 @@
-//! [`export_plugin!`](crate::export_plugin): a plugin library's root module, in one macro.
+//! [`export_plugin!`](crate::export_plugin): a plugin library's root module, in one macro;
+//! [`builtin_plugin!`](crate::builtin_plugin): the same module for a plugin linked into the host.
 
 /// Export a plugin library: its module path and, for each class, the constructor of a
 /// [`crate::Backend`].
@@ -27,53 +28,15 @@ macro_rules! export_plugin {
         $(, requires: $requires:literal)? $(,)?
     ) => {
         const _: () = {
-            use $crate::abi_stable::std_types::{RResult, RStr, RString};
-
-            extern "C" fn __taskhost_manifest() -> RString {
-                #[allow(unused_mut)]
-                let mut requires = $crate::abi::Manifest::default_requires();
-                $( requires = ::std::string::String::from($requires); )?
-                $crate::__private::manifest_json(
-                    $module_path,
-                    &[$($class),+],
-                    ::std::concat!(
-                        ::std::env!("CARGO_PKG_NAME"),
-                        " ",
-                        ::std::env!("CARGO_PKG_VERSION")
-                    ),
-                    requires,
-                )
-            }
-
-            extern "C" fn __taskhost_new_backend(
-                class: RStr<'_>,
-                params: RStr<'_>,
-                host: $crate::abi::AbiHostBox,
-            ) -> RResult<$crate::abi::AbiBackendBox, $crate::PluginError> {
-                $crate::abi::guard::guard(move || {
-                    let (params, host) = $crate::__private::prepare(params.as_str(), host)?;
-                    match class.as_str() {
-                        $(
-                            $class => $ctor(params, host).map($crate::abi::adapter::export_backend),
-                        )+
-                        other => ::std::result::Result::Err($crate::__private::unknown_class(
-                            $module_path,
-                            other,
-                            &[$($class),+],
-                        )),
-                    }
-                })
+            $crate::__plugin_module! {
+                forward_logs: true,
+                module_path: $module_path,
+                classes: { $( $class => $ctor ),+ }
+                $(, requires: $requires)?
             }
 
             extern "C" fn __taskhost_erased_root() -> $crate::abi_stable::library::RootModuleResult {
-                $crate::abi_stable::library::__call_root_module_loader(|| {
-                    $crate::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix(
-                        $crate::abi::PluginModule {
-                            manifest: __taskhost_manifest,
-                            new_backend: __taskhost_new_backend,
-                        },
-                    )
-                })
+                $crate::abi_stable::library::__call_root_module_loader(__taskhost_module)
             }
 
             // The symbol abi_stable's loader looks up (what `#[export_root_module]` emits; that
@@ -90,6 +53,110 @@ macro_rules! export_plugin {
                 )
             };
         };
+    };
+}
+
+/// A plugin compiled into the host as a built-in: the same root module
+/// [`export_plugin!`](crate::export_plugin) exports, returned by a function instead of being
+/// exported as the library's symbol.
+///
+/// It defines `fn $name() -> PluginModuleRef` (with the visibility given). The host calls it
+/// once and reaches the backends through the module's `new_backend`, exactly as it reaches a
+/// loaded file's: the same manifest, the same class routing, the same adapter, the same panic
+/// guard. Two differences, both because the plugin shares the host's process *and its copies of
+/// the crates*: no `#[no_mangle]` symbol is emitted (so any number of built-ins link into one
+/// binary), and no log forwarder is installed (the plugin's `tracing` events already reach the
+/// host's subscriber; a forwarder would send them round in a loop).
+///
+/// Each call leaks one small module record: call it once and keep the result.
+///
+/// ```ignore
+/// taskhost_plugin_api::builtin_plugin! {
+///     pub fn plugin_module;
+///     module_path: "taskhost.backends.dummy",
+///     classes: { "DummyBackend" => DummyBackend::new },
+/// }
+/// ```
+#[macro_export]
+macro_rules! builtin_plugin {
+    (
+        $vis:vis fn $name:ident;
+        module_path: $module_path:literal,
+        classes: { $( $class:literal => $ctor:path ),+ $(,)? }
+        $(, requires: $requires:literal)? $(,)?
+    ) => {
+        /// This library's plugin root module, for a host that links it in as a built-in.
+        $vis fn $name() -> $crate::abi::PluginModuleRef {
+            $crate::__plugin_module! {
+                forward_logs: false,
+                module_path: $module_path,
+                classes: { $( $class => $ctor ),+ }
+                $(, requires: $requires)?
+            }
+            __taskhost_module()
+        }
+    };
+}
+
+/// What [`export_plugin!`](crate::export_plugin) and [`builtin_plugin!`](crate::builtin_plugin)
+/// share: the manifest, `new_backend` routing each class to its constructor inside the panic
+/// guard, and `__taskhost_module()`, which builds the root module from them.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __plugin_module {
+    (
+        forward_logs: $forward_logs:literal,
+        module_path: $module_path:literal,
+        classes: { $( $class:literal => $ctor:path ),+ $(,)? }
+        $(, requires: $requires:literal)? $(,)?
+    ) => {
+        use $crate::abi_stable::std_types::{RResult, RStr, RString};
+
+        extern "C" fn __taskhost_manifest() -> RString {
+            #[allow(unused_mut)]
+            let mut requires = $crate::abi::Manifest::default_requires();
+            $( requires = ::std::string::String::from($requires); )?
+            $crate::__private::manifest_json(
+                $module_path,
+                &[$($class),+],
+                ::std::concat!(
+                    ::std::env!("CARGO_PKG_NAME"),
+                    " ",
+                    ::std::env!("CARGO_PKG_VERSION")
+                ),
+                requires,
+            )
+        }
+
+        extern "C" fn __taskhost_new_backend(
+            class: RStr<'_>,
+            params: RStr<'_>,
+            host: $crate::abi::AbiHostBox,
+        ) -> RResult<$crate::abi::AbiBackendBox, $crate::PluginError> {
+            $crate::abi::guard::guard(move || {
+                let (params, host) =
+                    $crate::__private::prepare(params.as_str(), host, $forward_logs)?;
+                match class.as_str() {
+                    $(
+                        $class => $ctor(params, host).map($crate::abi::adapter::export_backend),
+                    )+
+                    other => ::std::result::Result::Err($crate::__private::unknown_class(
+                        $module_path,
+                        other,
+                        &[$($class),+],
+                    )),
+                }
+            })
+        }
+
+        fn __taskhost_module() -> $crate::abi::PluginModuleRef {
+            $crate::abi_stable::prefix_type::PrefixTypeTrait::leak_into_prefix(
+                $crate::abi::PluginModule {
+                    manifest: __taskhost_manifest,
+                    new_backend: __taskhost_new_backend,
+                },
+            )
+        }
     };
 }
 
@@ -117,10 +184,17 @@ pub mod __private {
         })
     }
 
-    /// Reads the params and wraps the host object, installing the log forwarder on first use.
-    pub fn prepare(params: &str, host: AbiHostBox) -> Result<(BackendParams, Host), PluginError> {
+    /// Reads the params and wraps the host object, installing the log forwarder on first use
+    /// when `forward_logs` (a loaded file; a built-in shares the host's `tracing`).
+    pub fn prepare(
+        params: &str,
+        host: AbiHostBox,
+        forward_logs: bool,
+    ) -> Result<(BackendParams, Host), PluginError> {
         let host = host_from_abi(host);
-        crate::log::install_forwarder(&host);
+        if forward_logs {
+            crate::log::install_forwarder(&host);
+        }
         let params = serde_json::from_str(params).map_err(|e| {
             PluginError::invalid_request(format!("unreadable backend parameters: {e}"))
         })?;

@@ -491,7 +491,7 @@ fn plugin_tracing_events_reach_the_hosts_subscriber() {
     assert!(line.starts_with("DEBUG taskhost::plugin: "), "{line}");
     assert!(line.contains("DummyBackend created alias=logged"), "{line}");
     assert!(
-        line.contains("plugin_target=\"taskhost_backends_dummy::backend\""),
+        line.contains("plugin_target=\"taskhost_dummy::backend\""),
         "{line}"
     );
 }

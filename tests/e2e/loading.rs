@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use taskhost::{task_backends, Error};
-use taskhost_e2e::{plugin_file, TestConfig};
+use taskhost_e2e::{build::library_file_name, plugin_file, TestConfig};
 
 /// The error of loading `alias` from the config in force.
 fn load_error(alias: &str) -> (Option<String>, Option<String>, String) {
@@ -129,9 +129,11 @@ fn a_missing_library_lists_the_dirs_searched_the_config_file_used_and_what_to_do
              the plugin dirs searched: {}, {}; config file: 'tests.toml'; build the plugin (its \
              crate sets [lib] name = \"acme_nothing\") and put 'libacme_nothing.so' in one of \
              those dirs, or add the dir that holds it to plugin_dirs in 'tests.toml' or to \
-             $TASKHOST_PLUGIN_DIRS (alias 'broken')",
+             $TASKHOST_PLUGIN_DIRS; install it with `taskhost plugin install acme.nothing --dir \
+             {}` (alias 'broken')",
             d1.path().display(),
-            d2.path().display()
+            d2.path().display(),
+            d1.path().display()
         )
     );
 }
@@ -157,10 +159,41 @@ fn a_missing_library_names_the_config_file_read() {
              the plugin dirs searched: {plugins}; config file: '{file}'; build the plugin (its \
              crate sets [lib] name = \"acme_nothing\") and put 'libacme_nothing.so' in one of \
              those dirs, or add the dir that holds it to plugin_dirs in '{file}' or to \
-             $TASKHOST_PLUGIN_DIRS (alias 'broken')",
+             $TASKHOST_PLUGIN_DIRS; install it with `taskhost plugin install acme.nothing --dir \
+             {plugins}` (alias 'broken')",
             plugins = plugins.display(),
             file = config_file.display()
         )
+    );
+}
+
+#[test]
+fn with_no_config_file_and_no_plugin_file_the_default_runs_on_the_built_in_immediate() {
+    let empty = tempfile::tempdir().unwrap();
+    let mut config = taskhost::Config::default_config();
+    assert_eq!(config.source, taskhost::ConfigSource::BuiltInDefault);
+    config.plugin_dirs = vec![empty.path().to_path_buf()];
+    let _c = taskhost::override_task_backends(config);
+    let backend = task_backends().get("default").unwrap();
+    assert_eq!(
+        backend.backend_name(),
+        "taskhost.backends.immediate.ImmediateBackend"
+    );
+    assert!(backend.is_built_in());
+    assert_eq!(backend.library_file(), None);
+    // The file wins when a plugin dir has it.
+    let copy = empty
+        .path()
+        .join(library_file_name("taskhost_backends_immediate"));
+    fs::copy(plugin_file("taskhost_backends_immediate"), &copy).unwrap();
+    let mut config = taskhost::Config::default_config();
+    config.plugin_dirs = vec![empty.path().to_path_buf()];
+    let _c = taskhost::override_task_backends(config);
+    let backend = task_backends().get("default").unwrap();
+    assert!(!backend.is_built_in());
+    assert_eq!(
+        backend.library_file(),
+        Some(fs::canonicalize(&copy).unwrap().as_path())
     );
 }
 
@@ -170,25 +203,29 @@ fn a_missing_library_with_no_config_file_says_the_built_in_default_applies() {
     let mut config = taskhost::Config::default_config();
     assert_eq!(config.source, taskhost::ConfigSource::BuiltInDefault);
     config.plugin_dirs = vec![empty.path().to_path_buf()];
+    // Not a built-in: the database backend ships as a file only.
+    config.backends.get_mut("default").unwrap().backend =
+        "taskhost.backends.database.DatabaseBackend".to_string();
     let _c = taskhost::override_task_backends(config);
     let (alias, backend, message) = load_error("default");
     assert_eq!(alias.as_deref(), Some("default"));
     assert_eq!(
         backend.as_deref(),
-        Some("taskhost.backends.immediate.ImmediateBackend")
+        Some("taskhost.backends.database.DatabaseBackend")
     );
     assert_eq!(
         message,
         format!(
-            "Could not find backend 'taskhost.backends.immediate.ImmediateBackend': no library \
-             'libtaskhost_backends_immediate.so' in the plugin dirs searched: {}; no config file \
-             was found (no --config, $TASKHOST_CONFIG unset, no ./tasks.toml in the current \
+            "Could not find backend 'taskhost.backends.database.DatabaseBackend': no library \
+             'libtaskhost_backends_database.so' in the plugin dirs searched: {dir}; no config \
+             file was found (no --config, $TASKHOST_CONFIG unset, no ./tasks.toml in the current \
              directory), so the built-in default applies: one alias 'default' on the Immediate \
              backend; build the plugin (its crate sets [lib] name = \
-             \"taskhost_backends_immediate\") and put 'libtaskhost_backends_immediate.so' in one \
+             \"taskhost_backends_database\") and put 'libtaskhost_backends_database.so' in one \
              of those dirs, or add the dir that holds it to $TASKHOST_PLUGIN_DIRS (or create a \
-             tasks.toml that sets plugin_dirs) (alias 'default')",
-            empty.path().display()
+             tasks.toml that sets plugin_dirs); install it with `taskhost plugin install \
+             taskhost.backends.database --dir {dir}` (alias 'default')",
+            dir = empty.path().display()
         )
     );
 }

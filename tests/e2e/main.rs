@@ -10,6 +10,7 @@ mod custom_backend;
 mod limits;
 mod loading;
 mod names;
+mod outside_app;
 mod panics;
 mod parity;
 mod plugin_files;

@@ -1,5 +1,7 @@
 //! Opening plugin libraries: once per process, with clear reasons for every way it can fail.
+//! A [built-in](super::builtin) is a library too, with no file.
 
+use super::builtin::BuiltIn;
 use super::name::{library_file_name, library_stem_of, BackendName};
 use super::pins::{self, PinDigest, PluginPins};
 use abi_stable::library::{lib_header_from_path, LibraryError, ROOT_MODULE_LOADER_NAME_WITH_NUL};
@@ -11,16 +13,18 @@ use std::sync::{Arc, OnceLock};
 use taskhost_plugin_api::abi::{AbiBackendBox, AbiHostBox, Manifest, PluginModuleRef, ABI_NAME};
 use taskhost_plugin_api::{PluginError, PLUGIN_API_VERSION};
 
-/// An opened plugin library. Never unloaded (abi_stable cannot unload), shared by every alias
-/// that names it.
+/// An opened plugin library — a file, or a backend compiled into the host ([`Library::built_in`]).
+/// Never unloaded (abi_stable cannot unload), shared by every alias that names it.
 pub struct Library {
+    /// The file, canonical; for a built-in, the pseudo path `<built in: module.path>`.
     path: PathBuf,
     manifest: Manifest,
     module: PluginModuleRef,
     /// The digest the file had when it was opened, if pins were checked then.
     digest: Option<PinDigest>,
-    // Keeps the probe's handle open so the library is not unloaded and loaded again.
-    _probe: libloading::Library,
+    // For a file: keeps the probe's handle open so the library is not unloaded and loaded
+    // again. `None` for a built-in.
+    probe: Option<libloading::Library>,
 }
 
 type Cache = Mutex<HashMap<PathBuf, Result<Arc<Library>, String>>>;
@@ -65,14 +69,46 @@ impl Library {
         opened
     }
 
+    /// The library compiled into the host for `built_in.module_path` (once per process). It has
+    /// no file, so no pin applies to it. Errors (a built-in whose manifest does not match its
+    /// table entry: a bug of the host) are full sentences.
+    pub fn built_in(built_in: &BuiltIn) -> Result<Arc<Library>, String> {
+        type BuiltInCache = Mutex<HashMap<&'static str, Result<Arc<Library>, String>>>;
+        static CACHE: OnceLock<BuiltInCache> = OnceLock::new();
+        let mut cache = CACHE.get_or_init(Default::default).lock();
+        cache
+            .entry(built_in.module_path)
+            .or_insert_with(|| open_built_in(built_in).map(Arc::new))
+            .clone()
+    }
+
     /// The SHA-256 digest the file had when it was opened, if it was checked against a pin.
     pub fn pinned_digest(&self) -> Option<PinDigest> {
         self.digest
     }
 
-    /// The file it was loaded from (canonical).
+    /// The file it was loaded from (canonical); for a built-in, which has none, the pseudo path
+    /// `<built in: taskhost.backends.immediate>` (see [`Library::file`]).
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The file it was loaded from (canonical), or `None` for a built-in.
+    pub fn file(&self) -> Option<&Path> {
+        self.probe.as_ref().map(|_| self.path.as_path())
+    }
+
+    /// Whether this is a backend compiled into the host rather than a loaded file.
+    pub fn is_built_in(&self) -> bool {
+        self.probe.is_none()
+    }
+
+    /// Where it comes from, for a message: `'<file>'`, or `the built-in <module path>`.
+    pub fn location(&self) -> String {
+        match self.file() {
+            Some(file) => format!("'{}'", file.display()),
+            None => format!("the built-in {}", self.manifest.module_path),
+        }
     }
 
     /// What the library says about itself.
@@ -84,8 +120,8 @@ impl Library {
     pub fn check_serves(&self, name: &BackendName) -> Result<(), String> {
         if self.manifest.module_path != name.module_path() {
             return Err(format!(
-                "'{}' declares module path '{}', not '{}'",
-                self.path.display(),
+                "{} declares module path '{}', not '{}'",
+                self.location(),
                 self.manifest.module_path,
                 name.module_path()
             ));
@@ -175,7 +211,36 @@ fn open_uncached(path: &Path) -> Result<Library, String> {
         manifest,
         module,
         digest: None,
-        _probe: probe,
+        probe: Some(probe),
+    })
+}
+
+/// The pseudo path of a built-in: not a file, and said as much wherever a path is shown.
+pub(crate) fn built_in_pseudo_path(module_path: &str) -> PathBuf {
+    PathBuf::from(format!("<built in: {module_path}>"))
+}
+
+fn open_built_in(built_in: &BuiltIn) -> Result<Library, String> {
+    let module = (built_in.module)();
+    let json = (module.manifest())();
+    let manifest: Manifest = serde_json::from_str(json.as_str()).map_err(|e| {
+        format!(
+            "the built-in {} returned an unreadable manifest: {e}",
+            built_in.module_path
+        )
+    })?;
+    if manifest.module_path != built_in.module_path {
+        return Err(format!(
+            "the built-in {} declares module path '{}'",
+            built_in.module_path, manifest.module_path
+        ));
+    }
+    Ok(Library {
+        path: built_in_pseudo_path(built_in.module_path),
+        manifest,
+        module,
+        digest: None,
+        probe: None,
     })
 }
 

@@ -20,13 +20,57 @@
 //!
 //! With `[plugin_pins]` configured, the resolved file must also match its SHA-256 pin before it is
 //! opened (see [`super::pins`]).
+//!
+//! # Built-ins
+//!
+//! The Immediate and Dummy backends are also compiled into the host ([`super::builtin`]).
+//! [`locate_library`] looks in the plugin dirs first: a file there wins (and a file there that
+//! fails a check is refused, never replaced by the built-in); only when no dir has an entry
+//! for the library is the built-in used. A built-in runs code that is part of the host binary,
+//! so there is nothing to check or pin.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::builtin::{built_in, BuiltIn};
 use super::name::{library_stem_of, BackendName};
 use crate::config::ConfigSource;
+
+/// Where a backend's library comes from: a file in a plugin dir, or the host itself.
+#[derive(Debug, Clone)]
+pub enum Located {
+    /// The canonical path of the file found (and checked) in a plugin dir.
+    File(PathBuf),
+    /// No plugin dir has a file for the library, and the host has it built in.
+    BuiltIn(&'static BuiltIn),
+}
+
+/// Finds the library for `name`: its file in `dirs` as [`resolve_library`] does, else the
+/// built-in for its module path. A file that is found but fails a check is an error, not a
+/// reason to fall back to the built-in.
+pub fn locate_library(
+    name: &BackendName,
+    dirs: &[PathBuf],
+    allow_writable: bool,
+) -> Result<Located, String> {
+    locate(name, dirs, allow_writable).map_err(|e| e.to_string())
+}
+
+/// [`locate_library`] with the not-found case kept apart (see [`find_library`]).
+pub(crate) fn locate(
+    name: &BackendName,
+    dirs: &[PathBuf],
+    allow_writable: bool,
+) -> Result<Located, Unresolved> {
+    match find_library(name, dirs, allow_writable) {
+        Ok(path) => Ok(Located::File(path)),
+        Err(Unresolved::NotFound { .. }) if built_in(name.module_path()).is_some() => Ok(
+            Located::BuiltIn(built_in(name.module_path()).expect("checked just above")),
+        ),
+        Err(e) => Err(e),
+    }
+}
 
 /// Finds the library for `name` in `dirs` and checks it.
 ///
@@ -50,6 +94,8 @@ pub fn resolve_library(
 pub(crate) enum Unresolved {
     /// No plugin dir has an entry under the library's file name.
     NotFound {
+        /// The module path, e.g. `acme.redis`.
+        module_path: String,
         /// The file looked for, e.g. `libacme_redis.so`.
         file_name: String,
         /// The library stem, e.g. `acme_redis` (the plugin crate's `[lib] name`).
@@ -63,16 +109,22 @@ pub(crate) enum Unresolved {
 
 impl Unresolved {
     /// The reason with the configuration in force and what to do, when the file was not
-    /// found: `source` and `config_file` say which config was used (or that none was found).
+    /// found: `source` and `config_file` say which config was used (or that none was found);
+    /// the last words are the command that installs the plugin into the first dir searched.
     pub(crate) fn explain(&self, source: ConfigSource, config_file: Option<&Path>) -> String {
         match self {
             Self::NotFound {
-                file_name, stem, ..
+                module_path,
+                file_name,
+                stem,
+                dirs,
             } => format!(
                 "{self}; {}; build the plugin (its crate sets [lib] name = \"{stem}\") and put \
-                 '{file_name}' in one of those dirs, or add the dir that holds it to {}",
+                 '{file_name}' in one of those dirs, or add the dir that holds it to {}; install \
+                 it with `{}`",
                 source.describe(config_file),
-                source.where_to_add_plugin_dirs(config_file)
+                source.where_to_add_plugin_dirs(config_file),
+                install_command(module_path, dirs.first().map(PathBuf::as_path))
             ),
             Self::Refused(reason) => reason.clone(),
         }
@@ -130,10 +182,31 @@ pub(crate) fn find_library(
         }
     }
     Err(Unresolved::NotFound {
+        module_path: name.module_path().to_string(),
         file_name,
         stem: name.library_stem(),
         dirs: dirs.to_vec(),
     })
+}
+
+/// `taskhost plugin install <module path> [--dir <dir>]`, the dir quoted for a POSIX shell when
+/// it needs to be.
+fn install_command(module_path: &str, dir: Option<&Path>) -> String {
+    let mut command = format!("taskhost plugin install {module_path}");
+    if let Some(dir) = dir {
+        let dir = dir.display().to_string();
+        let plain = !dir.is_empty()
+            && dir
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-+,:@%=".contains(c));
+        command.push_str(" --dir ");
+        if plain {
+            command.push_str(&dir);
+        } else {
+            command.push_str(&format!("'{}'", dir.replace('\'', "'\\''")));
+        }
+    }
+    command
 }
 
 /// Whether an error from looking up a candidate means "not in this dir": the entry does not
@@ -456,7 +529,9 @@ mod tests {
                  '/app/tasks.toml' (./tasks.toml in the current directory); build the plugin \
                  (its crate sets [lib] name = \"acme_redis\") and put '{file}' in one of those \
                  dirs, or add the dir that holds it to plugin_dirs in '/app/tasks.toml' or to \
-                 $TASKHOST_PLUGIN_DIRS",
+                 $TASKHOST_PLUGIN_DIRS; install it with `taskhost plugin install acme.redis \
+                 --dir {}`",
+                dir.path().display(),
                 dir.path().display()
             )
         );
@@ -469,6 +544,99 @@ mod tests {
             err.to_string()
         );
         assert!(matches!(err, Unresolved::Refused(_)), "{err:?}");
+    }
+
+    #[test]
+    fn the_install_command_names_the_module_path_and_the_first_dir() {
+        let a = Path::new("/srv/app/plugins");
+        assert_eq!(
+            install_command("taskhost.backends.database", Some(a)),
+            "taskhost plugin install taskhost.backends.database --dir /srv/app/plugins"
+        );
+        assert_eq!(
+            install_command("acme.redis", None),
+            "taskhost plugin install acme.redis"
+        );
+        assert_eq!(
+            install_command("acme.redis", Some(Path::new("/my plugins/it's"))),
+            "taskhost plugin install acme.redis --dir '/my plugins/it'\\''s'"
+        );
+        let err = find_library(&name(), &[a.to_owned(), "/b".into()], false).unwrap_err();
+        let text = err.explain(ConfigSource::BuiltInDefault, None);
+        assert!(
+            text.ends_with(
+                "; install it with `taskhost plugin install acme.redis --dir /srv/app/plugins`"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("no config file was found"), "{text}");
+    }
+
+    fn immediate() -> BackendName {
+        BackendName::parse("taskhost.backends.immediate.ImmediateBackend").unwrap()
+    }
+
+    #[test]
+    fn a_built_in_is_used_only_when_no_plugin_dir_has_its_file() {
+        let (empty, other) = (plugin_dir(), plugin_dir());
+        write_lib(other.path(), "libsomething_else.so");
+        let dirs = [
+            empty.path().join("missing"),
+            empty.path().to_owned(),
+            other.path().to_owned(),
+        ];
+        match locate_library(&immediate(), &dirs, false).unwrap() {
+            Located::BuiltIn(b) => assert_eq!(b.module_path, "taskhost.backends.immediate"),
+            other => panic!("expected the built-in, got {other:?}"),
+        }
+        match locate_library(&immediate(), &[], false).unwrap() {
+            Located::BuiltIn(b) => assert_eq!(b.module_path, "taskhost.backends.immediate"),
+            other => panic!("expected the built-in, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_file_in_a_plugin_dir_wins_over_the_built_in() {
+        let (a, b) = (plugin_dir(), plugin_dir());
+        let lib = write_lib(b.path(), &immediate().library_file_name());
+        let dirs = [a.path().to_owned(), b.path().to_owned()];
+        match locate_library(&immediate(), &dirs, false).unwrap() {
+            Located::File(path) => assert_eq!(path, canon(&lib)),
+            other => panic!("expected the file, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_file_is_not_replaced_by_the_built_in() {
+        let dir = plugin_dir();
+        let lib = write_lib(dir.path(), &immediate().library_file_name());
+        set_mode(&lib, 0o666);
+        let err = locate_library(&immediate(), &[dir.path().to_owned()], false).unwrap_err();
+        assert!(
+            err.contains("is writable by other users (mode 0o666)"),
+            "{err}"
+        );
+        let candidate = dir.path().join(immediate().library_file_name());
+        fs::remove_file(&candidate).unwrap();
+        symlink("gone.so", &candidate).unwrap();
+        let err = locate_library(&immediate(), &[dir.path().to_owned()], false).unwrap_err();
+        assert!(err.contains("is a dangling symlink"), "{err}");
+    }
+
+    #[test]
+    fn a_backend_that_is_not_built_in_is_still_not_found() {
+        let dir = plugin_dir();
+        let database = BackendName::parse("taskhost.backends.database.DatabaseBackend").unwrap();
+        let err = locate(&database, &[dir.path().to_owned()], false).unwrap_err();
+        assert!(matches!(err, Unresolved::NotFound { .. }), "{err:?}");
+        assert!(
+            err.explain(ConfigSource::Explicit, Some(Path::new("/app/tasks.toml")))
+                .ends_with(&format!(
+                    "; install it with `taskhost plugin install taskhost.backends.database --dir {}`",
+                    dir.path().display()
+                )),
+            "{err}"
+        );
     }
 
     #[test]
