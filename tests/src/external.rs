@@ -680,7 +680,7 @@ impl Backend for {class} {
     fn enqueue(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {
         let mut result = TaskResultData::ready(request, &self.alias);
         result.enqueued_at = Some(self.host.now());
-        self.results.lock().unwrap().insert(result.id.to_string(), result.clone());
+        self.results.lock().unwrap().insert(result.id.clone(), result.clone());
         self.host.send_signal(Signal::TASK_ENQUEUED, &result);
         Ok(result)
     }

@@ -1,7 +1,6 @@
 //! The `DummyBackend` class: Django's `DummyBackend`, storing results in memory.
 
 use indexmap::IndexMap;
-use std::collections::HashSet;
 use std::sync::Mutex;
 use taskhost_plugin_api::{
     Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal,
@@ -28,9 +27,7 @@ pub struct DummyBackend {
 }
 
 impl DummyBackend {
-    /// Build the backend for one alias of the host's config. Fails with
-    /// [`ErrorKind::INVALID_OPTIONS`](taskhost_plugin_api::ErrorKind::INVALID_OPTIONS) if
-    /// `params.options` is not empty: this backend has none.
+    /// Build the backend for one alias of the host's config; it takes no options.
     pub fn new(params: BackendParams, host: Host) -> Result<Self, PluginError> {
         if !params.options.is_empty() {
             let keys: Vec<String> = params.options.keys().map(|k| format!("'{k}'")).collect();
@@ -61,43 +58,14 @@ impl Backend for DummyBackend {
         {
             let mut results = self.results.lock().unwrap();
             if results.contains_key(&result.id) {
-                return Err(already_stored(&result.id));
+                let message = format!("A result with id '{}' is already stored.", result.id);
+                return Err(PluginError::invalid_request(message));
             }
             results.insert(result.id.clone(), result.clone());
         }
         // The signal goes out with the lock released: a receiver may well read results back.
         self.host.send_signal(Signal::TASK_ENQUEUED, &result);
         Ok(result)
-    }
-
-    /// Store every request, or none if an id is already stored (or given twice); then send
-    /// `task_enqueued` for each, in order.
-    fn enqueue_many(
-        &self,
-        requests: Vec<EnqueueRequest>,
-    ) -> Result<Vec<TaskResultData>, PluginError> {
-        let mut stamped = Vec::with_capacity(requests.len());
-        for request in requests {
-            let mut result = TaskResultData::ready(request, &self.alias);
-            result.enqueued_at = Some(self.host.now());
-            stamped.push(result);
-        }
-        {
-            let mut results = self.results.lock().unwrap();
-            let mut new_ids = HashSet::new();
-            for result in &stamped {
-                if results.contains_key(&result.id) || !new_ids.insert(&result.id) {
-                    return Err(already_stored(&result.id));
-                }
-            }
-            for result in &stamped {
-                results.insert(result.id.clone(), result.clone());
-            }
-        }
-        for result in &stamped {
-            self.host.send_signal(Signal::TASK_ENQUEUED, result);
-        }
-        Ok(stamped)
     }
 
     /// The stored result `id`; Django's `TaskResultDoesNotExist(id)` if there is none.
@@ -132,10 +100,6 @@ impl Backend for DummyBackend {
         }
         Ok("null".to_string())
     }
-}
-
-fn already_stored(id: &str) -> PluginError {
-    PluginError::invalid_request(format!("A result with id '{id}' is already stored."))
 }
 
 #[cfg(test)]
@@ -364,25 +328,6 @@ mod tests {
         already_stored(backend.enqueue(request("a")).unwrap_err(), "a");
         assert_eq!(stored_ids(&backend), ["a"]);
         assert_eq!(test_host.signals().len(), 1);
-    }
-
-    #[test]
-    fn enqueue_many_with_a_stored_id_stores_nothing() {
-        let (backend, test_host) = backend();
-        backend.enqueue(request("b")).unwrap();
-        let err = backend.enqueue_many(vec![request("a"), request("b")]);
-        already_stored(err.unwrap_err(), "b");
-        assert_eq!(stored_ids(&backend), ["b"]);
-        assert_eq!(test_host.signals().len(), 1);
-    }
-
-    #[test]
-    fn enqueue_many_with_an_id_given_twice_stores_nothing() {
-        let (backend, test_host) = backend();
-        let err = backend.enqueue_many(vec![request("a"), request("b"), request("a")]);
-        already_stored(err.unwrap_err(), "a");
-        assert!(backend.results().unwrap().is_empty());
-        assert!(test_host.signals().is_empty());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The `ImmediateBackend` class: Django's `ImmediateBackend`, run through the host.
 
 use taskhost_plugin_api::{
-    Backend, BackendParams, Capabilities, EnqueueRequest, ErrorKind, Host, PluginError, Signal,
-    TaskError, TaskOutcome, TaskResultData, TaskResultStatus,
+    Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal, TaskError,
+    TaskOutcome, TaskResultData, TaskResultStatus,
 };
 
 /// Runs each task at once, in the caller's thread, and returns the finished result.
@@ -18,8 +18,7 @@ pub struct ImmediateBackend {
 }
 
 impl ImmediateBackend {
-    /// Build the backend for one alias of the host's config. Fails with
-    /// [`ErrorKind::INVALID_OPTIONS`] if `params.options` is not empty: this backend has none.
+    /// Build the backend for one alias of the host's config; it takes no options.
     pub fn new(params: BackendParams, host: Host) -> Result<Self, PluginError> {
         if !params.options.is_empty() {
             let keys: Vec<String> = params.options.keys().map(|k| format!("'{k}'")).collect();
@@ -86,21 +85,13 @@ impl Backend for ImmediateBackend {
         self.host.send_signal(Signal::TASK_FINISHED, &result);
         Ok(result)
     }
-
-    /// Not supported, with Django's message: this backend keeps no results.
-    fn get_result(&self, _id: &str) -> Result<TaskResultData, PluginError> {
-        Err(PluginError::new(
-            ErrorKind::NOT_SUPPORTED,
-            "This backend does not support retrieving or refreshing results.",
-        ))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use taskhost_plugin_api::testing::TestHost;
-    use taskhost_plugin_api::{Json, LogLevel, TaskDescription};
+    use taskhost_plugin_api::{ErrorKind, Json, LogLevel, TaskDescription};
 
     const T0: i64 = 1_700_000_000_000_000;
 

@@ -1,22 +1,12 @@
-//! `taskhost.backends.immediate.ImmediateBackend`: runs each task at once, in the caller's thread.
-//!
-//! Django's default backend, with Django's exact semantics: `enqueue` stamps `enqueued_at`, sends
-//! `task_enqueued`, marks the result RUNNING (one attempt, this backend's worker id), sends
-//! `task_started`, runs the task through the host, records SUCCESSFUL or FAILED, sends
-//! `task_finished` and returns the finished result. A failing task is recorded, never re-raised.
-//! Results are not kept: `get_result` is not supported.
-//!
-//! Key types:
-//! - [`ImmediateBackend`]: the backend class.
-//! - [`plugin_module`]: the plugin root module, for the host, which links this backend in as a
-//!   built-in. The plugin file is `taskhost-backends-immediate` (`cdylib/`), whose only code is
-//!   `export_plugin!` over the same class: a file found in a plugin dir wins over the built-in.
+//! `taskhost.backends.immediate.ImmediateBackend`: Django's default backend, which runs each
+//! task at once in the caller's thread. The host links it in as a built-in ([`plugin_module`]);
+//! the plugin file (`cdylib/`) exports the same class, and a file in a plugin dir wins.
 
 mod backend;
 
 pub use backend::ImmediateBackend;
 
-/// The module path this library serves (`taskhost.backends.immediate`).
+/// The module path this library serves.
 pub const MODULE_PATH: &str = "taskhost.backends.immediate";
 
 taskhost_plugin_api::builtin_plugin! {
