@@ -105,6 +105,26 @@ pub struct TaskDescription {
     pub timeout_secs: Option<f64>,
 }
 
+impl TaskDescription {
+    /// The task at `path` with Django's defaults: priority 0, queue `default`, alias `default`,
+    /// no `run_after`, a plain `fn` without a context, the backend's attempts and no time limit.
+    /// Set fields on the value for anything else (`TaskDescription { priority: 5,
+    /// ..TaskDescription::new("app::send") }`), so code keeps compiling when a 2.x adds one.
+    pub fn new(path: impl Into<Text>) -> Self {
+        Self {
+            path: path.into(),
+            priority: 0,
+            queue_name: "default".into(),
+            backend: "default".into(),
+            run_after: None,
+            takes_context: false,
+            is_async: false,
+            max_attempts: None,
+            timeout_secs: None,
+        }
+    }
+}
+
 /// One enqueued run of a task, as stored by a backend.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
 pub struct TaskResultData {
@@ -177,6 +197,19 @@ pub struct EnqueueRequest {
     pub args: Json,
     /// Keyword arguments: a JSON object.
     pub kwargs: Json,
+}
+
+impl EnqueueRequest {
+    /// A request for `task` with result id `id` and positional arguments `args` (a JSON array),
+    /// no keyword arguments: what the host sends, for a backend's own tests.
+    pub fn new(id: impl Into<Text>, task: TaskDescription, args: Json) -> Self {
+        Self {
+            id: id.into(),
+            task,
+            args,
+            kwargs: Json::empty_object(),
+        }
+    }
 }
 
 /// How a task run ended, as the host reports it to a backend.

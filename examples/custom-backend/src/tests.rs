@@ -60,23 +60,14 @@ fn new_error(options: Value, config_dir: Option<&Path>) -> PluginError {
 
 fn request(id: &str) -> EnqueueRequest {
     let task = TaskDescription {
-        path: "tests::add".into(),
         priority: 10,
-        queue_name: "default".into(),
-        backend: "default".into(),
-        run_after: None,
-        takes_context: false,
-        is_async: false,
-        max_attempts: None,
-        timeout_secs: None,
+        ..TaskDescription::new("tests::add")
     };
     let args = Json::encode(&json!([1, "two\nlines"])).unwrap();
     let kwargs = Json::encode(&json!({ "k": 3 })).unwrap();
     EnqueueRequest {
-        id: id.into(),
-        task,
-        args,
         kwargs,
+        ..EnqueueRequest::new(id, task, args)
     }
 }
 

@@ -140,20 +140,12 @@ mod tests {
 
     fn request(id: &str) -> EnqueueRequest {
         EnqueueRequest {
-            id: id.to_string().into(),
-            task: TaskDescription {
-                path: "tests::add".into(),
-                priority: 0,
-                queue_name: "default".into(),
-                backend: "default".into(),
-                run_after: None,
-                takes_context: false,
-                is_async: false,
-                max_attempts: None,
-                timeout_secs: None,
-            },
-            args: Json::encode(&[1]).unwrap(),
             kwargs: Json::from_text(r#"{"two":3}"#).unwrap(),
+            ..EnqueueRequest::new(
+                id,
+                TaskDescription::new("tests::add"),
+                Json::encode(&[1]).unwrap(),
+            )
         }
     }
 

@@ -140,21 +140,10 @@ mod tests {
     }
 
     fn request(id: &str, path: &str) -> EnqueueRequest {
+        let args = Json::encode(&[1, 2]).unwrap();
         EnqueueRequest {
-            id: id.to_string().into(),
-            task: TaskDescription {
-                path: path.to_string().into(),
-                priority: 0,
-                queue_name: "default".into(),
-                backend: "default".into(),
-                run_after: None,
-                takes_context: false,
-                is_async: false,
-                max_attempts: None,
-                timeout_secs: None,
-            },
-            args: Json::encode(&[1, 2]).unwrap(),
             kwargs: Json::from_text(r#"{"two":3}"#).unwrap(),
+            ..EnqueueRequest::new(id, TaskDescription::new(path), args)
         }
     }
 

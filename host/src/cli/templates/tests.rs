@@ -43,25 +43,11 @@ fn options_are_refused_naming_the_option() {
     );
 }
 
-/// What the host would send for a task `my_app::tasks::send(1, "two")`.
+/// What the host would send for a task `my_app::tasks::send(1, "two")` with priority 10.
 fn request(id: &str) -> EnqueueRequest {
     let task = TaskDescription {
-        path: "my_app::tasks::send".into(),
         priority: 10,
-        queue_name: "default".into(),
-        backend: "default".into(),
-        run_after: None,
-        takes_context: false,
-        is_async: false,
-        max_attempts: None,
-        timeout_secs: None,
+        ..TaskDescription::new("my_app::tasks::send")
     };
-    let args = Json::encode(&(1, "two")).unwrap();
-    let kwargs = Json::empty_object();
-    EnqueueRequest {
-        id: id.into(),
-        task,
-        args,
-        kwargs,
-    }
+    EnqueueRequest::new(id, task, Json::encode(&(1, "two")).unwrap())
 }
