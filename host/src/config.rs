@@ -268,6 +268,17 @@ impl Config {
     }
 }
 
+// Here rather than in `plugin/pins.rs`, whose checks are crate-internal: the one the
+// `taskhost` tool needs to report a pin mismatch before it opens a file.
+impl PluginPins {
+    /// Check the file at `path`, listed in its plugin dir as `file_name`, against these pins,
+    /// as the host does before it opens a plugin file: `Err` when the file has no pin or
+    /// another digest, with a reason that names the file, both digests and the config key.
+    pub fn verify_file(&self, file_name: &str, path: &Path) -> std::result::Result<(), String> {
+        crate::plugin::pins::verify(self, file_name, path).map(|_| ())
+    }
+}
+
 /// The default plugin dirs for an executable living in `exe_dir`.
 fn default_plugin_dirs_for(exe_dir: &Path) -> Vec<PathBuf> {
     let mut dirs = vec![exe_dir.to_path_buf(), exe_dir.join("plugins")];

@@ -87,6 +87,7 @@ pub fn to_storable<T: Serialize + ?Sized>(value: &T) -> Result<Value, String> {
 /// `serde_json::from_str` reads back. Cheap: it stops at `max_depth` levels
 /// and allocates only to report an error, which has the format of
 /// [`to_storable`]'s: `Unsupported value: nesting deeper than 128 levels at $[0].a`.
+#[cfg(test)] // The nesting rule of `to_storable`, for values built as trees; only tests use it.
 pub fn check_depth(value: &Value, max_depth: usize) -> Result<(), String> {
     /// Walks `value`, found at `level`; on error returns the path from the
     /// offending value back up to the root (innermost segment first).
