@@ -1,5 +1,13 @@
-//! The `taskhost` command line, as a library so applications can mount it in their own binary
-//! (a worker must contain the task functions).
+//! The `taskhost` command line (crate `taskhost-cli`): the `taskhost` tool, and the same
+//! commands as a library so applications can mount them in their own binary (a worker must
+//! contain the task functions). The host library (`taskhost`) has no command line; the
+//! conformance suite `taskhost plugin test` runs is `taskhost-testkit`.
+//!
+//! ```toml
+//! [dependencies]
+//! taskhost = "0.1"
+//! taskhost-cli = "0.1"
+//! ```
 //!
 //! ```no_run
 //! // src/main.rs of an application: `my-app --version` prints the application's name and
