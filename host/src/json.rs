@@ -62,7 +62,7 @@ pub const MAX_DEPTH: usize = 128;
 /// * `i128`/`u128` outside the 64-bit range:
 ///   `Unsupported value: <n> (integer out of JSON's 64-bit range)`;
 /// * bytes that are not UTF-8: `Unsupported value: bytes (not valid UTF-8)`;
-/// * nesting deeper than [`MAX_DEPTH`]:
+/// * nesting deeper than 128 levels (`serde_json`'s own reading limit):
 ///   `Unsupported value: nesting deeper than 128 levels`.
 ///
 /// Errors returned by the value's own `Serialize` implementation

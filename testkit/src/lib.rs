@@ -57,6 +57,11 @@
 //! Every check is keyed to the capabilities the backend declares: what it says it cannot do is
 //! skipped (or checked to be refused by the host's validation), never failed.
 
+//!
+//! For unit tests of a backend without any host (no library built, no plugin loaded), the test
+//! double [`TestHost`] is re-exported here from `taskhost_plugin_api::testing` (the plugin SDK's
+//! `testing` feature, which is all a plugin crate needs for it).
+
 /// Fail the current check with a formatted reason unless `cond` holds.
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)+) => {
@@ -78,6 +83,7 @@ mod robustness;
 mod signals;
 
 pub use report::{CheckOutcome, Report, Status};
+pub use taskhost_plugin_api::testing::{LogRecord, TestHost};
 
 use context::{Check, Ctx, Verdict};
 use serde_json::{Map, Value};
