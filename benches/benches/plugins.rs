@@ -70,7 +70,7 @@ fn task_benches(c: &mut Criterion) {
 
 fn abi_benches(c: &mut Criterion) {
     let params = r#"{"alias":"abi","backend":"taskhost.backends.dummy.DummyBackend","queues":[],"options":{},"config_dir":null}"#;
-    let host = || taskhost::callbacks::HostCallbacks::new("abi", "DummyBackend").into_host_box();
+    let host = || taskhost::HostCallbacks::new("abi", "DummyBackend").into_host_box();
 
     // Through the loaded plugin file: the sabi_trait vtable call across the library boundary.
     let library =

@@ -1,5 +1,6 @@
 //! `Backend`: one configured alias, its plugin backend, and Django's base-backend behaviour
-//! (validation before the plugin is called, `enqueue_on_commit`, async variants).
+//! (validation before the plugin is called, `enqueue_on_commit`). The async variants, which
+//! carry the handler in force onto tokio's blocking pool, are in `handler.rs`.
 
 use crate::callbacks::HostCallbacks;
 use crate::config::BackendConfig;
@@ -36,7 +37,7 @@ pub struct Backend {
 
 /// Where to look for plugin libraries, and how strictly.
 #[derive(Clone, Debug)]
-pub struct PluginSearch<'a> {
+pub(crate) struct PluginSearch<'a> {
     /// Plugin dirs, in search order.
     pub dirs: &'a [PathBuf],
     /// Skip the "writable by other users" refusal.
@@ -57,7 +58,11 @@ impl Backend {
     /// `InvalidTaskBackend` naming the alias, the backend name and the reason — except a
     /// configured queue name that breaks the queue-name rule (a config built in code), which is
     /// `ImproperlyConfigured` naming `tasks.<alias>.queues`.
-    pub fn load(alias: &str, config: &BackendConfig, search: &PluginSearch<'_>) -> Result<Self> {
+    pub(crate) fn load(
+        alias: &str,
+        config: &BackendConfig,
+        search: &PluginSearch<'_>,
+    ) -> Result<Self> {
         // A config built in code has not been through the file's checks.
         let key = format!("tasks.{alias}.queues");
         check_configured_queues(&key, &config.queues)
@@ -204,20 +209,6 @@ impl Backend {
         self.submit(request, values)
     }
 
-    /// The async form of [`Backend::enqueue`]; the plugin call runs on tokio's blocking pool.
-    pub async fn aenqueue<A: Serialize + ?Sized>(
-        self: &Arc<Self>,
-        task: &TaskDescription,
-        args: &A,
-    ) -> Result<TaskResult> {
-        let (request, values) = self.prepare(task, Self::encode_args(args)?, Map::new())?;
-        if self.config.enqueue_on_commit && in_atomic_block() {
-            return Ok(self.defer_to_commit(request, values));
-        }
-        let backend = Arc::clone(self);
-        blocking(move || backend.submit(request, values)).await
-    }
-
     /// Enqueue already-encoded arguments (for producers that hold JSON, e.g. bridges and CLIs).
     pub fn enqueue_json(
         self: &Arc<Self>,
@@ -287,7 +278,7 @@ impl Backend {
 
     /// Validate `task`, write the arguments as JSON text and check their size, assign the id.
     /// Returns the request and the argument values, for the result.
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         task: &TaskDescription,
         args: Vec<Value>,
@@ -333,7 +324,7 @@ impl Backend {
     }
 
     /// The READY result returned at once inside a scope; the plugin gets it at commit.
-    fn defer_to_commit(
+    pub(crate) fn defer_to_commit(
         self: &Arc<Self>,
         request: EnqueueRequest,
         values: Vec<Value>,
@@ -354,7 +345,7 @@ impl Backend {
     }
 
     /// Hand one [`EnqueueRequest`] to the plugin.
-    fn submit(&self, request: EnqueueRequest, values: Vec<Value>) -> Result<TaskResult> {
+    pub(crate) fn submit(&self, request: EnqueueRequest, values: Vec<Value>) -> Result<TaskResult> {
         let data = self.check_plugin(self.inner.enqueue(request.into()))?;
         Ok(TaskResult::with_args(data.into(), values))
     }
@@ -364,12 +355,6 @@ impl Backend {
     pub fn get_result(&self, id: &str) -> Result<TaskResult> {
         let data = self.check_plugin(self.inner.get_result(RStr::from_str(id)))?;
         Ok(TaskResult::from_data(data.into()))
-    }
-
-    /// The async form of [`Backend::get_result`].
-    pub async fn aget_result(self: &Arc<Self>, id: &str) -> Result<TaskResult> {
-        let (backend, id) = (Arc::clone(self), id.to_string());
-        blocking(move || backend.get_result(&id)).await
     }
 
     /// Every stored result, in enqueue order (the Dummy backend's `results`).
@@ -532,28 +517,6 @@ pub fn new_result_id() -> String {
         .hyphenated()
         .encode_lower(&mut buf)
         .to_owned()
-}
-
-/// Run a blocking plugin call on tokio's blocking pool (or inline outside a runtime), with the
-/// caller's `tracing` subscriber and backend handler, so logs, signals and nested enqueues
-/// behave as in the sync call.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
-    let handler = crate::handler::task_backends();
-    let f =
-        move || tracing::dispatcher::with_default(&dispatch, || crate::handler::scoped(handler, f));
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => match handle.spawn_blocking(f).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(Error::Backend {
-                alias: String::new(),
-                kind: ErrorKind::UNAVAILABLE,
-                message: format!("the runtime shut down during the call: {e}"),
-            }),
-        },
-        Err(_) => f(),
-    }
 }
 
 #[cfg(test)]

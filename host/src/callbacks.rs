@@ -1,6 +1,7 @@
 //! What the host does for a plugin: the [`taskhost_plugin_api::abi::AbiHost`] implementation handed to
 //! every backend (run a task by path, send signals, log, tell the time).
 
+use crate::constants::PLUGIN_LOG_TARGET;
 use crate::context::TaskContext;
 use crate::definition::{Invocation, TaskDefinition};
 use crate::outcome::{catch_sync, run_blocking};
@@ -81,9 +82,6 @@ fn level_of(level: LogLevel) -> Level {
         _ => Level::ERROR,
     }
 }
-
-/// The `tracing` target plugin events are re-emitted on; the plugin's own target is a field.
-pub const PLUGIN_LOG_TARGET: &str = "taskhost::plugin";
 
 impl AbiHost for HostCallbacks {
     fn run_task(&self, task_result: TaskResultView<'_>) -> RResult<OutcomeRecord, PluginError> {

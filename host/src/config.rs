@@ -169,7 +169,7 @@ pub struct BackendConfig {
     /// The `options` table converted to JSON (datetimes become RFC 3339 strings); `{}` when omitted.
     pub options: serde_json::Map<String, serde_json::Value>,
     /// The largest encoded arguments (args + kwargs JSON, in bytes) an enqueue may carry; larger
-    /// ones are refused before the plugin is called. [`DEFAULT_MAX_PAYLOAD_BYTES`] when omitted.
+    /// ones are refused before the plugin is called. 1 MiB (`1048576`) when omitted.
     pub max_payload_bytes: usize,
 }
 
@@ -242,7 +242,7 @@ impl Config {
     }
 
     /// The configuration used when there is none at all: one alias `default` on
-    /// [`IMMEDIATE_BACKEND`] with queues `["default"]` and `enqueue_on_commit = true`, plugins
+    /// `taskhost.backends.immediate.ImmediateBackend` with queues `["default"]` and `enqueue_on_commit = true`, plugins
     /// searched in `$TASKHOST_PLUGIN_DIRS` and then the default dirs.
     pub fn default_config() -> Config {
         default_with(&Env::from_process())
@@ -265,6 +265,17 @@ impl Config {
                 Vec::new()
             }
         }
+    }
+}
+
+// Here rather than in `plugin/pins.rs`, whose checks are crate-internal: the one the
+// `taskhost` tool needs to report a pin mismatch before it opens a file.
+impl PluginPins {
+    /// Check the file at `path`, listed in its plugin dir as `file_name`, against these pins,
+    /// as the host does before it opens a plugin file: `Err` when the file has no pin or
+    /// another digest, with a reason that names the file, both digests and the config key.
+    pub fn verify_file(&self, file_name: &str, path: &Path) -> std::result::Result<(), String> {
+        crate::plugin::pins::verify(self, file_name, path).map(|_| ())
     }
 }
 

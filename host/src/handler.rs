@@ -4,10 +4,15 @@ use crate::backend::{Backend, PluginSearch};
 use crate::config::Config;
 use crate::constants::DEFAULT_TASK_BACKEND_ALIAS;
 use crate::error::{Error, Result};
+use crate::result::TaskResult;
+use crate::transaction::in_atomic_block;
 use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use serde_json::Map;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
+use taskhost_plugin_api::{ErrorKind, TaskDescription};
 
 /// The configured backends (Django's `task_backends`): `get(alias)` loads a backend the first
 /// time it is asked for and returns the same one after; [`TaskBackends::configure`] swaps the
@@ -153,5 +158,71 @@ impl Drop for OverrideGuard {
                 stack.remove(pos);
             }
         });
+    }
+}
+
+/// Django's `TaskResult.refresh()`: here rather than in `result.rs`, so that results sit below
+/// the backends that produce them and the modules import each other without a cycle.
+impl<R> TaskResult<R> {
+    /// Re-read the result from its backend, updating exactly Django's refreshed fields
+    /// (`errors`, return value, `finished_at`, `started_at`, `last_attempted_at`, `status`,
+    /// `enqueued_at`, `worker_ids`); the task, id, args, kwargs and backend stay as they are.
+    pub fn refresh(&mut self) -> Result<()> {
+        let fresh = task_backends().get(self.backend())?.get_result(self.id())?;
+        self.copy_refreshed(fresh);
+        Ok(())
+    }
+
+    /// The async form of [`TaskResult::refresh`].
+    pub async fn arefresh(&mut self) -> Result<()> {
+        let backend = task_backends().get(self.backend())?;
+        let fresh = backend.aget_result(self.id()).await?;
+        self.copy_refreshed(fresh);
+        Ok(())
+    }
+}
+
+/// The async forms of [`Backend`]'s plugin calls: here rather than in `backend.rs`, because they
+/// carry the handler in force onto tokio's blocking pool (and backends sit below the handler).
+impl Backend {
+    /// The async form of [`Backend::enqueue`]; the plugin call runs on tokio's blocking pool.
+    pub async fn aenqueue<A: Serialize + ?Sized>(
+        self: &Arc<Self>,
+        task: &TaskDescription,
+        args: &A,
+    ) -> Result<TaskResult> {
+        let (request, values) = self.prepare(task, Self::encode_args(args)?, Map::new())?;
+        if self.enqueue_on_commit() && in_atomic_block() {
+            return Ok(self.defer_to_commit(request, values));
+        }
+        let backend = Arc::clone(self);
+        blocking(move || backend.submit(request, values)).await
+    }
+
+    /// The async form of [`Backend::get_result`].
+    pub async fn aget_result(self: &Arc<Self>, id: &str) -> Result<TaskResult> {
+        let (backend, id) = (Arc::clone(self), id.to_string());
+        blocking(move || backend.get_result(&id)).await
+    }
+}
+
+/// Run a blocking plugin call on tokio's blocking pool (or inline outside a runtime), with the
+/// caller's `tracing` subscriber and backend handler, so logs, signals and nested enqueues
+/// behave as in the sync call.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    let dispatch = tracing::dispatcher::get_default(|d| d.clone());
+    let handler = task_backends();
+    let f = move || tracing::dispatcher::with_default(&dispatch, || scoped(handler, f));
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => match handle.spawn_blocking(f).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::Backend {
+                alias: String::new(),
+                kind: ErrorKind::UNAVAILABLE,
+                message: format!("the runtime shut down during the call: {e}"),
+            }),
+        },
+        Err(_) => f(),
     }
 }

@@ -62,7 +62,7 @@ pub const MAX_DEPTH: usize = 128;
 /// * `i128`/`u128` outside the 64-bit range:
 ///   `Unsupported value: <n> (integer out of JSON's 64-bit range)`;
 /// * bytes that are not UTF-8: `Unsupported value: bytes (not valid UTF-8)`;
-/// * nesting deeper than [`MAX_DEPTH`]:
+/// * nesting deeper than 128 levels (`serde_json`'s own reading limit):
 ///   `Unsupported value: nesting deeper than 128 levels`.
 ///
 /// Errors returned by the value's own `Serialize` implementation
@@ -87,6 +87,7 @@ pub fn to_storable<T: Serialize + ?Sized>(value: &T) -> Result<Value, String> {
 /// `serde_json::from_str` reads back. Cheap: it stops at `max_depth` levels
 /// and allocates only to report an error, which has the format of
 /// [`to_storable`]'s: `Unsupported value: nesting deeper than 128 levels at $[0].a`.
+#[cfg(test)] // The nesting rule of `to_storable`, for values built as trees; only tests use it.
 pub fn check_depth(value: &Value, max_depth: usize) -> Result<(), String> {
     /// Walks `value`, found at `level`; on error returns the path from the
     /// offending value back up to the root (innermost segment first).

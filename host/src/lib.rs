@@ -11,7 +11,9 @@
 //! - [`atomic`], [`aatomic`], [`on_commit`] — transaction scopes for `enqueue_on_commit`.
 //! - [`signals`] — `task_enqueued`, `task_started`, `task_finished`.
 //! - [`Config`] — the `tasks.toml` loader; [`Error`] — every error, with Django's names.
-//! - [`conformance`] — the conformance suite for plugin libraries (`taskhost plugin test`).
+//!
+//! What is not here: the `taskhost` tool and the mountable command line (`cli_main!`) are the
+//! `taskhost-cli` crate; the plugin conformance suite is `taskhost-testkit`.
 //!
 //! ```no_run
 //! use taskhost::task;
@@ -31,27 +33,36 @@
 //! Tasks must be defined at module level (Django's rule; a `#[task]` inside a function does not
 //! compile) — in doctests, write the `fn main` yourself.
 
-pub mod backend;
-pub mod callbacks;
-pub mod cli;
-pub mod config;
-pub mod conformance;
-pub mod constants;
-pub mod context;
-pub mod definition;
-pub mod error;
-pub mod handler;
-pub mod json;
-pub mod outcome;
+// The modules form layers, without an import cycle. In import order (each imports only
+// modules before it): constants, error, json, transaction, validation, result, context, signals,
+// definition, registry, outcome, plugin::{name, pins, load}, config, plugin::resolve,
+// callbacks, backend, handler (also `TaskResult::refresh` and `Backend`'s async calls, which
+// need the handler in force), task, worker, transactional. `module_graph_tests` reads the
+// sources and fails on a cycle. Public modules: `plugin` (names, resolution, pins and loading
+// of plugin files, for tooling), `signals` and `worker`; what else users need is re-exported
+// here.
+mod backend;
+mod callbacks;
+mod config;
+mod constants;
+mod context;
+mod definition;
+mod error;
+mod handler;
+mod json;
+mod outcome;
 pub mod plugin;
-pub mod registry;
-pub mod result;
+mod registry;
+mod result;
 pub mod signals;
-pub mod task;
-pub mod transaction;
-pub mod transactional;
-pub mod validation;
+mod task;
+mod transaction;
+mod transactional;
+mod validation;
 pub mod worker;
+
+#[cfg(test)]
+mod module_graph_tests;
 
 pub use backend::Backend;
 pub use config::{BackendConfig, Config, ConfigSource};
@@ -59,14 +70,24 @@ pub use constants::*;
 pub use context::TaskContext;
 pub use definition::TaskDefinition;
 pub use error::{Error, Result};
-pub use handler::{default_task_backend, override_task_backends, task_backends, TaskBackends};
+pub use handler::{
+    default_task_backend, override_task_backends, task_backends, OverrideGuard, TaskBackends,
+};
+pub use json::to_storable;
 pub use registry::{find_task, registered_tasks};
 pub use result::{TaskError, TaskResult, TaskResultStatus};
 pub use task::{Task, TaskOptions};
 pub use taskhost_macros::task;
 pub use taskhost_plugin_api::{Json, Text};
 pub use transaction::{aatomic, atomic, in_atomic_block, on_commit};
+pub use transactional::{SqlParam, TransactionalEnqueue};
+pub use validation::validate_task;
 pub use worker::{Worker, WorkerOptions, WorkerReport};
+
+/// The host callbacks a backend is built with (what `Library::new_backend` takes): for
+/// benchmarks and tests that build a backend without a handler. Not part of the stable API.
+#[doc(hidden)]
+pub use callbacks::HostCallbacks;
 
 /// What `#[task]` expands to refers to these; not part of the public API.
 #[doc(hidden)]
@@ -74,6 +95,7 @@ pub mod __private {
     pub use crate::definition::{BoxTaskFuture, Invocation, TaskDefinition, TaskRunner};
     pub use crate::outcome::{
         block_on, catch_async, catch_sync, decode_args, failure, from_result, from_value, no_args,
+        run_blocking,
     };
     pub use crate::registry::TaskRegistration;
     pub use inventory;

@@ -1,7 +1,6 @@
 //! `TaskResult`: one enqueued run of a task.
 
 use crate::error::{Error, Result};
-use crate::handler::task_backends;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -142,26 +141,10 @@ impl<R> TaskResult<R> {
             .as_ref()
     }
 
-    /// Re-read the result from its backend, updating exactly Django's refreshed fields
-    /// (`errors`, return value, `finished_at`, `started_at`, `last_attempted_at`, `status`,
-    /// `enqueued_at`, `worker_ids`); the task, id, args, kwargs and backend stay as they are.
-    pub fn refresh(&mut self) -> Result<()> {
-        let fresh = task_backends()
-            .get(&self.data.backend)?
-            .get_result(&self.data.id)?;
-        self.copy_refreshed(fresh.data);
-        Ok(())
-    }
-
-    /// The async form of [`TaskResult::refresh`].
-    pub async fn arefresh(&mut self) -> Result<()> {
-        let backend = task_backends().get(&self.data.backend)?;
-        let fresh = backend.aget_result(&self.data.id).await?;
-        self.copy_refreshed(fresh.data);
-        Ok(())
-    }
-
-    fn copy_refreshed(&mut self, fresh: TaskResultData) {
+    /// Take the fields Django's `refresh()` updates from `fresh` (the refresh itself, which
+    /// asks the result's backend, is in `handler.rs`: results sit below backends).
+    pub(crate) fn copy_refreshed<S>(&mut self, fresh: TaskResult<S>) {
+        let fresh = fresh.data;
         let d = &mut self.data;
         d.errors = fresh.errors;
         d.return_value = fresh.return_value;

@@ -193,7 +193,7 @@ fn panic_message(payload: &(dyn Any + Send)) -> &str {
 ///
 /// ```
 /// use std::sync::{Arc, Mutex};
-/// use taskhost::transaction::{atomic, in_atomic_block, on_commit};
+/// use taskhost::{atomic, in_atomic_block, on_commit};
 ///
 /// let log = Arc::new(Mutex::new(Vec::new()));
 ///

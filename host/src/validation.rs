@@ -16,7 +16,7 @@
 
 use crate::constants::{TASK_MAX_PRIORITY, TASK_MIN_PRIORITY};
 use crate::error::{Error, Result};
-pub(crate) use taskhost_names::{escape_for_display, is_unsafe_to_print};
+pub(crate) use taskhost_names::escape_for_display;
 use taskhost_plugin_api::{Capabilities, TaskDescription};
 
 /// Check `task` against a backend's capabilities and allowed queues (empty = any queue): first

@@ -2,8 +2,8 @@
 //! `call`/`acall`, registration by path, and the runner a worker uses. No backend is involved.
 
 use serde_json::{json, Map, Value};
+use taskhost::__private::run_blocking;
 use taskhost::__private::{Invocation, Json, TaskOutcome};
-use taskhost::outcome::run_blocking;
 use taskhost::{find_task, registered_tasks, task, TaskContext, TaskDefinition};
 
 mod shapes {

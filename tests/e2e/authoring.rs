@@ -11,12 +11,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
-use taskhost::conformance::Conformance;
 use taskhost::{Config, TaskBackends, TaskResultStatus};
 use taskhost_e2e::external::{build_external, external_dir, library_file_name};
 use taskhost_e2e::{taskhost_bin, workspace_root};
 use taskhost_plugin_api::TaskDescription;
 use taskhost_plugin_api::PLUGIN_API_VERSION;
+use taskhost_testkit::Conformance;
 
 /// What `taskhost plugin new acme-notes` derives from the name.
 const BACKEND: &str = "acme_notes.AcmeNotesBackend";

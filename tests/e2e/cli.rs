@@ -298,7 +298,7 @@ fn version_and_help_name_the_mounting_application() {
     );
 
     let taskhost = taskhost_bin();
-    let taskhost_version = taskhost::cli::AppInfo::taskhost().version;
+    let taskhost_version = taskhost_cli::AppInfo::taskhost().version;
     assert_eq!(
         stdout(&taskhost, "--version"),
         format!("taskhost {taskhost_version}\n")

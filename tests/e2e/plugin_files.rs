@@ -161,7 +161,7 @@ fn diagnostic_commands_survive_plugin_files_that_crash_when_opened() {
             "expected {want:?}\n got {line:?}\n{text}"
         );
     }
-    // The same from an application's binary that mounts the CLI (taskhost::cli::main()): its
+    // The same from an application's binary that mounts the CLI (taskhost_cli::main()): its
     // inspecting process is that binary.
     let app = Command::new(worker_app_bin())
         .arg("--config")

@@ -40,8 +40,8 @@ pub fn target_dir() -> PathBuf {
 /// `cargo build -p <plugins>` once per process (a no-op when they are up to date).
 pub fn plugin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    // `taskhost`: its lib and the `taskhost` bin.
-    DIR.get_or_init(|| build_packages(&[PLUGIN_PACKAGES, &["taskhost"]].concat(), false))
+    // `taskhost-cli`: the `taskhost` bin.
+    DIR.get_or_init(|| build_packages(&[PLUGIN_PACKAGES, &["taskhost-cli"]].concat(), false))
 }
 
 /// Run `cargo build [--release] -p <packages>` in the workspace and return the output dir

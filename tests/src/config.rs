@@ -21,7 +21,7 @@ pub fn config_with(toml: &str) -> Config {
 
 /// A config in force on this thread for the life of the value (Django's `override_settings`).
 pub struct TestConfig {
-    _guard: taskhost::handler::OverrideGuard,
+    _guard: taskhost::OverrideGuard,
 }
 
 impl TestConfig {

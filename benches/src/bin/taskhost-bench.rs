@@ -118,7 +118,7 @@ const MEASURES: [&str; 5] = ["micro", "enqueue-single", "enqueue-bulk", "fill", 
 fn main() -> ExitCode {
     let first = std::env::args().nth(1).unwrap_or_default();
     if !MEASURES.contains(&first.as_str()) {
-        return taskhost::cli::main();
+        return taskhost_cli::main();
     }
     match measure(Bench::parse().command) {
         Ok(result) => {

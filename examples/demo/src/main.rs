@@ -69,7 +69,7 @@ fn demo_dir() -> PathBuf {
 
 fn main() -> std::process::ExitCode {
     if std::env::args_os().len() > 1 {
-        return taskhost::cli_main!();
+        return taskhost_cli::cli_main!();
     }
     match demo() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -172,7 +172,7 @@ fn demo() -> Result<(), Box<dyn std::error::Error>> {
         task_backends().get("later")?.results()?.len()
     );
     println!(
-        "\nInspect the store: cargo run -p taskhost -- --config <file> results list   (see README)"
+        "\nInspect the store: cargo run -p taskhost-cli -- --config <file> results list   (see README)"
     );
     Ok(())
 }

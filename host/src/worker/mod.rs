@@ -83,7 +83,8 @@ pub struct Worker {
 }
 
 /// A callback given the worker's counts so far (see [`Worker::on_progress`]).
-pub(crate) type Progress = Box<dyn Fn(&WorkerReport) + Send + Sync>;
+#[doc(hidden)]
+pub type Progress = Box<dyn Fn(&WorkerReport) + Send + Sync>;
 
 impl Worker {
     /// Validate `options` and resolve the backend: it must exist and be a queue store.
@@ -110,8 +111,10 @@ impl Worker {
     }
 
     /// Call `progress` with the counts so far whenever they may have changed (a claim, a task
-    /// ended): the CLI's progress bar.
-    pub(crate) fn on_progress(mut self, progress: Progress) -> Self {
+    /// ended): the CLI's progress bar (`worker --batch` in `taskhost-cli`). Not part of the
+    /// stable API.
+    #[doc(hidden)]
+    pub fn on_progress(mut self, progress: Progress) -> Self {
         self.progress = Some(progress);
         self
     }

@@ -12,8 +12,8 @@ use std::fmt::Display;
 use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-use taskhost::transactional::{SqlParam, TransactionalEnqueue};
 use taskhost::{task_backends, TaskResult, TaskResultStatus};
+use taskhost::{SqlParam, TransactionalEnqueue};
 use taskhost_plugin_api::QueueStats;
 
 /// Whether the full sizes run (`TASKHOST_CRASH_FULL=1`); otherwise the small CI sizes.

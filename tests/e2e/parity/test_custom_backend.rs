@@ -9,7 +9,7 @@
 use super::tasks::{noop_task, noop_task_async};
 use super::{records, DUMMY, PANICKING};
 use serde_json::json;
-use taskhost::validation::validate_task;
+use taskhost::validate_task;
 use taskhost::{default_task_backend, task_backends, Error, TaskOptions};
 use taskhost_e2e::{logs, TestConfig};
 use taskhost_plugin_api::Capabilities;

@@ -1,7 +1,7 @@
 //! Django's utility tests that `django.tasks` relies on:
 //! `utils_tests/test_json.py::JSONNormalizeTestCase` (what `normalize_json` stores or refuses)
 //! and `utils_tests/test_inspect.py::IsModuleLevelFunctionTestCase` (which functions may be
-//! tasks). taskhost's counterparts are [`taskhost::json::to_storable`], applied to arguments at
+//! tasks). taskhost's counterparts are [`taskhost::to_storable`], applied to arguments at
 //! enqueue and to return values after a run, and the `#[task]` attribute, which accepts free
 //! functions only and is checked at compile time.
 
@@ -10,7 +10,7 @@ use super::{default_on, IMMEDIATE};
 use serde::{Serialize, Serializer};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use taskhost::json::to_storable;
+use taskhost::to_storable;
 use taskhost::{find_task, task, Error, TaskResultStatus};
 
 /// A byte string, serialized as bytes (`serialize_bytes`), as `serde_bytes` would.

@@ -2,7 +2,7 @@
 //! the application's data; an in-process `Worker` (the library API) then runs what committed.
 
 use super::env::{Env, Store, POSTGRES_URL};
-use taskhost::transactional::SqlParam;
+use taskhost::SqlParam;
 use taskhost::{task, TaskResultStatus, Worker, WorkerOptions};
 
 /// The task enqueued through the application's connection.

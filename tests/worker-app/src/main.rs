@@ -108,5 +108,5 @@ fn abort_process(key: String) {
 }
 
 fn main() -> std::process::ExitCode {
-    taskhost::cli_main!()
+    taskhost_cli::cli_main!()
 }

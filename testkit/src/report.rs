@@ -43,7 +43,7 @@ pub struct Report {
 }
 
 impl Report {
-    pub(super) fn push(&mut self, name: &str, status: Status) {
+    pub(crate) fn push(&mut self, name: &str, status: Status) {
         self.checks.push(CheckOutcome::new(name, status));
     }
 

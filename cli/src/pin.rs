@@ -1,10 +1,10 @@
 //! `taskhost plugin pin [--write]`: the `[plugin_pins]` table for the library files in the
 //! plugin dirs (decision 009). Hashing a file does not open it as a library.
 
-use crate::config::Config;
-use crate::plugin::pins::{digest_file, PluginPins};
-use crate::plugin::resolve::library_files;
 use std::path::Path;
+use taskhost::plugin::pins::{digest_file, PluginPins};
+use taskhost::plugin::resolve::library_files;
+use taskhost::Config;
 
 /// Print the table (stdout), or with `write` put it into the config file. Notes (shadowed or
 /// skipped files) go to stderr. Returns whether all is well.
@@ -29,7 +29,7 @@ pub(crate) fn run(config_path: Option<&Path>, write: bool) -> bool {
 
 /// A pin for every regular library file in the plugin dirs; a file name found in an earlier
 /// dir shadows later ones (the loader uses the first), so only the first is pinned.
-fn collect(config: &Config) -> crate::Result<PluginPins> {
+fn collect(config: &Config) -> taskhost::Result<PluginPins> {
     let mut pins = PluginPins::new();
     for dir in &config.plugin_dirs {
         for file in library_files(dir) {
@@ -77,13 +77,13 @@ fn collect(config: &Config) -> crate::Result<PluginPins> {
     Ok(pins)
 }
 
-fn pin_error(config: &Config, message: String) -> crate::Error {
-    crate::Error::config(config.file.as_deref(), Some("plugin_pins"), message)
+fn pin_error(config: &Config, message: String) -> taskhost::Error {
+    taskhost::Error::config(config.file.as_deref(), Some("plugin_pins"), message)
 }
 
 /// Replace the config file's `[plugin_pins]` (or `[PLUGIN_PINS]`) table by `pins`, or append
 /// one; the new text is parsed again before it replaces the file (through a rename).
-fn write_pins(config: &Config, pins: &PluginPins) -> crate::Result<()> {
+fn write_pins(config: &Config, pins: &PluginPins) -> taskhost::Result<()> {
     let Some(file) = config.file.as_deref() else {
         return Err(pin_error(
             config,
@@ -92,7 +92,7 @@ fn write_pins(config: &Config, pins: &PluginPins) -> crate::Result<()> {
                 .to_string(),
         ));
     };
-    let fail = |message: String| crate::Error::config(Some(file), Some("plugin_pins"), message);
+    let fail = |message: String| taskhost::Error::config(Some(file), Some("plugin_pins"), message);
     let text = std::fs::read_to_string(file)
         .map_err(|e| fail(format!("cannot read the config file to update it: {e}")))?;
     let Some(mut updated) = without_pins_table(&text) else {

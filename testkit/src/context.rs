@@ -1,24 +1,24 @@
 //! What every check works with: the loaded backend, unique names, and helpers that turn the
 //! host's errors into reasons.
 
-use super::{Status, ALIAS};
-use crate::backend::Backend;
-use crate::error::Error;
-use crate::handler::TaskBackends;
-use crate::result::TaskResult;
+use crate::{Status, ALIAS};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use taskhost::Backend;
+use taskhost::Error;
+use taskhost::TaskBackends;
+use taskhost::TaskResult;
 use taskhost_plugin_api::ErrorKind;
 use taskhost_plugin_api::{TaskDescription, TaskResultData, TaskResultStatus};
 
 /// What a check returns: `Ok(Passed | Skipped)` or `Err(reason)` for a failure.
-pub(super) type Verdict = Result<Status, String>;
+pub(crate) type Verdict = Result<Status, String>;
 
 /// One named check.
 #[derive(Clone, Copy)]
-pub(super) struct Check {
+pub(crate) struct Check {
     /// Its stable name.
     pub name: &'static str,
     /// Runs it.
@@ -27,7 +27,7 @@ pub(super) struct Check {
 
 /// A temp dir holding the copy of the library under test; removed when dropped (the loaded
 /// library stays mapped: it is never unloaded).
-pub(super) struct Install {
+pub(crate) struct Install {
     pub dir: PathBuf,
 }
 
@@ -64,7 +64,7 @@ impl Drop for Install {
 }
 
 /// The loaded backend and what checks need to keep their tasks apart.
-pub(super) struct Ctx {
+pub(crate) struct Ctx {
     /// The backend under test (alias [`ALIAS`]).
     pub backend: Arc<Backend>,
     /// Its class name (the signal sender), e.g. `DummyBackend`.
@@ -128,7 +128,7 @@ impl Ctx {
 }
 
 /// A reason for a host error: which call, which error, and a note for a caught panic.
-pub(super) fn describe(call: &str, error: &Error) -> String {
+pub(crate) fn describe(call: &str, error: &Error) -> String {
     match error {
         Error::Backend { kind, message, .. } if *kind == ErrorKind::PANIC => format!(
             "{call} panicked inside the plugin (the guard caught it; a plugin must return an \
@@ -145,7 +145,7 @@ pub(super) fn describe(call: &str, error: &Error) -> String {
 }
 
 /// The name of a host error's variant (Django's exception name).
-pub(super) fn variant(error: &Error) -> &'static str {
+pub(crate) fn variant(error: &Error) -> &'static str {
     match error {
         Error::InvalidTask(_) => "InvalidTask",
         Error::InvalidTaskBackend { .. } => "InvalidTaskBackend",
@@ -161,12 +161,12 @@ pub(super) fn variant(error: &Error) -> &'static str {
 }
 
 /// Whether `error` is a panic the plugin's guard caught.
-pub(super) fn is_panic(error: &Error) -> bool {
+pub(crate) fn is_panic(error: &Error) -> bool {
     matches!(error, Error::Backend { kind, .. } if *kind == ErrorKind::PANIC)
 }
 
 /// Positional arguments of every JSON kind, nested, with text that needs escaping.
-pub(super) fn sample_args() -> Vec<Value> {
+pub(crate) fn sample_args() -> Vec<Value> {
     vec![
         json!(1),
         json!(-2),
@@ -182,7 +182,7 @@ pub(super) fn sample_args() -> Vec<Value> {
 }
 
 /// Keyword arguments (tasks from Rust use none, producers holding JSON may).
-pub(super) fn sample_kwargs() -> Map<String, Value> {
+pub(crate) fn sample_kwargs() -> Map<String, Value> {
     let mut kwargs = Map::new();
     kwargs.insert("flag".into(), json!(true));
     kwargs.insert("name".into(), json!("x"));
@@ -193,7 +193,7 @@ pub(super) fn sample_kwargs() -> Map<String, Value> {
 /// Check a result as `enqueue` returned it for `task` with `args`/`kwargs`: the task, options
 /// and arguments as sent, on [`ALIAS`], and either READY (stored, untouched) or finished (run at
 /// once, like Immediate).
-pub(super) fn check_enqueued(
+pub(crate) fn check_enqueued(
     data: &TaskResultData,
     task: &TaskDescription,
     args: &[Value],
@@ -260,7 +260,7 @@ pub(super) fn check_enqueued(
 }
 
 /// Check that a stored task description keeps what was sent.
-pub(super) fn check_task(data: &TaskResultData, task: &TaskDescription) -> Result<(), String> {
+pub(crate) fn check_task(data: &TaskResultData, task: &TaskDescription) -> Result<(), String> {
     let (id, got) = (&data.id, &data.task);
     ensure!(
         got.path == task.path,
@@ -304,7 +304,7 @@ pub(super) fn check_task(data: &TaskResultData, task: &TaskDescription) -> Resul
 }
 
 /// Whether two optional times agree to the millisecond (stores may keep less than ns).
-pub(super) fn same_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
+pub(crate) fn same_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => (a - b).num_microseconds().is_some_and(|d| d.abs() <= 1_000),
         (None, None) => true,
@@ -313,14 +313,14 @@ pub(super) fn same_time(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> b
 }
 
 /// A time with whole seconds, an hour from now (stores keep at least microseconds).
-pub(super) fn in_an_hour() -> DateTime<Utc> {
+pub(crate) fn in_an_hour() -> DateTime<Utc> {
     let now = Utc::now().timestamp();
     DateTime::from_timestamp(now + 3600, 0).unwrap_or_else(Utc::now)
 }
 
 /// Run `f` on `n` scoped threads, each with the caller's `tracing` subscriber; a thread that
 /// panics gives an `Err` naming it.
-pub(super) fn on_threads<T: Send>(
+pub(crate) fn on_threads<T: Send>(
     n: usize,
     f: impl Fn(usize) -> Result<T, String> + Sync,
 ) -> Vec<Result<T, String>> {
@@ -348,6 +348,6 @@ pub(super) fn on_threads<T: Send>(
 }
 
 /// Stored JSON text as a value (`null` when it is not JSON), for comparisons.
-pub(super) fn value_of(json: &taskhost_plugin_api::Json) -> Value {
+pub(crate) fn value_of(json: &taskhost_plugin_api::Json) -> Value {
     json.parse().unwrap_or(Value::Null)
 }

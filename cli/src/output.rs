@@ -1,10 +1,10 @@
 //! How the listings print: aligned plain-ASCII tables (no borders, columns two spaces apart) for
 //! people, `--format json` (one JSON document on stdout) for scripts.
 
-use crate::validation::is_unsafe_to_print;
 use comfy_table::{CellAlignment, ColumnConstraint, ContentArrangement, Table};
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
+use taskhost_names::is_unsafe_to_print;
 
 /// What became of stdout: [`OPEN`], [`CLOSED`] by the reader, or [`FAILED`] otherwise.
 static STDOUT: AtomicU8 = AtomicU8::new(OPEN);

@@ -9,15 +9,15 @@
 
 use super::output;
 use super::OutputFormat;
-use crate::backend::Backend;
-use crate::handler::task_backends;
-use crate::result::TaskResultStatus;
-use crate::validation::escape_for_display as escaped;
 use chrono::{Duration as Age, Utc};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Arc;
+use taskhost::task_backends;
+use taskhost::Backend;
+use taskhost::TaskResultStatus;
+use taskhost_names::escape_for_display as escaped;
 use taskhost_plugin_api::{ListRequest, PruneRequest, QueueStats, TaskResultData};
 
 /// `results list` / `results show`.
@@ -26,7 +26,7 @@ pub enum ResultsCommand {
     /// List results, newest first.
     List {
         /// Backend alias.
-        #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+        #[arg(long, default_value = taskhost::DEFAULT_TASK_BACKEND_ALIAS)]
         backend: String,
         /// Only this status (READY, RUNNING, FAILED, SUCCESSFUL).
         #[arg(long, value_parser = status)]
@@ -49,7 +49,7 @@ pub enum ResultsCommand {
         /// The result id.
         id: String,
         /// Backend alias.
-        #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+        #[arg(long, default_value = taskhost::DEFAULT_TASK_BACKEND_ALIAS)]
         backend: String,
     },
 }
@@ -58,7 +58,7 @@ pub enum ResultsCommand {
 #[derive(Args, Debug, Clone)]
 pub struct PruneArgs {
     /// Backend alias.
-    #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+    #[arg(long, default_value = taskhost::DEFAULT_TASK_BACKEND_ALIAS)]
     pub backend: String,
     /// Queues, comma-separated, or `*` for all.
     #[arg(long, default_value = "*")]
@@ -140,7 +140,7 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
             // The error's message is the id alone (as Django's `TaskResultDoesNotExist`): say
             // what was looked for, and where.
             let result = backend(alias)?.get_result(id).map_err(|e| match e {
-                crate::Error::TaskResultDoesNotExist(_) => format!(
+                taskhost::Error::TaskResultDoesNotExist(_) => format!(
                     "no task result with id '{}' in backend '{}'",
                     escaped(id),
                     escaped(alias)

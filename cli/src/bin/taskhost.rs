@@ -1,5 +1,5 @@
 //! The `taskhost` command-line tool.
 
 fn main() -> std::process::ExitCode {
-    taskhost::cli::main()
+    taskhost_cli::main()
 }

@@ -1,20 +1,20 @@
 //! Enqueueing and reading back: well-formed results under the host's ids, unique ids, bulk
 //! enqueue, `get_result` round trips and Django's `TaskResultDoesNotExist`.
 
-use super::context::{
+use crate::context::{
     check_enqueued, check_task, describe, same_time, sample_args, sample_kwargs, value_of, Check,
     Ctx, Verdict,
 };
-use super::signals::{Kind, Recorder};
-use super::{pass, skip};
-use crate::error::Error;
-use crate::transaction::atomic;
+use crate::signals::{Kind, Recorder};
+use crate::{pass, skip};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
+use taskhost::atomic;
+use taskhost::Error;
 use taskhost_plugin_api::TaskResultStatus;
 
-pub(super) const CHECKS: &[Check] = &[
+pub(crate) const CHECKS: &[Check] = &[
     Check {
         name: "enqueue_result",
         run: enqueue_result,

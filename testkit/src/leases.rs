@@ -1,14 +1,14 @@
 //! Queue-store leases: a wrong token is fenced off, renewal reports lost leases, release hands
 //! a task back, and an expired lease is rescued by a later claim.
 
-use super::context::{describe, Check, Ctx, Verdict};
-use super::pass;
-use super::queue_store::{claim, claim_one, complete, not_a_queue_store, success, worker};
+use crate::context::{describe, Check, Ctx, Verdict};
+use crate::pass;
+use crate::queue_store::{claim, claim_one, complete, not_a_queue_store, success, worker};
 use serde_json::json;
 use std::time::{Duration, Instant};
 use taskhost_plugin_api::{LeaseRequest, TaskResultStatus};
 
-pub(super) const CHECKS: &[Check] = &[
+pub(crate) const CHECKS: &[Check] = &[
     Check {
         name: "stale_lease_token_fenced",
         run: stale_lease_token_fenced,

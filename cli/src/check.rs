@@ -7,15 +7,15 @@
 //! first, with the same messages as loading.
 
 use super::inspect::{self, Answer};
-use crate::config::Config;
-use crate::error::Error;
-use crate::plugin::resolve::resolve_library;
-use crate::plugin::{pins, BackendName};
-use crate::registry::registered_tasks;
-use crate::task::Task;
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::Path;
+use taskhost::plugin::resolve::resolve_library;
+use taskhost::plugin::BackendName;
+use taskhost::registered_tasks;
+use taskhost::Config;
+use taskhost::Error;
+use taskhost::Task;
 
 /// Print one line per problem; a one-line summary when there is none. Returns whether all is well.
 pub fn run(config_path: Option<&Path>) -> bool {
@@ -119,7 +119,7 @@ fn unopened_checks(config: &Config, backend: &str) -> Result<std::path::PathBuf,
         config.allow_writable_plugin_dirs,
     )?;
     if let Some(pins) = &config.plugin_pins {
-        pins::verify(pins, &name.library_file_name(), &file)?;
+        pins.verify_file(&name.library_file_name(), &file)?;
     }
     Ok(file)
 }

@@ -1,14 +1,14 @@
 //! `taskhost plugin …`: work on plugin libraries. `plugin test` runs the conformance suite
-//! ([`crate::conformance`]) against a built library, in a child process; `plugin pin` prints or
+//! ([`taskhost_testkit`]) against a built library, in a child process; `plugin pin` prints or
 //! writes the `[plugin_pins]` table.
 
 use super::inspect::{self, Answer};
 use super::scaffold::{self, NewArgs, PluginNames};
-use crate::conformance::{CheckOutcome, Conformance, Report, Status};
 use clap::{Subcommand, ValueEnum};
 use serde_json::{Map, Value};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use taskhost_testkit::{CheckOutcome, Conformance, Report, Status};
 
 /// The `plugin` subcommands.
 #[derive(Subcommand, Debug)]
@@ -170,7 +170,7 @@ fn quietly<T>(f: impl FnOnce() -> T) -> T {
     }
     let filter = tracing_subscriber::EnvFilter::new(format!(
         "warn,taskhost=off,{}=warn",
-        crate::callbacks::PLUGIN_LOG_TARGET
+        taskhost::PLUGIN_LOG_TARGET
     ));
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,22 +1,22 @@
 //! Signals: `task_enqueued` fires once per enqueued task, from the backend's class; a backend
 //! that runs tasks sends `task_started` before `task_finished`.
 
-use super::context::{Check, Ctx, Verdict};
-use super::pass;
-use crate::signals::{self, ReceiverId, SignalEvent};
+use crate::context::{Check, Ctx, Verdict};
+use crate::pass;
 use parking_lot::Mutex;
 use serde_json::{json, Map};
 use std::sync::Arc;
+use taskhost::signals::{self, ReceiverId, SignalEvent};
 use taskhost_plugin_api::TaskResultStatus;
 
-pub(super) const CHECKS: &[Check] = &[Check {
+pub(crate) const CHECKS: &[Check] = &[Check {
     name: "signals",
     run: signals_check,
 }];
 
 /// Which signal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
+pub(crate) enum Kind {
     Enqueued,
     Started,
     Finished,
@@ -24,7 +24,7 @@ pub(super) enum Kind {
 
 /// One signal received for a task of the run.
 #[derive(Clone, Debug)]
-pub(super) struct Event {
+pub(crate) struct Event {
     pub kind: Kind,
     /// Order of arrival among the recorded events.
     pub seq: usize,
@@ -40,7 +40,7 @@ type Events = Arc<Mutex<Vec<Event>>>;
 
 /// Records the three task signals for tasks with one path (signals are process-global: other
 /// code may send them meanwhile). Disconnects when finished or dropped.
-pub(super) struct Recorder {
+pub(crate) struct Recorder {
     events: Events,
     receivers: Vec<(&'static signals::Signal, ReceiverId)>,
 }

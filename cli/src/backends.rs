@@ -7,12 +7,11 @@
 
 use super::inspect::{self, Answer};
 use super::{output, OutputFormat};
-use crate::config::Config;
-use crate::plugin::pins;
-use crate::plugin::resolve::{check_permissions, library_files};
 use serde_json::json;
 use std::ffi::OsString;
 use std::path::Path;
+use taskhost::plugin::resolve::{check_permissions, library_files};
+use taskhost::Config;
 
 /// List, per plugin dir, every library with its module path, classes and plugin-api version, and
 /// the files that are not loadable plugins with the reason. Returns false if the config is bad.
@@ -100,7 +99,7 @@ fn examine(
     }
     if let Some(pins) = &config.plugin_pins {
         if std::fs::metadata(file).is_ok_and(|m| m.is_file()) {
-            pins::verify(pins, name, file)?;
+            pins.verify_file(name, file)?;
         }
     }
     let args = [

@@ -2,7 +2,7 @@
 //!
 //! The crate depends on `taskhost-plugin-api` alone and holds a small working backend (an
 //! in-memory store, like the Dummy backend) with unit tests, a README with the build, install,
-//! config and test steps, and a `.gitignore`. The templates live in `cli/templates/`.
+//! config and test steps, and a `.gitignore`. The templates live in `cli/src/templates/`.
 //!
 //! Its `src/lib.rs` and `src/tests.rs` are `templates/lib.rs` and `templates/tests.rs`: real Rust,
 //! the minimal plugin `acme.memo.MemoBackend` of `docs/plugin-authoring.md` (which shows both
@@ -15,9 +15,9 @@
 //! gone does it fall back to the registry version, with a note saying so. The README says how
 //! to switch to a registry version once one is published.
 
-use crate::plugin::BackendName;
 use std::fs;
 use std::path::{Path, PathBuf};
+use taskhost::plugin::BackendName;
 use taskhost_plugin_api::PLUGIN_API_VERSION;
 
 const CARGO_TOML: &str = include_str!("templates/Cargo.toml.tmpl");
@@ -655,7 +655,7 @@ mod tests {
         let guide = fs::read_to_string(&guide_path).unwrap();
         assert!(
             guide.contains(&format!("\n```rust\n{LIB_RS}```\n")),
-            "docs/plugin-authoring.md does not show host/src/cli/templates/lib.rs as its \
+            "docs/plugin-authoring.md does not show cli/src/templates/lib.rs as its \
              src/lib.rs (a ```rust block holding exactly that file): copy the file into the guide"
         );
         let fence = "\n```rust,ignore\n//! Unit tests";
@@ -663,7 +663,7 @@ mod tests {
         let shown = &guide[start..start + guide[start..].find("```\n").unwrap()];
         assert!(
             TESTS_RS.starts_with(shown) && shown.ends_with("\n}\n"),
-            "the guide's src/tests.rs block is not the start of host/src/cli/templates/tests.rs, \
+            "the guide's src/tests.rs block is not the start of cli/src/templates/tests.rs, \
              up to the end of an item: copy it from the file\n{shown}"
         );
         let memo = NewArgs {

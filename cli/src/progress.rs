@@ -1,11 +1,11 @@
 //! Progress bars on stderr for the long commands (`worker --batch`, `prune`, `migrate`), drawn
 //! only when stderr is a terminal: stdout, and stderr piped or in a file, stay as they are.
 
-use crate::worker::WorkerReport;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::{IsTerminal, Write};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
+use taskhost::worker::WorkerReport;
 
 /// How often a spinner redraws (and a rate is recomputed) while nothing else changes.
 const TICK: Duration = Duration::from_millis(100);
@@ -83,7 +83,7 @@ pub(crate) fn batch_message(report: &WorkerReport, elapsed: Duration) -> String 
 pub(crate) fn migrate_message(alias: &str) -> String {
     format!(
         "Applying migrations to backend '{}'…",
-        crate::validation::escape_for_display(alias)
+        taskhost_names::escape_for_display(alias)
     )
 }
 

@@ -1,11 +1,11 @@
 //! Concurrent enqueues: 8 threads × 50 tasks lose nothing.
 
-use super::context::{on_threads, Check, Ctx, Verdict};
-use super::pass;
+use crate::context::{on_threads, Check, Ctx, Verdict};
+use crate::pass;
 use serde_json::{json, Map};
 use std::collections::HashMap;
 
-pub(super) const CHECKS: &[Check] = &[Check {
+pub(crate) const CHECKS: &[Check] = &[Check {
     name: "concurrent_enqueue",
     run: concurrent_enqueue,
 }];

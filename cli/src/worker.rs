@@ -1,19 +1,19 @@
 //! `worker`: run a worker in this process (mount the CLI in the binary that has the tasks).
 
-use crate::worker::{options::parse_interval, QueueSelection, Worker, WorkerOptions};
 use clap::Args;
 use indicatif::ProgressBar;
 use std::time::Duration;
+use taskhost::worker::{options::parse_interval, QueueSelection, Worker, WorkerOptions};
 
 /// Options of the `worker` subcommand (django-tasks-db's `db_worker`, plus concurrency,
 /// leases and retries).
 #[derive(Args, Debug, Clone)]
 pub struct WorkerArgs {
     /// The backend alias to take tasks from (a queue-store backend).
-    #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+    #[arg(long, default_value = taskhost::DEFAULT_TASK_BACKEND_ALIAS)]
     pub backend: String,
     /// Queues to take tasks from, comma-separated, or `*` for all.
-    #[arg(long, default_value = crate::DEFAULT_TASK_QUEUE_NAME)]
+    #[arg(long, default_value = taskhost::DEFAULT_TASK_QUEUE_NAME)]
     pub queue: String,
     /// Queues to skip, comma-separated (only with `--queue '*'`).
     #[arg(long, default_value = "")]
@@ -99,7 +99,7 @@ pub fn run(args: &WorkerArgs) -> bool {
             return false;
         }
     };
-    if crate::registry::registered_tasks().is_empty() {
+    if taskhost::registered_tasks().is_empty() {
         tracing::warn!(target: "taskhost", "this binary has no #[task] functions: every task it claims will fail; run the worker from your application's binary");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -115,7 +115,7 @@ pub fn run(args: &WorkerArgs) -> bool {
     // `--batch` shows its progress on stderr when that is a terminal (else the bar is hidden).
     let bar = if args.batch {
         super::progress::spinner(super::progress::batch_message(
-            &crate::worker::WorkerReport::default(),
+            &taskhost::worker::WorkerReport::default(),
             Duration::ZERO,
         ))
     } else {
@@ -144,7 +144,7 @@ pub fn run(args: &WorkerArgs) -> bool {
                     report.retried,
                     report.lease_lost,
                     report.released,
-                    report.exit.unwrap_or(crate::worker::ExitReason::Shutdown)
+                    report.exit.unwrap_or(taskhost::worker::ExitReason::Shutdown)
                 );
                 true
             }
@@ -162,7 +162,7 @@ pub fn run(args: &WorkerArgs) -> bool {
 }
 
 /// The worker's progress callback for `--batch`: the bar's line, updated as the counts change.
-fn batch_progress(bar: &ProgressBar) -> crate::worker::Progress {
+fn batch_progress(bar: &ProgressBar) -> taskhost::worker::Progress {
     let bar = bar.clone();
     let start = std::time::Instant::now();
     Box::new(move |report| bar.set_message(super::progress::batch_message(report, start.elapsed())))

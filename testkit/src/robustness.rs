@@ -2,13 +2,13 @@
 //! never a panic (which the guard turns into an error, but which is a bug all the same), never
 //! a dead process — and the backend still works afterwards.
 
-use super::context::{describe, is_panic, Check, Ctx, Verdict};
-use super::pass;
-use crate::error::{Error, Result};
+use crate::context::{describe, is_panic, Check, Ctx, Verdict};
+use crate::pass;
 use serde_json::{json, Map, Value};
+use taskhost::{Error, Result};
 use taskhost_plugin_api::{ClaimRequest, LeaseRequest};
 
-pub(super) const CHECKS: &[Check] = &[
+pub(crate) const CHECKS: &[Check] = &[
     Check {
         name: "odd_result_ids",
         run: odd_result_ids,

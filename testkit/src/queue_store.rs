@@ -1,8 +1,8 @@
 //! Queue stores (`supports_queue_store`): claiming marks tasks RUNNING for one worker, never
 //! hands a task out twice, honours `run_after`, and completions are stored.
 
-use super::context::{describe, in_an_hour, on_threads, Check, Ctx, Verdict};
-use super::{pass, skip};
+use crate::context::{describe, in_an_hour, on_threads, Check, Ctx, Verdict};
+use crate::{pass, skip};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use taskhost_plugin_api::{
@@ -10,7 +10,7 @@ use taskhost_plugin_api::{
     TaskResultStatus,
 };
 
-pub(super) const CHECKS: &[Check] = &[
+pub(crate) const CHECKS: &[Check] = &[
     Check {
         name: "claim_marks_running",
         run: claim_marks_running,
@@ -34,18 +34,18 @@ pub(super) const CHECKS: &[Check] = &[
 ];
 
 /// `Some(skip)` when the backend is not a queue store.
-pub(super) fn not_a_queue_store(ctx: &Ctx) -> Option<Verdict> {
+pub(crate) fn not_a_queue_store(ctx: &Ctx) -> Option<Verdict> {
     (!ctx.backend.supports_queue_store())
         .then(|| skip("backend does not declare supports_queue_store"))
 }
 
 /// A worker id unique to this run.
-pub(super) fn worker(ctx: &Ctx, name: &str) -> String {
+pub(crate) fn worker(ctx: &Ctx, name: &str) -> String {
     format!("cf-{name}-{}", ctx.nonce)
 }
 
 /// Claim up to `limit` tasks of `queue` for `worker_id`, checking each is RUNNING for it.
-pub(super) fn claim(
+pub(crate) fn claim(
     ctx: &Ctx,
     worker_id: &str,
     queue: &str,
@@ -104,7 +104,7 @@ pub(super) fn claim(
 }
 
 /// Enqueue `n` tasks of `task` (arguments `[i]`); their ids in order.
-pub(super) fn enqueue_n(
+pub(crate) fn enqueue_n(
     ctx: &Ctx,
     task: &TaskDescription,
     n: usize,
@@ -118,7 +118,7 @@ pub(super) fn enqueue_n(
 }
 
 /// A successful completion of a claimed task.
-pub(super) fn success(c: &ClaimedTask, token: i64, return_value: Value) -> Completion {
+pub(crate) fn success(c: &ClaimedTask, token: i64, return_value: Value) -> Completion {
     Completion {
         id: c.result.id.to_string(),
         worker_id: c
@@ -138,7 +138,7 @@ pub(super) fn success(c: &ClaimedTask, token: i64, return_value: Value) -> Compl
 }
 
 /// Report one completion; whether it was applied.
-pub(super) fn complete(ctx: &Ctx, completion: Completion) -> Result<bool, String> {
+pub(crate) fn complete(ctx: &Ctx, completion: Completion) -> Result<bool, String> {
     let id = completion.id.clone();
     let acks = ctx
         .backend
@@ -152,7 +152,7 @@ pub(super) fn complete(ctx: &Ctx, completion: Completion) -> Result<bool, String
 }
 
 /// One task, claimed by `worker_id` from a queue of its own.
-pub(super) fn claim_one(ctx: &Ctx, label: &str, worker_id: &str) -> Result<ClaimedTask, String> {
+pub(crate) fn claim_one(ctx: &Ctx, label: &str, worker_id: &str) -> Result<ClaimedTask, String> {
     let mut task = ctx.task(label);
     task.max_attempts = Some(3);
     let ids = enqueue_n(ctx, &task, 1)?;

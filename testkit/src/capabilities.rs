@@ -1,13 +1,13 @@
 //! Declared capabilities are honest: what a backend says it supports is stored; what it says
 //! it does not is refused by the host's validation before the plugin is called.
 
-use super::context::{check_task, in_an_hour, variant, Check, Ctx, Verdict};
-use super::pass;
-use crate::error::Error;
+use crate::context::{check_task, in_an_hour, variant, Check, Ctx, Verdict};
+use crate::pass;
 use serde_json::{json, Map};
+use taskhost::Error;
 use taskhost_plugin_api::{TaskDescription, TaskResultStatus};
 
-pub(super) const CHECKS: &[Check] = &[
+pub(crate) const CHECKS: &[Check] = &[
     Check {
         name: "defer",
         run: defer,

@@ -1,11 +1,19 @@
-//! The `taskhost` command line, as a library so applications can mount it in their own binary
-//! (a worker must contain the task functions).
+//! The `taskhost` command line (crate `taskhost-cli`): the `taskhost` tool, and the same
+//! commands as a library so applications can mount them in their own binary (a worker must
+//! contain the task functions). The host library (`taskhost`) has no command line; the
+//! conformance suite `taskhost plugin test` runs is `taskhost-testkit`.
+//!
+//! ```toml
+//! [dependencies]
+//! taskhost = "0.1"
+//! taskhost-cli = "0.1"
+//! ```
 //!
 //! ```no_run
 //! // src/main.rs of an application: `my-app --version` prints the application's name and
 //! // version (from its Cargo.toml), `my-app worker …` runs a worker.
 //! fn main() -> std::process::ExitCode {
-//!     taskhost::cli_main!()
+//!     taskhost_cli::cli_main!()
 //! }
 //! ```
 //!
@@ -16,14 +24,14 @@
 /// output quietly when stdout is closed (`taskhost … | head`) instead of panicking.
 macro_rules! outln {
     ($($arg:tt)*) => {
-        $crate::cli::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
 
 /// `print!` for the commands' output; see [`outln!`].
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::cli::output::write_stdout(format_args!($($arg)*))
+        $crate::output::write_stdout(format_args!($($arg)*))
     };
 }
 
@@ -110,7 +118,7 @@ pub enum Command {
     /// Depth per queue and status, and the oldest ready task's age.
     Queues {
         /// Backend alias.
-        #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+        #[arg(long, default_value = taskhost::DEFAULT_TASK_BACKEND_ALIAS)]
         backend: String,
         /// `text`: an aligned table; `json`: the counts as one JSON array.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -121,7 +129,7 @@ pub enum Command {
     /// Create or upgrade a queue store's schema.
     Migrate {
         /// Backend alias.
-        #[arg(long, default_value = crate::DEFAULT_TASK_BACKEND_ALIAS)]
+        #[arg(long, default_value = taskhost::DEFAULT_TASK_BACKEND_ALIAS)]
         backend: String,
     },
     /// Work on plugin libraries (`plugin new`: scaffold a plugin crate; `plugin test`: run the
@@ -224,13 +232,13 @@ pub fn main_with(app: AppInfo) -> ExitCode {
 ///
 /// ```no_run
 /// fn main() -> std::process::ExitCode {
-///     taskhost::cli_main!()
+///     taskhost_cli::cli_main!()
 /// }
 /// ```
 #[macro_export]
 macro_rules! cli_main {
     () => {
-        $crate::cli::main_with($crate::cli::AppInfo {
+        $crate::main_with($crate::AppInfo {
             name: ::core::env!("CARGO_PKG_NAME"),
             version: ::core::env!("CARGO_PKG_VERSION"),
             about: ::core::option::Option::Some(::core::env!("CARGO_PKG_DESCRIPTION")),
@@ -246,7 +254,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Backends { format } => backends::run(config, *format),
         Command::Worker(args) => with_config(config, || worker::run(args)),
         // Said before the config is read: without tasks, no config can help.
-        Command::Enqueue(_) if crate::registry::registered_tasks().is_empty() => {
+        Command::Enqueue(_) if taskhost::registered_tasks().is_empty() => {
             report(Err(enqueue::NO_TASKS.to_string()))
         }
         Command::Enqueue(args) => with_config(config, || report(enqueue::run(args))),
@@ -268,9 +276,9 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Load the config into the process-wide handler, then run `f`.
 fn with_config(path: Option<&std::path::Path>, f: impl FnOnce() -> bool) -> bool {
-    match crate::Config::load(path) {
+    match taskhost::Config::load(path) {
         Ok(config) => {
-            crate::task_backends().configure(config);
+            taskhost::task_backends().configure(config);
             f()
         }
         Err(e) => {

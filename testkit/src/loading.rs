@@ -1,15 +1,15 @@
 //! Loading: the library resolves, opens and builds like any configured backend; its manifest
 //! and capabilities read back; its health checks answer.
 
-use super::context::{describe, Check, Ctx, Install, Verdict};
-use super::{pass, Conformance, ALIAS};
-use crate::config::{BackendConfig, Config};
-use crate::handler::TaskBackends;
-use crate::plugin::{name::library_stem_of, BackendName, Library};
+use crate::context::{describe, Check, Ctx, Install, Verdict};
+use crate::{pass, Conformance, ALIAS};
 use std::collections::BTreeMap;
+use taskhost::plugin::{name::library_stem_of, BackendName, Library};
+use taskhost::TaskBackends;
+use taskhost::{BackendConfig, Config, ConfigSource};
 use taskhost_plugin_api::{Capabilities, PLUGIN_API_VERSION};
 
-pub(super) const CHECKS: &[Check] = &[
+pub(crate) const CHECKS: &[Check] = &[
     Check {
         name: "manifest",
         run: manifest,
@@ -29,7 +29,7 @@ pub(super) const CHECKS: &[Check] = &[
 ///
 /// A class name given alone (`MemoBackend`) is completed with the module path the copy's
 /// manifest declares (see [`BackendName::complete`]); a full name is taken as given.
-pub(super) fn load(c: &Conformance) -> Result<Ctx, String> {
+pub(crate) fn load(c: &Conformance) -> Result<Ctx, String> {
     let invalid = |reason: String| {
         format!(
             "'{}' is not a valid backend name: {reason}",
@@ -77,7 +77,7 @@ pub(super) fn load(c: &Conformance) -> Result<Ctx, String> {
     entry.options = c.options.clone();
     let mut config = Config::default_config();
     config.file = None;
-    config.source = crate::config::ConfigSource::InCode;
+    config.source = ConfigSource::InCode;
     config.plugin_dirs = vec![install.dir.clone()];
     config.allow_writable_plugin_dirs = true;
     config.backends = BTreeMap::from([(ALIAS.to_string(), entry)]);

@@ -4,14 +4,14 @@
 
 use super::output;
 use super::OutputFormat;
-use crate::definition::TaskDefinition;
-use crate::handler::task_backends;
-use crate::registry::{find_task, registered_tasks};
-use crate::task::{Task, TaskOptions};
-use crate::validation::escape_for_display as escaped;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{Map, Value};
+use taskhost::task_backends;
+use taskhost::TaskDefinition;
+use taskhost::{find_task, registered_tasks};
+use taskhost::{Task, TaskOptions};
+use taskhost_names::escape_for_display as escaped;
 
 /// Options of the `enqueue` subcommand.
 #[derive(Args, Debug, Clone)]
@@ -80,7 +80,7 @@ pub fn run(args: &EnqueueArgs) -> Result<(), String> {
 }
 
 /// The host's refusal, saying which task it was about.
-fn refused(path: &str, error: crate::Error) -> String {
+fn refused(path: &str, error: taskhost::Error) -> String {
     format!("cannot enqueue '{}': {error}", escaped(path))
 }
 
@@ -245,7 +245,7 @@ mod tests {
     }
 
     fn definitions(count: usize) -> Vec<&'static TaskDefinition> {
-        fn never(_: crate::definition::Invocation) -> taskhost_plugin_api::TaskOutcome {
+        fn never(_: taskhost::__private::Invocation) -> taskhost_plugin_api::TaskOutcome {
             unreachable!("not run")
         }
         (0..count)
@@ -260,7 +260,7 @@ mod tests {
                     takes_context: false,
                     max_attempts: None,
                     timeout_secs: None,
-                    runner: crate::definition::TaskRunner::Sync(never),
+                    runner: taskhost::__private::TaskRunner::Sync(never),
                 }))
             })
             .collect()

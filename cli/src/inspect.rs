@@ -5,16 +5,11 @@
 //! The diagnostic commands (`backends`, `check`, `plugin test`) re-run their own executable
 //! ([`std::env::current_exe`]) with the hidden subcommand [`INSPECT_COMMAND`] (or, for
 //! `plugin test`, the hidden `--in-process` flag). It works the same in an application's binary
-//! that mounts the CLI with [`crate::cli::main`]. The child prints one line starting with
+//! that mounts the CLI with [`crate::main`]. The child prints one line starting with
 //! [`ANSWER_PREFIX`] followed by its [`Answer`] as JSON, and exits 0. The parent treats a death
 //! by signal, any other exit status, a missing or unreadable answer, or no exit within the
 //! timeout (the child is then killed) as the file being refused, and carries on.
 
-use crate::config::Config;
-use crate::handler::TaskBackends;
-use crate::plugin::Library;
-use crate::registry::registered_tasks;
-use crate::task::Task;
 use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::ffi::OsString;
@@ -22,6 +17,11 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use taskhost::plugin::Library;
+use taskhost::registered_tasks;
+use taskhost::Config;
+use taskhost::Task;
+use taskhost::TaskBackends;
 use taskhost_plugin_api::abi::Manifest;
 
 /// The hidden subcommand a diagnostic command runs its own executable with.
@@ -71,7 +71,7 @@ pub(crate) enum Answer {
     /// `plugin test --in-process`: the conformance suite's report.
     Report {
         /// The report.
-        report: crate::conformance::Report,
+        report: taskhost_testkit::Report,
     },
     /// `--alias`: the alias's backend loaded (or not), and the problems found.
     Alias {
@@ -281,7 +281,7 @@ pub(crate) fn run_child(
     );
     let hint = if stderr.contains(INSPECT_COMMAND) || stderr.contains("--in-process") {
         format!(
-            " (does '{}' run taskhost::cli::main()? the diagnostic commands re-run it as \
+            " (does '{}' run taskhost_cli::main()? the diagnostic commands re-run it as \
              `{} {INSPECT_COMMAND} …`)",
             exe.display(),
             exe.display()
