@@ -10,7 +10,9 @@ use super::{output, OutputFormat};
 use serde_json::json;
 use std::ffi::OsString;
 use std::path::Path;
+use taskhost::plugin::builtin::BUILT_INS;
 use taskhost::plugin::resolve::{check_permissions, library_files};
+use taskhost::plugin::Library;
 use taskhost::Config;
 
 /// List, per plugin dir, every library with its module path, classes and plugin-api version, and
@@ -74,6 +76,18 @@ pub fn run(config_path: Option<&Path>, format: OutputFormat) -> bool {
         }
         listing.push(json!({"dir": dir, "missing": false, "files": entries}));
     }
+    let built_in = built_ins();
+    if format == OutputFormat::Text {
+        outln!("built into this host (used when no plugin dir has their file)");
+        for (module_path, classes) in &built_in {
+            outln!("  {module_path}: classes [{}]", classes.join(", "));
+        }
+    }
+    let built_in: Vec<_> = built_in
+        .iter()
+        .map(|(m, c)| json!({"module": m, "classes": c}))
+        .collect();
+    listing.push(json!({"built_in": built_in}));
     if format == OutputFormat::Json {
         match output::json(&listing) {
             Ok(json) => outln!("{json}"),
@@ -116,6 +130,19 @@ fn examine(
         )),
         Err(crash) => Err(format!("'{}' {}", file.display(), crash.0)),
     }
+}
+
+/// The built-in libraries: module path and classes.
+fn built_ins() -> Vec<(String, Vec<String>)> {
+    BUILT_INS
+        .iter()
+        .map(|b| {
+            let classes = Library::built_in(b)
+                .map(|library| library.manifest().classes.clone())
+                .unwrap_or_default();
+            (b.module_path.to_string(), classes)
+        })
+        .collect()
 }
 
 /// A reason on one line (one line per file in the listing).

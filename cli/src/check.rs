@@ -10,8 +10,8 @@ use super::inspect::{self, Answer};
 use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::path::Path;
-use taskhost::plugin::resolve::resolve_library;
 use taskhost::plugin::BackendName;
+use taskhost::plugin::{locate_library, Located};
 use taskhost::registered_tasks;
 use taskhost::Config;
 use taskhost::Error;
@@ -37,8 +37,8 @@ pub fn run(config_path: Option<&Path>) -> bool {
     let mut loadable = BTreeSet::new();
     for (alias, entry) in &config.backends {
         let fail = |reason: String| Error::backend_not_found(alias, &entry.backend, reason);
-        let file = match unopened_checks(&config, &entry.backend) {
-            Ok(file) => file,
+        let location = match unopened_checks(&config, &entry.backend) {
+            Ok(location) => location,
             Err(reason) => {
                 problems.push(format!("error: {}", fail(reason)));
                 continue;
@@ -67,7 +67,7 @@ pub fn run(config_path: Option<&Path>) -> bool {
             )),
             Err(crash) => problems.push(format!(
                 "error: {}",
-                fail(format!("'{}' {}", file.display(), crash.0))
+                fail(format!("{location} {}", crash.0))
             )),
         }
     }
@@ -110,16 +110,22 @@ pub fn run(config_path: Option<&Path>) -> bool {
 }
 
 /// The backend name parsed, its library file found in the plugin dirs (containment,
-/// permissions) and checked against its pin: everything loading checks before it opens the file.
-fn unopened_checks(config: &Config, backend: &str) -> Result<std::path::PathBuf, String> {
+/// permissions) and checked against its pin — or, with no file in any dir, the built-in that
+/// serves it: everything loading checks before it opens the file. Returns where the library
+/// is, for messages.
+fn unopened_checks(config: &Config, backend: &str) -> Result<String, String> {
     let name = BackendName::parse(backend)?;
-    let file = resolve_library(
+    match locate_library(
         &name,
         &config.plugin_dirs,
         config.allow_writable_plugin_dirs,
-    )?;
-    if let Some(pins) = &config.plugin_pins {
-        pins.verify_file(&name.library_file_name(), &file)?;
+    )? {
+        Located::File(file) => {
+            if let Some(pins) = &config.plugin_pins {
+                pins.verify_file(&name.library_file_name(), &file)?;
+            }
+            Ok(format!("'{}'", file.display()))
+        }
+        Located::BuiltIn(built_in) => Ok(format!("the built-in {}", built_in.module_path)),
     }
-    Ok(file)
 }

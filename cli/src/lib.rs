@@ -39,6 +39,7 @@ mod backends;
 mod check;
 mod enqueue;
 mod inspect;
+mod install;
 mod output;
 mod pin;
 mod plugin;

@@ -43,6 +43,9 @@ pub enum PluginCommand {
     /// Create a buildable backend plugin crate (a working in-memory backend, its tests, a
     /// README with the build, install and test steps).
     New(NewArgs),
+    /// Build a reference backend's plugin file (taskhost.backends.database) from the taskhost
+    /// source this tool was built from, and put it into a plugin dir.
+    Install(super::install::InstallArgs),
 }
 
 /// How a command prints what it reports (`--format`): `plugin test`, `results list`, `queues`,
@@ -75,6 +78,7 @@ pub fn run(config: Option<&Path>, command: &PluginCommand) -> bool {
         } => test_in_process(path, class, options.as_deref()),
         PluginCommand::New(args) => new(args),
         PluginCommand::Pin { write } => super::pin::run(config, *write),
+        PluginCommand::Install(args) => super::install::run(config, args),
     }
 }
 

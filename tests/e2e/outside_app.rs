@@ -119,3 +119,81 @@ fn a_backend_with_no_file_and_no_built_in_names_the_config_file_and_the_install_
     );
     assert!(!dir.path().join("tasks.db").exists());
 }
+
+#[test]
+fn the_install_command_puts_the_database_plugin_where_the_app_finds_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let install = Command::new(taskhost_e2e::taskhost_bin())
+        .args(["plugin", "install", "taskhost.backends.database"])
+        .args(["--dir", "plugins", "--profile", "dev"])
+        .current_dir(dir.path())
+        .env_remove("TASKHOST_CONFIG")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&install);
+    assert!(install.status.success(), "{stdout}\n{stderr}");
+    let file = fs::canonicalize(dir.path()).unwrap().join("plugins").join(
+        taskhost_e2e::external::library_file_name("taskhost_backends_database"),
+    );
+    assert!(
+        stdout.starts_with(&format!(
+            "Installed taskhost.backends.database: {} (built from ",
+            file.display()
+        )),
+        "{stdout}"
+    );
+    fs::write(
+        dir.path().join("tasks.toml"),
+        "plugin_dirs = [\"plugins\"]\n[tasks.default]\n\
+         backend = \"taskhost.backends.database.DatabaseBackend\"\n\
+         [tasks.default.options]\nurl = \"sqlite://tasks.db\"\n",
+    )
+    .unwrap();
+    let output = run_in(dir.path());
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout,
+        "backend=taskhost.backends.database.DatabaseBackend built_in=false status=READY \
+         return=(Task has not finished yet)",
+        "{stderr}"
+    );
+    assert!(dir.path().join("tasks.db").exists());
+}
+
+/// The `taskhost` tool alone in an empty dir: no plugin file beside it, no config.
+fn lone_taskhost(args: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("taskhost");
+    fs::copy(taskhost_e2e::taskhost_bin(), &bin).unwrap();
+    Command::new(&bin)
+        .args(args)
+        .current_dir(dir.path())
+        .env_remove("TASKHOST_CONFIG")
+        .env_remove("TASKHOST_PLUGIN_DIRS")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_and_backends_know_the_built_ins_when_no_file_is_found() {
+    let check = lone_taskhost(&["check"]);
+    let (stdout, stderr) = text(&check);
+    assert!(check.status.success(), "{stdout}\n{stderr}");
+    assert_eq!(
+        stdout,
+        "taskhost check: 1 backend(s) OK from the built-in default config: default \
+         (taskhost.backends.immediate.ImmediateBackend)"
+    );
+    let backends = lone_taskhost(&["backends"]);
+    let (stdout, stderr) = text(&backends);
+    assert!(backends.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.ends_with(
+            "built into this host (used when no plugin dir has their file)\n  \
+             taskhost.backends.immediate: classes [ImmediateBackend]\n  \
+             taskhost.backends.dummy: classes [DummyBackend]"
+        ),
+        "{stdout}"
+    );
+}
