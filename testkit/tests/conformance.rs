@@ -2,7 +2,8 @@
 //! that applies to them; the panicking fixture fails checks without bringing the process down.
 
 use serde_json::{json, Map, Value};
-use taskhost_e2e::plugin_file;
+use taskhost_e2e::external::build_external;
+use taskhost_e2e::{plugin_file, workspace_root};
 use taskhost_testkit::{Conformance, Report, Status};
 
 /// Every check of `report` either passed or was skipped; the report printed on failure.
@@ -68,6 +69,23 @@ fn database_on_sqlite_conforms() {
     .run();
     assert_conforms(&report);
     assert_eq!(report.skipped(), 0, "{report}");
+}
+
+/// `examples/custom-backend`, the sample third-party backend, built on its own against the SDK
+/// alone, as its author would test it.
+#[test]
+fn the_custom_example_conforms() {
+    let library = build_external(
+        "custom-backend",
+        &workspace_root().join("examples").join("custom-backend"),
+        "acme_spool",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool.jsonl");
+    let report = Conformance::new(&library, "SpoolBackend")
+        .options(options(json!({ "path": spool })))
+        .run();
+    assert_conforms(&report);
 }
 
 #[test]

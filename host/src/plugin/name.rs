@@ -85,7 +85,7 @@ impl BackendName {
     }
 
     /// The backend name a class argument stands for (`taskhost plugin test --class`,
-    /// [`crate::conformance::Conformance::new`]), given the module path and classes the
+    /// `taskhost_testkit::Conformance::new`), given the module path and classes the
     /// library under test declares in its manifest.
     ///
     /// `given` is either the full dotted name (`acme.memo.MemoBackend`, parsed as it is) or a
