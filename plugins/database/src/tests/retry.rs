@@ -92,8 +92,11 @@ fn postgres() -> Option<(TestDb, String)> {
 }
 
 /// A `wait_for_tasks` that does not wait: whether a notification came.
-fn wait(b: &crate::DatabaseBackend) -> bool {
-    wait_for(b, None, 0.0).unwrap()
+/// Whether a NOTIFY for `queue` is pending. Each test waits on a queue of its own: PostgreSQL's
+/// notification channel is shared by every schema of the database, so a wait on any queue
+/// would also hear the enqueues of tests running at the same time in other schemas.
+fn wait(b: &crate::DatabaseBackend, queue: &str) -> bool {
+    wait_for(b, Some(&[queue]), 0.0).unwrap()
 }
 
 #[test]
@@ -101,16 +104,17 @@ fn postgres_an_enqueue_lost_after_its_commit_is_stored_once_and_signalled() {
     let Some((db, schema)) = postgres() else {
         return;
     };
+    const QUEUE: &str = "retry_after_commit";
     let (b, _) = db.backend();
-    assert!(!wait(&b), "listening");
+    assert!(!wait(&b, QUEUE), "listening");
     plan(&schema, Loss::AfterCommit);
-    let request = task("app::tasks::job", "default", 0, None);
+    let request = task("app::tasks::job", QUEUE, 0, None);
     let result = enqueue_request(&b, request.clone());
     assert_eq!(result.id, request.id);
     let stored = all(&b);
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].id, request.id);
-    assert!(wait(&b));
+    assert!(wait(&b, QUEUE));
     // The retry found this very enqueue; the same id again is still refused.
     let err = enqueue_many(&b, std::slice::from_ref(&request)).unwrap_err();
     assert_already_stored(&err, &request.id);
@@ -122,10 +126,11 @@ fn postgres_an_enqueue_lost_before_its_statement_is_stored_once() {
     let Some((db, schema)) = postgres() else {
         return;
     };
+    const QUEUE: &str = "retry_before_write";
     let (b, _) = db.backend();
-    assert!(!wait(&b), "listening");
+    assert!(!wait(&b, QUEUE), "listening");
     plan(&schema, Loss::BeforeWrite);
-    let request = task("app::tasks::job", "default", 0, None);
+    let request = task("app::tasks::job", QUEUE, 0, None);
     assert_eq!(enqueue_request(&b, request.clone()).id, request.id);
     let stored = all(&b);
     assert_eq!(stored.len(), 1);
@@ -133,7 +138,7 @@ fn postgres_an_enqueue_lost_before_its_statement_is_stored_once() {
         (stored[0].task.path.as_str(), value_of(&stored[0].args)),
         ("app::tasks::job", value_of(&request.args))
     );
-    assert!(wait(&b), "the retry signalled it");
+    assert!(wait(&b, QUEUE), "the retry signalled it");
 }
 
 #[test]
