@@ -98,7 +98,8 @@ impl Backend {
                 backend: Some(config.backend.clone()),
                 message: format!(
                     "Backend '{}' (alias '{alias}') could not be created: {}",
-                    config.backend, e.message
+                    config.backend,
+                    e.message()
                 ),
             })?;
         let capabilities = inner.capabilities();
@@ -471,11 +472,9 @@ impl Backend {
         match result {
             RResult::ROk(value) => Ok(value),
             RResult::RErr(e) => Err(match e.kind {
-                ErrorKind::RESULT_DOES_NOT_EXIST => {
-                    Error::TaskResultDoesNotExist(e.message.into_string())
-                }
-                ErrorKind::NOT_SUPPORTED => Error::NotSupported(e.message.into_string()),
-                kind => self.backend_error(kind, e.message.into_string()),
+                ErrorKind::RESULT_DOES_NOT_EXIST => Error::TaskResultDoesNotExist(e.into_message()),
+                ErrorKind::NOT_SUPPORTED => Error::NotSupported(e.into_message()),
+                kind => self.backend_error(kind, e.into_message()),
             }),
         }
     }

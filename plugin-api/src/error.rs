@@ -62,8 +62,8 @@ impl fmt::Debug for ErrorKind {
 pub struct PluginError {
     /// What went wrong, for the host to map onto its own error type.
     pub kind: ErrorKind,
-    /// A full sentence saying what went wrong and, where possible, what to do.
-    pub message: RString,
+    /// A full sentence saying what went wrong and, where possible, what to do ([`Self::message`]).
+    message: RString,
 }
 
 impl PluginError {
@@ -107,6 +107,11 @@ impl PluginError {
     /// The message, as text.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The message, owned.
+    pub fn into_message(self) -> String {
+        self.message.into_string()
     }
 }
 

@@ -265,7 +265,7 @@ mod tests {
         let err = PluginError::from(Error::sqlite("claiming tasks", missing));
         assert_eq!(err.kind, ErrorKind::STORE_BROKEN);
         assert_eq!(
-            err.message.as_str(),
+            err.message(),
             "SQLite failed while claiming tasks: no such table: taskhost_tasks"
         );
     }
@@ -310,10 +310,7 @@ mod tests {
     #[test]
     fn a_broken_store_crosses_the_abi_as_store_broken() {
         let err = PluginError::from(Error::Broken("gone".into()));
-        assert_eq!(
-            (err.kind, err.message.as_str()),
-            (ErrorKind::STORE_BROKEN, "gone")
-        );
+        assert_eq!((err.kind, err.message()), (ErrorKind::STORE_BROKEN, "gone"));
         assert!(!Error::Broken("gone".into()).is_transient());
     }
 }

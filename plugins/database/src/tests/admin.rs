@@ -83,7 +83,7 @@ fn enqueue_many_with_a_stored_id_stores_nothing(db: TestDb) {
     let err = enqueue_many(&b, &[task("t::new", "default", 0, None), again]).unwrap_err();
     assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
     assert_eq!(
-        err.message.as_str(),
+        err.message(),
         format!("A result with id '{}' is already stored.", stored.id)
     );
     assert_eq!(all(&b).len(), 1);

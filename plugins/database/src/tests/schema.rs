@@ -118,11 +118,11 @@ fn a_schema_newer_than_the_plugin_is_refused(db: TestDb) {
         "schema version {future} is newer than this plugin supports ({}); upgrade taskhost",
         newest(&db)
     );
-    assert!(err.message.contains(&expected), "{}", err.message);
+    assert!(err.message().contains(&expected), "{}", err.message());
     assert!(
-        err.message.starts_with("DatabaseBackend 'default': "),
+        err.message().starts_with("DatabaseBackend 'default': "),
         "{}",
-        err.message
+        err.message()
     );
 }
 
@@ -135,8 +135,12 @@ fn without_migrate_an_old_schema_is_reported_until_migrated(db: TestDb) {
         "nothing was created"
     );
     let err = get(&b, &uuid::Uuid::now_v7().to_string()).unwrap_err();
-    assert!(err.message.contains("schema version 0"), "{}", err.message);
-    assert!(err.message.contains("'migrate'"), "{}", err.message);
+    assert!(
+        err.message().contains("schema version 0"),
+        "{}",
+        err.message()
+    );
+    assert!(err.message().contains("'migrate'"), "{}", err.message());
     let checks = b.check().unwrap();
     assert_eq!(checks.len(), 1);
     assert_eq!(checks[0].level, "error");
