@@ -278,7 +278,7 @@ fn backlog_benches(c: &mut Criterion, db: &str) {
                         retry_at: None,
                         started_at: None,
                     };
-                    let acks = backend.complete(&[done]).unwrap();
+                    let acks = backend.complete(vec![done]).unwrap();
                     assert!(acks[0].applied);
                     stored -= 1;
                 })

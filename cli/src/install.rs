@@ -13,7 +13,7 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use taskhost::plugin::BackendName;
+use taskhost::plugin::name::library_file_name;
 use taskhost::Config;
 
 /// The reference backends' module paths and the packages that build their plugin files.
@@ -92,9 +92,7 @@ fn install(config: Option<&Path>, args: &InstallArgs) -> Result<(PathBuf, PathBu
         None => first_plugin_dir(config)?,
     };
     let built = build(&source, package, args.profile)?;
-    let file_name = BackendName::parse(&format!("{}.Any", args.module_path))
-        .map_err(|e| format!("'{}': {e}", args.module_path))?
-        .library_file_name();
+    let file_name = library_file_name(&args.module_path.replace('.', "_"));
     let dest = copy_into(&built, &dir, &file_name)?;
     Ok((dest, source))
 }

@@ -415,8 +415,8 @@ impl Backend {
     }
 
     /// Queue store: record how claimed tasks ended.
-    pub fn complete(&self, completions: &[Completion]) -> Result<Vec<CompletionAck>> {
-        let records = completions.iter().cloned().map(Into::into).collect();
+    pub fn complete(&self, completions: Vec<Completion>) -> Result<Vec<CompletionAck>> {
+        let records = completions.into_iter().map(Into::into).collect();
         let acks = self.check_plugin(self.inner.complete(records))?;
         Ok(acks.into_iter().map(Into::into).collect())
     }

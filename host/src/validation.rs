@@ -86,17 +86,7 @@ mod tests {
     use taskhost_names::SHOWN_CHARS;
 
     fn task() -> TaskDescription {
-        TaskDescription {
-            path: "app::noop".into(),
-            priority: 0,
-            queue_name: "default".into(),
-            backend: "default".into(),
-            run_after: None,
-            takes_context: false,
-            is_async: false,
-            max_attempts: None,
-            timeout_secs: None,
-        }
+        TaskDescription::new("app::noop")
     }
 
     fn message(result: Result<()>) -> String {

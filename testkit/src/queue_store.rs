@@ -142,7 +142,7 @@ pub(crate) fn complete(ctx: &Ctx, completion: Completion) -> Result<bool, String
     let id = completion.id.clone();
     let acks = ctx
         .backend
-        .complete(&[completion])
+        .complete(vec![completion])
         .map_err(|e| describe("complete", &e))?;
     ensure!(
         acks.len() == 1 && acks[0].id == id,

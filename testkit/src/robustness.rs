@@ -103,7 +103,12 @@ fn empty_queue_store_calls(ctx: &Ctx) -> Verdict {
         ctx.backend.claim(&claim),
         Vec::is_empty,
     )?;
-    empty(qs, "complete([])", ctx.backend.complete(&[]), Vec::is_empty)?;
+    empty(
+        qs,
+        "complete([])",
+        ctx.backend.complete(Vec::new()),
+        Vec::is_empty,
+    )?;
     empty(
         qs,
         "renew_leases with no lease",

@@ -75,7 +75,7 @@ fn every_panicking_method_returns_an_error_and_the_process_lives() {
         retry_at: None,
         started_at: None,
     };
-    assert_panic_error(backend.complete(&[completion]), "complete");
+    assert_panic_error(backend.complete(vec![completion]), "complete");
     let leases = LeaseRequest {
         worker_id: "w".into(),
         leases: vec![("x".into(), 1)],

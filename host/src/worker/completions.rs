@@ -86,18 +86,18 @@ async fn flush(
     worker_id: &str,
     batch: &[Pending],
 ) -> HashMap<String, bool> {
-    let completions: Arc<Vec<Completion>> =
-        Arc::new(batch.iter().map(|p| p.completion.clone()).collect());
     let mut delay = Duration::from_millis(50);
     // Whether an earlier try failed: its write may have been applied with only the reply lost.
     let mut unconfirmed = false;
     for _ in 0..TRIES {
-        let (backend, sent) = (Arc::clone(backend), Arc::clone(&completions));
-        match tokio::task::spawn_blocking(move || backend.complete(&sent)).await {
+        // Each try hands the plugin its own copy: a failed try's may have been consumed.
+        let sent: Vec<Completion> = batch.iter().map(|p| p.completion.clone()).collect();
+        let backend = Arc::clone(backend);
+        match tokio::task::spawn_blocking(move || backend.complete(sent)).await {
             Ok(Ok(acks)) => {
                 let acks: HashMap<String, bool> =
                     acks.into_iter().map(|a| (a.id, a.applied)).collect();
-                for c in completions.iter() {
+                for c in batch.iter().map(|p| &p.completion) {
                     if acks.get(&c.id).copied().unwrap_or(false) {
                         continue;
                     }
@@ -120,15 +120,15 @@ async fn flush(
             Ok(Err(e)) if super::store_failures::is_permanent(&e) => {
                 // Retrying will not help: the tasks are rescued when their leases expire, if
                 // the store is ever repaired.
-                tracing::error!(target: "taskhost", "recording {} result(s) failed, and the store is broken: {e}", completions.len());
+                tracing::error!(target: "taskhost", "recording {} result(s) failed, and the store is broken: {e}", batch.len());
                 return HashMap::new();
             }
             Ok(Err(e)) => {
                 unconfirmed = true;
-                tracing::error!(target: "taskhost", "recording {} result(s) failed, retrying in {delay:?}: {e}", completions.len());
+                tracing::error!(target: "taskhost", "recording {} result(s) failed, retrying in {delay:?}: {e}", batch.len());
             }
             Err(e) => {
-                tracing::error!(target: "taskhost", "recording {} result(s) failed: {e}", completions.len());
+                tracing::error!(target: "taskhost", "recording {} result(s) failed: {e}", batch.len());
                 return HashMap::new();
             }
         }
