@@ -14,7 +14,7 @@ mod queue;
 mod session;
 
 #[cfg(test)]
-pub(crate) use queue::CLAIM_SELECT;
+pub(crate) use queue::{CLAIM, CLAIM_SELECT};
 
 use crate::error::{postgres_text, Error, Result};
 use crate::options::{redact, Options, CLASS};
@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "claims_and_rescues",
         sql: include_str!("../../migrations/postgres/0004_claims_and_rescues.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "drain_storage",
+        sql: include_str!("../../migrations/postgres/0005_drain_storage.sql"),
     },
 ];
 

@@ -109,10 +109,10 @@ const RESCUE_CHECK_EVERY_MICROS: i64 = 1_000_000;
 const ANY_EXPIRED: &str = "SELECT EXISTS (SELECT 1 FROM taskhost_tasks \
     WHERE status = 'RUNNING' AND backend_name = $1 AND lease_expires_at < $2)";
 
-/// The ready tasks a claim takes, in claim order, locked and skipping rows other claims hold:
-/// `taskhost_tasks_claim_idx` serves the filter on status and alias and the whole ORDER BY,
-/// so PostgreSQL walks the index and stops after `$5` matches, without a sort.
-pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
+/// The ready tasks a claim takes (their row addresses), in claim order, locked and skipping rows
+/// other claims hold: `taskhost_tasks_claim_idx` serves the filter on status and alias and the
+/// whole ORDER BY, so PostgreSQL walks the index and stops after `$5` matches, without a sort.
+pub(crate) const CLAIM_SELECT: &str = "SELECT ctid FROM taskhost_tasks \
     WHERE status = 'READY' AND backend_name = $1 \
       AND (run_after IS NULL OR run_after <= $2) \
       AND ($3::text[] IS NULL OR queue_name = ANY($3::text[])) \
@@ -121,13 +121,16 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
     LIMIT $5 FOR UPDATE SKIP LOCKED";
 
 /// A claim: the rows of [`CLAIM_SELECT`] made RUNNING under a lease for worker `$6` until `$7`,
-/// with a new fencing token and the claim's id `$8`.
-static CLAIM: LazyLock<String> = LazyLock::new(|| {
+/// with a new fencing token and the claim's id `$8`. The rows are updated by the addresses the
+/// locking read returned (a TID scan): joined by id instead, PostgreSQL hashes the claimed ids
+/// and reads the whole table to find them once a claim takes more than a few rows (decision 015).
+pub(crate) static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = $2, \
          last_attempted_at = $2, worker_ids = worker_ids || to_jsonb($6::text), \
          attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = $6, \
-         lease_expires_at = $7, claim_id = $8 WHERE id IN ({CLAIM_SELECT}) RETURNING {COLUMNS}"
+         lease_expires_at = $7, claim_id = $8 WHERE ctid = ANY(ARRAY({CLAIM_SELECT})) \
+         RETURNING {COLUMNS}"
     )
 });
 

@@ -242,3 +242,43 @@ fn sqlite_claims_wait_for_another_writer() {
     releaser.join().unwrap();
     holder.join().unwrap();
 }
+
+/// PostgreSQL: a large claim updates the rows its locking read returned, by their addresses,
+/// and reads no other row of the table: joined back by id, PostgreSQL hashed the claimed ids and
+/// read the whole table (finished results included) once a claim took more than a few rows.
+#[test]
+fn postgres_a_large_claim_reads_only_the_rows_it_takes() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let (b, _) = db.backend();
+    let requests: Vec<_> = (0..10_000)
+        .map(|_| task("t::n", "default", 0, None))
+        .collect();
+    enqueue_many(&b, &requests).unwrap();
+    let mut client = db.postgres();
+    client.batch_execute("ANALYZE taskhost_tasks").unwrap();
+    let plan: Vec<String> = client
+        .query(
+            &format!("EXPLAIN {}", *crate::postgres::CLAIM),
+            &[
+                &"default",
+                &db.now(),
+                &None::<Vec<String>>,
+                &Vec::<String>::new(),
+                &1000i64,
+                &"w",
+                &(db.now() + Duration::seconds(60)),
+                &uuid::Uuid::now_v7(),
+            ],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Seq Scan"), "the claim reads the table:\n{plan}");
+    assert!(plan.contains("Tid Scan"), "{plan}");
+    assert!(plan.contains("taskhost_tasks_claim_idx"), "{plan}");
+    assert_eq!(claim(&b, "w", 1000).len(), 1000);
+}

@@ -245,3 +245,106 @@ fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
         "claim order ends with the id"
     );
 }
+
+/// PostgreSQL: version 5 (storage settings, decision 015) on a version-4 store holding READY,
+/// RUNNING and finished rows, written by the store's own enqueue, claim and complete: every row
+/// keeps its state, the RUNNING row's lease still completes, the READY rows are claimed in
+/// order, and a setting the table's owner made is kept.
+#[test]
+fn postgres_version_5_keeps_ready_running_and_finished_rows() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let store = open_store(&db);
+    assert_eq!(store.migrate(4, db.now()).unwrap(), vec![1, 2, 3, 4]);
+    let tasks: Vec<crate::row::NewTask> = (0..4)
+        .map(|_| {
+            let request = task("app::tasks::job", "default", 0, None);
+            crate::row::NewTask {
+                id: uuid::Uuid::parse_str(request.id.as_str()).unwrap(),
+                request,
+                enqueued_at: db.now(),
+            }
+        })
+        .collect();
+    let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
+    store.enqueue(&tasks).unwrap();
+    let running = store
+        .claim(&crate::store::Claim {
+            worker_id: "old-worker".into(),
+            queues: None,
+            exclude_queues: Vec::new(),
+            limit: 2,
+            now: db.now(),
+            lease_expires_at: db.now() + chrono::Duration::seconds(60),
+        })
+        .unwrap();
+    assert_eq!(claimed_ids(&running), ids[..2]);
+    let acks = store
+        .complete(&[success(&running[0], json!("done"))], db.now())
+        .unwrap();
+    assert!(acks[0].applied);
+    db.execute("ALTER TABLE taskhost_tasks SET (autovacuum_vacuum_scale_factor = 0.05)");
+    store.close();
+
+    let (b, _) = db.backend();
+    assert_eq!(recorded_versions(&db), vec![1, 2, 3, 4, 5]);
+    let status = |id: &str| get(&b, id).unwrap().status.as_str().to_string();
+    let before: Vec<String> = ids.iter().map(|id| status(id)).collect();
+    assert_eq!(before, ["SUCCESSFUL", "RUNNING", "READY", "READY"]);
+    assert_eq!(
+        get(&b, &ids[0]).unwrap().return_value.map(|v| value_of(&v)),
+        Some(json!("done"))
+    );
+    assert!(complete(&b, &[success(&running[1], json!(2))])[0].applied);
+    assert_eq!(claimed_ids(&claim(&b, "new-worker", 5)), ids[2..]);
+    let options: Vec<String> = db
+        .postgres()
+        .query(
+            "SELECT unnest(reloptions) FROM pg_class WHERE oid = 'taskhost_tasks'::regclass",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for expected in [
+        "fillfactor=50",
+        "autovacuum_vacuum_threshold=1000",
+        "autovacuum_vacuum_scale_factor=0.05",
+    ] {
+        assert!(options.iter().any(|o| o == expected), "{options:?}");
+    }
+}
+
+/// PostgreSQL: with version 5's fillfactor a full page keeps room for its rows' next versions:
+/// a task's claim and its completion write the row on its own page, where at version 4 the
+/// claim of a row on a full page moved it to another (decision 015).
+#[test]
+fn postgres_claims_and_completions_keep_a_row_on_its_page() {
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let (b, _) = db.backend();
+    // Enough rows to fill the first page several times over at fillfactor 100.
+    let requests: Vec<_> = (0..60)
+        .map(|_| task("app::tasks::job", "default", 0, None))
+        .collect();
+    enqueue_many(&b, &requests).unwrap();
+    let page = |id: &str| -> i64 {
+        db.postgres()
+            .query_one(
+                "SELECT (ctid::text::point)[0]::bigint FROM taskhost_tasks WHERE id = $1::text::uuid",
+                &[&id],
+            )
+            .unwrap()
+            .get(0)
+    };
+    let first = requests[0].id.to_string();
+    let enqueued_on = page(&first);
+    let claimed = claim(&b, "w", 1);
+    assert_eq!(claimed_ids(&claimed), vec![first.clone()]);
+    assert_eq!(page(&first), enqueued_on, "the claim moved the row");
+    assert!(complete(&b, &[success(&claimed[0], json!(1))])[0].applied);
+    assert_eq!(page(&first), enqueued_on, "the completion moved the row");
+}
