@@ -277,7 +277,10 @@ fn postgres_a_large_claim_reads_only_the_rows_it_takes() {
         .map(|r| r.get(0))
         .collect();
     let plan = plan.join("\n");
-    assert!(!plan.contains("Seq Scan"), "the claim reads the table:\n{plan}");
+    assert!(
+        !plan.contains("Seq Scan"),
+        "the claim reads the table:\n{plan}"
+    );
     assert!(plan.contains("Tid Scan"), "{plan}");
     assert!(plan.contains("taskhost_tasks_claim_idx"), "{plan}");
     assert_eq!(claim(&b, "w", 1000).len(), 1000);
