@@ -2,7 +2,7 @@
 --
 -- fillfactor 50: inserts fill half of each page, so a row's claim and its completion (two
 -- updates) usually write their new version on the row's own page instead of at the end of the
--- table: a quarter less WAL per task and a third of the table growth during a drain. Only pages
+-- table: a fifth less WAL per task and a third of the table growth during a drain. Only pages
 -- written from now on get the room; existing rows stay where they are (no rewrite).
 -- Autovacuum from 1,000 dead rows plus 1 % of the table (PostgreSQL's defaults: 50 plus 20 %):
 -- every claim walks past the dead entries earlier claims left at the front of the claim index

@@ -122,8 +122,9 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT ctid FROM taskhost_tasks \
 
 /// A claim: the rows of [`CLAIM_SELECT`] made RUNNING under a lease for worker `$6` until `$7`,
 /// with a new fencing token and the claim's id `$8`. The rows are updated by the addresses the
-/// locking read returned (a TID scan): joined by id instead, PostgreSQL hashes the claimed ids
-/// and reads the whole table to find them once a claim takes more than a few rows (decision 015).
+/// locking read returned (a TID scan; the row lock keeps each address until the claim commits).
+/// Joined back by id instead, PostgreSQL read the whole table, finished results included, to
+/// find a claim's rows, or looked each one up in the primary key (decision 015).
 pub(crate) static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = $2, \
