@@ -290,8 +290,8 @@ fn postgres_version_5_keeps_ready_running_and_finished_rows() {
     let (b, _) = db.backend();
     assert_eq!(recorded_versions(&db), vec![1, 2, 3, 4, 5]);
     let status = |id: &str| get(&b, id).unwrap().status.as_str().to_string();
-    let before: Vec<String> = ids.iter().map(|id| status(id)).collect();
-    assert_eq!(before, ["SUCCESSFUL", "RUNNING", "READY", "READY"]);
+    let states: Vec<String> = ids.iter().map(|id| status(id)).collect();
+    assert_eq!(states, ["SUCCESSFUL", "RUNNING", "READY", "READY"]);
     assert_eq!(
         get(&b, &ids[0]).unwrap().return_value.map(|v| value_of(&v)),
         Some(json!("done"))
