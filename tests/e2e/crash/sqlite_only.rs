@@ -19,7 +19,11 @@ fn eight_workers_on_one_file_killed_mid_write_lose_nothing_and_never_fail_on_loc
     let kills = recovery.kills;
     let logs = pool.logs();
     let locked_logged = logs.matches("database is locked").count();
-    let bound = bound(kills, cap(concurrency, 0), leases_lost(&logs));
+    let bound = bound(
+        kills,
+        cap(concurrency, DEFAULT_PREFETCH),
+        leases_lost(&logs),
+    );
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
