@@ -146,10 +146,10 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// Defaults: backend `default`, queue `default`, concurrency 1, adaptive prefetch
-    /// ([`Prefetch::Auto`]), interval 1 s,
-    /// a random worker id, lease 60 s, grace period 30 s, backoff 1 s doubling up to 1 h, and
-    /// a `--batch` worker gives up on a failing store after 60 s.
+    /// Defaults: backend `default`, queue `default`, concurrency 1, the adaptive prefetch
+    /// ([`Prefetch::Auto`]), interval 1 s, a random worker id, lease 60 s, grace period 30 s,
+    /// backoff 1 s doubling up to 1 h, and a `--batch` worker gives up on a failing store after
+    /// 60 s.
     pub fn new() -> Self {
         Self {
             backend: crate::DEFAULT_TASK_BACKEND_ALIAS.to_string(),
