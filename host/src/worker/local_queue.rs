@@ -44,7 +44,7 @@ struct Shared {
 struct State {
     /// The slots not in use (their numbers).
     free: Vec<usize>,
-    /// When each slot was handed out, while it is in use.
+    /// When each slot was handed out, while it is in use (adaptive prefetch only).
     since: Vec<Option<Instant>>,
     waiting: VecDeque<oneshot::Sender<Slot>>,
     /// Tasks claimed and not yet let go: running, waiting, or waiting for their result's ack.
@@ -93,7 +93,7 @@ impl LocalQueue {
         };
         if state.waiting.is_empty() {
             if let Some(index) = state.free.pop() {
-                state.since[index] = Some(Instant::now());
+                state.since[index] = self.shared.clock();
                 let slot = Slot {
                     shared: Some(Arc::clone(&self.shared)),
                     index,
@@ -164,12 +164,17 @@ impl LocalQueue {
 }
 
 impl Shared {
+    /// Now, when the prefetch is adaptive (only it uses the run times).
+    fn clock(&self) -> Option<Instant> {
+        self.prefetch.is_none().then(Instant::now)
+    }
+
     /// Slot `index` was given back: its run time is measured, and it goes to the first task
     /// still waiting, else to the free ones.
     fn hand_on(self: Arc<Self>, index: usize) {
         let mut state = self.state.lock();
-        let now = Instant::now();
-        if let Some(since) = state.since[index].take() {
+        let now = self.clock();
+        if let (Some(since), Some(now)) = (state.since[index].take(), now) {
             state.pace.ran(now.saturating_duration_since(since));
         }
         let mut handed = false;
@@ -188,7 +193,7 @@ impl Shared {
             }
         }
         if handed {
-            state.since[index] = Some(now);
+            state.since[index] = now;
         } else {
             state.free.push(index);
         }
