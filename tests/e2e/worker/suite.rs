@@ -325,6 +325,10 @@ fn worker_options_are_validated_like_django_tasks_db() {
         (&["--backend", "dummy"], "Backend 'dummy' is not a queue-store backend"),
         (&["--prefetch", "100001"], "--prefetch must be at most 100000"),
         (&["--prefetch", "-1"], "unexpected argument '-1' found"),
+        (
+            &["--prefetch", "lots"],
+            "--prefetch must be 'auto' or a number of tasks from 0 to 100000, got 'lots'",
+        ),
     ];
     for (args, message) in cases {
         let mut all = vec!["worker"];
