@@ -216,7 +216,7 @@ fn drain_benches(c: &mut Criterion, runtime: &tokio::runtime::Runtime, db: &str)
                     options.backend = alias.clone();
                     options.queues = QueueSelection::All { exclude: vec![] };
                     options.concurrency = concurrency;
-                    options.prefetch = prefetch;
+                    options.prefetch = taskhost::worker::Prefetch::Fixed(prefetch);
                     options.batch = true;
                     let worker = Worker::new(options).unwrap();
                     let start = Instant::now();

@@ -3,7 +3,7 @@
 use clap::Args;
 use indicatif::ProgressBar;
 use std::time::Duration;
-use taskhost::worker::{options::parse_interval, QueueSelection, Worker, WorkerOptions};
+use taskhost::worker::{options::parse_interval, Prefetch, QueueSelection, Worker, WorkerOptions};
 
 /// Options of the `worker` subcommand (django-tasks-db's `db_worker`, plus concurrency,
 /// leases and retries).
@@ -21,10 +21,11 @@ pub struct WorkerArgs {
     /// How many tasks run at once.
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
-    /// How many claimed tasks may wait in the worker for a free slot (0: claim only for free
-    /// slots). Larger claims, much higher throughput on short tasks; see docs/worker.md.
-    #[arg(long, default_value_t = 0)]
-    pub prefetch: usize,
+    /// How many claimed tasks may wait in the worker for a free slot: `auto` (as many as the
+    /// tasks' run time calls for, at most 32), a number, or 0 (claim only for free slots).
+    /// Larger claims, much higher throughput on short tasks; see docs/worker.md.
+    #[arg(long, default_value = "auto", value_parser = prefetch)]
+    pub prefetch: Prefetch,
     /// Run everything that is ready, then exit.
     #[arg(long)]
     pub batch: bool,
@@ -58,6 +59,10 @@ pub struct WorkerArgs {
 
 fn interval(text: &str) -> Result<Duration, String> {
     parse_interval(text).map_err(|e| e.to_string())
+}
+
+fn prefetch(text: &str) -> Result<Prefetch, String> {
+    Prefetch::parse(text).map_err(|e| e.to_string())
 }
 
 fn seconds(name: &str, value: f64) -> Result<Duration, String> {

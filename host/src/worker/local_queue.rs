@@ -13,10 +13,15 @@
 //! round through the worker's loop, so a warm worker starts the next task at once). While tasks
 //! are waiting, the next claim is made only once half the prefetch is free, so a busy worker
 //! claims in batches (one write transaction for many tasks) instead of once per finished task.
+//! With the adaptive prefetch the prefetch is [`Pace::target`], fed with each slot's run time
+//! (from its hand-out to its return) and each claim's.
 
+use super::options::Prefetch;
+use super::pace::Pace;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Notify};
 
 /// The slots and the queue of tasks waiting for one.
@@ -30,16 +35,21 @@ struct Shared {
     /// may claim again).
     changed: Notify,
     concurrency: usize,
-    prefetch: usize,
+    /// `None`: adaptive ([`State::pace`]).
+    prefetch: Option<usize>,
     /// The most tasks held at once.
     cap: usize,
 }
 
 struct State {
-    free: usize,
+    /// The slots not in use (their numbers).
+    free: Vec<usize>,
+    /// When each slot was handed out, while it is in use (adaptive prefetch only).
+    since: Vec<Option<Instant>>,
     waiting: VecDeque<oneshot::Sender<Slot>>,
     /// Tasks claimed and not yet let go: running, waiting, or waiting for their result's ack.
     held: usize,
+    pace: Pace,
 }
 
 /// A claimed task's place: its slot now, or its turn in the queue.
@@ -52,17 +62,22 @@ pub(crate) enum Ticket {
 
 impl LocalQueue {
     /// `cap` is at least `concurrency` (see [`super::WorkerOptions::cap`]).
-    pub fn new(concurrency: usize, prefetch: usize, cap: usize) -> Self {
+    pub fn new(concurrency: usize, prefetch: Prefetch, cap: usize) -> Self {
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
-                    free: concurrency,
+                    free: (0..concurrency).rev().collect(),
+                    since: vec![None; concurrency],
                     waiting: VecDeque::new(),
                     held: 0,
+                    pace: Pace::new(concurrency, prefetch.ceiling()),
                 }),
                 changed: Notify::new(),
                 concurrency,
-                prefetch,
+                prefetch: match prefetch {
+                    Prefetch::Auto => None,
+                    Prefetch::Fixed(n) => Some(n),
+                },
                 cap: cap.max(1),
             }),
         }
@@ -76,12 +91,15 @@ impl LocalQueue {
         let held = Held {
             shared: Arc::clone(&self.shared),
         };
-        if state.free > 0 && state.waiting.is_empty() {
-            state.free -= 1;
-            let slot = Slot {
-                shared: Some(Arc::clone(&self.shared)),
-            };
-            return (Ticket::Now(slot), held);
+        if state.waiting.is_empty() {
+            if let Some(index) = state.free.pop() {
+                state.since[index] = self.shared.clock();
+                let slot = Slot {
+                    shared: Some(Arc::clone(&self.shared)),
+                    index,
+                };
+                return (Ticket::Now(slot), held);
+            }
         }
         let (sender, receiver) = oneshot::channel();
         state.waiting.push_back(sender);
@@ -94,15 +112,42 @@ impl LocalQueue {
     pub fn room(&self) -> Option<usize> {
         let shared = &*self.shared;
         let state = shared.state.lock();
+        let prefetch = shared.prefetch.unwrap_or_else(|| {
+            let now = Instant::now();
+            let oldest = state
+                .since
+                .iter()
+                .flatten()
+                .map(|since| now.saturating_duration_since(*since))
+                .max()
+                .unwrap_or(Duration::ZERO);
+            state.pace.target(oldest)
+        });
         let waiting = state.waiting.len();
-        let queued = waiting + (shared.concurrency - state.free);
+        let queued = waiting + (shared.concurrency - state.free.len());
         let room = shared
             .concurrency
-            .saturating_add(shared.prefetch)
+            .saturating_add(prefetch)
             .saturating_sub(queued)
             .min(shared.cap.saturating_sub(state.held));
-        let worth = room > 0 && (waiting == 0 || room >= (shared.prefetch / 2).max(1));
+        let worth = room > 0 && (waiting == 0 || room >= (prefetch / 2).max(1));
         worth.then_some(room)
+    }
+
+    /// A claim took `took` (the adaptive prefetch's claim time).
+    pub fn claimed(&self, took: Duration) {
+        self.shared.state.lock().pace.claimed(took);
+    }
+
+    /// A claim found the queues empty. When nothing runs or waits either, the worker is idle:
+    /// the adaptive prefetch starts again from nothing, and this returns true.
+    pub fn idle(&self) -> bool {
+        let mut state = self.shared.state.lock();
+        let idle = state.waiting.is_empty() && state.free.len() == self.shared.concurrency;
+        if idle {
+            state.pace.idle();
+        }
+        idle
     }
 
     /// Tasks held now: claimed and not yet let go.
@@ -119,13 +164,24 @@ impl LocalQueue {
 }
 
 impl Shared {
-    /// A slot was given back: to the first task still waiting, else to the free ones.
-    fn hand_on(self: Arc<Self>) {
+    /// Now, when the prefetch is adaptive (only it uses the run times).
+    fn clock(&self) -> Option<Instant> {
+        self.prefetch.is_none().then(Instant::now)
+    }
+
+    /// Slot `index` was given back: its run time is measured, and it goes to the first task
+    /// still waiting, else to the free ones.
+    fn hand_on(self: Arc<Self>, index: usize) {
         let mut state = self.state.lock();
+        let now = self.clock();
+        if let (Some(since), Some(now)) = (state.since[index].take(), now) {
+            state.pace.ran(now.saturating_duration_since(since));
+        }
         let mut handed = false;
         while let Some(next) = state.waiting.pop_front() {
             let slot = Slot {
                 shared: Some(Arc::clone(&self)),
+                index,
             };
             match next.send(slot) {
                 Ok(()) => {
@@ -136,8 +192,10 @@ impl Shared {
                 Err(mut unsent) => unsent.shared = None,
             }
         }
-        if !handed {
-            state.free += 1;
+        if handed {
+            state.since[index] = now;
+        } else {
+            state.free.push(index);
         }
         drop(state);
         self.changed.notify_one();
@@ -160,12 +218,14 @@ impl Drop for Held {
 /// A running task's slot; dropping it hands it to the next waiting task.
 pub(crate) struct Slot {
     shared: Option<Arc<Shared>>,
+    /// Which slot (its start time is `State::since[index]`).
+    index: usize,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if let Some(shared) = self.shared.take() {
-            shared.hand_on();
+            shared.hand_on(self.index);
         }
     }
 }
@@ -193,7 +253,7 @@ mod tests {
 
     #[test]
     fn finished_tasks_whose_result_is_not_acknowledged_count_toward_the_cap() {
-        let local = LocalQueue::new(2, 0, 2);
+        let local = LocalQueue::new(2, Prefetch::Fixed(0), 2);
         let (a, a_held) = local.ticket();
         let (b, b_held) = local.ticket();
         assert_eq!(local.held(), 2);
@@ -208,7 +268,7 @@ mod tests {
 
     #[test]
     fn an_acknowledgement_wakes_a_worker_waiting_at_the_cap() {
-        let local = LocalQueue::new(1, 0, 1);
+        let local = LocalQueue::new(1, Prefetch::Fixed(0), 1);
         let (slot, held) = local.ticket();
         drop(slot);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -224,7 +284,7 @@ mod tests {
 
     #[test]
     fn a_cap_above_concurrency_and_prefetch_leaves_their_limit() {
-        let local = LocalQueue::new(1, 2, 6);
+        let local = LocalQueue::new(1, Prefetch::Fixed(2), 6);
         let (_running, _h1) = local.ticket();
         let (_waiting, _h2) = local.ticket();
         assert_eq!(local.room(), Some(1));
@@ -232,7 +292,7 @@ mod tests {
 
     #[test]
     fn without_prefetch_claims_are_for_free_slots_only() {
-        let local = LocalQueue::new(2, 0, 2);
+        let local = LocalQueue::new(2, Prefetch::Fixed(0), 2);
         assert_eq!(local.room(), Some(2));
         let a = now(local.ticket());
         assert_eq!(local.room(), Some(1));
@@ -244,7 +304,7 @@ mod tests {
 
     #[test]
     fn waiting_tasks_get_slots_in_claim_order() {
-        let local = LocalQueue::new(1, 4, 5);
+        let local = LocalQueue::new(1, Prefetch::Fixed(4), 5);
         let first = now(local.ticket());
         let (mut b, mut c) = (queued(local.ticket()), queued(local.ticket()));
         assert!(b.try_recv().is_err() && c.try_recv().is_err());
@@ -260,7 +320,7 @@ mod tests {
 
     #[test]
     fn a_slot_skips_a_task_that_is_gone() {
-        let local = LocalQueue::new(1, 2, 3);
+        let local = LocalQueue::new(1, Prefetch::Fixed(2), 3);
         let first = now(local.ticket());
         let gone = queued(local.ticket());
         let mut next = queued(local.ticket());
@@ -271,7 +331,7 @@ mod tests {
 
     #[test]
     fn with_tasks_waiting_the_next_claim_waits_for_half_the_prefetch() {
-        let local = LocalQueue::new(2, 8, 10);
+        let local = LocalQueue::new(2, Prefetch::Fixed(8), 10);
         assert_eq!(local.room(), Some(10));
         let running: Vec<_> = (0..2).map(|_| now(local.ticket())).collect();
         let mut waiting: Vec<_> = (0..5).map(|_| queued(local.ticket())).collect();
@@ -288,8 +348,29 @@ mod tests {
     }
 
     #[test]
+    fn the_adaptive_prefetch_claims_for_free_slots_until_it_has_measured_the_tasks() {
+        let ceiling = Prefetch::Auto.ceiling();
+        let local = LocalQueue::new(2, Prefetch::Auto, 4 + ceiling);
+        assert_eq!(local.room(), Some(2), "nothing measured: free slots only");
+        local.claimed(Duration::from_secs(1));
+        let running = now(local.ticket());
+        assert_eq!(local.room(), Some(1));
+        // A task far shorter than a claim: the buffer grows to its ceiling.
+        drop(running);
+        assert_eq!(local.room(), Some(2 + ceiling));
+        // The queues were found empty while a task still ran: nothing changes.
+        let running = now(local.ticket());
+        assert!(!local.idle());
+        assert_eq!(local.room(), Some(1 + ceiling));
+        // Found empty with nothing running: free slots only again.
+        drop(running);
+        assert!(local.idle());
+        assert_eq!(local.room(), Some(2));
+    }
+
+    #[test]
     fn a_freed_slot_wakes_the_worker_even_if_it_was_not_waiting_yet() {
-        let local = LocalQueue::new(1, 0, 1);
+        let local = LocalQueue::new(1, Prefetch::Fixed(0), 1);
         drop(now(local.ticket()));
         // Polled once: ready only if the signal sent before anyone waited was kept.
         let mut changed = std::pin::pin!(local.changed());

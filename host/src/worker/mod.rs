@@ -2,7 +2,8 @@
 //!
 //! One loop for every backend that declares `supports_queue_store`, third-party ones too. Up to
 //! `concurrency` tasks run at once (sync tasks on the worker's own threads, async tasks on the
-//! runtime), and up to `prefetch` more claimed tasks wait for a slot in claim order; each
+//! runtime), and up to `prefetch` more claimed tasks wait for a slot in claim order (by
+//! default as many as the tasks' measured run time calls for, see [`Prefetch::Auto`]); each
 //! claimed task holds a lease renewed every third of its length, so a task whose worker died
 //! is rescued by the store once the lease expires, and a stale worker's late write is fenced
 //! off by the lease token. A worker holds at most [`WorkerOptions::cap`] tasks whose result the
@@ -19,13 +20,14 @@ mod execute;
 mod leases;
 mod local_queue;
 pub mod options;
+mod pace;
 mod retry;
 mod shutdown;
 mod store_failures;
 mod sync_pool;
 mod wait;
 
-pub use options::{QueueSelection, WorkerOptions};
+pub use options::{Prefetch, QueueSelection, WorkerOptions};
 pub use retry::backoff;
 pub use shutdown::Shutdown;
 
@@ -175,7 +177,7 @@ impl Worker {
             completions,
             leases: leases.clone(),
             sync_pool: Arc::new(sync_pool::SyncPool::new()),
-            prefetching: o.prefetch > 0,
+            prefetching: o.prefetch.ceiling() > 0,
         };
         // One slot per task function running; an execution whose function has returned
         // gives its slot back while its result waits to be recorded. Claimed tasks wait in
@@ -216,9 +218,11 @@ impl Worker {
             let limit = remaining
                 .map_or(room as u64, |r| r.min(room as u64))
                 .min(u64::from(u32::MAX)) as u32;
+            let asked = std::time::Instant::now();
             let claimed = match self.claim(limit).await {
                 Ok(claimed) => {
                     failures.succeeded();
+                    local.claimed(asked.elapsed());
                     claimed
                 }
                 Err(e) => match failures.failed(e, std::time::Instant::now()) {
@@ -237,6 +241,9 @@ impl Worker {
                 },
             };
             if claimed.is_empty() {
+                if local.idle() {
+                    tracing::debug!(target: "taskhost", "Worker {} is idle: no task ready", o.worker_id);
+                }
                 if o.batch && running.is_empty() {
                     break ExitReason::Drained;
                 }

@@ -6,8 +6,50 @@ use std::time::Duration;
 /// The most characters a worker id may have.
 pub const MAX_WORKER_ID_LEN: usize = 64;
 
-/// The most claimed tasks that may wait in one worker ([`WorkerOptions::prefetch`]).
+/// The most claimed tasks that may wait in one worker ([`Prefetch::Fixed`]).
 pub const MAX_PREFETCH: usize = 100_000;
+
+/// The most claimed tasks [`Prefetch::Auto`] lets wait in one worker: its buffer's ceiling, and
+/// what the worker's [cap](WorkerOptions::cap) counts for it.
+pub const AUTO_PREFETCH_CEILING: usize = 32;
+
+/// How many claimed tasks may wait in the worker for a free slot ([`WorkerOptions::prefetch`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Prefetch {
+    /// Adapt to the tasks (the default, `--prefetch auto`): none at first and after the worker
+    /// found its queues empty, then as many as keep the slots busy while a claim is in flight
+    /// — `2 × concurrency × claim time ÷ run time`, from moving averages of both — and never
+    /// more than [`AUTO_PREFETCH_CEILING`]. Short tasks get the ceiling (claims in batches),
+    /// long ones none (nothing waits behind them that another worker could run).
+    #[default]
+    Auto,
+    /// Exactly this many (`--prefetch N`); 0 claims for free slots only.
+    Fixed(usize),
+}
+
+impl Prefetch {
+    /// The most tasks that may wait in the worker: N, or [`AUTO_PREFETCH_CEILING`].
+    pub fn ceiling(self) -> usize {
+        match self {
+            Self::Auto => AUTO_PREFETCH_CEILING,
+            Self::Fixed(n) => n,
+        }
+    }
+
+    /// Parse `--prefetch`: `auto`, or a number of tasks.
+    pub fn parse(text: &str) -> Result<Self> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(Self::Auto);
+        }
+        text.parse().map(Self::Fixed).map_err(|_| {
+            invalid(&format!(
+                "--prefetch must be 'auto' or a number of tasks from 0 to {MAX_PREFETCH}, got '{}'",
+                crate::validation::escape_for_display(text)
+            ))
+        })
+    }
+}
 
 /// Which queues a worker takes tasks from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,13 +114,13 @@ pub struct WorkerOptions {
     /// How many tasks run at once (sync tasks on threads, async tasks on the runtime).
     pub concurrency: usize,
     /// How many claimed tasks may wait in the worker for a free slot, on top of the running
-    /// ones (a local queue, like Celery's prefetch; default 0). Claims then take up to
-    /// `concurrency + prefetch` tasks in one transaction, and the next claim waits until half
-    /// the prefetch is free: many tasks per write, for throughput on short tasks. A prefetched
-    /// task is RUNNING in the store, holds a lease (renewed like a running task's) and runs in
-    /// claim order; at a shutdown the ones not started are handed back at once, but if the
-    /// worker dies they are rescued like running ones (the attempt counts).
-    pub prefetch: usize,
+    /// ones (a local queue, like Celery's prefetch; default [`Prefetch::Auto`]). Claims then
+    /// take up to `concurrency + prefetch` tasks in one transaction, and the next claim waits
+    /// until half the prefetch is free: many tasks per write, for throughput on short tasks. A
+    /// prefetched task is RUNNING in the store, holds a lease (renewed like a running task's)
+    /// and runs in claim order; at a shutdown the ones not started are handed back at once,
+    /// but if the worker dies they are rescued like running ones.
+    pub prefetch: Prefetch,
     /// Run what is ready, then exit.
     pub batch: bool,
     /// Exit after this many tasks.
@@ -104,15 +146,16 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// Defaults: backend `default`, queue `default`, concurrency 1, no prefetch, interval 1 s,
-    /// a random worker id, lease 60 s, grace period 30 s, backoff 1 s doubling up to 1 h, and
-    /// a `--batch` worker gives up on a failing store after 60 s.
+    /// Defaults: backend `default`, queue `default`, concurrency 1, the adaptive prefetch
+    /// ([`Prefetch::Auto`]), interval 1 s, a random worker id, lease 60 s, grace period 30 s,
+    /// backoff 1 s doubling up to 1 h, and a `--batch` worker gives up on a failing store after
+    /// 60 s.
     pub fn new() -> Self {
         Self {
             backend: crate::DEFAULT_TASK_BACKEND_ALIAS.to_string(),
             queues: QueueSelection::Named(vec![crate::DEFAULT_TASK_QUEUE_NAME.to_string()]),
             concurrency: 1,
-            prefetch: 0,
+            prefetch: Prefetch::Auto,
             batch: false,
             max_tasks: None,
             interval: Duration::from_secs(1),
@@ -126,7 +169,9 @@ impl WorkerOptions {
         }
     }
 
-    /// The most tasks this worker holds unacknowledged at once: `2 × concurrency + prefetch`.
+    /// The most tasks this worker holds unacknowledged at once: `2 × concurrency + prefetch`,
+    /// the prefetch counted at its [ceiling](Prefetch::ceiling) (34 at the defaults:
+    /// concurrency 1, [`Prefetch::Auto`]).
     ///
     /// A task is held from its claim until the store has acknowledged its result — running,
     /// prefetched (waiting for a slot), or finished with its result waiting to be written. A
@@ -141,7 +186,7 @@ impl WorkerOptions {
     pub fn cap(&self) -> usize {
         self.concurrency
             .saturating_mul(2)
-            .saturating_add(self.prefetch)
+            .saturating_add(self.prefetch.ceiling())
     }
 
     /// Check the options (the backend is checked by [`super::Worker::new`]).
@@ -155,11 +200,12 @@ impl WorkerOptions {
         if self.concurrency == 0 {
             return Err(invalid("--concurrency must be at least 1"));
         }
-        if self.prefetch > MAX_PREFETCH {
-            return Err(invalid(&format!(
-                "--prefetch must be at most {MAX_PREFETCH} (tasks waiting in one worker), got {}",
-                self.prefetch
-            )));
+        if let Prefetch::Fixed(n) = self.prefetch {
+            if n > MAX_PREFETCH {
+                return Err(invalid(&format!(
+                    "--prefetch must be at most {MAX_PREFETCH} (tasks waiting in one worker), got {n}"
+                )));
+            }
         }
         if self.lease < Duration::from_secs(1) {
             return Err(invalid("--lease must be at least 1 second"));
@@ -264,6 +310,29 @@ mod tests {
         assert_eq!(
             parse_interval("-1").unwrap_err().to_string(),
             "Must be greater than zero"
+        );
+    }
+
+    #[test]
+    fn prefetch_is_auto_or_a_number() {
+        assert_eq!(WorkerOptions::new().prefetch, Prefetch::Auto);
+        assert_eq!(Prefetch::parse("auto").unwrap(), Prefetch::Auto);
+        assert_eq!(Prefetch::parse(" AUTO ").unwrap(), Prefetch::Auto);
+        assert_eq!(Prefetch::parse("0").unwrap(), Prefetch::Fixed(0));
+        assert_eq!(Prefetch::parse("1024").unwrap(), Prefetch::Fixed(1024));
+        assert_eq!(
+            Prefetch::parse("lots").unwrap_err().to_string(),
+            "--prefetch must be 'auto' or a number of tasks from 0 to 100000, got 'lots'"
+        );
+        let mut o = WorkerOptions::new();
+        assert_eq!(o.cap(), 2 + AUTO_PREFETCH_CEILING);
+        o.concurrency = 4;
+        o.prefetch = Prefetch::Fixed(16);
+        assert_eq!(o.cap(), 24);
+        o.prefetch = Prefetch::Fixed(MAX_PREFETCH + 1);
+        assert_eq!(
+            o.validate().unwrap_err().to_string(),
+            "--prefetch must be at most 100000 (tasks waiting in one worker), got 100001"
         );
     }
 

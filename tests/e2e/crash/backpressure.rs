@@ -1,13 +1,14 @@
 //! Back-pressure (PostgreSQL only): a worker whose result writes are slow must not keep
 //! claiming. Every claimed task whose result the store has not acknowledged is RUNNING under
 //! the worker's lease, and each is a re-run if the worker dies; the worker holds at most its
-//! cap (`2 × concurrency + prefetch`) of them, so a kill -9 re-runs at most that many.
+//! cap (`2 × concurrency + prefetch`, the default adaptive prefetch counted at its ceiling) of
+//! them, so a kill -9 re-runs at most that many.
 
 use super::support::*;
 use crate::worker::env::{Env, Store, POSTGRES_URL};
 use std::time::Duration;
 
-/// Concurrency of the worker under test (no prefetch).
+/// Concurrency of the worker under test (the default prefetch).
 const CONCURRENCY: usize = 4;
 
 /// Make every write that takes tasks out of RUNNING in `schema` sleep 0.3 s, once per
@@ -45,7 +46,7 @@ fn held_by(db: &mut postgres::Client, schema: &str, worker: &str) -> usize {
 
 #[test]
 fn a_worker_with_slow_result_writes_holds_at_most_its_cap_and_a_kill_reruns_at_most_that() {
-    let cap = cap(CONCURRENCY, 0);
+    let cap = cap(CONCURRENCY, DEFAULT_PREFETCH);
     let tasks = size(1_000, 4_000);
     let env = Env::new(Store::Postgres, "max_attempts = 100");
     let schema = env.schema.clone().unwrap();

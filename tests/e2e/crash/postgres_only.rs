@@ -91,7 +91,11 @@ fn drain_while_cut(
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);
-    let bound = bound(cuts * workers, cap(concurrency, 0), leases_lost);
+    let bound = bound(
+        cuts * workers,
+        cap(concurrency, prefetch_in(setup.worker_args)),
+        leases_lost,
+    );
     let worker_lost_errors = results()
         .iter()
         .flat_map(|r| r.errors())

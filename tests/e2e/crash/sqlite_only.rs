@@ -8,7 +8,7 @@ use taskhost::TaskResultStatus;
 #[test]
 fn eight_workers_on_one_file_killed_mid_write_lose_nothing_and_never_fail_on_locks() {
     let mut rng = Rng::seeded("sqlite_8_workers", Store::Sqlite);
-    let (tasks, workers, concurrency) = (size(1_500, 10_000), 8, 2);
+    let (tasks, workers, concurrency) = (size(6_000, 10_000), 8, 2);
     let env = Env::new(Store::Sqlite, "");
     // Tasks that take no time: the workers do little else than write to the file.
     let ids = enqueue_work(&env, 0..tasks, 0);
@@ -19,7 +19,11 @@ fn eight_workers_on_one_file_killed_mid_write_lose_nothing_and_never_fail_on_loc
     let kills = recovery.kills;
     let logs = pool.logs();
     let locked_logged = logs.matches("database is locked").count();
-    let bound = bound(kills, cap(concurrency, 0), leases_lost(&logs));
+    let bound = bound(
+        kills,
+        cap(concurrency, DEFAULT_PREFETCH),
+        leases_lost(&logs),
+    );
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);

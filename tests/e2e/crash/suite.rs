@@ -208,7 +208,7 @@ fn a_poison_task_fails_after_max_rescues_and_the_other_tasks_flow() {
             }
         },
     );
-    let bound = bound(crashes, cap(concurrency, 0), leases_lost(&pool.logs()));
+    let bound = bound(crashes, cap(concurrency, DEFAULT_PREFETCH), leases_lost(&pool.logs()));
     pool.stop();
     let runs = Runs::read(&env);
     let lost = lost(&ids, &runs);

@@ -155,10 +155,15 @@ pub fn leases_lost(logs: &str) -> usize {
 }
 
 /// The most tasks one worker holds unacknowledged (running, prefetched, or finished with its
-/// result not yet written): `WorkerOptions::cap`, `2 × concurrency + prefetch`.
+/// result not yet written): `WorkerOptions::cap`, `2 × concurrency + prefetch`, the prefetch
+/// counted at its ceiling ([`prefetch_in`]).
 pub fn cap(concurrency: usize, prefetch: usize) -> usize {
     2 * concurrency + prefetch
 }
+
+/// The prefetch a worker without `--prefetch` counts in its cap: the adaptive prefetch's
+/// ceiling (`--prefetch auto`, the default).
+pub const DEFAULT_PREFETCH: usize = taskhost::worker::options::AUTO_PREFETCH_CEILING;
 
 /// The duplicates the at-least-once guarantee allows: each of `kills` killed (or cut-off)
 /// workers re-delivers at most the `cap` tasks it held, and each lease a live worker lost
@@ -167,11 +172,13 @@ pub fn bound(kills: usize, cap: usize, leases_lost: usize) -> usize {
     kills * cap + leases_lost
 }
 
-/// The `--prefetch` value in worker arguments (0 when not given).
+/// The prefetch that worker arguments count in the cap: `--prefetch N`, else (not given, or
+/// `auto`) [`DEFAULT_PREFETCH`].
 pub fn prefetch_in(args: &[&str]) -> usize {
-    args.iter()
-        .position(|a| *a == "--prefetch")
-        .map_or(0, |i| args[i + 1].parse().expect("--prefetch N"))
+    match args.iter().position(|a| *a == "--prefetch") {
+        Some(i) if args[i + 1] != "auto" => args[i + 1].parse().expect("--prefetch N"),
+        _ => DEFAULT_PREFETCH,
+    }
 }
 
 /// Wait until `done()` holds, polling, bounded by [`DEADLINE`].

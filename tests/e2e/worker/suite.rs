@@ -1,7 +1,7 @@
 // The worker behaviour suite; `include!`d once per database by `worker_suite!` (mod.rs), with
 // `STORE` and the `env` helpers in scope.
 
-use super::env::{output_text, terminate, wait_with_deadline};
+use super::env::{output_text, terminate, wait_for_file_line, wait_with_deadline};
 use serde_json::json;
 use std::collections::HashMap;
 use taskhost::TaskResultStatus;
@@ -251,6 +251,68 @@ fn sigterm_hands_back_prefetched_tasks_that_had_not_started() {
     assert!(output_text(&out).contains("3 released"), "{}", output_text(&out));
 }
 
+/// The default (adaptive) prefetch does not hoard long tasks: a worker that has just drained
+/// short tasks (its prefetch grown on them) and then finds long ones claims one per free slot,
+/// and leaves the rest READY for another worker, which runs one at once.
+#[test]
+fn a_default_worker_leaves_the_long_tasks_it_cannot_start_to_an_idle_worker() {
+    let env = Env::new(STORE, "");
+    env.enqueue_many("record_key", (0..300).map(|i| json!([format!("s{i}")])).collect());
+    let first = spawn_debug_worker(&env, "first");
+    // After the short tasks: nothing runs, nothing waits, and the queue was found empty.
+    wait_for_file_line(&first.1, |l| l.contains("Worker first is idle"));
+    let long: Vec<String> = env.enqueue_many(
+        "record_and_sleep",
+        (0..4).map(|i| json!([format!("L{i}"), 60_000])).collect(),
+    );
+    let started = |env: &Env| -> Vec<String> {
+        let lines = env.log_lines();
+        lines.into_iter().filter(|l| l.starts_with("start L")).collect()
+    };
+    env.wait_for_line(|l| l.starts_with("start L"));
+    let ready = |env: &Env| -> usize {
+        long.iter()
+            .filter(|id| env.result(id).status() == TaskResultStatus::Ready)
+            .count()
+    };
+    assert_eq!(
+        (started(&env).len(), ready(&env)),
+        (1, 3),
+        "the first worker claimed only the long task it runs"
+    );
+    let second = spawn_debug_worker(&env, "second");
+    env.wait_for_line(|l| l != started(&env)[0] && l.starts_with("start L"));
+    let owners: Vec<String> = long
+        .iter()
+        .map(|id| env.result(id))
+        .filter(|r| r.status() == TaskResultStatus::Running)
+        .map(|r| r.worker_ids().last().map(|w| w.as_str().to_string()).unwrap_or_default())
+        .collect();
+    let mut sorted = owners.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["first", "second"], "one long task each: {owners:?}");
+    assert_eq!(ready(&env), 2, "the other two are left for whoever is free");
+    for (mut worker, _) in [first, second] {
+        let _ = worker.kill();
+        let _ = worker.wait();
+    }
+}
+
+/// `worker --worker-id NAME` at the defaults, its debug log in `NAME.log` in the test's dir.
+fn spawn_debug_worker(env: &Env, name: &str) -> (std::process::Child, std::path::PathBuf) {
+    let log = env.dir.path().join(format!("{name}.log"));
+    let file = std::fs::File::create(&log).unwrap();
+    let args = ["worker", "--no-startup-delay", "--interval", "0.05", "--worker-id", name];
+    let child = env
+        .command(&args)
+        .env("RUST_LOG", "taskhost=debug")
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .unwrap();
+    (child, log)
+}
+
 #[test]
 fn worker_options_are_validated_like_django_tasks_db() {
     let env = Env::new(STORE, "");
@@ -263,6 +325,10 @@ fn worker_options_are_validated_like_django_tasks_db() {
         (&["--backend", "dummy"], "Backend 'dummy' is not a queue-store backend"),
         (&["--prefetch", "100001"], "--prefetch must be at most 100000"),
         (&["--prefetch", "-1"], "unexpected argument '-1' found"),
+        (
+            &["--prefetch", "lots"],
+            "--prefetch must be 'auto' or a number of tasks from 0 to 100000, got 'lots'",
+        ),
     ];
     for (args, message) in cases {
         let mut all = vec!["worker"];
