@@ -408,7 +408,11 @@ impl Backend {
         self.submit_with(request, Some(values))
     }
 
-    fn submit_with(&self, request: EnqueueRequest, values: Option<Vec<Value>>) -> Result<TaskResult> {
+    fn submit_with(
+        &self,
+        request: EnqueueRequest,
+        values: Option<Vec<Value>>,
+    ) -> Result<TaskResult> {
         let data = self.check_plugin(self.inner.enqueue(request.into()))?;
         Ok(result_of(data.into(), values))
     }

@@ -944,7 +944,11 @@ impl<'a> ser::Serializer for TextSerializer<'a> {
         })
     }
 
-    fn serialize_struct(self, name: &'static str, len: usize) -> Result<Self::SerializeStruct, Error> {
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeStruct, Error> {
         let builder = ValueSerializer { level: self.level }.serialize_struct(name, len)?;
         Ok(TextObject {
             out: self.out,

@@ -719,21 +719,48 @@ fn same_text<T: Serialize + ?Sized>(value: &T) {
 #[test]
 fn text_is_what_the_value_writes() {
     // Unicode, escapes and control characters.
-    same_text(&("héllo wörld ✓ 日本語 🎉", "\"quoted\" \\ / \n\t\r\u{0}\u{1f}\u{7f}\u{2028}"));
+    same_text(&(
+        "héllo wörld ✓ 日本語 🎉",
+        "\"quoted\" \\ / \n\t\r\u{0}\u{1f}\u{7f}\u{2028}",
+    ));
     same_text(&('é', '\u{10ffff}', '"'));
     // Floats, including what an f32 widens to and the extremes of both widths.
-    same_text(&(0.1f32, 1.0f32, -0.0f64, 0.0f64, f64::MAX, f64::MIN_POSITIVE, 5e-324f64));
-    same_text(&(f32::MAX, f32::MIN_POSITIVE, 1e21f64, 1e-7f64, 123456789.125f64, 2.5e15f64));
+    same_text(&(
+        0.1f32,
+        1.0f32,
+        -0.0f64,
+        0.0f64,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324f64,
+    ));
+    same_text(&(
+        f32::MAX,
+        f32::MIN_POSITIVE,
+        1e21f64,
+        1e-7f64,
+        123456789.125f64,
+        2.5e15f64,
+    ));
     // Integers at every width's edges, and wide ones in range.
     same_text(&(i64::MIN, i64::MAX, u64::MAX, i8::MIN, u16::MAX, 0i32));
-    same_text(&(i128::from(i64::MIN), i128::from(u64::MAX), u128::from(u64::MAX), -1i128));
+    same_text(&(
+        i128::from(i64::MIN),
+        i128::from(u64::MAX),
+        u128::from(u64::MAX),
+        -1i128,
+    ));
     // Nested arrays, options, unit values, bytes.
     same_text(&vec![vec![vec![1, 2], vec![]], vec![vec![3]]]);
     same_text(&(Some(1), None::<i32>, (), Marker, Bytes(b"text")));
     // Objects: keys sorted as `Value` sorts them, whatever order they come in.
     let map = HashMap::from([("zeta", 1), ("alpha", 2), ("Mid", 3), ("", 4), ("é", 5)]);
     same_text(&(map, Point { x: 1.5, y: -2.0 }));
-    same_text(&BTreeMap::from([(10, "ten"), (9, "nine"), (-1, "minus one")]));
+    same_text(&BTreeMap::from([
+        (10, "ten"),
+        (9, "nine"),
+        (-1, "minus one"),
+    ]));
     // Enum variants of every kind, nested in arrays and objects.
     same_text(&[Shape::Dot, Shape::Circle(1.0), Shape::Segment(0.5, 2.0)]);
     same_text(&vec![Shape::Rect { w: 1.0, h: 2.0 }]);
