@@ -30,6 +30,10 @@
 //! float map keys are refused (serde_json writes them as strings, which does
 //! not read back as the same key type).
 //!
+//! [`to_storable_text`] writes the same JSON as text, byte for byte what
+//! `serde_json` writes for [`to_storable`]'s value, without building the value
+//! where it need not (what an enqueue sends the plugin is the text).
+//!
 //! [`check_depth`] applies the only check that makes sense on a JSON tree
 //! built elsewhere: its nesting depth.
 

@@ -19,7 +19,7 @@ const ROWS_PER_INSERT: [usize; 3] = [64, 8, 1];
 const SHARED_PARAMS: usize = 10;
 
 /// The INSERT of `rows` rows (see [`SHARED_PARAMS`]).
-fn insert_sql(rows: usize) -> String {
+fn insert_rows_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, backend_name, status, \
          args, kwargs, takes_context, is_async, run_after, enqueued_at, max_attempts, \
@@ -41,7 +41,7 @@ fn insert_sql(rows: usize) -> String {
 /// The INSERT statements of [`ROWS_PER_INSERT`] rows, built once.
 fn insert_statements() -> &'static [String; 3] {
     static SQL: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
-    SQL.get_or_init(|| ROWS_PER_INSERT.map(insert_sql))
+    SQL.get_or_init(|| ROWS_PER_INSERT.map(insert_rows_sql))
 }
 
 /// The ready tasks a claim takes, in claim order: `taskhost_tasks_claim_idx` serves the
@@ -112,7 +112,8 @@ impl SqliteStore {
                     if *rows > 1 && is_duplicate(&err) {
                         // The statement was undone; one row at a time names the duplicate.
                         drop(insert);
-                        return self.insert_run_by_row(tx, chunk);
+                        self.insert_run_by_row(tx, chunk)?;
+                        return self.insert_run(tx, after);
                     }
                     let id = chunk[0].id.hyphenated().encode_lower(&mut buffer);
                     return Err(duplicate_or(err, id));
