@@ -6,7 +6,7 @@ use crate::callbacks::HostCallbacks;
 use crate::config::BackendConfig;
 use crate::config::ConfigSource;
 use crate::error::{Error, Result};
-use crate::json::to_storable;
+use crate::json::{to_storable, to_storable_text};
 use crate::plugin::{resolve::locate, BackendName, Library, Located, PluginPins};
 use crate::result::TaskResult;
 use crate::transaction::{in_atomic_block, on_commit};
@@ -234,12 +234,51 @@ impl Backend {
     ) -> Result<Vec<TaskResult>> {
         let mut requests = Vec::with_capacity(items.len());
         for (task, args) in items {
-            requests.push(self.prepare(&task, args, Map::new())?);
+            let (request, values) = self.prepare(&task, args, Map::new())?;
+            requests.push((request, Some(values)));
         }
+        self.submit_many(requests)
+    }
+
+    /// [`Backend::enqueue_many_json`] for runs of one task whose arguments are already JSON
+    /// text (an array each, from [`Backend::encode_args_text`]): the task is validated once,
+    /// and each run gets its id and its payload check. The results read their arguments back
+    /// from the text when asked.
+    pub(crate) fn enqueue_many_text(
+        self: &Arc<Self>,
+        task: &TaskDescription,
+        args: Vec<String>,
+    ) -> Result<Vec<TaskResult>> {
+        if args.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.validate_task(task)?;
+        let task = microsecond_task(task);
+        let kwargs = Json::empty_object();
+        let mut requests = Vec::with_capacity(args.len());
+        for args in args {
+            self.check_payload(args.len() + kwargs.as_str().len())?;
+            let request = EnqueueRequest {
+                id: new_result_id().into(),
+                task: task.clone(),
+                args: Json::from_stored(args),
+                kwargs: kwargs.clone(),
+            };
+            requests.push((request, None));
+        }
+        self.submit_many(requests)
+    }
+
+    /// Hand prepared requests to the plugin in one call (or to the outermost commit), each
+    /// with its argument values when the caller holds them.
+    fn submit_many(
+        self: &Arc<Self>,
+        requests: Vec<(EnqueueRequest, Option<Vec<Value>>)>,
+    ) -> Result<Vec<TaskResult>> {
         if self.config.enqueue_on_commit && in_atomic_block() {
             return Ok(requests
                 .into_iter()
-                .map(|(request, values)| self.defer_to_commit(request, values))
+                .map(|(request, values)| self.defer_to_commit_with(request, values))
                 .collect());
         }
         if requests.is_empty() {
@@ -263,7 +302,7 @@ impl Backend {
         Ok(data
             .into_iter()
             .zip(values)
-            .map(|(data, values)| TaskResult::with_args(data.into(), values))
+            .map(|(data, values)| result_of(data.into(), values))
             .collect())
     }
 
@@ -275,6 +314,19 @@ impl Backend {
             Ok(value) => Ok(vec![value]),
             Err(reason) => Err(Error::UnsupportedValue(reason.replace("at $", "at args"))),
         }
+    }
+
+    /// Encode a parameter tuple as the JSON text of stored arguments: byte for byte
+    /// `serde_json::to_string(&Backend::encode_args(args)?)`, without building the values.
+    pub(crate) fn encode_args_text<A: Serialize + ?Sized>(args: &A) -> Result<String> {
+        let text = to_storable_text(args)
+            .map_err(|reason| Error::UnsupportedValue(reason.replace("at $", "at args")))?;
+        // As in `encode_args`: an array stays, `()` is no arguments, one value is one argument.
+        Ok(match text.as_bytes().first() {
+            Some(b'[') => text,
+            _ if text == "null" => "[]".to_string(),
+            _ => format!("[{text}]"),
+        })
     }
 
     /// Validate `task`, write the arguments as JSON text and check their size, assign the id.
@@ -293,12 +345,9 @@ impl Backend {
             Json::encode(&kwargs).map_err(|e| self.unencodable(e))?
         };
         self.check_payload(args_text.len() + kwargs.as_str().len())?;
-        let mut task = task.clone();
-        // Times cross the plugin boundary (and are stored) to the microsecond, as in Django.
-        task.run_after = task.run_after.map(|t| t.trunc_subsecs(6));
         let request = EnqueueRequest {
             id: new_result_id().into(),
-            task,
+            task: microsecond_task(task),
             args: Json::from_stored(args_text),
             kwargs,
         };
@@ -330,25 +379,42 @@ impl Backend {
         request: EnqueueRequest,
         values: Vec<Value>,
     ) -> TaskResult {
+        self.defer_to_commit_with(request, Some(values))
+    }
+
+    /// [`Backend::defer_to_commit`], with the argument values if the caller holds them.
+    fn defer_to_commit_with(
+        self: &Arc<Self>,
+        request: EnqueueRequest,
+        values: Option<Vec<Value>>,
+    ) -> TaskResult {
         let pending = TaskResultData::ready(request.clone(), &self.alias);
         let backend = Arc::clone(self);
         let args = values.clone();
         on_commit(move || {
             let (id, path) = (request.id.clone(), request.task.path.clone());
-            if let Err(e) = backend.submit(request, args) {
+            if let Err(e) = backend.submit_with(request, args) {
                 tracing::error!(
                     target: "taskhost",
                     "Task id={id} path={path} could not be enqueued at commit: {e}"
                 );
             }
         });
-        TaskResult::with_args(pending, values)
+        result_of(pending, values)
     }
 
     /// Hand one [`EnqueueRequest`] to the plugin.
     pub(crate) fn submit(&self, request: EnqueueRequest, values: Vec<Value>) -> Result<TaskResult> {
+        self.submit_with(request, Some(values))
+    }
+
+    fn submit_with(
+        &self,
+        request: EnqueueRequest,
+        values: Option<Vec<Value>>,
+    ) -> Result<TaskResult> {
         let data = self.check_plugin(self.inner.enqueue(request.into()))?;
-        Ok(TaskResult::with_args(data.into(), values))
+        Ok(result_of(data.into(), values))
     }
 
     /// The stored result `id`: `TaskResultDoesNotExist` (message: the id) if unknown,
@@ -505,6 +571,22 @@ impl std::fmt::Debug for Backend {
     }
 }
 
+/// `task` as it crosses the plugin boundary: times (and so what is stored) to the microsecond,
+/// as in Django.
+fn microsecond_task(task: &TaskDescription) -> TaskDescription {
+    let mut task = task.clone();
+    task.run_after = task.run_after.map(|t| t.trunc_subsecs(6));
+    task
+}
+
+/// A result, with its argument values when the enqueue holds them (else read from its text).
+fn result_of(data: TaskResultData, values: Option<Vec<Value>>) -> TaskResult {
+    match values {
+        Some(values) => TaskResult::with_args(data, values),
+        None => TaskResult::from_data(data),
+    }
+}
+
 /// A new result id: a UUID v7 (time-ordered), as a string.
 ///
 /// Its 74 random bits come from `rand`'s thread-local ChaCha generator (uuid's `fast-rng`),
@@ -532,5 +614,47 @@ mod tests {
         }
         let distinct: std::collections::HashSet<&String> = ids.iter().collect();
         assert_eq!(distinct.len(), ids.len());
+    }
+
+    /// The arguments' text is what writing the values gave: whatever shape the parameters
+    /// come in (a tuple, none, one value that is or is not an array), byte for byte.
+    #[test]
+    fn argument_text_is_the_values_written() {
+        #[derive(serde::Serialize)]
+        struct Order {
+            sku: &'static str,
+            quantity: u32,
+            price: f64,
+        }
+        #[track_caller]
+        fn same<A: Serialize + ?Sized>(args: &A) {
+            let values = Backend::encode_args(args).map(|v| serde_json::to_string(&v).unwrap());
+            let text = Backend::encode_args_text(args);
+            match (text, values) {
+                (Ok(text), Ok(values)) => assert_eq!(text, values),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+                (text, values) => panic!("{text:?} but {values:?}"),
+            }
+        }
+        same(&(1i64, 2i64));
+        same(&());
+        same(&(42,));
+        same(&"one string");
+        same(&vec![1, 2, 3]);
+        same(&(vec!["ünïcödé", "🎉"], u64::MAX, i64::MIN, 0.1f32, 1e300));
+        same(&Order {
+            sku: "A-1",
+            quantity: 3,
+            price: 9.99,
+        });
+        same(&(Order {
+            sku: "\"q\"",
+            quantity: 0,
+            price: -0.0,
+        },));
+        same(&Some(7));
+        same(&None::<i32>);
+        same(&(1, f64::NAN));
+        same(&f64::INFINITY);
     }
 }

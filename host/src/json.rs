@@ -30,6 +30,10 @@
 //! float map keys are refused (serde_json writes them as strings, which does
 //! not read back as the same key type).
 //!
+//! [`to_storable_text`] writes the same JSON as text, byte for byte what
+//! `serde_json` writes for [`to_storable`]'s value, without building the value
+//! where it need not (what an enqueue sends the plugin is the text).
+//!
 //! [`check_depth`] applies the only check that makes sense on a JSON tree
 //! built elsewhere: its nesting depth.
 
@@ -76,6 +80,25 @@ pub fn to_storable<T: Serialize + ?Sized>(value: &T) -> Result<Value, String> {
     value
         .serialize(ValueSerializer { level: 1 })
         .map_err(Error::into_message)
+}
+
+/// [`to_storable`]'s JSON written as text: byte for byte what
+/// `to_storable(value).map(|v| v.to_string())` gives, with the same refusals
+/// and messages, but without building the tree where the text can be written
+/// straight out. Arrays, strings and scalars are written as they are
+/// serialized; objects (maps, structs, enum variants with fields) are still
+/// built as a `Value` first and then written, because `Value` sorts their keys
+/// and keeps the last of repeated keys, and the text must be the same.
+pub(crate) fn to_storable_text<T: Serialize + ?Sized>(value: &T) -> Result<String, String> {
+    let mut out = Vec::with_capacity(32);
+    value
+        .serialize(TextSerializer {
+            out: &mut out,
+            level: 1,
+        })
+        .map_err(Error::into_message)?;
+    // Only serde_json's writers and ASCII punctuation wrote to it.
+    String::from_utf8(out).map_err(|e| format!("Unsupported value: {e} at $"))
 }
 
 /// Check an already-built JSON value tree for what [`to_storable`] would have
@@ -249,8 +272,13 @@ fn too_deep_message(max_depth: usize) -> String {
 /// Refuses a non-finite float; the value as `serde_json` would store it
 /// otherwise.
 fn float_value(float: f64, stored: impl FnOnce() -> Value) -> Result<Value, Error> {
+    check_finite(float).map(|()| stored())
+}
+
+/// Refuses a non-finite float.
+fn check_finite(float: f64) -> Result<(), Error> {
     if float.is_finite() {
-        Ok(stored())
+        Ok(())
     } else {
         // Display writes "NaN", "inf" and "-inf".
         Err(unsupported_value(format_args!(
@@ -694,6 +722,421 @@ impl ser::SerializeStructVariant for SerializeStructVariant {
 
     fn end(self) -> Result<Value, Error> {
         Ok(single_entry(self.variant, Value::Object(self.fields.map)))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The text serializer
+// ---------------------------------------------------------------------------
+
+/// Writes one value, found at nesting `level`, as JSON text into `out`: what
+/// [`ValueSerializer`] builds, written as serde_json writes it.
+struct TextSerializer<'a> {
+    out: &'a mut Vec<u8>,
+    level: usize,
+}
+
+/// Writes `value` with serde_json's compact writer (numbers, escaped strings,
+/// whole `Value`s), exactly as it writes them inside a `Value`.
+fn write_json<T: Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) -> Result<(), Error> {
+    serde_json::to_writer(out, value).map_err(|e| Error::new(e.to_string()))
+}
+
+impl<'a> TextSerializer<'a> {
+    fn json<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
+        write_json(self.out, value)
+    }
+
+    /// `{"variant":` of a variant written as a one-entry object.
+    fn open_variant(&mut self, variant: &'static str) -> Result<(), Error> {
+        self.out.push(b'{');
+        write_json(self.out, variant)?;
+        self.out.push(b':');
+        Ok(())
+    }
+}
+
+impl<'a> ser::Serializer for TextSerializer<'a> {
+    type Ok = ();
+    type Error = Error;
+
+    type SerializeSeq = TextSeq<'a>;
+    type SerializeTuple = TextSeq<'a>;
+    type SerializeTupleStruct = TextSeq<'a>;
+    type SerializeTupleVariant = TextTupleVariant<'a>;
+    type SerializeMap = TextObject<'a, SerializeMap>;
+    type SerializeStruct = TextObject<'a, SerializeMap>;
+    type SerializeStructVariant = TextObject<'a, SerializeStructVariant>;
+
+    fn serialize_bool(self, v: bool) -> Result<(), Error> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+
+    fn serialize_i8(self, v: i8) -> Result<(), Error> {
+        self.json(&v)
+    }
+
+    fn serialize_i16(self, v: i16) -> Result<(), Error> {
+        self.json(&v)
+    }
+
+    fn serialize_i32(self, v: i32) -> Result<(), Error> {
+        self.json(&v)
+    }
+
+    fn serialize_i64(self, v: i64) -> Result<(), Error> {
+        self.json(&v)
+    }
+
+    fn serialize_i128(self, v: i128) -> Result<(), Error> {
+        if let Ok(v) = u64::try_from(v) {
+            self.json(&v)
+        } else if let Ok(v) = i64::try_from(v) {
+            self.json(&v)
+        } else {
+            Err(integer_out_of_range(v))
+        }
+    }
+
+    fn serialize_u8(self, v: u8) -> Result<(), Error> {
+        self.json(&v)
+    }
+
+    fn serialize_u16(self, v: u16) -> Result<(), Error> {
+        self.json(&v)
+    }
+
+    fn serialize_u32(self, v: u32) -> Result<(), Error> {
+        self.json(&v)
+    }
+
+    fn serialize_u64(self, v: u64) -> Result<(), Error> {
+        self.json(&v)
+    }
+
+    fn serialize_u128(self, v: u128) -> Result<(), Error> {
+        match u64::try_from(v) {
+            Ok(v) => self.json(&v),
+            Err(_) => Err(integer_out_of_range(v)),
+        }
+    }
+
+    fn serialize_f32(self, v: f32) -> Result<(), Error> {
+        // A `Value` holds an f32 as the f64 it widens to, and is written as that.
+        self.serialize_f64(v.into())
+    }
+
+    fn serialize_f64(self, v: f64) -> Result<(), Error> {
+        check_finite(v)?;
+        self.json(&v)
+    }
+
+    fn serialize_char(self, v: char) -> Result<(), Error> {
+        self.json(&v)
+    }
+
+    fn serialize_str(self, v: &str) -> Result<(), Error> {
+        self.json(v)
+    }
+
+    fn serialize_bytes(self, v: &[u8]) -> Result<(), Error> {
+        match std::str::from_utf8(v) {
+            Ok(s) => self.json(s),
+            Err(_) => Err(unsupported_value("bytes (not valid UTF-8)")),
+        }
+    }
+
+    fn serialize_none(self) -> Result<(), Error> {
+        self.serialize_unit()
+    }
+
+    fn serialize_some<T: Serialize + ?Sized>(self, value: &T) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_unit(self) -> Result<(), Error> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn serialize_unit_struct(self, _name: &'static str) -> Result<(), Error> {
+        self.serialize_unit()
+    }
+
+    fn serialize_unit_variant(
+        self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+    ) -> Result<(), Error> {
+        self.json(variant)
+    }
+
+    fn serialize_newtype_struct<T: Serialize + ?Sized>(
+        self,
+        _name: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        value.serialize(self)
+    }
+
+    fn serialize_newtype_variant<T: Serialize + ?Sized>(
+        mut self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        let level = open_at(self.level)?;
+        self.open_variant(variant)?;
+        value
+            .serialize(TextSerializer {
+                out: &mut *self.out,
+                level,
+            })
+            .map_err(|e| e.within(Segment::Field(variant)))?;
+        self.out.push(b'}');
+        Ok(())
+    }
+
+    fn serialize_seq(self, _len: Option<usize>) -> Result<TextSeq<'a>, Error> {
+        let level = open_at(self.level)?;
+        self.out.push(b'[');
+        Ok(TextSeq {
+            out: self.out,
+            level,
+            len: 0,
+        })
+    }
+
+    fn serialize_tuple(self, len: usize) -> Result<TextSeq<'a>, Error> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_struct(self, _name: &'static str, len: usize) -> Result<TextSeq<'a>, Error> {
+        self.serialize_seq(Some(len))
+    }
+
+    fn serialize_tuple_variant(
+        mut self,
+        _name: &'static str,
+        _index: u32,
+        variant: &'static str,
+        _len: usize,
+    ) -> Result<TextTupleVariant<'a>, Error> {
+        let level = open_at(self.level)?;
+        let level = open_at(level).map_err(|e| e.within(Segment::Field(variant)))?;
+        self.open_variant(variant)?;
+        self.out.push(b'[');
+        Ok(TextTupleVariant {
+            variant,
+            items: TextSeq {
+                out: self.out,
+                level,
+                len: 0,
+            },
+        })
+    }
+
+    fn serialize_map(self, len: Option<usize>) -> Result<Self::SerializeMap, Error> {
+        let builder = ValueSerializer { level: self.level }.serialize_map(len)?;
+        Ok(TextObject {
+            out: self.out,
+            builder,
+        })
+    }
+
+    fn serialize_struct(
+        self,
+        name: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeStruct, Error> {
+        let builder = ValueSerializer { level: self.level }.serialize_struct(name, len)?;
+        Ok(TextObject {
+            out: self.out,
+            builder,
+        })
+    }
+
+    fn serialize_struct_variant(
+        self,
+        name: &'static str,
+        index: u32,
+        variant: &'static str,
+        len: usize,
+    ) -> Result<Self::SerializeStructVariant, Error> {
+        let builder = ValueSerializer { level: self.level }
+            .serialize_struct_variant(name, index, variant, len)?;
+        Ok(TextObject {
+            out: self.out,
+            builder,
+        })
+    }
+}
+
+/// Writes an array (sequences, tuples, tuple structs); `[` is written.
+struct TextSeq<'a> {
+    out: &'a mut Vec<u8>,
+    /// The level of the elements.
+    level: usize,
+    /// Elements written so far.
+    len: usize,
+}
+
+impl TextSeq<'_> {
+    fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        if self.len > 0 {
+            self.out.push(b',');
+        }
+        let index = self.len;
+        value
+            .serialize(TextSerializer {
+                out: &mut *self.out,
+                level: self.level,
+            })
+            .map_err(|e| e.within(Segment::Index(index)))?;
+        self.len += 1;
+        Ok(())
+    }
+
+    fn close(self) {
+        self.out.push(b']');
+    }
+}
+
+impl ser::SerializeSeq for TextSeq<'_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.push(value)
+    }
+
+    fn end(self) -> Result<(), Error> {
+        self.close();
+        Ok(())
+    }
+}
+
+impl ser::SerializeTuple for TextSeq<'_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.push(value)
+    }
+
+    fn end(self) -> Result<(), Error> {
+        self.close();
+        Ok(())
+    }
+}
+
+impl ser::SerializeTupleStruct for TextSeq<'_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.push(value)
+    }
+
+    fn end(self) -> Result<(), Error> {
+        self.close();
+        Ok(())
+    }
+}
+
+/// Writes `{"variant":[...]}`; `{"variant":[` is written.
+struct TextTupleVariant<'a> {
+    variant: &'static str,
+    items: TextSeq<'a>,
+}
+
+impl ser::SerializeTupleVariant for TextTupleVariant<'_> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.items
+            .push(value)
+            .map_err(|e| e.within(Segment::Field(self.variant)))
+    }
+
+    fn end(self) -> Result<(), Error> {
+        let out = self.items.out;
+        out.extend_from_slice(b"]}");
+        Ok(())
+    }
+}
+
+/// An object built as a `Value` by `builder` (one of the value serializer's
+/// builders), written when it ends.
+struct TextObject<'a, B> {
+    out: &'a mut Vec<u8>,
+    builder: B,
+}
+
+impl<B: ser::SerializeMap<Ok = Value, Error = Error>> ser::SerializeMap for TextObject<'_, B> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_key<T: Serialize + ?Sized>(&mut self, key: &T) -> Result<(), Error> {
+        self.builder.serialize_key(key)
+    }
+
+    fn serialize_value<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        self.builder.serialize_value(value)
+    }
+
+    fn serialize_entry<K, V>(&mut self, key: &K, value: &V) -> Result<(), Error>
+    where
+        K: Serialize + ?Sized,
+        V: Serialize + ?Sized,
+    {
+        self.builder.serialize_entry(key, value)
+    }
+
+    fn end(self) -> Result<(), Error> {
+        write_json(self.out, &self.builder.end()?)
+    }
+}
+
+impl<B: ser::SerializeStruct<Ok = Value, Error = Error>> ser::SerializeStruct
+    for TextObject<'_, B>
+{
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        self.builder.serialize_field(key, value)
+    }
+
+    fn end(self) -> Result<(), Error> {
+        write_json(self.out, &self.builder.end()?)
+    }
+}
+
+impl ser::SerializeStructVariant for TextObject<'_, SerializeStructVariant> {
+    type Ok = ();
+    type Error = Error;
+
+    fn serialize_field<T: Serialize + ?Sized>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Error> {
+        ser::SerializeStructVariant::serialize_field(&mut self.builder, key, value)
+    }
+
+    fn end(self) -> Result<(), Error> {
+        let value = ser::SerializeStructVariant::end(self.builder)?;
+        write_json(self.out, &value)
     }
 }
 

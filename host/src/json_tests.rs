@@ -705,3 +705,106 @@ proptest! {
         }
     }
 }
+
+// -- the text writer ---------------------------------------------------------
+
+/// `to_storable_text`'s answer, which must be `to_storable`'s written out by serde_json:
+/// the same text byte for byte, or the same message.
+#[track_caller]
+fn same_text<T: Serialize + ?Sized>(value: &T) {
+    let expected = to_storable(value).map(|v| serde_json::to_string(&v).unwrap());
+    assert_eq!(to_storable_text(value), expected);
+}
+
+#[test]
+fn text_is_what_the_value_writes() {
+    // Unicode, escapes and control characters.
+    same_text(&(
+        "héllo wörld ✓ 日本語 🎉",
+        "\"quoted\" \\ / \n\t\r\u{0}\u{1f}\u{7f}\u{2028}",
+    ));
+    same_text(&('é', '\u{10ffff}', '"'));
+    // Floats, including what an f32 widens to and the extremes of both widths.
+    same_text(&(
+        0.1f32,
+        1.0f32,
+        -0.0f64,
+        0.0f64,
+        f64::MAX,
+        f64::MIN_POSITIVE,
+        5e-324f64,
+    ));
+    same_text(&(
+        f32::MAX,
+        f32::MIN_POSITIVE,
+        1e21f64,
+        1e-7f64,
+        123456789.125f64,
+        2.5e15f64,
+    ));
+    // Integers at every width's edges, and wide ones in range.
+    same_text(&(i64::MIN, i64::MAX, u64::MAX, i8::MIN, u16::MAX, 0i32));
+    same_text(&(
+        i128::from(i64::MIN),
+        i128::from(u64::MAX),
+        u128::from(u64::MAX),
+        -1i128,
+    ));
+    // Nested arrays, options, unit values, bytes.
+    same_text(&vec![vec![vec![1, 2], vec![]], vec![vec![3]]]);
+    same_text(&(Some(1), None::<i32>, (), Marker, Bytes(b"text")));
+    // Objects: keys sorted as `Value` sorts them, whatever order they come in.
+    let map = HashMap::from([("zeta", 1), ("alpha", 2), ("Mid", 3), ("", 4), ("é", 5)]);
+    same_text(&(map, Point { x: 1.5, y: -2.0 }));
+    same_text(&BTreeMap::from([
+        (10, "ten"),
+        (9, "nine"),
+        (-1, "minus one"),
+    ]));
+    // Enum variants of every kind, nested in arrays and objects.
+    same_text(&[Shape::Dot, Shape::Circle(1.0), Shape::Segment(0.5, 2.0)]);
+    same_text(&vec![Shape::Rect { w: 1.0, h: 2.0 }]);
+    same_text(&HashMap::from([("shapes", vec![Shape::Segment(1.0, 2.0)])]));
+    // Empty containers.
+    same_text(&(Vec::<i32>::new(), HashMap::<String, i32>::new(), ()));
+}
+
+#[test]
+fn text_refuses_what_the_value_refuses_with_the_same_message() {
+    same_text(&(1, vec![2.0, f64::NAN]));
+    same_text(&(1, f32::INFINITY));
+    same_text(&vec![Shape::Segment(1.0, f64::NEG_INFINITY)]);
+    same_text(&(Shape::Circle(f64::NAN),));
+    same_text(&("x", HashMap::from([("k", f64::NAN)])));
+    same_text(&(1, i128::MAX, 2));
+    same_text(&vec![u128::MAX]);
+    same_text(&(Bytes(b"\xff"),));
+    same_text(&vec![HashMap::from([((1, 2), "tuple key")])]);
+    same_text(&nested_arrays(128, json!(null)));
+    same_text(&NestedIn(126, &Shape::Segment(1.0, 2.0)));
+    same_text(&NestedIn(126, &Shape::Rect { w: 1.0, h: 2.0 }));
+    same_text(&NestedIn(127, &Shape::Circle(1.0)));
+    let long = (0..200).fold(String::new(), |s, _| s + "[") + &"]".repeat(200);
+    same_text(&long);
+}
+
+#[test]
+fn text_nesting_stops_where_the_value_stops() {
+    for depth in 120..=130 {
+        same_text(&nested_arrays(depth, json!(1)));
+        same_text(&NestedIn(depth, &1));
+        same_text(&NestedIn(depth, &Vec::<i32>::new()));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The text writer writes what serde_json writes for the value, and refuses what the
+    /// value refuses, with the same message.
+    #[test]
+    fn text_same_as_the_value_written(value in node(true)) {
+        let expected = to_storable(&value).map(|v| serde_json::to_string(&v).unwrap());
+        prop_assert_eq!(to_storable_text(&value), expected);
+    }
+}

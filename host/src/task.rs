@@ -229,12 +229,11 @@ impl<A: Serialize, R> Task<A, R> {
     /// database backend): for producers that enqueue thousands at once.
     pub fn enqueue_many(&self, runs: impl IntoIterator<Item = A>) -> Result<Vec<TaskResult<R>>> {
         let backend = self.get_backend()?;
-        let description = self.cached_description();
-        let items = runs
+        let args = runs
             .into_iter()
-            .map(|args| Ok((description.clone(), Backend::encode_args(&args)?)))
+            .map(|args| Backend::encode_args_text(&args))
             .collect::<Result<Vec<_>>>()?;
-        let results = backend.enqueue_many_json(items)?;
+        let results = backend.enqueue_many_text(self.cached_description(), args)?;
         Ok(results.into_iter().map(TaskResult::cast).collect())
     }
 

@@ -1,9 +1,16 @@
 //! Limits the host enforces before a plugin is called: `max_payload_bytes` per alias.
 
 use serde_json::{json, Map, Value};
-use taskhost::{task_backends, Error};
+use taskhost::{task, task_backends, Error, TaskOptions};
 use taskhost_e2e::TestConfig;
 use taskhost_plugin_api::TaskDescription;
+
+/// The typed bulk enqueue's fixture, on the alias `small` through `using` (never run here; its
+/// path is `e2e::limits::big`).
+#[task]
+pub fn big(s: String) {
+    let _ = s;
+}
 
 /// The configured limit: small, so the test moves few bytes.
 const LIMIT: usize = 100;
@@ -107,4 +114,27 @@ async fn aenqueue_is_limited_too() {
     let backend = task_backends().get("small").unwrap();
     let (s, _) = args_of_size(LIMIT + 1);
     assert_refused(backend.aenqueue(&description(), &(s,)).await, LIMIT + 1);
+}
+
+/// `Task::enqueue_many` writes each run's arguments as text and checks each run: at the limit
+/// it is stored (and its arguments read back as given), one run over refuses the whole batch
+/// before any is enqueued.
+#[test]
+fn task_enqueue_many_is_limited_per_run() {
+    let _c = config();
+    let backend = task_backends().get("small").unwrap();
+    let task = big.using(TaskOptions::new().backend("small")).unwrap();
+    let (at_limit, _) = args_of_size(LIMIT);
+    let results = task.enqueue_many(vec![(at_limit.clone(),)]).unwrap();
+    assert_eq!(results[0].args(), [json!(at_limit)]);
+    let stored = backend.results().unwrap().len();
+
+    let (small, _) = args_of_size(10);
+    let (over, _) = args_of_size(LIMIT + 1);
+    assert_refused(task.enqueue_many(vec![(small,), (over,)]), LIMIT + 1);
+    assert_eq!(
+        backend.results().unwrap().len(),
+        stored,
+        "none of the batch"
+    );
 }

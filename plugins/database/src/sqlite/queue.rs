@@ -8,10 +8,41 @@ use chrono::{DateTime, Utc};
 use rusqlite::named_params;
 use taskhost_plugin_api::{ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskResultData};
 
-const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
-    backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \
-    max_attempts, timeout_secs) VALUES (?1, ?2, ?3, ?4, ?5, 'READY', ?6, ?7, ?8, ?9, ?10, ?11, \
-    ?12, ?13)";
+/// Rows per INSERT statement, largest first: a run of rows of one task is inserted in as few
+/// statements of these sizes as it takes (1,000 rows: 15 × 64, 5 × 8).
+const ROWS_PER_INSERT: [usize; 3] = [64, 8, 1];
+
+/// Placeholders every row of a multi-row INSERT shares: ?1 task_path, ?2 queue_name,
+/// ?3 priority, ?4 backend_name (the alias), ?5 kwargs, ?6 takes_context, ?7 is_async,
+/// ?8 run_after, ?9 max_attempts, ?10 timeout_secs. Row `i` (from 0) has its own id, args
+/// and enqueued_at at ?(11 + 3i), ?(12 + 3i), ?(13 + 3i).
+const SHARED_PARAMS: usize = 10;
+
+/// The INSERT of `rows` rows (see [`SHARED_PARAMS`]).
+fn insert_rows_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, backend_name, status, \
+         args, kwargs, takes_context, is_async, run_after, enqueued_at, max_attempts, \
+         timeout_secs) VALUES ",
+    );
+    for i in 0..rows {
+        let at = SHARED_PARAMS + 3 * i;
+        let comma = if i == 0 { "" } else { ", " };
+        sql += &format!(
+            "{comma}(?{}, ?1, ?2, ?3, ?4, 'READY', ?{}, ?5, ?6, ?7, ?8, ?{}, ?9, ?10)",
+            at + 1,
+            at + 2,
+            at + 3
+        );
+    }
+    sql
+}
+
+/// The INSERT statements of [`ROWS_PER_INSERT`] rows, built once.
+fn insert_statements() -> &'static [String; 3] {
+    static SQL: std::sync::OnceLock<[String; 3]> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| ROWS_PER_INSERT.map(insert_rows_sql))
+}
 
 /// The ready tasks a claim takes, in claim order: `taskhost_tasks_claim_idx` serves the
 /// filter on status and alias and the whole ORDER BY, so SQLite walks the index and stops
@@ -25,34 +56,81 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
     LIMIT :limit";
 
 impl SqliteStore {
+    /// The rows go in with multi-row INSERTs ([`ROWS_PER_INSERT`]): one statement per 64 rows
+    /// of one task opens its cursors and ends once, instead of once per row. The columns a
+    /// run of one task shares are bound once per statement (its placeholders repeat in every
+    /// row), the id, arguments and enqueue time per row; SQLite copies bound text, so fewer
+    /// bindings are fewer copies.
     pub(super) fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
         self.write("enqueuing tasks", |tx| {
-            let mut insert = tx.prepare_cached(INSERT)?;
-            let mut buffer = uuid::Uuid::encode_buffer();
-            for task in tasks {
-                let t = &task.request.task;
-                let id: &str = task.id.hyphenated().encode_lower(&mut buffer);
-                let inserted = insert.execute(rusqlite::params![
-                    id,
-                    t.path.as_str(),
-                    t.queue_name.as_str(),
-                    t.priority,
-                    self.config.alias,
-                    task.request.args.as_str(),
-                    task.request.kwargs.as_str(),
-                    t.takes_context,
-                    t.is_async,
-                    t.run_after.map(us),
-                    us(task.enqueued_at),
-                    t.max_attempts,
-                    t.timeout_secs,
-                ]);
-                if let Err(err) = inserted {
-                    return Err(duplicate_or(err, id));
-                }
+            let mut rest = tasks;
+            while let Some(first) = rest.first() {
+                let same = |t: &NewTask| {
+                    t.request.task == first.request.task && t.request.kwargs == first.request.kwargs
+                };
+                let run = rest.iter().position(|t| !same(t)).unwrap_or(rest.len());
+                let (run, after) = rest.split_at(run);
+                self.insert_run(tx, run)?;
+                rest = after;
             }
             Ok(())
         })
+    }
+
+    /// Insert `run`, rows of one task with the same keyword arguments, in as few statements
+    /// of [`ROWS_PER_INSERT`] rows as fit.
+    fn insert_run(&self, tx: &rusqlite::Connection, run: &[NewTask]) -> Result<(), TxError> {
+        let mut rest = run;
+        for (rows, sql) in ROWS_PER_INSERT.iter().zip(insert_statements()) {
+            if rest.len() < *rows {
+                continue;
+            }
+            let mut insert = tx.prepare_cached(sql)?;
+            let shared = &rest[0].request;
+            let t = &shared.task;
+            insert.raw_bind_parameter(1, t.path.as_str())?;
+            insert.raw_bind_parameter(2, t.queue_name.as_str())?;
+            insert.raw_bind_parameter(3, t.priority)?;
+            insert.raw_bind_parameter(4, self.config.alias.as_str())?;
+            insert.raw_bind_parameter(5, shared.kwargs.as_str())?;
+            insert.raw_bind_parameter(6, t.takes_context)?;
+            insert.raw_bind_parameter(7, t.is_async)?;
+            insert.raw_bind_parameter(8, t.run_after.map(us))?;
+            insert.raw_bind_parameter(9, t.max_attempts)?;
+            insert.raw_bind_parameter(10, t.timeout_secs)?;
+            let mut buffer = uuid::Uuid::encode_buffer();
+            while rest.len() >= *rows {
+                let (chunk, after) = rest.split_at(*rows);
+                for (i, task) in chunk.iter().enumerate() {
+                    let at = SHARED_PARAMS + 3 * i;
+                    let id: &str = task.id.hyphenated().encode_lower(&mut buffer);
+                    insert.raw_bind_parameter(at + 1, id)?;
+                    insert.raw_bind_parameter(at + 2, task.request.args.as_str())?;
+                    insert.raw_bind_parameter(at + 3, us(task.enqueued_at))?;
+                }
+                if let Err(err) = insert.raw_execute() {
+                    if *rows > 1 && is_duplicate(&err) {
+                        // The statement was undone; one row at a time names the duplicate.
+                        drop(insert);
+                        self.insert_run_by_row(tx, chunk)?;
+                        return self.insert_run(tx, after);
+                    }
+                    let id = chunk[0].id.hyphenated().encode_lower(&mut buffer);
+                    return Err(duplicate_or(err, id));
+                }
+                rest = after;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`SqliteStore::insert_run`] one row per statement: after a multi-row INSERT hit a
+    /// duplicate id, to name it.
+    fn insert_run_by_row(&self, tx: &rusqlite::Connection, run: &[NewTask]) -> Result<(), TxError> {
+        for task in run {
+            self.insert_run(tx, std::slice::from_ref(task))?;
+        }
+        Ok(())
     }
 
     pub(super) fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>> {
@@ -274,14 +352,18 @@ impl SqliteStore {
     }
 }
 
-/// A primary-key violation as "already stored"; anything else as is.
-fn duplicate_or(err: rusqlite::Error, id: &str) -> TxError {
-    let duplicate = matches!(
-        &err,
+/// Whether `err` is a primary-key violation: an id already stored.
+fn is_duplicate(err: &rusqlite::Error) -> bool {
+    matches!(
+        err,
         rusqlite::Error::SqliteFailure(e, _)
             if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
-    );
-    match duplicate {
+    )
+}
+
+/// A primary-key violation as "already stored" (`id`); anything else as is.
+fn duplicate_or(err: rusqlite::Error, id: &str) -> TxError {
+    match is_duplicate(&err) {
         true => TxError::App(crate::error::Error::already_stored(id)),
         false => TxError::Db(err),
     }

@@ -4,6 +4,7 @@
 mod admin;
 mod api;
 mod bench;
+mod bulk;
 mod claim;
 mod errors;
 mod harness;
