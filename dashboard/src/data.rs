@@ -55,7 +55,10 @@ pub(crate) struct MinuteCount {
 }
 
 /// Every alias of the config, in its order.
-pub(crate) fn overview(backends: &TaskBackends, now: DateTime<Utc>) -> Result<Vec<BackendSummary>, String> {
+pub(crate) fn overview(
+    backends: &TaskBackends,
+    now: DateTime<Utc>,
+) -> Result<Vec<BackendSummary>, String> {
     let config = backends.config().map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for alias in backends.aliases().map_err(|e| e.to_string())? {
@@ -147,7 +150,11 @@ pub(crate) struct Page {
 }
 
 /// The page after `cursor` (the first when `None`).
-pub(crate) fn page(backend: &Arc<Backend>, filters: &Filters, cursor: Option<String>) -> Result<Page, taskhost::Error> {
+pub(crate) fn page(
+    backend: &Arc<Backend>,
+    filters: &Filters,
+    cursor: Option<String>,
+) -> Result<Page, taskhost::Error> {
     #[derive(Serialize)]
     struct Request<'a> {
         #[serde(flatten)]

@@ -40,7 +40,9 @@ pub enum Error {
     )]
     UnprotectedBind(SocketAddr),
     /// An empty or blank token.
-    #[error("the dashboard token is empty: give a long random string (e.g. `openssl rand -hex 32`)")]
+    #[error(
+        "the dashboard token is empty: give a long random string (e.g. `openssl rand -hex 32`)"
+    )]
     EmptyToken,
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -150,7 +152,10 @@ impl Dashboard {
     }
 
     /// Serve until `shutdown` completes, then finish the requests under way.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
         axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
             .await

@@ -291,7 +291,12 @@ fn chart_svg(counts: &[MinuteCount], now: DateTime<Utc>) -> Markup {
             }
         }
     }
-    let top = bars.iter().map(|(ok, failed)| ok + failed).max().unwrap_or(0).max(1);
+    let top = bars
+        .iter()
+        .map(|(ok, failed)| ok + failed)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let scale = |n: u64| n * HEIGHT / top;
     let (done, failed): (u64, u64) = bars
         .iter()
@@ -362,11 +367,13 @@ impl ResultsQuery {
     fn filters(&self) -> Result<Filters, Problem> {
         let status = match given(&self.status) {
             None => None,
-            Some(s) => Some(TaskResultStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
-                Problem::BadRequest(format!(
-                    "Unknown status '{s}': expected READY, RUNNING, FAILED or SUCCESSFUL."
-                ))
-            })?),
+            Some(s) => Some(
+                TaskResultStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
+                    Problem::BadRequest(format!(
+                        "Unknown status '{s}': expected READY, RUNNING, FAILED or SUCCESSFUL."
+                    ))
+                })?,
+            ),
         };
         Ok(Filters {
             status,
@@ -390,16 +397,21 @@ fn time_filter(field: &str, value: &Option<String>) -> Result<Option<DateTime<Ut
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(Some(t.with_timezone(&Utc)));
     }
-    ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
-        .map(|t| Some(t.and_utc()))
-        .ok_or_else(|| {
-            Problem::BadRequest(format!(
-                "The '{field}' time '{text}' cannot be read: give RFC 3339 \
+    [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(text, f).ok())
+    .map(|t| Some(t.and_utc()))
+    .ok_or_else(|| {
+        Problem::BadRequest(format!(
+            "The '{field}' time '{text}' cannot be read: give RFC 3339 \
                  (2026-12-06T10:00:00Z) or YYYY-MM-DDTHH:MM in UTC."
-            ))
-        })
+        ))
+    })
 }
 
 /// `GET /results`: the filter form and one page of results, newest first.
@@ -414,13 +426,17 @@ pub(crate) async fn results(
     };
     let alias = match given(&query.backend) {
         Some(alias) => alias.to_string(),
-        None if aliases.iter().any(|a| a == taskhost::DEFAULT_TASK_BACKEND_ALIAS) => {
+        None if aliases
+            .iter()
+            .any(|a| a == taskhost::DEFAULT_TASK_BACKEND_ALIAS) =>
+        {
             taskhost::DEFAULT_TASK_BACKEND_ALIAS.to_string()
         }
         None => aliases.first().cloned().unwrap_or_default(),
     };
     let page = {
-        let (backends, alias, filters) = (Arc::clone(&app.backends), alias.clone(), filters.clone());
+        let (backends, alias, filters) =
+            (Arc::clone(&app.backends), alias.clone(), filters.clone());
         let cursor = given(&query.cursor).map(str::to_string);
         blocking(move || Ok(data::page(&backends.get(&alias)?, &filters, cursor)?)).await?
     };
@@ -510,14 +526,8 @@ pub(crate) async fn result(
 ) -> Result<Markup, Problem> {
     let backends = Arc::clone(&app.backends);
     let lookup_alias = alias.clone();
-    let r = blocking(move || {
-        Ok(backends
-            .get(&lookup_alias)?
-            .get_result(&id)?
-            .data()
-            .clone())
-    })
-    .await?;
+    let r =
+        blocking(move || Ok(backends.get(&lookup_alias)?.get_result(&id)?.data().clone())).await?;
     let title = format!("Result {}", r.id.chars().take(13).collect::<String>());
     Ok(layout(&title, None, result_body(&alias, &r)))
 }
@@ -627,7 +637,12 @@ mod tests {
 
     #[test]
     fn time_filters_take_rfc_3339_and_form_values() {
-        let at = |v: &str| time_filter("after", &Some(v.into())).unwrap().unwrap().to_rfc3339();
+        let at = |v: &str| {
+            time_filter("after", &Some(v.into()))
+                .unwrap()
+                .unwrap()
+                .to_rfc3339()
+        };
         assert_eq!(at("2026-12-06T10:00:00Z"), "2026-12-06T10:00:00+00:00");
         assert_eq!(at("2026-12-06T11:00:00+01:00"), "2026-12-06T10:00:00+00:00");
         assert_eq!(at("2026-12-06T10:00"), "2026-12-06T10:00:00+00:00");

@@ -110,10 +110,21 @@ mod tests {
 
     #[test]
     fn loopback_hosts_are_told_apart_from_others() {
-        for ok in ["localhost", "localhost:8000", "127.0.0.1:8000", "127.1.2.3", "[::1]:8000"] {
+        for ok in [
+            "localhost",
+            "localhost:8000",
+            "127.0.0.1:8000",
+            "127.1.2.3",
+            "[::1]:8000",
+        ] {
             assert!(loopback_host(&host(ok)), "{ok}");
         }
-        for bad in ["evil.example:8000", "10.0.0.1:8000", "[::2]:80", "localhost.evil.example"] {
+        for bad in [
+            "evil.example:8000",
+            "10.0.0.1:8000",
+            "[::2]:80",
+            "localhost.evil.example",
+        ] {
             assert!(!loopback_host(&host(bad)), "{bad}");
         }
         assert!(!loopback_host(&HeaderMap::new()));
