@@ -557,14 +557,6 @@ fn result_body(alias: &str, r: &TaskResultData) -> Markup {
             dt { "timeout" } dd { @if let Some(s) = t.timeout_secs { (s) " s" } @else { "–" } }
             dt { "takes context / async" } dd { (t.takes_context) " / " (t.is_async) }
         }
-        h2 { "Arguments" }
-        h3 { "args" } pre.json { (pretty(&r.args)) }
-        h3 { "kwargs" } pre.json { (pretty(&r.kwargs)) }
-        h2 { "Return value" }
-        @match &r.return_value {
-            Some(value) => pre.json.return-value { (pretty(value)) },
-            None => p.muted { "None." },
-        }
         h2 { "Errors (" (r.errors.len()) ")" }
         @if r.errors.is_empty() { p.muted { "None." } }
         @for (i, e) in r.errors.iter().enumerate() {
@@ -573,6 +565,14 @@ fn result_body(alias: &str, r: &TaskResultData) -> Markup {
                 pre.traceback { (e.traceback.as_str()) }
             }
         }
+        h2 { "Return value" }
+        @match &r.return_value {
+            Some(value) => pre.json.return-value { (pretty(value)) },
+            None => p.muted { "None." },
+        }
+        h2 { "Arguments" }
+        h3 { "args" } pre.json { (pretty(&r.args)) }
+        h3 { "kwargs" } pre.json { (pretty(&r.kwargs)) }
     }
 }
 
@@ -580,10 +580,15 @@ fn status_badge(status: TaskResultStatus) -> Markup {
     html! { span class={ "status status-" (status.as_str().to_ascii_lowercase()) } { (status.as_str()) } }
 }
 
+/// JSON on one line when it is short, else indented.
 fn pretty(json: &Json) -> String {
-    serde_json::from_str::<serde_json::Value>(json.as_str())
+    let text = json.as_str();
+    if text.len() <= 100 && !text.contains('\n') {
+        return text.to_string();
+    }
+    serde_json::from_str::<serde_json::Value>(text)
         .and_then(|v| serde_json::to_string_pretty(&v))
-        .unwrap_or_else(|_| json.as_str().to_string())
+        .unwrap_or_else(|_| text.to_string())
 }
 
 /// The id's first block, enough to tell results apart in a list.

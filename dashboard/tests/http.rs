@@ -208,7 +208,7 @@ async fn a_result_page_shows_arguments_return_value_errors_attempts_and_workers(
         "SUCCESSFUL",
         "&quot;done&quot;",
         "worker-1",
-        "&quot;n&quot;: 0",
+        "{&quot;n&quot;:0}",
     ] {
         assert!(page.body.contains(part), "{part} in {}", page.body);
     }
