@@ -97,16 +97,22 @@ pub(crate) fn error_page(problem: Problem) -> Response {
     (status, body).into_response()
 }
 
-/// The page frame: head, navigation, `body`. `refresh`: reload every so many seconds.
-fn layout(title: &str, refresh: Option<u32>, body: Markup) -> Markup {
+/// Live refresh: load `url` after `secs` seconds (no script: a `<meta http-equiv>`).
+struct Reload {
+    secs: u32,
+    url: String,
+}
+
+/// The page frame: head, navigation, `body`.
+fn layout(title: &str, reload: Option<Reload>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(secs) = refresh {
-                    meta http-equiv="refresh" content=(secs);
+                @if let Some(reload) = reload {
+                    meta http-equiv="refresh" content={ (reload.secs) "; url=" (reload.url) };
                 }
                 title { (title) " · taskhost" }
                 link rel="stylesheet" href="/static/style.css";
@@ -179,9 +185,14 @@ pub(crate) async fn overview(
     let summaries =
         blocking(move || data::overview(&backends, now).map_err(Problem::Backend)).await?;
     let live = refresh(&app, &query.live, true);
+    // The reload drops the prune notice: it said what one action did, once.
+    let reload = live.map(|secs| Reload {
+        secs,
+        url: "/".into(),
+    });
     Ok(layout(
         "Overview",
-        live,
+        reload,
         html! {
             div.title-row {
                 h1 { "Overview" }
@@ -315,7 +326,9 @@ fn chart_svg(counts: &[MinuteCount], now: DateTime<Utc>) -> Markup {
                         }
                     }
                 }
-                text x=(BAR * CHART_MINUTES + 4) y="10" { (top) "/min" }
+                @if done + failed > 0 {
+                    text x=(BAR * CHART_MINUTES + 4) y="10" { "max " (top) "/min" }
+                }
                 text x="0" y="116" { "−" (CHART_MINUTES) " min" }
                 text x=(BAR * CHART_MINUTES) y="116" text-anchor="end" { "now" }
             }
@@ -448,9 +461,13 @@ pub(crate) async fn results(
         ..query.clone()
     };
     let self_link = format!("/results?{}", query_string(&here));
+    let reload = live.map(|secs| Reload {
+        secs,
+        url: format!("/results?{}", query_string(&query)),
+    });
     Ok(layout(
         "Results",
-        live,
+        reload,
         html! {
             div.title-row {
                 h1 { "Results" }

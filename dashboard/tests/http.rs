@@ -105,7 +105,10 @@ async fn the_overview_counts_each_queue_by_status_with_the_oldest_ready_age_and_
         "{body}"
     );
     // Live by default: the page reloads itself, with no script.
-    assert!(body.contains(r#"http-equiv="refresh" content="5""#));
+    assert!(
+        body.contains(r#"http-equiv="refresh" content="5; url=/""#),
+        "{body}"
+    );
     assert!(!body.contains("<script"));
     let paused = get(&app, "/?live=0").await;
     assert!(!paused.body.contains("http-equiv=\"refresh\""));
@@ -176,6 +179,14 @@ async fn filters_narrow_the_list_by_status_queue_task_and_time() {
     assert_eq!(
         ids(&get(&app, "/results?after=2000-01-01T00%3A00").await).len(),
         5
+    );
+
+    // Live mode reloads the same filtered page.
+    let live = get(&app, "/results?queue=emails&live=1").await;
+    assert!(
+        live.body.contains(r#"content="5; url=/results?queue=emails&amp;live=1""#),
+        "{}",
+        live.body
     );
 
     let bad = get(&app, "/results?status=DONE").await;
