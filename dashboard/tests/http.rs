@@ -184,7 +184,8 @@ async fn filters_narrow_the_list_by_status_queue_task_and_time() {
     // Live mode reloads the same filtered page.
     let live = get(&app, "/results?queue=emails&live=1").await;
     assert!(
-        live.body.contains(r#"content="5; url=/results?queue=emails&amp;live=1""#),
+        live.body
+            .contains(r#"content="5; url=/results?queue=emails&amp;live=1""#),
         "{}",
         live.body
     );
