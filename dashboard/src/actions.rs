@@ -2,7 +2,7 @@
 //! refuses it in read-only mode and without the server's CSRF token, so an action added later
 //! (retry, cancel) gets both checks by taking `Action<ItsForm>`.
 
-use crate::pages::Problem;
+use crate::pages::{blocking, Problem};
 use crate::security::same;
 use crate::App;
 use axum::body::Bytes;
@@ -92,7 +92,7 @@ pub(crate) async fn prune(
     };
     let backends = Arc::clone(&app.backends);
     let alias = form.backend.clone();
-    let deleted = tokio::task::spawn_blocking(move || -> Result<u64, Problem> {
+    let deleted = blocking(move || {
         let backend = backends.get(&alias)?;
         let mut total = 0;
         loop {
@@ -103,8 +103,7 @@ pub(crate) async fn prune(
             }
         }
     })
-    .await
-    .map_err(|e| Problem::Backend(format!("the prune's worker thread failed: {e}")))??;
+    .await?;
     let back = serde_urlencoded::to_string([
         ("backend", form.backend.as_str()),
         ("pruned", &deleted.to_string()),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use taskhost_plugin_api::{Json, TaskResultData, TaskResultStatus};
+use taskhost_plugin_api::{ErrorKind, Json, TaskResultData, TaskResultStatus};
 
 /// The stylesheet, compiled in.
 const STYLE: &str = include_str!("style.css");
@@ -72,6 +72,10 @@ impl From<taskhost::Error> for Problem {
                 Self::NotFound(format!("No task result with id '{id}'."))
             }
             taskhost::Error::InvalidTaskBackend { .. } => Self::NotFound(e.to_string()),
+            // What the request carried was refused (a cursor that is not an id).
+            taskhost::Error::Backend { kind, .. } if kind == ErrorKind::INVALID_REQUEST => {
+                Self::BadRequest(e.to_string())
+            }
             e => Self::Backend(e.to_string()),
         }
     }
@@ -132,7 +136,7 @@ fn layout(title: &str, reload: Option<Reload>, body: Markup) -> Markup {
 }
 
 /// Run blocking backend calls on tokio's blocking pool.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Problem> + Send + 'static,
 ) -> Result<T, Problem> {
     tokio::task::spawn_blocking(f)
