@@ -23,10 +23,10 @@ pub const TRANSACTIONAL_INSERT_SQL: &str = "taskhost.backends.database.transacti
 
 /// This backend's own operation ([`Backend::call_ext`]): one page of results, newest id first
 /// (a UUID v7 id orders by enqueue time), for listings that page through a large store without
-/// an offset. Request: [`PageRequest`] as JSON (`{"status", "queue_name", "task_path",
-/// "before_id", "enqueued_after", "enqueued_before", "limit"}`, `limit` 1 to
-/// [`MAX_PAGE`]); response: a JSON array of results as `results show` prints them. The next
-/// page asks with `before_id` = the last id of this one.
+/// an offset. Request: `{"status", "queue_name", "task_path", "before_id", "enqueued_after",
+/// "enqueued_before", "limit"}` (each optional but `limit`, 1 to 1000; times RFC 3339);
+/// response: a JSON array of results as `results show` prints them. The next page asks with
+/// `before_id` = the last id of this one.
 pub const LIST_PAGE: &str = "taskhost.backends.database.list_page";
 
 /// This backend's own operation ([`Backend::call_ext`]): how many results finished per minute
