@@ -37,20 +37,25 @@ impl SqliteStore {
         self.select("listing task results", &sql, params)
     }
 
-    pub(super) fn list_page(&self, request: &PageRequest) -> Result<Vec<TaskResultData>> {
-        // The cursor is a plain range on the primary key (no `?5 IS NULL OR`), so SQLite walks
-        // its index backwards from the cursor instead of from the newest row.
-        let after = match request.before_id {
-            Some(_) => "AND id < ?5",
-            None => "AND ?5 IS NULL",
+    /// The statement of [`SqliteStore::list_page`]; with a cursor (`?5`) it is a plain range
+    /// on the primary key (no `?5 IS NULL OR`), so SQLite walks the id index backwards from
+    /// the cursor rather than from the newest row, and never sorts.
+    pub(crate) fn page_sql(cursor: bool) -> String {
+        let after = match cursor {
+            true => "AND id < ?5",
+            false => "AND ?5 IS NULL",
         };
-        let sql = format!(
+        format!(
             "SELECT {COLUMNS} FROM taskhost_tasks WHERE backend_name = ?1 \
              AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR queue_name = ?3) \
              AND (?4 IS NULL OR task_path = ?4) {after} \
              AND (?6 IS NULL OR enqueued_at >= ?6) AND (?7 IS NULL OR enqueued_at < ?7) \
              ORDER BY id DESC LIMIT ?8"
-        );
+        )
+    }
+
+    pub(super) fn list_page(&self, request: &PageRequest) -> Result<Vec<TaskResultData>> {
+        let sql = Self::page_sql(request.before_id.is_some());
         let params = (
             self.config.alias.as_str(),
             request.status.map(TaskResultStatus::as_str),

@@ -458,3 +458,38 @@ fn finished_per_minute_counts_each_minute_and_status(db: TestDb) {
     );
     assert!(counts(db.now() + Duration::seconds(1)).is_empty());
 }
+
+/// Pages stay as quick deep in a large store as at its start: SQLite seeks the primary key's
+/// index to the cursor and reads it backwards, with no sort (the same plan whatever the size).
+#[test]
+fn sqlite_pages_seek_the_primary_key_and_never_sort() {
+    let db = TestDb::new(Kind::Sqlite).unwrap();
+    let _backend = db.backend(); // creates the schema
+    let conn = db.sqlite();
+    for cursor in [false, true] {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::sqlite::SqliteStore::page_sql(cursor)
+        );
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(
+                rusqlite::params_from_iter(std::iter::repeat_n(rusqlite::types::Null, 8)),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let index = "USING INDEX sqlite_autoindex_taskhost_tasks_1";
+        assert!(plan.iter().any(|step| step.contains(index)), "{plan:?}");
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
+        assert_eq!(
+            plan.iter().any(|step| step.contains("(id<?)")),
+            cursor,
+            "{plan:?}"
+        );
+    }
+}
