@@ -514,7 +514,7 @@ pub(crate) async fn results(
                     tbody {
                         @for r in &page.rows {
                             tr {
-                                td.id { a href={ "/results/" (alias) "/" (r.id.as_str()) } { (short_id(&r.id)) } }
+                                td.id { a href={ "/results/" (segment(&alias)) "/" (segment(&r.id)) } { (short_id(&r.id)) } }
                                 td { (status_badge(r.status)) }
                                 td.task { (r.task.path.as_str()) }
                                 td { (r.task.queue_name.as_str()) }
@@ -601,6 +601,19 @@ fn status_badge(status: TaskResultStatus) -> Markup {
     html! { span class={ "status status-" (status.as_str().to_ascii_lowercase()) } { (status.as_str()) } }
 }
 
+/// `text` as one URL path segment: all but RFC 3986's unreserved characters percent-encoded
+/// (ids written by other producers may hold anything).
+fn segment(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// JSON on one line when it is short, else indented.
 fn pretty(json: &Json) -> String {
     let text = json.as_str();
@@ -651,6 +664,15 @@ pub(crate) fn age(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_are_percent_encoded() {
+        assert_eq!(
+            segment("0190c0de-0000-7000-8000-000000000000"),
+            "0190c0de-0000-7000-8000-000000000000"
+        );
+        assert_eq!(segment("a/b c?é"), "a%2Fb%20c%3F%C3%A9");
+    }
 
     #[test]
     fn ages_read_at_a_glance() {
