@@ -318,7 +318,7 @@ fn chart_svg(counts: &[MinuteCount], now: DateTime<Utc>) -> Markup {
         .fold((0, 0), |(a, b), (ok, bad)| (a + ok, b + bad));
     html! {
         figure.chart {
-            svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (BAR * CHART_MINUTES + 40) " 120" } role="img"
+            svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (BAR * CHART_MINUTES + 70) " 120" } role="img"
                 aria-label={ "Finished per minute, last " (CHART_MINUTES) " minutes" } {
                 line x1="0" y1=(HEIGHT) x2=(BAR * CHART_MINUTES) y2=(HEIGHT) class="axis" {}
                 @for (i, (ok, bad)) in bars.iter().enumerate() {
