@@ -5,9 +5,10 @@
 use crate::pages::{blocking, Problem};
 use crate::security::same;
 use crate::App;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
 use axum::response::Redirect;
+use axum::Form;
 use chrono::{Duration, Utc};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -29,7 +30,8 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Action<T> {
                 "This dashboard is read-only: actions are refused.".into(),
             ));
         }
-        let body = Bytes::from_request(request, app)
+        let (parts, body) = request.into_parts();
+        let body = Bytes::from_request(Request::from_parts(parts.clone(), body), app)
             .await
             .map_err(|e| Problem::BadRequest(format!("The form could not be read: {e}")))?;
         #[derive(Deserialize)]
@@ -46,9 +48,14 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Action<T> {
                     .into(),
             ));
         }
-        serde_urlencoded::from_bytes(&body)
-            .map(Action)
-            .map_err(|e| Problem::BadRequest(format!("The form could not be read: {e}")))
+        // axum's form reader: its refusals name the field at fault.
+        let request = Request::from_parts(parts, Body::from(body));
+        Form::<T>::from_request(request, app)
+            .await
+            .map(|Form(form)| Action(form))
+            .map_err(|e| {
+                Problem::BadRequest(format!("The form could not be read: {}", e.body_text()))
+            })
     }
 }
 
@@ -80,8 +87,16 @@ pub(crate) async fn prune(
             }
         },
     };
+    let finished_before = Utc::now()
+        .checked_sub_signed(Duration::days(i64::from(form.min_age_days)))
+        .ok_or_else(|| {
+            Problem::BadRequest(format!(
+                "{} days ago is before the earliest time there is.",
+                form.min_age_days
+            ))
+        })?;
     let request = PruneRequest {
-        finished_before: Some(Utc::now() - Duration::days(i64::from(form.min_age_days))),
+        finished_before: Some(finished_before),
         statuses,
         queues: match form.queue.trim() {
             "" => None,

@@ -2,7 +2,7 @@
 //! pool). The database store's extension operations give keyset pages and per-minute counts;
 //! a backend without them gets the plain `list_results` listing and no chart.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use taskhost::{Backend, TaskBackends};
@@ -54,7 +54,7 @@ pub(crate) struct MinuteCount {
     pub count: u64,
 }
 
-/// Every alias of the config, in its order.
+/// Every alias of the config, sorted.
 pub(crate) fn overview(
     backends: &TaskBackends,
     now: DateTime<Utc>,
@@ -118,7 +118,9 @@ fn chart(backend: &Backend, now: DateTime<Utc>) -> Option<Vec<MinuteCount>> {
     struct Since {
         since: DateTime<Utc>,
     }
-    let since = now - Duration::minutes(CHART_MINUTES - 1);
+    // From the start of the chart's first minute.
+    let first_minute = now.timestamp() / 60 - (CHART_MINUTES - 1);
+    let since = DateTime::from_timestamp(first_minute * 60, 0)?;
     backend
         .call_ext_json(FINISHED_PER_MINUTE, &Since { since })
         .ok()

@@ -303,6 +303,20 @@ async fn prune_deletes_finished_results_only_with_the_csrf_token() {
     .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert!(bad.body.contains("READY"), "{}", bad.body);
+    // An age beyond the calendar is refused, not a crashed request.
+    let ancient = format!("csrf={token}&backend=default&min_age_days=4000000000");
+    let refused = post(&app, "/actions/prune", &ancient).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(
+        refused.body.contains("4000000000 days ago"),
+        "{}",
+        refused.body
+    );
+    let not_a_number = format!("csrf={token}&backend=default&min_age_days=ten");
+    let refused = post(&app, "/actions/prune", &not_a_number).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains("min_age_days"), "{}", refused.body);
+    assert_eq!(store.count(), 2);
 }
 
 #[tokio::test]
