@@ -113,14 +113,17 @@ fn queue_rows(backend: &Backend) -> Queues {
     Queues::Stats(rows)
 }
 
+/// The chart's first minute (minutes since the epoch): it ends with the minute of `now`.
+pub(crate) fn first_minute(now: DateTime<Utc>) -> i64 {
+    now.timestamp() / 60 - (CHART_MINUTES - 1)
+}
+
 fn chart(backend: &Backend, now: DateTime<Utc>) -> Option<Vec<MinuteCount>> {
     #[derive(Serialize)]
     struct Since {
         since: DateTime<Utc>,
     }
-    // From the start of the chart's first minute.
-    let first_minute = now.timestamp() / 60 - (CHART_MINUTES - 1);
-    let since = DateTime::from_timestamp(first_minute * 60, 0)?;
+    let since = DateTime::from_timestamp(first_minute(now) * 60, 0)?;
     backend
         .call_ext_json(FINISHED_PER_MINUTE, &Since { since })
         .ok()

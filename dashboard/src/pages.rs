@@ -295,7 +295,7 @@ fn prune_form(app: &App, alias: &str, rows: &[data::QueueRow]) -> Markup {
 fn chart_svg(counts: &[MinuteCount], now: DateTime<Utc>) -> Markup {
     const BAR: i64 = 10;
     const HEIGHT: u64 = 100;
-    let first = (now.timestamp() / 60) - (CHART_MINUTES - 1);
+    let first = data::first_minute(now);
     let mut bars = vec![(0u64, 0u64); CHART_MINUTES as usize];
     for c in counts {
         let slot = c.minute.timestamp() / 60 - first;
