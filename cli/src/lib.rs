@@ -37,6 +37,7 @@ macro_rules! out {
 
 mod backends;
 mod check;
+mod dashboard;
 mod enqueue;
 mod inspect;
 mod install;
@@ -48,6 +49,7 @@ mod scaffold;
 mod store;
 mod worker;
 
+pub use dashboard::DashboardArgs;
 pub use enqueue::EnqueueArgs;
 pub use inspect::{InspectArgs, INSPECT_COMMAND, TIMEOUT_ENV};
 pub use plugin::{OutputFormat, PluginCommand};
@@ -127,6 +129,9 @@ pub enum Command {
     },
     /// Delete finished results by age, status and queue.
     Prune(PruneArgs),
+    /// Serve the web dashboard: queues, results, result pages and prune (default
+    /// http://127.0.0.1:8000/).
+    Dashboard(DashboardArgs),
     /// Create or upgrade a queue store's schema.
     Migrate {
         /// Backend alias.
@@ -265,6 +270,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Prune(args) => with_config(config, || report(store::prune(args))),
         Command::Migrate { backend } => with_config(config, || report(store::migrate(backend))),
+        Command::Dashboard(args) => report(dashboard::run(config, args)),
         Command::Plugin(c) => plugin::run(config, c),
         Command::InspectPlugin(args) => inspect::run(config, args),
     };

@@ -6,7 +6,7 @@ use crate::options::{redact, Location, Options, CLASS};
 use crate::postgres::PgStore;
 use crate::row::{parse_id, NewTask};
 use crate::sqlite::SqliteStore;
-use crate::store::{check_error, Claim, Store, StoreConfig};
+use crate::store::{check_error, Claim, PageRequest, Store, StoreConfig, MAX_PAGE};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicBool, Ordering};
 use taskhost_plugin_api::{
@@ -20,6 +20,19 @@ use taskhost_plugin_api::{
 /// response `{"database", "sql", "parameters": [{"position", "name", "type", "required",
 /// "description"}], "notes"}`.
 pub const TRANSACTIONAL_INSERT_SQL: &str = "taskhost.backends.database.transactional_insert_sql";
+
+/// This backend's own operation ([`Backend::call_ext`]): one page of results, newest id first
+/// (a UUID v7 id orders by enqueue time), for listings that page through a large store without
+/// an offset. Request: `{"status", "queue_name", "task_path", "before_id", "enqueued_after",
+/// "enqueued_before", "limit"}` (each optional but `limit`, 1 to 1000; times RFC 3339);
+/// response: a JSON array of results as `results show` prints them. The next page asks with
+/// `before_id` = the last id of this one.
+pub const LIST_PAGE: &str = "taskhost.backends.database.list_page";
+
+/// This backend's own operation ([`Backend::call_ext`]): how many results finished per minute
+/// and status since a time. Request `{"since": RFC 3339}`; response `[{"minute", "status",
+/// "count"}]`, oldest minute first, minutes with none left out.
+pub const FINISHED_PER_MINUTE: &str = "taskhost.backends.database.finished_per_minute";
 
 /// The longest a `wait_for_tasks` call blocks, whatever it asks for.
 const MAX_WAIT_SECS: f64 = 3600.0;
@@ -295,6 +308,46 @@ impl DatabaseBackend {
         self.ensure_schema()?;
         Ok(self.store.insert_sql().to_string())
     }
+
+    fn list_page(&self, request: &str) -> Result<String, PluginError> {
+        let request: PageRequest = ext_request(LIST_PAGE, request)?;
+        if !(1..=MAX_PAGE).contains(&request.limit) {
+            return Err(PluginError::invalid_request(format!(
+                "{LIST_PAGE}: limit must be 1 to {MAX_PAGE}, not {}",
+                request.limit
+            )));
+        }
+        self.ensure_schema()?;
+        ext_response(LIST_PAGE, &self.store.list_page(&request)?)
+    }
+
+    fn finished_per_minute(&self, request: &str) -> Result<String, PluginError> {
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Since {
+            since: DateTime<Utc>,
+        }
+        let Since { since } = ext_request(FINISHED_PER_MINUTE, request)?;
+        self.ensure_schema()?;
+        ext_response(FINISHED_PER_MINUTE, &self.store.finished_per_minute(since)?)
+    }
+}
+
+/// Read the JSON request of the extension operation `operation`.
+fn ext_request<T: serde::de::DeserializeOwned>(
+    operation: &str,
+    request: &str,
+) -> Result<T, PluginError> {
+    serde_json::from_str(request)
+        .map_err(|e| PluginError::invalid_request(format!("invalid {operation} payload: {e}")))
+}
+
+/// Write the JSON response of the extension operation `operation`.
+fn ext_response<T: serde::Serialize + ?Sized>(
+    operation: &str,
+    response: &T,
+) -> Result<String, PluginError> {
+    serde_json::to_string(response).map_err(|e| PluginError::other(format!("{operation}: {e}")))
 }
 
 impl Backend for DatabaseBackend {
@@ -382,6 +435,8 @@ impl Backend for DatabaseBackend {
     fn call_ext(&self, operation: &str, request: &str) -> Result<String, PluginError> {
         match operation {
             TRANSACTIONAL_INSERT_SQL => self.transactional_insert_sql(request),
+            LIST_PAGE => self.list_page(request),
+            FINISHED_PER_MINUTE => self.finished_per_minute(request),
             other => Err(PluginError::not_supported(other)),
         }
     }

@@ -31,8 +31,9 @@
 //! results, claim, complete, renew_leases, release, rescue, wait_for_tasks, migrate,
 //! list_results, queue_stats, prune, close). Arguments and return values go into their columns
 //! as the JSON text the host sent and come back as the text the database holds (PostgreSQL
-//! renders `jsonb` in its own form), checked but never decoded. And one operation of its own,
-//! through `call_ext`: [`TRANSACTIONAL_INSERT_SQL`], the statement an application runs on its
+//! renders `jsonb` in its own form), checked but never decoded. Operations of its own, through
+//! `call_ext`: [`LIST_PAGE`] and [`FINISHED_PER_MINUTE`] (the dashboard's keyset pages and
+//! per-minute counts), and [`TRANSACTIONAL_INSERT_SQL`], the statement an application runs on its
 //! own connection, inside its own transaction, so the task commits or rolls back with its
 //! data. Its ten positional parameters are `id` (UUID), `task_path`, `args` (JSON array),
 //! `queue_name`, `priority`, `run_after` (PostgreSQL timestamptz; SQLite µs since the epoch;
@@ -77,7 +78,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{DatabaseBackend, TRANSACTIONAL_INSERT_SQL};
+pub use backend::{DatabaseBackend, FINISHED_PER_MINUTE, LIST_PAGE, TRANSACTIONAL_INSERT_SQL};
 
 taskhost_plugin_api::export_plugin! {
     module_path: "taskhost.backends.database",

@@ -7,10 +7,11 @@
 use crate::error::Result;
 use crate::row::NewTask;
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use taskhost_plugin_api::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
-    QueueStats, TaskResultData, WaitRequest,
+    QueueStats, TaskResultData, TaskResultStatus, WaitRequest,
 };
 
 /// What every store is told when it is opened.
@@ -104,6 +105,14 @@ pub trait Store: Send + Sync {
     /// run's count is capped at `limit` too); returns how many.
     fn prune(&self, request: &PruneRequest) -> Result<u64>;
 
+    /// One page of results of this alias matching the filters, newest id first, after the
+    /// cursor (`before_id`): keyset paging on the primary key.
+    fn list_page(&self, request: &PageRequest) -> Result<Vec<TaskResultData>>;
+
+    /// Results of this alias finished since `since`, counted per minute and status (through
+    /// the `finished_at` index).
+    fn finished_per_minute(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>>;
+
     /// Block until a task may be ready in one of the queues, or the timeout; returns whether
     /// a notification came. `now` is the host's clock at the call (SQLite checks for due
     /// READY rows with it).
@@ -121,6 +130,60 @@ pub trait Store: Send + Sync {
 
     /// Close every connection; later calls fail with "closed".
     fn close(&self);
+}
+
+/// The most results one [`PageRequest`] returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// The request of [`crate::backend::LIST_PAGE`]: [`ListRequest`]'s filters, a time window and
+/// a keyset cursor.
+#[derive(Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PageRequest {
+    /// Only this status.
+    #[serde(default)]
+    pub status: Option<TaskResultStatus>,
+    /// Only this queue.
+    #[serde(default)]
+    pub queue_name: Option<String>,
+    /// Only this task path.
+    #[serde(default)]
+    pub task_path: Option<String>,
+    /// Only results whose id sorts before this one (the last id of the previous page).
+    #[serde(default)]
+    pub before_id: Option<String>,
+    /// Only results enqueued at or after this time.
+    #[serde(default)]
+    pub enqueued_after: Option<DateTime<Utc>>,
+    /// Only results enqueued before this time.
+    #[serde(default)]
+    pub enqueued_before: Option<DateTime<Utc>>,
+    /// At most this many, 1 to [`MAX_PAGE`].
+    pub limit: u32,
+}
+
+/// How many results finished in one minute with one status (the answer of
+/// [`crate::backend::FINISHED_PER_MINUTE`], a JSON array of these).
+#[derive(Serialize, Clone, Debug, PartialEq)]
+pub struct MinuteCount {
+    /// The minute's start.
+    pub minute: DateTime<Utc>,
+    /// FAILED or SUCCESSFUL.
+    pub status: TaskResultStatus,
+    /// How many.
+    pub count: u64,
+}
+
+/// Read a minute bucket (whole minutes since the epoch) and a stored status.
+pub fn minute_count(minute: i64, status: &str, count: i64) -> Result<MinuteCount> {
+    let corrupt =
+        || crate::error::Error::Other(format!("a bad per-minute count: {minute} {status}"));
+    Ok(MinuteCount {
+        minute: DateTime::from_timestamp(minute.checked_mul(60).ok_or_else(corrupt)?, 0)
+            .ok_or_else(corrupt)?,
+        status: TaskResultStatus::parse(status).ok_or_else(corrupt)?,
+        count: u64::try_from(count).map_err(|_| corrupt())?,
+    })
 }
 
 /// An error [`CheckMessage`].

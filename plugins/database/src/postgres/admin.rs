@@ -2,7 +2,8 @@
 
 use super::{read_row, PgStore, TxError, COLUMNS};
 use crate::error::{Error, Result};
-use crate::store::{param, prune_targets, sort_stats};
+use crate::row::parse_id;
+use crate::store::{minute_count, param, prune_targets, sort_stats, MinuteCount, PageRequest};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use taskhost_plugin_api::{
@@ -39,6 +40,68 @@ impl PgStore {
                 &limit,
             ],
         )
+    }
+
+    pub(super) fn list_page(&self, request: &PageRequest) -> Result<Vec<TaskResultData>> {
+        // A plain range on the primary key when there is a cursor, so the index scan starts
+        // there rather than at the newest row.
+        let before = match request.before_id.as_deref() {
+            Some(id) => Some(parse_id(id).ok_or_else(|| {
+                Error::InvalidRequest(format!("before_id '{id}' is not a result id (a UUID)"))
+            })?),
+            None => None,
+        };
+        let after = match before {
+            Some(_) => "AND id < $5::uuid",
+            None => "AND $5::uuid IS NULL",
+        };
+        let sql = format!(
+            "SELECT {COLUMNS} FROM taskhost_tasks WHERE backend_name = $1 \
+             AND ($2::text IS NULL OR status = $2::text) \
+             AND ($3::text IS NULL OR queue_name = $3::text) \
+             AND ($4::text IS NULL OR task_path = $4::text) {after} \
+             AND ($6::timestamptz IS NULL OR enqueued_at >= $6::timestamptz) \
+             AND ($7::timestamptz IS NULL OR enqueued_at < $7::timestamptz) \
+             ORDER BY id DESC LIMIT $8"
+        );
+        let status = request.status.map(TaskResultStatus::as_str);
+        self.select(
+            "listing a page of task results",
+            &sql,
+            &[
+                &self.config.alias,
+                &status,
+                &request.queue_name,
+                &request.task_path,
+                &before,
+                &request.enqueued_after,
+                &request.enqueued_before,
+                &i64::from(request.limit),
+            ],
+        )
+    }
+
+    pub(super) fn finished_per_minute(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>> {
+        let rows = self.read("counting finished tasks per minute", |tx| {
+            let rows = tx.query(
+                "SELECT floor(extract(epoch FROM finished_at) / 60)::bigint AS minute, status, \
+                 COUNT(*) FROM taskhost_tasks WHERE finished_at >= $2 AND backend_name = $1 \
+                 GROUP BY 1, 2 ORDER BY 1, 2",
+                &[&self.config.alias, &since],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get::<_, i64>(0)?,
+                        r.try_get::<_, String>(1)?,
+                        r.try_get::<_, i64>(2)?,
+                    ))
+                })
+                .collect::<Result<Vec<_>, TxError>>()
+        })?;
+        rows.into_iter()
+            .map(|(minute, status, count)| minute_count(minute, &status, count))
+            .collect()
     }
 
     fn select(

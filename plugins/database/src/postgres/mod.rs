@@ -20,7 +20,7 @@ use crate::error::{postgres_text, Error, Result};
 use crate::options::{redact, Options, CLASS};
 use crate::pool::Pool;
 use crate::row::{corrupt, NewTask, Row};
-use crate::store::{check_error, Claim, Migration, Store, StoreConfig};
+use crate::store::{check_error, Claim, Migration, MinuteCount, PageRequest, Store, StoreConfig};
 use chrono::{DateTime, Utc};
 use jsonb::JsonText;
 use listen::Listener;
@@ -303,6 +303,14 @@ impl Store for PgStore {
 
     fn prune(&self, request: &PruneRequest) -> Result<u64> {
         PgStore::prune(self, request)
+    }
+
+    fn list_page(&self, request: &PageRequest) -> Result<Vec<TaskResultData>> {
+        PgStore::list_page(self, request)
+    }
+
+    fn finished_per_minute(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>> {
+        PgStore::finished_per_minute(self, since)
     }
 
     fn wait(&self, request: &WaitRequest, _now: DateTime<Utc>) -> Result<bool> {

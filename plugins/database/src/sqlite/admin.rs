@@ -3,7 +3,8 @@
 use super::{json_list, read_row, us, SqliteStore, TxError, COLUMNS};
 use crate::error::Result;
 use crate::row::from_micros;
-use crate::store::{param, prune_targets, sort_stats};
+use crate::store::{minute_count, param, prune_targets, sort_stats, MinuteCount, PageRequest};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use taskhost_plugin_api::{
     ListRequest, PruneRequest, QueueStats, TaskResultData, TaskResultStatus,
@@ -34,6 +35,59 @@ impl SqliteStore {
             limit,
         );
         self.select("listing task results", &sql, params)
+    }
+
+    /// The statement of [`SqliteStore::list_page`]; with a cursor (`?5`) it is a plain range
+    /// on the primary key (no `?5 IS NULL OR`), so SQLite walks the id index backwards from
+    /// the cursor rather than from the newest row, and never sorts.
+    pub(crate) fn page_sql(cursor: bool) -> String {
+        let after = match cursor {
+            true => "AND id < ?5",
+            false => "AND ?5 IS NULL",
+        };
+        format!(
+            "SELECT {COLUMNS} FROM taskhost_tasks WHERE backend_name = ?1 \
+             AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR queue_name = ?3) \
+             AND (?4 IS NULL OR task_path = ?4) {after} \
+             AND (?6 IS NULL OR enqueued_at >= ?6) AND (?7 IS NULL OR enqueued_at < ?7) \
+             ORDER BY id DESC LIMIT ?8"
+        )
+    }
+
+    pub(super) fn list_page(&self, request: &PageRequest) -> Result<Vec<TaskResultData>> {
+        let sql = Self::page_sql(request.before_id.is_some());
+        let params = (
+            self.config.alias.as_str(),
+            request.status.map(TaskResultStatus::as_str),
+            request.queue_name.as_deref(),
+            request.task_path.as_deref(),
+            request.before_id.as_deref(),
+            request.enqueued_after.map(us),
+            request.enqueued_before.map(us),
+            i64::from(request.limit),
+        );
+        self.select("listing a page of task results", &sql, params)
+    }
+
+    pub(super) fn finished_per_minute(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>> {
+        let alias = &self.config.alias;
+        let raw = self.read("counting finished tasks per minute", |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT finished_at / 60000000, status, COUNT(*) FROM taskhost_tasks \
+                 WHERE finished_at >= ?2 AND backend_name = ?1 GROUP BY 1, 2 ORDER BY 1, 2",
+            )?;
+            let rows = stmt.query_map((alias, us(since)), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })?;
+        raw.into_iter()
+            .map(|(minute, status, count)| minute_count(minute, &status, count))
+            .collect()
     }
 
     fn select(

@@ -20,7 +20,7 @@ pub(crate) use queue::CLAIM_SELECT;
 use crate::error::{Error, Result};
 use crate::pool::{Connection as PoolConnection, Pool};
 use crate::row::{from_micros, NewTask, Row};
-use crate::store::{check_error, Claim, Migration, Store, StoreConfig};
+use crate::store::{check_error, Claim, Migration, MinuteCount, PageRequest, Store, StoreConfig};
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -437,6 +437,14 @@ impl Store for SqliteStore {
 
     fn prune(&self, request: &PruneRequest) -> Result<u64> {
         SqliteStore::prune(self, request)
+    }
+
+    fn list_page(&self, request: &PageRequest) -> Result<Vec<TaskResultData>> {
+        SqliteStore::list_page(self, request)
+    }
+
+    fn finished_per_minute(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>> {
+        SqliteStore::finished_per_minute(self, since)
     }
 
     fn wait(&self, request: &WaitRequest, now: DateTime<Utc>) -> Result<bool> {

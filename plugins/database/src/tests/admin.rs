@@ -2,10 +2,12 @@
 
 use super::api::*;
 use super::harness::{on_both_databases, Kind, TestDb};
+use crate::DatabaseBackend;
 use chrono::Duration;
 use serde_json::{json, Value};
 use taskhost_plugin_api::{
-    Completion, ErrorKind, Json, Signal, TaskOutcome, TaskResultStatus, Text,
+    Backend, Completion, ErrorKind, Json, Signal, TaskOutcome, TaskResultData, TaskResultStatus,
+    Text,
 };
 
 on_both_databases!(
@@ -18,6 +20,9 @@ on_both_databases!(
     queue_stats_count_per_queue_and_status,
     prune_deletes_only_old_finished_results,
     prune_works_through_a_limit_at_a_time,
+    list_page_walks_the_store_newest_id_first_by_cursor,
+    list_page_refuses_bad_requests,
+    finished_per_minute_counts_each_minute_and_status,
 );
 
 fn enqueue_stores_a_ready_result_and_signals_it(db: TestDb) {
@@ -315,4 +320,176 @@ fn prune_works_through_a_limit_at_a_time(db: TestDb) {
         ],
         "only the matching finished rows are gone"
     );
+}
+
+/// The ids of one `list_page` answer.
+fn page(b: &DatabaseBackend, request: Value) -> Vec<String> {
+    let answer = b
+        .call_ext(crate::backend::LIST_PAGE, &request.to_string())
+        .unwrap();
+    let rows: Vec<TaskResultData> = serde_json::from_str(&answer).unwrap();
+    rows.into_iter().map(|r| r.id.to_string()).collect()
+}
+
+fn list_page_walks_the_store_newest_id_first_by_cursor(db: TestDb) {
+    let (b, _) = db.backend();
+    let start = db.now();
+    let mut ids: Vec<String> = (0..7)
+        .map(|i| {
+            db.tick();
+            let queue = if i % 2 == 0 { "default" } else { "emails" };
+            enqueue(&b, queue).id.to_string()
+        })
+        .collect();
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let ids = page(&b, json!({"limit": 3, "before_id": cursor}));
+        assert!(ids.len() <= 3);
+        seen.extend(ids.iter().cloned());
+        match ids.len() {
+            3 => cursor = ids.last().cloned(),
+            _ => break,
+        }
+    }
+    assert_eq!(seen, ids, "each result once, newest id first");
+
+    // Filters, as list_results has them, and a time window on enqueued_at.
+    let emails = page(&b, json!({"limit": 10, "queue_name": "emails"}));
+    assert_eq!(emails, vec![ids[1].clone(), ids[3].clone(), ids[5].clone()]);
+    let after_cursor = page(
+        &b,
+        json!({"limit": 10, "queue_name": "emails", "before_id": ids[1]}),
+    );
+    assert_eq!(after_cursor, vec![ids[3].clone(), ids[5].clone()]);
+    let done = claim_with(&b, &claim_request("w", Some(&["emails"]), 1)).remove(0);
+    complete(&b, &[success(&done, json!(1))]);
+    assert_eq!(
+        page(&b, json!({"limit": 10, "status": "SUCCESSFUL"})),
+        vec![done.result.id.to_string()]
+    );
+    assert!(page(&b, json!({"limit": 10, "task_path": "t::none"})).is_empty());
+    let third = start + Duration::microseconds(3);
+    let window = json!({"limit": 10, "enqueued_after": third, "enqueued_before": third + Duration::microseconds(2)});
+    assert_eq!(page(&b, window), vec![ids[3].clone(), ids[4].clone()]);
+}
+
+fn list_page_refuses_bad_requests(db: TestDb) {
+    let (b, _) = db.backend();
+    for (request, says) in [
+        (json!({"limit": 0}), "limit must be 1 to 1000"),
+        (json!({"limit": 1001}), "limit must be 1 to 1000"),
+        (
+            json!({"limit": 5, "colour": "red"}),
+            "unknown field `colour`",
+        ),
+        (json!({"status": "READY"}), "missing field `limit`"),
+    ] {
+        let e = b
+            .call_ext(crate::backend::LIST_PAGE, &request.to_string())
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::INVALID_REQUEST, "{request}");
+        assert!(e.message().contains(says), "{request}: {}", e.message());
+    }
+    if db.kind == Kind::Postgres {
+        let e = b
+            .call_ext(
+                crate::backend::LIST_PAGE,
+                r#"{"limit": 5, "before_id": "nope"}"#,
+            )
+            .unwrap_err();
+        assert!(
+            e.message().contains("'nope' is not a result id"),
+            "{}",
+            e.message()
+        );
+    }
+}
+
+fn finished_per_minute_counts_each_minute_and_status(db: TestDb) {
+    let (b, _) = db.backend();
+    for _ in 0..3 {
+        enqueue(&b, "default");
+    }
+    let since = db.now() - Duration::minutes(59);
+    let first = claim(&b, "w", 2);
+    complete(
+        &b,
+        &[success(&first[0], json!(1)), failure(&first[1], None)],
+    );
+    db.advance_secs(120);
+    let later = claim(&b, "w", 1);
+    complete(&b, &[success(&later[0], json!(2))]);
+
+    let counts = |since: chrono::DateTime<chrono::Utc>| -> Vec<(i64, String, u64)> {
+        let answer = b
+            .call_ext(
+                crate::backend::FINISHED_PER_MINUTE,
+                &json!({ "since": since }).to_string(),
+            )
+            .unwrap();
+        let rows: Vec<Value> = serde_json::from_str(&answer).unwrap();
+        rows.iter()
+            .map(|r| {
+                let minute: chrono::DateTime<chrono::Utc> =
+                    serde_json::from_value(r["minute"].clone()).unwrap();
+                assert_eq!(minute.timestamp() % 60, 0, "minutes start on the minute");
+                (
+                    minute.timestamp() / 60,
+                    r["status"].as_str().unwrap().to_string(),
+                    r["count"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let all = counts(since);
+    let total = |status: &str| -> u64 { all.iter().filter(|c| c.1 == status).map(|c| c.2).sum() };
+    assert_eq!((total("SUCCESSFUL"), total("FAILED")), (2, 1), "{all:?}");
+    let minutes: Vec<i64> = all.iter().map(|c| c.0).collect();
+    assert!(
+        minutes.windows(2).all(|w| w[0] <= w[1]),
+        "oldest first: {all:?}"
+    );
+    assert_eq!(
+        minutes.last().unwrap() - minutes[0],
+        2,
+        "two minutes apart: {all:?}"
+    );
+    assert!(counts(db.now() + Duration::seconds(1)).is_empty());
+}
+
+/// Pages stay as quick deep in a large store as at its start: SQLite seeks the primary key's
+/// index to the cursor and reads it backwards, with no sort (the same plan whatever the size).
+#[test]
+fn sqlite_pages_seek_the_primary_key_and_never_sort() {
+    let db = TestDb::new(Kind::Sqlite).unwrap();
+    let _backend = db.backend(); // creates the schema
+    let conn = db.sqlite();
+    for cursor in [false, true] {
+        let sql = format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::sqlite::SqliteStore::page_sql(cursor)
+        );
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(
+                rusqlite::params_from_iter(std::iter::repeat_n(rusqlite::types::Null, 8)),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let index = "USING INDEX sqlite_autoindex_taskhost_tasks_1";
+        assert!(plan.iter().any(|step| step.contains(index)), "{plan:?}");
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
+        assert_eq!(
+            plan.iter().any(|step| step.contains("(id<?)")),
+            cursor,
+            "{plan:?}"
+        );
+    }
 }
