@@ -35,6 +35,8 @@ ROOT = HERE.parent
 PG = "postgresql://postgres@127.0.0.1:5432"
 PYTHON = str(HERE / ".venv" / "bin" / "python")
 DJANGO = HERE / "djangoapp"
+# The Rust peers' binary (apalis, graphile_worker), built by `bench/run`.
+RUST_PEERS = HERE / "rust-peers" / "target" / "release" / "rust-peers"
 
 # Store settings: (name, kind, synchronous setting).
 STORES = {
@@ -48,6 +50,15 @@ STORES = {
 # concurrency a claim of ≈512 rows keeps the worker fed while the next claim runs (PostgreSQL,
 # 1 worker × 1, 100,000 no-op tasks: 18.5–18.9k/s with 256, 23.8–28.2k/s with 1024, 2026-12-03).
 TASKHOST_TUNED_PREFETCH = 1024
+# Latency probes land at a random point of the longest wait of a worker that is not woken by the
+# enqueue (its poll interval), by (system, worker options, store kind); absent: woken, 10 ms.
+LATENCY_WAIT_MS = {
+    ("django-tasks", "default", "sqlite"): 1000,
+    ("django-tasks", "default", "postgres"): 1000,
+    ("apalis", "default", "sqlite"): 30_000,
+    ("apalis", "default", "postgres"): 30_000,
+    ("apalis", "tuned", "sqlite"): 500,
+}
 # The full drain matrix runs on these; the others get `--secondary-concurrency` only.
 PRIMARY = ("sqlite-normal", "pg-sync-on")
 
@@ -295,11 +306,85 @@ class Graphile(System):
 
     def drain_window(self, outputs):
         # Finished jobs are deleted: the workers report their first start and last end.
-        reports = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
-        reports = [r for r in reports if r["first_start_us"] is not None]
-        return (min(r["first_start_us"] for r in reports) / 1e6,
-                max(r["last_end_us"] for r in reports) / 1e6,
-                sum(r["jobs"] for r in reports))
+        return worker_reported_window(outputs)
+
+
+def worker_reported_window(outputs: list[str]) -> tuple[float, float, int]:
+    """(first start, last end, tasks run) from what the worker processes printed when they
+    stopped (each: `first_start_us`, `last_end_us`, `jobs`)."""
+    reports = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    reports = [r for r in reports if r["first_start_us"] is not None]
+    return (min(r["first_start_us"] for r in reports) / 1e6,
+            max(r["last_end_us"] for r in reports) / 1e6,
+            sum(r["jobs"] for r in reports))
+
+
+class RustPeer(System):
+    """A peer built from bench/rust-peers (`rust-peers SYSTEM COMMAND`): the same commands and
+    worker report as graphile.mjs."""
+
+    subcommand = ""
+
+    def __init__(self, store, work, args):
+        super().__init__(store, work, args)
+        self.binary = str(RUST_PEERS)
+
+    def env(self):
+        url = (f"sqlite://{self.sqlite_path}" if self.kind == "sqlite"
+               else f"{PG}/{self.database}")
+        return {**os.environ, "BENCH_URL": url, "BENCH_SQLITE_SYNC": self.sync}
+
+    def migrate(self):
+        self.client("migrate")
+
+    def client(self, *cmd):
+        return run_json([self.binary, self.subcommand, *cmd], self.env(), cwd=HERE)
+
+    def worker_cmd(self, concurrency, variant, batch):
+        cmd = [self.binary, self.subcommand, "worker", "--concurrency", str(concurrency)]
+        return cmd + (["--tuned"] if variant == "tuned" else [])
+
+    def batch_mode(self):
+        return False
+
+    def drain_window(self, outputs):
+        return worker_reported_window(outputs)
+
+
+class Apalis(RustPeer):
+    name = "apalis"
+    subcommand = "apalis"
+    database = "bench_apalis"
+
+    @property
+    def table(self):
+        return "Jobs" if self.kind == "sqlite" else "apalis.jobs"
+
+    def clear(self):
+        if self.kind == "sqlite":
+            self.reset()
+        else:
+            # Its workers table stays: each worker process registers under its own name.
+            pg_admin("TRUNCATE apalis.jobs", self.database)
+            pg_admin("VACUUM apalis.jobs", self.database)
+
+    def queue_empty(self):
+        # Done once every task's completion is stored ('Done'): apalis keeps finished tasks.
+        sql = f"SELECT EXISTS (SELECT 1 FROM {self.table} WHERE status <> 'Done')"
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.sqlite_path) as conn:
+                return not conn.execute(sql).fetchone()[0]
+        return not pg_scalar(self.database, sql)[0]
+
+
+class GraphileRs(RustPeer):
+    name = "graphile-worker-rs"
+    subcommand = "graphile"
+    database = "bench_graphile_rs"
+    table = "graphile_worker._private_jobs"
+
+    def queue_empty(self):
+        return not pg_scalar(self.database, f"SELECT EXISTS (SELECT 1 FROM {self.table})")[0]
 
 
 def start_workers(system: System, count: int, concurrency: int, variant: str, batch: bool,
@@ -415,14 +500,19 @@ def bench_store(system: System, args, plan: dict) -> dict:
         system, "enqueue-bulk" if ours else "bulk", args, plan, step=1000)
     out["latency"] = []
     for variant in ("default", "tuned"):
-        # Only django-tasks-db's default worker polls: taskhost is woken on both stores
-        # (PostgreSQL LISTEN/NOTIFY, SQLite a file watch: decision 011), graphile-worker
-        # by LISTEN/NOTIFY.
-        polls = system.name == "django-tasks"
-        slow = polls and variant == "default"  # a 1 s poll interval
-        samples = plan["latency_poll_n"] if slow else plan["latency_n"]
+        # The interval a probe waits for at most when nothing wakes the worker: taskhost is woken
+        # on both stores (PostgreSQL LISTEN/NOTIFY, SQLite a file watch: decision 011),
+        # graphile-worker (both) by LISTEN/NOTIFY, apalis's tuned PostgreSQL worker by
+        # LISTEN/NOTIFY; django-tasks-db polls every second by default; apalis's default worker
+        # looks for new tasks only at its 30 s heartbeat, its tuned SQLite worker every 0.5 s
+        # (bench/README.md).
+        wait_ms = LATENCY_WAIT_MS.get((system.name, variant, system.kind), 0)
+        if wait_ms >= 30_000 and system.store not in PRIMARY:
+            continue  # the heartbeat's latency is the same on every store: primary ones only
+        samples = (plan["latency_heartbeat_n"] if wait_ms >= 30_000
+                   else plan["latency_poll_n"] if wait_ms >= 1000 else plan["latency_n"])
         log(f"{system.name} on {system.store}: latency ({variant}, {samples} probes)")
-        out["latency"].append(measure_latency(system, samples, variant, 1000 if slow else 10))
+        out["latency"].append(measure_latency(system, samples, variant, wait_ms or 10))
     out["drains"] = []
     concurrencies = plan["concurrency"] if system.store in PRIMARY else plan["secondary"]
     if system.name == "django-tasks":
@@ -443,6 +533,10 @@ def bench_store(system: System, args, plan: dict) -> dict:
                     rate = drain["tasks_per_s"]
                     out["drains"].append(drain)
     return out
+
+
+SYSTEMS = {"taskhost": Taskhost, "django-tasks": DjangoTasks, "graphile-worker": Graphile,
+           "apalis": Apalis, "graphile-worker-rs": GraphileRs}
 
 
 def micro(args, work: Path) -> dict:
@@ -475,6 +569,7 @@ def versions() -> dict:
                             if p["name"].lower() in wanted},
         "python": out([PYTHON, "--version"]),
         "graphile-worker": graphile["version"],
+        "rust_peers": rust_peer_versions(),
         "node": out(["node", "--version"]),
         "postgres": out(["psql", "--version"]),
         "rustc": out(["rustc", "--version"]),
@@ -483,6 +578,18 @@ def versions() -> dict:
         "nproc": os.cpu_count(),
         "loadavg_start": os.getloadavg(),
     }
+
+
+def rust_peer_versions() -> dict:
+    """The apalis and graphile_worker crate versions bench/rust-peers is locked to."""
+    wanted = {"apalis", "apalis-sqlite", "apalis-postgres", "graphile_worker", "sqlx"}
+    versions, name = {}, None
+    for line in (HERE / "rust-peers" / "Cargo.lock").read_text().splitlines():
+        if line.startswith("name = "):
+            name = line.split('"')[1]
+        elif line.startswith("version = ") and name in wanted:
+            versions[name] = line.split('"')[1]
+    return versions
 
 
 def main() -> None:
@@ -494,7 +601,7 @@ def main() -> None:
                         help="size each drain to take about this long (default 8, quick 2)")
     parser.add_argument("--runs", type=int, help="runs of each enqueue measurement")
     parser.add_argument("--drain-runs", type=int, default=1, help="runs of each drain")
-    parser.add_argument("--systems", default="taskhost,django-tasks,graphile-worker")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--stores", default=",".join(STORES))
     args = parser.parse_args()
     quick = args.quick
@@ -505,14 +612,17 @@ def main() -> None:
         "enqueue_n": 100_000,
         "latency_n": 20 if quick else 200,
         "latency_poll_n": 6 if quick else 40,
+        "latency_heartbeat_n": 2 if quick else 8,
         "drain_n": args.drain_n or 100_000,
         "drain_seconds": args.drain_seconds or (1.5 if quick else 8),
         "drain_first_n": 200 if quick else 500,
         "concurrency": [1, 32] if quick else [1, 4, 16, 32],
         "secondary": [4] if quick else [1, 4],
     }
-    systems = {"taskhost": Taskhost, "django-tasks": DjangoTasks, "graphile-worker": Graphile}
-    chosen = [systems[s] for s in args.systems.split(",")]
+    unknown = set(args.systems.split(",")) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems {sorted(unknown)}: choose from {', '.join(SYSTEMS)}")
+    chosen = [SYSTEMS[s] for s in args.systems.split(",")]
     started = time.time()
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     results_dir = HERE / "results"
@@ -527,7 +637,7 @@ def main() -> None:
         for store in args.stores.split(","):
             for cls in chosen:
                 system = cls(store, work, args)
-                if cls is Graphile and system.kind == "sqlite":
+                if cls in (Graphile, GraphileRs) and system.kind == "sqlite":
                     continue  # PostgreSQL only
                 if isinstance(system, Taskhost) and not system.supported():
                     note = (f"taskhost on {store}: this build's database plugin has no "

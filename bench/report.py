@@ -14,7 +14,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PEERS = ("django-tasks", "graphile-worker")
+PEERS = ("django-tasks", "graphile-worker", "apalis", "graphile-worker-rs")
+# One colour family per system in the chart; shades tell its stores and worker options apart.
+FAMILIES = {"taskhost": "Blues", "django-tasks": "Greys", "graphile-worker": "Oranges",
+            "apalis": "Greens", "graphile-worker-rs": "Purples"}
 
 
 def spread(s: dict, fmt: str = "{:,.0f}") -> str:
@@ -60,7 +63,9 @@ def render(report: dict) -> str:
     out.append(
         f"Run {report['date']} ({'quick' if report['quick'] else 'full'}, "
         f"{report['seconds'] / 60:.1f} min), taskhost `{v['taskhost_commit']}`; {packages}; "
-        f"graphile-worker {v['graphile-worker']} (node {v['node']}); {v['python']}; "
+        f"graphile-worker {v['graphile-worker']} (node {v['node']}); "
+        + "".join(f"{k} {val}; " for k, val in sorted(v.get("rust_peers", {}).items()))
+        + f"{v['python']}; "
         f"{v['postgres']}; {v['rustc']}; {v['nproc']} cores, load average at start "
         f"{v['loadavg_start'][0]:.1f}"
         + (f", at the end {report['loadavg_end'][0]:.1f}" if "loadavg_end" in report else "")
@@ -138,8 +143,9 @@ def render(report: dict) -> str:
                 ])
     out.append("\n### taskhost ÷ peer (above 1× = taskhost better)\n")
     out.append("\nBoth sides with their default worker options, then both tuned "
-               "(taskhost: `--prefetch`; graphile-worker: `localQueue` and batched "
-               "completions; see bench/README.md).\n")
+               "(taskhost: `--prefetch`; graphile-worker and graphile-worker-rs: local queue "
+               "and batched completions; apalis: larger fetches and a poll strategy; see "
+               "bench/README.md).\n")
     out.append(table(["store", "peer (worker options of both)", "single enqueue", "bulk enqueue",
                       "drain, 1 worker × 1", "drain, best config of each",
                       "latency p50 (tuned workers)"], rows))
@@ -149,11 +155,10 @@ def render(report: dict) -> str:
 def chart(report: dict, path: Path) -> None:
     """Drain rate against concurrency: one colour per system, store and worker options;
     solid = 1 worker process, dashed = 2."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 6.5), sharey=True)
-    palette = plt.get_cmap("tab20").colors
-    colours = iter(palette[0::2] + palette[1::2])  # the ten strong colours first
+    fig, axes = plt.subplots(1, 2, figsize=(14, 8), sharey=True)
     handles = {}
     for ax, kind in zip(axes, ("sqlite", "pg")):
+        shade = {}  # per system: the next shade of its colour family
         for e in report["stores"]:
             if not e["store"].startswith(kind):
                 continue
@@ -161,7 +166,10 @@ def chart(report: dict, path: Path) -> None:
                 series = [d for d in e["drains"] if d["variant"] == variant]
                 if not series:
                     continue
-                colour = next(colours)
+                step = shade.get(e["system"], 0)
+                shade[e["system"]] = step + 1
+                family = plt.get_cmap(FAMILIES.get(e["system"], "Reds"))
+                colour = family(0.95 - 0.17 * step)
                 label = f"{e['system']}, {e['store']}"
                 if e["system"] != "django-tasks":
                     label += f", {variant}"
@@ -179,9 +187,9 @@ def chart(report: dict, path: Path) -> None:
         ax.set_title("SQLite (WAL)" if kind == "sqlite" else "PostgreSQL (local)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("drained no-op tasks / s (solid: 1 worker process, dashed: 2)")
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize=8)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=7.5)
     fig.suptitle(f"Drain rate against worker concurrency — {report['date']}")
-    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
