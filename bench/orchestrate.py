@@ -185,6 +185,11 @@ class System:
         """Whether a worker exits by itself once the queue is empty."""
         return True
 
+    def drain_start(self, plan: dict, variant: str) -> tuple[float, int]:
+        """The rate (tasks/s) the first drain is sized for, and the fewest tasks of any drain
+        with these worker options."""
+        return plan["drain_first_n"] / plan["drain_seconds"], plan["drain_first_n"]
+
     def queue_empty(self) -> bool:
         raise NotImplementedError
 
@@ -383,6 +388,19 @@ class GraphileRs(RustPeer):
     database = "bench_graphile_rs"
     table = "graphile_worker._private_jobs"
 
+    def clear(self):
+        # Its job retirements table references the jobs.
+        pg_admin(f"TRUNCATE {self.table} CASCADE", self.database)
+        pg_admin(f"VACUUM {self.table}", self.database)
+
+    def drain_start(self, plan, variant):
+        if variant == "tuned":
+            return super().drain_start(plan, variant)
+        # Its default worker fetches one job per slot per wake-up (a NOTIFY, or its 1 s poll):
+        # a stored queue drains at about `concurrency` jobs per second per worker
+        # (bench/README.md), so the first drain is sized for that.
+        return 1.0, 0
+
     def queue_empty(self):
         return not pg_scalar(self.database, f"SELECT EXISTS (SELECT 1 FROM {self.table})")[0]
 
@@ -519,13 +537,16 @@ def bench_store(system: System, args, plan: dict) -> dict:
         concurrencies = [1]
     # django-tasks-db's tuning changes its idle polling only, so its drains use the defaults.
     variants = ("default",) if system.name == "django-tasks" else ("default", "tuned")
-    # Each drain is sized to take about plan["drain_seconds"] at the rate of the one before.
-    rate = plan["drain_first_n"] / plan["drain_seconds"]
+    # Each drain is sized to take about plan["drain_seconds"] at the rate of the one before,
+    # and to give every slot (workers × concurrency) at least 5 tasks.
+    rate = None  # after the first drain: the rate of the one before
     for variant in variants:
+        start_rate, fewest = system.drain_start(plan, variant)
+        rate = rate or start_rate
         for workers in (1, 2):
             for concurrency in concurrencies:
                 for _ in range(args.drain_runs):
-                    n = int(min(plan["drain_n"], max(plan["drain_first_n"],
+                    n = int(min(plan["drain_n"], max(fewest, 5 * workers * concurrency,
                                                      rate * plan["drain_seconds"])))
                     log(f"{system.name} on {system.store}: drain {n} ({variant}, {workers} "
                         f"worker(s) × concurrency {concurrency})")
