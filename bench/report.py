@@ -126,8 +126,8 @@ def render(report: dict) -> str:
             for variant in ("default", "tuned"):
                 # Each side drains with the options named; a side that has no tuned drains
                 # (django-tasks-db: its tuning is the idle poll) is drained with its defaults.
-                ours_v = variant if drain_at(e, variant, 1, 1) else "default"
-                theirs_v = variant if drain_at(peer, variant, 1, 1) else "default"
+                ours_v = variant if best_drain(e, variant) else "default"
+                theirs_v = variant if best_drain(peer, variant) else "default"
                 ours_best, theirs_best = best_drain(e, ours_v), best_drain(peer, theirs_v)
                 ours_lat, theirs_lat = latency(e, "tuned"), latency(peer, "tuned")
                 label = variant if theirs_v == variant else f"{variant}; drains: {theirs_v}"
