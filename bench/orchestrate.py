@@ -1,11 +1,13 @@
-"""Side-by-side benchmarks: taskhost against django-tasks (+ django-tasks-db) and graphile-worker.
+"""Side-by-side benchmarks: taskhost against django-tasks (+ django-tasks-db), graphile-worker,
+apalis and graphile_worker (Rust).
 
-Run through `bench/run`, which installs the peers and builds taskhost first. Every system runs
+Run through `bench/run`, which installs the peers and builds taskhost and the Rust peers first. Every system runs
 the same workloads on the same machine in the same run, each through its own client:
 
 - `taskhost-bench` (benches/src/bin/taskhost-bench.rs): the real plugin files, the real worker;
 - `djangoapp/bench_django.py` + `manage.py db_worker`;
-- `graphile.mjs` (enqueue, and a worker process built on `run()`).
+- `graphile.mjs` (enqueue, and a worker process built on `run()`);
+- `rust-peers/` (`rust-peers apalis …`, `rust-peers graphile …`: the same commands).
 
 Raw results go to `results/<UTC timestamp>.json`; `results/latest.md` holds the tables and
 `results/drain.png` the chart.

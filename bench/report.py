@@ -153,8 +153,8 @@ def render(report: dict) -> str:
 
 
 def chart(report: dict, path: Path) -> None:
-    """Drain rate against concurrency: one colour per system, store and worker options;
-    solid = 1 worker process, dashed = 2."""
+    """Drain rate against concurrency: a colour family per system, a shade per store and worker
+    options; solid = 1 worker process, dashed = 2."""
     fig, axes = plt.subplots(1, 2, figsize=(14, 8), sharey=True)
     handles = {}
     for ax, kind in zip(axes, ("sqlite", "pg")):

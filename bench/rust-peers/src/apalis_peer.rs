@@ -98,7 +98,9 @@ macro_rules! client_on {
             async fn noop_batch(&mut self, first: i64, size: u64) -> anyhow::Result<()> {
                 // `push_bulk`: the whole batch in one transaction (PostgreSQL: one
                 // INSERT … SELECT unnest(…); SQLite: one INSERT per task).
-                let jobs = (first..first + size as i64).map(|i| Job::Noop(i, 2)).collect();
+                let jobs = (first..first + size as i64)
+                    .map(|i| Job::Noop(i, 2))
+                    .collect();
                 self.0.push_bulk(jobs).await.map_err(sink_error)
             }
 
@@ -146,7 +148,8 @@ pub(crate) async fn main(command: Command) -> anyhow::Result<Value> {
                 // Defaults: the READMEs' basic workers. No poll strategy: after an empty fetch
                 // the worker looks again at its next heartbeat (30 s).
                 (Store::Sqlite(pool), false) => {
-                    let backend = SqliteStorage::<Job>::new(&pool).with_config(sqlite_config(false));
+                    let backend =
+                        SqliteStorage::<Job>::new(&pool).with_config(sqlite_config(false));
                     run_worker!(backend, concurrency)
                 }
                 (Store::Postgres(pool), false) => {

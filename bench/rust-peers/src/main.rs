@@ -107,9 +107,9 @@ static FIRST_START_US: AtomicI64 = AtomicI64::new(0);
 static LAST_END_US: AtomicI64 = AtomicI64::new(0);
 static DONE: AtomicU64 = AtomicU64::new(0);
 
-/// The body of `noop(a, b)`, with the worker's own record of first start and last end (neither
-/// peer keeps a start time with sub-second resolution in every store, so every peer's drain is
-/// timed from its worker, as graphile-worker's is).
+/// The body of `noop(a, b)`, with the worker's own record of first start and last end
+/// (graphile_worker deletes finished jobs and apalis-sqlite keeps whole seconds, so both peers'
+/// drains are timed by their workers, as graphile-worker's are).
 fn run_noop(a: i64, b: i64) -> i64 {
     let _ = FIRST_START_US.compare_exchange(0, now_us(), Ordering::Relaxed, Ordering::Relaxed);
     let sum = std::hint::black_box(a + b);
