@@ -437,6 +437,15 @@ def start_workers(system: System, count: int, concurrency: int, variant: str, ba
     return procs
 
 
+class WorkerFailed(RuntimeError):
+    """A worker process exited with an error; `reason`: the last line it printed on stderr."""
+
+    def __init__(self, code: int, stderr: str):
+        lines = stderr.strip().splitlines() or ["(nothing on stderr)"]
+        self.reason = lines[-1][-200:]
+        super().__init__(f"worker exited {code}:\n{stderr[-3000:]}")
+
+
 def stop(workers: list[subprocess.Popen]) -> list[str]:
     """SIGTERM each worker, wait, and return what each printed on stdout."""
     for worker in workers:
@@ -449,7 +458,12 @@ def stop(workers: list[subprocess.Popen]) -> list[str]:
         out.seek(0)
         err.seek(0)
         if worker.returncode not in (0, -signal.SIGTERM):
-            raise RuntimeError(f"worker exited {worker.returncode}:\n{err.read()[-3000:]}")
+            failed = WorkerFailed(worker.returncode, err.read())
+            for other in workers:
+                if other.poll() is None:
+                    other.kill()
+                    other.wait()
+            raise failed
         outputs.append(out.read())
         out.close()
         err.close()
@@ -469,8 +483,8 @@ def measure_drain(system: System, n: int, workers: int, concurrency: int, varian
         if system.batch_mode():
             if all(proc.poll() is not None for proc in procs):
                 break
-        elif system.queue_empty():
-            break
+        elif system.queue_empty() or any(proc.poll() is not None for proc in procs):
+            break  # drained, or a worker died (`stop` reports it)
         if time.monotonic() > deadline:
             stop(procs)
             raise RuntimeError(f"{system.name} drain of {n} did not finish in time")
@@ -566,8 +580,14 @@ def bench_store(system: System, args, plan: dict) -> dict:
                                                              rate * plan["drain_seconds"])))
                     log(f"{system.name} on {system.store}: drain {n} ({variant}, {workers} "
                         f"worker(s) × concurrency {concurrency})")
-                    drain = measure_drain(system, n, workers, concurrency, variant)
-                    rate = drain["tasks_per_s"]
+                    try:
+                        drain = measure_drain(system, n, workers, concurrency, variant)
+                        rate = drain["tasks_per_s"]
+                    except WorkerFailed as failure:
+                        # A peer's worker that dies is a result, not the end of the run.
+                        log(f"{system.name} on {system.store}: {failure}")
+                        drain = {"n": n, "workers": workers, "concurrency": concurrency,
+                                 "variant": variant, "error": failure.reason}
                     out["drains"].append(drain)
     return out
 

@@ -38,12 +38,17 @@ def ratio(ours: float | None, theirs: float | None) -> str:
 
 
 def best_drain(entry: dict, variant: str) -> dict | None:
-    drains = [d for d in entry["drains"] if d["variant"] == variant]
+    drains = [d for d in measured(entry) if d["variant"] == variant]
     return max(drains, key=lambda d: d["tasks_per_s"]) if drains else None
 
 
+def measured(entry: dict) -> list[dict]:
+    """The drains of an entry that finished (a failed one has an `error` instead of a rate)."""
+    return [d for d in entry["drains"] if "error" not in d]
+
+
 def drain_at(entry: dict, variant: str, workers: int, concurrency: int) -> float | None:
-    rates = [d["tasks_per_s"] for d in entry["drains"]
+    rates = [d["tasks_per_s"] for d in measured(entry)
              if (d["variant"], d["workers"], d["concurrency"]) == (variant, workers, concurrency)]
     return sorted(rates)[len(rates) // 2] if rates else None
 
@@ -111,9 +116,10 @@ def render(report: dict) -> str:
     rows = []
     for e in stores:
         for d in e["drains"]:
+            rate = (f"failed: {d['error']}" if "error" in d else f"{d['tasks_per_s']:,.0f}")
             rows.append([e["store"], e["system"], d["variant"], str(d["workers"]),
-                         str(d["concurrency"]), f"{d['n']:,}", f"{d['tasks_per_s']:,.0f}",
-                         mib(d["peak_rss_kib"])])
+                         str(d["concurrency"]), f"{d['n']:,}", rate,
+                         mib(d.get("peak_rss_kib"))])
     out.append("\n### Drain rate (first start → last finish), and peak worker memory\n")
     out.append(table(["store", "system", "worker options", "workers", "concurrency", "tasks",
                       "tasks/s", "peak VmRSS MiB (per worker)"], rows))
@@ -163,7 +169,7 @@ def chart(report: dict, path: Path) -> None:
             if not e["store"].startswith(kind):
                 continue
             for variant in ("default", "tuned"):
-                series = [d for d in e["drains"] if d["variant"] == variant]
+                series = [d for d in measured(e) if d["variant"] == variant]
                 if not series:
                     continue
                 step = shade.get(e["system"], 0)
