@@ -1,11 +1,14 @@
-"""Side-by-side benchmarks: taskhost against django-tasks (+ django-tasks-db) and graphile-worker.
+"""Side-by-side benchmarks: taskhost against django-tasks (+ django-tasks-db), graphile-worker,
+apalis and graphile_worker (Rust).
 
-Run through `bench/run`, which installs the peers and builds taskhost first. Every system runs
-the same workloads on the same machine in the same run, each through its own client:
+Run through `bench/run`, which installs the peers and builds taskhost and the Rust peers first.
+Every system runs the same workloads on the same machine in the same run, each through its own
+client:
 
 - `taskhost-bench` (benches/src/bin/taskhost-bench.rs): the real plugin files, the real worker;
 - `djangoapp/bench_django.py` + `manage.py db_worker`;
-- `graphile.mjs` (enqueue, and a worker process built on `run()`).
+- `graphile.mjs` (enqueue, and a worker process built on `run()`);
+- `rust-peers/` (`rust-peers apalis …`, `rust-peers graphile …`: the same commands).
 
 Raw results go to `results/<UTC timestamp>.json`; `results/latest.md` holds the tables and
 `results/drain.png` the chart.
@@ -35,6 +38,8 @@ ROOT = HERE.parent
 PG = "postgresql://postgres@127.0.0.1:5432"
 PYTHON = str(HERE / ".venv" / "bin" / "python")
 DJANGO = HERE / "djangoapp"
+# The Rust peers' binary (apalis, graphile_worker), built by `bench/run`.
+RUST_PEERS = HERE / "rust-peers" / "target" / "release" / "rust-peers"
 
 # Store settings: (name, kind, synchronous setting).
 STORES = {
@@ -48,6 +53,17 @@ STORES = {
 # concurrency a claim of ≈512 rows keeps the worker fed while the next claim runs (PostgreSQL,
 # 1 worker × 1, 100,000 no-op tasks: 18.5–18.9k/s with 256, 23.8–28.2k/s with 1024, 2026-12-03).
 TASKHOST_TUNED_PREFETCH = 1024
+# Latency probes land at a random point of the longest wait of a worker that is not woken by the
+# enqueue (its poll interval), by (system, worker options, store kind); absent: woken, 10 ms.
+LATENCY_WAIT_MS = {
+    ("django-tasks", "default", "sqlite"): 1000,
+    ("django-tasks", "default", "postgres"): 1000,
+    ("apalis", "default", "sqlite"): 30_000,
+    ("apalis", "default", "postgres"): 30_000,
+    ("apalis", "tuned", "sqlite"): 500,
+}
+# apalis on SQLite: the most tasks of one drain (its drains slow down as they grow).
+APALIS_SQLITE_DRAIN_MOST = 10_000
 # The full drain matrix runs on these; the others get `--secondary-concurrency` only.
 PRIMARY = ("sqlite-normal", "pg-sync-on")
 
@@ -174,6 +190,15 @@ class System:
         """Whether a worker exits by itself once the queue is empty."""
         return True
 
+    def drain_start(self, plan: dict, variant: str) -> tuple[float, int]:
+        """The rate (tasks/s) the first drain is sized for, and the fewest tasks of any drain
+        with these worker options."""
+        return plan["drain_first_n"] / plan["drain_seconds"], plan["drain_first_n"]
+
+    def drain_most(self, plan: dict) -> int:
+        """The most tasks of one drain."""
+        return plan["drain_n"]
+
     def queue_empty(self) -> bool:
         raise NotImplementedError
 
@@ -295,11 +320,105 @@ class Graphile(System):
 
     def drain_window(self, outputs):
         # Finished jobs are deleted: the workers report their first start and last end.
-        reports = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
-        reports = [r for r in reports if r["first_start_us"] is not None]
-        return (min(r["first_start_us"] for r in reports) / 1e6,
-                max(r["last_end_us"] for r in reports) / 1e6,
-                sum(r["jobs"] for r in reports))
+        return worker_reported_window(outputs)
+
+
+def worker_reported_window(outputs: list[str]) -> tuple[float, float, int]:
+    """(first start, last end, tasks run) from what the worker processes printed when they
+    stopped (each: `first_start_us`, `last_end_us`, `jobs`)."""
+    reports = [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+    reports = [r for r in reports if r["first_start_us"] is not None]
+    return (min(r["first_start_us"] for r in reports) / 1e6,
+            max(r["last_end_us"] for r in reports) / 1e6,
+            sum(r["jobs"] for r in reports))
+
+
+class RustPeer(System):
+    """A peer built from bench/rust-peers (`rust-peers SYSTEM COMMAND`): the same commands and
+    worker report as graphile.mjs."""
+
+    subcommand = ""
+
+    def __init__(self, store, work, args):
+        super().__init__(store, work, args)
+        self.binary = str(RUST_PEERS)
+
+    def env(self):
+        url = (f"sqlite://{self.sqlite_path}" if self.kind == "sqlite"
+               else f"{PG}/{self.database}")
+        return {**os.environ, "BENCH_URL": url, "BENCH_SQLITE_SYNC": self.sync}
+
+    def migrate(self):
+        self.client("migrate")
+
+    def client(self, *cmd):
+        return run_json([self.binary, self.subcommand, *cmd], self.env(), cwd=HERE)
+
+    def worker_cmd(self, concurrency, variant, batch):
+        cmd = [self.binary, self.subcommand, "worker", "--concurrency", str(concurrency)]
+        return cmd + (["--tuned"] if variant == "tuned" else [])
+
+    def batch_mode(self):
+        return False
+
+    def drain_window(self, outputs):
+        return worker_reported_window(outputs)
+
+
+class Apalis(RustPeer):
+    name = "apalis"
+    subcommand = "apalis"
+    database = "bench_apalis"
+
+    @property
+    def table(self):
+        return "Jobs" if self.kind == "sqlite" else "apalis.jobs"
+
+    def clear(self):
+        if self.kind == "sqlite":
+            self.reset()
+        else:
+            # Its workers table stays: each worker process registers under its own name.
+            pg_admin("TRUNCATE apalis.jobs", self.database)
+            pg_admin("VACUUM apalis.jobs", self.database)
+
+    def drain_most(self, plan):
+        if self.kind == "postgres":
+            return plan["drain_n"]
+        # On SQLite its cost per task grows with the queue and with the tasks its worker has
+        # done (bench/README.md): a 100,000-task drain would take the better part of an hour.
+        return min(plan["drain_n"], APALIS_SQLITE_DRAIN_MOST)
+
+    def queue_empty(self):
+        # Done once every task's completion is stored ('Done'): apalis keeps finished tasks.
+        sql = f"SELECT EXISTS (SELECT 1 FROM {self.table} WHERE status <> 'Done')"
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.sqlite_path) as conn:
+                return not conn.execute(sql).fetchone()[0]
+        return not pg_scalar(self.database, sql)[0]
+
+
+class GraphileRs(RustPeer):
+    name = "graphile-worker-rs"
+    subcommand = "graphile"
+    database = "bench_graphile_rs"
+    table = "graphile_worker._private_jobs"
+
+    def clear(self):
+        # Its job retirements table references the jobs.
+        pg_admin(f"TRUNCATE {self.table} CASCADE", self.database)
+        pg_admin(f"VACUUM {self.table}", self.database)
+
+    def drain_start(self, plan, variant):
+        if variant == "tuned":
+            return super().drain_start(plan, variant)
+        # Its default worker fetches one job per slot per wake-up (a NOTIFY, or its 1 s poll):
+        # a stored queue drains at about `concurrency` jobs per second per worker
+        # (bench/README.md), so the first drain is sized for that.
+        return 1.0, 0
+
+    def queue_empty(self):
+        return not pg_scalar(self.database, f"SELECT EXISTS (SELECT 1 FROM {self.table})")[0]
 
 
 def start_workers(system: System, count: int, concurrency: int, variant: str, batch: bool,
@@ -318,6 +437,15 @@ def start_workers(system: System, count: int, concurrency: int, variant: str, ba
     return procs
 
 
+class WorkerFailed(RuntimeError):
+    """A worker process exited with an error; `reason`: the last line it printed on stderr."""
+
+    def __init__(self, code: int, stderr: str):
+        lines = stderr.strip().splitlines() or ["(nothing on stderr)"]
+        self.reason = lines[-1][-200:]
+        super().__init__(f"worker exited {code}:\n{stderr[-3000:]}")
+
+
 def stop(workers: list[subprocess.Popen]) -> list[str]:
     """SIGTERM each worker, wait, and return what each printed on stdout."""
     for worker in workers:
@@ -330,7 +458,12 @@ def stop(workers: list[subprocess.Popen]) -> list[str]:
         out.seek(0)
         err.seek(0)
         if worker.returncode not in (0, -signal.SIGTERM):
-            raise RuntimeError(f"worker exited {worker.returncode}:\n{err.read()[-3000:]}")
+            failed = WorkerFailed(worker.returncode, err.read())
+            for other in workers:
+                if other.poll() is None:
+                    other.kill()
+                    other.wait()
+            raise failed
         outputs.append(out.read())
         out.close()
         err.close()
@@ -350,8 +483,8 @@ def measure_drain(system: System, n: int, workers: int, concurrency: int, varian
         if system.batch_mode():
             if all(proc.poll() is not None for proc in procs):
                 break
-        elif system.queue_empty():
-            break
+        elif system.queue_empty() or any(proc.poll() is not None for proc in procs):
+            break  # drained, or a worker died (`stop` reports it)
         if time.monotonic() > deadline:
             stop(procs)
             raise RuntimeError(f"{system.name} drain of {n} did not finish in time")
@@ -415,34 +548,52 @@ def bench_store(system: System, args, plan: dict) -> dict:
         system, "enqueue-bulk" if ours else "bulk", args, plan, step=1000)
     out["latency"] = []
     for variant in ("default", "tuned"):
-        # Only django-tasks-db's default worker polls: taskhost is woken on both stores
-        # (PostgreSQL LISTEN/NOTIFY, SQLite a file watch: decision 011), graphile-worker
-        # by LISTEN/NOTIFY.
-        polls = system.name == "django-tasks"
-        slow = polls and variant == "default"  # a 1 s poll interval
-        samples = plan["latency_poll_n"] if slow else plan["latency_n"]
+        # The interval a probe waits for at most when nothing wakes the worker: taskhost is woken
+        # on both stores (PostgreSQL LISTEN/NOTIFY, SQLite a file watch: decision 011),
+        # graphile-worker (both) by LISTEN/NOTIFY, apalis's tuned PostgreSQL worker by
+        # LISTEN/NOTIFY; django-tasks-db polls every second by default; apalis's default worker
+        # looks for new tasks only at its 30 s heartbeat, its tuned SQLite worker every 0.5 s
+        # (bench/README.md).
+        wait_ms = LATENCY_WAIT_MS.get((system.name, variant, system.kind), 0)
+        if wait_ms >= 30_000 and system.store not in PRIMARY:
+            continue  # the heartbeat's latency is the same on every store: primary ones only
+        samples = (plan["latency_heartbeat_n"] if wait_ms >= 30_000
+                   else plan["latency_poll_n"] if wait_ms >= 1000 else plan["latency_n"])
         log(f"{system.name} on {system.store}: latency ({variant}, {samples} probes)")
-        out["latency"].append(measure_latency(system, samples, variant, 1000 if slow else 10))
+        out["latency"].append(measure_latency(system, samples, variant, wait_ms or 10))
     out["drains"] = []
     concurrencies = plan["concurrency"] if system.store in PRIMARY else plan["secondary"]
     if system.name == "django-tasks":
         concurrencies = [1]
     # django-tasks-db's tuning changes its idle polling only, so its drains use the defaults.
     variants = ("default",) if system.name == "django-tasks" else ("default", "tuned")
-    # Each drain is sized to take about plan["drain_seconds"] at the rate of the one before.
-    rate = plan["drain_first_n"] / plan["drain_seconds"]
+    # Each drain is sized to take about plan["drain_seconds"] at the rate of the one before,
+    # and to give every slot (workers × concurrency) at least 5 tasks.
+    rate = None  # after the first drain: the rate of the one before
     for variant in variants:
+        start_rate, fewest = system.drain_start(plan, variant)
+        rate = rate or start_rate
         for workers in (1, 2):
             for concurrency in concurrencies:
                 for _ in range(args.drain_runs):
-                    n = int(min(plan["drain_n"], max(plan["drain_first_n"],
-                                                     rate * plan["drain_seconds"])))
+                    n = int(min(system.drain_most(plan), max(fewest, 5 * workers * concurrency,
+                                                             rate * plan["drain_seconds"])))
                     log(f"{system.name} on {system.store}: drain {n} ({variant}, {workers} "
                         f"worker(s) × concurrency {concurrency})")
-                    drain = measure_drain(system, n, workers, concurrency, variant)
-                    rate = drain["tasks_per_s"]
+                    try:
+                        drain = measure_drain(system, n, workers, concurrency, variant)
+                        rate = drain["tasks_per_s"]
+                    except WorkerFailed as failure:
+                        # A peer's worker that dies is a result, not the end of the run.
+                        log(f"{system.name} on {system.store}: {failure}")
+                        drain = {"n": n, "workers": workers, "concurrency": concurrency,
+                                 "variant": variant, "error": failure.reason}
                     out["drains"].append(drain)
     return out
+
+
+SYSTEMS = {"taskhost": Taskhost, "django-tasks": DjangoTasks, "graphile-worker": Graphile,
+           "apalis": Apalis, "graphile-worker-rs": GraphileRs}
 
 
 def micro(args, work: Path) -> dict:
@@ -475,6 +626,7 @@ def versions() -> dict:
                             if p["name"].lower() in wanted},
         "python": out([PYTHON, "--version"]),
         "graphile-worker": graphile["version"],
+        "rust_peers": rust_peer_versions(),
         "node": out(["node", "--version"]),
         "postgres": out(["psql", "--version"]),
         "rustc": out(["rustc", "--version"]),
@@ -483,6 +635,18 @@ def versions() -> dict:
         "nproc": os.cpu_count(),
         "loadavg_start": os.getloadavg(),
     }
+
+
+def rust_peer_versions() -> dict:
+    """The apalis and graphile_worker crate versions bench/rust-peers is locked to."""
+    wanted = {"apalis", "apalis-sqlite", "apalis-postgres", "graphile_worker", "sqlx"}
+    versions, name = {}, None
+    for line in (HERE / "rust-peers" / "Cargo.lock").read_text().splitlines():
+        if line.startswith("name = "):
+            name = line.split('"')[1]
+        elif line.startswith("version = ") and name in wanted:
+            versions[name] = line.split('"')[1]
+    return versions
 
 
 def main() -> None:
@@ -494,7 +658,7 @@ def main() -> None:
                         help="size each drain to take about this long (default 8, quick 2)")
     parser.add_argument("--runs", type=int, help="runs of each enqueue measurement")
     parser.add_argument("--drain-runs", type=int, default=1, help="runs of each drain")
-    parser.add_argument("--systems", default="taskhost,django-tasks,graphile-worker")
+    parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--stores", default=",".join(STORES))
     args = parser.parse_args()
     quick = args.quick
@@ -505,14 +669,17 @@ def main() -> None:
         "enqueue_n": 100_000,
         "latency_n": 20 if quick else 200,
         "latency_poll_n": 6 if quick else 40,
+        "latency_heartbeat_n": 2 if quick else 8,
         "drain_n": args.drain_n or 100_000,
         "drain_seconds": args.drain_seconds or (1.5 if quick else 8),
         "drain_first_n": 200 if quick else 500,
         "concurrency": [1, 32] if quick else [1, 4, 16, 32],
         "secondary": [4] if quick else [1, 4],
     }
-    systems = {"taskhost": Taskhost, "django-tasks": DjangoTasks, "graphile-worker": Graphile}
-    chosen = [systems[s] for s in args.systems.split(",")]
+    unknown = set(args.systems.split(",")) - set(SYSTEMS)
+    if unknown:
+        parser.error(f"unknown systems {sorted(unknown)}: choose from {', '.join(SYSTEMS)}")
+    chosen = [SYSTEMS[s] for s in args.systems.split(",")]
     started = time.time()
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     results_dir = HERE / "results"
@@ -527,7 +694,7 @@ def main() -> None:
         for store in args.stores.split(","):
             for cls in chosen:
                 system = cls(store, work, args)
-                if cls is Graphile and system.kind == "sqlite":
+                if cls in (Graphile, GraphileRs) and system.kind == "sqlite":
                     continue  # PostgreSQL only
                 if isinstance(system, Taskhost) and not system.supported():
                     note = (f"taskhost on {store}: this build's database plugin has no "

@@ -14,7 +14,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PEERS = ("django-tasks", "graphile-worker")
+PEERS = ("django-tasks", "graphile-worker", "apalis", "graphile-worker-rs")
+# One colour family per system in the chart; shades tell its stores and worker options apart.
+FAMILIES = {"taskhost": "Blues", "django-tasks": "Greys", "graphile-worker": "Oranges",
+            "apalis": "Greens", "graphile-worker-rs": "Purples"}
 
 
 def spread(s: dict, fmt: str = "{:,.0f}") -> str:
@@ -35,12 +38,17 @@ def ratio(ours: float | None, theirs: float | None) -> str:
 
 
 def best_drain(entry: dict, variant: str) -> dict | None:
-    drains = [d for d in entry["drains"] if d["variant"] == variant]
+    drains = [d for d in measured(entry) if d["variant"] == variant]
     return max(drains, key=lambda d: d["tasks_per_s"]) if drains else None
 
 
+def measured(entry: dict) -> list[dict]:
+    """The drains of an entry that finished (a failed one has an `error` instead of a rate)."""
+    return [d for d in entry["drains"] if "error" not in d]
+
+
 def drain_at(entry: dict, variant: str, workers: int, concurrency: int) -> float | None:
-    rates = [d["tasks_per_s"] for d in entry["drains"]
+    rates = [d["tasks_per_s"] for d in measured(entry)
              if (d["variant"], d["workers"], d["concurrency"]) == (variant, workers, concurrency)]
     return sorted(rates)[len(rates) // 2] if rates else None
 
@@ -60,7 +68,9 @@ def render(report: dict) -> str:
     out.append(
         f"Run {report['date']} ({'quick' if report['quick'] else 'full'}, "
         f"{report['seconds'] / 60:.1f} min), taskhost `{v['taskhost_commit']}`; {packages}; "
-        f"graphile-worker {v['graphile-worker']} (node {v['node']}); {v['python']}; "
+        f"graphile-worker {v['graphile-worker']} (node {v['node']}); "
+        + "".join(f"{k} {val}; " for k, val in sorted(v.get("rust_peers", {}).items()))
+        + f"{v['python']}; "
         f"{v['postgres']}; {v['rustc']}; {v['nproc']} cores, load average at start "
         f"{v['loadavg_start'][0]:.1f}"
         + (f", at the end {report['loadavg_end'][0]:.1f}" if "loadavg_end" in report else "")
@@ -106,9 +116,10 @@ def render(report: dict) -> str:
     rows = []
     for e in stores:
         for d in e["drains"]:
+            rate = (f"failed: {d['error']}" if "error" in d else f"{d['tasks_per_s']:,.0f}")
             rows.append([e["store"], e["system"], d["variant"], str(d["workers"]),
-                         str(d["concurrency"]), f"{d['n']:,}", f"{d['tasks_per_s']:,.0f}",
-                         mib(d["peak_rss_kib"])])
+                         str(d["concurrency"]), f"{d['n']:,}", rate,
+                         mib(d.get("peak_rss_kib"))])
     out.append("\n### Drain rate (first start → last finish), and peak worker memory\n")
     out.append(table(["store", "system", "worker options", "workers", "concurrency", "tasks",
                       "tasks/s", "peak VmRSS MiB (per worker)"], rows))
@@ -121,8 +132,8 @@ def render(report: dict) -> str:
             for variant in ("default", "tuned"):
                 # Each side drains with the options named; a side that has no tuned drains
                 # (django-tasks-db: its tuning is the idle poll) is drained with its defaults.
-                ours_v = variant if drain_at(e, variant, 1, 1) else "default"
-                theirs_v = variant if drain_at(peer, variant, 1, 1) else "default"
+                ours_v = variant if best_drain(e, variant) else "default"
+                theirs_v = variant if best_drain(peer, variant) else "default"
                 ours_best, theirs_best = best_drain(e, ours_v), best_drain(peer, theirs_v)
                 ours_lat, theirs_lat = latency(e, "tuned"), latency(peer, "tuned")
                 label = variant if theirs_v == variant else f"{variant}; drains: {theirs_v}"
@@ -138,8 +149,9 @@ def render(report: dict) -> str:
                 ])
     out.append("\n### taskhost ÷ peer (above 1× = taskhost better)\n")
     out.append("\nBoth sides with their default worker options, then both tuned "
-               "(taskhost: `--prefetch`; graphile-worker: `localQueue` and batched "
-               "completions; see bench/README.md).\n")
+               "(taskhost: `--prefetch`; graphile-worker and graphile-worker-rs: local queue "
+               "and batched completions; apalis: larger fetches and a poll strategy; see "
+               "bench/README.md).\n")
     out.append(table(["store", "peer (worker options of both)", "single enqueue", "bulk enqueue",
                       "drain, 1 worker × 1", "drain, best config of each",
                       "latency p50 (tuned workers)"], rows))
@@ -147,21 +159,23 @@ def render(report: dict) -> str:
 
 
 def chart(report: dict, path: Path) -> None:
-    """Drain rate against concurrency: one colour per system, store and worker options;
-    solid = 1 worker process, dashed = 2."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 6.5), sharey=True)
-    palette = plt.get_cmap("tab20").colors
-    colours = iter(palette[0::2] + palette[1::2])  # the ten strong colours first
+    """Drain rate against concurrency: a colour family per system, a shade per store and worker
+    options; solid = 1 worker process, dashed = 2."""
+    fig, axes = plt.subplots(1, 2, figsize=(14, 8), sharey=True)
     handles = {}
     for ax, kind in zip(axes, ("sqlite", "pg")):
+        shade = {}  # per system: the next shade of its colour family
         for e in report["stores"]:
             if not e["store"].startswith(kind):
                 continue
             for variant in ("default", "tuned"):
-                series = [d for d in e["drains"] if d["variant"] == variant]
+                series = [d for d in measured(e) if d["variant"] == variant]
                 if not series:
                     continue
-                colour = next(colours)
+                step = shade.get(e["system"], 0)
+                shade[e["system"]] = step + 1
+                family = plt.get_cmap(FAMILIES.get(e["system"], "Reds"))
+                colour = family(0.95 - 0.17 * step)
                 label = f"{e['system']}, {e['store']}"
                 if e["system"] != "django-tasks":
                     label += f", {variant}"
@@ -179,9 +193,9 @@ def chart(report: dict, path: Path) -> None:
         ax.set_title("SQLite (WAL)" if kind == "sqlite" else "PostgreSQL (local)")
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("drained no-op tasks / s (solid: 1 worker process, dashed: 2)")
-    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=3, fontsize=8)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=4, fontsize=7.5)
     fig.suptitle(f"Drain rate against worker concurrency — {report['date']}")
-    fig.tight_layout(rect=(0, 0.16, 1, 1))
+    fig.tight_layout(rect=(0, 0.2, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
