@@ -4,7 +4,9 @@
 //! `concurrency` tasks run at once (sync tasks on the worker's own threads, async tasks on the
 //! runtime), and up to `prefetch` more claimed tasks wait for a slot in claim order (by
 //! default as many as the tasks' measured run time calls for, see [`Prefetch::Auto`]); each
-//! claimed task holds a lease renewed every third of its length, so a task whose worker died
+//! claimed task holds a lease renewed every third of its length. Tasks waiting behind one
+//! that has run far longer than the measured run time are handed back to the store (READY
+//! again, for any worker) once the adaptive prefetch no longer keeps them. A task whose worker died
 //! is rescued by the store once the lease expires, and a stale worker's late write is fenced
 //! off by the lease token. A worker holds at most [`WorkerOptions::cap`] tasks whose result the
 //! store has not acknowledged, and claims no more until acknowledgements come back. The first
@@ -71,6 +73,10 @@ pub struct WorkerReport {
     pub lease_lost: u64,
     /// Tasks handed back unfinished at a forced shutdown.
     pub released: u64,
+    /// Claimed tasks that waited for a slot and were handed back to the store while the
+    /// worker ran (READY again for any worker, no attempt counted): the adaptive prefetch no
+    /// longer kept them behind a long-running task. Counted in `claimed`, not run here.
+    pub handed_back: u64,
     /// Why it stopped (`None` while running).
     pub exit: Option<ExitReason>,
 }
@@ -203,7 +209,14 @@ impl Worker {
             if stopping.is_cancelled() {
                 break ExitReason::Shutdown;
             }
-            let remaining = o.max_tasks.map(|m| m.saturating_sub(report.claimed));
+            // Waiting tasks the adaptive prefetch no longer keeps go back to the store.
+            let excess = local.hand_back();
+            if !excess.is_empty() {
+                self.hand_back(excess, &leases, &mut report).await;
+            }
+            let remaining = o
+                .max_tasks
+                .map(|m| m.saturating_sub(report.claimed - report.handed_back));
             if remaining == Some(0) {
                 break ExitReason::MaxTasks;
             }
@@ -211,6 +224,7 @@ impl Worker {
                 tokio::select! {
                     _ = local.changed() => {}
                     Some(done) = running.join_next() => tally(&mut report, done),
+                    _ = until(local.hand_back_at()) => {}
                     _ = stopping.cancelled() => {}
                 }
                 continue;
@@ -260,6 +274,7 @@ impl Worker {
                 tokio::select! {
                     Some(done) = running.join_next(), if !running.is_empty() => tally(&mut report, done),
                     notified = wait => woke = Some(notified),
+                    _ = until(local.hand_back_at()) => {}
                     _ = stopping.cancelled() => {}
                 }
                 if let Some(notified) = woke {
@@ -273,7 +288,7 @@ impl Worker {
                 leases.hold(&task.result.id, task.lease_token);
                 // A claim asks for at most the room; a backend that returns more still gets
                 // every task run (they wait for slots) rather than any dropped.
-                let (ticket, held) = local.ticket();
+                let (ticket, held) = local.ticket(&task.result.id);
                 let (executor, leases) = (executor.clone(), leases.clone());
                 let stopping = stopping.clone();
                 running.spawn(async move {
@@ -281,7 +296,8 @@ impl Worker {
                     let _held = held;
                     // After a shutdown nothing starts (a slot received meanwhile is dropped,
                     // which passes it on); the task's lease stays held for `finish` to hand
-                    // it back.
+                    // it back. A turn closed without a slot: the task was handed back (the
+                    // loop releases its lease).
                     let slot = match ticket {
                         Ticket::Now(slot) => Some(slot),
                         Ticket::Queued(turn) => tokio::select! {
@@ -328,6 +344,18 @@ impl Worker {
             }
         }
         Ok(report)
+    }
+
+    /// Hand the waiting tasks `ids`, taken out of the local queue, back to the store.
+    async fn hand_back(&self, ids: Vec<String>, leases: &Leases, report: &mut WorkerReport) {
+        let released = leases.release(&ids).await;
+        report.handed_back += ids.len() as u64;
+        tracing::debug!(
+            target: "taskhost",
+            "Worker {} handed back {} waiting task(s) behind a long-running one ({released} released)",
+            self.options.worker_id,
+            ids.len()
+        );
     }
 
     /// Let running tasks finish — within the grace period when shutting down — or release them.
@@ -404,13 +432,22 @@ impl Worker {
     }
 }
 
+/// Sleep until `at`; never without one.
+async fn until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 fn tally(report: &mut WorkerReport, done: std::result::Result<Ended, tokio::task::JoinError>) {
     match done {
         Ok(Ended::Successful) => report.successful += 1,
         Ok(Ended::Failed) => report.failed += 1,
         Ok(Ended::Retrying) => report.retried += 1,
         Ok(Ended::LeaseLost) => report.lease_lost += 1,
-        // Still held: `finish` hands it back and counts it as released.
+        // Still held, `finish` hands it back and counts it as released; or handed back
+        // already, and counted then.
         Ok(Ended::NotStarted) => {}
         Err(_) => {}
     }
