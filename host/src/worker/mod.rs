@@ -190,6 +190,7 @@ impl Worker {
         // the local queue, in claim order, for a slot.
         let local = LocalQueue::new(o.concurrency, o.prefetch, o.cap());
         let heartbeat = leases.spawn_heartbeat();
+        let mut hand_back_timer = HandBackTimer::new();
         let mut report = WorkerReport::default();
         let mut running: JoinSet<Ended> = JoinSet::new();
         let mut can_wait = true;
@@ -209,11 +210,6 @@ impl Worker {
             if stopping.is_cancelled() {
                 break ExitReason::Shutdown;
             }
-            // Waiting tasks the adaptive prefetch no longer keeps go back to the store.
-            let excess = local.hand_back();
-            if !excess.is_empty() {
-                self.hand_back(excess, &leases, &mut report).await;
-            }
             let remaining = o
                 .max_tasks
                 .map(|m| m.saturating_sub(report.claimed - report.handed_back));
@@ -224,7 +220,9 @@ impl Worker {
                 tokio::select! {
                     _ = local.changed() => {}
                     Some(done) = running.join_next() => tally(&mut report, done),
-                    _ = until(local.hand_back_at()) => {}
+                    _ = hand_back_timer.fired(local.hand_back_at()) => {
+                        self.hand_back(&local, &leases, &mut report).await
+                    }
                     _ = stopping.cancelled() => {}
                 }
                 continue;
@@ -274,7 +272,9 @@ impl Worker {
                 tokio::select! {
                     Some(done) = running.join_next(), if !running.is_empty() => tally(&mut report, done),
                     notified = wait => woke = Some(notified),
-                    _ = until(local.hand_back_at()) => {}
+                    _ = hand_back_timer.fired(local.hand_back_at()) => {
+                        self.hand_back(&local, &leases, &mut report).await
+                    }
                     _ = stopping.cancelled() => {}
                 }
                 if let Some(notified) = woke {
@@ -346,8 +346,13 @@ impl Worker {
         Ok(report)
     }
 
-    /// Hand the waiting tasks `ids`, taken out of the local queue, back to the store.
-    async fn hand_back(&self, ids: Vec<String>, leases: &Leases, report: &mut WorkerReport) {
+    /// Hand the waiting tasks the adaptive prefetch no longer keeps back to the store (their
+    /// time is [`LocalQueue::hand_back_at`], the loop's [`HandBackTimer`]).
+    async fn hand_back(&self, local: &LocalQueue, leases: &Leases, report: &mut WorkerReport) {
+        let ids = local.hand_back();
+        if ids.is_empty() {
+            return;
+        }
         let released = leases.release(&ids).await;
         report.handed_back += ids.len() as u64;
         tracing::debug!(
@@ -432,11 +437,36 @@ impl Worker {
     }
 }
 
-/// Sleep until `at`; never without one.
-async fn until(at: Option<std::time::Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
+/// The loop's wake-up for the next hand-back ([`LocalQueue::hand_back_at`]). One timer, set
+/// again only when the next hand-back is due before it would fire: a timer that fires early
+/// costs one turn of the loop, while setting it on every wait (each finished task moves the
+/// time on) would cost a timer registration per task.
+struct HandBackTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// When it fires, while it is set.
+    set: Option<std::time::Instant>,
+}
+
+impl HandBackTimer {
+    fn new() -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            set: None,
+        }
+    }
+
+    /// Wait until the timer fires, first set for `due` if that is earlier; never when it is
+    /// not set.
+    async fn fired(&mut self, due: Option<std::time::Instant>) {
+        if let Some(due) = due.filter(|due| self.set.is_none_or(|set| *due < set)) {
+            self.sleep.as_mut().reset(due.into());
+            self.set = Some(due);
+        }
+        if self.set.is_none() {
+            return std::future::pending().await;
+        }
+        self.sleep.as_mut().await;
+        self.set = None;
     }
 }
 
