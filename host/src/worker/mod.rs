@@ -4,11 +4,11 @@
 //! `concurrency` tasks run at once (sync tasks on the worker's own threads, async tasks on the
 //! runtime), and up to `prefetch` more claimed tasks wait for a slot in claim order (by
 //! default as many as the tasks' measured run time calls for, see [`Prefetch::Auto`]); each
-//! claimed task holds a lease renewed every third of its length. Tasks waiting behind one
-//! that has run far longer than the measured run time are handed back to the store (READY
-//! again, for any worker) once the adaptive prefetch no longer keeps them. A task whose worker died
-//! is rescued by the store once the lease expires, and a stale worker's late write is fenced
-//! off by the lease token. A worker holds at most [`WorkerOptions::cap`] tasks whose result the
+//! claimed task holds a lease renewed every third of its length. Claimed tasks waiting behind
+//! one that has run far longer than the measured run time are handed back to the store (READY
+//! again, for any worker) once the adaptive prefetch no longer keeps them. A task whose worker
+//! died is rescued by the store once the lease expires, and a stale worker's late write is
+//! fenced off by the lease token. A worker holds at most [`WorkerOptions::cap`] tasks whose result the
 //! store has not acknowledged, and claims no more until acknowledgements come back. The first
 //! SIGINT/SIGTERM stops claiming and starting, hands the waiting tasks back and lets running
 //! tasks finish within the grace period; a second one (or the end of the grace period) hands
