@@ -44,7 +44,8 @@ pub(crate) enum Ended {
     Failed,
     Retrying,
     LeaseLost,
-    /// Claimed, then a shutdown came before it got a slot: still held, to be released.
+    /// Claimed, then it never got a slot: a shutdown came first (still held, released by the
+    /// shutdown), or it was handed back while it waited (released by the worker's loop).
     NotStarted,
 }
 

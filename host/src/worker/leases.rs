@@ -1,5 +1,5 @@
 //! The leases a worker holds on running tasks: renewed by a heartbeat, released at a forced
-//! shutdown.
+//! shutdown (and, for waiting tasks the adaptive prefetch no longer keeps, while running).
 
 use crate::backend::Backend;
 use parking_lot::Mutex;
@@ -126,11 +126,37 @@ impl Leases {
 
     /// Hand every held task back to the store (READY again). Returns how many were released.
     pub async fn release_all(&self) -> u64 {
-        let request = self.request();
-        if request.leases.is_empty() {
+        let leases: Vec<(String, i64)> = self
+            .held
+            .lock()
+            .drain()
+            .map(|(id, l)| (id, l.token))
+            .collect();
+        self.release_leases(leases).await
+    }
+
+    /// Hand the tasks `ids` back to the store (READY again, no attempt counted), those still
+    /// held: they are no longer renewed from now on. Returns how many were released.
+    pub async fn release(&self, ids: &[String]) -> u64 {
+        let leases: Vec<(String, i64)> = {
+            let mut held = self.held.lock();
+            ids.iter()
+                .filter_map(|id| held.remove_entry(id.as_str()))
+                .map(|(id, l)| (id, l.token))
+                .collect()
+        };
+        self.release_leases(leases).await
+    }
+
+    async fn release_leases(&self, leases: Vec<(String, i64)>) -> u64 {
+        if leases.is_empty() {
             return 0;
         }
-        self.held.lock().clear();
+        let request = LeaseRequest {
+            worker_id: self.worker_id.clone(),
+            leases,
+            lease_secs: self.length.as_secs_f64(),
+        };
         let backend = Arc::clone(&self.backend);
         match tokio::task::spawn_blocking(move || backend.release(&request)).await {
             Ok(Ok(count)) => count,

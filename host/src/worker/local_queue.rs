@@ -14,7 +14,10 @@
 //! are waiting, the next claim is made only once half the prefetch is free, so a busy worker
 //! claims in batches (one write transaction for many tasks) instead of once per finished task.
 //! With the adaptive prefetch the prefetch is [`Pace::target`], fed with each slot's run time
-//! (from its hand-out to its return) and each claim's.
+//! (from its hand-out to its return) and each claim's, and the tasks waiting beyond what it
+//! keeps behind a long-running one are taken out of the queue to be handed back
+//! ([`LocalQueue::hand_back`]), the last claimed first. A task is either taken out or handed a
+//! slot, under one lock: a task handed back never starts here.
 
 use super::options::Prefetch;
 use super::pace::Pace;
@@ -46,7 +49,8 @@ struct State {
     free: Vec<usize>,
     /// When each slot was handed out, while it is in use (adaptive prefetch only).
     since: Vec<Option<Instant>>,
-    waiting: VecDeque<oneshot::Sender<Slot>>,
+    /// The waiting tasks' ids and turns, in claim order.
+    waiting: VecDeque<(String, oneshot::Sender<Slot>)>,
     /// Tasks claimed and not yet let go: running, waiting, or waiting for their result's ack.
     held: usize,
     pace: Pace,
@@ -56,7 +60,8 @@ struct State {
 pub(crate) enum Ticket {
     /// A slot was free.
     Now(Slot),
-    /// Wait for a slot; it is sent in claim order.
+    /// Wait for a slot; it is sent in claim order. Closed without one: the task was handed
+    /// back ([`LocalQueue::hand_back`]).
     Queued(oneshot::Receiver<Slot>),
 }
 
@@ -83,9 +88,9 @@ impl LocalQueue {
         }
     }
 
-    /// A slot for the next claimed task, or its place behind the tasks already waiting; and
-    /// the task's hold, to drop once the store has acknowledged its result.
-    pub fn ticket(&self) -> (Ticket, Held) {
+    /// A slot for the next claimed task (`id`), or its place behind the tasks already
+    /// waiting; and the task's hold, to drop once the store has acknowledged its result.
+    pub fn ticket(&self, id: &str) -> (Ticket, Held) {
         let mut state = self.shared.state.lock();
         state.held += 1;
         let held = Held {
@@ -102,7 +107,7 @@ impl LocalQueue {
             }
         }
         let (sender, receiver) = oneshot::channel();
-        state.waiting.push_back(sender);
+        state.waiting.push_back((id.to_string(), sender));
         (Ticket::Queued(receiver), held)
     }
 
@@ -113,14 +118,7 @@ impl LocalQueue {
         let shared = &*self.shared;
         let state = shared.state.lock();
         let prefetch = shared.prefetch.unwrap_or_else(|| {
-            let now = Instant::now();
-            let oldest = state
-                .since
-                .iter()
-                .flatten()
-                .map(|since| now.saturating_duration_since(*since))
-                .max()
-                .unwrap_or(Duration::ZERO);
+            let oldest = state.oldest_start().map_or(Duration::ZERO, |s| s.elapsed());
             state.pace.target(oldest)
         });
         let waiting = state.waiting.len();
@@ -132,6 +130,35 @@ impl LocalQueue {
             .min(shared.cap.saturating_sub(state.held));
         let worth = room > 0 && (waiting == 0 || room >= (prefetch / 2).max(1));
         worth.then_some(room)
+    }
+
+    /// Take out of the queue the waiting tasks the adaptive prefetch no longer keeps (see
+    /// [`Pace::keep`]), the last claimed first, and return their ids, for the worker to hand
+    /// them back to the store. Their turns are closed: they will not start here. Nothing with
+    /// a fixed prefetch.
+    pub fn hand_back(&self) -> Vec<String> {
+        if self.shared.prefetch.is_some() {
+            return Vec::new();
+        }
+        let mut state = self.shared.state.lock();
+        let waiting = state.waiting.len();
+        let Some(oldest) = state.oldest_start().filter(|_| waiting > 0) else {
+            return Vec::new();
+        };
+        let keep = state.pace.keep(oldest.elapsed(), waiting);
+        state.waiting.drain(keep..).map(|(id, _turn)| id).collect()
+    }
+
+    /// When [`LocalQueue::hand_back`] will have tasks to take out if nothing else changes:
+    /// tasks wait and the oldest running one is reaching the age that makes the target smaller
+    /// than their count (`None`: not at the current averages, or a fixed prefetch).
+    pub fn hand_back_at(&self) -> Option<Instant> {
+        if self.shared.prefetch.is_some() {
+            return None;
+        }
+        let state = self.shared.state.lock();
+        let after = state.pace.hand_back_after(state.waiting.len())?;
+        Some(state.oldest_start()? + after)
     }
 
     /// A claim took `took` (the adaptive prefetch's claim time).
@@ -163,6 +190,14 @@ impl LocalQueue {
     }
 }
 
+impl State {
+    /// When the longest-running task was handed its slot (adaptive prefetch only; `None`
+    /// when nothing runs).
+    fn oldest_start(&self) -> Option<Instant> {
+        self.since.iter().flatten().min().copied()
+    }
+}
+
 impl Shared {
     /// Now, when the prefetch is adaptive (only it uses the run times).
     fn clock(&self) -> Option<Instant> {
@@ -178,7 +213,7 @@ impl Shared {
             state.pace.ran(now.saturating_duration_since(since));
         }
         let mut handed = false;
-        while let Some(next) = state.waiting.pop_front() {
+        while let Some((_, next)) = state.waiting.pop_front() {
             let slot = Slot {
                 shared: Some(Arc::clone(&self)),
                 index,
@@ -254,8 +289,8 @@ mod tests {
     #[test]
     fn finished_tasks_whose_result_is_not_acknowledged_count_toward_the_cap() {
         let local = LocalQueue::new(2, Prefetch::Fixed(0), 2);
-        let (a, a_held) = local.ticket();
-        let (b, b_held) = local.ticket();
+        let (a, a_held) = local.ticket("t");
+        let (b, b_held) = local.ticket("t");
         assert_eq!(local.held(), 2);
         // Both functions returned (slots given back), both results still being written.
         drop((a, b));
@@ -269,7 +304,7 @@ mod tests {
     #[test]
     fn an_acknowledgement_wakes_a_worker_waiting_at_the_cap() {
         let local = LocalQueue::new(1, Prefetch::Fixed(0), 1);
-        let (slot, held) = local.ticket();
+        let (slot, held) = local.ticket("t");
         drop(slot);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         // The slot's own signal is consumed; the worker then waits at the cap.
@@ -285,8 +320,8 @@ mod tests {
     #[test]
     fn a_cap_above_concurrency_and_prefetch_leaves_their_limit() {
         let local = LocalQueue::new(1, Prefetch::Fixed(2), 6);
-        let (_running, _h1) = local.ticket();
-        let (_waiting, _h2) = local.ticket();
+        let (_running, _h1) = local.ticket("t");
+        let (_waiting, _h2) = local.ticket("t");
         assert_eq!(local.room(), Some(1));
     }
 
@@ -294,9 +329,9 @@ mod tests {
     fn without_prefetch_claims_are_for_free_slots_only() {
         let local = LocalQueue::new(2, Prefetch::Fixed(0), 2);
         assert_eq!(local.room(), Some(2));
-        let a = now(local.ticket());
+        let a = now(local.ticket("t"));
         assert_eq!(local.room(), Some(1));
-        let _b = now(local.ticket());
+        let _b = now(local.ticket("t"));
         assert_eq!(local.room(), None);
         drop(a);
         assert_eq!(local.room(), Some(1));
@@ -305,8 +340,8 @@ mod tests {
     #[test]
     fn waiting_tasks_get_slots_in_claim_order() {
         let local = LocalQueue::new(1, Prefetch::Fixed(4), 5);
-        let first = now(local.ticket());
-        let (mut b, mut c) = (queued(local.ticket()), queued(local.ticket()));
+        let first = now(local.ticket("t"));
+        let (mut b, mut c) = (queued(local.ticket("t")), queued(local.ticket("t")));
         assert!(b.try_recv().is_err() && c.try_recv().is_err());
         drop(first);
         let slot = b
@@ -321,9 +356,9 @@ mod tests {
     #[test]
     fn a_slot_skips_a_task_that_is_gone() {
         let local = LocalQueue::new(1, Prefetch::Fixed(2), 3);
-        let first = now(local.ticket());
-        let gone = queued(local.ticket());
-        let mut next = queued(local.ticket());
+        let first = now(local.ticket("t"));
+        let gone = queued(local.ticket("t"));
+        let mut next = queued(local.ticket("t"));
         drop(gone);
         drop(first);
         assert!(next.try_recv().is_ok());
@@ -333,8 +368,8 @@ mod tests {
     fn with_tasks_waiting_the_next_claim_waits_for_half_the_prefetch() {
         let local = LocalQueue::new(2, Prefetch::Fixed(8), 10);
         assert_eq!(local.room(), Some(10));
-        let running: Vec<_> = (0..2).map(|_| now(local.ticket())).collect();
-        let mut waiting: Vec<_> = (0..5).map(|_| queued(local.ticket())).collect();
+        let running: Vec<_> = (0..2).map(|_| now(local.ticket("t"))).collect();
+        let mut waiting: Vec<_> = (0..5).map(|_| queued(local.ticket("t"))).collect();
         // 2 running + 5 waiting of 10: 3 free, under half the prefetch.
         assert_eq!(local.room(), None);
         drop(running);
@@ -353,13 +388,13 @@ mod tests {
         let local = LocalQueue::new(2, Prefetch::Auto, 4 + ceiling);
         assert_eq!(local.room(), Some(2), "nothing measured: free slots only");
         local.claimed(Duration::from_secs(1));
-        let running = now(local.ticket());
+        let running = now(local.ticket("t"));
         assert_eq!(local.room(), Some(1));
         // A task far shorter than a claim: the buffer grows to its ceiling.
         drop(running);
         assert_eq!(local.room(), Some(2 + ceiling));
         // The queues were found empty while a task still ran: nothing changes.
-        let running = now(local.ticket());
+        let running = now(local.ticket("t"));
         assert!(!local.idle());
         assert_eq!(local.room(), Some(1 + ceiling));
         // Found empty with nothing running: free slots only again.
@@ -369,9 +404,52 @@ mod tests {
     }
 
     #[test]
+    fn the_last_claimed_waiting_tasks_are_handed_back_and_never_start() {
+        let local = LocalQueue::new(4, Prefetch::Auto, 8 + Prefetch::Auto.ceiling());
+        local.claimed(Duration::from_millis(10));
+        drop(now(local.ticket("measured")));
+        let running: Vec<Slot> = (0..4).map(|_| now(local.ticket("r"))).collect();
+        let mut turns: Vec<_> = ["a", "b", "c", "d", "e"]
+            .into_iter()
+            .map(|id| queued(local.ticket(id)))
+            .collect();
+        // Just started: nothing to hand back before the oldest has run two claims (20 ms).
+        assert!(local.hand_back().is_empty());
+        assert!(local.hand_back_at().unwrap() > Instant::now());
+        // The oldest has run 25 ms: 2 × 4 × 10 ms ÷ 25 ms = 3 may stay.
+        let started = Instant::now() - Duration::from_millis(25);
+        local.shared.state.lock().since[running[0].index] = Some(started);
+        assert!(local.hand_back_at().unwrap() <= Instant::now());
+        assert_eq!(local.hand_back(), ["d", "e"]);
+        assert!(local.hand_back().is_empty(), "taken out once");
+        for (turn, handed_back) in turns.iter_mut().zip([false, false, false, true, true]) {
+            let closed = matches!(turn.try_recv(), Err(oneshot::error::TryRecvError::Closed));
+            assert_eq!(closed, handed_back);
+        }
+        // The slots go to the tasks that stayed, in claim order, and then back to the free ones.
+        drop(running);
+        let slots: Vec<Slot> = turns[..3]
+            .iter_mut()
+            .map(|t| t.try_recv().unwrap())
+            .collect();
+        drop(slots);
+        assert_eq!(local.shared.state.lock().free.len(), 4);
+    }
+
+    #[test]
+    fn a_fixed_prefetch_hands_nothing_back() {
+        let local = LocalQueue::new(1, Prefetch::Fixed(4), 5);
+        let running = now(local.ticket("r"));
+        let _turn = queued(local.ticket("w"));
+        local.shared.state.lock().since[running.index] = Some(Instant::now());
+        assert!(local.hand_back().is_empty());
+        assert_eq!(local.hand_back_at(), None);
+    }
+
+    #[test]
     fn a_freed_slot_wakes_the_worker_even_if_it_was_not_waiting_yet() {
         let local = LocalQueue::new(1, Prefetch::Fixed(0), 1);
-        drop(now(local.ticket()));
+        drop(now(local.ticket("t")));
         // Polled once: ready only if the signal sent before anyone waited was kept.
         let mut changed = std::pin::pin!(local.changed());
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

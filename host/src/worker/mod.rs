@@ -4,9 +4,11 @@
 //! `concurrency` tasks run at once (sync tasks on the worker's own threads, async tasks on the
 //! runtime), and up to `prefetch` more claimed tasks wait for a slot in claim order (by
 //! default as many as the tasks' measured run time calls for, see [`Prefetch::Auto`]); each
-//! claimed task holds a lease renewed every third of its length, so a task whose worker died
-//! is rescued by the store once the lease expires, and a stale worker's late write is fenced
-//! off by the lease token. A worker holds at most [`WorkerOptions::cap`] tasks whose result the
+//! claimed task holds a lease renewed every third of its length. Claimed tasks waiting behind
+//! one that has run far longer than the measured run time are handed back to the store (READY
+//! again, for any worker) once the adaptive prefetch no longer keeps them. A task whose worker
+//! died is rescued by the store once the lease expires, and a stale worker's late write is
+//! fenced off by the lease token. A worker holds at most [`WorkerOptions::cap`] tasks whose result the
 //! store has not acknowledged, and claims no more until acknowledgements come back. The first
 //! SIGINT/SIGTERM stops claiming and starting, hands the waiting tasks back and lets running
 //! tasks finish within the grace period; a second one (or the end of the grace period) hands
@@ -71,6 +73,10 @@ pub struct WorkerReport {
     pub lease_lost: u64,
     /// Tasks handed back unfinished at a forced shutdown.
     pub released: u64,
+    /// Claimed tasks that waited for a slot and were handed back to the store while the
+    /// worker ran (READY again for any worker, no attempt counted): the adaptive prefetch no
+    /// longer kept them behind a long-running task. Counted in `claimed`, not run here.
+    pub handed_back: u64,
     /// Why it stopped (`None` while running).
     pub exit: Option<ExitReason>,
 }
@@ -184,6 +190,7 @@ impl Worker {
         // the local queue, in claim order, for a slot.
         let local = LocalQueue::new(o.concurrency, o.prefetch, o.cap());
         let heartbeat = leases.spawn_heartbeat();
+        let mut hand_back_timer = HandBackTimer::new();
         let mut report = WorkerReport::default();
         let mut running: JoinSet<Ended> = JoinSet::new();
         let mut can_wait = true;
@@ -203,7 +210,9 @@ impl Worker {
             if stopping.is_cancelled() {
                 break ExitReason::Shutdown;
             }
-            let remaining = o.max_tasks.map(|m| m.saturating_sub(report.claimed));
+            let remaining = o
+                .max_tasks
+                .map(|m| m.saturating_sub(report.claimed - report.handed_back));
             if remaining == Some(0) {
                 break ExitReason::MaxTasks;
             }
@@ -211,6 +220,9 @@ impl Worker {
                 tokio::select! {
                     _ = local.changed() => {}
                     Some(done) = running.join_next() => tally(&mut report, done),
+                    _ = hand_back_timer.fired(local.hand_back_at()) => {
+                        self.hand_back(&local, &leases, &mut report).await
+                    }
                     _ = stopping.cancelled() => {}
                 }
                 continue;
@@ -260,6 +272,9 @@ impl Worker {
                 tokio::select! {
                     Some(done) = running.join_next(), if !running.is_empty() => tally(&mut report, done),
                     notified = wait => woke = Some(notified),
+                    _ = hand_back_timer.fired(local.hand_back_at()) => {
+                        self.hand_back(&local, &leases, &mut report).await
+                    }
                     _ = stopping.cancelled() => {}
                 }
                 if let Some(notified) = woke {
@@ -273,7 +288,7 @@ impl Worker {
                 leases.hold(&task.result.id, task.lease_token);
                 // A claim asks for at most the room; a backend that returns more still gets
                 // every task run (they wait for slots) rather than any dropped.
-                let (ticket, held) = local.ticket();
+                let (ticket, held) = local.ticket(&task.result.id);
                 let (executor, leases) = (executor.clone(), leases.clone());
                 let stopping = stopping.clone();
                 running.spawn(async move {
@@ -281,7 +296,8 @@ impl Worker {
                     let _held = held;
                     // After a shutdown nothing starts (a slot received meanwhile is dropped,
                     // which passes it on); the task's lease stays held for `finish` to hand
-                    // it back.
+                    // it back. A turn closed without a slot: the task was handed back (the
+                    // loop releases its lease).
                     let slot = match ticket {
                         Ticket::Now(slot) => Some(slot),
                         Ticket::Queued(turn) => tokio::select! {
@@ -328,6 +344,23 @@ impl Worker {
             }
         }
         Ok(report)
+    }
+
+    /// Hand the waiting tasks the adaptive prefetch no longer keeps back to the store (their
+    /// time is [`LocalQueue::hand_back_at`], the loop's [`HandBackTimer`]).
+    async fn hand_back(&self, local: &LocalQueue, leases: &Leases, report: &mut WorkerReport) {
+        let ids = local.hand_back();
+        if ids.is_empty() {
+            return;
+        }
+        let released = leases.release(&ids).await;
+        report.handed_back += ids.len() as u64;
+        tracing::debug!(
+            target: "taskhost",
+            "Worker {} handed back {} waiting task(s) behind a long-running one ({released} released)",
+            self.options.worker_id,
+            ids.len()
+        );
     }
 
     /// Let running tasks finish — within the grace period when shutting down — or release them.
@@ -404,13 +437,47 @@ impl Worker {
     }
 }
 
+/// The loop's wake-up for the next hand-back ([`LocalQueue::hand_back_at`]). One timer, set
+/// again only when the next hand-back is due before it would fire: a timer that fires early
+/// costs one turn of the loop, while setting it on every wait (each finished task moves the
+/// time on) would cost a timer registration per task.
+struct HandBackTimer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    /// When it fires, while it is set.
+    set: Option<std::time::Instant>,
+}
+
+impl HandBackTimer {
+    fn new() -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(std::time::Duration::ZERO)),
+            set: None,
+        }
+    }
+
+    /// Wait until the timer fires, first set for `due` if that is earlier; never when it is
+    /// not set.
+    async fn fired(&mut self, due: Option<std::time::Instant>) {
+        if let Some(due) = due.filter(|due| self.set.is_none_or(|set| *due < set)) {
+            self.sleep.as_mut().reset(due.into());
+            self.set = Some(due);
+        }
+        if self.set.is_none() {
+            return std::future::pending().await;
+        }
+        self.sleep.as_mut().await;
+        self.set = None;
+    }
+}
+
 fn tally(report: &mut WorkerReport, done: std::result::Result<Ended, tokio::task::JoinError>) {
     match done {
         Ok(Ended::Successful) => report.successful += 1,
         Ok(Ended::Failed) => report.failed += 1,
         Ok(Ended::Retrying) => report.retried += 1,
         Ok(Ended::LeaseLost) => report.lease_lost += 1,
-        // Still held: `finish` hands it back and counts it as released.
+        // Still held, `finish` hands it back and counts it as released; or handed back
+        // already, and counted then.
         Ok(Ended::NotStarted) => {}
         Err(_) => {}
     }

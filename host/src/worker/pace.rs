@@ -14,6 +14,12 @@
 //! start, and again after the worker found its queues empty ([`Pace::idle`]) — the target is 0:
 //! a worker that finds new work claims for its free slots only until it has seen how long that
 //! work takes, so long tasks are never claimed ahead of a slot to run them.
+//!
+//! The target also says how many claimed tasks may *stay* waiting: when a running task's age
+//! brings it below the waiting count, the excess goes back to the store ([`Pace::keep`]), so
+//! short tasks claimed behind a long one are run by a free worker instead of waiting for it.
+//! Handing back costs a release and another worker's claim, about two claim round trips, so it
+//! is done only once the oldest running task has run that long.
 
 use std::time::Duration;
 
@@ -71,6 +77,39 @@ impl Pace {
         let target = 2.0 * self.concurrency as f64 * claim / run;
         // `as` saturates (and a NaN becomes 0): no overflow for near-zero run times.
         (target.floor() as usize).min(self.ceiling)
+    }
+}
+
+impl Pace {
+    /// How many of `waiting` claimed tasks may stay waiting while the oldest running task has
+    /// been running for `oldest_running`; the rest are handed back.
+    ///
+    /// All stay while that task has run less than two claim round trips (what handing back
+    /// costs) or nothing is measured; then as many as the target for that age.
+    pub fn keep(&self, oldest_running: Duration, waiting: usize) -> usize {
+        match self.hand_back_after(waiting) {
+            Some(after) if oldest_running >= after => self.target(oldest_running).min(waiting),
+            _ => waiting,
+        }
+    }
+
+    /// The age of the oldest running task from which [`Pace::keep`] keeps fewer than
+    /// `waiting` tasks (`None`: never, at the current averages).
+    pub fn hand_back_after(&self, waiting: usize) -> Option<Duration> {
+        let claim = self.claim?;
+        if waiting == 0 || self.run.is_none() {
+            return None;
+        }
+        // target(age) < waiting  ⇔  2 × concurrency × claim ÷ age < waiting (age past the
+        // average run time; when the average alone already gives less, any age does).
+        let shrinks_at = if self.target(Duration::ZERO) < waiting {
+            0.0
+        } else {
+            2.0 * self.concurrency as f64 * claim / waiting as f64
+        };
+        // A nanosecond past the bound, so that at that age the target is below it.
+        let after = (2.0 * claim).max(shrinks_at) + 1.0;
+        Some(Duration::from_nanos(after.min(u64::MAX as f64) as u64))
     }
 }
 
@@ -165,6 +204,87 @@ mod tests {
         pace.idle();
         pace.ran(MS / 8);
         assert_eq!(pace.target(NONE_RUNNING), 32, "the claim time was kept");
+    }
+
+    #[test]
+    fn waiting_tasks_stay_until_a_running_task_outlasts_two_claims() {
+        // 2 × 1 × 1 ms ÷ 20 µs: the ceiling, 32 may wait.
+        let pace = pace(1, MS, Duration::from_micros(20));
+        assert_eq!(pace.keep(NONE_RUNNING, 32), 32);
+        assert_eq!(
+            pace.keep(MS, 32),
+            32,
+            "under two claims: not worth a hand-back"
+        );
+        assert_eq!(
+            pace.hand_back_after(32),
+            Some(MS * 2 + Duration::from_nanos(1))
+        );
+        // From two claims on, the target for the age: 2 × 1 ms ÷ 2 ms = 1.
+        assert_eq!(pace.keep(MS * 2 + Duration::from_nanos(1), 32), 0);
+        assert_eq!(pace.keep(MS * 3, 32), 0);
+        assert_eq!(pace.keep(Duration::from_secs(60), 1), 0);
+        // Nothing waits: nothing to hand back, no time to wake up at.
+        assert_eq!(pace.keep(Duration::from_secs(60), 0), 0);
+        assert_eq!(pace.hand_back_after(0), None);
+    }
+
+    #[test]
+    fn with_more_slots_more_may_stay_behind_a_long_task() {
+        // 2 × 8 × 1 ms ÷ age: 5 may stay at 3 ms, 4 at 4 ms, 2 at 8 ms.
+        let pace = pace(8, MS, Duration::from_micros(20));
+        assert_eq!(
+            pace.keep(MS, 10),
+            10,
+            "under two claims: not worth a hand-back"
+        );
+        assert_eq!(pace.keep(MS * 3, 10), 5);
+        assert_eq!(pace.keep(MS * 4, 10), 4);
+        assert_eq!(pace.keep(MS * 8, 10), 2);
+        // Ten waiting: the target (16 ms ÷ age) is below ten from 1.6 ms, two claims is later.
+        let after = pace.hand_back_after(10).unwrap();
+        assert_eq!(after, Duration::from_nanos(2_000_001));
+        assert_eq!(pace.keep(after, 10), 7);
+        // Four waiting: from 16 ms ÷ 4, later than two claims.
+        let after = pace.hand_back_after(4).unwrap();
+        assert_eq!(after, Duration::from_nanos(4_000_001));
+        assert_eq!(pace.keep(after - Duration::from_nanos(2), 4), 4);
+        assert_eq!(pace.keep(after, 4), 3);
+    }
+
+    #[test]
+    fn nothing_is_handed_back_before_anything_is_measured() {
+        let mut pace = Pace::new(1, 32);
+        assert_eq!(
+            (
+                pace.keep(Duration::from_secs(60), 3),
+                pace.hand_back_after(3)
+            ),
+            (3, None)
+        );
+        pace.claimed(MS);
+        assert_eq!(
+            (
+                pace.keep(Duration::from_secs(60), 3),
+                pace.hand_back_after(3)
+            ),
+            (3, None)
+        );
+        pace.idle();
+        pace.ran(MS / 10);
+        assert_eq!(pace.keep(Duration::from_secs(60), 3), 0);
+    }
+
+    #[test]
+    fn when_the_average_alone_is_below_the_waiting_count_two_claims_decide() {
+        // Long tasks measured (target 0), yet tasks wait (a store that returned too many).
+        let pace = pace(1, MS, Duration::from_secs(1));
+        assert_eq!(
+            pace.hand_back_after(3),
+            Some(MS * 2 + Duration::from_nanos(1))
+        );
+        assert_eq!(pace.keep(MS, 3), 3);
+        assert_eq!(pace.keep(MS * 2 + Duration::from_nanos(1), 3), 0);
     }
 
     #[test]

@@ -298,6 +298,58 @@ fn a_default_worker_leaves_the_long_tasks_it_cannot_start_to_an_idle_worker() {
     }
 }
 
+/// Short tasks a default worker claimed behind a long one (its prefetch grown on the short
+/// ones before it) do not wait for it: once the long task has run past what the prefetch keeps
+/// tasks waiting for, they are handed back, and an idle worker runs them while the long task
+/// still runs. None runs twice, none has an attempt or a worker counted for the hand-back.
+#[test]
+fn a_default_worker_hands_back_the_short_tasks_waiting_behind_a_long_one() {
+    let env = Env::new(STORE, "");
+    let short = |range: std::ops::Range<usize>| -> Vec<serde_json::Value> {
+        range.map(|i| json!([format!("s{i}")])).collect()
+    };
+    let mut shorts = env.enqueue_many("record_key", short(0..200));
+    let long = env.enqueue("record_and_sleep", json!(["L", 120_000]));
+    shorts.extend(env.enqueue_many("record_key", short(200..400)));
+    let (first, first_log) = spawn_debug_worker(&env, "first");
+    let mut workers = Killed(vec![first]);
+    env.wait_for_line(|l| l == "start L");
+    workers.0.push(spawn_debug_worker(&env, "second").0);
+    for id in &shorts {
+        env.wait_for_result(id, |r| r.status() == TaskResultStatus::Successful);
+    }
+    let lines = env.log_lines();
+    assert!(!lines.iter().any(|l| l == "end L"), "the short tasks waited for the long one");
+    assert_eq!(env.result(&long).status(), TaskResultStatus::Running);
+    let mut runs: HashMap<&str, usize> = HashMap::new();
+    for line in &lines {
+        *runs.entry(line.as_str()).or_default() += 1;
+    }
+    assert_eq!(runs.len(), lines.len(), "a task ran twice: {runs:?}");
+    assert_eq!(lines.len(), shorts.len() + 1, "400 short tasks and the start of the long one");
+    let mut by_second = 0;
+    for id in &shorts {
+        let r = env.result(id);
+        assert_eq!((r.attempts(), r.worker_ids().len()), (1, 1), "{id}");
+        by_second += usize::from(r.worker_ids()[0].as_str() == "second");
+    }
+    assert!(by_second > 0, "the idle worker ran none of them");
+    let first_log = std::fs::read_to_string(first_log).unwrap();
+    assert!(first_log.contains("Worker first handed back"), "{first_log}");
+}
+
+/// Worker processes killed when the test ends, whether it passed or not.
+struct Killed(Vec<std::process::Child>);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        for worker in &mut self.0 {
+            let _ = worker.kill();
+            let _ = worker.wait();
+        }
+    }
+}
+
 /// `worker --worker-id NAME` at the defaults, its debug log in `NAME.log` in the test's dir.
 fn spawn_debug_worker(env: &Env, name: &str) -> (std::process::Child, std::path::PathBuf) {
     let log = env.dir.path().join(format!("{name}.log"));
