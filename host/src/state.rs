@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// ```
 /// use taskhost::{task, AppState, State};
 ///
-/// /// Settings the application reads once at start.
+/// /// What sends mail: built once, at start.
 /// pub struct Mailer {
 ///     pub sender: String,
 /// }

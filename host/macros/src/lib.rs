@@ -138,11 +138,11 @@ use proc_macro::TokenStream;
 /// - `backend = "alias"`: the `tasks.toml` alias it is enqueued on, default `"default"`.
 /// - `takes_context` (or `takes_context = true`/`false`): pass the run's `TaskContext` as the
 ///   first parameter, which must be `context: TaskContext`.
+/// - `max_attempts = N`: at least 1; how many times a worker may try (default: the backend's).
+/// - `timeout = SECONDS`: integer or float above zero; the time limit of one run.
 ///
 /// A parameter `State<T>` is not an option: it takes the application state of type `T`, not a
 /// stored argument (see the crate documentation).
-/// - `max_attempts = N`: at least 1; how many times a worker may try (default: the backend's).
-/// - `timeout = SECONDS`: integer or float above zero; the time limit of one run.
 ///
 /// ```ignore
 /// use taskhost::{task, TaskContext, TaskOptions};
