@@ -1,5 +1,8 @@
 //! `taskhost check`: load every configured backend, run its checks, validate registered tasks.
 //!
+//! Every `State<T>` a registered task takes must be in the application state (built by the
+//! binary's `cli_main!(state = ..)`), as a worker requires before it starts.
+//!
 //! Each alias is loaded, checked and its tasks validated in a child process
 //! ([`super::inspect`]), so this process never opens a plugin file: one that crashes the child
 //! is reported as that alias's error, with the signal, and the other aliases are still checked.
@@ -13,12 +16,12 @@ use std::path::Path;
 use taskhost::plugin::BackendName;
 use taskhost::plugin::{locate_library, Located};
 use taskhost::registered_tasks;
-use taskhost::Config;
 use taskhost::Error;
 use taskhost::Task;
+use taskhost::{AppState, Config};
 
 /// Print one line per problem; a one-line summary when there is none. Returns whether all is well.
-pub fn run(config_path: Option<&Path>) -> bool {
+pub fn run(config_path: Option<&Path>, state: &AppState) -> bool {
     let config = match Config::load(config_path) {
         Ok(config) => config,
         Err(e) => {
@@ -82,6 +85,11 @@ pub fn run(config_path: Option<&Path>) -> bool {
                 task.backend()
             ));
         }
+    }
+    if let Err(Error::MissingState(missing)) = taskhost::check_state(state) {
+        problems.extend(missing.iter().map(|m| {
+            format!("error: {m}: add it to the builder of this binary's `cli_main!(state = ..)`")
+        }));
     }
     for problem in &problems {
         outln!("{problem}");

@@ -258,6 +258,7 @@ mod tests {
                     queue_name: "default",
                     backend: "default",
                     takes_context: false,
+                    state: &[],
                     max_attempts: None,
                     timeout_secs: None,
                     runner: taskhost::__private::TaskRunner::Sync(never),

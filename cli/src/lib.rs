@@ -19,6 +19,27 @@
 //!
 //! [`main`] mounts the same commands without the application's version: it names itself after
 //! the executable's file name and reports taskhost's version as such (`my-app (taskhost 0.1.0)`).
+//!
+//! Tasks that take application state (`State<T>` parameters) get it from a builder handed to
+//! the macro; it runs once, only for the commands that run or check tasks (`worker`,
+//! `enqueue`, `check`):
+//!
+//! ```no_run
+//! use taskhost::AppState;
+//!
+//! struct Settings {
+//!     sender: String,
+//! }
+//!
+//! fn state() -> Result<AppState, std::env::VarError> {
+//!     let sender = std::env::var("MAIL_SENDER")?;
+//!     Ok(AppState::new().with(Settings { sender }))
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     taskhost_cli::cli_main!(state = state)
+//! }
+//! ```
 
 /// `println!` for the commands' output: through [`output::write_stdout`], which ends the
 /// output quietly when stdout is closed (`taskhost … | head`) instead of panicking.
@@ -60,6 +81,7 @@ pub use worker::WorkerArgs;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use taskhost::AppState;
 
 /// `taskhost`: check and inspect the task backends configured in `tasks.toml`.
 #[derive(Parser, Debug)]
@@ -227,10 +249,37 @@ impl AppInfo {
 /// `--version` and `--help`), run the command, and return its exit code. Usually called
 /// through [`cli_main!`](crate::cli_main).
 pub fn main_with(app: AppInfo) -> ExitCode {
+    main_with_state(app, AppState::new)
+}
+
+/// [`main_with`], with the application state that tasks take as `State<T>`: `state` is called
+/// once, by the commands that run or check tasks (`worker`, `enqueue`, `check`), before they
+/// do; an `Err` it returns ends the command with exit 1 (`error: could not build the
+/// application state: …`). Usually called through `cli_main!(state = ..)`.
+pub fn main_with_state<S: IntoAppState>(app: AppInfo, state: impl FnOnce() -> S) -> ExitCode {
     let matches = app.command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging_as(cli.log_format);
-    run(cli)
+    run_with_state(cli, state)
+}
+
+/// What a state builder handed to [`main_with_state`] (or `cli_main!(state = ..)`) returns:
+/// an [`AppState`], or a `Result` of one whose error is displayed.
+pub trait IntoAppState {
+    /// The state, or why it could not be built.
+    fn into_app_state(self) -> Result<AppState, String>;
+}
+
+impl IntoAppState for AppState {
+    fn into_app_state(self) -> Result<AppState, String> {
+        Ok(self)
+    }
+}
+
+impl<E: std::fmt::Display> IntoAppState for Result<AppState, E> {
+    fn into_app_state(self) -> Result<AppState, String> {
+        self.map_err(|e| e.to_string())
+    }
 }
 
 /// Mount the `taskhost` command line in an application's binary, under the application's own
@@ -241,29 +290,48 @@ pub fn main_with(app: AppInfo) -> ExitCode {
 ///     taskhost_cli::cli_main!()
 /// }
 /// ```
+///
+/// `cli_main!(state = builder)` also gives the application state that tasks take as
+/// `State<T>`: `builder` is a function or closure returning an [`AppState`] or a
+/// `Result<AppState, E: Display>`, called once by `worker`, `enqueue` and `check` (see
+/// [`main_with_state`]).
 #[macro_export]
 macro_rules! cli_main {
     () => {
-        $crate::main_with($crate::AppInfo {
+        $crate::main_with($crate::cli_main!(@app))
+    };
+    (state = $state:expr $(,)?) => {
+        $crate::main_with_state($crate::cli_main!(@app), $state)
+    };
+    (@app) => {
+        $crate::AppInfo {
             name: ::core::env!("CARGO_PKG_NAME"),
             version: ::core::env!("CARGO_PKG_VERSION"),
             about: ::core::option::Option::Some(::core::env!("CARGO_PKG_DESCRIPTION")),
-        })
+        }
     };
 }
 
 /// Run a parsed command line: exit 0 when all is well, 1 when a problem was reported.
 pub fn run(cli: Cli) -> ExitCode {
+    run_with_state(cli, AppState::new)
+}
+
+/// [`run`], with the application state `state` builds (see [`main_with_state`]).
+pub fn run_with_state<S: IntoAppState>(cli: Cli, state: impl FnOnce() -> S) -> ExitCode {
     let config = cli.config.as_deref();
+    let build = || state().into_app_state();
     let ok = match &cli.command {
-        Command::Check => check::run(config),
+        Command::Check => with_state(build, |state| check::run(config, state)),
         Command::Backends { format } => backends::run(config, *format),
-        Command::Worker(args) => with_config(config, || worker::run(args)),
+        Command::Worker(args) => with_config(config, || with_state(build, |_| worker::run(args))),
         // Said before the config is read: without tasks, no config can help.
         Command::Enqueue(_) if taskhost::registered_tasks().is_empty() => {
             report(Err(enqueue::NO_TASKS.to_string()))
         }
-        Command::Enqueue(args) => with_config(config, || report(enqueue::run(args))),
+        Command::Enqueue(args) => {
+            with_config(config, || with_state(build, |_| report(enqueue::run(args))))
+        }
         Command::Results(c) => with_config(config, || report(store::results(c))),
         Command::Queues { backend, format } => {
             with_config(config, || report(store::queues(backend, *format)))
@@ -290,6 +358,24 @@ fn with_config(path: Option<&std::path::Path>, f: impl FnOnce() -> bool) -> bool
         }
         Err(e) => {
             eprintln!("error: {e}");
+            false
+        }
+    }
+}
+
+/// Build the application state and make it the handler's (what tasks run here take), then run
+/// `f` with it.
+fn with_state(
+    build: impl FnOnce() -> Result<AppState, String>,
+    f: impl FnOnce(&AppState) -> bool,
+) -> bool {
+    match build() {
+        Ok(state) => {
+            taskhost::task_backends().set_state(state.clone());
+            f(&state)
+        }
+        Err(e) => {
+            eprintln!("error: could not build the application state: {e}");
             false
         }
     }

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::json::{to_storable, to_storable_text};
 use crate::plugin::{resolve::locate, BackendName, Library, Located, PluginPins};
 use crate::result::TaskResult;
+use crate::state::SharedState;
 use crate::transaction::{in_atomic_block, on_commit};
 use crate::validation::{check_configured_queues, validate_task};
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
@@ -57,11 +58,13 @@ impl Backend {
     /// Load the plugin for `alias` and build its backend. Every failure is an
     /// `InvalidTaskBackend` naming the alias, the backend name and the reason — except a
     /// configured queue name that breaks the queue-name rule (a config built in code), which is
-    /// `ImproperlyConfigured` naming `tasks.<alias>.queues`.
+    /// `ImproperlyConfigured` naming `tasks.<alias>.queues`. Tasks the backend runs in this
+    /// process (Immediate) take their `State<T>` from `state`.
     pub(crate) fn load(
         alias: &str,
         config: &BackendConfig,
         search: &PluginSearch<'_>,
+        state: &SharedState,
     ) -> Result<Self> {
         // A config built in code has not been through the file's checks.
         let key = format!("tasks.{alias}.queues");
@@ -90,7 +93,8 @@ impl Backend {
             config_dir: search.config_dir.map(|d| d.display().to_string()),
         };
         let params = serde_json::to_string(&params).map_err(|e| fail(e.to_string()))?;
-        let host = HostCallbacks::new(alias, name.class()).into_host_box();
+        let host =
+            HostCallbacks::with_state(alias, name.class(), Arc::clone(state)).into_host_box();
         let inner = library
             .new_backend(name.class(), &params, host)
             .map_err(|e| Error::InvalidTaskBackend {

@@ -8,6 +8,7 @@ use crate::outcome::{catch_sync, run_blocking};
 use crate::registry::find_task;
 use crate::result::TaskResult;
 use crate::signals;
+use crate::state::SharedState;
 use abi_stable::std_types::{RArc, RResult, RStr, RString};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,15 +27,25 @@ pub struct HostCallbacks {
 struct Inner {
     alias: String,
     sender: String,
+    /// The application state of the handler that loaded the backend: tasks run through
+    /// [`AbiHost::run_task`] (the Immediate backend) take their `State<T>` from it.
+    state: SharedState,
 }
 
 impl HostCallbacks {
-    /// Callbacks for the backend `alias` of class `sender` (the signal sender).
+    /// Callbacks for the backend `alias` of class `sender` (the signal sender), with an empty
+    /// application state.
     pub fn new(alias: &str, sender: &str) -> Self {
+        Self::with_state(alias, sender, SharedState::default())
+    }
+
+    /// [`HostCallbacks::new`], running tasks with the application state `state`.
+    pub(crate) fn with_state(alias: &str, sender: &str, state: SharedState) -> Self {
         Self {
             inner: Arc::new(Inner {
                 alias: alias.to_string(),
                 sender: sender.to_string(),
+                state,
             }),
         }
     }
@@ -54,6 +65,7 @@ impl HostCallbacks {
             args: Json::from_stored(view.args.as_str()),
             kwargs: Json::from_stored(view.kwargs.as_str()),
             context,
+            state: self.inner.state.read().clone(),
         };
         Ok(catch_sync(|| run_blocking(definition, invocation)))
     }

@@ -1,6 +1,8 @@
 //! `TaskDefinition`: what `#[task]` records about a function, and the type-erased way to run it.
 
 use crate::context::TaskContext;
+use crate::error::MissingState;
+use crate::state::{AppState, StateType};
 use std::future::Future;
 use std::pin::Pin;
 use taskhost_plugin_api::{Json, TaskOutcome};
@@ -26,6 +28,8 @@ pub struct Invocation {
     pub kwargs: Json,
     /// The context, for tasks that take one.
     pub context: Option<TaskContext>,
+    /// The application state, where the task's `State<T>` parameters are taken from.
+    pub state: AppState,
 }
 
 /// Everything `#[task]` knows about a task function. One `static` per task; the worker finds it
@@ -43,6 +47,8 @@ pub struct TaskDefinition {
     pub backend: &'static str,
     /// Whether the first parameter is `context: TaskContext`.
     pub takes_context: bool,
+    /// The types of its `State<T>` parameters, in order.
+    pub state: &'static [StateType],
     /// Default number of attempts a worker may make (`None`: the backend's default).
     pub max_attempts: Option<u32>,
     /// Default time limit of one run, in seconds (`None`: none).
@@ -56,6 +62,18 @@ impl TaskDefinition {
     pub fn is_async(&self) -> bool {
         matches!(self.runner, TaskRunner::Async(_))
     }
+
+    /// The `State<T>` types this task takes that `state` does not have.
+    pub fn missing_state(&self, state: &AppState) -> Vec<MissingState> {
+        self.state
+            .iter()
+            .filter(|needed| !state.contains((needed.type_id)()))
+            .map(|needed| MissingState {
+                task: self.path.to_string(),
+                type_name: (needed.type_name)().to_string(),
+            })
+            .collect()
+    }
 }
 
 impl std::fmt::Debug for TaskDefinition {
@@ -66,6 +84,7 @@ impl std::fmt::Debug for TaskDefinition {
             .field("queue_name", &self.queue_name)
             .field("backend", &self.backend)
             .field("takes_context", &self.takes_context)
+            .field("state", &self.state)
             .field("is_async", &self.is_async())
             .finish_non_exhaustive()
     }

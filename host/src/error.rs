@@ -72,6 +72,11 @@ pub enum Error {
         message: String,
     },
 
+    /// Registered tasks take application state (`State<T>`) of types the application did not
+    /// provide (`AppState::with`): a worker refuses to start, naming each task and type.
+    #[error("{}", missing_state_message(.0))]
+    MissingState(Vec<MissingState>),
+
     /// A backend plugin reported an error (storage down, lease lost, a caught panic…).
     #[error("backend '{alias}' failed: {message}")]
     Backend {
@@ -120,6 +125,36 @@ impl Error {
             message,
         }
     }
+}
+
+/// A task that takes `State<T>` of a type the application state lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingState {
+    /// The task's path (`my_app::emails::send_welcome`).
+    pub task: String,
+    /// The type it takes, as `std::any::type_name` writes it (`my_app::Mailer`).
+    pub type_name: String,
+}
+
+impl std::fmt::Display for MissingState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { task, type_name } = self;
+        write!(
+            f,
+            "task '{task}' takes `State<{type_name}>`, but no `{type_name}` was provided to this \
+             process's application state"
+        )
+    }
+}
+
+/// What to do about missing state: said once, after the list.
+pub(crate) const PROVIDE_STATE: &str = "register the value at start: \
+    `cli_main!(state = || AppState::new().with(value))` in the binary's main, or \
+    `task_backends().set_state(AppState::new().with(value))` before building the worker";
+
+fn missing_state_message(missing: &[MissingState]) -> String {
+    let list: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    format!("{}; {PROVIDE_STATE}", list.join("; "))
 }
 
 /// The host library's result type.

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::constants::DEFAULT_TASK_BACKEND_ALIAS;
 use crate::error::{Error, Result};
 use crate::result::TaskResult;
+use crate::state::{AppState, SharedState};
 use crate::transaction::in_atomic_block;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -16,29 +17,50 @@ use taskhost_plugin_api::{ErrorKind, TaskDescription};
 
 /// The configured backends (Django's `task_backends`): `get(alias)` loads a backend the first
 /// time it is asked for and returns the same one after; [`TaskBackends::configure`] swaps the
-/// config and drops the loaded backends, as Django does when `TASKS` changes.
+/// config and drops the loaded backends, as Django does when `TASKS` changes. It also holds the
+/// application state ([`TaskBackends::set_state`]) that tasks take as `State<T>`.
 pub struct TaskBackends {
     config: RwLock<Result<Arc<Config>>>,
     loaded: Mutex<Loaded>,
+    /// Shared with the host callbacks of every backend loaded here: the Immediate backend runs
+    /// tasks through them.
+    state: SharedState,
 }
 
 /// The backends built so far, by alias (foldhash: every enqueue looks its alias up here).
 type Loaded = HashMap<String, Arc<Backend>, foldhash::fast::RandomState>;
 
 impl TaskBackends {
-    /// A handler for `config`.
+    /// A handler for `config`, with an empty application state.
     pub fn new(config: Config) -> Self {
+        Self::with_state(Ok(Arc::new(config)), AppState::new())
+    }
+
+    fn with_state(config: Result<Arc<Config>>, state: AppState) -> Self {
         Self {
-            config: RwLock::new(Ok(Arc::new(config))),
+            config: RwLock::new(config),
             loaded: Mutex::default(),
+            state: Arc::new(RwLock::new(state)),
         }
     }
 
     fn from_discovery() -> Self {
-        Self {
-            config: RwLock::new(Config::load(None).map(Arc::new)),
-            loaded: Mutex::default(),
-        }
+        Self::with_state(Config::load(None).map(Arc::new), AppState::new())
+    }
+
+    /// Make `state` the application state of this handler: what tasks run by its backends take
+    /// as `State<T>` — by a worker built after this call ([`Worker::new`] checks that every
+    /// registered task finds its types), and by the Immediate backend at once. Loaded backends
+    /// are kept.
+    ///
+    /// [`Worker::new`]: crate::Worker::new
+    pub fn set_state(&self, state: AppState) {
+        *self.state.write() = state;
+    }
+
+    /// The application state (empty until [`TaskBackends::set_state`]).
+    pub fn state(&self) -> AppState {
+        self.state.read().clone()
     }
 
     /// The config in force (or the error that loading it gave).
@@ -46,7 +68,7 @@ impl TaskBackends {
         self.config.read().clone()
     }
 
-    /// Replace the config; backends are rebuilt on next use.
+    /// Replace the config; backends are rebuilt on next use. The application state stays.
     pub fn configure(&self, config: Config) {
         *self.config.write() = Ok(Arc::new(config));
         self.loaded.lock().clear();
@@ -82,7 +104,7 @@ impl TaskBackends {
             config_file: config.file.as_deref(),
             config_source: config.source,
         };
-        let backend = Arc::new(Backend::load(alias, entry, &search)?);
+        let backend = Arc::new(Backend::load(alias, entry, &search, &self.state)?);
         loaded.insert(alias.to_string(), Arc::clone(&backend));
         Ok(backend)
     }
@@ -130,10 +152,13 @@ pub fn default_task_backend() -> Result<Arc<Backend>> {
 
 /// Use `config` on this thread until the guard is dropped (like Django's `override_settings`).
 /// Overrides nest. Work handed to other threads keeps using the process-wide handler, so async
-/// code should resolve its backend first (as `enqueue`/`aenqueue` do).
+/// code should resolve its backend first (as `enqueue`/`aenqueue` do). The override starts with
+/// the application state of the handler it overrides; `guard.handler().set_state(..)` changes
+/// it for the override alone.
 #[must_use = "the override ends when the guard is dropped"]
 pub fn override_task_backends(config: Config) -> OverrideGuard {
-    let handler = Arc::new(TaskBackends::new(config));
+    let state = task_backends().state();
+    let handler = Arc::new(TaskBackends::with_state(Ok(Arc::new(config)), state));
     OVERRIDES.with(|o| o.borrow_mut().push(Arc::clone(&handler)));
     OverrideGuard { handler }
 }

@@ -7,6 +7,8 @@
 //! Key items:
 //! - [`task`] (the attribute), [`Task`], [`TaskOptions`] — define tasks, `using(..)` copies.
 //! - [`TaskResult`], [`TaskResultStatus`], [`TaskError`], [`TaskContext`] — results of runs.
+//! - [`State`], [`AppState`] — application state (a pool, a client, settings) registered once
+//!   at start and taken by tasks as `State<T>` parameters.
 //! - [`task_backends`], [`default_task_backend`], [`Backend`] — the configured backends.
 //! - [`atomic`], [`aatomic`], [`on_commit`] — transaction scopes for `enqueue_on_commit`.
 //! - [`signals`] — `task_enqueued`, `task_started`, `task_finished`.
@@ -34,8 +36,8 @@
 //! compile) — in doctests, write the `fn main` yourself.
 
 // The modules form layers, without an import cycle. In import order (each imports only
-// modules before it): constants, error, json, transaction, validation, result, context, signals,
-// definition, registry, outcome, plugin::{name, pins, load}, config, plugin::resolve,
+// modules before it): constants, error, json, transaction, validation, result, context, state,
+// signals, definition, registry, outcome, plugin::{name, pins, load}, config, plugin::resolve,
 // callbacks, backend, handler (also `TaskResult::refresh` and `Backend`'s async calls, which
 // need the handler in force), task, worker, transactional. `module_graph_tests` reads the
 // sources and fails on a cycle. Public modules: `plugin` (names, resolution, pins and loading
@@ -55,6 +57,7 @@ pub mod plugin;
 mod registry;
 mod result;
 pub mod signals;
+mod state;
 mod task;
 mod transaction;
 mod transactional;
@@ -69,13 +72,14 @@ pub use config::{BackendConfig, Config, ConfigSource};
 pub use constants::*;
 pub use context::TaskContext;
 pub use definition::TaskDefinition;
-pub use error::{Error, Result};
+pub use error::{Error, MissingState, Result};
 pub use handler::{
     default_task_backend, override_task_backends, task_backends, OverrideGuard, TaskBackends,
 };
 pub use json::to_storable;
-pub use registry::{find_task, registered_tasks};
+pub use registry::{check_state, find_task, registered_tasks};
 pub use result::{TaskError, TaskResult, TaskResultStatus};
+pub use state::{AppState, State};
 pub use task::{Task, TaskOptions};
 pub use taskhost_macros::task;
 pub use taskhost_plugin_api::{Json, Text};
@@ -95,9 +99,10 @@ pub mod __private {
     pub use crate::definition::{BoxTaskFuture, Invocation, TaskDefinition, TaskRunner};
     pub use crate::outcome::{
         block_on, catch_async, catch_sync, decode_args, failure, from_result, from_value, no_args,
-        run_blocking,
+        run_blocking, take_state,
     };
     pub use crate::registry::TaskRegistration;
+    pub use crate::state::StateType;
     pub use inventory;
     pub use taskhost_plugin_api::{Json, TaskOutcome};
 }

@@ -2,7 +2,9 @@
 //! stored outcome, and running a task definition from stored JSON.
 
 use crate::definition::{BoxTaskFuture, Invocation, TaskDefinition, TaskRunner};
+use crate::error::{MissingState, PROVIDE_STATE};
 use crate::json::to_storable;
+use crate::state::{AppState, State};
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::Value;
 use std::any::Any;
@@ -20,6 +22,29 @@ use taskhost_plugin_api::{Json, TaskError, TaskOutcome};
 pub const PANIC_CLASS_PATH: &str = "panic";
 /// `exception_class_path` of a run whose arguments or return value could not be (de)coded.
 pub const UNSUPPORTED_VALUE_CLASS_PATH: &str = "taskhost::UnsupportedValue";
+
+/// `exception_class_path` of a run whose task takes `State<T>` of a type nobody provided.
+pub const MISSING_STATE_CLASS_PATH: &str = "taskhost::MissingState";
+
+/// The `State<T>` parameter of task `path` from `state`; a failure outcome naming the task and
+/// the type when `state` has no `T` (a worker refuses to start then, so this is a task run in
+/// process, by the Immediate backend, whose enqueue runs it).
+pub fn take_state<T: ?Sized + Send + Sync + 'static>(
+    path: &str,
+    state: &AppState,
+) -> Result<State<T>, TaskOutcome> {
+    state.get::<T>().ok_or_else(|| {
+        let missing = MissingState {
+            task: path.to_string(),
+            type_name: std::any::type_name::<T>().to_string(),
+        };
+        failure(
+            MISSING_STATE_CLASS_PATH,
+            &format!("{missing}; {PROVIDE_STATE}"),
+            "",
+        )
+    })
+}
 
 /// A failure outcome with Django's traceback shape: details, then `"<class>: <message>\n"`.
 pub fn failure(class_path: &str, message: &str, details: &str) -> TaskOutcome {

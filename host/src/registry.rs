@@ -2,6 +2,8 @@
 //! hand-kept list.
 
 use crate::definition::TaskDefinition;
+use crate::error::{Error, Result};
+use crate::state::AppState;
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -34,4 +36,19 @@ pub fn registered_tasks() -> Vec<&'static TaskDefinition> {
     let mut all: Vec<_> = index().values().copied().collect();
     all.sort_by_key(|d| d.path);
     all
+}
+
+/// Check that `state` has every type the registered tasks take as `State<T>`: what a worker
+/// does before it starts (and `taskhost check`). Fails with [`Error::MissingState`] naming
+/// each task and type.
+pub fn check_state(state: &AppState) -> Result<()> {
+    let missing: Vec<_> = registered_tasks()
+        .iter()
+        .flat_map(|definition| definition.missing_state(state))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::MissingState(missing))
+    }
 }

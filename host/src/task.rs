@@ -62,7 +62,8 @@ impl TaskOptions {
 
 /// A task: a function marked `#[task]` and the options it is enqueued with (Django's `Task`).
 ///
-/// `A` is the tuple of the function's parameters (without the context), `R` its return type
+/// `A` is the tuple of the function's stored parameters (without the context and the
+/// `State<T>` ones), `R` its return type
 /// (for `Result<T, E>`, `T`). Values are immutable: [`Task::using`] returns a re-validated copy.
 /// The per-task type that `#[task]` generates dereferences to this.
 pub struct Task<A, R> {

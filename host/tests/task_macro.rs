@@ -122,6 +122,7 @@ fn run(definition: &TaskDefinition, args: Vec<Value>) -> TaskOutcome {
         args: Json::encode(&args).unwrap(),
         kwargs: Json::empty_object(),
         context: None,
+        state: Default::default(),
     };
     run_blocking(definition, invocation)
 }
@@ -315,6 +316,7 @@ fn runner_refuses_arguments_that_do_not_fit() {
         args: Json::empty_array(),
         kwargs: Json::encode(&kwargs).unwrap(),
         context: None,
+        state: Default::default(),
     };
     let (class, _) = failure(run_blocking(nothing.definition(), invocation));
     assert_eq!(class, "taskhost::UnsupportedValue");

@@ -156,6 +156,7 @@ pub(crate) fn variant(error: &Error) -> &'static str {
         Error::NoReturnValue(_) => "NoReturnValue",
         Error::ReturnValueType { .. } => "ReturnValueType",
         Error::ImproperlyConfigured { .. } => "ImproperlyConfigured",
+        Error::MissingState(_) => "MissingState",
         Error::Backend { .. } => "Backend",
     }
 }

@@ -175,6 +175,7 @@ impl<'a> Expansion<'a> {
         let takes_context = options.takes_context;
         let max_attempts = option(options.max_attempts.map(Literal::u32_unsuffixed));
         let timeout_secs = option(options.timeout_secs.map(Literal::f64_unsuffixed));
+        let state = self.analyzed.states.iter().map(|s| &s.inner);
         let runner = if self.analyzed.is_async {
             quote!(Async)
         } else {
@@ -189,6 +190,7 @@ impl<'a> Expansion<'a> {
                     queue_name: #queue_name,
                     backend: #backend,
                     takes_context: #takes_context,
+                    state: &[ #(::taskhost::__private::StateType::of::<#state>(),)* ],
                     max_attempts: #max_attempts,
                     timeout_secs: #timeout_secs,
                     runner: ::taskhost::__private::TaskRunner::#runner(#run_ident),

@@ -55,6 +55,24 @@
 //! resize.enqueue(7)?;
 //! ```
 //!
+//! A parameter written `State<T>` (`taskhost::State`) takes the application state of type `T`
+//! that the application registered once at start (`AppState::new().with(value)`, handed to
+//! `cli_main!(state = ..)` or `task_backends().set_state(..)`): a connection pool, a client,
+//! settings. It is not a stored argument either, may stand anywhere after the context, and works
+//! on `fn` and `async fn`. A worker refuses to start when a task takes a type nobody provided:
+//!
+//! ```ignore
+//! use taskhost::{task, State};
+//!
+//! #[task]
+//! async fn send(mailer: State<Mailer>, user_id: u64) -> Result<(), MailError> {
+//!     mailer.send_welcome(user_id).await
+//! }
+//!
+//! send.enqueue(42)?;                                  // the state is not an argument
+//! send.call(State::new(Mailer::fake()), 42)?;         // but `call` takes it
+//! ```
+//!
 //! `run_after` cannot be given here, as in Django: set it per enqueue with
 //! `task.using(TaskOptions::new().run_after(when))?`.
 //!
@@ -67,7 +85,8 @@
 //!   `taskhost::Result<TaskResult<u32>>`: typed arguments in, a typed result out. The arguments
 //!   are stored as a JSON array.
 //! - `send_email.call(to, n)` / `.acall(to, n).await` run the function now and return what it
-//!   returns (with `context` first for a `takes_context` task; an `async fn`'s `call` blocks).
+//!   returns (every parameter as written, `context` and `State<T>` ones too; an `async fn`'s
+//!   `call` blocks).
 //! - `send_email.using(options)` → a re-validated copy with other options.
 //! - Everything of `taskhost::Task<(String, u32), u32>` through `Deref`: `name()`,
 //!   `module_path()`, `priority()`, `queue_name()`, `backend()`, `get_result(id)`…; `task()`
@@ -91,6 +110,8 @@
 //! - `const`, `unsafe`, `extern` and variadic functions;
 //! - `takes_context` without a first parameter named `context`: `Task takes context but does not
 //!   have a first argument of 'context'.`; a `TaskContext` parameter without `takes_context`;
+//! - a `State<T>` whose `T` borrows or is `impl Trait` (one value serves every run, so it must
+//!   be owned and `'static`); a `T` that is not `Send + Sync` is reported at the type;
 //! - a priority that is not a whole number in -100..=100: `priority must be a whole number
 //!   between -100 and 100.`;
 //! - a `queue_name` that breaks the host's queue-name rule, with the host's message:
@@ -119,6 +140,9 @@ use proc_macro::TokenStream;
 ///   first parameter, which must be `context: TaskContext`.
 /// - `max_attempts = N`: at least 1; how many times a worker may try (default: the backend's).
 /// - `timeout = SECONDS`: integer or float above zero; the time limit of one run.
+///
+/// A parameter `State<T>` is not an option: it takes the application state of type `T`, not a
+/// stored argument (see the crate documentation).
 ///
 /// ```ignore
 /// use taskhost::{task, TaskContext, TaskOptions};

@@ -22,16 +22,58 @@ const STORED_AS_JSON: &str =
     "task arguments are stored as JSON and decoded when the task runs, so each must be an owned, \
      non-generic type (use String instead of &str, Vec<T> instead of &[T])";
 
+/// Why application state must be owned.
+const SHARED_STATE: &str =
+    "application state is registered once and shared by every run, so its type must be owned \
+     and 'static (`State<Mailer>`, `State<dyn Trait>`; share borrowed data through an `Arc`)";
+
 /// What the expansion needs to know about the task function.
 pub(crate) struct TaskFn {
     /// Whether it is an `async fn`.
     pub is_async: bool,
     /// The `context: TaskContext` parameter, for a `takes_context` task.
     pub context: Option<Param>,
-    /// The parameters whose values are stored (everything but the context).
+    /// The `State<T>` parameters, taken from the application state when the task runs.
+    pub states: Vec<StateParam>,
+    /// The parameters whose values are stored (everything but the context and the states).
     pub params: Vec<Param>,
+    /// Every parameter, in the order written.
+    pub order: Vec<Role>,
     /// What it returns.
     pub output: Output,
+}
+
+/// What a parameter is, with its index in [`TaskFn::states`] or [`TaskFn::params`].
+#[derive(Clone, Copy)]
+pub(crate) enum Role {
+    /// The context.
+    Context,
+    /// A `State<T>`.
+    State(usize),
+    /// A stored argument.
+    Arg(usize),
+}
+
+/// A `State<T>` parameter.
+pub(crate) struct StateParam {
+    /// The parameter as written.
+    pub param: Param,
+    /// `T`.
+    pub inner: Type,
+}
+
+impl TaskFn {
+    /// Every parameter in the order written: what `call` and `acall` take.
+    pub fn all_params(&self) -> Vec<&Param> {
+        self.order
+            .iter()
+            .map(|role| match *role {
+                Role::Context => self.context.as_ref().expect("a context role has a context"),
+                Role::State(i) => &self.states[i].param,
+                Role::Arg(i) => &self.params[i],
+            })
+            .collect()
+    }
 }
 
 /// One parameter, named as the generated methods name it.
@@ -75,13 +117,10 @@ pub(crate) fn analyze(item: &ItemFn, takes_context: bool) -> syn::Result<TaskFn>
             FnArg::Receiver(receiver) => {
                 errors.push(Error::new_spanned(receiver, MODULE_LEVEL));
             }
-            FnArg::Typed(param) => {
-                check_param_type(&param.ty, &mut errors);
-                typed.push(param);
-            }
+            FnArg::Typed(param) => typed.push(param),
         }
     }
-    let mut params: Vec<Param> = typed
+    let mut all: Vec<Param> = typed
         .iter()
         .zip(param_names(&typed))
         .map(|(param, name)| Param {
@@ -92,7 +131,7 @@ pub(crate) fn analyze(item: &ItemFn, takes_context: bool) -> syn::Result<TaskFn>
 
     let context = if takes_context {
         match typed.first() {
-            Some(first) if is_named_context(&first.pat) => Some(params.remove(0)),
+            Some(first) if is_named_context(&first.pat) => Some(all.remove(0)),
             Some(first) => {
                 errors.push(Error::new_spanned(first, NO_CONTEXT));
                 None
@@ -115,16 +154,58 @@ pub(crate) fn analyze(item: &ItemFn, takes_context: bool) -> syn::Result<TaskFn>
         None
     };
 
+    let mut order: Vec<Role> = context.iter().map(|_| Role::Context).collect();
+    let (mut states, mut params) = (Vec::new(), Vec::new());
+    for param in all {
+        match state_type(&param.ty) {
+            Some(inner) => {
+                check_state_type(&inner, &mut errors);
+                order.push(Role::State(states.len()));
+                states.push(StateParam { param, inner });
+            }
+            None => {
+                check_param_type(&param.ty, &mut errors);
+                order.push(Role::Arg(params.len()));
+                params.push(param);
+            }
+        }
+    }
+
     let output = output(&sig.output, &mut errors);
     match errors.into_inner() {
         Some(err) => Err(err),
         None => Ok(TaskFn {
             is_async: sig.asyncness.is_some(),
             context,
+            states,
             params,
+            order,
             output,
         }),
     }
+}
+
+/// `T` of a parameter type written `State<T>` (any path ending in `State` with one type
+/// argument): application state, not a stored argument.
+fn state_type(ty: &Type) -> Option<Type> {
+    let segment = last_segment(ty).filter(|s| s.ident == "State")?;
+    let PathArguments::AngleBracketed(args) = &segment.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [GenericArgument::Type(inner)] => Some(inner.clone()),
+        _ => None,
+    }
+}
+
+/// A state type may not borrow nor be `impl Trait`.
+fn check_state_type(inner: &Type, errors: &mut Errors) {
+    let what = match find_problem(inner.to_token_stream()) {
+        Some(Problem::ImplTrait) => "`impl Trait` state types are not supported",
+        Some(Problem::Borrow) => "borrowed state types (references, lifetimes) are not supported",
+        None => return,
+    };
+    errors.push(Error::new_spanned(inner, format!("{what}: {SHARED_STATE}")));
 }
 
 /// `const`, `unsafe`, `extern` and variadic functions cannot be tasks.

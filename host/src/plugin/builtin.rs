@@ -58,7 +58,12 @@ mod tests {
             config_file: None,
             config_source: ConfigSource::BuiltInDefault,
         };
-        Backend::load("default", &BackendConfig::new(backend), &search)
+        Backend::load(
+            "default",
+            &BackendConfig::new(backend),
+            &search,
+            &Default::default(),
+        )
     }
 
     #[test]
@@ -112,7 +117,7 @@ mod tests {
             config_file: None,
             config_source: ConfigSource::BuiltInDefault,
         };
-        let err = Backend::load("default", &config, &search).unwrap_err();
+        let err = Backend::load("default", &config, &search, &Default::default()).unwrap_err();
         assert!(
             err.to_string().contains("This backend takes no options."),
             "{err}"

@@ -13,6 +13,7 @@ use crate::outcome::{catch_sync, failure};
 use crate::registry::find_task;
 use crate::result::TaskResult;
 use crate::signals;
+use crate::state::AppState;
 use crate::validation::escape_for_display as escaped;
 use chrono::Utc;
 use std::sync::Arc;
@@ -35,6 +36,8 @@ pub(crate) struct Executor {
     /// Whether tasks may wait for a slot after their claim (`prefetch` > 0): their real start
     /// time is then sent with the completion.
     pub prefetching: bool,
+    /// What the tasks' `State<T>` parameters are taken from.
+    pub state: AppState,
 }
 
 /// How one execution ended, for the worker's report.
@@ -146,6 +149,7 @@ impl Executor {
             context: definition.takes_context.then(|| TaskContext {
                 task_result: TaskResult::from_data(data.clone()),
             }),
+            state: self.state.clone(),
         };
         // Sync functions run on the worker's own threads, async ones on the runtime.
         let (abort, mut ran): (Option<tokio::task::AbortHandle>, Running) = match definition.runner

@@ -36,6 +36,8 @@ pub use shutdown::Shutdown;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::handler::task_backends;
+use crate::registry::check_state;
+use crate::state::AppState;
 use completions::Completions;
 use execute::{Ended, Executor};
 use leases::Leases;
@@ -85,6 +87,8 @@ pub struct WorkerReport {
 pub struct Worker {
     backend: Arc<Backend>,
     options: WorkerOptions,
+    /// What the tasks' `State<T>` parameters are taken from.
+    state: AppState,
     shutdown: Shutdown,
     /// Told the counts so far as they change (`worker --batch`'s progress bar).
     progress: Option<Progress>,
@@ -95,10 +99,16 @@ pub struct Worker {
 pub type Progress = Box<dyn Fn(&WorkerReport) + Send + Sync>;
 
 impl Worker {
-    /// Validate `options` and resolve the backend: it must exist and be a queue store.
+    /// Validate `options`, take the application state of the handler in force
+    /// ([`TaskBackends::set_state`](crate::TaskBackends::set_state)) — every registered task
+    /// must find the types it takes as `State<T>` there, else [`Error::MissingState`] names each
+    /// task and type — and resolve the backend: it must exist and be a queue store.
     pub fn new(options: WorkerOptions) -> Result<Self> {
         options.validate()?;
-        let backend = task_backends().get(&options.backend)?;
+        let handler = task_backends();
+        let state = handler.state();
+        check_state(&state)?;
+        let backend = handler.get(&options.backend)?;
         if !backend.supports_queue_store() {
             return Err(Error::config(
                 None,
@@ -113,6 +123,7 @@ impl Worker {
         Ok(Self {
             backend,
             options,
+            state,
             shutdown: Shutdown::new(),
             progress: None,
         })
@@ -184,6 +195,7 @@ impl Worker {
             leases: leases.clone(),
             sync_pool: Arc::new(sync_pool::SyncPool::new()),
             prefetching: o.prefetch.ceiling() > 0,
+            state: self.state.clone(),
         };
         // One slot per task function running; an execution whose function has returned
         // gives its slot back while its result waits to be recorded. Claimed tasks wait in

@@ -5,6 +5,7 @@
 pub(crate) mod env;
 mod postgres_only;
 mod sqlite_only;
+mod state;
 mod store_failures;
 pub(crate) mod transactional;
 

@@ -2,14 +2,24 @@
 //! tests can run real worker processes (`taskhost-worker-app worker --backend db …`) and kill
 //! them. Tasks record each execution by appending a line to the file named by
 //! `$TASKHOST_TEST_LOG`, so tests count executions across processes.
+//!
+//! It registers application state (a [`Greeter`] and a [`RunCounter`]) through
+//! `cli_main!(state = ..)`, unless `$TASKHOST_TEST_STATE` says `none` (build an empty state) or
+//! `fail` (the builder fails); each build is recorded in `$TASKHOST_TEST_STATE_LOG`.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use taskhost::task;
+use taskhost::{task, AppState, State};
 
 /// Append `line` to `$TASKHOST_TEST_LOG` in one write (whole lines even across processes).
 fn record(line: &str) {
-    let Some(path) = std::env::var_os("TASKHOST_TEST_LOG") else {
+    record_in("TASKHOST_TEST_LOG", line);
+}
+
+/// Append `line` to the file named by the environment variable `var`, if it is set.
+fn record_in(var: &str, line: &str) {
+    let Some(path) = std::env::var_os(var) else {
         return;
     };
     if let Ok(mut file) = std::fs::OpenOptions::new()
@@ -107,6 +117,54 @@ fn abort_process(key: String) {
     std::process::abort();
 }
 
+/// Application state: the greeting `$TASKHOST_TEST_GREETING` held when the state was built
+/// (default `hello`).
+struct Greeter {
+    greeting: String,
+}
+
+/// Application state: runs counted across every task run of this process (one shared value).
+#[derive(Default)]
+struct RunCounter {
+    runs: AtomicU64,
+}
+
+/// Greets `name` with the registered [`Greeter`].
+#[task]
+fn greet(greeter: State<Greeter>, name: String) -> String {
+    format!("{}, {name}", greeter.greeting)
+}
+
+/// The async form of `greet`, counting its runs in the registered [`RunCounter`]: returns
+/// `<greeting>, <name> (run <n> in <pid>)`.
+#[task]
+async fn async_greet(name: String, greeter: State<Greeter>, runs: State<RunCounter>) -> String {
+    let run = runs.runs.fetch_add(1, Ordering::SeqCst) + 1;
+    tokio::task::yield_now().await;
+    let pid = std::process::id();
+    format!("{}, {name} (run {run} in {pid})", greeter.greeting)
+}
+
+/// The application state, built by the commands that run or check tasks; records
+/// `state built <pid>` in `$TASKHOST_TEST_STATE_LOG`.
+fn app_state() -> Result<AppState, String> {
+    record_in(
+        "TASKHOST_TEST_STATE_LOG",
+        &format!("state built {}", std::process::id()),
+    );
+    match std::env::var("TASKHOST_TEST_STATE").as_deref() {
+        Ok("none") => Ok(AppState::new()),
+        Ok("fail") => Err("TASKHOST_TEST_STATE=fail: the greeting service is down".to_string()),
+        _ => {
+            let greeting =
+                std::env::var("TASKHOST_TEST_GREETING").unwrap_or_else(|_| "hello".to_string());
+            Ok(AppState::new()
+                .with(Greeter { greeting })
+                .with(RunCounter::default()))
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
-    taskhost_cli::cli_main!()
+    taskhost_cli::cli_main!(state = app_state)
 }

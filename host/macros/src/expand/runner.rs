@@ -1,9 +1,10 @@
 //! 4. The runner: how a worker calls the function from stored JSON.
 
 use super::{args_tuple_type, local, Expansion};
-use crate::signature::Output;
+use crate::signature::{Output, Role};
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::Ident;
 
 impl Expansion<'_> {
@@ -33,11 +34,9 @@ impl Expansion<'_> {
 
     fn runner_body(&self, inv: &Ident) -> TokenStream {
         let def_ident = &self.def_ident;
-        let mut call_args = Vec::new();
+        let context = local("context");
         let take_context = self.analyzed.context.as_ref().map(|_| {
-            let context = local("context");
             let given = local("given");
-            call_args.push(context.clone());
             quote! {
                 let #context = match #inv.context {
                     ::core::option::Option::Some(#given) => #given,
@@ -54,7 +53,33 @@ impl Expansion<'_> {
                 };
             }
         });
+        let states: Vec<Ident> = (0..self.analyzed.states.len())
+            .map(|i| local(&format!("state{i}")))
+            .collect();
+        let take_states = self
+            .analyzed
+            .states
+            .iter()
+            .zip(&states)
+            .map(|(state, name)| {
+                let inner = &state.inner;
+                let outcome = local("outcome");
+                // Spanned at the type: a `T` that is not `Send + Sync` is reported there.
+                let take_state = quote_spanned!(inner.span()=> ::taskhost::__private::take_state);
+                quote! {
+                    let #name = match #take_state::<#inner>(
+                        #def_ident.path,
+                        &#inv.state,
+                    ) {
+                        ::core::result::Result::Ok(#name) => #name,
+                        ::core::result::Result::Err(#outcome) => return #outcome,
+                    };
+                }
+            });
         let params = &self.analyzed.params;
+        let args: Vec<Ident> = (0..params.len())
+            .map(|i| local(&format!("arg{i}")))
+            .collect();
         let decode = if params.is_empty() {
             let outcome = local("outcome");
             quote! {
@@ -67,14 +92,10 @@ impl Expansion<'_> {
                 }
             }
         } else {
-            let locals: Vec<Ident> = (0..params.len())
-                .map(|i| local(&format!("arg{i}")))
-                .collect();
-            call_args.extend(locals.iter().cloned());
             let tuple = args_tuple_type(params);
             let (decoded, outcome) = (local("decoded"), local("outcome"));
             quote! {
-                let ( #(#locals,)* ) = match ::taskhost::__private::decode_args::<#tuple>(
+                let ( #(#args,)* ) = match ::taskhost::__private::decode_args::<#tuple>(
                     #def_ident.path,
                     &#inv.args,
                     &#inv.kwargs,
@@ -84,6 +105,11 @@ impl Expansion<'_> {
                 };
             }
         };
+        let call_args = self.analyzed.order.iter().map(|role| match *role {
+            Role::Context => &context,
+            Role::State(i) => &states[i],
+            Role::Arg(i) => &args[i],
+        });
         let fn_ident = &self.fn_ident;
         let mut call = quote!(#fn_ident( #(#call_args),* ));
         if self.analyzed.is_async {
@@ -99,6 +125,7 @@ impl Expansion<'_> {
         };
         quote! {
             #take_context
+            #(#take_states)*
             #decode
             #store
         }

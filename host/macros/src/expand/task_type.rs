@@ -53,7 +53,7 @@ impl Expansion<'_> {
         let params = &self.analyzed.params;
         let names: Vec<&Ident> = params.iter().map(|p| &p.name).collect();
         let types: Vec<&syn::Type> = params.iter().map(|p| &p.ty).collect();
-        let all: Vec<&Param> = self.analyzed.context.iter().chain(params).collect();
+        let all: Vec<&Param> = self.analyzed.all_params();
         let all_names: Vec<&Ident> = all.iter().map(|p| &p.name).collect();
         let all_types: Vec<&syn::Type> = all.iter().map(|p| &p.ty).collect();
         let value = self.analyzed.output.value_type();
