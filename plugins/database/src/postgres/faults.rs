@@ -1,4 +1,4 @@
-//! Test-only faults for `PgStore::write_idempotent`: the server ends the session just before
+//! Test-only faults for `PgStore` writes: the server ends the session just before
 //! the first attempt of a write, or just after it committed (the client then cannot tell
 //! whether it did), once, for the store of one schema.
 

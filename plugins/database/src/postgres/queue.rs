@@ -455,8 +455,12 @@ impl PgStore {
             .collect())
     }
 
+    /// Hand leases back. Idempotent (each row is released only while it is still RUNNING under
+    /// this worker and token), so a session lost mid-way is retried on a fresh one: a worker
+    /// handing back prefetched tasks must not leave them to a rescue (the count may then miss
+    /// rows the lost attempt released).
     pub(super) fn release(&self, request: &LeaseRequest) -> Result<u64> {
-        self.write("releasing tasks", |tx| {
+        self.write_idempotent("releasing tasks", true, |tx| {
             let mut released = 0;
             for (id, token) in &request.leases {
                 if let Some(uuid) = parse_id(id) {

@@ -172,9 +172,9 @@ impl PgStore {
             let mut pooled = self.pool.get()?;
             let conn = &mut *pooled;
             let mut committing = false;
-            // Test-only faults: the connection lost around the first attempt of an enqueue.
+            // Test-only faults: the connection lost around the first attempt of a write.
             #[cfg(test)]
-            let faulty = matches!(mode, Mode::Idempotent { .. }) && !retry;
+            let faulty = !matches!(mode, Mode::Read) && !retry;
             let outcome = (|| {
                 #[cfg(test)]
                 if faulty {

@@ -327,3 +327,35 @@ fn postgres_a_retried_completion_of_a_rescued_task_is_not_applied() {
         "taskhost::WorkerLost"
     );
 }
+
+/// A release (a worker handing back prefetched tasks, or stopping) whose session ended is
+/// retried: the tasks are READY again at once, not left RUNNING for a rescue after their lease
+/// (which a crash suite at the defaults saw as a `WorkerLost` error with no worker lost).
+#[test]
+fn postgres_a_release_lost_before_or_after_its_commit_hands_the_tasks_back() {
+    let Some((db, schema)) = postgres() else {
+        return;
+    };
+    let (b, _) = db.backend();
+    for loss in [Loss::BeforeWrite, Loss::AfterCommit] {
+        enqueue(&b, "default");
+        enqueue(&b, "default");
+        let claimed = claim(&b, "w", 2);
+        assert_eq!(claimed.len(), 2);
+        let tasks: Vec<_> = claimed.iter().collect();
+        plan(&schema, loss);
+        release(&b, &lease("w", &tasks, 0.0));
+        for task in &claimed {
+            let r = get(&b, &task.result.id).unwrap();
+            assert_eq!(r.status, TaskResultStatus::Ready, "{loss:?}");
+        }
+        let again = claim(&b, "w2", 5);
+        assert_eq!(again.len(), 2, "{loss:?}");
+        assert!(complete(
+            &b,
+            &[success(&again[0], json!(1)), success(&again[1], json!(2))]
+        )
+        .iter()
+        .all(|a| a.applied));
+    }
+}
