@@ -36,6 +36,7 @@ pub use shutdown::Shutdown;
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::handler::task_backends;
+use crate::metrics::WorkerMetrics;
 use completions::Completions;
 use execute::{Ended, Executor};
 use leases::Leases;
@@ -184,6 +185,7 @@ impl Worker {
             leases: leases.clone(),
             sync_pool: Arc::new(sync_pool::SyncPool::new()),
             prefetching: o.prefetch.ceiling() > 0,
+            metrics: Arc::new(WorkerMetrics::new(&o.backend)),
         };
         // One slot per task function running; an execution whose function has returned
         // gives its slot back while its result waits to be recorded. Claimed tasks wait in
@@ -235,6 +237,7 @@ impl Worker {
                 Ok(claimed) => {
                     failures.succeeded();
                     local.claimed(asked.elapsed());
+                    executor.metrics.claimed(&claimed);
                     claimed
                 }
                 Err(e) => match failures.failed(e, std::time::Instant::now()) {
