@@ -415,7 +415,9 @@ impl Backend {
         request: EnqueueRequest,
         values: Option<Vec<Value>>,
     ) -> Result<TaskResult> {
-        let data: TaskResultData = self.check_plugin(self.inner.enqueue(request.into()))?.into();
+        let data: TaskResultData = self
+            .check_plugin(self.inner.enqueue(request.into()))?
+            .into();
         crate::metrics::count_enqueued(&self.alias, [&data.task]);
         Ok(result_of(data, values))
     }

@@ -137,7 +137,10 @@ fn task_label(path: &str) -> &'static str {
 
 /// Count stored enqueues on [`TASKS_ENQUEUED`]: one increment per run of consecutive tasks of
 /// one path and queue (a bulk enqueue of one task registers its counter once).
-pub(crate) fn count_enqueued<'a>(alias: &str, tasks: impl IntoIterator<Item = &'a TaskDescription>) {
+pub(crate) fn count_enqueued<'a>(
+    alias: &str,
+    tasks: impl IntoIterator<Item = &'a TaskDescription>,
+) {
     let mut tasks = tasks.into_iter().peekable();
     while let Some(task) = tasks.next() {
         let mut runs = 1;
@@ -295,7 +298,10 @@ impl QueueGauges {
         for s in stats {
             self.queues.insert(s.queue_name.clone());
             *counts.entry((s.queue_name.as_str(), s.status)).or_default() += s.count;
-            if let Some(at) = s.oldest_enqueued_at.filter(|_| s.status == TaskResultStatus::Ready) {
+            if let Some(at) = s
+                .oldest_enqueued_at
+                .filter(|_| s.status == TaskResultStatus::Ready)
+            {
                 let entry = oldest.entry(s.queue_name.as_str()).or_insert(at);
                 *entry = (*entry).min(at);
             }
@@ -311,9 +317,9 @@ impl QueueGauges {
                 )
                 .set(count as f64);
             }
-            let age = oldest
-                .get(queue.as_str())
-                .map_or(0.0, |at| (now - *at).to_std().unwrap_or_default().as_secs_f64());
+            let age = oldest.get(queue.as_str()).map_or(0.0, |at| {
+                (now - *at).to_std().unwrap_or_default().as_secs_f64()
+            });
             metrics::gauge!(
                 QUEUE_OLDEST_READY_AGE_SECONDS,
                 "backend" => self.backend.clone(),
@@ -336,7 +342,12 @@ mod tests {
         recorder.handle().render()
     }
 
-    fn stats(queue: &str, status: TaskResultStatus, count: u64, oldest: Option<DateTime<Utc>>) -> QueueStats {
+    fn stats(
+        queue: &str,
+        status: TaskResultStatus,
+        count: u64,
+        oldest: Option<DateTime<Utc>>,
+    ) -> QueueStats {
         QueueStats {
             queue_name: queue.into(),
             status,
@@ -359,7 +370,12 @@ mod tests {
         let text = rendered(|| {
             gauges.record(
                 &[
-                    stats("emails", TaskResultStatus::Ready, 2, Some(now - chrono::Duration::seconds(10))),
+                    stats(
+                        "emails",
+                        TaskResultStatus::Ready,
+                        2,
+                        Some(now - chrono::Duration::seconds(10)),
+                    ),
                     stats("emails", TaskResultStatus::Successful, 5, None),
                 ],
                 now,
@@ -408,12 +424,17 @@ mod tests {
     fn a_worker_keeps_handles_for_registered_tasks_only() {
         let metrics = WorkerMetrics::new("db");
         let text = rendered(|| {
-            metrics.task(&task("not::registered", "q")).failed.increment(1);
-            metrics.task(&task("not::registered", "q")).failed.increment(1);
+            metrics
+                .task(&task("not::registered", "q"))
+                .failed
+                .increment(1);
+            metrics
+                .task(&task("not::registered", "q"))
+                .failed
+                .increment(1);
         });
         assert!(metrics.tasks.lock().is_empty());
-        let line =
-            r#"taskhost_tasks_finished_total{backend="db",task="<unregistered>",queue="q",status="FAILED"} 2"#;
+        let line = r#"taskhost_tasks_finished_total{backend="db",task="<unregistered>",queue="q",status="FAILED"} 2"#;
         assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
     }
 }
