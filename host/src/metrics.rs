@@ -115,7 +115,7 @@ pub fn describe() {
     );
     describe_counter!(
         LEASES_LOST,
-        "Attempts whose lease was lost before their result was recorded (result discarded)."
+        "Attempts whose result the store refused (lease lost, or the write kept failing)."
     );
     describe_counter!(
         TASKS_RESCUED,

@@ -100,6 +100,10 @@ fn a_worker_serves_its_counters_histograms_and_queue_gauges_over_http() {
             "1",
             "--retry-backoff",
             "0",
+            // Nothing waits in the worker, so nothing is handed back and claimed again: the
+            // claims add up to the tasks run.
+            "--prefetch",
+            "0",
         ],
     );
     let addr = metrics_addr(&log);
