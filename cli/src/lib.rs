@@ -62,6 +62,7 @@ mod dashboard;
 mod enqueue;
 mod inspect;
 mod install;
+mod metrics;
 mod output;
 mod pin;
 mod plugin;

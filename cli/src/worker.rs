@@ -55,6 +55,15 @@ pub struct WorkerArgs {
     /// (corrupt file, missing schema, access denied) stops any worker at once.
     #[arg(long, default_value_t = 60.0)]
     pub batch_give_up: f64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9100; port 0: any free
+    /// port, printed at start): tasks started and finished, run and queue-wait times, claims,
+    /// lost leases and rescues, queue depths. No authentication: bind a private address.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
+    /// With --metrics: seconds between reads of the queue depths and oldest READY age from the
+    /// store (a count over the backend's rows); 0: never.
+    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    pub metrics_queue_stats_secs: u64,
 }
 
 fn interval(text: &str) -> Result<Duration, String> {
@@ -117,6 +126,10 @@ pub fn run(args: &WorkerArgs) -> bool {
             return false;
         }
     };
+    if let Err(e) = runtime.block_on(super::metrics::start(args)) {
+        eprintln!("error: {e}");
+        return false;
+    }
     // `--batch` shows its progress on stderr when that is a terminal (else the bar is hidden).
     let bar = if args.batch {
         super::progress::spinner(super::progress::batch_message(

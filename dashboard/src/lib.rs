@@ -1,7 +1,8 @@
 //! The taskhost web dashboard (crate `taskhost-dashboard`, run by `taskhost dashboard`): an
 //! overview per backend and queue, a filtered and paged results list, a page per result, and
 //! the actions the stores offer (today: prune) — server-rendered HTML from axum and maud, with
-//! its stylesheet compiled into the binary: no JavaScript, nothing fetched from elsewhere.
+//! its stylesheet compiled into the binary: no JavaScript, nothing fetched from elsewhere —
+//! and `/metrics`, the queue gauges for Prometheus.
 //!
 //! Safe by default: [`Options::check`] refuses a non-loopback address without a token; with a
 //! token every request must carry it (HTTP basic auth with the token as password, or
@@ -19,6 +20,7 @@
 
 mod actions;
 mod data;
+mod metrics;
 mod pages;
 mod security;
 
@@ -117,6 +119,7 @@ pub fn router(backends: Arc<TaskBackends>, options: Options) -> Router {
         .route("/results/{backend}/{id}", get(pages::result))
         .route("/actions/prune", post(actions::prune))
         .route("/static/style.css", get(pages::stylesheet))
+        .route("/metrics", get(metrics::metrics))
         .fallback(pages::not_found)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),

@@ -440,3 +440,74 @@ async fn a_non_loopback_address_is_refused_without_a_token() {
         "127.0.0.1:8000 needs no token"
     );
 }
+
+#[tokio::test]
+async fn metrics_serves_the_queue_gauges_of_every_store_behind_the_token() {
+    use taskhost_e2e::prometheus::value;
+    let store = Store::new();
+    store.enqueue(3, "emails", "app::send_email");
+    store.enqueue(2, "default", "app::resize");
+    store.finish(1, "emails", true);
+    store.finish(1, "default", false);
+    let app = router(
+        store.backends.clone(),
+        Options {
+            token: Some("s3cret".into()),
+            ..Options::default()
+        },
+    );
+    let scrape = |auth: Option<&str>| {
+        let mut request = Request::get("/metrics").header(header::HOST, "dash.example:8000");
+        if let Some(auth) = auth {
+            request = request.header(header::AUTHORIZATION, auth);
+        }
+        request.body(Body::empty()).unwrap()
+    };
+    assert_eq!(
+        send(&app, scrape(None)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        send(&app, scrape(Some("Bearer nope"))).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    let answer = send(&app, scrape(Some("Bearer s3cret"))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(
+        answer.headers[header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let text = &answer.body;
+    assert!(text.contains("# TYPE taskhost_queue_depth gauge"), "{text}");
+    assert!(text.contains("# HELP taskhost_queue_depth "), "{text}");
+    let depth = |queue: &str, status: &str| {
+        value(
+            text,
+            "taskhost_queue_depth",
+            &[("backend", "default"), ("queue", queue), ("status", status)],
+        )
+    };
+    assert_eq!(depth("emails", "READY"), Some(2.0), "{text}");
+    assert_eq!(depth("emails", "SUCCESSFUL"), Some(1.0), "{text}");
+    assert_eq!(depth("emails", "FAILED"), Some(0.0), "{text}");
+    assert_eq!(depth("emails", "RUNNING"), Some(0.0), "{text}");
+    assert_eq!(depth("default", "READY"), Some(1.0), "{text}");
+    assert_eq!(depth("default", "FAILED"), Some(1.0), "{text}");
+    let age = value(
+        text,
+        "taskhost_queue_oldest_ready_age_seconds",
+        &[("backend", "default"), ("queue", "emails")],
+    )
+    .expect("an oldest READY age");
+    assert!((0.0..3600.0).contains(&age), "{age}");
+
+    // Without a token, as every page: loopback host names only.
+    let open = dashboard(&store);
+    assert_eq!(get(&open, "/metrics").await.status, StatusCode::OK);
+    let rebound = Request::get("/metrics")
+        .header(header::HOST, "rebind.example:8000")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&open, rebound).await.status, StatusCode::BAD_REQUEST);
+}

@@ -303,11 +303,13 @@ impl Backend {
                 ),
             ));
         }
-        Ok(data
+        let results: Vec<TaskResult> = data
             .into_iter()
             .zip(values)
             .map(|(data, values)| result_of(data.into(), values))
-            .collect())
+            .collect();
+        crate::metrics::count_enqueued(&self.alias, results.iter().map(TaskResult::task));
+        Ok(results)
     }
 
     /// Encode a parameter tuple as stored JSON arguments.
@@ -417,8 +419,11 @@ impl Backend {
         request: EnqueueRequest,
         values: Option<Vec<Value>>,
     ) -> Result<TaskResult> {
-        let data = self.check_plugin(self.inner.enqueue(request.into()))?;
-        Ok(result_of(data.into(), values))
+        let data: TaskResultData = self
+            .check_plugin(self.inner.enqueue(request.into()))?
+            .into();
+        crate::metrics::count_enqueued(&self.alias, [&data.task]);
+        Ok(result_of(data, values))
     }
 
     /// The stored result `id`: `TaskResultDoesNotExist` (message: the id) if unknown,

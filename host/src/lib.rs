@@ -12,6 +12,8 @@
 //! - [`task_backends`], [`default_task_backend`], [`Backend`] — the configured backends.
 //! - [`atomic`], [`aatomic`], [`on_commit`] — transaction scopes for `enqueue_on_commit`.
 //! - [`signals`] — `task_enqueued`, `task_started`, `task_finished`.
+//! - [`metrics`] — what is counted and measured (enqueues, runs, claims), through the `metrics`
+//!   facade: exported by any recorder the application installs.
 //! - [`Config`] — the `tasks.toml` loader; [`Error`] — every error, with Django's names.
 //!
 //! What is not here: the `taskhost` tool and the mountable command line (`cli_main!`) are the
@@ -37,12 +39,13 @@
 
 // The modules form layers, without an import cycle. In import order (each imports only
 // modules before it): constants, error, json, transaction, validation, result, context, state,
-// signals, definition, registry, outcome, plugin::{name, pins, load}, config, plugin::resolve,
-// callbacks, backend, handler (also `TaskResult::refresh` and `Backend`'s async calls, which
+// signals, definition, registry, metrics, outcome, plugin::{name, pins, load}, config,
+// plugin::resolve, callbacks, backend, handler (also `TaskResult::refresh` and `Backend`'s async calls, which
 // need the handler in force), task, worker, transactional. `module_graph_tests` reads the
-// sources and fails on a cycle. Public modules: `plugin` (names, resolution, pins and loading
-// of plugin files, for tooling), `signals` and `worker`; what else users need is re-exported
-// here.
+// sources and fails on a cycle. Public modules: `metrics` (the names of what is recorded
+// through the `metrics` facade, and the queue gauges), `plugin` (names, resolution, pins and
+// loading of plugin files, for tooling), `signals` and `worker`; what else users need is
+// re-exported here.
 mod backend;
 mod callbacks;
 mod config;
@@ -52,6 +55,7 @@ mod definition;
 mod error;
 mod handler;
 mod json;
+pub mod metrics;
 mod outcome;
 pub mod plugin;
 mod registry;

@@ -5,6 +5,7 @@ pub mod build;
 pub mod config;
 pub mod external;
 pub mod logs;
+pub mod prometheus;
 pub mod rng;
 
 pub use build::{

@@ -9,6 +9,7 @@ use super::sync_pool::SyncPool;
 use crate::backend::Backend;
 use crate::context::TaskContext;
 use crate::definition::{Invocation, TaskRunner};
+use crate::metrics::{TaskMetrics, WorkerMetrics};
 use crate::outcome::{catch_sync, failure};
 use crate::registry::find_task;
 use crate::result::TaskResult;
@@ -38,6 +39,8 @@ pub(crate) struct Executor {
     pub prefetching: bool,
     /// What the tasks' `State<T>` parameters are taken from.
     pub state: AppState,
+    /// What the executions count and measure (`crate::metrics`).
+    pub metrics: Arc<WorkerMetrics>,
 }
 
 /// How one execution ended, for the worker's report.
@@ -58,6 +61,20 @@ impl Executor {
     /// for the completion buffer's write (the lease is held until then, and the task still
     /// counts toward the worker's cap: see `local_queue`).
     pub async fn execute(&self, claimed: ClaimedTask, slot: Slot) -> Ended {
+        let metrics = self.metrics.task(&claimed.result.task);
+        let ended = self.attempt(claimed, slot, &metrics).await;
+        match ended {
+            Ended::Successful => metrics.successful.increment(1),
+            Ended::Failed => metrics.failed.increment(1),
+            Ended::Retrying => metrics.retried.increment(1),
+            Ended::LeaseLost => metrics.leases_lost.increment(1),
+            Ended::NotStarted => {}
+        }
+        ended
+    }
+
+    /// [`Executor::execute`], the attempt counted and timed on `metrics`.
+    async fn attempt(&self, claimed: ClaimedTask, slot: Slot, metrics: &TaskMetrics) -> Ended {
         let mut data = claimed.result;
         // A prefetched task may have waited since its claim: it starts now.
         let started_at = self.prefetching.then(Utc::now);
@@ -72,7 +89,10 @@ impl Executor {
                 &TaskResult::from_data(data.clone()),
             );
         }
+        let now = started_at.unwrap_or_else(Utc::now);
+        let since = metrics.started(&data.task, data.enqueued_at, now);
         let outcome = self.run(&data).await;
+        metrics.ran(since);
         drop(slot);
         let attempts = data.worker_ids.len();
         let retry_at = match &outcome {

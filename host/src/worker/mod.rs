@@ -38,6 +38,7 @@ use crate::error::{Error, Result};
 use crate::handler::task_backends;
 use crate::registry::check_state;
 use crate::state::AppState;
+use crate::metrics::WorkerMetrics;
 use completions::Completions;
 use execute::{Ended, Executor};
 use leases::Leases;
@@ -196,6 +197,7 @@ impl Worker {
             sync_pool: Arc::new(sync_pool::SyncPool::new()),
             prefetching: o.prefetch.ceiling() > 0,
             state: self.state.clone(),
+            metrics: Arc::new(WorkerMetrics::new(&o.backend)),
         };
         // One slot per task function running; an execution whose function has returned
         // gives its slot back while its result waits to be recorded. Claimed tasks wait in
@@ -247,6 +249,7 @@ impl Worker {
                 Ok(claimed) => {
                     failures.succeeded();
                     local.claimed(asked.elapsed());
+                    executor.metrics.claimed(&claimed);
                     claimed
                 }
                 Err(e) => match failures.failed(e, std::time::Instant::now()) {

@@ -38,6 +38,12 @@ fn record_key(key: String) -> String {
     key
 }
 
+/// Enqueues `record_key(key)` from inside the worker: a task that starts another.
+#[task]
+fn enqueue_record_key(key: String) -> Result<String, taskhost::Error> {
+    Ok(record_key.enqueue(key)?.id().to_string())
+}
+
 /// Records its key, then sleeps `ms` milliseconds.
 #[task]
 fn record_and_sleep(key: String, ms: u64) -> String {
