@@ -521,9 +521,9 @@ fn enqueue_refuses_naming_the_thing_at_fault() {
              `crate_name::module::function`); it has 'taskhost_worker_app::abort_process', \
              'taskhost_worker_app::always_fails', 'taskhost_worker_app::async_greet', \
              'taskhost_worker_app::async_record_and_sleep', 'taskhost_worker_app::crash_work', \
-             'taskhost_worker_app::flaky', 'taskhost_worker_app::greet', \
-             'taskhost_worker_app::record_and_sleep', 'taskhost_worker_app::record_key', \
-             'taskhost_worker_app::slow_first_attempt', and 1 more",
+             'taskhost_worker_app::enqueue_record_key', 'taskhost_worker_app::flaky', \
+             'taskhost_worker_app::greet', 'taskhost_worker_app::record_and_sleep', \
+             'taskhost_worker_app::record_key', and 2 more",
         ),
         (
             &["enqueue", path, "--args", r#"{"key": "a"}"#],
