@@ -34,6 +34,8 @@ pub struct Backend {
     capabilities: Capabilities,
     library: Arc<Library>,
     inner: AbiBackendBox,
+    /// This backend's enqueue counters (`crate::metrics`).
+    enqueued: crate::metrics::EnqueueCounters,
 }
 
 /// Where to look for plugin libraries, and how strictly.
@@ -114,6 +116,7 @@ impl Backend {
             capabilities,
             library,
             inner,
+            enqueued: Default::default(),
         })
     }
 
@@ -308,7 +311,8 @@ impl Backend {
             .zip(values)
             .map(|(data, values)| result_of(data.into(), values))
             .collect();
-        crate::metrics::count_enqueued(&self.alias, results.iter().map(TaskResult::task));
+        self.enqueued
+            .count(&self.alias, results.iter().map(TaskResult::task));
         Ok(results)
     }
 
@@ -422,7 +426,7 @@ impl Backend {
         let data: TaskResultData = self
             .check_plugin(self.inner.enqueue(request.into()))?
             .into();
-        crate::metrics::count_enqueued(&self.alias, [&data.task]);
+        self.enqueued.count(&self.alias, [&data.task]);
         Ok(result_of(data, values))
     }
 

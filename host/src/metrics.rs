@@ -135,25 +135,54 @@ fn task_label(path: &str) -> &'static str {
     find_task(path).map_or(UNREGISTERED_TASK, |definition| definition.path)
 }
 
-/// Count stored enqueues on [`TASKS_ENQUEUED`]: one increment per run of consecutive tasks of
-/// one path and queue (a bulk enqueue of one task registers its counter once).
-pub(crate) fn count_enqueued<'a>(
-    alias: &str,
-    tasks: impl IntoIterator<Item = &'a TaskDescription>,
-) {
-    let mut tasks = tasks.into_iter().peekable();
-    while let Some(task) = tasks.next() {
-        let mut runs = 1;
-        while tasks.next_if(|next| same_task(next, task)).is_some() {
-            runs += 1;
+/// A backend's [`TASKS_ENQUEUED`] counters, registered once per task and queue (the first
+/// enqueue of the pair) and reused after: an enqueue then costs a map lookup, not a key built
+/// and hashed. As with the worker's handles, a recorder installed after a pair's first enqueue
+/// does not see that pair (install it at start, before enqueueing). Only registered task paths
+/// are kept, so the map is bounded by the binary's tasks and the queues they use.
+#[derive(Default)]
+pub(crate) struct EnqueueCounters {
+    /// task path → queue → counter.
+    counters:
+        parking_lot::Mutex<HashMap<&'static str, ByName<Counter>, foldhash::fast::RandomState>>,
+}
+
+impl EnqueueCounters {
+    /// Count stored enqueues: one increment per run of consecutive tasks of one path and
+    /// queue (a bulk enqueue of one task looks its counter up once).
+    pub fn count<'a>(&self, alias: &str, tasks: impl IntoIterator<Item = &'a TaskDescription>) {
+        let mut tasks = tasks.into_iter().peekable();
+        while let Some(task) = tasks.next() {
+            let mut runs = 1;
+            while tasks.next_if(|next| same_task(next, task)).is_some() {
+                runs += 1;
+            }
+            self.counter(alias, task).increment(runs);
         }
-        metrics::counter!(
-            TASKS_ENQUEUED,
-            "backend" => alias.to_owned(),
-            "task" => task_label(&task.path),
-            "queue" => task.queue_name.as_str().to_owned()
-        )
-        .increment(runs);
+    }
+
+    fn counter(&self, alias: &str, task: &TaskDescription) -> Counter {
+        let label = task_label(&task.path);
+        let queue = task.queue_name.as_str();
+        let register = || {
+            metrics::counter!(
+                TASKS_ENQUEUED,
+                "backend" => alias.to_owned(),
+                "task" => label,
+                "queue" => queue.to_owned()
+            )
+        };
+        if label == UNREGISTERED_TASK {
+            return register();
+        }
+        let mut counters = self.counters.lock();
+        let queues = counters.entry(label).or_default();
+        if let Some(counter) = queues.get(queue) {
+            return counter.clone();
+        }
+        let counter = register();
+        queues.insert(queue.to_owned(), counter.clone());
+        counter
     }
 }
 
@@ -414,7 +443,7 @@ mod tests {
             task("app::b", "q1"),
             task("app::a", "q2"),
         ];
-        let text = rendered(|| count_enqueued("db", &tasks));
+        let text = rendered(|| EnqueueCounters::default().count("db", &tasks));
         for line in [
             r#"taskhost_tasks_enqueued_total{backend="db",task="<unregistered>",queue="q1"} 3"#,
             r#"taskhost_tasks_enqueued_total{backend="db",task="<unregistered>",queue="q2"} 1"#,
