@@ -114,6 +114,27 @@ async fn text(client: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// Click what `locator` finds and wait until the browser has left the page it was on. A click
+/// only schedules the navigation (a link's or a form's), so reading the page straight after it
+/// may still read the old one; once the URL has changed, chromedriver waits for the new page's
+/// load before it runs the next command.
+async fn click_and_follow(client: &Client, locator: Locator<'_>) {
+    let before = client.current_url().await.unwrap();
+    client.find(locator).await.unwrap().click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = client.current_url().await.unwrap();
+        if now != before {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the click did not leave {before} within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_loads_the_pages_filters_opens_a_result_and_prunes() {
     let (Some(chromedriver), Some(chromium)) = (on_path(&["chromedriver"]), on_path(CHROMIUM))
@@ -173,26 +194,14 @@ async fn a_browser_loads_the_pages_filters_opens_a_result_and_prunes() {
     screenshot(&client, "overview").await;
 
     // The results list, filtered to FAILED through the form.
-    client
-        .find(Locator::LinkText("Results"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_follow(&client, Locator::LinkText("Results")).await;
     assert_eq!(text(&client, "h1").await, "Results");
     let status = client
         .find(Locator::Css("select[name=status]"))
         .await
         .unwrap();
     status.select_by_value("FAILED").await.unwrap();
-    client
-        .find(Locator::Css("form.filters button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click_and_follow(&client, Locator::Css("form.filters button")).await;
     let url = client.current_url().await.unwrap();
     assert!(url.query().unwrap_or("").contains("status=FAILED"), "{url}");
     let statuses = client
@@ -206,14 +215,9 @@ async fn a_browser_loads_the_pages_filters_opens_a_result_and_prunes() {
     screenshot(&client, "results").await;
 
     // One result, opened from the list.
-    client
-        .find(Locator::Css("table.results td.id a"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    assert!(text(&client, "h1").await.starts_with("Result"));
+    click_and_follow(&client, Locator::Css("table.results td.id a")).await;
+    let h1 = text(&client, "h1").await;
+    assert!(h1.starts_with("Result "), "{h1}");
     assert!(text(&client, "pre.traceback")
         .await
         .contains("std::io::Error: disk full"));
