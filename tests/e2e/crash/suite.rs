@@ -45,6 +45,16 @@ fn kill_9_storm(name: &str, extra_args: &[&str]) {
     let lost = lost(&ids, &runs);
     let kills = recovery.kills;
     let bound = bound(kills, cap(concurrency, prefetch_in(extra_args)), leases_lost);
+    // Rescues counted per task (its `WorkerLost` errors): since decision 017 only for starts.
+    let rescues: Vec<usize> = results()
+        .iter()
+        .map(|r| {
+            r.errors()
+                .iter()
+                .filter(|e| e.exception_class_path == "taskhost::WorkerLost")
+                .count()
+        })
+        .collect();
     Figures::new(name, STORE)
         .add("tasks", tasks)
         .add("workers", workers)
@@ -59,6 +69,8 @@ fn kill_9_storm(name: &str, extra_args: &[&str]) {
         .add("bound", bound)
         .add("recover_mean_ms", recovery.mean_ms())
         .add("recover_max_ms", recovery.max_ms())
+        .add("rescues_counted", rescues.iter().sum::<usize>())
+        .add("most_rescues_of_a_task", rescues.iter().max().copied().unwrap_or(0))
         .add("elapsed_s", elapsed.as_secs())
         .print();
     assert_eq!(lost, 0);
@@ -332,8 +344,35 @@ fn a_thousand_rolled_back_or_abandoned_transactional_enqueues_leave_nothing() {
 fn kill_9_of_a_prefetching_worker_counts_a_rescue_only_for_the_task_it_started() {
     let env = Env::new(STORE, "");
     let ids = enqueue_work(&env, 0..5, 600_000);
-    let rounds = 4;
-    for round in 0..rounds {
+    // After each kill: a rescue (and an attempt) per start, none for being held.
+    let check = |round: usize| {
+        let runs = Runs::read(&env);
+        assert_eq!(runs.executions(), round, "one task started per worker");
+        for (i, id) in ids.iter().enumerate() {
+            let r = result(id);
+            let started = runs.of(&format!("k{i}")).len();
+            assert!(
+                r.errors()
+                    .iter()
+                    .all(|e| e.exception_class_path == "taskhost::WorkerLost"),
+                "{:?}",
+                r.errors()
+            );
+            assert_eq!(
+                (r.errors().len(), r.attempts()),
+                (started, started),
+                "after kill {round}: k{i} (started {started} times) counted a rescue for being \
+                 held: {:?}",
+                r.errors()
+            );
+            let expected = match started {
+                3.. => TaskResultStatus::Failed,
+                _ => TaskResultStatus::Ready,
+            };
+            assert_eq!(r.status(), expected, "k{i} started {started} times");
+        }
+    };
+    for round in 1..=4 {
         let args = ["--concurrency", "1", "--prefetch", "8", "--lease", "1"];
         let (mut worker, _) = spawn_logged(&env, &format!("prefetcher-{round}"), &args);
         let pid = worker.id();
@@ -355,29 +394,7 @@ fn kill_9_of_a_prefetching_worker_counts_a_rescue_only_for_the_task_it_started()
             ids.iter()
                 .all(|id| result(id).status() != TaskResultStatus::Running)
         });
-    }
-    let runs = Runs::read(&env);
-    assert_eq!(runs.executions(), rounds, "one task started per worker");
-    for (i, id) in ids.iter().enumerate() {
-        let r = result(id);
-        let started = runs.of(&format!("k{i}")).len();
-        assert!(
-            r.errors()
-                .iter()
-                .all(|e| e.exception_class_path == "taskhost::WorkerLost"),
-            "{:?}",
-            r.errors()
-        );
-        assert_eq!(
-            (r.errors().len(), r.attempts()),
-            (started, started),
-            "k{i}: a rescue (and an attempt) for each start, none for being held"
-        );
-        let expected = match started {
-            3.. => TaskResultStatus::Failed,
-            _ => TaskResultStatus::Ready,
-        };
-        assert_eq!(r.status(), expected, "k{i} started {started} times");
+        check(round);
     }
 }
 
