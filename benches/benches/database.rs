@@ -251,6 +251,7 @@ fn backlog_benches(c: &mut Criterion, db: &str) {
         exclude_queues: Vec::new(),
         limit: 1,
         lease_secs: 60.0,
+        start_now: None,
     };
     for backlog in BACKLOGS {
         group.bench_with_input(

@@ -273,7 +273,21 @@ pub struct ClaimRequest {
     pub limit: u32,
     /// How long the lease on each claimed task lasts, in seconds.
     pub lease_secs: f64,
+    /// How many of the claimed tasks (the first ones, in claim order) the worker starts at
+    /// once: its free slots. The others wait in the worker for a slot (prefetched); a store
+    /// that tracks starts counts a rescue only for a task whose start it knows of (the first
+    /// `start_now`, and those reported through [`REPORT_STARTED`]). `None` (a 2.0 host): every
+    /// claimed task counts as started. Added in 2.1.0 (the record's `ext`); a 2.0 store
+    /// ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_now: Option<u32>,
 }
+
+/// The queue-store operation ([`crate::Backend::call_ext`]) by which a worker tells the store
+/// that claimed tasks it had prefetched have started, before running them: the request is a
+/// [`LeaseRequest`] as JSON (`lease_secs` unused), the answer `{"reported": n}`. A worker sends
+/// it only for tasks whose [`ClaimedTask::report_start`] is set. Added in 2.1.0.
+pub const REPORT_STARTED: &str = "taskhost.queue_store.report_started";
 
 /// A task handed to a worker, with the lease that fences its writes.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
@@ -284,6 +298,13 @@ pub struct ClaimedTask {
     pub lease_token: i64,
     /// Attempts allowed in all (from the task or the backend default).
     pub max_attempts: u32,
+    /// The worker reports this task's start ([`REPORT_STARTED`]) and waits for the answer
+    /// before running it, if it was prefetched (not among the claim's `start_now`): the store
+    /// once rescued it without knowing whether it had started, and must know from now on (a
+    /// task that kills its worker is then counted toward `max_rescues`). Added in 2.1.0 (the
+    /// record's `ext`); false from a 2.0 store.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub report_start: bool,
 }
 
 /// A worker reports how a claimed task ended.

@@ -58,6 +58,7 @@ pub(crate) fn claim(
         exclude_queues: Vec::new(),
         limit,
         lease_secs,
+        start_now: None,
     };
     let claimed = ctx
         .backend

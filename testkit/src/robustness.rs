@@ -91,6 +91,7 @@ fn empty_queue_store_calls(ctx: &Ctx) -> Verdict {
         exclude_queues: Vec::new(),
         limit: 0,
         lease_secs: 30.0,
+        start_now: None,
     };
     let leases = LeaseRequest {
         worker_id,

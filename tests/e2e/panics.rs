@@ -59,6 +59,7 @@ fn every_panicking_method_returns_an_error_and_the_process_lives() {
         exclude_queues: vec![],
         limit: 1,
         lease_secs: 1.0,
+        start_now: None,
     };
     assert_panic_error(backend.claim(&claim), "claim");
     assert_panic_error(

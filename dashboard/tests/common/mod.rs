@@ -80,6 +80,7 @@ impl Store {
                 exclude_queues: Vec::new(),
                 limit: n,
                 lease_secs: 60.0,
+                start_now: None,
             })
             .unwrap();
         let outcome = || match succeed {

@@ -24,6 +24,10 @@ use taskhost_plugin_api::{
     ClaimedTask, Completion, TaskError, TaskOutcome, TaskResultData, TaskResultStatus,
 };
 
+/// How many times a prefetched task's start report ([`Executor::report_start`]) is tried
+/// before the task is handed back unstarted.
+const REPORT_TRIES: usize = 5;
+
 /// What an execution needs from the worker.
 #[derive(Clone)]
 pub(crate) struct Executor {
@@ -71,6 +75,50 @@ impl Executor {
             Ended::NotStarted => {}
         }
         ended
+    }
+
+    /// Tell the store that `claimed`, a prefetched task it once rescued without knowing whether
+    /// it had started ([`ClaimedTask::report_start`]), starts now, and wait for the answer: a
+    /// task that kills its worker is then counted toward `max_rescues` (decision 017). Tried a
+    /// few times while the store fails; false when it could not be told (or the lease is
+    /// gone), and the task must not run.
+    pub async fn report_start(&self, claimed: &ClaimedTask) -> bool {
+        let request = taskhost_plugin_api::LeaseRequest {
+            worker_id: self.worker_id.clone(),
+            leases: vec![(claimed.result.id.to_string(), claimed.lease_token)],
+            lease_secs: 0.0,
+        };
+        let mut delay = Duration::from_millis(50);
+        for _ in 0..REPORT_TRIES {
+            let backend = Arc::clone(&self.backend);
+            let request = request.clone();
+            let answer = tokio::task::spawn_blocking(move || {
+                backend.call_ext_json::<_, serde_json::Value>(
+                    taskhost_plugin_api::REPORT_STARTED,
+                    &request,
+                )
+            })
+            .await;
+            match answer {
+                Ok(Ok(answer)) => {
+                    let reported = answer.get("reported").and_then(|n| n.as_u64());
+                    if reported == Some(0) {
+                        tracing::warn!(target: "taskhost", "Task id={}: worker '{}' lost its lease before starting it; not run here", claimed.result.id, self.worker_id);
+                    }
+                    return reported != Some(0);
+                }
+                Ok(Err(e)) => {
+                    tracing::error!(target: "taskhost", "Task id={}: reporting its start failed, retrying in {delay:?}: {e}", claimed.result.id);
+                }
+                Err(e) => {
+                    tracing::error!(target: "taskhost", "Task id={}: reporting its start failed: {e}", claimed.result.id);
+                    return false;
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
+        false
     }
 
     /// [`Executor::execute`], the attempt counted and timed on `metrics`.

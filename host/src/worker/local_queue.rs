@@ -132,6 +132,17 @@ impl LocalQueue {
         worth.then_some(room)
     }
 
+    /// How many tasks a claim made now would start at once (the claim's `start_now`): the free
+    /// slots when no task waits for one, else none. Slots only free up until the claimed tasks
+    /// get their tickets, so at least this many of them get [`Ticket::Now`].
+    pub fn free_slots(&self) -> usize {
+        let state = self.shared.state.lock();
+        match state.waiting.is_empty() {
+            true => state.free.len(),
+            false => 0,
+        }
+    }
+
     /// Take out of the queue the waiting tasks the adaptive prefetch no longer keeps (see
     /// [`Pace::keep`]), the last claimed first, and return their ids, for the worker to hand
     /// them back to the store. Their turns are closed: they will not start here. Nothing with

@@ -245,7 +245,8 @@ impl Worker {
                 .map_or(room as u64, |r| r.min(room as u64))
                 .min(u64::from(u32::MAX)) as u32;
             let asked = std::time::Instant::now();
-            let claimed = match self.claim(limit).await {
+            let start_now = local.free_slots().min(limit as usize) as u32;
+            let claimed = match self.claim(limit, start_now).await {
                 Ok(claimed) => {
                     failures.succeeded();
                     local.claimed(asked.elapsed());
@@ -324,6 +325,12 @@ impl Worker {
                         return Ended::NotStarted;
                     };
                     let id = task.result.id.clone();
+                    if task.report_start && !executor.report_start(&task).await {
+                        // The store cannot be told: hand it back rather than run it unknown.
+                        drop(slot);
+                        leases.release(&[id.to_string()]).await;
+                        return Ended::NotStarted;
+                    }
                     let ended = executor.execute(task, slot).await;
                     leases.drop_lease(&id);
                     ended
@@ -415,7 +422,13 @@ impl Worker {
         ExitReason::ForcedShutdown
     }
 
-    async fn claim(&self, limit: u32) -> Result<Vec<taskhost_plugin_api::ClaimedTask>> {
+    /// Claim up to `limit` tasks, the first `start_now` of which start at once (the store
+    /// counts a rescue only for a task whose start it knows of: decision 017).
+    async fn claim(
+        &self,
+        limit: u32,
+        start_now: u32,
+    ) -> Result<Vec<taskhost_plugin_api::ClaimedTask>> {
         let (queues, exclude_queues) = match &self.options.queues {
             QueueSelection::Named(named) => (Some(named.clone()), Vec::new()),
             QueueSelection::All { exclude } => (None, exclude.clone()),
@@ -426,6 +439,7 @@ impl Worker {
             exclude_queues,
             limit,
             lease_secs: self.options.lease.as_secs_f64(),
+            start_now: Some(start_now),
         };
         let backend = Arc::clone(&self.backend);
         tokio::task::spawn_blocking(move || backend.claim(&request))

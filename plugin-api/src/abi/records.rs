@@ -373,7 +373,10 @@ impl From<ClaimRequest> for ClaimRecord {
             exclude_queues: strings(c.exclude_queues),
             limit: c.limit,
             lease_secs: c.lease_secs,
-            ext: no_ext(),
+            ext: match c.start_now {
+                Some(n) => format!("{{\"start_now\":{n}}}").into(),
+                None => no_ext(),
+            },
         }
     }
 }
@@ -381,12 +384,27 @@ impl From<ClaimRequest> for ClaimRecord {
 impl From<ClaimRecord> for ClaimRequest {
     fn from(c: ClaimRecord) -> Self {
         Self {
+            start_now: ext_field(&c.ext, "start_now")
+                .and_then(|v| v.as_u64())
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             worker_id: c.worker_id.into_string(),
             queues: c.queues.into_option().map(owned),
             exclude_queues: owned(c.exclude_queues),
             limit: c.limit,
             lease_secs: c.lease_secs,
         }
+    }
+}
+
+/// Field `name` of a record's `ext` (a JSON object as text; empty, not an object or not
+/// parsed: none).
+fn ext_field(ext: &RString, name: &str) -> Option<serde_json::Value> {
+    if ext.is_empty() {
+        return None;
+    }
+    match serde_json::from_str::<serde_json::Value>(ext.as_str()) {
+        Ok(serde_json::Value::Object(mut fields)) => fields.remove(name),
+        _ => None,
     }
 }
 
@@ -407,7 +425,10 @@ impl From<ClaimedTask> for ClaimedRecord {
             result: c.result.into(),
             lease_token: c.lease_token,
             max_attempts: c.max_attempts,
-            ext: no_ext(),
+            ext: match c.report_start {
+                true => RString::from("{\"report_start\":true}"),
+                false => no_ext(),
+            },
         }
     }
 }
@@ -415,6 +436,9 @@ impl From<ClaimedTask> for ClaimedRecord {
 impl From<ClaimedRecord> for ClaimedTask {
     fn from(c: ClaimedRecord) -> Self {
         Self {
+            report_start: ext_field(&c.ext, "report_start")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
             result: c.result.into(),
             lease_token: c.lease_token,
             max_attempts: c.max_attempts,
@@ -725,6 +749,12 @@ mod tests {
             exclude_queues: vec!["slow".into()],
             limit: 3,
             lease_secs: 30.0,
+            start_now: None,
+        };
+        assert_eq!(ClaimRequest::from(ClaimRecord::from(claim.clone())), claim);
+        let claim = ClaimRequest {
+            start_now: Some(2),
+            ..claim
         };
         assert_eq!(ClaimRequest::from(ClaimRecord::from(claim.clone())), claim);
     }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use taskhost_plugin_api::{
     Backend, BackendParams, Capabilities, CheckMessage, ClaimRequest, ClaimedTask, Completion,
     CompletionAck, EnqueueRequest, Host, LeaseRequest, ListRequest, PluginError, PruneRequest,
-    QueueStats, Signal, TaskResultData, WaitRequest,
+    QueueStats, Signal, TaskResultData, WaitRequest, REPORT_STARTED,
 };
 
 /// This backend's own operation ([`Backend::call_ext`]): the SQL an application runs on its
@@ -214,6 +214,7 @@ impl DatabaseBackend {
             queues: request.queues,
             exclude_queues: request.exclude_queues,
             limit: request.limit,
+            start_now: request.start_now,
             now,
             lease_expires_at: self.lease_end(now, request.lease_secs)?,
         };
@@ -319,6 +320,16 @@ impl DatabaseBackend {
         }
         self.ensure_schema()?;
         ext_response(LIST_PAGE, &self.store.list_page(&request)?)
+    }
+
+    /// [`REPORT_STARTED`]: the prefetched tasks a worker starts now (a [`LeaseRequest`]);
+    /// answers `{"reported": n}`, the rows still held under those leases.
+    fn report_started(&self, request: &str) -> Result<String, PluginError> {
+        let request: LeaseRequest = ext_request(REPORT_STARTED, request)?;
+        check_worker_id(&request.worker_id)?;
+        self.ensure_schema()?;
+        let reported = self.store.report_started(&request)?;
+        ext_response(REPORT_STARTED, &serde_json::json!({ "reported": reported }))
     }
 
     fn finished_per_minute(&self, request: &str) -> Result<String, PluginError> {
@@ -437,6 +448,7 @@ impl Backend for DatabaseBackend {
             TRANSACTIONAL_INSERT_SQL => self.transactional_insert_sql(request),
             LIST_PAGE => self.list_page(request),
             FINISHED_PER_MINUTE => self.finished_per_minute(request),
+            REPORT_STARTED => self.report_started(request),
             other => Err(PluginError::not_supported(other)),
         }
     }

@@ -165,6 +165,7 @@ impl Row {
             result,
             lease_token,
             max_attempts,
+            report_start: false,
         })
     }
 }

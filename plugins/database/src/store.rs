@@ -48,6 +48,10 @@ pub struct Claim {
     pub exclude_queues: Vec<String>,
     /// At most this many tasks (≥ 1).
     pub limit: u32,
+    /// How many of them (the first, in claim order) start at once; the rest are marked
+    /// prefetched, and their rescue is not counted until their start is reported. `None`:
+    /// all start at once (a host that does not say).
+    pub start_now: Option<u32>,
     /// Now, by the host's clock.
     pub now: DateTime<Utc>,
     /// When the leases of the claimed tasks run out.
@@ -88,6 +92,10 @@ pub trait Store: Send + Sync {
 
     /// Hand held tasks back (READY, attempt not counted); returns how many.
     fn release(&self, request: &LeaseRequest) -> Result<u64>;
+
+    /// Record that held prefetched tasks start now (their rescue counts from here); returns
+    /// how many are still held under these leases.
+    fn report_started(&self, request: &LeaseRequest) -> Result<u64>;
 
     /// Rescue RUNNING tasks whose lease expired before `now`; returns how many.
     fn rescue(&self, now: DateTime<Utc>) -> Result<u64>;

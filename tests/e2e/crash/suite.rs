@@ -45,6 +45,16 @@ fn kill_9_storm(name: &str, extra_args: &[&str]) {
     let lost = lost(&ids, &runs);
     let kills = recovery.kills;
     let bound = bound(kills, cap(concurrency, prefetch_in(extra_args)), leases_lost);
+    // Rescues counted per task (its `WorkerLost` errors): since decision 017 only for starts.
+    let rescues: Vec<usize> = results()
+        .iter()
+        .map(|r| {
+            r.errors()
+                .iter()
+                .filter(|e| e.exception_class_path == "taskhost::WorkerLost")
+                .count()
+        })
+        .collect();
     Figures::new(name, STORE)
         .add("tasks", tasks)
         .add("workers", workers)
@@ -59,6 +69,8 @@ fn kill_9_storm(name: &str, extra_args: &[&str]) {
         .add("bound", bound)
         .add("recover_mean_ms", recovery.mean_ms())
         .add("recover_max_ms", recovery.max_ms())
+        .add("rescues_counted", rescues.iter().sum::<usize>())
+        .add("most_rescues_of_a_task", rescues.iter().max().copied().unwrap_or(0))
         .add("elapsed_s", elapsed.as_secs())
         .print();
     assert_eq!(lost, 0);
@@ -184,7 +196,9 @@ fn a_paused_workers_late_write_after_a_rescue_changes_nothing() {
 
 /// A task that aborts its worker process, at the backend's defaults: each crash re-queues it
 /// (a lost worker is not the task's failure, whatever its `max_attempts = 2` says), until the
-/// `max_rescues`-th (default 3) ends it FAILED; the rest run. A task that ran beside it in the
+/// `max_rescues`-th (default 3) counted one ends it FAILED; the rest run. A crash as it started
+/// from a worker's prefetch, before the store knew of the start, is not counted, once at most
+/// (decision 017). A task that ran beside it in the
 /// same process every time it crashed (at most concurrency − 1 of them) is rescued as often and
 /// shares its fate: the store cannot tell which of the tasks a dead process held killed it.
 #[test]
@@ -231,7 +245,11 @@ fn a_poison_task_fails_after_max_rescues_and_the_other_tasks_flow() {
         .add("bound", bound)
         .print();
     assert_eq!(failed.status(), TaskResultStatus::Failed);
-    assert_eq!((failed.attempts(), aborts, crashes), (3, 3, 3));
+    // Three counted crashes; one more when its first crash came as it started from a worker's
+    // prefetch, before the store knew of its start (decision 017's bound: max_rescues + 1).
+    assert_eq!(failed.attempts(), 3);
+    assert_eq!(aborts, crashes);
+    assert!((3..=4).contains(&crashes), "{crashes} crashes");
     assert!(collateral < concurrency, "{collateral} tasks beside every crash");
     let errors = failed.errors();
     assert!(errors
@@ -313,5 +331,122 @@ fn a_thousand_rolled_back_or_abandoned_transactional_enqueues_leave_nothing() {
     assert_eq!(
         visible, committed,
         "exactly the committed enqueues are visible"
+    );
+}
+
+/// Decision 017: a worker that prefetches holds claimed tasks it has not started. Killed (kill
+/// -9) again and again while it runs one long task with the others waiting behind it, the tasks
+/// it held but never started are READY again each time with no rescue, attempt, worker id or
+/// `WorkerLost` error counted; only the task each killed worker had started counts one (and
+/// would end FAILED at its third, as decision 010's poison task does). Before the mend every
+/// task held counted a rescue, so the waiting tasks ended FAILED after three kills.
+#[test]
+fn kill_9_of_a_prefetching_worker_counts_a_rescue_only_for_the_task_it_started() {
+    let env = Env::new(STORE, "");
+    let ids = enqueue_work(&env, 0..5, 600_000);
+    // After each kill: a rescue (and an attempt) per start, none for being held.
+    let check = |round: usize| {
+        let runs = Runs::read(&env);
+        assert_eq!(runs.executions(), round, "one task started per worker");
+        for (i, id) in ids.iter().enumerate() {
+            let r = result(id);
+            let started = runs.of(&format!("k{i}")).len();
+            assert!(
+                r.errors()
+                    .iter()
+                    .all(|e| e.exception_class_path == "taskhost::WorkerLost"),
+                "{:?}",
+                r.errors()
+            );
+            assert_eq!(
+                (r.errors().len(), r.attempts()),
+                (started, started),
+                "after kill {round}: k{i} (started {started} times) counted a rescue for being \
+                 held: {:?}",
+                r.errors()
+            );
+            let expected = match started {
+                3.. => TaskResultStatus::Failed,
+                _ => TaskResultStatus::Ready,
+            };
+            assert_eq!(r.status(), expected, "k{i} started {started} times");
+        }
+    };
+    for round in 1..=4 {
+        let args = ["--concurrency", "1", "--prefetch", "8", "--lease", "1"];
+        let (mut worker, _) = spawn_logged(&env, &format!("prefetcher-{round}"), &args);
+        let pid = worker.id();
+        let ran_here = format!(" {pid}");
+        wait_until("the worker holds every task left and runs one", || {
+            env.log_lines()
+                .iter()
+                .any(|l| l.starts_with("run ") && l.ends_with(&ran_here))
+                && ids
+                    .iter()
+                    .all(|id| result(id).status() != TaskResultStatus::Ready)
+        });
+        let _ = worker.kill();
+        let _ = worker.wait();
+        wait_until("the killed worker's tasks are rescued", || {
+            let _ = taskhost::task_backends()
+                .get("default")
+                .and_then(|b| b.rescue());
+            ids.iter()
+                .all(|id| result(id).status() != TaskResultStatus::Running)
+        });
+        check(round);
+    }
+}
+
+/// Decision 017's bound: a poison task prefetched behind another task aborts its worker the
+/// moment it starts, before the store knows it started: that crash is not counted. From then on
+/// a worker that prefetches it reports its start (`report_start`) before running it, so every
+/// later crash counts: it ends FAILED after `max_rescues + 1` crashes (4), with 3 attempts and
+/// 3 `WorkerLost` errors — and never runs forever uncounted.
+#[test]
+fn a_poison_task_prefetched_behind_another_ends_failed_after_one_uncounted_crash() {
+    let env = Env::new(STORE, "");
+    let poison = env.enqueue("abort_process", json!(["poison"]));
+    let mut crashes = 0;
+    while result(&poison).status() != TaskResultStatus::Failed {
+        assert!(crashes < 6, "still {:?} after {crashes} crashes", result(&poison).status());
+        // A task ahead of it (higher priority) takes the free slot: the poison task is
+        // prefetched, and starts when that one ends.
+        env.enqueue_on("crash_work", json!([format!("s{crashes}"), 300]), "default", 10);
+        let args = ["--concurrency", "1", "--prefetch", "8", "--lease", "1"];
+        let (worker, log) = spawn_logged(&env, &format!("poisoned-{crashes}"), &args);
+        let out = wait_with_deadline(worker);
+        assert!(
+            !out.status.success(),
+            "the poison task aborts its worker: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        crashes += 1;
+        // Its lease expires (1 s) and the rescue hands it back (or fails it); then it is due.
+        wait_until("the poison task is rescued and due", || {
+            let _ = taskhost::task_backends()
+                .get("default")
+                .and_then(|b| b.rescue());
+            let r = result(&poison);
+            r.status() == TaskResultStatus::Failed
+                || (r.status() == TaskResultStatus::Ready
+                    && r.data().task.run_after.is_none_or(|at| at <= chrono::Utc::now()))
+        });
+    }
+    let failed = result(&poison);
+    let aborts = env
+        .log_lines()
+        .iter()
+        .filter(|l| l.starts_with("abort "))
+        .count();
+    assert_eq!((crashes, aborts, failed.attempts()), (4, 4, 3));
+    assert_eq!(failed.errors().len(), 3);
+    assert!(
+        failed.errors()[2].traceback.contains(
+            "Attempt 3 was lost; rescue 3 of 3: that is the limit (the backend's max_rescues), \
+             so it FAILED"
+        ),
+        "{:?}",
+        failed.errors()
     );
 }

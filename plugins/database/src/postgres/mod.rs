@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "drain_storage",
         sql: include_str!("../../migrations/postgres/0005_drain_storage.sql"),
     },
+    Migration {
+        version: 6,
+        name: "prefetch_starts",
+        sql: include_str!("../../migrations/postgres/0006_prefetch_starts.sql"),
+    },
 ];
 
 /// The NOTIFY channel enqueues signal on; the payload is the queue name.
@@ -69,6 +74,10 @@ const COLUMNS: &str = "id::text, task_path, queue_name, priority, backend_name, 
     kwargs, takes_context, is_async, run_after, enqueued_at, started_at, finished_at, \
     last_attempted_at, worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, \
     rescues";
+
+/// How many [`COLUMNS`] there are: a statement that returns one more column after them has it
+/// at this index.
+const COLUMN_COUNT: usize = 22;
 
 /// An error inside a PostgreSQL transaction body.
 pub type TxError = crate::error::TxError<postgres::Error>;
@@ -283,6 +292,10 @@ impl Store for PgStore {
 
     fn release(&self, request: &LeaseRequest) -> Result<u64> {
         PgStore::release(self, request)
+    }
+
+    fn report_started(&self, request: &LeaseRequest) -> Result<u64> {
+        PgStore::report_started(self, request)
     }
 
     fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {

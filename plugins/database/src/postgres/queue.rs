@@ -1,6 +1,6 @@
 //! The PostgreSQL queue: enqueue, get, claim, complete, renew, release and rescue.
 
-use super::{read_row, JsonText, PgStore, TxError, CHANNEL, COLUMNS};
+use super::{read_row, JsonText, PgStore, TxError, CHANNEL, COLUMNS, COLUMN_COUNT};
 use crate::error::{Error, Result};
 use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
 use crate::store::Claim;
@@ -121,24 +121,29 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT ctid FROM taskhost_tasks \
     LIMIT $5 FOR UPDATE SKIP LOCKED";
 
 /// A claim: the rows of [`CLAIM_SELECT`] made RUNNING under a lease for worker `$6` until `$7`,
-/// with a new fencing token and the claim's id `$8`. The rows are updated by the addresses the
-/// locking read returned (a TID scan; the row lock keeps each address until the claim commits).
-/// Joined back by id instead, PostgreSQL read the whole table, finished results included, to
-/// find a claim's rows, or looked each one up in the primary key (decision 015).
+/// with a new fencing token and the claim's id `$8`; the rows past the first `$9` in claim
+/// order (the ones the worker does not start at once) are marked `prefetched` (decision 017).
+/// The rows are updated by the addresses the locking read returned, numbered in claim order
+/// (a TID scan per address; the row lock keeps each address until the claim commits). Joined
+/// back by id instead, PostgreSQL read the whole table, finished results included, to find a
+/// claim's rows, or looked each one up in the primary key (decision 015). Each row also
+/// returns whether its worker must report its start (prefetched, and rescued unstarted before).
 pub(crate) static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
         "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = $2, \
          last_attempted_at = $2, worker_ids = worker_ids || to_jsonb($6::text), \
          attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = $6, \
-         lease_expires_at = $7, claim_id = $8 WHERE ctid = ANY(ARRAY({CLAIM_SELECT})) \
-         RETURNING {COLUMNS}"
+         lease_expires_at = $7, claim_id = $8, prefetched = c.n > $9 \
+         FROM unnest(ARRAY({CLAIM_SELECT})) WITH ORDINALITY AS c(tid, n) \
+         WHERE taskhost_tasks.ctid = c.tid \
+         RETURNING {COLUMNS}, prefetched AND prefetch_rescues > 0"
     )
 });
 
 /// The rows claim `$2` of alias `$1` holds (the lease index narrows it to RUNNING rows).
 static CLAIMED_BY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {COLUMNS} FROM taskhost_tasks \
+        "SELECT {COLUMNS}, prefetched AND prefetch_rescues > 0 FROM taskhost_tasks \
          WHERE status = 'RUNNING' AND backend_name = $1 AND claim_id = $2"
     )
 });
@@ -324,6 +329,7 @@ impl PgStore {
         // answer), the retry returns the rows this claim took instead of leaving them RUNNING
         // under a lease nobody renews.
         let claim_id = Uuid::now_v7();
+        let start_now = claim.start_now.map_or(limit, i64::from);
         let rows = self.write_idempotent("claiming tasks", false, |tx| {
             if tx.is_retry() {
                 let taken = tx.query(&CLAIMED_BY, &[&self.config.alias, &claim_id])?;
@@ -342,6 +348,7 @@ impl PgStore {
                     &claim.worker_id,
                     &claim.lease_expires_at,
                     &claim_id,
+                    &start_now,
                 ],
             )?)
         })?;
@@ -350,8 +357,17 @@ impl PgStore {
             let id: String = r
                 .try_get(0)
                 .map_err(|e| Error::postgres("claiming tasks", e))?;
+            let report_start: bool = r
+                .try_get(COLUMN_COUNT)
+                .map_err(|e| Error::postgres("claiming tasks", e))?;
             let task = match read_row(r) {
-                Ok(row) => row.into_claimed(max_attempts).map_err(|e| e.to_string()),
+                Ok(row) => row
+                    .into_claimed(max_attempts)
+                    .map(|task| ClaimedTask {
+                        report_start,
+                        ..task
+                    })
+                    .map_err(|e| e.to_string()),
                 Err(TxError::App(err)) => Err(err.to_string()),
                 Err(TxError::Db(err)) => return Err(Error::postgres("claiming tasks", err)),
             };
@@ -481,15 +497,36 @@ impl PgStore {
         })
     }
 
+    /// Clear `prefetched` on rows still held under these leases (one `UPDATE … FROM unnest`):
+    /// their rescue counts now. Idempotent, so a lost session is retried on a new one.
+    pub(super) fn report_started(&self, request: &LeaseRequest) -> Result<u64> {
+        let (ids, tokens): (Vec<Uuid>, Vec<i64>) = request
+            .leases
+            .iter()
+            .filter_map(|(id, token)| parse_id(id).map(|uuid| (uuid, *token)))
+            .unzip();
+        self.write_idempotent("reporting task starts", false, |tx| {
+            Ok(tx.execute(
+                "UPDATE taskhost_tasks t SET prefetched = false \
+                 FROM unnest($1::uuid[], $2::int8[]) AS u(id, token) \
+                 WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_owner = $3 \
+                 AND t.lease_token = u.token",
+                &[&ids, &tokens, &request.worker_id],
+            )?)
+        })
+    }
+
     pub(super) fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {
         self.write("rescuing expired leases", |tx| self.rescue_in(tx, now))
     }
 
     /// Rescue inside an open transaction. Rows another transaction holds are skipped: it is
-    /// rescuing or completing them.
+    /// rescuing or completing them. A row still `prefetched` (its worker never reported its
+    /// start) is handed back as a release does, uncounted (decision 017); any other is rescued
+    /// and counted (decision 010).
     fn rescue_in(&self, tx: &mut super::Tx<'_>, now: DateTime<Utc>) -> Result<u64, TxError> {
         let rows = tx.query(
-            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token \
+            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token, prefetched \
              FROM taskhost_tasks \
              WHERE status = 'RUNNING' AND backend_name = $1 AND lease_expires_at < $2 \
              FOR UPDATE SKIP LOCKED",
@@ -507,6 +544,21 @@ impl PgStore {
                 max_rescues: i64::from(self.config.max_rescues),
                 lease_token: r.try_get(5)?,
             };
+            if r.try_get::<_, bool>(6)? {
+                count += tx.execute(
+                    "UPDATE taskhost_tasks SET status = 'READY', attempts = attempts - 1, \
+                     worker_ids = worker_ids - (-1), \
+                     started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END, \
+                     last_attempted_at = CASE WHEN attempts <= 1 THEN NULL \
+                                         ELSE last_attempted_at END, \
+                     run_after = $3, prefetched = false, \
+                     prefetch_rescues = prefetch_rescues + 1, \
+                     lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE id = $1 AND status = 'RUNNING' AND lease_token = $2",
+                    &[&id, &lost.lease_token, &lost.run_after(now)],
+                )?;
+                continue;
+            }
             let (status, finished, run_after) = match lost.requeues() {
                 true => ("READY", None, Some(lost.run_after(now))),
                 false => ("FAILED", Some(now), None),

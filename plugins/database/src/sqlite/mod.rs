@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "rescues",
         sql: include_str!("../../migrations/sqlite/0004_rescues.sql"),
     },
+    Migration {
+        version: 5,
+        name: "prefetch_starts",
+        sql: include_str!("../../migrations/sqlite/0005_prefetch_starts.sql"),
+    },
 ];
 
 /// How long SQLite waits for another writer before giving up on one try.
@@ -81,6 +86,10 @@ const STATEMENT_CACHE: usize = 64;
 const COLUMNS: &str = "id, task_path, queue_name, priority, backend_name, status, args, kwargs, \
     takes_context, is_async, run_after, enqueued_at, started_at, finished_at, last_attempted_at, \
     worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, rescues";
+
+/// How many [`COLUMNS`] there are: a statement that returns one more column after them has it
+/// at this index.
+const COLUMN_COUNT: usize = 22;
 
 /// The queue store on an SQLite file.
 pub struct SqliteStore {
@@ -409,6 +418,10 @@ impl Store for SqliteStore {
 
     fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>> {
         SqliteStore::renew(self, request, expires_at)
+    }
+
+    fn report_started(&self, request: &LeaseRequest) -> Result<u64> {
+        SqliteStore::report_started(self, request)
     }
 
     fn release(&self, request: &LeaseRequest) -> Result<u64> {

@@ -1,6 +1,6 @@
 //! The SQLite queue: enqueue, get, claim, complete, renew, release and rescue.
 
-use super::{json_list, read_row, us, SqliteStore, TxError, COLUMNS};
+use super::{json_list, read_row, us, SqliteStore, TxError, COLUMNS, COLUMN_COUNT};
 use crate::error::Result;
 use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
 use crate::store::Claim;
@@ -146,6 +146,10 @@ impl SqliteStore {
         row.map(|r| r.into_result()).transpose()
     }
 
+    /// The claim: one UPDATE for the tasks that start at once (`start_now`) and, when the
+    /// claim asks for more, one more for those the worker prefetches (`prefetched = 1`), in
+    /// claim order, in one transaction. Each row also returns whether its worker must report
+    /// its start ([`ClaimedTask::report_start`]: prefetched, and rescued unstarted before).
     pub(super) fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
         let max_attempts = self.config.max_attempts;
         let sql = format!(
@@ -153,34 +157,54 @@ impl SqliteStore {
              last_attempted_at = :now, worker_ids = CASE WHEN json_valid(worker_ids) \
              THEN json_insert(worker_ids, '$[#]', :worker) ELSE worker_ids END, \
              attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = :worker, \
-             lease_expires_at = :expires WHERE id IN ({CLAIM_SELECT}) RETURNING {COLUMNS}"
+             lease_expires_at = :expires, prefetched = :prefetched \
+             WHERE id IN ({CLAIM_SELECT}) \
+             RETURNING {COLUMNS}, prefetched AND prefetch_rescues > 0"
         );
+        let now_count = claim.start_now.map_or(claim.limit, |n| n.min(claim.limit));
+        let parts = [(now_count, false), (claim.limit - now_count, true)];
         let mut claimed = self.write("claiming tasks", |tx| {
             self.rescue_in(tx, claim.now)?;
             let mut stmt = tx.prepare_cached(&sql)?;
-            let mut rows = stmt.query(named_params! {
-                ":alias": self.config.alias,
-                ":now": us(claim.now),
-                ":queues": claim.queues.as_deref().map(json_list),
-                ":exclude": json_list(&claim.exclude_queues),
-                ":limit": claim.limit,
-                ":worker": claim.worker_id,
-                ":expires": us(claim.lease_expires_at),
-            })?;
             let mut claimed = Vec::new();
             let mut corrupt = Vec::new();
-            while let Some(r) = rows.next()? {
-                let id: String = r.get(0)?;
-                match read_row(r) {
-                    Ok(row) => match row.into_claimed(max_attempts) {
-                        Ok(task) => claimed.push(task),
-                        Err(err) => corrupt.push((id, err.to_string())),
-                    },
-                    Err(TxError::App(err)) => corrupt.push((id, err.to_string())),
-                    Err(sql) => return Err(sql),
+            for (limit, prefetched) in parts {
+                if limit == 0 {
+                    continue;
+                }
+                let mut rows = stmt.query(named_params! {
+                    ":alias": self.config.alias,
+                    ":now": us(claim.now),
+                    ":queues": claim.queues.as_deref().map(json_list),
+                    ":exclude": json_list(&claim.exclude_queues),
+                    ":limit": limit,
+                    ":worker": claim.worker_id,
+                    ":expires": us(claim.lease_expires_at),
+                    ":prefetched": prefetched,
+                })?;
+                let mut taken = 0;
+                while let Some(r) = rows.next()? {
+                    taken += 1;
+                    let id: String = r.get(0)?;
+                    let report_start: bool = r.get(COLUMN_COUNT)?;
+                    match read_row(r) {
+                        Ok(row) => match row.into_claimed(max_attempts) {
+                            Ok(task) => claimed.push(ClaimedTask {
+                                report_start,
+                                ..task
+                            }),
+                            Err(err) => corrupt.push((id, err.to_string())),
+                        },
+                        Err(TxError::App(err)) => corrupt.push((id, err.to_string())),
+                        Err(sql) => return Err(sql),
+                    }
+                }
+                if taken < limit {
+                    // Nothing more is ready: no prefetch part to ask for.
+                    break;
                 }
             }
-            drop(rows);
+            drop(stmt);
             for (id, message) in corrupt {
                 tracing::warn!(id = %id, "claimed a row that cannot be read; marking it FAILED: {message}");
                 tx.execute(
@@ -268,6 +292,24 @@ impl SqliteStore {
         })
     }
 
+    /// Clear `prefetched` on rows still held under these leases: their rescue counts now.
+    pub(super) fn report_started(&self, request: &LeaseRequest) -> Result<u64> {
+        self.write("reporting task starts", |tx| {
+            let mut update = tx.prepare_cached(
+                "UPDATE taskhost_tasks SET prefetched = 0 \
+                 WHERE id = ?1 AND status = 'RUNNING' AND lease_owner = ?2 AND lease_token = ?3",
+            )?;
+            let mut reported = 0;
+            for (id, token) in &request.leases {
+                if let Some(uuid) = parse_id(id) {
+                    let key = uuid.hyphenated().to_string();
+                    reported += update.execute((key, &request.worker_id, token))? as u64;
+                }
+            }
+            Ok(reported)
+        })
+    }
+
     pub(super) fn release(&self, request: &LeaseRequest) -> Result<u64> {
         self.write("releasing tasks", |tx| {
             let mut update = tx.prepare_cached(
@@ -293,10 +335,12 @@ impl SqliteStore {
         self.write("rescuing expired leases", |tx| self.rescue_in(tx, now))
     }
 
-    /// Rescue inside an open write transaction (also the first step of every claim).
+    /// Rescue inside an open write transaction (also the first step of every claim). A row
+    /// still `prefetched` (its worker never reported its start) is handed back as a release
+    /// does, uncounted (decision 017); any other is rescued and counted (decision 010).
     fn rescue_in(&self, tx: &rusqlite::Connection, now: DateTime<Utc>) -> Result<u64, TxError> {
         let mut select = tx.prepare_cached(
-            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token \
+            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token, prefetched \
              FROM taskhost_tasks \
              WHERE status = 'RUNNING' AND backend_name = ?1 AND lease_expires_at < ?2",
         )?;
@@ -309,6 +353,7 @@ impl SqliteStore {
                     r.get::<_, i64>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, bool>(6)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -323,8 +368,17 @@ impl SqliteStore {
              rescues = rescues + 1, lease_owner = NULL, lease_expires_at = NULL \
              WHERE id = ?1 AND status = 'RUNNING' AND lease_token = ?5",
         )?;
+        let mut hand_back = tx.prepare_cached(
+            "UPDATE taskhost_tasks SET status = 'READY', attempts = attempts - 1, \
+             worker_ids = json_remove(worker_ids, '$[#-1]'), \
+             started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END, \
+             last_attempted_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempted_at END, \
+             run_after = ?3, prefetched = 0, prefetch_rescues = prefetch_rescues + 1, \
+             lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = ?1 AND status = 'RUNNING' AND lease_token = ?2",
+        )?;
         let mut count = 0;
-        for (id, owner, expires, attempts, rescues, lease_token) in expired {
+        for (id, owner, expires, attempts, rescues, lease_token, prefetched) in expired {
             let lost = Expired {
                 expired_at: crate::row::from_micros(&id, "lease_expires_at", expires)?,
                 id,
@@ -334,6 +388,11 @@ impl SqliteStore {
                 max_rescues: i64::from(self.config.max_rescues),
                 lease_token,
             };
+            if prefetched {
+                let run_after = us(lost.run_after(now));
+                count += hand_back.execute((&lost.id, lost.lease_token, run_after))? as u64;
+                continue;
+            }
             let (status, finished, run_after) = match lost.requeues() {
                 true => ("READY", None, Some(us(lost.run_after(now)))),
                 false => ("FAILED", Some(us(now)), None),

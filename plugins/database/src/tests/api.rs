@@ -81,6 +81,7 @@ pub fn claim_request(worker: &str, queues: Option<&[&str]>, limit: u32) -> Claim
         exclude_queues: Vec::new(),
         limit,
         lease_secs: 10.0,
+        start_now: None,
     }
 }
 

@@ -270,6 +270,7 @@ fn postgres_a_large_claim_reads_only_the_rows_it_takes() {
                 &"w",
                 &(db.now() + Duration::seconds(60)),
                 &uuid::Uuid::now_v7(),
+                &1i64,
             ],
         )
         .unwrap()

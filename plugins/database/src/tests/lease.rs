@@ -4,7 +4,11 @@ use super::api::*;
 use super::harness::{on_both_databases, TestDb};
 use chrono::Duration;
 use serde_json::json;
-use taskhost_plugin_api::{Completion, CompletionAck, TaskResultStatus, Text};
+use serde_json::Value;
+use taskhost_plugin_api::{
+    Backend, ClaimRequest, ClaimedTask, Completion, CompletionAck, TaskResultStatus, Text,
+    REPORT_STARTED,
+};
 
 on_both_databases!(
     a_successful_completion_stores_the_return_value,
@@ -17,6 +21,8 @@ on_both_databases!(
     a_stale_lease_token_changes_nothing,
     completions_are_acknowledged_one_by_one,
     a_completion_with_a_later_start_records_it,
+    a_prefetched_task_rescued_before_its_start_is_handed_back_uncounted,
+    a_prefetched_task_rescued_once_must_report_its_start_and_then_counts,
 );
 
 fn a_successful_completion_stores_the_return_value(db: TestDb) {
@@ -314,4 +320,132 @@ fn a_completion_with_a_later_start_records_it(db: TestDb) {
         Some(claimed_at),
         "no start given: the claim's is kept"
     );
+}
+
+/// Decision 017: a claim marks the tasks past its `start_now` as prefetched; rescued before the
+/// worker reported their start, they are READY again as a release leaves them (no rescue, no
+/// attempt, no worker id, no `WorkerLost` error), however often that happens. The task that
+/// started at once is rescued and counted (decision 010).
+fn a_prefetched_task_rescued_before_its_start_is_handed_back_uncounted(db: TestDb) {
+    let (b, _) = db
+        .try_backend("default", json!({"max_rescues": 2}))
+        .unwrap();
+    let mut ids: Vec<String> = (0..3)
+        .map(|_| enqueue(&b, "default").id.to_string())
+        .collect();
+    ids.sort();
+    let sorted = |claimed: &[ClaimedTask]| {
+        let mut claimed = claimed_ids(claimed);
+        claimed.sort();
+        claimed
+    };
+    for round in 1..=3 {
+        let request = ClaimRequest {
+            start_now: Some(0),
+            ..claim_request(&format!("w{round}"), None, 3)
+        };
+        let claimed = claim_with(&b, &request);
+        assert_eq!(sorted(&claimed), ids, "round {round}");
+        db.advance_secs(61);
+        assert_eq!(rescue(&b), 3);
+        for id in &ids {
+            let r = get(&b, id).unwrap();
+            assert_eq!(r.status, TaskResultStatus::Ready, "round {round}");
+            assert!(r.worker_ids.is_empty(), "round {round}: {:?}", r.worker_ids);
+            assert!(r.errors.is_empty(), "round {round}: {:?}", r.errors);
+            assert_eq!((r.started_at, r.last_attempted_at), (None, None));
+        }
+        db.advance_secs(1);
+    }
+    // With `start_now` the first starts at once: its rescue counts; the other two do not.
+    let request = ClaimRequest {
+        start_now: Some(1),
+        ..claim_request("w4", None, 3)
+    };
+    let claimed = claim_with(&b, &request);
+    assert_eq!(sorted(&claimed), ids);
+    assert_eq!(
+        claimed.iter().map(|c| c.max_attempts).collect::<Vec<_>>(),
+        vec![1, 1, 1],
+        "no rescue counted so far"
+    );
+    // The first in claim order started at once.
+    let ids = claimed_ids(&claimed);
+    db.advance_secs(61);
+    assert_eq!(rescue(&b), 3);
+    let first = get(&b, &ids[0]).unwrap();
+    assert_eq!(first.status, TaskResultStatus::Ready);
+    assert_eq!(first.worker_ids, vec!["w4".to_string()]);
+    assert_eq!(first.errors.len(), 1);
+    assert_eq!(first.errors[0].exception_class_path, "taskhost::WorkerLost");
+    for id in &ids[1..] {
+        let r = get(&b, id).unwrap();
+        assert_eq!(r.status, TaskResultStatus::Ready);
+        assert!(r.worker_ids.is_empty() && r.errors.is_empty(), "{r:?}");
+    }
+    // A claim that does not say (`start_now = None`, a 2.0 host) counts every task as started.
+    db.advance_secs(1);
+    let claimed = claim(&b, "w5", 3);
+    assert_eq!(claimed.len(), 3);
+    assert!(claimed.iter().all(|c| !c.report_start));
+    db.advance_secs(61);
+    assert_eq!(rescue(&b), 3);
+    assert_eq!(get(&b, &ids[0]).unwrap().status, TaskResultStatus::Failed);
+    for id in &ids[1..] {
+        assert_eq!(get(&b, id).unwrap().errors.len(), 1);
+    }
+}
+
+/// Decision 017's bound: a prefetched task rescued once without its start known is claimed
+/// with `report_start` when prefetched again; once its worker reports the start, its rescue
+/// counts (a task that kills its worker right after starting still ends FAILED). Claimed to
+/// start at once, it needs no report.
+fn a_prefetched_task_rescued_once_must_report_its_start_and_then_counts(db: TestDb) {
+    let (b, _) = db
+        .try_backend("default", json!({"max_rescues": 2}))
+        .unwrap();
+    enqueue(&b, "default");
+    enqueue(&b, "default");
+    let prefetch_all = |worker: &str| ClaimRequest {
+        start_now: Some(0),
+        ..claim_request(worker, None, 2)
+    };
+    let claimed = claim_with(&b, &prefetch_all("w1"));
+    assert!(claimed.iter().all(|c| !c.report_start), "never rescued yet");
+    db.advance_secs(61);
+    assert_eq!(rescue(&b), 2);
+    db.advance_secs(1);
+    let claimed = claim_with(&b, &prefetch_all("w2"));
+    assert!(claimed.iter().all(|c| c.report_start));
+    let (first, second) = (claimed[0].result.id.to_string(), claimed[1].result.id.to_string());
+    let report = |worker: &str, task: &ClaimedTask| -> Value {
+        let request = serde_json::to_string(&lease(worker, &[task], 0.0)).unwrap();
+        serde_json::from_str(&b.call_ext(REPORT_STARTED, &request).unwrap()).unwrap()
+    };
+    assert_eq!(report("w2", &claimed[0]), json!({"reported": 1}));
+    assert_eq!(
+        report("someone-else", &claimed[1]),
+        json!({"reported": 0}),
+        "only the lease holder reports"
+    );
+    db.advance_secs(61);
+    assert_eq!(rescue(&b), 2);
+    let started = get(&b, &first).unwrap();
+    assert_eq!(started.errors.len(), 1, "the reported start counts");
+    assert_eq!(started.worker_ids, vec!["w2".to_string()]);
+    assert!(get(&b, &second).unwrap().errors.is_empty());
+    // Claimed to start at once, no report is asked: the claim counts it as started.
+    db.advance_secs(1);
+    let request = ClaimRequest {
+        start_now: Some(2),
+        ..claim_request("w3", None, 2)
+    };
+    let claimed = claim_with(&b, &request);
+    assert!(claimed.iter().all(|c| !c.report_start));
+    db.advance_secs(61);
+    assert_eq!(rescue(&b), 2);
+    let poison = get(&b, &first).unwrap();
+    assert_eq!(poison.status, TaskResultStatus::Failed, "rescue 2 of 2");
+    assert_eq!(poison.errors.len(), 2);
+    assert_eq!(get(&b, &second).unwrap().errors.len(), 1);
 }

@@ -203,7 +203,7 @@ fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
         ));
     }
     let (b, _) = db.backend();
-    assert_eq!(recorded_versions(&db), vec![1, 2, 3, 4]);
+    assert_eq!(recorded_versions(&db), (1..=newest(&db)).collect::<Vec<_>>());
     let results = all(&b);
     let listed: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
     let inserted: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
@@ -269,16 +269,26 @@ fn postgres_version_5_keeps_ready_running_and_finished_rows() {
         .collect();
     let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
     store.enqueue(&tasks).unwrap();
-    let running = store
-        .claim(&crate::store::Claim {
-            worker_id: "old-worker".into(),
-            queues: None,
-            exclude_queues: Vec::new(),
-            limit: 2,
-            now: db.now(),
-            lease_expires_at: db.now() + chrono::Duration::seconds(60),
-        })
+    // Claimed as a version-4 worker did (this plugin's claim needs version 6's columns).
+    let uuids: Vec<uuid::Uuid> = tasks[..2].iter().map(|t| t.id).collect();
+    db.postgres()
+        .execute(
+            "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = $2, \
+             last_attempted_at = $2, worker_ids = worker_ids || to_jsonb('old-worker'::text), \
+             attempts = attempts + 1, lease_token = lease_token + 1, \
+             lease_owner = 'old-worker', lease_expires_at = $3 WHERE id = ANY($1)",
+            &[&uuids, &db.now(), &(db.now() + chrono::Duration::seconds(60))],
+        )
         .unwrap();
+    let running: Vec<taskhost_plugin_api::ClaimedTask> = uuids
+        .iter()
+        .map(|id| taskhost_plugin_api::ClaimedTask {
+            result: store.get(*id).unwrap().unwrap(),
+            lease_token: 1,
+            max_attempts: 1,
+            report_start: false,
+        })
+        .collect();
     assert_eq!(claimed_ids(&running), ids[..2]);
     let acks = store
         .complete(&[success(&running[0], json!("done"))], db.now())
@@ -288,7 +298,7 @@ fn postgres_version_5_keeps_ready_running_and_finished_rows() {
     store.close();
 
     let (b, _) = db.backend();
-    assert_eq!(recorded_versions(&db), vec![1, 2, 3, 4, 5]);
+    assert_eq!(recorded_versions(&db), (1..=newest(&db)).collect::<Vec<_>>());
     let status = |id: &str| get(&b, id).unwrap().status.as_str().to_string();
     let states: Vec<String> = ids.iter().map(|id| status(id)).collect();
     assert_eq!(states, ["SUCCESSFUL", "RUNNING", "READY", "READY"]);
