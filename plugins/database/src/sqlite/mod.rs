@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use taskhost_plugin_api::control::{CancelOutcome, LeaseRenewal, RetryOutcome};
 use taskhost_plugin_api::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
     QueueStats, TaskResultData, WaitRequest,
@@ -51,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "rescues",
         sql: include_str!("../../migrations/sqlite/0004_rescues.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "cancel_and_retry",
+        sql: include_str!("../../migrations/sqlite/0005_cancel_and_retry.sql"),
     },
 ];
 
@@ -80,7 +86,8 @@ const STATEMENT_CACHE: usize = 64;
 /// The columns a [`Row`] is read from, in [`read_row`]'s order.
 const COLUMNS: &str = "id, task_path, queue_name, priority, backend_name, status, args, kwargs, \
     takes_context, is_async, run_after, enqueued_at, started_at, finished_at, last_attempted_at, \
-    worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, rescues";
+    worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, rescues, \
+    retried_attempts";
 
 /// The queue store on an SQLite file.
 pub struct SqliteStore {
@@ -367,6 +374,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> Result<Row, TxError> {
         timeout_secs: r.get(19)?,
         lease_token: r.get(20)?,
         rescues: r.get(21)?,
+        retried_attempts: r.get(22)?,
         id,
     })
 }
@@ -407,8 +415,21 @@ impl Store for SqliteStore {
         SqliteStore::complete(self, completions, now)
     }
 
-    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>> {
+    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<LeaseRenewal> {
         SqliteStore::renew(self, request, expires_at)
+    }
+
+    fn cancel(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<CancelOutcome>> {
+        SqliteStore::cancel(self, id, now)
+    }
+
+    fn retry(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>> {
+        let retried = SqliteStore::retry(self, id, now)?;
+        if retried == Some(RetryOutcome::Retried) {
+            // After the commit: wake idle workers in every process, as an enqueue does.
+            self.wake.enqueued();
+        }
+        Ok(retried)
     }
 
     fn release(&self, request: &LeaseRequest) -> Result<u64> {
