@@ -242,7 +242,10 @@ async fn a_browser_loads_the_pages_filters_opens_a_result_and_prunes() {
         .for_element(Locator::Css("p.notice"))
         .await
         .unwrap();
-    assert_eq!(notice.text().await.unwrap(), "Retried: the task is READY again.");
+    assert_eq!(
+        notice.text().await.unwrap(),
+        "Retried: the task is READY again."
+    );
     assert_eq!(
         backend.get_result(&id).unwrap().status(),
         taskhost::TaskResultStatus::Ready

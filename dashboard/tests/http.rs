@@ -327,7 +327,11 @@ async fn cancel_and_retry_change_the_store_only_with_the_csrf_token() {
     let ready = store.enqueue(1, "default", "app::resize").remove(0);
     let app = dashboard(&store);
     let page = get(&app, &format!("/results/default/{ready}")).await;
-    assert!(page.body.contains("action=\"/actions/cancel\""), "{}", page.body);
+    assert!(
+        page.body.contains("action=\"/actions/cancel\""),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("/actions/retry"), "{}", page.body);
     let token = csrf(&page.body);
     let form = |token: &str| format!("csrf={token}&backend=default&id={ready}");
@@ -343,12 +347,24 @@ async fn cancel_and_retry_change_the_store_only_with_the_csrf_token() {
     assert_eq!(done.headers[header::LOCATION], back.as_str());
     assert!(backend.get_result(&ready).unwrap().is_cancelled());
     let page = get(&app, &back).await;
-    assert!(page.body.contains("Cancelled: the task was READY"), "{}", page.body);
-    assert!(page.body.contains("action=\"/actions/retry\""), "{}", page.body);
+    assert!(
+        page.body.contains("Cancelled: the task was READY"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("action=\"/actions/retry\""),
+        "{}",
+        page.body
+    );
 
     let again = post(&app, "/actions/cancel", &form(&token)).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
-    assert!(again.body.contains("has already finished (FAILED)"), "{}", again.body);
+    assert!(
+        again.body.contains("has already finished (FAILED)"),
+        "{}",
+        again.body
+    );
 
     let retried = post(&app, "/actions/retry", &form(&token)).await;
     assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.body);
@@ -358,7 +374,11 @@ async fn cancel_and_retry_change_the_store_only_with_the_csrf_token() {
     );
     let not_failed = post(&app, "/actions/retry", &form(&token)).await;
     assert_eq!(not_failed.status, StatusCode::BAD_REQUEST);
-    assert!(not_failed.body.contains("not FAILED"), "{}", not_failed.body);
+    assert!(
+        not_failed.body.contains("not FAILED"),
+        "{}",
+        not_failed.body
+    );
 }
 
 #[tokio::test]

@@ -125,7 +125,10 @@ mod tests {
     #[test]
     fn a_cancellation_error_is_recognised_as_the_last_error() {
         let error = cancellation_error("cancelled while READY");
-        assert_eq!(error.traceback.as_str(), "taskhost::Cancelled: cancelled while READY\n");
+        assert_eq!(
+            error.traceback.as_str(),
+            "taskhost::Cancelled: cancelled while READY\n"
+        );
         let other = TaskError {
             exception_class_path: "app::Oops".into(),
             traceback: "app::Oops: no\n".into(),

@@ -60,7 +60,11 @@ fn dummy_conforms() {
     assert!(skipped(&report, "expired_lease_rescued"), "{report}");
     // Cancel of a READY result and retry of a FAILED one; nothing runs here.
     for check in ["cancel_ready", "retry_failed"] {
-        assert_eq!(report.get(check).unwrap().status, Status::Passed, "{report}");
+        assert_eq!(
+            report.get(check).unwrap().status,
+            Status::Passed,
+            "{report}"
+        );
     }
     assert!(skipped(&report, "cancel_running"), "{report}");
 }

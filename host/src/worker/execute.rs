@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::control;
 use taskhost_plugin_api::Signal;
-use tokio_util::sync::CancellationToken;
 use taskhost_plugin_api::{
     ClaimedTask, Completion, TaskError, TaskOutcome, TaskResultData, TaskResultStatus,
 };
+use tokio_util::sync::CancellationToken;
 
 /// What an execution needs from the worker.
 #[derive(Clone)]

@@ -72,7 +72,9 @@ impl Leases {
     fn cancel(&self, ids: Vec<String>, sent: &HashMap<String, i64>) {
         let held = self.held.lock();
         for id in ids {
-            let Some(lease) = held.get(&id).filter(|l| Some(l.token) == sent.get(&id).copied())
+            let Some(lease) = held
+                .get(&id)
+                .filter(|l| Some(l.token) == sent.get(&id).copied())
             else {
                 continue;
             };

@@ -129,7 +129,10 @@ impl DummyBackend {
             _ => control::CancelOutcome::AlreadyFinished,
         };
         let result = stored.clone();
-        encode(control::CANCEL, &control::CancelResponse { outcome, result })
+        encode(
+            control::CANCEL,
+            &control::CancelResponse { outcome, result },
+        )
     }
 
     /// [`control::RETRY`].
@@ -154,7 +157,10 @@ impl DummyBackend {
 }
 
 /// Read the JSON request of `operation`.
-fn decode<T: serde::de::DeserializeOwned>(operation: &str, request: &str) -> Result<T, PluginError> {
+fn decode<T: serde::de::DeserializeOwned>(
+    operation: &str,
+    request: &str,
+) -> Result<T, PluginError> {
     serde_json::from_str(request)
         .map_err(|e| PluginError::invalid_request(format!("invalid {operation} payload: {e}")))
 }
@@ -345,7 +351,8 @@ mod tests {
         let (backend, _) = backend();
         backend.enqueue(request("r1")).unwrap();
         let ask = |op: &str| backend.call_ext(op, r#"{"id":"r1"}"#).unwrap();
-        let cancelled: control::CancelResponse = serde_json::from_str(&ask(control::CANCEL)).unwrap();
+        let cancelled: control::CancelResponse =
+            serde_json::from_str(&ask(control::CANCEL)).unwrap();
         assert_eq!(cancelled.outcome, control::CancelOutcome::Cancelled);
         let stored = backend.get_result("r1").unwrap();
         assert_eq!(stored.status, TaskResultStatus::Failed);
@@ -359,7 +366,9 @@ mod tests {
         assert_eq!(retried.result.errors.len(), 1);
         let not: control::RetryResponse = serde_json::from_str(&ask(control::RETRY)).unwrap();
         assert_eq!(not.outcome, control::RetryOutcome::NotFailed);
-        let err = backend.call_ext(control::CANCEL, r#"{"id":"nope"}"#).unwrap_err();
+        let err = backend
+            .call_ext(control::CANCEL, r#"{"id":"nope"}"#)
+            .unwrap_err();
         assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
     }
 

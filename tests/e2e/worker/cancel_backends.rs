@@ -4,17 +4,18 @@
 
 use serde_json::json;
 use taskhost::{Cancellation, Error, TaskResultStatus};
-use taskhost_plugin_api::TaskDescription;
 use taskhost_e2e::TestConfig;
+use taskhost_plugin_api::TaskDescription;
 
 #[test]
 fn the_dummy_backend_cancels_a_ready_result_and_retries_it() {
-    let _config = TestConfig::new(
-        "[tasks.default]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n",
-    );
+    let _config =
+        TestConfig::new("[tasks.default]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n");
     let backend = taskhost::default_task_backend().unwrap();
     let task = TaskDescription::new("taskhost_worker_app::record_key");
-    let mut result = backend.enqueue_json(&task, vec![json!("k")], Default::default()).unwrap();
+    let mut result = backend
+        .enqueue_json(&task, vec![json!("k")], Default::default())
+        .unwrap();
     assert_eq!(result.cancel().unwrap(), Cancellation::Cancelled);
     assert!(result.is_cancelled());
     result.retry().unwrap();
@@ -29,8 +30,12 @@ fn the_immediate_backend_says_it_cannot_cancel_naming_itself() {
     );
     let backend = taskhost::task_backends().get("fast").unwrap();
     for err in [
-        backend.cancel("0190c0de-0000-7000-8000-000000000000").unwrap_err(),
-        backend.retry("0190c0de-0000-7000-8000-000000000000").unwrap_err(),
+        backend
+            .cancel("0190c0de-0000-7000-8000-000000000000")
+            .unwrap_err(),
+        backend
+            .retry("0190c0de-0000-7000-8000-000000000000")
+            .unwrap_err(),
     ] {
         let Error::NotSupported(message) = err else {
             panic!("not NotSupported: {err:?}");

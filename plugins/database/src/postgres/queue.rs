@@ -521,7 +521,7 @@ impl PgStore {
     /// The FAILED row READY again (see [`RETRY`]), with a NOTIFY on its queue.
     pub(super) fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>> {
         self.write("retrying a task", |tx| {
-            if !tx.query(&*RETRY, &[&id, &now])?.is_empty() {
+            if !tx.query(&RETRY, &[&id, &now])?.is_empty() {
                 return Ok(Some(RetryOutcome::Retried));
             }
             let rows = tx.query("SELECT 1 FROM taskhost_tasks WHERE id = $1", &[&id])?;
@@ -591,9 +591,10 @@ impl PgStore {
             let mut errors = vec![serde_json::to_value(lost.error())
                 .map_err(|e| Error::Other(format!("could not encode JSON: {e}")))?];
             if cancel_requested {
-                errors.push(serde_json::from_str(&cancelled).map_err(|e| {
-                    Error::Other(format!("could not encode JSON: {e}"))
-                })?);
+                errors.push(
+                    serde_json::from_str(&cancelled)
+                        .map_err(|e| Error::Other(format!("could not encode JSON: {e}")))?,
+                );
             }
             let error = to_json(&errors)?;
             count += tx.execute(

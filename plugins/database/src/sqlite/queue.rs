@@ -296,7 +296,11 @@ impl SqliteStore {
     /// One UPDATE that reads the row's status as it writes it: a READY row is FAILED, a
     /// RUNNING one marked, in the same write, so no claim can take a READY row in between
     /// (writers are serialised by `BEGIN IMMEDIATE`).
-    pub(super) fn cancel(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<CancelOutcome>> {
+    pub(super) fn cancel(
+        &self,
+        id: uuid::Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CancelOutcome>> {
         let error = cancelled_when_ready()?;
         self.write("cancelling a task", |tx| {
             let key = id.hyphenated().to_string();

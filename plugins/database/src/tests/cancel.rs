@@ -33,7 +33,10 @@ fn retry(b: &DatabaseBackend, id: &str) -> Result<RetryResponse, PluginError> {
 
 fn renew_ext(b: &DatabaseBackend, request: &LeaseRequest) -> LeaseRenewal {
     let text = b
-        .call_ext(control::RENEW_LEASES, &serde_json::to_string(request).unwrap())
+        .call_ext(
+            control::RENEW_LEASES,
+            &serde_json::to_string(request).unwrap(),
+        )
         .unwrap();
     serde_json::from_str(&text).unwrap()
 }
@@ -47,9 +50,16 @@ fn a_ready_task_cancelled_is_failed_and_never_claimed(db: TestDb) {
     assert_eq!(answer.result, stored);
     assert_eq!(stored.status, TaskResultStatus::Failed);
     assert_eq!(stored.finished_at, Some(db.now()));
-    assert!(control::is_cancellation(&stored.errors), "{:?}", stored.errors);
+    assert!(
+        control::is_cancellation(&stored.errors),
+        "{:?}",
+        stored.errors
+    );
     assert!(stored.worker_ids.is_empty());
-    assert!(claim(&b, "w1", 10).is_empty(), "a cancelled task is never claimed");
+    assert!(
+        claim(&b, "w1", 10).is_empty(),
+        "a cancelled task is never claimed"
+    );
 }
 
 fn a_running_task_cancelled_is_reported_at_renewal_and_never_retried(db: TestDb) {
@@ -83,7 +93,10 @@ fn a_running_task_cancelled_is_reported_at_renewal_and_never_retried(db: TestDb)
     assert!(claim(&b, "w2", 10).is_empty(), "never READY again");
     // The other task's failure is retried as usual.
     assert!(complete(&b, &[failure(&other, Some(retry_at))])[0].applied);
-    assert_eq!(get(&b, &other.result.id).unwrap().status, TaskResultStatus::Ready);
+    assert_eq!(
+        get(&b, &other.result.id).unwrap().status,
+        TaskResultStatus::Ready
+    );
 }
 
 fn a_cancelled_running_task_that_succeeds_keeps_its_result(db: TestDb) {
@@ -128,7 +141,10 @@ fn cancelling_a_finished_or_unknown_task_changes_nothing(db: TestDb) {
     assert_eq!(get(&b, &task.result.id).unwrap(), before);
     for id in ["0190c0de-0000-7000-8000-00000000dead", "not-a-uuid"] {
         let err = cancel(&b, id).unwrap_err();
-        assert_eq!((err.kind, err.message()), (ErrorKind::RESULT_DOES_NOT_EXIST, id));
+        assert_eq!(
+            (err.kind, err.message()),
+            (ErrorKind::RESULT_DOES_NOT_EXIST, id)
+        );
     }
     let err = b.call_ext(control::CANCEL, "{}").unwrap_err();
     assert_eq!(err.kind, ErrorKind::INVALID_REQUEST);
@@ -144,7 +160,10 @@ fn a_failed_task_retried_runs_again_with_its_whole_budget(db: TestDb) {
     complete(&b, &[failure(&first, Some(db.now()))]);
     let second = claim(&b, "w1", 1).remove(0);
     complete(&b, &[failure(&second, None)]);
-    assert_eq!(get(&b, &first.result.id).unwrap().status, TaskResultStatus::Failed);
+    assert_eq!(
+        get(&b, &first.result.id).unwrap().status,
+        TaskResultStatus::Failed
+    );
     db.tick();
     let answer = retry(&b, &first.result.id).unwrap();
     assert_eq!(answer.outcome, RetryOutcome::Retried);
@@ -163,7 +182,10 @@ fn a_failed_task_retried_runs_again_with_its_whole_budget(db: TestDb) {
 fn retrying_anything_but_a_failed_task_changes_nothing(db: TestDb) {
     let (b, _) = db.backend();
     let ready = enqueue(&b, "default");
-    assert_eq!(retry(&b, &ready.id).unwrap().outcome, RetryOutcome::NotFailed);
+    assert_eq!(
+        retry(&b, &ready.id).unwrap().outcome,
+        RetryOutcome::NotFailed
+    );
     let task = claim(&b, "w1", 1).remove(0);
     let answer = retry(&b, &task.result.id).unwrap();
     assert_eq!(
