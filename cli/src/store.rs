@@ -1,5 +1,6 @@
-//! Standalone inspection of queue stores: `results`, `queues`, `prune`, `migrate` — no task code
-//! needed, everything goes through the backend's extension operations.
+//! Standalone inspection of queue stores: `results` (and `results cancel`/`retry`), `queues`,
+//! `prune`, `migrate` — no task code needed, everything goes through the backend's extension
+//! operations.
 //!
 //! What a store holds is printed safe for a terminal: names and ids with control characters
 //! (stored before the host refused them, or written by another producer) are shown escaped, in
@@ -46,6 +47,23 @@ pub enum ResultsCommand {
     },
     /// Show one result in full.
     Show {
+        /// The result id.
+        id: String,
+        /// Backend alias.
+        #[arg(long, default_value = taskhost::DEFAULT_TASK_BACKEND_ALIAS)]
+        backend: String,
+    },
+    /// Cancel a task: a READY one is FAILED at once and never runs; a RUNNING one is told at
+    /// its worker's next heartbeat and ends FAILED (`taskhost::Cancelled`) when it returns.
+    Cancel {
+        /// The result id.
+        id: String,
+        /// Backend alias.
+        #[arg(long, default_value = taskhost::DEFAULT_TASK_BACKEND_ALIAS)]
+        backend: String,
+    },
+    /// Run a FAILED task again: READY, its errors and attempts kept.
+    Retry {
         /// The result id.
         id: String,
         /// Backend alias.
@@ -139,17 +157,53 @@ pub fn results(command: &ResultsCommand) -> Result<(), String> {
         ResultsCommand::Show { id, backend: alias } => {
             // The error's message is the id alone (as Django's `TaskResultDoesNotExist`): say
             // what was looked for, and where.
-            let result = backend(alias)?.get_result(id).map_err(|e| match e {
-                taskhost::Error::TaskResultDoesNotExist(_) => format!(
-                    "no task result with id '{}' in backend '{}'",
-                    escaped(id),
-                    escaped(alias)
-                ),
-                other => other.to_string(),
-            })?;
+            let result = backend(alias)?
+                .get_result(id)
+                .map_err(|e| not_found(e, id, alias))?;
             outln!("{}", output::json(result.data())?);
             Ok(())
         }
+        ResultsCommand::Cancel { id, backend: alias } => {
+            let (cancellation, _) = backend(alias)?
+                .cancel(id)
+                .map_err(|e| not_found(e, id, alias))?;
+            match cancellation {
+                taskhost::Cancellation::Cancelled => outln!(
+                    "Cancelled task result '{}' (it was READY): FAILED, it will not run.",
+                    escaped(id)
+                ),
+                taskhost::Cancellation::Requested => outln!(
+                    "Asked task result '{}' to stop (it is RUNNING): its worker tells it at the \
+                     next heartbeat, and it ends FAILED, cancelled, when it returns.",
+                    escaped(id)
+                ),
+            }
+            Ok(())
+        }
+        ResultsCommand::Retry { id, backend: alias } => {
+            let result = backend(alias)?
+                .retry(id)
+                .map_err(|e| not_found(e, id, alias))?;
+            outln!(
+                "Task result '{}' is READY again (attempts so far: {}).",
+                escaped(id),
+                result.attempts()
+            );
+            Ok(())
+        }
+    }
+}
+
+/// An error of an operation on the result `id` of backend `alias`, as a message. The message
+/// of Django's `TaskResultDoesNotExist` is the id alone: say what was looked for, and where.
+fn not_found(error: taskhost::Error, id: &str, alias: &str) -> String {
+    match error {
+        taskhost::Error::TaskResultDoesNotExist(_) => format!(
+            "no task result with id '{}' in backend '{}'",
+            escaped(id),
+            escaped(alias)
+        ),
+        other => other.to_string(),
     }
 }
 

@@ -1,6 +1,5 @@
-//! Actions: POST forms that change a store. Each one takes its form through [`Action`], which
-//! refuses it in read-only mode and without the server's CSRF token, so an action added later
-//! (retry, cancel) gets both checks by taking `Action<ItsForm>`.
+//! Actions: POST forms that change a store (prune, cancel, retry). Each one takes its form
+//! through [`Action`], which refuses it in read-only mode and without the server's CSRF token.
 
 use crate::pages::{blocking, Problem};
 use crate::security::same;
@@ -125,4 +124,46 @@ pub(crate) async fn prune(
     ])
     .unwrap_or_default();
     Ok(Redirect::to(&format!("/?{back}")))
+}
+
+/// The cancel and retry forms: one result.
+#[derive(Deserialize, Debug)]
+pub(crate) struct ResultForm {
+    backend: String,
+    id: String,
+}
+
+/// `POST /actions/cancel`: cancel the result's task (a READY one is FAILED at once, a RUNNING
+/// one is told at its worker's next heartbeat), then back to its page.
+pub(crate) async fn cancel(
+    State(app): State<Arc<App>>,
+    Action(form): Action<ResultForm>,
+) -> Result<Redirect, Problem> {
+    let backends = Arc::clone(&app.backends);
+    let (alias, id) = (form.backend.clone(), form.id.clone());
+    let done = blocking(move || Ok(backends.get(&alias)?.cancel(&id)?.0)).await?;
+    let done = match done {
+        taskhost::Cancellation::Cancelled => "cancelled",
+        taskhost::Cancellation::Requested => "cancel-requested",
+    };
+    Ok(Redirect::to(&back_to(&form, done)))
+}
+
+/// `POST /actions/retry`: make the FAILED result's task READY again, then back to its page.
+pub(crate) async fn retry(
+    State(app): State<Arc<App>>,
+    Action(form): Action<ResultForm>,
+) -> Result<Redirect, Problem> {
+    let backends = Arc::clone(&app.backends);
+    let (alias, id) = (form.backend.clone(), form.id.clone());
+    blocking(move || Ok(backends.get(&alias)?.retry(&id).map(drop)?)).await?;
+    Ok(Redirect::to(&back_to(&form, "retried")))
+}
+
+/// The result page of `form`'s result, saying what was `done`.
+fn back_to(form: &ResultForm, done: &str) -> String {
+    format!(
+        "{}?done={done}",
+        crate::pages::result_path(&form.backend, &form.id)
+    )
 }

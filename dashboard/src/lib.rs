@@ -67,7 +67,7 @@ pub struct Options {
     /// The token every request must carry (basic-auth password, or `Authorization: Bearer`);
     /// required for a non-loopback `bind`.
     pub token: Option<String>,
-    /// Refuse every action (prune, and later retry/cancel): a view only.
+    /// Refuse every action (prune, cancel, retry): a view only.
     pub read_only: bool,
     /// Seconds between reloads of a page in live mode (the overview's default); 0 turns live
     /// refresh off everywhere.
@@ -118,6 +118,8 @@ pub fn router(backends: Arc<TaskBackends>, options: Options) -> Router {
         .route("/results", get(pages::results))
         .route("/results/{backend}/{id}", get(pages::result))
         .route("/actions/prune", post(actions::prune))
+        .route("/actions/cancel", post(actions::cancel))
+        .route("/actions/retry", post(actions::retry))
         .route("/static/style.css", get(pages::stylesheet))
         .route("/metrics", get(metrics::metrics))
         .fallback(pages::not_found)

@@ -72,6 +72,11 @@ impl From<taskhost::Error> for Problem {
                 Self::NotFound(format!("No task result with id '{id}'."))
             }
             taskhost::Error::InvalidTaskBackend { .. } => Self::NotFound(e.to_string()),
+            // An action the result's state or its backend does not allow (cancel of a finished
+            // task, retry of one that did not fail, a backend without the operation).
+            taskhost::Error::AlreadyFinished { .. }
+            | taskhost::Error::NotFailed { .. }
+            | taskhost::Error::NotSupported(_) => Self::BadRequest(e.to_string()),
             // What the request carried was refused (a cursor that is not an id).
             taskhost::Error::Backend { kind, .. } if kind == ErrorKind::INVALID_REQUEST => {
                 Self::BadRequest(e.to_string())
@@ -514,7 +519,7 @@ pub(crate) async fn results(
                     tbody {
                         @for r in &page.rows {
                             tr {
-                                td.id { a href={ "/results/" (segment(&alias)) "/" (segment(&r.id)) } { (short_id(&r.id)) } }
+                                td.id { a href=(result_path(&alias, &r.id)) { (short_id(&r.id)) } }
                                 td { (status_badge(r.status)) }
                                 td.task { (r.task.path.as_str()) }
                                 td { (r.task.queue_name.as_str()) }
@@ -540,23 +545,76 @@ pub(crate) async fn results(
     ))
 }
 
-/// `GET /results/{backend}/{id}`: one result in full.
+/// The result page's query: what an action just did.
+#[derive(Deserialize, Debug, Default)]
+pub(crate) struct ResultQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// The path of result `id`'s page on backend `alias`.
+pub(crate) fn result_path(alias: &str, id: &str) -> String {
+    format!("/results/{}/{}", segment(alias), segment(id))
+}
+
+/// `GET /results/{backend}/{id}`: one result in full, with its Cancel (READY, RUNNING) or
+/// Retry (FAILED) button outside read-only mode.
 pub(crate) async fn result(
     State(app): State<Arc<App>>,
     Path((alias, id)): Path<(String, String)>,
+    Query(query): Query<ResultQuery>,
 ) -> Result<Markup, Problem> {
     let backends = Arc::clone(&app.backends);
     let lookup_alias = alias.clone();
     let r =
         blocking(move || Ok(backends.get(&lookup_alias)?.get_result(&id)?.data().clone())).await?;
     let title = format!("Result {}", r.id.chars().take(13).collect::<String>());
-    Ok(layout(&title, None, result_body(&alias, &r)))
+    let notice = match query.done.as_deref() {
+        Some("cancelled") => Some("Cancelled: the task was READY and will not run."),
+        Some("cancel-requested") => Some(
+            "Asked to stop: the task is RUNNING; its worker tells it at the next heartbeat, and \
+             it ends FAILED, cancelled.",
+        ),
+        Some("retried") => Some("Retried: the task is READY again."),
+        _ => None,
+    };
+    Ok(layout(
+        &title,
+        None,
+        html! {
+            @if let Some(notice) = notice { p.notice { (notice) } }
+            (result_body(&alias, &r))
+            @if !app.options.read_only { (result_actions(&app, &alias, &r)) }
+        },
+    ))
+}
+
+/// The Cancel or Retry form of a result (none for a SUCCESSFUL one).
+fn result_actions(app: &App, alias: &str, r: &TaskResultData) -> Markup {
+    let (action, label) = match r.status {
+        TaskResultStatus::Ready | TaskResultStatus::Running => ("/actions/cancel", "Cancel"),
+        TaskResultStatus::Failed => ("/actions/retry", "Retry"),
+        TaskResultStatus::Successful => return html! {},
+    };
+    html! {
+        form.action.result-action method="post" action=(action) {
+            input type="hidden" name="csrf" value=(app.csrf);
+            input type="hidden" name="backend" value=(alias);
+            input type="hidden" name="id" value=(r.id.as_str());
+            button type="submit" { (label) }
+        }
+    }
 }
 
 fn result_body(alias: &str, r: &TaskResultData) -> Markup {
     let t = &r.task;
+    let cancelled = r.status == TaskResultStatus::Failed
+        && taskhost_plugin_api::control::is_cancellation(&r.errors);
     html! {
-        h1 { "Result " code { (r.id.as_str()) } " " (status_badge(r.status)) }
+        h1 {
+            "Result " code { (r.id.as_str()) } " " (status_badge(r.status))
+            @if cancelled { " " span.cancelled { "cancelled" } }
+        }
         dl.fields {
             dt { "task" } dd { code { (t.path.as_str()) } }
             dt { "backend" } dd { (alias) }

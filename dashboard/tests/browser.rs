@@ -1,6 +1,7 @@
 //! The dashboard in a real browser: headless Chromium driven through WebDriver (chromedriver),
 //! against a dashboard served on a real port over a real SQLite store. Loads the overview,
-//! filters the results, opens a result and prunes, checking the store changed.
+//! filters the results, opens a result, retries and cancels it, and prunes, checking the store
+//! changed.
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them when missing).
 //! Without them the test says so and passes, except with `CI=true`, where it fails.
@@ -223,6 +224,50 @@ async fn a_browser_loads_the_pages_filters_opens_a_result_and_prunes() {
         .contains("std::io::Error: disk full"));
     assert!(text(&client, "dl.fields").await.contains("worker-1"));
     screenshot(&client, "result").await;
+
+    // Retry the FAILED result, then cancel it while it is READY: the store changes each time.
+    let id = client
+        .find(Locator::Css("h1 code"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let backend = store.backend();
+    client
+        .find(Locator::Css("form.result-action button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = client
+        .wait()
+        .for_element(Locator::Css("p.notice"))
+        .await
+        .unwrap();
+    assert_eq!(
+        notice.text().await.unwrap(),
+        "Retried: the task is READY again."
+    );
+    assert_eq!(
+        backend.get_result(&id).unwrap().status(),
+        taskhost::TaskResultStatus::Ready
+    );
+    let cancel = client
+        .find(Locator::Css("form.result-action button"))
+        .await
+        .unwrap();
+    assert_eq!(cancel.text().await.unwrap(), "Cancel");
+    cancel.click().await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Css("h1 span.cancelled"))
+        .await
+        .unwrap();
+    assert!(text(&client, "p.notice").await.starts_with("Cancelled"));
+    assert!(backend.get_result(&id).unwrap().is_cancelled());
+    screenshot(&client, "cancelled").await;
 
     // Prune everything finished (age 0) from the overview's form; the store loses 8 rows.
     assert_eq!(store.count(), 18);

@@ -319,6 +319,68 @@ async fn prune_deletes_finished_results_only_with_the_csrf_token() {
     assert_eq!(store.count(), 2);
 }
 
+/// A result page offers Cancel (READY, RUNNING) or Retry (FAILED); the POSTs change the store,
+/// need the CSRF token, and a cancel of a finished task is refused naming it.
+#[tokio::test]
+async fn cancel_and_retry_change_the_store_only_with_the_csrf_token() {
+    let store = Store::new();
+    let ready = store.enqueue(1, "default", "app::resize").remove(0);
+    let app = dashboard(&store);
+    let page = get(&app, &format!("/results/default/{ready}")).await;
+    assert!(
+        page.body.contains("action=\"/actions/cancel\""),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("/actions/retry"), "{}", page.body);
+    let token = csrf(&page.body);
+    let form = |token: &str| format!("csrf={token}&backend=default&id={ready}");
+
+    let refused = post(&app, "/actions/cancel", &form("forged")).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let backend = store.backend();
+    assert!(!backend.get_result(&ready).unwrap().is_cancelled());
+
+    let done = post(&app, "/actions/cancel", &form(&token)).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    let back = format!("/results/default/{ready}?done=cancelled");
+    assert_eq!(done.headers[header::LOCATION], back.as_str());
+    assert!(backend.get_result(&ready).unwrap().is_cancelled());
+    let page = get(&app, &back).await;
+    assert!(
+        page.body.contains("Cancelled: the task was READY"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("action=\"/actions/retry\""),
+        "{}",
+        page.body
+    );
+
+    let again = post(&app, "/actions/cancel", &form(&token)).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(
+        again.body.contains("has already finished (FAILED)"),
+        "{}",
+        again.body
+    );
+
+    let retried = post(&app, "/actions/retry", &form(&token)).await;
+    assert_eq!(retried.status, StatusCode::SEE_OTHER, "{}", retried.body);
+    assert_eq!(
+        backend.get_result(&ready).unwrap().status(),
+        taskhost::TaskResultStatus::Ready
+    );
+    let not_failed = post(&app, "/actions/retry", &form(&token)).await;
+    assert_eq!(not_failed.status, StatusCode::BAD_REQUEST);
+    assert!(
+        not_failed.body.contains("not FAILED"),
+        "{}",
+        not_failed.body
+    );
+}
+
 #[tokio::test]
 async fn read_only_mode_shows_no_actions_and_refuses_them() {
     let store = Store::new();
@@ -337,6 +399,17 @@ async fn read_only_mode_shows_no_actions_and_refuses_them() {
     let page = get(&app, "/").await;
     assert!(!page.body.contains("/actions/prune"), "no prune form");
     assert!(page.body.contains("Read-only mode"));
+    let ready = store.enqueue(1, "default", "app::resize").remove(0);
+    let page = get(&app, &format!("/results/default/{ready}")).await;
+    assert!(!page.body.contains("/actions/cancel"), "no cancel form");
+    let refused = post(
+        &app,
+        "/actions/cancel",
+        &format!("csrf={token}&backend=default&id={ready}"),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(!store.backend().get_result(&ready).unwrap().is_cancelled());
     let refused = post(
         &app,
         "/actions/prune",
@@ -345,7 +418,7 @@ async fn read_only_mode_shows_no_actions_and_refuses_them() {
     .await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.body.contains("read-only"), "{}", refused.body);
-    assert_eq!(store.count(), 1);
+    assert_eq!(store.count(), 2);
 }
 
 #[tokio::test]

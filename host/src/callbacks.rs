@@ -58,9 +58,10 @@ impl HostCallbacks {
     /// [`AbiHost::run_task`]: run the task of a RUNNING result the plugin lends.
     fn run(&self, view: &TaskResultView<'_>) -> Result<TaskOutcome, PluginError> {
         let definition = self.definition(view.path.as_str())?;
-        let context = definition.takes_context.then(|| TaskContext {
-            task_result: TaskResult::from_data(view.to_owned()),
-        });
+        // A task run at enqueue (Immediate) cannot be cancelled: nothing else sees it running.
+        let context = definition
+            .takes_context
+            .then(|| TaskContext::new(TaskResult::from_data(view.to_owned()), Default::default()));
         let invocation = Invocation {
             args: Json::from_stored(view.args.as_str()),
             kwargs: Json::from_stored(view.kwargs.as_str()),

@@ -77,6 +77,35 @@ pub enum Error {
     #[error("{}", missing_state_message(.0))]
     MissingState(Vec<MissingState>),
 
+    /// `cancel()` of a result that has already finished (FAILED or SUCCESSFUL): nothing was
+    /// changed.
+    #[error(
+        "Task result '{id}' of backend '{alias}' has already finished ({status}): only a READY or \
+         RUNNING task can be cancelled."
+    )]
+    AlreadyFinished {
+        /// The result id.
+        id: String,
+        /// The backend alias.
+        alias: String,
+        /// Its status.
+        status: taskhost_plugin_api::TaskResultStatus,
+    },
+
+    /// `retry()` of a result that is not FAILED: nothing was changed.
+    #[error(
+        "Task result '{id}' of backend '{alias}' is {status}, not FAILED: only a FAILED task can \
+         be retried."
+    )]
+    NotFailed {
+        /// The result id.
+        id: String,
+        /// The backend alias.
+        alias: String,
+        /// Its status.
+        status: taskhost_plugin_api::TaskResultStatus,
+    },
+
     /// A backend plugin reported an error (storage down, lease lost, a caught panic…).
     #[error("backend '{alias}' failed: {message}")]
     Backend {

@@ -41,7 +41,7 @@
 // modules before it): constants, error, json, transaction, validation, result, context, state,
 // signals, definition, registry, metrics, outcome, plugin::{name, pins, load}, config,
 // plugin::resolve, callbacks, backend, handler (also `TaskResult::refresh` and `Backend`'s async calls, which
-// need the handler in force), task, worker, transactional. `module_graph_tests` reads the
+// need the handler in force), control (cancel and retry, through the handler), task, worker, transactional. `module_graph_tests` reads the
 // sources and fails on a cycle. Public modules: `metrics` (the names of what is recorded
 // through the `metrics` facade, and the queue gauges), `plugin` (names, resolution, pins and
 // loading of plugin files, for tooling), `signals` and `worker`; what else users need is
@@ -51,6 +51,7 @@ mod callbacks;
 mod config;
 mod constants;
 mod context;
+mod control;
 mod definition;
 mod error;
 mod handler;
@@ -75,6 +76,7 @@ pub use backend::Backend;
 pub use config::{BackendConfig, Config, ConfigSource};
 pub use constants::*;
 pub use context::TaskContext;
+pub use control::Cancellation;
 pub use definition::TaskDefinition;
 pub use error::{Error, MissingState, Result};
 pub use handler::{

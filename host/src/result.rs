@@ -125,6 +125,14 @@ impl<R> TaskResult<R> {
         self.data.status.is_finished()
     }
 
+    /// Whether the task was cancelled ([`TaskResult::cancel`]): FAILED, with a last error of
+    /// class `taskhost::Cancelled`. Django has no cancelled status, and the statuses are frozen
+    /// within 2.x (`docs/decisions/018-cancel-and-retry.md`).
+    pub fn is_cancelled(&self) -> bool {
+        self.data.status == TaskResultStatus::Failed
+            && taskhost_plugin_api::control::is_cancellation(&self.data.errors)
+    }
+
     /// How many attempts were made: the worker id is appended when an attempt starts, so this
     /// is 1 during the first run (as Django counts).
     pub fn attempts(&self) -> usize {

@@ -24,6 +24,7 @@
 pub mod abi;
 pub mod backend;
 pub mod capabilities;
+pub mod control;
 pub mod error;
 #[doc(hidden)]
 pub mod export;

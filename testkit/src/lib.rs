@@ -20,7 +20,11 @@
 //! - queue stores: claims mark tasks RUNNING for one worker and never hand a task out twice
 //!   (4 workers at once), `run_after` is honoured, completions are stored, a wrong lease token
 //!   is fenced off, renewals report lost leases, release makes a task READY, an expired lease
-//!   is rescued.
+//!   is rescued;
+//! - job control, for a backend that offers it (`taskhost.cancel`, `taskhost.retry`): a READY
+//!   task cancelled is FAILED, cancelled, and never claimed; a RUNNING one is reported by
+//!   `taskhost.renew_leases` and never READY again; a FAILED one retried is READY, its errors
+//!   kept.
 //!
 //! ```toml
 //! [dev-dependencies]
@@ -74,6 +78,7 @@ macro_rules! ensure {
 mod capabilities;
 mod concurrency;
 mod context;
+mod control;
 mod enqueue;
 mod leases;
 mod loading;
@@ -163,6 +168,7 @@ fn all_checks() -> Vec<Check> {
         robustness::CHECKS,
         queue_store::CHECKS,
         leases::CHECKS,
+        control::CHECKS,
     ]
     .concat()
 }

@@ -38,6 +38,9 @@ fn immediate_conforms() {
     // Runs at once: the signals check saw started and finished; defer is refused by the host.
     assert_eq!(report.get("signals").unwrap().status, Status::Passed);
     assert_eq!(report.get("defer").unwrap().status, Status::Passed);
+    // Nothing to cancel or retry: the operations are not offered.
+    assert!(skipped(&report, "cancel_ready"), "{report}");
+    assert!(skipped(&report, "retry_failed"), "{report}");
 }
 
 #[test]
@@ -55,6 +58,15 @@ fn dummy_conforms() {
         "{report}"
     );
     assert!(skipped(&report, "expired_lease_rescued"), "{report}");
+    // Cancel of a READY result and retry of a FAILED one; nothing runs here.
+    for check in ["cancel_ready", "retry_failed"] {
+        assert_eq!(
+            report.get(check).unwrap().status,
+            Status::Passed,
+            "{report}"
+        );
+    }
+    assert!(skipped(&report, "cancel_running"), "{report}");
 }
 
 #[test]

@@ -19,10 +19,12 @@ use crate::validation::escape_for_display as escaped;
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
+use taskhost_plugin_api::control;
 use taskhost_plugin_api::Signal;
 use taskhost_plugin_api::{
     ClaimedTask, Completion, TaskError, TaskOutcome, TaskResultData, TaskResultStatus,
 };
+use tokio_util::sync::CancellationToken;
 
 /// How many times a prefetched task's start report ([`Executor::report_start`]) is tried
 /// before the task is handed back unstarted.
@@ -139,11 +141,23 @@ impl Executor {
         }
         let now = started_at.unwrap_or_else(Utc::now);
         let since = metrics.started(&data.task, data.enqueued_at, now);
-        let outcome = self.run(&data).await;
+        // Asked to stop (learnt at a heartbeat): a task that has not started does not run, and
+        // one that returns after it was told ends cancelled, whatever it returned.
+        let cancellation = self.leases.cancellation(&data.id);
+        let outcome = match cancellation.is_cancelled() {
+            true => None,
+            false => Some(self.run(&data, &cancellation).await),
+        };
         metrics.ran(since);
         drop(slot);
+        let cancelled = outcome.is_none() || cancellation.is_cancelled();
+        let outcome = match outcome {
+            Some(outcome) if !cancelled => outcome,
+            ran => self.cancelled(ran),
+        };
         let attempts = data.worker_ids.len();
         let retry_at = match &outcome {
+            TaskOutcome::Failed { .. } if cancelled => None,
             TaskOutcome::Failed { .. } if attempts < claimed.max_attempts as usize => {
                 let delay = backoff(attempts, self.retry_backoff, self.retry_backoff_max);
                 Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default())
@@ -199,7 +213,31 @@ impl Executor {
         ended
     }
 
-    async fn run(&self, data: &TaskResultData) -> TaskOutcome {
+    /// The outcome of a run asked to stop: a [`control::CANCELLED`] error saying what the
+    /// task did (`None`: it never started).
+    fn cancelled(&self, outcome: Option<TaskOutcome>) -> TaskOutcome {
+        let worker = &self.worker_id;
+        let detail = match outcome {
+            None => format!(
+                "the task was cancelled while RUNNING on worker '{worker}' before it started; \
+                 it did not run."
+            ),
+            Some(TaskOutcome::Successful { .. }) => format!(
+                "the task was cancelled while RUNNING on worker '{worker}'; it was told through \
+                 its context and then returned successfully (its return value is not stored)."
+            ),
+            Some(TaskOutcome::Failed { error }) => format!(
+                "the task was cancelled while RUNNING on worker '{worker}'; it was told through \
+                 its context and then failed with {}",
+                error_line(&error)
+            ),
+        };
+        TaskOutcome::Failed {
+            error: control::cancellation_error(&detail),
+        }
+    }
+
+    async fn run(&self, data: &TaskResultData, cancellation: &CancellationToken) -> TaskOutcome {
         let Some(definition) = find_task(&data.task.path) else {
             return failure(
                 "taskhost::UnknownTask",
@@ -214,8 +252,8 @@ impl Executor {
         let invocation = Invocation {
             args: data.args.clone(),
             kwargs: data.kwargs.clone(),
-            context: definition.takes_context.then(|| TaskContext {
-                task_result: TaskResult::from_data(data.clone()),
+            context: definition.takes_context.then(|| {
+                TaskContext::new(TaskResult::from_data(data.clone()), cancellation.clone())
             }),
             state: self.state.clone(),
         };

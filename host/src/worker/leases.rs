@@ -1,12 +1,18 @@
 //! The leases a worker holds on running tasks: renewed by a heartbeat, released at a forced
-//! shutdown (and, for waiting tasks the adaptive prefetch no longer keeps, while running).
+//! shutdown (and, for waiting tasks the adaptive prefetch no longer keeps, while running). The
+//! heartbeat's renewal also says which held tasks were asked to stop (`taskhost.renew_leases`,
+//! when the backend offers it): their cancellation tokens are cancelled, which their contexts
+//! and executions watch.
 
 use crate::backend::Backend;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use taskhost_plugin_api::control::{self, LeaseRenewal};
 use taskhost_plugin_api::LeaseRequest;
+use tokio_util::sync::CancellationToken;
 
 /// The held tasks' `(id → lease)`, shared by the loop, the executions and the heartbeat.
 #[derive(Clone)]
@@ -15,15 +21,20 @@ pub(crate) struct Leases {
     backend: Arc<Backend>,
     worker_id: String,
     length: Duration,
+    /// Whether the backend answered `taskhost.renew_leases` "not supported": renewals then go
+    /// through plain `renew_leases`, and no cancellation reaches this worker's tasks.
+    no_cancellations: Arc<AtomicBool>,
 }
 
 /// One held task's lease.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Lease {
     token: i64,
     /// Its result was handed to the completion buffer: the store's answer to that write, not
     /// a renewal, says whether the lease was lost.
     completing: bool,
+    /// Cancelled when a renewal says the task was asked to stop.
+    cancellation: CancellationToken,
 }
 
 impl Leases {
@@ -33,6 +44,7 @@ impl Leases {
             backend,
             worker_id,
             length,
+            no_cancellations: Arc::default(),
         }
     }
 
@@ -40,8 +52,70 @@ impl Leases {
         let lease = Lease {
             token,
             completing: false,
+            cancellation: CancellationToken::new(),
         };
         self.held.lock().insert(id.to_string(), lease);
+    }
+
+    /// The token cancelled when the held task `id` is asked to stop (a token nobody cancels
+    /// when `id` is not held).
+    pub fn cancellation(&self, id: &str) -> CancellationToken {
+        self.held
+            .lock()
+            .get(id)
+            .map(|l| l.cancellation.clone())
+            .unwrap_or_default()
+    }
+
+    /// Tell the held tasks `ids` (renewed under the tokens in `sent`) that they were asked to
+    /// stop.
+    fn cancel(&self, ids: Vec<String>, sent: &HashMap<String, i64>) {
+        let held = self.held.lock();
+        for id in ids {
+            let Some(lease) = held
+                .get(&id)
+                .filter(|l| Some(l.token) == sent.get(&id).copied())
+            else {
+                continue;
+            };
+            if !lease.cancellation.is_cancelled() {
+                tracing::info!(
+                    target: "taskhost",
+                    "Task id={}: cancelled while running on worker '{}'; the task is told through \
+                     its context",
+                    crate::validation::escape_for_display(&id),
+                    self.worker_id
+                );
+                lease.cancellation.cancel();
+            }
+        }
+    }
+
+    /// Renew `request`'s leases: the ids whose lease was lost and those asked to stop, through
+    /// `taskhost.renew_leases` while the backend offers it (the same round trip), else plain
+    /// `renew_leases`.
+    fn renew(&self, request: &LeaseRequest) -> crate::Result<LeaseRenewal> {
+        if !self.no_cancellations.load(Ordering::Relaxed) {
+            match self
+                .backend
+                .call_ext_json::<_, LeaseRenewal>(control::RENEW_LEASES, request)
+            {
+                Err(crate::Error::NotSupported(_)) => {
+                    tracing::debug!(
+                        target: "taskhost",
+                        "backend '{}' does not offer '{}': running tasks cannot be cancelled",
+                        self.backend.alias(),
+                        control::RENEW_LEASES
+                    );
+                    self.no_cancellations.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        Ok(LeaseRenewal {
+            lost: self.backend.renew_leases(request)?,
+            cancel_requested: Vec::new(),
+        })
     }
 
     /// `id`'s result is about to be written. Its lease is still renewed until the write is
@@ -98,9 +172,13 @@ impl Leases {
                     continue;
                 }
                 let sent: HashMap<String, i64> = request.leases.iter().cloned().collect();
-                let backend = Arc::clone(&leases.backend);
-                match tokio::task::spawn_blocking(move || backend.renew_leases(&request)).await {
-                    Ok(Ok(lost)) => {
+                let renewing = leases.clone();
+                match tokio::task::spawn_blocking(move || renewing.renew(&request)).await {
+                    Ok(Ok(LeaseRenewal {
+                        lost,
+                        cancel_requested,
+                    })) => {
+                        leases.cancel(cancel_requested, &sent);
                         for id in lost {
                             // A task that finished while the renewal ran is no longer held (or
                             // is held again under a new token, or its result is being

@@ -9,6 +9,10 @@ use crate::sqlite::SqliteStore;
 use crate::store::{check_error, Claim, PageRequest, Store, StoreConfig, MAX_PAGE};
 use chrono::{DateTime, Utc};
 use std::sync::atomic::{AtomicBool, Ordering};
+use taskhost_plugin_api::control::{
+    self, CancelOutcome, CancelRequest, CancelResponse, LeaseRenewal, RetryOutcome, RetryRequest,
+    RetryResponse,
+};
 use taskhost_plugin_api::{
     Backend, BackendParams, Capabilities, CheckMessage, ClaimRequest, ClaimedTask, Completion,
     CompletionAck, EnqueueRequest, Host, LeaseRequest, ListRequest, PluginError, PruneRequest,
@@ -221,11 +225,55 @@ impl DatabaseBackend {
         self.store.claim(&claim)
     }
 
-    fn renew(&self, request: LeaseRequest) -> Result<Vec<String>> {
+    fn renew(&self, request: LeaseRequest) -> Result<LeaseRenewal> {
         self.ensure_schema()?;
         let now = self.now()?;
         self.store
             .renew(&request, self.lease_end(now, request.lease_secs)?)
+    }
+
+    /// [`control::CANCEL`]: the outcome and the result as stored after it.
+    fn cancel(&self, request: &str) -> Result<String, PluginError> {
+        let CancelRequest { id } = ext_request(control::CANCEL, request)?;
+        let uuid = parse_id(&id).ok_or_else(|| Error::DoesNotExist(id.clone()))?;
+        self.ensure_schema()?;
+        let outcome = self
+            .store
+            .cancel(uuid, self.now()?)?
+            .ok_or_else(|| Error::DoesNotExist(id.clone()))?;
+        match outcome {
+            CancelOutcome::Cancelled => {
+                tracing::info!(alias = %self.alias, id = %id, "cancelled a READY task")
+            }
+            CancelOutcome::Requested => {
+                tracing::info!(alias = %self.alias, id = %id, "asked a RUNNING task to stop")
+            }
+            CancelOutcome::AlreadyFinished => {}
+        }
+        let result = self.get(&id)?;
+        ext_response(control::CANCEL, &CancelResponse { outcome, result })
+    }
+
+    /// [`control::RETRY`]: the outcome and the result as stored after it.
+    fn retry(&self, request: &str) -> Result<String, PluginError> {
+        let RetryRequest { id } = ext_request(control::RETRY, request)?;
+        let uuid = parse_id(&id).ok_or_else(|| Error::DoesNotExist(id.clone()))?;
+        self.ensure_schema()?;
+        let outcome = self
+            .store
+            .retry(uuid, self.now()?)?
+            .ok_or_else(|| Error::DoesNotExist(id.clone()))?;
+        if outcome == RetryOutcome::Retried {
+            tracing::info!(alias = %self.alias, id = %id, "a FAILED task is READY again");
+        }
+        let result = self.get(&id)?;
+        ext_response(control::RETRY, &RetryResponse { outcome, result })
+    }
+
+    /// [`control::RENEW_LEASES`]: the renewal, with the tasks asked to stop.
+    fn renew_ext(&self, request: &str) -> Result<String, PluginError> {
+        let request: LeaseRequest = ext_request(control::RENEW_LEASES, request)?;
+        ext_response(control::RENEW_LEASES, &self.renew(request)?)
     }
 
     /// When a lease taken now for `secs` (≤ 0 or not finite: the `lease_secs` option) ends.
@@ -407,7 +455,7 @@ impl Backend for DatabaseBackend {
     }
 
     fn renew_leases(&self, request: LeaseRequest) -> Result<Vec<String>, PluginError> {
-        Ok(self.renew(request)?)
+        Ok(self.renew(request)?.lost)
     }
 
     fn release(&self, request: LeaseRequest) -> Result<u64, PluginError> {
@@ -449,6 +497,9 @@ impl Backend for DatabaseBackend {
             LIST_PAGE => self.list_page(request),
             FINISHED_PER_MINUTE => self.finished_per_minute(request),
             REPORT_STARTED => self.report_started(request),
+            control::CANCEL => self.cancel(request),
+            control::RETRY => self.retry(request),
+            control::RENEW_LEASES => self.renew_ext(request),
             other => Err(PluginError::not_supported(other)),
         }
     }

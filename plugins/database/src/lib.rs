@@ -35,7 +35,11 @@
 //! `call_ext`: [`LIST_PAGE`] and [`FINISHED_PER_MINUTE`] (the dashboard's keyset pages and
 //! per-minute counts), and [`TRANSACTIONAL_INSERT_SQL`], the statement an application runs on its
 //! own connection, inside its own transaction, so the task commits or rolls back with its
-//! data. Its ten positional parameters are `id` (UUID), `task_path`, `args` (JSON array),
+//! data. Job control, through `call_ext` too ([`taskhost_plugin_api::control`]):
+//! `taskhost.cancel` (a READY task FAILED at once with a `taskhost::Cancelled` error, a
+//! RUNNING one marked `cancel_requested` and its worker told when it renews its lease —
+//! `taskhost.renew_leases`, the same statement — after which it is never READY again),
+//! `taskhost.retry` (a FAILED task READY again, its history kept; decision 018). Its ten positional parameters are `id` (UUID), `task_path`, `args` (JSON array),
 //! `queue_name`, `priority`, `run_after` (PostgreSQL timestamptz; SQLite µs since the epoch;
 //! NULL = now), `max_attempts` (NULL = the option), `kwargs` (JSON object or NULL),
 //! `takes_context` and `is_async` (NULL = false); the response describes each. On PostgreSQL

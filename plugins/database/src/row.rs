@@ -12,6 +12,7 @@ use serde::de::{DeserializeOwned, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use std::cmp::Ordering;
 use std::fmt;
+use taskhost_plugin_api::control::cancellation_error;
 use taskhost_plugin_api::{
     ClaimedTask, Completion, EnqueueRequest, Json, TaskDescription, TaskError, TaskOutcome,
     TaskResultData, TaskResultStatus, Text,
@@ -99,6 +100,8 @@ pub struct Row {
     pub lease_token: i64,
     /// `rescues`: times the task was rescued from a lost worker.
     pub rescues: i64,
+    /// `retried_attempts`: attempts made before the latest retry (`taskhost.retry`).
+    pub retried_attempts: i64,
 }
 
 impl Row {
@@ -151,16 +154,19 @@ impl Row {
     /// Attempts lost with their worker (rescues) do not use up the task's attempts: the worker
     /// is told `max_attempts + rescues`, so it retries a failure exactly as often as it would
     /// have without the lost attempts (the attempt count itself stays Django's: one worker id
-    /// per attempt started).
+    /// per attempt started). The attempts made before a retry (`taskhost.retry`) do not count
+    /// either: a retried task has its whole budget again.
     pub fn into_claimed(self, default_max_attempts: u32) -> Result<ClaimedTask> {
         let lease_token = self.lease_token;
         let rescues = u32::try_from(self.rescues).unwrap_or(0);
+        let retried = u32::try_from(self.retried_attempts).unwrap_or(0);
         let result = self.into_result()?;
         let max_attempts = result
             .task
             .max_attempts
             .unwrap_or(default_max_attempts)
-            .saturating_add(rescues);
+            .saturating_add(rescues)
+            .saturating_add(retried);
         Ok(ClaimedTask {
             result,
             lease_token,
@@ -280,6 +286,29 @@ impl Expired {
             .into(),
         }
     }
+}
+
+/// The JSON text of the error a READY task is cancelled with.
+pub fn cancelled_when_ready() -> Result<String> {
+    to_json(&cancellation_error(
+        "the task was cancelled while READY; it will not run.",
+    ))
+}
+
+/// The JSON text of the error appended when a task asked to stop (`cancel_requested`) ended
+/// an attempt that would have been retried: it ends FAILED instead.
+pub fn cancelled_instead_of_retry() -> Result<String> {
+    to_json(&cancellation_error(
+        "the task was cancelled while RUNNING; its attempt failed and it is not retried.",
+    ))
+}
+
+/// The JSON text of the error appended when the lease of a task asked to stop expired: it
+/// ends FAILED instead of being rescued.
+pub fn cancelled_instead_of_rescue() -> Result<String> {
+    to_json(&cancellation_error(
+        "the task was cancelled while RUNNING and its worker was lost; it is not rescued.",
+    ))
 }
 
 /// Microseconds since the epoch as a time, or [`Error::Corrupt`].

@@ -9,6 +9,7 @@ use crate::row::NewTask;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use taskhost_plugin_api::control::{CancelOutcome, LeaseRenewal, RetryOutcome};
 use taskhost_plugin_api::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
     QueueStats, TaskResultData, TaskResultStatus, WaitRequest,
@@ -87,8 +88,19 @@ pub trait Store: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionAck>>;
 
-    /// Extend held leases to `expires_at`; returns the ids whose lease was lost.
-    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>>;
+    /// Extend held leases to `expires_at`; returns the ids whose lease was lost, and those
+    /// renewed that were asked to stop (one statement per lease either way: the answer rides
+    /// on the renewal).
+    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<LeaseRenewal>;
+
+    /// Cancel `id` at `now` (any alias): a READY row FAILED at once with the cancellation
+    /// error, a RUNNING one marked `cancel_requested`; `None` if there is no such row.
+    fn cancel(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<CancelOutcome>>;
+
+    /// Make the FAILED row `id` READY again at `now` (errors and worker ids kept, the attempts
+    /// made so far no longer counted against its `max_attempts`); `None` if there is no such
+    /// row.
+    fn retry(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>>;
 
     /// Hand held tasks back (READY, attempt not counted); returns how many.
     fn release(&self, request: &LeaseRequest) -> Result<u64>;

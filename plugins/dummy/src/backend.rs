@@ -3,8 +3,8 @@
 use indexmap::IndexMap;
 use std::sync::Mutex;
 use taskhost_plugin_api::{
-    Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal,
-    TaskResultData, Text,
+    control, Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal,
+    TaskResultData, TaskResultStatus, Text,
 };
 
 /// Extension operation: replace a stored result. Request: a [`TaskResultData`] as JSON, whose
@@ -86,10 +86,16 @@ impl Backend for DummyBackend {
         Ok(())
     }
 
-    /// [`UPDATE`]; any other operation is not supported.
+    /// [`UPDATE`], and job control: [`control::CANCEL`] (a READY result FAILED with the
+    /// cancellation error; nothing ever runs here, so a RUNNING one — set through [`UPDATE`] —
+    /// is only answered `requested`) and [`control::RETRY`] (a FAILED result READY again).
+    /// Any other operation is not supported.
     fn call_ext(&self, operation: &str, request: &str) -> Result<String, PluginError> {
-        if operation != UPDATE {
-            return Err(PluginError::not_supported(operation));
+        match operation {
+            control::CANCEL => return self.cancel(request),
+            control::RETRY => return self.retry(request),
+            UPDATE => {}
+            _ => return Err(PluginError::not_supported(operation)),
         }
         let result: TaskResultData = serde_json::from_str(request)
             .map_err(|e| PluginError::invalid_request(format!("invalid {UPDATE} payload: {e}")))?;
@@ -100,6 +106,68 @@ impl Backend for DummyBackend {
         }
         Ok("null".to_string())
     }
+}
+
+impl DummyBackend {
+    /// [`control::CANCEL`].
+    fn cancel(&self, request: &str) -> Result<String, PluginError> {
+        let control::CancelRequest { id } = decode(control::CANCEL, request)?;
+        let mut results = self.results.lock().unwrap();
+        let stored = results
+            .get_mut(id.as_str())
+            .ok_or_else(|| PluginError::does_not_exist(&id))?;
+        let outcome = match stored.status {
+            TaskResultStatus::Ready => {
+                stored.status = TaskResultStatus::Failed;
+                stored.finished_at = Some(self.host.now());
+                stored.errors.push(control::cancellation_error(
+                    "the task was cancelled while READY; it will not run.",
+                ));
+                control::CancelOutcome::Cancelled
+            }
+            TaskResultStatus::Running => control::CancelOutcome::Requested,
+            _ => control::CancelOutcome::AlreadyFinished,
+        };
+        let result = stored.clone();
+        encode(
+            control::CANCEL,
+            &control::CancelResponse { outcome, result },
+        )
+    }
+
+    /// [`control::RETRY`].
+    fn retry(&self, request: &str) -> Result<String, PluginError> {
+        let control::RetryRequest { id } = decode(control::RETRY, request)?;
+        let mut results = self.results.lock().unwrap();
+        let stored = results
+            .get_mut(id.as_str())
+            .ok_or_else(|| PluginError::does_not_exist(&id))?;
+        let outcome = match stored.status {
+            TaskResultStatus::Failed => {
+                stored.status = TaskResultStatus::Ready;
+                stored.finished_at = None;
+                stored.return_value = None;
+                control::RetryOutcome::Retried
+            }
+            _ => control::RetryOutcome::NotFailed,
+        };
+        let result = stored.clone();
+        encode(control::RETRY, &control::RetryResponse { outcome, result })
+    }
+}
+
+/// Read the JSON request of `operation`.
+fn decode<T: serde::de::DeserializeOwned>(
+    operation: &str,
+    request: &str,
+) -> Result<T, PluginError> {
+    serde_json::from_str(request)
+        .map_err(|e| PluginError::invalid_request(format!("invalid {operation} payload: {e}")))
+}
+
+/// Write the JSON response of `operation`.
+fn encode<T: serde::Serialize>(operation: &str, response: &T) -> Result<String, PluginError> {
+    serde_json::to_string(response).map_err(|e| PluginError::other(format!("{operation}: {e}")))
 }
 
 #[cfg(test)]
@@ -274,6 +342,34 @@ mod tests {
         assert_eq!(backend.call_ext(UPDATE, &payload).unwrap(), "null");
         assert_eq!(backend.get_result("r1").unwrap(), changed);
         assert_eq!(stored_ids(&backend), ["r1", "r2"]);
+    }
+
+    /// Cancel fails a READY result with the cancellation error and leaves a finished one;
+    /// retry makes the FAILED one READY again, errors kept.
+    #[test]
+    fn cancel_and_retry_change_the_stored_result() {
+        let (backend, _) = backend();
+        backend.enqueue(request("r1")).unwrap();
+        let ask = |op: &str| backend.call_ext(op, r#"{"id":"r1"}"#).unwrap();
+        let cancelled: control::CancelResponse =
+            serde_json::from_str(&ask(control::CANCEL)).unwrap();
+        assert_eq!(cancelled.outcome, control::CancelOutcome::Cancelled);
+        let stored = backend.get_result("r1").unwrap();
+        assert_eq!(stored.status, TaskResultStatus::Failed);
+        assert!(control::is_cancellation(&stored.errors));
+        assert_eq!(cancelled.result, stored);
+        let again: control::CancelResponse = serde_json::from_str(&ask(control::CANCEL)).unwrap();
+        assert_eq!(again.outcome, control::CancelOutcome::AlreadyFinished);
+        let retried: control::RetryResponse = serde_json::from_str(&ask(control::RETRY)).unwrap();
+        assert_eq!(retried.outcome, control::RetryOutcome::Retried);
+        assert_eq!(retried.result.status, TaskResultStatus::Ready);
+        assert_eq!(retried.result.errors.len(), 1);
+        let not: control::RetryResponse = serde_json::from_str(&ask(control::RETRY)).unwrap();
+        assert_eq!(not.outcome, control::RetryOutcome::NotFailed);
+        let err = backend
+            .call_ext(control::CANCEL, r#"{"id":"nope"}"#)
+            .unwrap_err();
+        assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
     }
 
     #[test]

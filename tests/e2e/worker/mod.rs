@@ -2,6 +2,7 @@
 //! (`tests/worker-app`) and the real plugin file: the same suite on SQLite and PostgreSQL, and
 //! what only one of them has.
 
+mod cancel_backends;
 pub(crate) mod env;
 mod metrics;
 mod postgres_only;
@@ -23,3 +24,17 @@ macro_rules! worker_suite {
 
 worker_suite!(sqlite, Store::Sqlite);
 worker_suite!(postgres, Store::Postgres);
+
+/// Cancel and retry through real workers (`cancel.rs`), instantiated once per database.
+macro_rules! cancel_suite {
+    ($module:ident, $store:expr) => {
+        mod $module {
+            use super::env::{Env, Store};
+            const STORE: Store = $store;
+            include!("cancel.rs");
+        }
+    };
+}
+
+cancel_suite!(cancel_sqlite, Store::Sqlite);
+cancel_suite!(cancel_postgres, Store::Postgres);

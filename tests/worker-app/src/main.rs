@@ -151,6 +151,32 @@ async fn async_greet(name: String, greeter: State<Greeter>, runs: State<RunCount
     format!("{}, {name} (run {run} in {pid})", greeter.greeting)
 }
 
+/// Records `start <key>`, then works in steps until it is asked to stop (at most 60 s),
+/// checking `context.is_cancelled()` between steps; records `stopped <key> <cancelled>` and
+/// returns its key.
+#[task(takes_context)]
+fn wait_for_cancel(context: taskhost::TaskContext, key: String) -> String {
+    record(&format!("start {key}"));
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    while !context.is_cancelled() && std::time::Instant::now() < give_up {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    record(&format!("stopped {key} {}", context.is_cancelled()));
+    key
+}
+
+/// The async form of `wait_for_cancel`: races `context.cancelled()` against 60 s.
+#[task(takes_context)]
+async fn wait_for_cancel_async(context: taskhost::TaskContext, key: String) -> String {
+    record(&format!("start {key}"));
+    tokio::select! {
+        _ = context.cancelled() => {}
+        _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+    }
+    record(&format!("stopped {key} {}", context.is_cancelled()));
+    key
+}
+
 /// The application state, built by the commands that run or check tasks; records
 /// `state built <pid>` in `$TASKHOST_TEST_STATE_LOG`.
 fn app_state() -> Result<AppState, String> {

@@ -27,6 +27,7 @@ use listen::Listener;
 use session::{connect, PgConn, Tx};
 use std::sync::atomic::AtomicI64;
 use std::time::Duration;
+use taskhost_plugin_api::control::{CancelOutcome, LeaseRenewal, RetryOutcome};
 use taskhost_plugin_api::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
     QueueStats, TaskResultData, WaitRequest,
@@ -64,6 +65,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "prefetch_starts",
         sql: include_str!("../../migrations/postgres/0006_prefetch_starts.sql"),
     },
+    Migration {
+        version: 7,
+        name: "cancel_and_retry",
+        sql: include_str!("../../migrations/postgres/0007_cancel_and_retry.sql"),
+    },
 ];
 
 /// The NOTIFY channel enqueues signal on; the payload is the queue name.
@@ -73,11 +79,11 @@ pub const CHANNEL: &str = "taskhost_tasks";
 const COLUMNS: &str = "id::text, task_path, queue_name, priority, backend_name, status, args, \
     kwargs, takes_context, is_async, run_after, enqueued_at, started_at, finished_at, \
     last_attempted_at, worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, \
-    rescues";
+    rescues, retried_attempts";
 
 /// How many [`COLUMNS`] there are: a statement that returns one more column after them has it
 /// at this index.
-const COLUMN_COUNT: usize = 22;
+const COLUMN_COUNT: usize = 23;
 
 /// An error inside a PostgreSQL transaction body.
 pub type TxError = crate::error::TxError<postgres::Error>;
@@ -249,6 +255,7 @@ fn read_row(r: &postgres::Row) -> Result<Row, TxError> {
         timeout_secs: r.try_get(19)?,
         lease_token: r.try_get(20)?,
         rescues: i64::from(r.try_get::<_, i32>(21)?),
+        retried_attempts: i64::from(r.try_get::<_, i32>(22)?),
         id,
     })
 }
@@ -286,8 +293,16 @@ impl Store for PgStore {
         PgStore::complete(self, completions, now)
     }
 
-    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>> {
+    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<LeaseRenewal> {
         PgStore::renew(self, request, expires_at)
+    }
+
+    fn cancel(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<CancelOutcome>> {
+        PgStore::cancel(self, id, now)
+    }
+
+    fn retry(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>> {
+        PgStore::retry(self, id, now)
     }
 
     fn release(&self, request: &LeaseRequest) -> Result<u64> {

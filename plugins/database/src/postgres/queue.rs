@@ -2,13 +2,17 @@
 
 use super::{read_row, JsonText, PgStore, TxError, CHANNEL, COLUMNS, COLUMN_COUNT};
 use crate::error::{Error, Result};
-use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
+use crate::row::{
+    cancelled_instead_of_rescue, cancelled_instead_of_retry, cancelled_when_ready, claim_order,
+    outcome_columns, parse_id, to_json, Expired, NewTask,
+};
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use postgres::error::SqlState;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::LazyLock;
+use taskhost_plugin_api::control::{CancelOutcome, LeaseRenewal, RetryOutcome};
 use taskhost_plugin_api::{
     ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskDescription, TaskResultData,
 };
@@ -149,10 +153,18 @@ static CLAIMED_BY: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Apply a batch of completions whose lease is still held (id, RUNNING, token): one round trip.
-const COMPLETE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
-    return_value = u.return_value::jsonb, finished_at = u.finished_at, \
+/// A task asked to stop (`cancel_requested`) is never READY again: a failure that would be
+/// retried ends it FAILED at `$9`, with the cancellation error `$10` after its own.
+const COMPLETE: &str = "UPDATE taskhost_tasks t SET \
+    status = CASE WHEN t.cancel_requested AND u.status = 'READY' THEN 'FAILED' \
+             ELSE u.status END, \
+    return_value = u.return_value::jsonb, \
+    finished_at = CASE WHEN t.cancel_requested AND u.status = 'READY' THEN $9 \
+                  ELSE u.finished_at END, \
     run_after = COALESCE(u.retry_at, t.run_after), \
     errors = CASE WHEN u.error IS NULL THEN t.errors \
+             WHEN t.cancel_requested AND u.status = 'READY' \
+                 THEN t.errors || jsonb_build_array(u.error::jsonb, $10::text::jsonb) \
              ELSE t.errors || jsonb_build_array(u.error::jsonb) END, \
     started_at = COALESCE(u.started_at, t.started_at), \
     last_attempted_at = COALESCE(u.started_at, t.last_attempted_at), \
@@ -170,8 +182,11 @@ const COMPLETE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
 const COMPLETED: &str = "SELECT t.id FROM taskhost_tasks t \
     JOIN unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::text[]) \
       AS u(id, token, status, return_value, error) ON t.id = u.id \
-    WHERE t.lease_token = u.token AND t.status = u.status AND t.lease_owner IS NULL \
-      AND (u.error IS NULL OR t.errors -> -1 = u.error::jsonb) \
+    WHERE t.lease_token = u.token AND t.lease_owner IS NULL \
+      AND (t.status = u.status \
+           OR (t.cancel_requested AND u.status = 'READY' AND t.status = 'FAILED')) \
+      AND (u.error IS NULL OR t.errors -> -1 = u.error::jsonb \
+           OR (t.cancel_requested AND t.errors -> -2 = u.error::jsonb)) \
       AND (u.return_value IS NULL OR t.return_value = u.return_value::jsonb)";
 
 impl PgStore {
@@ -412,8 +427,10 @@ impl PgStore {
             errors.push(error);
             started.push(c.started_at);
         }
-        let params: [&(dyn postgres::types::ToSql + Sync); 8] = [
-            &ids, &tokens, &statuses, &values, &finished, &retries, &errors, &started,
+        let cancelled = cancelled_instead_of_retry()?;
+        let params: [&(dyn postgres::types::ToSql + Sync); 10] = [
+            &ids, &tokens, &statuses, &values, &finished, &retries, &errors, &started, &now,
+            &cancelled,
         ];
         // A retry after the session ended with the outcome unknown applies what the first try
         // did not, then reads back which rows hold exactly these completions (the first try's
@@ -439,36 +456,93 @@ impl PgStore {
             .collect())
     }
 
-    /// One `UPDATE … FROM unnest(…)` for every lease; the ids it did not return are lost.
+    /// One `UPDATE … FROM unnest(…)` for every lease; the ids it did not return are lost, and
+    /// it returns with each id whether the task was asked to stop: the worker learns of a
+    /// cancellation in the same round trip.
     pub(super) fn renew(
         &self,
         request: &LeaseRequest,
         expires_at: DateTime<Utc>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<LeaseRenewal> {
         let (ids, tokens): (Vec<Uuid>, Vec<i64>) = request
             .leases
             .iter()
             .filter_map(|(id, token)| parse_id(id).map(|uuid| (uuid, *token)))
             .unzip();
         // Renewing twice is renewing: a retry with the outcome unknown just runs it again.
-        let held: HashSet<Uuid> = self.write_idempotent("renewing leases", false, |tx| {
+        let held: HashMap<Uuid, bool> = self.write_idempotent("renewing leases", false, |tx| {
             let rows = tx.query(
                 "UPDATE taskhost_tasks t SET lease_expires_at = $1 \
                  FROM unnest($2::uuid[], $3::int8[]) AS u(id, token) \
                  WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_owner = $4 \
-                 AND t.lease_token = u.token RETURNING t.id",
+                 AND t.lease_token = u.token RETURNING t.id, t.cancel_requested",
                 &[&expires_at, &ids, &tokens, &request.worker_id],
             )?;
             rows.iter()
-                .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
+                .map(|r| Ok((r.try_get::<_, Uuid>(0)?, r.try_get::<_, bool>(1)?)))
                 .collect::<Result<_, TxError>>()
         })?;
-        Ok(request
-            .leases
-            .iter()
-            .filter(|(id, _)| !parse_id(id).is_some_and(|uuid| held.contains(&uuid)))
-            .map(|(id, _)| id.clone())
-            .collect())
+        let mut renewal = LeaseRenewal::default();
+        for (id, _) in &request.leases {
+            match parse_id(id).and_then(|uuid| held.get(&uuid)) {
+                None => renewal.lost.push(id.clone()),
+                Some(true) => renewal.cancel_requested.push(id.clone()),
+                Some(false) => {}
+            }
+        }
+        Ok(renewal)
+    }
+
+    /// One UPDATE that reads the row's status as it writes it: a READY row is FAILED, a
+    /// RUNNING one marked. The row lock orders it with a claim: a claim that took the row
+    /// first makes this UPDATE see it RUNNING (and mark it), one that comes after finds it
+    /// FAILED (and skips it).
+    pub(super) fn cancel(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<CancelOutcome>> {
+        let error = cancelled_when_ready()?;
+        self.write_idempotent("cancelling a task", true, |tx| {
+            let rows = tx.query(
+                "UPDATE taskhost_tasks SET \
+                 status = CASE WHEN status = 'READY' THEN 'FAILED' ELSE status END, \
+                 finished_at = CASE WHEN status = 'READY' THEN $2 ELSE finished_at END, \
+                 errors = CASE WHEN status = 'READY' \
+                          THEN errors || jsonb_build_array($3::text::jsonb) ELSE errors END, \
+                 cancel_requested = (status = 'RUNNING' OR cancel_requested) \
+                 WHERE id = $1 AND status IN ('READY', 'RUNNING') RETURNING status",
+                &[&id, &now, &error],
+            )?;
+            if let Some(row) = rows.first() {
+                let status: String = row.try_get(0)?;
+                return Ok(Some(match status.as_str() {
+                    "FAILED" => CancelOutcome::Cancelled,
+                    _ => CancelOutcome::Requested,
+                }));
+            }
+            // A retry after a lost connection may find the first try's work done: a row it
+            // FAILED with this very error was cancelled by it.
+            let rows = tx.query(
+                "SELECT status = 'FAILED' AND errors -> -1 = $2::text::jsonb \
+                 FROM taskhost_tasks WHERE id = $1",
+                &[&id, &error],
+            )?;
+            Ok(match rows.first() {
+                None => None,
+                Some(row) if tx.is_retry() && row.try_get::<_, bool>(0)? => {
+                    Some(CancelOutcome::Cancelled)
+                }
+                Some(_) => Some(CancelOutcome::AlreadyFinished),
+            })
+        })
+    }
+
+    /// The FAILED row READY again (see [`RETRY`]), with a NOTIFY on its queue.
+    pub(super) fn retry(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>> {
+        self.write("retrying a task", |tx| {
+            if !tx.query(&RETRY, &[&id, &now])?.is_empty() {
+                return Ok(Some(RetryOutcome::Retried));
+            }
+            let rows = tx.query("SELECT 1 FROM taskhost_tasks WHERE id = $1", &[&id])?;
+            Ok((!rows.is_empty()).then_some(RetryOutcome::NotFailed))
+        })
     }
 
     /// Hand leases back. Idempotent (each row is released only while it is still RUNNING under
@@ -525,9 +599,10 @@ impl PgStore {
     /// start) is handed back as a release does, uncounted (decision 017); any other is rescued
     /// and counted (decision 010).
     fn rescue_in(&self, tx: &mut super::Tx<'_>, now: DateTime<Utc>) -> Result<u64, TxError> {
+        let cancelled = cancelled_instead_of_rescue()?;
         let rows = tx.query(
-            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token, prefetched \
-             FROM taskhost_tasks \
+            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token, \
+             cancel_requested, prefetched FROM taskhost_tasks \
              WHERE status = 'RUNNING' AND backend_name = $1 AND lease_expires_at < $2 \
              FOR UPDATE SKIP LOCKED",
             &[&self.config.alias, &now],
@@ -544,7 +619,10 @@ impl PgStore {
                 max_rescues: i64::from(self.config.max_rescues),
                 lease_token: r.try_get(5)?,
             };
-            if r.try_get::<_, bool>(6)? {
+            // A task that never started is handed back (decision 017), unless it was asked to
+            // stop: a task asked to stop is not rescued; it ends FAILED, cancelled.
+            let cancel_requested: bool = r.try_get(6)?;
+            if r.try_get::<_, bool>(7)? && !cancel_requested {
                 count += tx.execute(
                     "UPDATE taskhost_tasks SET status = 'READY', attempts = attempts - 1, \
                      worker_ids = worker_ids - (-1), \
@@ -559,15 +637,23 @@ impl PgStore {
                 )?;
                 continue;
             }
-            let (status, finished, run_after) = match lost.requeues() {
+            let (status, finished, run_after) = match lost.requeues() && !cancel_requested {
                 true => ("READY", None, Some(lost.run_after(now))),
                 false => ("FAILED", Some(now), None),
             };
-            let error = to_json(&lost.error())?;
+            let mut errors = vec![serde_json::to_value(lost.error())
+                .map_err(|e| Error::Other(format!("could not encode JSON: {e}")))?];
+            if cancel_requested {
+                errors.push(
+                    serde_json::from_str(&cancelled)
+                        .map_err(|e| Error::Other(format!("could not encode JSON: {e}")))?,
+                );
+            }
+            let error = to_json(&errors)?;
             count += tx.execute(
                 "UPDATE taskhost_tasks SET status = $2, finished_at = $3, \
                  run_after = COALESCE($6, run_after), \
-                 errors = errors || jsonb_build_array($4::text::jsonb), \
+                 errors = errors || $4::text::jsonb, \
                  rescues = rescues + 1, lease_owner = NULL, lease_expires_at = NULL \
                  WHERE id = $1 AND status = 'RUNNING' AND lease_token = $5",
                 &[
@@ -583,6 +669,19 @@ impl PgStore {
         Ok(count)
     }
 }
+
+/// A retry: the FAILED row `$1` READY again and due at `$2`, its errors, worker ids and
+/// attempts kept, the attempts made so far no longer counted against its `max_attempts`, its
+/// rescues and any cancellation mark reset; then a NOTIFY on its queue (delivered at commit).
+static RETRY: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH retried AS (UPDATE taskhost_tasks SET status = 'READY', finished_at = NULL, \
+         return_value = NULL, run_after = $2, cancel_requested = false, rescues = 0, \
+         retried_attempts = attempts, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE id = $1 AND status = 'FAILED' RETURNING queue_name) \
+         SELECT pg_notify('{CHANNEL}', queue_name) FROM retried"
+    )
+});
 
 /// Hand `bytes` of COPY data to the connection (a unique violation found meanwhile is "already
 /// stored").

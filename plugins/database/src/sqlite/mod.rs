@@ -25,6 +25,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use taskhost_plugin_api::control::{CancelOutcome, LeaseRenewal, RetryOutcome};
 use taskhost_plugin_api::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
     QueueStats, TaskResultData, WaitRequest,
@@ -57,6 +58,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "prefetch_starts",
         sql: include_str!("../../migrations/sqlite/0005_prefetch_starts.sql"),
     },
+    Migration {
+        version: 6,
+        name: "cancel_and_retry",
+        sql: include_str!("../../migrations/sqlite/0006_cancel_and_retry.sql"),
+    },
 ];
 
 /// How long SQLite waits for another writer before giving up on one try.
@@ -85,11 +91,12 @@ const STATEMENT_CACHE: usize = 64;
 /// The columns a [`Row`] is read from, in [`read_row`]'s order.
 const COLUMNS: &str = "id, task_path, queue_name, priority, backend_name, status, args, kwargs, \
     takes_context, is_async, run_after, enqueued_at, started_at, finished_at, last_attempted_at, \
-    worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, rescues";
+    worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, rescues, \
+    retried_attempts";
 
 /// How many [`COLUMNS`] there are: a statement that returns one more column after them has it
 /// at this index.
-const COLUMN_COUNT: usize = 22;
+const COLUMN_COUNT: usize = 23;
 
 /// The queue store on an SQLite file.
 pub struct SqliteStore {
@@ -376,6 +383,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> Result<Row, TxError> {
         timeout_secs: r.get(19)?,
         lease_token: r.get(20)?,
         rescues: r.get(21)?,
+        retried_attempts: r.get(22)?,
         id,
     })
 }
@@ -416,12 +424,25 @@ impl Store for SqliteStore {
         SqliteStore::complete(self, completions, now)
     }
 
-    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<Vec<String>> {
+    fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<LeaseRenewal> {
         SqliteStore::renew(self, request, expires_at)
     }
 
     fn report_started(&self, request: &LeaseRequest) -> Result<u64> {
         SqliteStore::report_started(self, request)
+    }
+
+    fn cancel(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<CancelOutcome>> {
+        SqliteStore::cancel(self, id, now)
+    }
+
+    fn retry(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>> {
+        let retried = SqliteStore::retry(self, id, now)?;
+        if retried == Some(RetryOutcome::Retried) {
+            // After the commit: wake idle workers in every process, as an enqueue does.
+            self.wake.enqueued();
+        }
+        Ok(retried)
     }
 
     fn release(&self, request: &LeaseRequest) -> Result<u64> {

@@ -2,10 +2,14 @@
 
 use super::{json_list, read_row, us, SqliteStore, TxError, COLUMNS, COLUMN_COUNT};
 use crate::error::Result;
-use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
+use crate::row::{
+    cancelled_instead_of_rescue, cancelled_instead_of_retry, cancelled_when_ready, claim_order,
+    outcome_columns, parse_id, to_json, Expired, NewTask,
+};
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
-use rusqlite::named_params;
+use rusqlite::{named_params, OptionalExtension};
+use taskhost_plugin_api::control::{CancelOutcome, LeaseRenewal, RetryOutcome};
 use taskhost_plugin_api::{ClaimedTask, Completion, CompletionAck, LeaseRequest, TaskResultData};
 
 /// Rows per INSERT statement, largest first: a run of rows of one task is inserted in as few
@@ -224,12 +228,22 @@ impl SqliteStore {
         completions: &[Completion],
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionAck>> {
+        // A task asked to stop is never READY again: a failure that would be retried ends it
+        // FAILED, with the cancellation error after its own.
+        let cancelled = cancelled_instead_of_retry()?;
         self.write("completing tasks", |tx| {
             let mut update = tx.prepare_cached(
-                "UPDATE taskhost_tasks SET status = :status, return_value = :return_value, \
-                 finished_at = :finished_at, \
+                "UPDATE taskhost_tasks SET \
+                 status = CASE WHEN cancel_requested AND :status = 'READY' THEN 'FAILED' \
+                          ELSE :status END, \
+                 return_value = :return_value, \
+                 finished_at = CASE WHEN cancel_requested AND :status = 'READY' THEN :now \
+                               ELSE :finished_at END, \
                  run_after = CASE WHEN :retry_at IS NULL THEN run_after ELSE :retry_at END, \
                  errors = CASE WHEN :error IS NULL THEN errors \
+                          WHEN cancel_requested AND :status = 'READY' THEN json_insert(\
+                              CASE WHEN json_valid(errors) THEN errors ELSE '[]' END, \
+                              '$[#]', json(:error), '$[#]', json(:cancelled)) \
                           WHEN json_valid(errors) THEN json_insert(errors, '$[#]', json(:error)) \
                           ELSE json_array(json(:error)) END, \
                  started_at = COALESCE(:started_at, started_at), \
@@ -253,6 +267,8 @@ impl SqliteStore {
                             ":id": id.hyphenated().to_string(),
                             ":token": c.lease_token,
                             ":started_at": c.started_at.map(us),
+                            ":now": us(now),
+                            ":cancelled": cancelled,
                         })? == 1
                     }
                 };
@@ -265,30 +281,84 @@ impl SqliteStore {
         })
     }
 
+    /// One UPDATE per lease, which answers whether the task was asked to stop: the worker
+    /// learns of a cancellation without another statement.
     pub(super) fn renew(
         &self,
         request: &LeaseRequest,
         expires_at: DateTime<Utc>,
-    ) -> Result<Vec<String>> {
+    ) -> Result<LeaseRenewal> {
         self.write("renewing leases", |tx| {
             let mut update = tx.prepare_cached(
                 "UPDATE taskhost_tasks SET lease_expires_at = ?1 WHERE id = ?2 \
-                 AND status = 'RUNNING' AND lease_owner = ?3 AND lease_token = ?4",
+                 AND status = 'RUNNING' AND lease_owner = ?3 AND lease_token = ?4 \
+                 RETURNING cancel_requested",
             )?;
-            let mut lost = Vec::new();
+            let mut renewal = LeaseRenewal::default();
             for (id, token) in &request.leases {
                 let held = match parse_id(id) {
-                    None => false,
+                    None => None,
                     Some(uuid) => {
                         let key = uuid.hyphenated().to_string();
-                        update.execute((us(expires_at), key, &request.worker_id, token))? == 1
+                        update
+                            .query_row((us(expires_at), key, &request.worker_id, token), |r| {
+                                r.get::<_, bool>(0)
+                            })
+                            .optional()?
                     }
                 };
-                if !held {
-                    lost.push(id.clone());
+                match held {
+                    None => renewal.lost.push(id.clone()),
+                    Some(true) => renewal.cancel_requested.push(id.clone()),
+                    Some(false) => {}
                 }
             }
-            Ok(lost)
+            Ok(renewal)
+        })
+    }
+
+    /// One UPDATE that reads the row's status as it writes it: a READY row is FAILED, a
+    /// RUNNING one marked, in the same write, so no claim can take a READY row in between
+    /// (writers are serialised by `BEGIN IMMEDIATE`).
+    pub(super) fn cancel(
+        &self,
+        id: uuid::Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CancelOutcome>> {
+        let error = cancelled_when_ready()?;
+        self.write("cancelling a task", |tx| {
+            let key = id.hyphenated().to_string();
+            let status: Option<String> = tx
+                .prepare_cached(
+                    "UPDATE taskhost_tasks SET \
+                     status = CASE WHEN status = 'READY' THEN 'FAILED' ELSE status END, \
+                     finished_at = CASE WHEN status = 'READY' THEN ?2 ELSE finished_at END, \
+                     errors = CASE WHEN status <> 'READY' THEN errors \
+                              WHEN json_valid(errors) THEN json_insert(errors, '$[#]', json(?3)) \
+                              ELSE json_array(json(?3)) END, \
+                     cancel_requested = CASE WHEN status = 'RUNNING' THEN 1 \
+                                        ELSE cancel_requested END \
+                     WHERE id = ?1 AND (status = 'READY' OR status = 'RUNNING') \
+                     RETURNING status",
+                )?
+                .query_row((&key, us(now), &error), |r| r.get(0))
+                .optional()?;
+            Ok(match status.as_deref() {
+                Some("FAILED") => Some(CancelOutcome::Cancelled),
+                Some(_) => Some(CancelOutcome::Requested),
+                None => exists(tx, &key)?.then_some(CancelOutcome::AlreadyFinished),
+            })
+        })
+    }
+
+    pub(super) fn retry(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>> {
+        self.write("retrying a task", |tx| {
+            let key = id.hyphenated().to_string();
+            let retried = tx.prepare_cached(RETRY)?.execute((&key, us(now)))? == 1;
+            Ok(match retried {
+                true => Some(RetryOutcome::Retried),
+                false => exists(tx, &key)?.then_some(RetryOutcome::NotFailed),
+            })
         })
     }
 
@@ -340,8 +410,8 @@ impl SqliteStore {
     /// does, uncounted (decision 017); any other is rescued and counted (decision 010).
     fn rescue_in(&self, tx: &rusqlite::Connection, now: DateTime<Utc>) -> Result<u64, TxError> {
         let mut select = tx.prepare_cached(
-            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token, prefetched \
-             FROM taskhost_tasks \
+            "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token, \
+             cancel_requested, prefetched FROM taskhost_tasks \
              WHERE status = 'RUNNING' AND backend_name = ?1 AND lease_expires_at < ?2",
         )?;
         let expired = select
@@ -354,6 +424,7 @@ impl SqliteStore {
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
                     r.get::<_, bool>(6)?,
+                    r.get::<_, bool>(7)?,
                 ))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -378,7 +449,10 @@ impl SqliteStore {
              WHERE id = ?1 AND status = 'RUNNING' AND lease_token = ?2",
         )?;
         let mut count = 0;
-        for (id, owner, expires, attempts, rescues, lease_token, prefetched) in expired {
+        let cancelled = cancelled_instead_of_rescue()?;
+        for (id, owner, expires, attempts, rescues, lease_token, cancel_requested, prefetched) in
+            expired
+        {
             let lost = Expired {
                 expired_at: crate::row::from_micros(&id, "lease_expires_at", expires)?,
                 id,
@@ -388,27 +462,54 @@ impl SqliteStore {
                 max_rescues: i64::from(self.config.max_rescues),
                 lease_token,
             };
-            if prefetched {
+            // A task that never started is handed back (decision 017), unless it was asked to
+            // stop: a task asked to stop is not rescued; it ends FAILED, cancelled.
+            if prefetched && !cancel_requested {
                 let run_after = us(lost.run_after(now));
                 count += hand_back.execute((&lost.id, lost.lease_token, run_after))? as u64;
                 continue;
             }
-            let (status, finished, run_after) = match lost.requeues() {
+            let (status, finished, run_after) = match lost.requeues() && !cancel_requested {
                 true => ("READY", None, Some(us(lost.run_after(now)))),
                 false => ("FAILED", Some(us(now)), None),
             };
             let error = to_json(&lost.error())?;
-            count += update.execute((
+            let rescued = update.execute((
                 &lost.id,
                 status,
                 finished,
                 error,
                 lost.lease_token,
                 run_after,
-            ))? as u64;
+            ))?;
+            if rescued == 1 && cancel_requested {
+                tx.prepare_cached(
+                    "UPDATE taskhost_tasks SET \
+                     errors = json_insert(errors, '$[#]', json(?2)) WHERE id = ?1",
+                )?
+                .execute((&lost.id, &cancelled))?;
+            }
+            count += rescued as u64;
         }
         Ok(count)
     }
+}
+
+/// A retry: the FAILED row `?1` READY again and due at `?2`, its errors, worker ids and
+/// attempts kept, the attempts made so far no longer counted against its `max_attempts`, its
+/// rescues and any cancellation mark reset.
+const RETRY: &str = "UPDATE taskhost_tasks SET status = 'READY', finished_at = NULL, \
+    return_value = NULL, run_after = ?2, cancel_requested = 0, rescues = 0, \
+    retried_attempts = attempts, lease_owner = NULL, lease_expires_at = NULL \
+    WHERE id = ?1 AND status = 'FAILED'";
+
+/// Whether the row `id` exists.
+fn exists(tx: &rusqlite::Connection, id: &str) -> Result<bool, TxError> {
+    Ok(tx
+        .prepare_cached("SELECT 1 FROM taskhost_tasks WHERE id = ?1")?
+        .query_row([id], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// Whether `err` is a primary-key violation: an id already stored.

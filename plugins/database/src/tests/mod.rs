@@ -5,6 +5,7 @@ mod admin;
 mod api;
 mod bench;
 mod bulk;
+mod cancel;
 mod claim;
 mod errors;
 mod harness;
