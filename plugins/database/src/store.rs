@@ -98,8 +98,9 @@ pub trait Store: Send + Sync {
     /// row.
     fn retry(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>>;
 
-    /// Hand held tasks back (READY, attempt not counted); returns how many.
-    fn release(&self, request: &LeaseRequest) -> Result<u64>;
+    /// Hand held tasks back (READY, attempt not counted; a task asked to stop FAILED at `now`
+    /// with the cancellation error instead); returns how many.
+    fn release(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64>;
 
     /// Rescue RUNNING tasks whose lease expired before `now`; returns how many.
     fn rescue(&self, now: DateTime<Utc>) -> Result<u64>;

@@ -20,6 +20,7 @@ on_both_databases!(
     a_failed_task_retried_runs_again_with_its_whole_budget,
     retrying_anything_but_a_failed_task_changes_nothing,
     cancels_racing_claims_never_hand_out_a_cancelled_task,
+    a_cancelled_running_task_handed_back_is_failed_not_ready,
 );
 
 fn cancel(b: &DatabaseBackend, id: &str) -> Result<CancelResponse, PluginError> {
@@ -240,4 +241,27 @@ fn cancels_racing_claims_never_hand_out_a_cancelled_task(db: TestDb) {
             CancelOutcome::AlreadyFinished => panic!("{id} finished without a completion"),
         }
     }
+}
+
+/// A worker that hands back a task asked to stop (a forced shutdown, a prefetched task it no
+/// longer keeps) does not make it READY: it ends FAILED, cancelled; the other task is READY.
+fn a_cancelled_running_task_handed_back_is_failed_not_ready(db: TestDb) {
+    let (b, _) = db.backend();
+    enqueue(&b, "default");
+    enqueue(&b, "default");
+    let mut claimed = claim(&b, "w1", 2);
+    let (task, other) = (claimed.remove(0), claimed.remove(0));
+    cancel(&b, &task.result.id).unwrap();
+    assert_eq!(release(&b, &lease("w1", &[&task, &other], 10.0)), 2);
+    let stored = get(&b, &task.result.id).unwrap();
+    assert_eq!(stored.status, TaskResultStatus::Failed);
+    assert!(control::is_cancellation(&stored.errors));
+    assert_eq!(
+        get(&b, &other.result.id).unwrap().status,
+        TaskResultStatus::Ready
+    );
+    assert_eq!(
+        claimed_ids(&claim(&b, "w2", 5)),
+        [other.result.id.to_string()]
+    );
 }
