@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::control::{self, LeaseRenewal};
-use taskhost_plugin_api::LeaseRequest;
+use taskhost_plugin_api::{ErrorKind, LeaseRequest};
 use tokio_util::sync::CancellationToken;
 
 /// The held tasks' `(id → lease)`, shared by the loop, the executions and the heartbeat.
@@ -93,13 +93,16 @@ impl Leases {
 
     /// Renew `request`'s leases: the ids whose lease was lost and those asked to stop, through
     /// `taskhost.renew_leases` while the backend offers it (the same round trip), else plain
-    /// `renew_leases`.
+    /// `renew_leases` — for good after a "not supported", for this heartbeat after any other
+    /// error (a plugin may answer an unknown operation with another error: its leases must
+    /// still be renewed).
     fn renew(&self, request: &LeaseRequest) -> crate::Result<LeaseRenewal> {
         if !self.no_cancellations.load(Ordering::Relaxed) {
             match self
                 .backend
                 .call_ext_json::<_, LeaseRenewal>(control::RENEW_LEASES, request)
             {
+                Ok(renewal) => return Ok(renewal),
                 Err(crate::Error::NotSupported(_)) => {
                     tracing::debug!(
                         target: "taskhost",
@@ -109,7 +112,17 @@ impl Leases {
                     );
                     self.no_cancellations.store(true, Ordering::Relaxed);
                 }
-                other => return other,
+                // The store is down or broken: the plain renewal would fail the same way.
+                Err(e @ crate::Error::Backend { kind, .. })
+                    if kind == ErrorKind::UNAVAILABLE || kind == ErrorKind::STORE_BROKEN =>
+                {
+                    return Err(e)
+                }
+                Err(e) => tracing::debug!(
+                    target: "taskhost",
+                    "'{}' failed ({e}); renewing through renew_leases",
+                    control::RENEW_LEASES
+                ),
             }
         }
         Ok(LeaseRenewal {

@@ -460,7 +460,7 @@ impl Backend for DatabaseBackend {
 
     fn release(&self, request: LeaseRequest) -> Result<u64, PluginError> {
         self.ensure_schema()?;
-        Ok(self.store.release(&request)?)
+        Ok(self.store.release(&request, self.now()?)?)
     }
 
     fn rescue(&self) -> Result<u64, PluginError> {

@@ -311,6 +311,15 @@ pub fn cancelled_instead_of_rescue() -> Result<String> {
     ))
 }
 
+/// The JSON text of the error a task asked to stop ends with when its worker hands it back
+/// (a forced shutdown, or a prefetched task it no longer keeps): FAILED instead of READY.
+pub fn cancelled_instead_of_release() -> Result<String> {
+    to_json(&cancellation_error(
+        "the task was cancelled while RUNNING and its worker handed it back; it will not run \
+         again.",
+    ))
+}
+
 /// Microseconds since the epoch as a time, or [`Error::Corrupt`].
 pub fn from_micros(id: &str, column: &'static str, micros: i64) -> Result<DateTime<Utc>> {
     DateTime::from_timestamp_micros(micros)

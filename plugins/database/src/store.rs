@@ -102,8 +102,9 @@ pub trait Store: Send + Sync {
     /// row.
     fn retry(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>>;
 
-    /// Hand held tasks back (READY, attempt not counted); returns how many.
-    fn release(&self, request: &LeaseRequest) -> Result<u64>;
+    /// Hand held tasks back (READY, attempt not counted; a task asked to stop FAILED at `now`
+    /// with the cancellation error instead); returns how many.
+    fn release(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64>;
 
     /// Record that held prefetched tasks start now (their rescue counts from here); returns
     /// how many are still held under these leases.

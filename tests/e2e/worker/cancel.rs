@@ -70,6 +70,39 @@ fn a_running_task_sees_the_cancellation_at_the_heartbeat_and_ends_cancelled() {
     assert!(printed.contains("cancelled while running"), "{printed}");
 }
 
+/// A task the worker claimed ahead (prefetch) and holds while another runs, cancelled and told
+/// at a heartbeat before it got a slot, does not run: it ends cancelled "before it started".
+#[test]
+fn a_prefetched_task_cancelled_before_its_slot_does_not_run() {
+    let env = Env::new(STORE, "");
+    let first = env.enqueue("wait_for_cancel", json!(["first"]));
+    let waiting = env.enqueue("record_key", json!(["waiting"]));
+    let args = ["--lease", "1", "--concurrency", "1", "--prefetch", "4"];
+    let (worker, log) = spawn_logged(&env, "worker", &args);
+    env.wait_for_line(|l| l == "start first");
+    let mut held = env.result(&waiting);
+    assert_eq!(held.status(), TaskResultStatus::Running, "claimed with the first");
+    assert_eq!(held.cancel().unwrap(), Cancellation::Requested);
+    // The worker's heartbeat has told it…
+    super::env::wait_for_file_line(&log, |l| {
+        l.contains(&format!("Task id={waiting}: cancelled while running"))
+    });
+    // …before the slot frees up.
+    env.result(&first).cancel().unwrap();
+    let ended = env.wait_for_result(&waiting, |r| r.is_finished());
+    assert!(ended.is_cancelled(), "{:?}", ended.errors());
+    assert!(
+        ended.errors()[0].traceback.contains("before it started; it did not run"),
+        "{:?}",
+        ended.errors()
+    );
+    env.wait_for_result(&first, |r| r.is_finished());
+    assert!(!env.log_lines().contains(&"waiting".to_string()));
+    terminate(&worker);
+    let out = wait_with_deadline(worker);
+    assert!(out.status.success(), "{}", std::fs::read_to_string(&log).unwrap());
+}
+
 /// A FAILED task retried through the API is READY again with its history, and a worker runs
 /// it again: `flaky` fails its first five attempts (all it has), and succeeds on the sixth.
 #[test]

@@ -305,8 +305,8 @@ impl Store for PgStore {
         PgStore::retry(self, id, now)
     }
 
-    fn release(&self, request: &LeaseRequest) -> Result<u64> {
-        PgStore::release(self, request)
+    fn release(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64> {
+        PgStore::release(self, request, now)
     }
 
     fn report_started(&self, request: &LeaseRequest) -> Result<u64> {

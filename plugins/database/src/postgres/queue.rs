@@ -3,8 +3,8 @@
 use super::{read_row, JsonText, PgStore, TxError, CHANNEL, COLUMNS, COLUMN_COUNT};
 use crate::error::{Error, Result};
 use crate::row::{
-    cancelled_instead_of_rescue, cancelled_instead_of_retry, cancelled_when_ready, claim_order,
-    outcome_columns, parse_id, to_json, Expired, NewTask,
+    cancelled_instead_of_release, cancelled_instead_of_rescue, cancelled_instead_of_retry,
+    cancelled_when_ready, claim_order, outcome_columns, parse_id, to_json, Expired, NewTask,
 };
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
@@ -549,13 +549,21 @@ impl PgStore {
     /// this worker and token), so a session lost mid-way is retried on a fresh one: a worker
     /// handing back prefetched tasks must not leave them to a rescue (the count may then miss
     /// rows the lost attempt released).
-    pub(super) fn release(&self, request: &LeaseRequest) -> Result<u64> {
+    /// A task asked to stop is not made READY: it ends FAILED, cancelled.
+    pub(super) fn release(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64> {
+        let cancelled = cancelled_instead_of_release()?;
         self.write_idempotent("releasing tasks", true, |tx| {
             let mut released = 0;
             for (id, token) in &request.leases {
                 if let Some(uuid) = parse_id(id) {
                     released += tx.execute(
-                        "UPDATE taskhost_tasks SET status = 'READY', attempts = attempts - 1, \
+                        "UPDATE taskhost_tasks SET \
+                         status = CASE WHEN cancel_requested THEN 'FAILED' ELSE 'READY' END, \
+                         finished_at = CASE WHEN cancel_requested THEN $4 ELSE finished_at END, \
+                         errors = CASE WHEN cancel_requested \
+                                  THEN errors || jsonb_build_array($5::text::jsonb) \
+                                  ELSE errors END, \
+                         attempts = attempts - 1, \
                          worker_ids = worker_ids - (-1), \
                          started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END, \
                          last_attempted_at = CASE WHEN attempts <= 1 THEN NULL \
@@ -563,7 +571,7 @@ impl PgStore {
                          lease_owner = NULL, lease_expires_at = NULL \
                          WHERE id = $1 AND status = 'RUNNING' AND lease_owner = $2 \
                          AND lease_token = $3",
-                        &[&uuid, &request.worker_id, token],
+                        &[&uuid, &request.worker_id, token, &now, &cancelled],
                     )?;
                 }
             }

@@ -445,8 +445,8 @@ impl Store for SqliteStore {
         Ok(retried)
     }
 
-    fn release(&self, request: &LeaseRequest) -> Result<u64> {
-        let released = SqliteStore::release(self, request)?;
+    fn release(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64> {
+        let released = SqliteStore::release(self, request, now)?;
         if released > 0 {
             self.wake.enqueued();
         }

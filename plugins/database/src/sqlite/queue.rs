@@ -3,8 +3,8 @@
 use super::{json_list, read_row, us, SqliteStore, TxError, COLUMNS, COLUMN_COUNT};
 use crate::error::Result;
 use crate::row::{
-    cancelled_instead_of_rescue, cancelled_instead_of_retry, cancelled_when_ready, claim_order,
-    outcome_columns, parse_id, to_json, Expired, NewTask,
+    cancelled_instead_of_release, cancelled_instead_of_rescue, cancelled_instead_of_retry,
+    cancelled_when_ready, claim_order, outcome_columns, parse_id, to_json, Expired, NewTask,
 };
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
@@ -380,10 +380,18 @@ impl SqliteStore {
         })
     }
 
-    pub(super) fn release(&self, request: &LeaseRequest) -> Result<u64> {
+    /// A task asked to stop is not made READY: it ends FAILED, cancelled.
+    pub(super) fn release(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64> {
+        let cancelled = cancelled_instead_of_release()?;
         self.write("releasing tasks", |tx| {
             let mut update = tx.prepare_cached(
-                "UPDATE taskhost_tasks SET status = 'READY', attempts = attempts - 1, \
+                "UPDATE taskhost_tasks SET \
+                 status = CASE WHEN cancel_requested THEN 'FAILED' ELSE 'READY' END, \
+                 finished_at = CASE WHEN cancel_requested THEN ?4 ELSE finished_at END, \
+                 errors = CASE WHEN NOT cancel_requested THEN errors \
+                          WHEN json_valid(errors) THEN json_insert(errors, '$[#]', json(?5)) \
+                          ELSE json_array(json(?5)) END, \
+                 attempts = attempts - 1, \
                  worker_ids = json_remove(worker_ids, '$[#-1]'), \
                  started_at = CASE WHEN attempts <= 1 THEN NULL ELSE started_at END, \
                  last_attempted_at = CASE WHEN attempts <= 1 THEN NULL ELSE last_attempted_at END, \
@@ -394,7 +402,9 @@ impl SqliteStore {
             for (id, token) in &request.leases {
                 if let Some(uuid) = parse_id(id) {
                     let key = uuid.hyphenated().to_string();
-                    released += update.execute((key, &request.worker_id, token))? as u64;
+                    released +=
+                        update.execute((key, &request.worker_id, token, us(now), &cancelled))?
+                            as u64;
                 }
             }
             Ok(released)

@@ -19,6 +19,8 @@ on_both_databases!(
     cancelling_a_finished_or_unknown_task_changes_nothing,
     a_failed_task_retried_runs_again_with_its_whole_budget,
     retrying_anything_but_a_failed_task_changes_nothing,
+    cancels_racing_claims_never_hand_out_a_cancelled_task,
+    a_cancelled_running_task_handed_back_is_failed_not_ready,
 );
 
 fn cancel(b: &DatabaseBackend, id: &str) -> Result<CancelResponse, PluginError> {
@@ -194,4 +196,72 @@ fn retrying_anything_but_a_failed_task_changes_nothing(db: TestDb) {
     );
     let err = retry(&b, "0190c0de-0000-7000-8000-00000000dead").unwrap_err();
     assert_eq!(err.kind, ErrorKind::RESULT_DOES_NOT_EXIST);
+}
+
+/// Cancels and claims of the same READY tasks at once: each task is either cancelled before any
+/// claim (FAILED, never handed out) or claimed first (the cancel answers `requested`, the task
+/// stays RUNNING for its worker) — never both.
+fn cancels_racing_claims_never_hand_out_a_cancelled_task(db: TestDb) {
+    let (b, _) = db.backend();
+    let ids: Vec<String> = (0..60)
+        .map(|_| enqueue(&b, "default").id.to_string())
+        .collect();
+    let (outcomes, claimed) = std::thread::scope(|s| {
+        let canceller = s.spawn(|| {
+            ids.iter()
+                .map(|id| (id.clone(), cancel(&b, id).unwrap().outcome))
+                .collect::<std::collections::HashMap<_, _>>()
+        });
+        let claimer = s.spawn(|| {
+            let mut claimed = std::collections::HashSet::new();
+            for _ in 0..60 {
+                for task in claim(&b, "w1", 2) {
+                    claimed.insert(task.result.id.to_string());
+                }
+            }
+            claimed
+        });
+        (canceller.join().unwrap(), claimer.join().unwrap())
+    });
+    for id in &ids {
+        let stored = get(&b, id).unwrap();
+        match outcomes[id] {
+            CancelOutcome::Cancelled => {
+                assert!(!claimed.contains(id), "{id} was cancelled and then claimed");
+                assert!(control::is_cancellation(&stored.errors));
+                assert_eq!(stored.status, TaskResultStatus::Failed);
+            }
+            CancelOutcome::Requested => {
+                assert!(
+                    claimed.contains(id),
+                    "{id}: cancel requested, but nobody claimed it"
+                );
+                assert_eq!(stored.status, TaskResultStatus::Running);
+            }
+            CancelOutcome::AlreadyFinished => panic!("{id} finished without a completion"),
+        }
+    }
+}
+
+/// A worker that hands back a task asked to stop (a forced shutdown, a prefetched task it no
+/// longer keeps) does not make it READY: it ends FAILED, cancelled; the other task is READY.
+fn a_cancelled_running_task_handed_back_is_failed_not_ready(db: TestDb) {
+    let (b, _) = db.backend();
+    enqueue(&b, "default");
+    enqueue(&b, "default");
+    let mut claimed = claim(&b, "w1", 2);
+    let (task, other) = (claimed.remove(0), claimed.remove(0));
+    cancel(&b, &task.result.id).unwrap();
+    assert_eq!(release(&b, &lease("w1", &[&task, &other], 10.0)), 2);
+    let stored = get(&b, &task.result.id).unwrap();
+    assert_eq!(stored.status, TaskResultStatus::Failed);
+    assert!(control::is_cancellation(&stored.errors));
+    assert_eq!(
+        get(&b, &other.result.id).unwrap().status,
+        TaskResultStatus::Ready
+    );
+    assert_eq!(
+        claimed_ids(&claim(&b, "w2", 5)),
+        [other.result.id.to_string()]
+    );
 }
