@@ -1,6 +1,6 @@
 //! The PostgreSQL queue: enqueue, get, claim, complete, renew, release and rescue.
 
-use super::{read_row, JsonText, PgStore, TxError, CHANNEL, COLUMNS};
+use super::{read_row, JsonText, PgStore, TxError, CHANNEL, COLUMNS, FINISHED_CHANNEL};
 use crate::error::{Error, Result};
 use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
 use crate::store::Claim;
@@ -144,7 +144,26 @@ static CLAIMED_BY: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Apply a batch of completions whose lease is still held (id, RUNNING, token): one round trip.
-const COMPLETE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
+/// The rows it ended (FAILED or SUCCESSFUL, not a retry's READY) are announced by one NOTIFY on
+/// [`FINISHED_CHANNEL`] for the whole batch, delivered at commit: the payload is their ids,
+/// comma-separated, or empty (for "any") above [`NOTIFY_IDS_AT_MOST`] of them, as a payload
+/// holds at most 8000 bytes. The notification is an InitPlan: evaluated once per statement,
+/// and not at all when nothing finished. `taskhost.wait_finished` listens to it.
+static COMPLETE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH done AS ({COMPLETE_UPDATE} RETURNING t.id, t.status) \
+         SELECT id FROM done WHERE (SELECT count(pg_notify('{FINISHED_CHANNEL}', ids)) FROM \
+           (SELECT CASE WHEN count(*) <= {NOTIFY_IDS_AT_MOST} \
+                   THEN string_agg(id::text, ',') ELSE '' END AS ids \
+            FROM done WHERE status <> 'READY' HAVING count(*) > 0) AS f) >= 0"
+    )
+});
+
+/// The most ids one completion NOTIFY names (37 bytes each, under the 8000-byte payload limit).
+const NOTIFY_IDS_AT_MOST: usize = 200;
+
+/// The update of [`COMPLETE`].
+const COMPLETE_UPDATE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
     return_value = u.return_value::jsonb, finished_at = u.finished_at, \
     run_after = COALESCE(u.retry_at, t.run_after), \
     errors = CASE WHEN u.error IS NULL THEN t.errors \
@@ -155,8 +174,7 @@ const COMPLETE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::timestamptz[], \
                 $6::timestamptz[], $7::text[], $8::timestamptz[]) \
       AS u(id, token, status, return_value, finished_at, retry_at, error, started_at) \
-    WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token \
-    RETURNING t.id";
+    WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token";
 
 /// After [`COMPLETE`]'s retry, in its transaction: the rows that hold these very completions
 /// (same parameters, by position). Only the holder of the token can have ended a row with it,
@@ -361,10 +379,14 @@ impl PgStore {
                     tracing::warn!(id = %id, "claimed a row that cannot be read; marking it FAILED: {message}");
                     // Should this fail, the lease expires and the rescue fails the row instead.
                     self.write_idempotent("failing an unreadable task", false, |tx| {
+                        // With the NOTIFY that waits for the result hear.
                         Ok(tx.execute(
-                            "UPDATE taskhost_tasks SET status = 'FAILED', finished_at = $2, \
-                             errors = $3::text::jsonb, lease_owner = NULL, \
-                             lease_expires_at = NULL WHERE id = $1::text::uuid",
+                            &format!(
+                                "WITH done AS (UPDATE taskhost_tasks SET status = 'FAILED', \
+                                 finished_at = $2, errors = $3::text::jsonb, lease_owner = NULL, \
+                                 lease_expires_at = NULL WHERE id = $1::text::uuid RETURNING id) \
+                                 SELECT pg_notify('{FINISHED_CHANNEL}', id::text) FROM done"
+                            ),
                             &[&id, &claim.now, &crate::row::corrupt_errors(&message)],
                         )?)
                     })?;
@@ -405,7 +427,7 @@ impl PgStore {
         // a lost lease.
         let mut applied: HashSet<Uuid> =
             self.write_idempotent("completing tasks", false, |tx| {
-                let mut rows = tx.query(COMPLETE, &params)?;
+                let mut rows = tx.query(&COMPLETE, &params)?;
                 if tx.is_retry() {
                     rows = tx.query(COMPLETED, &[&ids, &tokens, &statuses, &values, &errors])?;
                 }
@@ -495,7 +517,7 @@ impl PgStore {
              FOR UPDATE SKIP LOCKED",
             &[&self.config.alias, &now],
         )?;
-        let mut count = 0;
+        let (mut count, mut failed) = (0, Vec::new());
         for r in &rows {
             let id: Uuid = r.try_get(0)?;
             let lost = Expired {
@@ -512,7 +534,7 @@ impl PgStore {
                 false => ("FAILED", Some(now), None),
             };
             let error = to_json(&lost.error())?;
-            count += tx.execute(
+            let updated = tx.execute(
                 "UPDATE taskhost_tasks SET status = $2, finished_at = $3, \
                  run_after = COALESCE($6, run_after), \
                  errors = errors || jsonb_build_array($4::text::jsonb), \
@@ -526,6 +548,17 @@ impl PgStore {
                     &lost.lease_token,
                     &run_after,
                 ],
+            )?;
+            if updated == 1 && status == "FAILED" {
+                failed.push(id.to_string());
+            }
+            count += updated;
+        }
+        // Waits for these results (`taskhost.wait_finished`) hear of it at commit.
+        for ids in failed.chunks(NOTIFY_IDS_AT_MOST) {
+            tx.execute(
+                "SELECT pg_notify($1, $2)",
+                &[&FINISHED_CHANNEL, &ids.join(",")],
             )?;
         }
         Ok(count)

@@ -339,7 +339,7 @@ impl SqliteStore {
                 false => ("FAILED", Some(us(now)), None),
             };
             let error = to_json(&lost.error())?;
-            count += update.execute((
+            let updated = update.execute((
                 &lost.id,
                 status,
                 finished,
@@ -347,6 +347,10 @@ impl SqliteStore {
                 lost.lease_token,
                 run_after,
             ))? as u64;
+            if updated == 1 && status == "FAILED" {
+                self.done.failed_by_rescue();
+            }
+            count += updated;
         }
         Ok(count)
     }
