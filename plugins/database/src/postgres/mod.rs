@@ -24,7 +24,6 @@ use crate::row::{corrupt, NewTask, Row};
 use crate::store::{check_error, Claim, Migration, MinuteCount, PageRequest, Store, StoreConfig};
 use chrono::{DateTime, Utc};
 use finished::Finished;
-pub use finished::FINISHED_CHANNEL;
 use jsonb::JsonText;
 use listen::Listener;
 use session::{connect, PgConn, Tx};

@@ -1,6 +1,6 @@
 //! The PostgreSQL queue: enqueue, get, claim, complete, renew, release and rescue.
 
-use super::{read_row, JsonText, PgStore, TxError, CHANNEL, COLUMNS, FINISHED_CHANNEL};
+use super::{read_row, JsonText, PgStore, TxError, CHANNEL, COLUMNS};
 use crate::error::{Error, Result};
 use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
 use crate::store::Claim;
@@ -144,26 +144,7 @@ static CLAIMED_BY: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Apply a batch of completions whose lease is still held (id, RUNNING, token): one round trip.
-/// The rows it ended (FAILED or SUCCESSFUL, not a retry's READY) are announced by one NOTIFY on
-/// [`FINISHED_CHANNEL`] for the whole batch, delivered at commit: the payload is their ids,
-/// comma-separated, or empty (for "any") above [`NOTIFY_IDS_AT_MOST`] of them, as a payload
-/// holds at most 8000 bytes. The notification is an InitPlan: evaluated once per statement,
-/// and not at all when nothing finished. `taskhost.wait_finished` listens to it.
-static COMPLETE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH done AS ({COMPLETE_UPDATE} RETURNING t.id, t.status) \
-         SELECT id FROM done WHERE (SELECT count(pg_notify('{FINISHED_CHANNEL}', ids)) FROM \
-           (SELECT CASE WHEN count(*) <= {NOTIFY_IDS_AT_MOST} \
-                   THEN string_agg(id::text, ',') ELSE '' END AS ids \
-            FROM done WHERE status <> 'READY' HAVING count(*) > 0) AS f) >= 0"
-    )
-});
-
-/// The most ids one completion NOTIFY names (37 bytes each, under the 8000-byte payload limit).
-const NOTIFY_IDS_AT_MOST: usize = 200;
-
-/// The update of [`COMPLETE`].
-const COMPLETE_UPDATE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
+const COMPLETE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
     return_value = u.return_value::jsonb, finished_at = u.finished_at, \
     run_after = COALESCE(u.retry_at, t.run_after), \
     errors = CASE WHEN u.error IS NULL THEN t.errors \
@@ -174,7 +155,8 @@ const COMPLETE_UPDATE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
     FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::text[], $5::timestamptz[], \
                 $6::timestamptz[], $7::text[], $8::timestamptz[]) \
       AS u(id, token, status, return_value, finished_at, retry_at, error, started_at) \
-    WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token";
+    WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token \
+    RETURNING t.id";
 
 /// After [`COMPLETE`]'s retry, in its transaction: the rows that hold these very completions
 /// (same parameters, by position). Only the holder of the token can have ended a row with it,
@@ -379,17 +361,14 @@ impl PgStore {
                     tracing::warn!(id = %id, "claimed a row that cannot be read; marking it FAILED: {message}");
                     // Should this fail, the lease expires and the rescue fails the row instead.
                     self.write_idempotent("failing an unreadable task", false, |tx| {
-                        // With the NOTIFY that waits for the result hear.
                         Ok(tx.execute(
-                            &format!(
-                                "WITH done AS (UPDATE taskhost_tasks SET status = 'FAILED', \
-                                 finished_at = $2, errors = $3::text::jsonb, lease_owner = NULL, \
-                                 lease_expires_at = NULL WHERE id = $1::text::uuid RETURNING id) \
-                                 SELECT pg_notify('{FINISHED_CHANNEL}', id::text) FROM done"
-                            ),
+                            "UPDATE taskhost_tasks SET status = 'FAILED', finished_at = $2, \
+                             errors = $3::text::jsonb, lease_owner = NULL, \
+                             lease_expires_at = NULL WHERE id = $1::text::uuid",
                             &[&id, &claim.now, &crate::row::corrupt_errors(&message)],
                         )?)
                     })?;
+                    self.announce_finished(&[id.as_str()]);
                 }
             }
         }
@@ -427,7 +406,7 @@ impl PgStore {
         // a lost lease.
         let mut applied: HashSet<Uuid> =
             self.write_idempotent("completing tasks", false, |tx| {
-                let mut rows = tx.query(&COMPLETE, &params)?;
+                let mut rows = tx.query(COMPLETE, &params)?;
                 if tx.is_retry() {
                     rows = tx.query(COMPLETED, &[&ids, &tokens, &statuses, &values, &errors])?;
                 }
@@ -436,13 +415,22 @@ impl PgStore {
                     .collect::<Result<_, TxError>>()
             })?;
         // An id given twice is applied once: the first completion gets the ack.
-        Ok(completions
+        let acks: Vec<CompletionAck> = completions
             .iter()
             .map(|c| CompletionAck {
                 id: c.id.clone(),
                 applied: parse_id(&c.id).is_some_and(|id| applied.remove(&id)),
             })
-            .collect())
+            .collect();
+        // After the commit (a retry's READY is not finished): see `announce_finished`.
+        let finished: Vec<&str> = acks
+            .iter()
+            .zip(completions)
+            .filter(|(ack, c)| ack.applied && c.retry_at.is_none())
+            .map(|(ack, _)| ack.id.as_str())
+            .collect();
+        self.announce_finished(&finished);
+        Ok(acks)
     }
 
     /// One `UPDATE … FROM unnest(…)` for every lease; the ids it did not return are lost.
@@ -504,12 +492,21 @@ impl PgStore {
     }
 
     pub(super) fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {
-        self.write("rescuing expired leases", |tx| self.rescue_in(tx, now))
+        let (count, failed) =
+            self.write("rescuing expired leases", |tx| self.rescue_in(tx, now))?;
+        // After the commit: the tasks it failed end waits for them.
+        let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
+        self.announce_finished(&failed);
+        Ok(count)
     }
 
     /// Rescue inside an open transaction. Rows another transaction holds are skipped: it is
-    /// rescuing or completing them.
-    fn rescue_in(&self, tx: &mut super::Tx<'_>, now: DateTime<Utc>) -> Result<u64, TxError> {
+    /// rescuing or completing them. Returns how many, and the ids it failed.
+    fn rescue_in(
+        &self,
+        tx: &mut super::Tx<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, Vec<String>), TxError> {
         let rows = tx.query(
             "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token \
              FROM taskhost_tasks \
@@ -554,14 +551,7 @@ impl PgStore {
             }
             count += updated;
         }
-        // Waits for these results (`taskhost.wait_finished`) hear of it at commit.
-        for ids in failed.chunks(NOTIFY_IDS_AT_MOST) {
-            tx.execute(
-                "SELECT pg_notify($1, $2)",
-                &[&FINISHED_CHANNEL, &ids.join(",")],
-            )?;
-        }
-        Ok(count)
+        Ok((count, failed))
     }
 }
 

@@ -90,12 +90,14 @@ impl Done {
         }
     }
 
-    /// A rescue failed a task (inside its transaction): [`Done::after_rescue`] touches.
+    /// A rescue (or a claim, of a row it cannot read) failed a task, inside its transaction:
+    /// [`Done::after_rescue`] touches the file after the commit.
     pub fn failed_by_rescue(&self) {
         self.failed_by_rescue.store(true, Ordering::Release);
     }
 
-    /// After a commit that may have rescued: touch if a rescue failed a task.
+    /// After a rescue or a claim (committed or not: a spurious touch only makes waits read
+    /// their rows again): touch if it failed a task.
     pub fn after_rescue(&self) {
         if self.failed_by_rescue.swap(false, Ordering::AcqRel) {
             self.finished();

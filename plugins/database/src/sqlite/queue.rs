@@ -188,6 +188,8 @@ impl SqliteStore {
                      errors = ?3, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?1",
                     (id, us(claim.now), crate::row::corrupt_errors(&message)),
                 )?;
+                // Touched after the commit (`SqliteStore::claim` in mod.rs), as a rescue's.
+                self.done.failed_by_rescue();
             }
             Ok(claimed)
         })?;
