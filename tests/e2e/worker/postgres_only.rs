@@ -73,10 +73,15 @@ fn a_wait_survives_its_listen_session_being_terminated() {
         let deadline = std::time::Instant::now() + super::env::DEADLINE;
         // Once the wait listens (its session's last query is the LISTEN), end that session.
         while psql(&format!("SELECT count(*) {listen_sessions}")).trim() == "0" {
-            assert!(std::time::Instant::now() < deadline, "the wait never listened");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the wait never listened"
+            );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        psql(&format!("SELECT count(pg_terminate_backend(pid)) {listen_sessions}"))
+        psql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) {listen_sessions}"
+        ))
     });
     let request = WaitFinishedRequest {
         ids: vec![id.clone()],
