@@ -2,7 +2,7 @@
 //! process, retries that do not wake, and bad requests.
 
 use super::api::*;
-use super::harness::{on_both_databases, TestDb};
+use super::harness::{on_both_databases, Kind, TestDb};
 use serde_json::json;
 use taskhost_plugin_api::{
     Backend, ErrorKind, PluginError, TaskResultStatus, WaitFinishedResponse, WAIT_FINISHED,
@@ -27,9 +27,10 @@ fn wait(
 }
 
 /// Three waits in one backend share its LISTEN connection (PostgreSQL) or watch (SQLite); each
-/// returns with its own task, completed by another backend instance (another worker), and
-/// reads the store once when it starts, once when its completion is announced, and at most
-/// once more (the listening starting while it had begun).
+/// returns with its own task, completed by another backend instance (another worker). On
+/// PostgreSQL a wait reads the store once when it starts, once when its completion is
+/// announced, and at most once more (the listening starting while it had begun); on SQLite the
+/// `-done` file names no ids, so a wait reads the store once more per completion batch.
 fn waits_of_one_process_each_return_when_their_task_finishes(db: TestDb) {
     let (waiter, _) = db.backend();
     let (worker, _) = db.backend();
@@ -38,6 +39,10 @@ fn waits_of_one_process_each_return_when_their_task_finishes(db: TestDb) {
         .collect();
     let claimed = claim(&worker, "w1", 3);
     assert_eq!(claimed.len(), 3);
+    let most = match db.kind {
+        Kind::Postgres => 3,
+        Kind::Sqlite => 1 + claimed.len() as u64,
+    };
     std::thread::scope(|s| {
         let waits: Vec<_> = ids
             .iter()
@@ -56,7 +61,7 @@ fn waits_of_one_process_each_return_when_their_task_finishes(db: TestDb) {
             let answer = wait.join().unwrap();
             assert_eq!(answer.finished, [id.clone()]);
             assert!(answer.pending.is_empty());
-            assert!(answer.checks <= 3, "{answer:?}");
+            assert!(answer.checks <= most, "{answer:?}");
         }
     });
 }
