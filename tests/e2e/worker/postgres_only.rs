@@ -93,7 +93,7 @@ fn a_wait_survives_its_listen_session_being_terminated() {
         .call_ext_json(WAIT_FINISHED, &request)
         .unwrap();
     assert_eq!(killer.join().unwrap().trim(), "1");
-    assert_eq!(answer.finished, [id.clone()]);
+    assert_eq!(answer.finished, std::slice::from_ref(&id));
     assert_eq!(env.result(&id).status(), TaskResultStatus::Successful);
     let out = wait_with_deadline(worker);
     assert!(out.status.success(), "{}", output_text(&out));

@@ -56,7 +56,7 @@ fn a_wait_reads_the_store_only_when_woken_by_the_completion() {
     let worker = env.spawn_worker(&["--max-tasks", "1"]);
     env.wait_for_line(|l| l == "start slow");
     let answer = wait_finished(&[&id], DEADLINE.as_secs_f64()).unwrap();
-    assert_eq!(answer.finished, [id.clone()]);
+    assert_eq!(answer.finished, std::slice::from_ref(&id));
     assert!(answer.pending.is_empty());
     assert!(env.log_lines().contains(&"end slow".to_string()), "{:?}", env.log_lines());
     // 2 reads; one more allowed for a wake-up that concerned nothing (a lost connection).

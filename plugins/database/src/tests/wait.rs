@@ -59,7 +59,7 @@ fn waits_of_one_process_each_return_when_their_task_finishes(db: TestDb) {
         }
         for (id, wait) in ids.iter().zip(waits) {
             let answer = wait.join().unwrap();
-            assert_eq!(answer.finished, [id.clone()]);
+            assert_eq!(answer.finished, std::slice::from_ref(id));
             assert!(answer.pending.is_empty());
             assert!(answer.checks <= most, "{answer:?}");
         }
