@@ -67,11 +67,12 @@ fn a_wait_survives_its_listen_session_being_terminated() {
     env.wait_for_line(|l| l == "start listened");
     let listen_sessions = format!(
         "FROM pg_stat_activity WHERE application_name = '{app}' \
-         AND query = 'LISTEN taskhost_finished'"
+         AND query LIKE 'LISTEN taskhost_finished;%'"
     );
     let killer = std::thread::spawn(move || {
         let deadline = std::time::Instant::now() + super::env::DEADLINE;
-        // Once the wait listens (its session's last query is the LISTEN), end that session.
+        // Once the wait listens (its session's last query starts with the LISTEN), end that
+        // session.
         while psql(&format!("SELECT count(*) {listen_sessions}")).trim() == "0" {
             assert!(
                 std::time::Instant::now() < deadline,

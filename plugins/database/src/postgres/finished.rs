@@ -4,6 +4,11 @@
 //! and re-read their rows when a notification names them
 //! (`docs/decisions/023-waiting-for-results.md`).
 //!
+//! Completions announce only while someone waits: a waiting process registers its LISTEN
+//! session in `taskhost_waiters` (migration 6), and the completion statement asks
+//! `taskhost_waiting()` once its rows are locked; a wait reads its row `FOR SHARE`, so a
+//! completion that asked before the wait registered has committed by the time it reads.
+//!
 //! The NOTIFY is its own transaction, committed asynchronously, rather than part of the
 //! completion's: PostgreSQL holds a database-wide lock from a notifying transaction's commit
 //! until it ends, so notifying inside the completion serialised every worker's commit flush
@@ -93,7 +98,7 @@ impl Finished {
         state.closed = true;
         self.changed.notify_all();
         if let Some(mut conn) = self.conn.try_lock() {
-            *conn = None;
+            unregister(&mut conn);
             state.listening = false;
         }
     }
@@ -134,8 +139,16 @@ impl Finished {
         let mut slot = self.conn.lock();
         if slot.is_none() {
             let mut client = self.config.connect(NoTls).map_err(|e| listen_error(&e))?;
+            // LISTEN, then register as waiting (completions announce only while someone is;
+            // registrations of sessions that are gone are dropped on the way).
             client
-                .batch_execute(&format!("LISTEN {FINISHED_CHANNEL}"))
+                .batch_execute(&format!(
+                    "LISTEN {FINISHED_CHANNEL}; \
+                     DELETE FROM taskhost_waiters w WHERE NOT EXISTS \
+                       (SELECT 1 FROM pg_stat_activity a WHERE a.pid = w.pid); \
+                     INSERT INTO taskhost_waiters (pid) VALUES (pg_backend_pid()) \
+                       ON CONFLICT (pid) DO UPDATE SET since = now()"
+                ))
                 .map_err(|e| listen_error(&e))?;
             *slot = Some(client);
             // What finished before LISTEN took effect sent nothing this connection hears.
@@ -229,7 +242,7 @@ impl Drop for Registration<'_> {
         if state.waits == 0 && !state.reading {
             // Nobody listens until the next wait: let PostgreSQL stop queueing for us.
             if let Some(mut conn) = self.finished.conn.try_lock() {
-                *conn = None;
+                unregister(&mut conn);
                 state.listening = false;
             }
         }
@@ -329,18 +342,39 @@ impl PgStore {
 
     /// Read which of `ids` are finished; an unknown id is [`Error::DoesNotExist`].
     fn finished_of(&self, ids: &[(String, Uuid)], checks: u64) -> Result<WaitFinishedResponse> {
-        let uuids: Vec<Uuid> = ids.iter().map(|(_, id)| *id).collect();
-        let rows = self.read("checking whether results finished", |tx| {
-            let rows = tx.query(
-                "SELECT id, status IN ('SUCCESSFUL', 'FAILED') FROM taskhost_tasks \
-                 WHERE id = ANY($1)",
-                &[&uuids],
-            )?;
-            rows.iter()
-                .map(|r| Ok((r.try_get::<_, Uuid>(0)?, r.try_get::<_, bool>(1)?)))
-                .collect::<Result<HashMap<Uuid, bool>, super::TxError>>()
-        })?;
+        // FOR SHARE: a completion that has updated the row but not committed yet may have
+        // asked `taskhost_waiting()` before this wait registered; waiting for its commit reads
+        // what it wrote. One row per statement: share locks on several rows, taken while a
+        // completion updates them in another order, could deadlock.
+        let mut rows = HashMap::with_capacity(ids.len());
+        for (_, id) in ids {
+            let finished = self.read("checking whether a result finished", |tx| {
+                let rows = tx.query(
+                    "SELECT status IN ('SUCCESSFUL', 'FAILED') FROM taskhost_tasks \
+                     WHERE id = $1 FOR SHARE",
+                    &[id],
+                )?;
+                rows.first()
+                    .map(|r| r.try_get::<_, bool>(0))
+                    .transpose()
+                    .map_err(super::TxError::from)
+            })?;
+            if let Some(finished) = finished {
+                rows.insert(*id, finished);
+            }
+        }
         crate::store::finished_answer(ids, &rows, checks)
+    }
+}
+
+/// Drop this process's registration as waiting (best effort: a registration left behind only
+/// makes completions announce until the next registration drops it), and close the connection.
+fn unregister(conn: &mut Option<Client>) {
+    if let Some(mut client) = conn.take() {
+        if !client.is_closed() {
+            let _ =
+                client.batch_execute("DELETE FROM taskhost_waiters WHERE pid = pg_backend_pid()");
+        }
     }
 }
 

@@ -61,6 +61,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "drain_storage",
         sql: include_str!("../../migrations/postgres/0005_drain_storage.sql"),
     },
+    Migration {
+        version: 6,
+        name: "result_waits",
+        sql: include_str!("../../migrations/postgres/0006_result_waits.sql"),
+    },
 ];
 
 /// The NOTIFY channel enqueues signal on; the payload is the queue name.

@@ -144,7 +144,11 @@ static CLAIMED_BY: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Apply a batch of completions whose lease is still held (id, RUNNING, token): one round trip.
-const COMPLETE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
+/// Returns the rows it applied, each with whether anyone waits for results
+/// (`taskhost_waiting()`, migration 6), asked once every row is updated — and so locked until
+/// the commit — with a fresh snapshot (decision 023).
+const COMPLETE: &str = "WITH done AS (\
+    UPDATE taskhost_tasks t SET status = u.status, \
     return_value = u.return_value::jsonb, finished_at = u.finished_at, \
     run_after = COALESCE(u.retry_at, t.run_after), \
     errors = CASE WHEN u.error IS NULL THEN t.errors \
@@ -156,7 +160,9 @@ const COMPLETE: &str = "UPDATE taskhost_tasks t SET status = u.status, \
                 $6::timestamptz[], $7::text[], $8::timestamptz[]) \
       AS u(id, token, status, return_value, finished_at, retry_at, error, started_at) \
     WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token \
-    RETURNING t.id";
+    RETURNING t.id) \
+    SELECT id, (SELECT taskhost_waiting() FROM (SELECT count(*) FROM done) AS every_row) \
+    FROM done";
 
 /// After [`COMPLETE`]'s retry, in its transaction: the rows that hold these very completions
 /// (same parameters, by position). Only the holder of the token can have ended a row with it,
@@ -404,15 +410,23 @@ impl PgStore {
         // did not, then reads back which rows hold exactly these completions (the first try's
         // commit included), so a stored result is acknowledged as applied, never reported as
         // a lost lease.
-        let mut applied: HashSet<Uuid> =
+        let (mut applied, waiting): (HashSet<Uuid>, bool) =
             self.write_idempotent("completing tasks", false, |tx| {
                 let mut rows = tx.query(COMPLETE, &params)?;
+                let mut waiting = match rows.first() {
+                    Some(row) => row.try_get::<_, Option<bool>>(1)?.unwrap_or(true),
+                    None => false,
+                };
                 if tx.is_retry() {
                     rows = tx.query(COMPLETED, &[&ids, &tokens, &statuses, &values, &errors])?;
+                    // What the lost attempt applied was not announced: tell any waits.
+                    waiting = true;
                 }
-                rows.iter()
+                let applied = rows
+                    .iter()
                     .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
-                    .collect::<Result<_, TxError>>()
+                    .collect::<Result<_, TxError>>()?;
+                Ok((applied, waiting))
             })?;
         // An id given twice is applied once: the first completion gets the ack.
         let acks: Vec<CompletionAck> = completions
@@ -422,6 +436,9 @@ impl PgStore {
                 applied: parse_id(&c.id).is_some_and(|id| applied.remove(&id)),
             })
             .collect();
+        if !waiting {
+            return Ok(acks);
+        }
         // After the commit (a retry's READY is not finished): see `announce_finished`.
         let finished: Vec<&str> = acks
             .iter()
