@@ -136,3 +136,81 @@ fn a_finished_result_answers_at_once_and_bad_requests_are_refused(db: TestDb) {
         "{message}"
     );
 }
+
+/// PostgreSQL: completions announce only while a process is registered as waiting; a wait
+/// registers its LISTEN session and unregisters when it ends.
+#[test]
+fn postgres_completions_announce_only_while_someone_waits() {
+    use ::postgres::fallible_iterator::FallibleIterator;
+    let Some(db) = TestDb::new(Kind::Postgres) else {
+        return;
+    };
+    let (b, _) = db.backend();
+    let mut listener = db.postgres();
+    listener.batch_execute("LISTEN taskhost_finished").unwrap();
+    let unheard = enqueue(&b, "default");
+    let heard = enqueue(&b, "default");
+    let claimed = claim(&b, "w1", 2);
+    // Nobody waits: no announcement.
+    assert!(complete(&b, &[success(&claimed[0], json!(1))])[0].applied);
+    // A process waits (as a wait's registration would say): the next completion announces.
+    let mut other = db.postgres();
+    other
+        .batch_execute("INSERT INTO taskhost_waiters (pid) VALUES (pg_backend_pid())")
+        .unwrap();
+    assert!(complete(&b, &[success(&claimed[1], json!(2))])[0].applied);
+    // The channel is the database's: other tests' announcements come too. Notifications
+    // arrive in commit order, so the first completion's would come before the second's.
+    let mut heard_before: Vec<String> = Vec::new();
+    let mut notifications = listener.notifications();
+    let mut iter = notifications.timeout_iter(std::time::Duration::from_secs(30));
+    loop {
+        let n = iter
+            .next()
+            .unwrap()
+            .expect("the second completion was announced");
+        let ids: Vec<String> = n.payload().split(',').map(str::to_string).collect();
+        if ids.contains(&heard.id.to_string()) {
+            break;
+        }
+        heard_before.extend(ids);
+    }
+    drop(iter);
+    drop(notifications);
+    assert!(
+        !heard_before.contains(&unheard.id.to_string()),
+        "{heard_before:?}"
+    );
+    other
+        .batch_execute("DELETE FROM taskhost_waiters WHERE pid = pg_backend_pid()")
+        .unwrap();
+    // A wait registers while it waits, and unregisters when it ends (the last wait closes its
+    // connection).
+    let registered = |client: &mut ::postgres::Client| -> i64 {
+        client
+            .query_one("SELECT count(*) FROM taskhost_waiters", &[])
+            .unwrap()
+            .get(0)
+    };
+    let task = enqueue(&b, "default");
+    let answer = wait(&b, &[&task.id], 0.2).unwrap();
+    assert_eq!(answer.pending, [task.id.to_string()]);
+    // Its registration ended with it.
+    assert_eq!(registered(&mut listener), 0);
+    // Registered while it waits: it returns when the task finishes.
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| wait(&b, &[&task.id], 60.0).unwrap());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while registered(&mut listener) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the wait never registered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let claimed = claim(&b, "w1", 1).remove(0);
+        complete(&b, &[success(&claimed, json!(3))]);
+        assert_eq!(waiting.join().unwrap().finished, [task.id.to_string()]);
+    });
+    assert_eq!(registered(&mut listener), 0);
+}
