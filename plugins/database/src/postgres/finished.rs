@@ -12,8 +12,8 @@
 //! The NOTIFY is its own transaction, committed asynchronously, rather than part of the
 //! completion's: PostgreSQL holds a database-wide lock from a notifying transaction's commit
 //! until it ends, so notifying inside the completion serialised every worker's commit flush
-//! (pgbench, 16 clients completing batches of 8: 1,944 → 196 transactions/s; measured in the
-//! decision). The price is a lost wake-up if the worker dies between the two: the wait then
+//! (pgbench, 16 clients completing batches of 8: 1,944 → 196 transactions/s;
+//! `docs/bench-notes/wait-notify.md`). The price is a lost wake-up if the worker dies between the two: the wait then
 //! ends at its timeout.
 //!
 //! Waits share the connection: whichever wait finds nobody reading it becomes the reader and
