@@ -60,6 +60,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// [`TaskResult::wait`](crate::TaskResult::wait) (or `await_finished`) gave up: the result
+    /// was not finished when its timeout passed.
+    #[error(
+        "Task result '{id}' did not finish within {timeout:?}; wait longer, or check that a \
+         worker runs its queue (`taskhost worker`)"
+    )]
+    WaitTimeout {
+        /// The result id.
+        id: String,
+        /// The timeout that passed.
+        timeout: std::time::Duration,
+    },
+
     /// The configuration is wrong (Django's `ImproperlyConfigured`); the message names the file
     /// and the key at fault.
     #[error("{message}")]

@@ -41,7 +41,8 @@
 // modules before it): constants, error, json, transaction, validation, result, context, state,
 // signals, definition, registry, metrics, outcome, plugin::{name, pins, load}, config,
 // plugin::resolve, callbacks, backend, handler (also `TaskResult::refresh` and `Backend`'s async calls, which
-// need the handler in force), control (cancel and retry, through the handler), task, worker, transactional. `module_graph_tests` reads the
+// need the handler in force), control (cancel and retry, through the handler), wait
+// (`TaskResult::wait`, `await_finished`), task, worker, transactional. `module_graph_tests` reads the
 // sources and fails on a cycle. Public modules: `metrics` (the names of what is recorded
 // through the `metrics` facade, and the queue gauges), `plugin` (names, resolution, pins and
 // loading of plugin files, for tooling), `signals` and `worker`; what else users need is
@@ -67,6 +68,7 @@ mod task;
 mod transaction;
 mod transactional;
 mod validation;
+mod wait;
 pub mod worker;
 
 #[cfg(test)]

@@ -36,6 +36,7 @@ pub mod signal;
 pub mod testing;
 pub mod text;
 pub mod types;
+pub mod wait;
 
 #[doc(hidden)]
 pub use abi_stable;
@@ -53,6 +54,7 @@ pub use types::{
     EnqueueRequest, LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription,
     TaskError, TaskOutcome, TaskResultData, TaskResultStatus, WaitRequest, REPORT_STARTED,
 };
+pub use wait::{WaitFinishedRequest, WaitFinishedResponse, WAIT_FINISHED};
 
 /// The version of this crate a plugin was built against. A host loads plugins of its major
 /// version whose manifest does not require a newer minor (`docs/decisions/012-plugin-sdk-2.md`).

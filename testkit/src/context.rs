@@ -155,6 +155,7 @@ pub(crate) fn variant(error: &Error) -> &'static str {
         Error::UnsupportedValue(_) => "UnsupportedValue",
         Error::NoReturnValue(_) => "NoReturnValue",
         Error::ReturnValueType { .. } => "ReturnValueType",
+        Error::WaitTimeout { .. } => "WaitTimeout",
         Error::ImproperlyConfigured { .. } => "ImproperlyConfigured",
         Error::MissingState(_) => "MissingState",
         Error::AlreadyFinished { .. } => "AlreadyFinished",

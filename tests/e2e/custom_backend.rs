@@ -328,3 +328,51 @@ fn the_readme_setup_works_with_relative_paths_and_the_cli() {
     );
     assert!(backends.contains(&listed), "{backends}");
 }
+
+/// Issue 18: a backend without `taskhost.wait_finished` (this one, built against the plugin
+/// API alone) is waited on by reading the result at a growing interval: the wait ends once
+/// the spool says the result finished (a line appended by someone playing a worker), or fails
+/// at its timeout.
+#[test]
+fn wait_on_a_backend_without_wait_finished_reads_the_result_until_it_finishes() {
+    use std::io::Write as _;
+    use std::time::Duration;
+    let install = Install::new();
+    let _c = install.spool_config("spool");
+    let backend = task_backends().get("spool").unwrap();
+    let err = backend
+        .call_ext(taskhost_plugin_api::WAIT_FINISHED, "{}")
+        .unwrap_err();
+    assert!(matches!(err, Error::NotSupported(_)), "{err:?}");
+    let mut result = backend
+        .enqueue_json(
+            &description("spool", "default", 0),
+            vec![json!(1)],
+            Map::new(),
+        )
+        .unwrap();
+    let timeout = Duration::from_millis(100);
+    assert_eq!(
+        result.wait(timeout).unwrap_err(),
+        Error::WaitTimeout {
+            id: result.id().to_string(),
+            timeout
+        }
+    );
+    let mut finished = result.data().clone();
+    finished.status = TaskResultStatus::Successful;
+    finished.finished_at = Some(Utc::now().trunc_subsecs(6));
+    finished.return_value = Some(taskhost::Json::encode(&"done").unwrap());
+    let spool = install.spool();
+    let worker = std::thread::spawn(move || {
+        // Long enough for the wait below to read the READY line first (it passes either way).
+        std::thread::sleep(Duration::from_millis(100));
+        let line = format!("{}\n", serde_json::to_string(&finished).unwrap());
+        let mut file = fs::OpenOptions::new().append(true).open(spool).unwrap();
+        file.write_all(line.as_bytes()).unwrap();
+    });
+    let waited = result.wait(Duration::from_secs(60)).unwrap();
+    assert_eq!(waited.status(), TaskResultStatus::Successful);
+    assert_eq!(waited.raw_return_value(), Some(&json!("done")));
+    worker.join().unwrap();
+}

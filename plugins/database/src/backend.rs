@@ -16,7 +16,8 @@ use taskhost_plugin_api::control::{
 use taskhost_plugin_api::{
     Backend, BackendParams, Capabilities, CheckMessage, ClaimRequest, ClaimedTask, Completion,
     CompletionAck, EnqueueRequest, Host, LeaseRequest, ListRequest, PluginError, PruneRequest,
-    QueueStats, Signal, TaskResultData, WaitRequest, REPORT_STARTED,
+    QueueStats, Signal, TaskResultData, WaitFinishedRequest, WaitRequest, REPORT_STARTED,
+    WAIT_FINISHED,
 };
 
 /// This backend's own operation ([`Backend::call_ext`]): the SQL an application runs on its
@@ -392,6 +393,26 @@ impl DatabaseBackend {
     }
 }
 
+impl DatabaseBackend {
+    /// `taskhost.wait_finished` ([`WaitFinishedRequest`]): block until the results are
+    /// finished or the timeout, woken by the store (PostgreSQL: LISTEN/NOTIFY; SQLite: the
+    /// `-done` file). An id that is not a stored result is `RESULT_DOES_NOT_EXIST`, naming it.
+    fn wait_finished(&self, request: &str) -> Result<String, PluginError> {
+        let request: WaitFinishedRequest = ext_request(WAIT_FINISHED, request)?;
+        let timeout = request.checked_timeout()?;
+        let ids = request
+            .ids
+            .iter()
+            .map(|id| match parse_id(id) {
+                Some(uuid) => Ok((id.clone(), uuid)),
+                None => Err(Error::DoesNotExist(id.clone())),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.ensure_schema()?;
+        ext_response(WAIT_FINISHED, &self.store.wait_finished(&ids, timeout)?)
+    }
+}
+
 /// Read the JSON request of the extension operation `operation`.
 fn ext_request<T: serde::de::DeserializeOwned>(
     operation: &str,
@@ -500,6 +521,7 @@ impl Backend for DatabaseBackend {
             control::CANCEL => self.cancel(request),
             control::RETRY => self.retry(request),
             control::RENEW_LEASES => self.renew_ext(request),
+            WAIT_FINISHED => self.wait_finished(request),
             other => Err(PluginError::not_supported(other)),
         }
     }

@@ -12,7 +12,7 @@ use serde_json::Value;
 use taskhost_plugin_api::control::{CancelOutcome, LeaseRenewal, RetryOutcome};
 use taskhost_plugin_api::{
     CheckMessage, ClaimedTask, Completion, CompletionAck, LeaseRequest, ListRequest, PruneRequest,
-    QueueStats, TaskResultData, TaskResultStatus, WaitRequest,
+    QueueStats, TaskResultData, TaskResultStatus, WaitFinishedResponse, WaitRequest,
 };
 
 /// What every store is told when it is opened.
@@ -139,6 +139,16 @@ pub trait Store: Send + Sync {
     /// READY rows with it).
     fn wait(&self, request: &WaitRequest, now: DateTime<Utc>) -> Result<bool>;
 
+    /// `taskhost.wait_finished`: block until every result of `ids` (each with its text as
+    /// asked) is finished, or `timeout`; woken by the completions' signal (PostgreSQL: a
+    /// NOTIFY; SQLite: the `-done` file), never by a timer. An unknown id is
+    /// [`crate::error::Error::DoesNotExist`].
+    fn wait_finished(
+        &self,
+        ids: &[(String, uuid::Uuid)],
+        timeout: std::time::Duration,
+    ) -> Result<WaitFinishedResponse>;
+
     /// The SQL an application runs on its own connection to enqueue inside its own
     /// transaction, with its parameters documented (JSON).
     fn insert_sql(&self) -> Value;
@@ -205,6 +215,27 @@ pub fn minute_count(minute: i64, status: &str, count: i64) -> Result<MinuteCount
         status: TaskResultStatus::parse(status).ok_or_else(corrupt)?,
         count: u64::try_from(count).map_err(|_| corrupt())?,
     })
+}
+
+/// The answer of `taskhost.wait_finished` from what a store read (`finished`: whether each
+/// stored id is finished; an id missing from it is [`crate::error::Error::DoesNotExist`]).
+pub fn finished_answer(
+    ids: &[(String, uuid::Uuid)],
+    finished: &std::collections::HashMap<uuid::Uuid, bool>,
+    checks: u64,
+) -> Result<WaitFinishedResponse> {
+    let mut answer = WaitFinishedResponse {
+        checks,
+        ..Default::default()
+    };
+    for (text, id) in ids {
+        match finished.get(id) {
+            None => return Err(crate::error::Error::DoesNotExist(text.clone())),
+            Some(true) => answer.finished.push(text.clone()),
+            Some(false) => answer.pending.push(text.clone()),
+        }
+    }
+    Ok(answer)
 }
 
 /// An error [`CheckMessage`].

@@ -1,10 +1,12 @@
 //! The `DummyBackend` class: Django's `DummyBackend`, storing results in memory.
 
 use indexmap::IndexMap;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::Instant;
 use taskhost_plugin_api::{
     control, Backend, BackendParams, Capabilities, EnqueueRequest, Host, PluginError, Signal,
-    TaskResultData, TaskResultStatus, Text,
+    TaskResultData, TaskResultStatus, Text, WaitFinishedRequest, WaitFinishedResponse,
+    WAIT_FINISHED,
 };
 
 /// Extension operation: replace a stored result. Request: a [`TaskResultData`] as JSON, whose
@@ -24,6 +26,8 @@ pub struct DummyBackend {
     host: Host,
     /// The stored results by id, in enqueue order.
     results: Mutex<IndexMap<Text, TaskResultData>>,
+    /// Signalled by every [`UPDATE`] and `clear`: what [`WAIT_FINISHED`] waits on.
+    updated: Condvar,
 }
 
 impl DummyBackend {
@@ -42,6 +46,7 @@ impl DummyBackend {
             alias: params.alias,
             host,
             results: Mutex::default(),
+            updated: Condvar::new(),
         })
     }
 }
@@ -83,20 +88,28 @@ impl Backend for DummyBackend {
 
     fn clear(&self) -> Result<(), PluginError> {
         self.results.lock().unwrap().clear();
+        self.updated.notify_all();
         Ok(())
     }
 
-    /// [`UPDATE`], and job control: [`control::CANCEL`] (a READY result FAILED with the
-    /// cancellation error; nothing ever runs here, so a RUNNING one — set through [`UPDATE`] —
-    /// is only answered `requested`) and [`control::RETRY`] (a FAILED result READY again).
-    /// Any other operation is not supported.
+    /// [`UPDATE`], [`WAIT_FINISHED`], and job control: [`control::CANCEL`] (a READY result
+    /// FAILED with the cancellation error; nothing ever runs here, so a RUNNING one — set
+    /// through [`UPDATE`] — is only answered `requested`) and [`control::RETRY`] (a FAILED
+    /// result READY again). Any other operation is not supported.
     fn call_ext(&self, operation: &str, request: &str) -> Result<String, PluginError> {
         match operation {
-            control::CANCEL => return self.cancel(request),
-            control::RETRY => return self.retry(request),
-            UPDATE => {}
-            _ => return Err(PluginError::not_supported(operation)),
+            UPDATE => self.update(request),
+            WAIT_FINISHED => self.wait_finished(request),
+            control::CANCEL => self.cancel(request),
+            control::RETRY => self.retry(request),
+            other => Err(PluginError::not_supported(other)),
         }
+    }
+}
+
+impl DummyBackend {
+    /// [`UPDATE`]: replace a stored result, waking [`WAIT_FINISHED`] calls.
+    fn update(&self, request: &str) -> Result<String, PluginError> {
         let result: TaskResultData = serde_json::from_str(request)
             .map_err(|e| PluginError::invalid_request(format!("invalid {UPDATE} payload: {e}")))?;
         let mut results = self.results.lock().unwrap();
@@ -104,7 +117,45 @@ impl Backend for DummyBackend {
             Some(stored) => *stored = result,
             None => return Err(PluginError::does_not_exist(&result.id)),
         }
+        self.updated.notify_all();
         Ok("null".to_string())
+    }
+
+    /// [`WAIT_FINISHED`]: this backend never runs a task, so a result finishes only when an
+    /// [`UPDATE`] (a test playing a worker) says so; the wait blocks on that, without polling.
+    fn wait_finished(&self, request: &str) -> Result<String, PluginError> {
+        let request: WaitFinishedRequest = serde_json::from_str(request).map_err(|e| {
+            PluginError::invalid_request(format!("invalid {WAIT_FINISHED} payload: {e}"))
+        })?;
+        let timeout = request.checked_timeout()?;
+        let deadline = Instant::now().checked_add(timeout);
+        let mut results = self.results.lock().unwrap();
+        let mut checks = 0;
+        loop {
+            checks += 1;
+            let mut answer = WaitFinishedResponse {
+                checks,
+                ..Default::default()
+            };
+            for id in &request.ids {
+                let stored = results
+                    .get(id.as_str())
+                    .ok_or_else(|| PluginError::does_not_exist(id))?;
+                match stored.status.is_finished() {
+                    true => answer.finished.push(id.clone()),
+                    false => answer.pending.push(id.clone()),
+                }
+            }
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if answer.pending.is_empty() || left.is_some_and(|l| l.is_zero()) {
+                return serde_json::to_string(&answer)
+                    .map_err(|e| PluginError::other(format!("{WAIT_FINISHED}: {e}")));
+            }
+            results = match left {
+                Some(left) => self.updated.wait_timeout(results, left).unwrap().0,
+                None => self.updated.wait(results).unwrap(),
+            };
+        }
     }
 }
 
@@ -129,6 +180,8 @@ impl DummyBackend {
             _ => control::CancelOutcome::AlreadyFinished,
         };
         let result = stored.clone();
+        // A cancelled result is finished: wake the waits on it.
+        self.updated.notify_all();
         encode(
             control::CANCEL,
             &control::CancelResponse { outcome, result },

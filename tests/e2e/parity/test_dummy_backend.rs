@@ -501,3 +501,42 @@ fn unstorable_arguments_are_refused_and_nothing_is_stored() {
     let _fresh = settings();
     assert!(stored_ids().is_empty());
 }
+
+// Not in Django's suite (issue 18: waiting for a result): the Dummy backend never runs a task,
+// so a wait ends when a change to the stored result (a test playing a worker) finishes it —
+// woken by the change, not by polling — or fails at its timeout, naming the id and the timeout.
+#[test]
+fn wait_returns_when_a_change_finishes_the_stored_result_or_times_out() {
+    use std::time::Duration;
+    let _s = settings();
+    let mut result = calculate_meaning_of_life.enqueue().unwrap();
+    let timeout = Duration::from_millis(50);
+    assert_eq!(
+        result.wait(timeout).unwrap_err(),
+        Error::WaitTimeout {
+            id: result.id().to_string(),
+            timeout
+        }
+    );
+    let backend = default_task_backend().unwrap();
+    let mut stored = backend.get_result(result.id()).unwrap().data().clone();
+    let worker = std::thread::spawn(move || {
+        // Long enough for the wait below to be blocked first (it passes either way).
+        std::thread::sleep(Duration::from_millis(100));
+        stored.status = TaskResultStatus::Successful;
+        stored.return_value = Some(Json::encode(&42).unwrap());
+        let () = backend.call_ext_json(UPDATE, &stored).unwrap();
+    });
+    assert_eq!(
+        result.wait(Duration::from_secs(60)).unwrap().return_value(),
+        Ok(42)
+    );
+    worker.join().unwrap();
+    // A cleared store: the id is unknown.
+    let mut gone = calculate_meaning_of_life.enqueue().unwrap();
+    default_task_backend().unwrap().clear().unwrap();
+    assert_eq!(
+        gone.wait(Duration::from_secs(5)).unwrap_err(),
+        Error::TaskResultDoesNotExist(gone.id().to_string())
+    );
+}

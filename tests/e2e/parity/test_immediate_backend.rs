@@ -600,3 +600,25 @@ fn bad_options_are_refused_before_anything_runs() {
         Error::InvalidTask("Queue 'emails' is not valid for backend.".into())
     );
 }
+
+// Not in Django's suite (issue 18: waiting for a result): the Immediate backend's results are
+// finished when the enqueue returns, so `wait` returns at once without asking the backend; a
+// result deferred to the commit cannot be waited on (nothing to read it from).
+#[test]
+fn wait_returns_a_finished_result_at_once_and_cannot_wait_on_a_deferred_one() {
+    let _s = settings();
+    let mut result = calculate_meaning_of_life.enqueue().unwrap();
+    let value = result
+        .wait(std::time::Duration::ZERO)
+        .unwrap()
+        .return_value()
+        .unwrap();
+    assert_eq!(value, 42);
+    let mut deferred = atomic(|| noop_task.enqueue(1, 3)).unwrap();
+    assert_eq!(
+        deferred
+            .wait(std::time::Duration::from_secs(5))
+            .unwrap_err(),
+        Error::NotSupported(NOT_SUPPORTED.into())
+    );
+}

@@ -18,6 +18,10 @@ macro_rules! worker_suite {
             use super::env::{Env, Store};
             const STORE: Store = $store;
             include!("suite.rs");
+            mod wait {
+                use super::{Env, STORE};
+                include!("wait.rs");
+            }
         }
     };
 }

@@ -50,3 +50,52 @@ fn workers_reconnect_after_their_sessions_are_terminated() {
     assert_eq!(env.result(&second).status(), TaskResultStatus::Successful);
     assert_eq!(env.log_lines(), ["before", "after"]);
 }
+
+/// Issue 18: a wait whose LISTEN session is terminated mid-wait reconnects, reads its row
+/// again, and still returns once the worker finishes the task.
+#[test]
+fn a_wait_survives_its_listen_session_being_terminated() {
+    use taskhost_plugin_api::{WaitFinishedRequest, WaitFinishedResponse, WAIT_FINISHED};
+    let app = format!("taskhost_e2e_wait_{}", std::process::id());
+    let env = Env::new_with_url(
+        Store::Postgres,
+        &format!("{POSTGRES_URL}?application_name={app}"),
+        "",
+    );
+    let id = env.enqueue("record_and_sleep", json!(["listened", 1500]));
+    let worker = env.spawn_worker(&["--max-tasks", "1"]);
+    env.wait_for_line(|l| l == "start listened");
+    let listen_sessions = format!(
+        "FROM pg_stat_activity WHERE application_name = '{app}' \
+         AND query LIKE 'LISTEN taskhost_finished;%'"
+    );
+    let killer = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + super::env::DEADLINE;
+        // Once the wait listens (its session's last query starts with the LISTEN), end that
+        // session.
+        while psql(&format!("SELECT count(*) {listen_sessions}")).trim() == "0" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the wait never listened"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        psql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) {listen_sessions}"
+        ))
+    });
+    let request = WaitFinishedRequest {
+        ids: vec![id.clone()],
+        timeout_secs: super::env::DEADLINE.as_secs_f64(),
+    };
+    let answer: WaitFinishedResponse = taskhost::task_backends()
+        .get("default")
+        .unwrap()
+        .call_ext_json(WAIT_FINISHED, &request)
+        .unwrap();
+    assert_eq!(killer.join().unwrap().trim(), "1");
+    assert_eq!(answer.finished, std::slice::from_ref(&id));
+    assert_eq!(env.result(&id).status(), TaskResultStatus::Successful);
+    let out = wait_with_deadline(worker);
+    assert!(out.status.success(), "{}", output_text(&out));
+}

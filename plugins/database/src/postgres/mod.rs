@@ -8,6 +8,7 @@
 mod admin;
 #[cfg(test)]
 pub(crate) mod faults;
+mod finished;
 mod jsonb;
 mod listen;
 mod queue;
@@ -22,6 +23,7 @@ use crate::pool::Pool;
 use crate::row::{corrupt, NewTask, Row};
 use crate::store::{check_error, Claim, Migration, MinuteCount, PageRequest, Store, StoreConfig};
 use chrono::{DateTime, Utc};
+use finished::Finished;
 use jsonb::JsonText;
 use listen::Listener;
 use session::{connect, PgConn, Tx};
@@ -70,6 +72,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "cancel_and_retry",
         sql: include_str!("../../migrations/postgres/0007_cancel_and_retry.sql"),
     },
+    Migration {
+        version: 8,
+        name: "result_waits",
+        sql: include_str!("../../migrations/postgres/0008_result_waits.sql"),
+    },
 ];
 
 /// The NOTIFY channel enqueues signal on; the payload is the queue name.
@@ -95,6 +102,8 @@ pub struct PgStore {
     pool_size: u32,
     pool: Pool<PgConn>,
     listener: Listener,
+    /// The waits for results to finish, and their LISTEN connection.
+    finished: Finished,
     config: StoreConfig,
     /// When (host clock, µs) a claim last checked for expired leases; `i64::MIN`: never.
     last_rescue_check: AtomicI64,
@@ -136,6 +145,7 @@ impl PgStore {
             ))
         })?;
         let listener = Listener::new(pg.clone());
+        let finished = Finished::new(pg.clone());
         let pool = Pool::new(
             options.pool_size,
             Duration::from_secs(30),
@@ -148,6 +158,7 @@ impl PgStore {
             pool_size: options.pool_size,
             pool,
             listener,
+            finished,
             config,
             last_rescue_check: AtomicI64::new(i64::MIN),
         })
@@ -346,6 +357,14 @@ impl Store for PgStore {
         self.listener.wait(request.queues.as_deref(), timeout)
     }
 
+    fn wait_finished(
+        &self,
+        ids: &[(String, uuid::Uuid)],
+        timeout: Duration,
+    ) -> Result<taskhost_plugin_api::WaitFinishedResponse> {
+        PgStore::wait_finished(self, ids, timeout)
+    }
+
     fn insert_sql(&self) -> serde_json::Value {
         PgStore::insert_sql(self)
     }
@@ -361,5 +380,6 @@ impl Store for PgStore {
     fn close(&self) {
         self.pool.close();
         self.listener.close();
+        self.finished.close();
     }
 }

@@ -155,7 +155,11 @@ static CLAIMED_BY: LazyLock<String> = LazyLock::new(|| {
 /// Apply a batch of completions whose lease is still held (id, RUNNING, token): one round trip.
 /// A task asked to stop (`cancel_requested`) is never READY again: a failure that would be
 /// retried ends it FAILED at `$9`, with the cancellation error `$10` after its own.
-const COMPLETE: &str = "UPDATE taskhost_tasks t SET \
+/// Returns the rows it applied, each with whether anyone waits for results
+/// (`taskhost_waiting()`, migration 8), asked once every row is updated — and so locked until
+/// the commit — with a fresh snapshot (decision 023).
+const COMPLETE: &str = "WITH done AS (\
+    UPDATE taskhost_tasks t SET \
     status = CASE WHEN t.cancel_requested AND u.status = 'READY' THEN 'FAILED' \
              ELSE u.status END, \
     return_value = u.return_value::jsonb, \
@@ -173,7 +177,9 @@ const COMPLETE: &str = "UPDATE taskhost_tasks t SET \
                 $6::timestamptz[], $7::text[], $8::timestamptz[]) \
       AS u(id, token, status, return_value, finished_at, retry_at, error, started_at) \
     WHERE t.id = u.id AND t.status = 'RUNNING' AND t.lease_token = u.token \
-    RETURNING t.id";
+    RETURNING t.id) \
+    SELECT id, (SELECT taskhost_waiting() FROM (SELECT count(*) FROM done) AS every_row) \
+    FROM done";
 
 /// After [`COMPLETE`]'s retry, in its transaction: the rows that hold these very completions
 /// (same parameters, by position). Only the holder of the token can have ended a row with it,
@@ -399,6 +405,7 @@ impl PgStore {
                             &[&id, &claim.now, &crate::row::corrupt_errors(&message)],
                         )?)
                     })?;
+                    self.announce_finished(&[id.as_str()]);
                 }
             }
         }
@@ -436,24 +443,45 @@ impl PgStore {
         // did not, then reads back which rows hold exactly these completions (the first try's
         // commit included), so a stored result is acknowledged as applied, never reported as
         // a lost lease.
-        let mut applied: HashSet<Uuid> =
+        let (mut applied, waiting): (HashSet<Uuid>, bool) =
             self.write_idempotent("completing tasks", false, |tx| {
                 let mut rows = tx.query(COMPLETE, &params)?;
+                let mut waiting = match rows.first() {
+                    Some(row) => row.try_get::<_, Option<bool>>(1)?.unwrap_or(true),
+                    None => false,
+                };
                 if tx.is_retry() {
                     rows = tx.query(COMPLETED, &[&ids, &tokens, &statuses, &values, &errors])?;
+                    // What the lost attempt applied was not announced: tell any waits.
+                    waiting = true;
                 }
-                rows.iter()
+                let applied = rows
+                    .iter()
                     .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
-                    .collect::<Result<_, TxError>>()
+                    .collect::<Result<_, TxError>>()?;
+                Ok((applied, waiting))
             })?;
         // An id given twice is applied once: the first completion gets the ack.
-        Ok(completions
+        let acks: Vec<CompletionAck> = completions
             .iter()
             .map(|c| CompletionAck {
                 id: c.id.clone(),
                 applied: parse_id(&c.id).is_some_and(|id| applied.remove(&id)),
             })
-            .collect())
+            .collect();
+        if !waiting {
+            return Ok(acks);
+        }
+        // After the commit: see `announce_finished`. A retry's READY is not finished, unless the
+        // task was asked to stop (then the completion ended it FAILED): announced too, the
+        // waits read the row again.
+        let finished: Vec<&str> = acks
+            .iter()
+            .filter(|ack| ack.applied)
+            .map(|ack| ack.id.as_str())
+            .collect();
+        self.announce_finished(&finished);
+        Ok(acks)
     }
 
     /// One `UPDATE … FROM unnest(…)` for every lease; the ids it did not return are lost, and
@@ -599,14 +627,23 @@ impl PgStore {
     }
 
     pub(super) fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {
-        self.write("rescuing expired leases", |tx| self.rescue_in(tx, now))
+        let (count, failed) =
+            self.write("rescuing expired leases", |tx| self.rescue_in(tx, now))?;
+        // After the commit: the tasks it failed end waits for them.
+        let failed: Vec<&str> = failed.iter().map(String::as_str).collect();
+        self.announce_finished(&failed);
+        Ok(count)
     }
 
     /// Rescue inside an open transaction. Rows another transaction holds are skipped: it is
     /// rescuing or completing them. A row still `prefetched` (its worker never reported its
     /// start) is handed back as a release does, uncounted (decision 017); any other is rescued
-    /// and counted (decision 010).
-    fn rescue_in(&self, tx: &mut super::Tx<'_>, now: DateTime<Utc>) -> Result<u64, TxError> {
+    /// and counted (decision 010). Returns how many, and the ids it failed.
+    fn rescue_in(
+        &self,
+        tx: &mut super::Tx<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, Vec<String>), TxError> {
         let cancelled = cancelled_instead_of_rescue()?;
         let rows = tx.query(
             "SELECT id, lease_owner, lease_expires_at, attempts, rescues, lease_token, \
@@ -615,7 +652,7 @@ impl PgStore {
              FOR UPDATE SKIP LOCKED",
             &[&self.config.alias, &now],
         )?;
-        let mut count = 0;
+        let (mut count, mut failed) = (0, Vec::new());
         for r in &rows {
             let id: Uuid = r.try_get(0)?;
             let lost = Expired {
@@ -658,7 +695,7 @@ impl PgStore {
                 );
             }
             let error = to_json(&errors)?;
-            count += tx.execute(
+            let updated = tx.execute(
                 "UPDATE taskhost_tasks SET status = $2, finished_at = $3, \
                  run_after = COALESCE($6, run_after), \
                  errors = errors || $4::text::jsonb, \
@@ -673,8 +710,12 @@ impl PgStore {
                     &run_after,
                 ],
             )?;
+            if updated == 1 && status == "FAILED" {
+                failed.push(id.to_string());
+            }
+            count += updated;
         }
-        Ok(count)
+        Ok((count, failed))
     }
 }
 

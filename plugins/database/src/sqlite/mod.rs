@@ -11,6 +11,7 @@
 //! `docs/decisions/011-sqlite-wake-up.md`).
 
 mod admin;
+mod finished;
 mod queue;
 mod wake;
 
@@ -109,6 +110,9 @@ pub struct SqliteStore {
     /// `wait_for_tasks`: the watch on the `-wake` and `-wal` files, started by the first wait
     /// and stopped by `close()`; enqueues touch the `-wake` file through it.
     wake: wake::Wake,
+    /// `taskhost.wait_finished`: the `-done` file that completions touch after their commit,
+    /// watched by the first wait for a result.
+    done: finished::Done,
 }
 
 /// A pooled SQLite connection.
@@ -156,6 +160,7 @@ impl SqliteStore {
             writer: parking_lot::Mutex::new(()),
             config,
             wake: wake::Wake::new(path),
+            done: finished::Done::new(path),
         })
     }
 
@@ -413,7 +418,10 @@ impl Store for SqliteStore {
     }
 
     fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
-        SqliteStore::claim(self, claim)
+        let claimed = SqliteStore::claim(self, claim);
+        // A claim rescues first: a task it failed wakes waits for it.
+        self.done.after_rescue();
+        claimed
     }
 
     fn complete(
@@ -421,7 +429,17 @@ impl Store for SqliteStore {
         completions: &[Completion],
         now: DateTime<Utc>,
     ) -> Result<Vec<CompletionAck>> {
-        SqliteStore::complete(self, completions, now)
+        let acks = SqliteStore::complete(self, completions, now)?;
+        // After the commit: wake waits for results, in every process (finished.rs), when a
+        // task finished (a retry's completion makes it READY again).
+        if acks
+            .iter()
+            .zip(completions)
+            .any(|(ack, c)| ack.applied && c.retry_at.is_none())
+        {
+            self.done.finished();
+        }
+        Ok(acks)
     }
 
     fn renew(&self, request: &LeaseRequest, expires_at: DateTime<Utc>) -> Result<LeaseRenewal> {
@@ -454,7 +472,9 @@ impl Store for SqliteStore {
     }
 
     fn rescue(&self, now: DateTime<Utc>) -> Result<u64> {
-        SqliteStore::rescue(self, now)
+        let rescued = SqliteStore::rescue(self, now);
+        self.done.after_rescue();
+        rescued
     }
 
     fn results(&self) -> Result<Vec<TaskResultData>> {
@@ -485,6 +505,14 @@ impl Store for SqliteStore {
         SqliteStore::wait(self, request, now)
     }
 
+    fn wait_finished(
+        &self,
+        ids: &[(String, uuid::Uuid)],
+        timeout: std::time::Duration,
+    ) -> Result<taskhost_plugin_api::WaitFinishedResponse> {
+        SqliteStore::wait_finished(self, ids, timeout)
+    }
+
     fn insert_sql(&self) -> serde_json::Value {
         SqliteStore::insert_sql(self)
     }
@@ -499,6 +527,7 @@ impl Store for SqliteStore {
 
     fn close(&self) {
         self.wake.close();
+        self.done.close();
         self.pool.close();
     }
 }

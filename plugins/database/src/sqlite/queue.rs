@@ -216,6 +216,8 @@ impl SqliteStore {
                      errors = ?3, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?1",
                     (id, us(claim.now), crate::row::corrupt_errors(&message)),
                 )?;
+                // Touched after the commit (`SqliteStore::claim` in mod.rs), as a rescue's.
+                self.done.failed_by_rescue();
             }
             Ok(claimed)
         })?;
@@ -484,22 +486,25 @@ impl SqliteStore {
                 false => ("FAILED", Some(us(now)), None),
             };
             let error = to_json(&lost.error())?;
-            let rescued = update.execute((
+            let updated = update.execute((
                 &lost.id,
                 status,
                 finished,
                 error,
                 lost.lease_token,
                 run_after,
-            ))?;
-            if rescued == 1 && cancel_requested {
+            ))? as u64;
+            if updated == 1 && cancel_requested {
                 tx.prepare_cached(
                     "UPDATE taskhost_tasks SET \
                      errors = json_insert(errors, '$[#]', json(?2)) WHERE id = ?1",
                 )?
                 .execute((&lost.id, &cancelled))?;
             }
-            count += rescued as u64;
+            if updated == 1 && status == "FAILED" {
+                self.done.failed_by_rescue();
+            }
+            count += updated;
         }
         Ok(count)
     }

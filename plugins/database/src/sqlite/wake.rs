@@ -147,7 +147,7 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 /// descriptor of a database file drops SQLite's POSIX locks held by this process. Only the
 /// `-wake` and `-wal` files are watched, which SQLite does not lock, but that is untried:
 /// there, workers poll.
-const WATCH_SUPPORTED: bool = cfg!(any(
+pub(super) const WATCH_SUPPORTED: bool = cfg!(any(
     target_os = "linux",
     target_os = "android",
     target_os = "macos",
@@ -545,7 +545,7 @@ impl Wake {
 }
 
 /// Whether an event kind may be a touch of the wake file (anything but a read or a removal).
-fn is_touch(kind: &EventKind) -> bool {
+pub(super) fn is_touch(kind: &EventKind) -> bool {
     !matches!(kind, EventKind::Access(_) | EventKind::Remove(_))
 }
 

@@ -13,3 +13,4 @@ mod lease;
 mod notify;
 mod retry;
 mod schema;
+mod wait;
