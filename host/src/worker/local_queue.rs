@@ -360,7 +360,11 @@ mod tests {
         let mut c = queued(local.ticket("c"));
         assert_eq!(local.free_slots(), 0);
         drop(a);
-        assert_eq!(local.free_slots(), 0, "the freed slot went to the waiting task");
+        assert_eq!(
+            local.free_slots(),
+            0,
+            "the freed slot went to the waiting task"
+        );
         let c = c.try_recv().expect("c has a slot");
         drop((b, c));
         assert_eq!(local.free_slots(), 2);

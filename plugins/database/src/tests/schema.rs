@@ -203,7 +203,10 @@ fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
         ));
     }
     let (b, _) = db.backend();
-    assert_eq!(recorded_versions(&db), (1..=newest(&db)).collect::<Vec<_>>());
+    assert_eq!(
+        recorded_versions(&db),
+        (1..=newest(&db)).collect::<Vec<_>>()
+    );
     let results = all(&b);
     let listed: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
     let inserted: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
@@ -277,7 +280,11 @@ fn postgres_version_5_keeps_ready_running_and_finished_rows() {
              last_attempted_at = $2, worker_ids = worker_ids || to_jsonb('old-worker'::text), \
              attempts = attempts + 1, lease_token = lease_token + 1, \
              lease_owner = 'old-worker', lease_expires_at = $3 WHERE id = ANY($1)",
-            &[&uuids, &db.now(), &(db.now() + chrono::Duration::seconds(60))],
+            &[
+                &uuids,
+                &db.now(),
+                &(db.now() + chrono::Duration::seconds(60)),
+            ],
         )
         .unwrap();
     let running: Vec<taskhost_plugin_api::ClaimedTask> = uuids
@@ -298,7 +305,10 @@ fn postgres_version_5_keeps_ready_running_and_finished_rows() {
     store.close();
 
     let (b, _) = db.backend();
-    assert_eq!(recorded_versions(&db), (1..=newest(&db)).collect::<Vec<_>>());
+    assert_eq!(
+        recorded_versions(&db),
+        (1..=newest(&db)).collect::<Vec<_>>()
+    );
     let status = |id: &str| get(&b, id).unwrap().status.as_str().to_string();
     let states: Vec<String> = ids.iter().map(|id| status(id)).collect();
     assert_eq!(states, ["SUCCESSFUL", "RUNNING", "READY", "READY"]);
