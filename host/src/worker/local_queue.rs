@@ -348,6 +348,28 @@ mod tests {
         assert_eq!(local.room(), Some(1));
     }
 
+    /// A claim's `start_now` (decision 017): the tasks it claims up to the free slots get
+    /// them at once, in claim order; with tasks waiting, none does.
+    #[test]
+    fn the_free_slots_are_what_a_claim_starts_at_once() {
+        let local = LocalQueue::new(2, Prefetch::Fixed(4), 8);
+        assert_eq!(local.free_slots(), 2);
+        let a = now(local.ticket("a"));
+        assert_eq!(local.free_slots(), 1);
+        let b = now(local.ticket("b"));
+        let mut c = queued(local.ticket("c"));
+        assert_eq!(local.free_slots(), 0);
+        drop(a);
+        assert_eq!(
+            local.free_slots(),
+            0,
+            "the freed slot went to the waiting task"
+        );
+        let c = c.try_recv().expect("c has a slot");
+        drop((b, c));
+        assert_eq!(local.free_slots(), 2);
+    }
+
     #[test]
     fn waiting_tasks_get_slots_in_claim_order() {
         let local = LocalQueue::new(1, Prefetch::Fixed(4), 5);

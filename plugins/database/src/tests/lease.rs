@@ -417,7 +417,10 @@ fn a_prefetched_task_rescued_once_must_report_its_start_and_then_counts(db: Test
     db.advance_secs(1);
     let claimed = claim_with(&b, &prefetch_all("w2"));
     assert!(claimed.iter().all(|c| c.report_start));
-    let (first, second) = (claimed[0].result.id.to_string(), claimed[1].result.id.to_string());
+    let (first, second) = (
+        claimed[0].result.id.to_string(),
+        claimed[1].result.id.to_string(),
+    );
     let report = |worker: &str, task: &ClaimedTask| -> Value {
         let request = serde_json::to_string(&lease(worker, &[task], 0.0)).unwrap();
         serde_json::from_str(&b.call_ext(REPORT_STARTED, &request).unwrap()).unwrap()

@@ -203,7 +203,10 @@ fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
         ));
     }
     let (b, _) = db.backend();
-    assert_eq!(recorded_versions(&db), (1..=newest(&db)).collect::<Vec<_>>());
+    assert_eq!(
+        recorded_versions(&db),
+        (1..=newest(&db)).collect::<Vec<_>>()
+    );
     let results = all(&b);
     let listed: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
     let inserted: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
