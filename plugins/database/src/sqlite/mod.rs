@@ -11,6 +11,7 @@
 //! `docs/decisions/011-sqlite-wake-up.md`).
 
 mod admin;
+mod periodic;
 mod queue;
 mod wake;
 
@@ -18,6 +19,7 @@ mod wake;
 pub(crate) use queue::CLAIM_SELECT;
 
 use crate::error::{Error, Result};
+use crate::periodic::{NewTick, ScheduleState, SyncRequest, SyncResponse, TicksEnqueued};
 use crate::pool::{Connection as PoolConnection, Pool};
 use crate::row::{from_micros, NewTask, Row};
 use crate::store::{check_error, Claim, Migration, MinuteCount, PageRequest, Store, StoreConfig};
@@ -51,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "rescues",
         sql: include_str!("../../migrations/sqlite/0004_rescues.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "periodic",
+        sql: include_str!("../../migrations/sqlite/0009_periodic.sql"),
     },
 ];
 
@@ -466,5 +473,27 @@ impl Store for SqliteStore {
     fn close(&self) {
         self.wake.close();
         self.pool.close();
+    }
+
+    fn periodic_sync(&self, request: &SyncRequest) -> Result<SyncResponse> {
+        SqliteStore::periodic_sync(self, request)
+    }
+
+    fn periodic_list(&self) -> Result<Vec<ScheduleState>> {
+        SqliteStore::periodic_list(self)
+    }
+
+    fn periodic_enqueue(
+        &self,
+        schedule: &str,
+        through: DateTime<Utc>,
+        ticks: Vec<NewTick>,
+        now: DateTime<Utc>,
+    ) -> Result<(TicksEnqueued, Vec<NewTask>)> {
+        SqliteStore::periodic_enqueue(self, schedule, through, ticks, now)
+    }
+
+    fn enqueued(&self) {
+        self.wake.enqueued();
     }
 }
