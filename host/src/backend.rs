@@ -162,6 +162,11 @@ impl Backend {
         &self.config.options
     }
 
+    /// The `[tasks.<alias>.periodic]` schedules its workers enqueue.
+    pub fn periodic(&self) -> &[crate::periodic::PeriodicSchedule] {
+        &self.config.periodic
+    }
+
     /// Whether an enqueue inside a transaction scope waits for the outermost commit.
     pub fn enqueue_on_commit(&self) -> bool {
         self.config.enqueue_on_commit

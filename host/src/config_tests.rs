@@ -793,6 +793,7 @@ fn valid_backend() -> impl Strategy<Value = BackendConfig> {
                 enqueue_on_commit,
                 options: options.into_iter().collect(),
                 max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+                periodic: Vec::new(),
             },
         )
 }
