@@ -4,6 +4,7 @@
 
 pub(crate) mod env;
 mod metrics;
+mod periodic;
 mod postgres_only;
 mod sqlite_only;
 mod state;
