@@ -227,7 +227,7 @@ mod tests {
     fn missed_ticks_follow_the_policy() {
         let (after, now) = (at("2026-01-01T04:00:00Z"), at("2026-01-01T10:30:00Z"));
         let plan = |missed| schedule("0 * * * *", missed).plan(after, now).unwrap();
-        assert_eq!(plan(MissedTicks::Skip).ticks, []);
+        assert!(plan(MissedTicks::Skip).ticks.is_empty());
         assert_eq!(plan(MissedTicks::Skip).through, at("2026-01-01T10:00:00Z"));
         assert_eq!(plan(MissedTicks::Once).ticks, [at("2026-01-01T10:00:00Z")]);
         assert_eq!(
