@@ -10,5 +10,6 @@ mod errors;
 mod harness;
 mod lease;
 mod notify;
+mod periodic;
 mod retry;
 mod schema;
