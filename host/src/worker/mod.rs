@@ -191,7 +191,7 @@ impl Worker {
         let mut scheduling = match periodic::Scheduler::new(&self.backend, &o.worker_id) {
             Some(scheduler) => {
                 let scheduler = Arc::new(scheduler);
-                let synced = scheduler.start().await;
+                let synced = scheduler.start().await?;
                 let stop = self.shutdown.graceful.child_token();
                 Some(tokio::spawn(scheduler.run(synced, stop)))
             }

@@ -202,26 +202,42 @@ impl Scheduler {
     }
 
     /// Sync, then a first pass (the missed ticks): what a worker awaits before it claims, so
-    /// that a `--batch` worker runs what its start enqueued. Failures are logged; the
-    /// [`Scheduler::run`] loop tries again.
-    pub(crate) async fn start(self: &Arc<Self>) -> bool {
+    /// that a `--batch` worker runs what its start enqueued. Returns whether the sync was
+    /// done; failures that retrying may mend are logged (the [`Scheduler::run`] loop tries
+    /// again), a backend that cannot store schedules at all is an `ImproperlyConfigured`
+    /// error naming `tasks.<alias>.periodic`.
+    pub(crate) async fn start(self: &Arc<Self>) -> Result<bool> {
         let this = Arc::clone(self);
         let synced = tokio::task::spawn_blocking(move || this.sync()).await;
         match synced {
             Ok(Ok(())) => {}
+            Ok(Err(Error::NotSupported(reason))) => {
+                let alias = self.backend.alias();
+                let key = format!("tasks.{alias}.periodic");
+                return Err(Error::config(
+                    None,
+                    Some(&key),
+                    format!(
+                        "'{key}': backend '{alias}' ({}) cannot store periodic schedules \
+                         ({reason}); run them on a backend that can, such as \
+                         taskhost.backends.database.DatabaseBackend, or remove the table",
+                        self.backend.backend_name()
+                    ),
+                ));
+            }
             Ok(Err(e)) => {
                 tracing::warn!(target: "taskhost", "Worker {} could not write its periodic schedules to the store: {e}", self.worker_id);
-                return false;
+                return Ok(false);
             }
             Err(e) => {
                 tracing::warn!(target: "taskhost", "Worker {}: the periodic sync did not finish: {e}", self.worker_id);
-                return false;
+                return Ok(false);
             }
         }
         if let Err(e) = self.pass_blocking().await {
             tracing::warn!(target: "taskhost", "Worker {} could not enqueue the due periodic ticks: {e}", self.worker_id);
         }
-        true
+        Ok(true)
     }
 
     /// Enqueue ticks as they come until `stop`: a timer to the next tick, not a poll.
@@ -229,7 +245,7 @@ impl Scheduler {
         let mut retry = FIRST_RETRY;
         loop {
             let wait = if !synced {
-                synced = self.start().await;
+                synced = self.start().await.unwrap_or(false);
                 if synced {
                     retry = FIRST_RETRY;
                     Duration::ZERO
