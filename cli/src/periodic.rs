@@ -60,7 +60,7 @@ pub fn run(command: &PeriodicCommand) -> Result<(), String> {
     let mut rows: Vec<Listed> = backend
         .call_ext_json("taskhost.periodic.list", &json!({}))
         .map_err(|e| e.to_string())?;
-    for configured in backend.periodic() {
+    for configured in &backend.periodic_schedules() {
         if !rows.iter().any(|r| r.name == configured.name) {
             rows.push(Listed {
                 name: configured.name.clone(),

@@ -55,7 +55,7 @@ struct EnqueuedTick {
 /// valid for the backend (its queue allowed, its priority in range). Fails with
 /// `ImproperlyConfigured` naming `tasks.<alias>.periodic.<name>`.
 pub(crate) fn check_schedules(backend: &Backend) -> Result<()> {
-    for schedule in backend.periodic() {
+    for schedule in &backend.periodic_schedules() {
         let key = format!("tasks.{}.periodic.{}", backend.alias(), schedule.name);
         let description = description(backend, schedule, None).map_err(|message| {
             Error::config(None, Some(&key), format!("'{key}': {message}"))
@@ -101,6 +101,8 @@ fn description(
 /// One worker's scheduler of periodic tasks.
 pub(crate) struct Scheduler {
     backend: Arc<Backend>,
+    /// The config's schedules and the `#[task(cron = "…")]` ones.
+    schedules: Vec<PeriodicSchedule>,
     worker_id: String,
 }
 
@@ -108,8 +110,10 @@ impl Scheduler {
     /// The scheduler of `backend`'s schedules, `None` when it has none (nothing is synced
     /// then: a worker without schedules leaves the stored ones alone).
     pub(crate) fn new(backend: &Arc<Backend>, worker_id: &str) -> Option<Self> {
-        (!backend.periodic().is_empty()).then(|| Self {
+        let schedules = backend.periodic_schedules();
+        (!schedules.is_empty()).then(|| Self {
             backend: Arc::clone(backend),
+            schedules,
             worker_id: worker_id.to_string(),
         })
     }
@@ -117,8 +121,7 @@ impl Scheduler {
     /// Write this config's schedules to the store (deleting the stored ones it lacks).
     fn sync(&self) -> Result<()> {
         let schedules: Vec<_> = self
-            .backend
-            .periodic()
+            .schedules
             .iter()
             .map(|s| {
                 let queue = description(&self.backend, s, None)
@@ -149,7 +152,7 @@ impl Scheduler {
         let stored: Vec<Stored> = self.backend.call_ext_json(LIST, &json!({}))?;
         let now = Utc::now();
         let mut next: Option<DateTime<Utc>> = None;
-        for schedule in self.backend.periodic() {
+        for schedule in &self.schedules {
             // Not stored: removed by a worker started with a newer config.
             let Some(state) = stored.iter().find(|s| s.name == schedule.name) else {
                 continue;
