@@ -85,7 +85,9 @@ pub fn run(command: &PeriodicCommand) -> Result<(), String> {
     let now = Utc::now();
     for row in &mut rows {
         // The stored expression, read as the worker reads it.
-        if let Ok(schedule) = PeriodicSchedule::new(&row.name, &row.task_path, &row.cron, &row.timezone) {
+        if let Ok(schedule) =
+            PeriodicSchedule::new(&row.name, &row.task_path, &row.cron, &row.timezone)
+        {
             let from = row.last_tick.map_or(now, |last| last.max(now));
             row.next_tick = schedule.next_tick(from);
         }
@@ -112,7 +114,13 @@ pub fn run(command: &PeriodicCommand) -> Result<(), String> {
         })
         .collect();
     let header = [
-        "NAME", "TASK", "CRON", "TIMEZONE", "MISSED", "LAST TICK", "NEXT TICK",
+        "NAME",
+        "TASK",
+        "CRON",
+        "TIMEZONE",
+        "MISSED",
+        "LAST TICK",
+        "NEXT TICK",
     ];
     outln!("{}", output::table(&header, cells, &[]));
     outln!("({} schedule(s))", rows.len());

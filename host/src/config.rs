@@ -717,7 +717,8 @@ impl Parser<'_> {
         if let Some(missed) = entry.missed {
             if let MissedTicks::Backfill(n) = missed {
                 if !(1..=MAX_BACKFILL).contains(&n) {
-                    let msg = format!("'{key}.missed': backfill must be 1 to {MAX_BACKFILL}, found {n}");
+                    let msg =
+                        format!("'{key}.missed': backfill must be 1 to {MAX_BACKFILL}, found {n}");
                     return Err(self.err(&format!("{key}.missed"), msg));
                 }
             }

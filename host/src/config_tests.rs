@@ -1105,7 +1105,11 @@ fn periodic_schedules_in_short_and_table_form() {
     assert_eq!(names, ["app::reports::daily", "cleanup", "hourly"]);
     let daily = &periodic[0];
     assert_eq!(
-        (daily.task.as_str(), daily.cron.as_str(), daily.timezone.as_str()),
+        (
+            daily.task.as_str(),
+            daily.cron.as_str(),
+            daily.timezone.as_str()
+        ),
         ("app::reports::daily", "0 7 * * *", "UTC")
     );
     assert_eq!(daily.missed, crate::periodic::MissedTicks::Skip);
@@ -1144,7 +1148,9 @@ fn bad_periodic_schedules_are_named() {
         &["sometimes", "skip"],
     );
     assert_err(
-        &format!("{PERIODIC_HEAD}daily = {{ cron = \"0 7 * * *\", missed = {{ backfill = 0 }} }}\n"),
+        &format!(
+            "{PERIODIC_HEAD}daily = {{ cron = \"0 7 * * *\", missed = {{ backfill = 0 }} }}\n"
+        ),
         "tasks.default.periodic.daily.missed",
         &["1 to 1000"],
     );
@@ -1153,7 +1159,11 @@ fn bad_periodic_schedules_are_named() {
         "tasks.default.periodic.daily.priority",
         &["-100 to 100"],
     );
-    assert_err(&format!("{PERIODIC_HEAD}daily = 7\n"), key, &["cron expression"]);
+    assert_err(
+        &format!("{PERIODIC_HEAD}daily = 7\n"),
+        key,
+        &["cron expression"],
+    );
     assert_err(
         "[tasks.default]\nbackend = \"x.y.Z\"\nperiodic = 3\n",
         "tasks.default.periodic",

@@ -164,7 +164,12 @@ impl PeriodicSchedule {
     }
 
     /// Up to `limit` due ticks (after `after`, at or before `now`), latest first.
-    fn due_ticks(&self, after: DateTime<Utc>, now: DateTime<Utc>, limit: u32) -> Vec<DateTime<Utc>> {
+    fn due_ticks(
+        &self,
+        after: DateTime<Utc>,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Vec<DateTime<Utc>> {
         let mut ticks = Vec::new();
         let mut next = self.tick_at_or_before(now, true);
         while let Some(tick) = next.filter(|t| *t > after) {
@@ -213,7 +218,11 @@ mod tests {
 
     #[test]
     fn an_on_time_tick_is_enqueued_under_every_policy() {
-        for missed in [MissedTicks::Skip, MissedTicks::Once, MissedTicks::Backfill(3)] {
+        for missed in [
+            MissedTicks::Skip,
+            MissedTicks::Once,
+            MissedTicks::Backfill(3),
+        ] {
             let s = schedule("0 * * * *", missed);
             let plan = s
                 .plan(at("2026-01-01T09:00:00Z"), at("2026-01-01T10:00:01Z"))
@@ -266,8 +275,14 @@ mod tests {
     #[test]
     fn bad_expressions_and_zones_are_named() {
         let err = PeriodicSchedule::new("daily", "app::t", "61 * * * *", "UTC").unwrap_err();
-        assert!(err.contains("\"61 * * * *\"") && err.contains("'daily'"), "{err}");
+        assert!(
+            err.contains("\"61 * * * *\"") && err.contains("'daily'"),
+            "{err}"
+        );
         let err = PeriodicSchedule::new("daily", "app::t", "0 7 * * *", "Mars/Base").unwrap_err();
-        assert!(err.contains("\"Mars/Base\"") && err.contains("'daily'"), "{err}");
+        assert!(
+            err.contains("\"Mars/Base\"") && err.contains("'daily'"),
+            "{err}"
+        );
     }
 }

@@ -29,11 +29,19 @@ fn a_cron_task_is_a_schedule_of_its_alias_unless_the_config_names_it() {
     let toml = "[tasks.default]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n\
         [tasks.default.periodic]\n\"periodic_macro::overridden\" = \"0 8 * * *\"\n\
         [tasks.other]\nbackend = \"taskhost.backends.dummy.DummyBackend\"\n";
-    let _config = override_task_backends(Config::from_toml_str(toml, None, Path::new("/")).unwrap());
+    let _config =
+        override_task_backends(Config::from_toml_str(toml, None, Path::new("/")).unwrap());
     let schedules = task_backends().get("default").unwrap().periodic_schedules();
     let found: Vec<_> = schedules
         .iter()
-        .map(|s| (s.name.as_str(), s.task.as_str(), s.cron.as_str(), s.timezone.as_str()))
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.task.as_str(),
+                s.cron.as_str(),
+                s.timezone.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         found,

@@ -57,11 +57,14 @@ struct EnqueuedTick {
 pub(crate) fn check_schedules(backend: &Backend) -> Result<()> {
     for schedule in &backend.periodic_schedules() {
         let key = format!("tasks.{}.periodic.{}", backend.alias(), schedule.name);
-        let description = description(backend, schedule, None).map_err(|message| {
-            Error::config(None, Some(&key), format!("'{key}': {message}"))
-        })?;
+        let description = description(backend, schedule, None)
+            .map_err(|message| Error::config(None, Some(&key), format!("'{key}': {message}")))?;
         backend.validate_task(&description).map_err(|e| {
-            Error::config(None, Some(&key), format!("'{key}': the task cannot be enqueued: {e}"))
+            Error::config(
+                None,
+                Some(&key),
+                format!("'{key}': the task cannot be enqueued: {e}"),
+            )
         })?;
     }
     Ok(())

@@ -113,10 +113,18 @@ fn many_workers_enqueue_each_tick_once(store: Store) {
     }
     let ticks: Vec<_> = results_of("tick")
         .iter()
-        .map(|r| r.task().run_after.expect("a periodic task is due at its tick"))
+        .map(|r| {
+            r.task()
+                .run_after
+                .expect("a periodic task is due at its tick")
+        })
         .collect();
     let distinct: BTreeSet<_> = ticks.iter().copied().collect();
-    assert_eq!(distinct.len(), ticks.len(), "a tick enqueued twice: {ticks:?}");
+    assert_eq!(
+        distinct.len(),
+        ticks.len(),
+        "a tick enqueued twice: {ticks:?}"
+    );
     assert!(ticks.len() >= 5, "{ticks:?}");
     // Whole seconds, none left out between the first and the last (missed ones backfilled).
     let (first, last) = (*distinct.first().unwrap(), *distinct.last().unwrap());
@@ -199,11 +207,16 @@ fn missed_ticks_follow_each_schedules_policy(store: Store) {
     let text = env.taskhost_stdout(&["periodic", "list"]);
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines[0].starts_with("NAME") && lines[0].contains("LAST TICK") && lines[0].contains("NEXT TICK"),
+        lines[0].starts_with("NAME")
+            && lines[0].contains("LAST TICK")
+            && lines[0].contains("NEXT TICK"),
         "{text}"
     );
     assert!(lines[1].starts_with("backfilled "), "{text}");
-    assert!(lines[1].contains("2024-01-01T12:00:00+00:00") && lines[1].ends_with("never"), "{text}");
+    assert!(
+        lines[1].contains("2024-01-01T12:00:00+00:00") && lines[1].ends_with("never"),
+        "{text}"
+    );
     assert_eq!(lines.last(), Some(&"(3 schedule(s))"), "{text}");
 }
 
@@ -237,7 +250,10 @@ fn a_schedule_removed_from_the_config_stops(store: Store) {
 
 fn bad_schedules_stop_the_worker_naming_the_key(store: Store) {
     let env = Env::new(store, "");
-    set_periodic(&env, "daily = { task = \"taskhost_worker_app::no_such_task\", cron = \"0 7 * * *\" }");
+    set_periodic(
+        &env,
+        "daily = { task = \"taskhost_worker_app::no_such_task\", cron = \"0 7 * * *\" }",
+    );
     let out = env.run_worker(&["--batch"]);
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");
@@ -255,12 +271,26 @@ fn bad_schedules_stop_the_worker_naming_the_key(store: Store) {
         text.contains("\"61 * * * *\"") && text.contains(RECORD_KEY) && text.contains("cron"),
         "{text}"
     );
-    set_periodic(&env, &format!("daily = {{ task = \"{RECORD_KEY}\", cron = \"0 7 * * *\", timezone = \"Mars/Base\" }}"));
+    set_periodic(
+        &env,
+        &format!(
+            "daily = {{ task = \"{RECORD_KEY}\", cron = \"0 7 * * *\", timezone = \"Mars/Base\" }}"
+        ),
+    );
     let text = output_text(&env.run_worker(&["--batch"]));
-    assert!(text.contains("\"Mars/Base\"") && text.contains("tasks.default.periodic.daily"), "{text}");
-    set_periodic(&env, &format!("daily = {{ task = \"{RECORD_KEY}\", crn = \"0 7 * * *\" }}"));
+    assert!(
+        text.contains("\"Mars/Base\"") && text.contains("tasks.default.periodic.daily"),
+        "{text}"
+    );
+    set_periodic(
+        &env,
+        &format!("daily = {{ task = \"{RECORD_KEY}\", crn = \"0 7 * * *\" }}"),
+    );
     let text = output_text(&env.run_worker(&["--batch"]));
-    assert!(text.contains("crn") && text.contains("tasks.default.periodic.daily"), "{text}");
+    assert!(
+        text.contains("crn") && text.contains("tasks.default.periodic.daily"),
+        "{text}"
+    );
     assert_eq!(env.log_lines(), Vec::<String>::new());
 }
 

@@ -29,7 +29,11 @@ fn schedule(name: &str, cron: &str) -> Value {
 }
 
 fn sync(b: &DatabaseBackend, db: &TestDb, schedules: Vec<Value>) -> Value {
-    call(b, PERIODIC_SYNC, json!({ "now": db.now(), "schedules": schedules }))
+    call(
+        b,
+        PERIODIC_SYNC,
+        json!({ "now": db.now(), "schedules": schedules }),
+    )
 }
 
 fn ticks(b: &DatabaseBackend, name: &str, through: DateTime<Utc>, at: &[DateTime<Utc>]) -> Value {
@@ -67,7 +71,10 @@ fn a_tick_is_enqueued_once_and_the_last_tick_only_moves_forward(db: TestDb) {
     // A skipped tick (none enqueued) still moves the last tick.
     let t3 = t2 + Duration::seconds(5);
     assert_eq!(ticks(&b, "every", t3, &[])["enqueued"], json!([]));
-    assert_eq!(call(&b, PERIODIC_LIST, json!({}))[0]["last_tick"], json!(t3));
+    assert_eq!(
+        call(&b, PERIODIC_LIST, json!({}))[0]["last_tick"],
+        json!(t3)
+    );
     assert_eq!(ticks(&b, "every", t3, &[t3])["enqueued"], json!([]));
     // A schedule not stored enqueues nothing.
     let gone = ticks(&b, "gone", t3, &[t3]);
@@ -81,12 +88,22 @@ fn results_count(b: &DatabaseBackend) -> usize {
 
 fn sync_adds_updates_and_removes_schedules(db: TestDb) {
     let (b, _) = db.backend();
-    let added = sync(&b, &db, vec![schedule("a", "0 * * * *"), schedule("b", "0 7 * * *")]);
-    assert_eq!(added, json!({ "added": ["a", "b"], "updated": [], "removed": [] }));
+    let added = sync(
+        &b,
+        &db,
+        vec![schedule("a", "0 * * * *"), schedule("b", "0 7 * * *")],
+    );
+    assert_eq!(
+        added,
+        json!({ "added": ["a", "b"], "updated": [], "removed": [] })
+    );
     let t = db.now();
     ticks(&b, "a", t, &[]);
     let changed = sync(&b, &db, vec![schedule("a", "30 * * * *")]);
-    assert_eq!(changed, json!({ "added": [], "updated": ["a"], "removed": ["b"] }));
+    assert_eq!(
+        changed,
+        json!({ "added": [], "updated": ["a"], "removed": ["b"] })
+    );
     let listed = call(&b, PERIODIC_LIST, json!({}));
     assert_eq!(listed.as_array().unwrap().len(), 1);
     assert_eq!(listed[0]["cron"], json!("30 * * * *"));
@@ -99,17 +116,27 @@ fn sync_adds_updates_and_removes_schedules(db: TestDb) {
 
 fn bad_periodic_requests_are_refused(db: TestDb) {
     let (b, _) = db.backend();
-    let refused = |operation: &str, request: Value| {
-        b.call_ext(operation, &request.to_string()).unwrap_err()
-    };
+    let refused =
+        |operation: &str, request: Value| b.call_ext(operation, &request.to_string()).unwrap_err();
     let twice = refused(
         PERIODIC_SYNC,
         json!({ "now": db.now(), "schedules": [schedule("a", "* * * * *"), schedule("a", "* * * * *")] }),
     );
     assert_eq!(twice.kind, ErrorKind::INVALID_REQUEST);
-    assert!(twice.message().contains("'a' is given twice"), "{}", twice.message());
-    let unknown = refused(PERIODIC_SYNC, json!({ "now": db.now(), "schedules": [], "extra": 1 }));
-    assert!(unknown.message().contains(PERIODIC_SYNC), "{}", unknown.message());
+    assert!(
+        twice.message().contains("'a' is given twice"),
+        "{}",
+        twice.message()
+    );
+    let unknown = refused(
+        PERIODIC_SYNC,
+        json!({ "now": db.now(), "schedules": [], "extra": 1 }),
+    );
+    assert!(
+        unknown.message().contains(PERIODIC_SYNC),
+        "{}",
+        unknown.message()
+    );
     sync(&b, &db, vec![schedule("a", "* * * * *")]);
     let t = db.now();
     let late = refused(
@@ -117,5 +144,9 @@ fn bad_periodic_requests_are_refused(db: TestDb) {
         json!({ "schedule": "a", "through": t - Duration::seconds(1),
                 "ticks": [{ "tick": t, "task": task("app::tasks::job", "default", 0, Some(t)) }] }),
     );
-    assert!(late.message().contains("after `through`"), "{}", late.message());
+    assert!(
+        late.message().contains("after `through`"),
+        "{}",
+        late.message()
+    );
 }
