@@ -263,6 +263,14 @@ fn bad_schedules_stop_the_worker_naming_the_key(store: Store) {
             && text.contains("not registered"),
         "{text}"
     );
+    // `check` (from the application's binary) says the same.
+    let out = env.command(&["check"]).output().unwrap();
+    let text = output_text(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("error: tasks.default.periodic.daily: the task 'taskhost_worker_app::no_such_task' is not registered"),
+        "{text}"
+    );
     set_periodic(&env, &format!("\"{RECORD_KEY}\" = \"61 * * * *\""));
     let out = env.run_worker(&["--batch"]);
     let text = output_text(&out);
