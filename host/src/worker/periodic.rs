@@ -127,18 +127,16 @@ impl Scheduler {
             .schedules
             .iter()
             .map(|s| {
-                let queue = description(&self.backend, s, None)
-                    .map(|d| d.queue_name.to_string())
-                    .unwrap_or_default();
-                let priority = description(&self.backend, s, None).map_or(0, |d| d.priority);
+                // The queue and priority its tasks get (checked at worker start).
+                let task = description(&self.backend, s, None).ok();
                 json!({
                     "name": s.name,
                     "task_path": s.task,
                     "cron": s.cron,
                     "timezone": s.timezone,
                     "missed": s.missed.to_string(),
-                    "queue_name": queue,
-                    "priority": priority,
+                    "queue_name": task.as_ref().map_or("", |d| d.queue_name.as_str()),
+                    "priority": task.as_ref().map_or(0, |d| d.priority),
                     "args": s.args,
                     "kwargs": s.kwargs,
                 })
@@ -150,41 +148,22 @@ impl Scheduler {
     }
 
     /// Enqueue what is due now; returns when the next tick of any schedule is (`None`: none
-    /// ever again).
+    /// ever again). A schedule that fails does not keep the others from their ticks: the first
+    /// failure is returned after every schedule was served.
     fn pass(&self) -> Result<Option<DateTime<Utc>>> {
         let stored: Vec<Stored> = self.backend.call_ext_json(LIST, &json!({}))?;
         let now = Utc::now();
         let mut next: Option<DateTime<Utc>> = None;
+        let mut failed = None;
         for schedule in &self.schedules {
             // Not stored: removed by a worker started with a newer config.
             let Some(state) = stored.iter().find(|s| s.name == schedule.name) else {
                 continue;
             };
             let after = state.last_tick.unwrap_or(state.created_at);
-            if let Some(plan) = schedule.plan(after, now) {
-                let mut ticks = Vec::with_capacity(plan.ticks.len());
-                for tick in &plan.ticks {
-                    let description = description(&self.backend, schedule, Some(*tick))
-                        .map_err(|m| Error::config(None, None, m))?;
-                    let (request, _) = self.backend.prepare(
-                        &description,
-                        schedule.args.clone(),
-                        schedule.kwargs.clone(),
-                    )?;
-                    ticks.push(json!({ "tick": tick, "task": request }));
-                }
-                let request = json!({
-                    "schedule": schedule.name,
-                    "through": plan.through,
-                    "ticks": ticks,
-                });
-                let done: Enqueued = self.backend.call_ext_json(ENQUEUE, &request)?;
-                for t in &done.enqueued {
-                    tracing::info!(target: "taskhost", "Worker {} enqueued periodic task id={} path={} schedule={} tick={}", self.worker_id, t.id, schedule.task, schedule.name, t.tick.to_rfc3339());
-                }
-                if done.found && plan.ticks.is_empty() {
-                    tracing::info!(target: "taskhost", "Schedule {} missed its ticks through {} (missed = \"{}\"): none enqueued", schedule.name, plan.through.to_rfc3339(), schedule.missed);
-                }
+            if let Err(e) = self.enqueue_due(schedule, after, now) {
+                tracing::warn!(target: "taskhost", "Worker {} could not enqueue the ticks of schedule {}: {e}", self.worker_id, schedule.name);
+                failed.get_or_insert(e);
             }
             let upcoming = schedule.next_tick(now.max(after));
             next = match (next, upcoming) {
@@ -192,7 +171,46 @@ impl Scheduler {
                 (a, b) => a.or(b),
             };
         }
-        Ok(next)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(next),
+        }
+    }
+
+    /// Enqueue the ticks of `schedule` due at `now` after `after`, by its missed-tick policy.
+    fn enqueue_due(
+        &self,
+        schedule: &PeriodicSchedule,
+        after: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(plan) = schedule.plan(after, now) else {
+            return Ok(());
+        };
+        let mut ticks = Vec::with_capacity(plan.ticks.len());
+        for tick in &plan.ticks {
+            let description = description(&self.backend, schedule, Some(*tick))
+                .map_err(|m| Error::config(None, None, m))?;
+            let (request, _) = self.backend.prepare(
+                &description,
+                schedule.args.clone(),
+                schedule.kwargs.clone(),
+            )?;
+            ticks.push(json!({ "tick": tick, "task": request }));
+        }
+        let request = json!({
+            "schedule": schedule.name,
+            "through": plan.through,
+            "ticks": ticks,
+        });
+        let done: Enqueued = self.backend.call_ext_json(ENQUEUE, &request)?;
+        for t in &done.enqueued {
+            tracing::info!(target: "taskhost", "Worker {} enqueued periodic task id={} path={} schedule={} tick={}", self.worker_id, t.id, schedule.task, schedule.name, t.tick.to_rfc3339());
+        }
+        if done.found && plan.ticks.is_empty() {
+            tracing::info!(target: "taskhost", "Schedule {} missed its ticks through {} (missed = \"{}\"): none enqueued", schedule.name, plan.through.to_rfc3339(), schedule.missed);
+        }
+        Ok(())
     }
 
     /// A pass, off the runtime's threads (the store is called synchronously).
