@@ -86,6 +86,21 @@ pub fn run(config_path: Option<&Path>, state: &AppState) -> bool {
             ));
         }
     }
+    // Periodic schedules name tasks: in a binary that has tasks (an application's), each must
+    // be one of them, as a worker requires before it starts.
+    if !tasks.is_empty() {
+        for (alias, entry) in &config.backends {
+            for schedule in &entry.periodic {
+                if taskhost::find_task(&schedule.task).is_none() {
+                    problems.push(format!(
+                        "error: tasks.{alias}.periodic.{}: the task '{}' is not registered in \
+                         this binary; check the path (module path and function name)",
+                        schedule.name, schedule.task
+                    ));
+                }
+            }
+        }
+    }
     if let Err(Error::MissingState(missing)) = taskhost::check_state(state) {
         problems.extend(missing.iter().map(|m| {
             format!("error: {m}: add it to the builder of this binary's `cli_main!(state = ..)`")

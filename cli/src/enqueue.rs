@@ -261,6 +261,7 @@ mod tests {
                     state: &[],
                     max_attempts: None,
                     timeout_secs: None,
+                    cron: None,
                     runner: taskhost::__private::TaskRunner::Sync(never),
                 }))
             })

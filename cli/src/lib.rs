@@ -64,6 +64,7 @@ mod inspect;
 mod install;
 mod metrics;
 mod output;
+mod periodic;
 mod pin;
 mod plugin;
 mod progress;
@@ -74,6 +75,7 @@ mod worker;
 pub use dashboard::DashboardArgs;
 pub use enqueue::EnqueueArgs;
 pub use inspect::{InspectArgs, INSPECT_COMMAND, TIMEOUT_ENV};
+pub use periodic::PeriodicCommand;
 pub use plugin::{OutputFormat, PluginCommand};
 pub use scaffold::{new_plugin, NewArgs, PluginNames};
 pub use store::{PruneArgs, ResultsCommand};
@@ -152,6 +154,9 @@ pub enum Command {
     },
     /// Delete finished results by age, status and queue.
     Prune(PruneArgs),
+    /// Periodic tasks (`periodic list`: each schedule with its last and next tick).
+    #[command(subcommand)]
+    Periodic(PeriodicCommand),
     /// Serve the web dashboard: queues, results, result pages and prune (default
     /// http://127.0.0.1:8000/).
     Dashboard(DashboardArgs),
@@ -338,6 +343,7 @@ pub fn run_with_state<S: IntoAppState>(cli: Cli, state: impl FnOnce() -> S) -> E
             with_config(config, || report(store::queues(backend, *format)))
         }
         Command::Prune(args) => with_config(config, || report(store::prune(args))),
+        Command::Periodic(c) => with_config(config, || report(periodic::run(c))),
         Command::Migrate { backend } => with_config(config, || report(store::migrate(backend))),
         Command::Dashboard(args) => report(dashboard::run(config, args)),
         Command::Plugin(c) => plugin::run(config, c),

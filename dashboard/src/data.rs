@@ -16,6 +16,9 @@ pub(crate) const FINISHED_PER_MINUTE: &str = "taskhost.backends.database.finishe
 /// Results per page of the list.
 pub(crate) const PAGE_SIZE: u32 = 50;
 
+/// The database store's periodic schedules (see `taskhost_backends_database::PERIODIC_LIST`).
+pub(crate) const PERIODIC_LIST: &str = "taskhost.periodic.list";
+
 /// Minutes the overview's chart covers.
 pub(crate) const CHART_MINUTES: i64 = 60;
 
@@ -26,6 +29,24 @@ pub(crate) struct BackendSummary {
     pub queues: Queues,
     /// Finished per minute over the last [`CHART_MINUTES`], when the store can say.
     pub chart: Option<Vec<MinuteCount>>,
+    /// The periodic schedules the store holds, when it keeps them and has any.
+    pub schedules: Vec<ScheduleRow>,
+}
+
+/// One stored periodic schedule (`taskhost.periodic.list`), with its next tick.
+#[derive(Deserialize, Clone, Debug, PartialEq)]
+pub(crate) struct ScheduleRow {
+    pub name: String,
+    pub task_path: String,
+    pub cron: String,
+    pub timezone: String,
+    pub missed: String,
+    pub last_tick: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub last_task_id: Option<String>,
+    /// Computed here from the stored expression.
+    #[serde(skip)]
+    pub next_tick: Option<DateTime<Utc>>,
 }
 
 /// The queue table of one alias.
@@ -67,15 +88,20 @@ pub(crate) fn overview(
             .get(&alias)
             .map(|b| b.backend.clone())
             .unwrap_or_default();
-        let (queues, chart) = match backends.get(&alias) {
-            Ok(backend) => (queue_rows(&backend), chart(&backend, now)),
-            Err(e) => (Queues::Failed(e.to_string()), None),
+        let (queues, chart, schedules) = match backends.get(&alias) {
+            Ok(backend) => (
+                queue_rows(&backend),
+                chart(&backend, now),
+                schedules(&backend, now),
+            ),
+            Err(e) => (Queues::Failed(e.to_string()), None, Vec::new()),
         };
         out.push(BackendSummary {
             alias,
             backend_name,
             queues,
             chart,
+            schedules,
         });
     }
     Ok(out)
@@ -111,6 +137,27 @@ fn queue_rows(backend: &Backend) -> Queues {
     }
     rows.sort_by(|a, b| a.name.cmp(&b.name));
     Queues::Stats(rows)
+}
+
+/// The stored periodic schedules, each with its next tick after `now` (none when the backend
+/// keeps no schedules or cannot be asked).
+fn schedules(backend: &Backend, now: DateTime<Utc>) -> Vec<ScheduleRow> {
+    let Ok(mut rows) =
+        backend.call_ext_json::<_, Vec<ScheduleRow>>(PERIODIC_LIST, &serde_json::json!({}))
+    else {
+        return Vec::new();
+    };
+    for row in &mut rows {
+        let schedule = taskhost::periodic::PeriodicSchedule::new(
+            &row.name,
+            &row.task_path,
+            &row.cron,
+            &row.timezone,
+        );
+        let from = row.last_tick.map_or(now, |last| last.max(now));
+        row.next_tick = schedule.ok().and_then(|s| s.next_tick(from));
+    }
+    rows
 }
 
 /// The chart's first minute (minutes since the epoch): it ends with the minute of `now`.

@@ -265,8 +265,43 @@ fn backend_section(app: &App, summary: &BackendSummary, now: DateTime<Utc>) -> M
                     @if let Some(chart) = &summary.chart {
                         (chart_svg(chart, now))
                     }
+                    @if !summary.schedules.is_empty() {
+                        (schedules_table(&summary.alias, &summary.schedules))
+                    }
                     @if !app.options.read_only {
                         (prune_form(app, &summary.alias, rows))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The periodic schedules of one alias: each with its last tick (linking the task it
+/// enqueued) and its next one.
+fn schedules_table(alias: &str, rows: &[data::ScheduleRow]) -> Markup {
+    html! {
+        h3 { "Periodic schedules" }
+        table.schedules {
+            thead { tr {
+                th { "schedule" } th { "task" } th { "cron" } th { "time zone" } th { "missed" }
+                th { "last tick" } th { "next tick" }
+            } }
+            tbody {
+                @for row in rows {
+                    tr {
+                        td { (row.name) }
+                        td { (row.task_path) }
+                        td { code { (row.cron) } }
+                        td { (row.timezone) }
+                        td { (row.missed) }
+                        td {
+                            @match (&row.last_tick, &row.last_task_id) {
+                                (Some(t), Some(id)) => a href={ "/results/" (alias) "/" (id) } { (opt_time(Some(*t))) },
+                                (t, _) => (opt_time(*t)),
+                            }
+                        }
+                        td { @if let Some(t) = row.next_tick { (opt_time(Some(t))) } @else { "never" } }
                     }
                 }
             }

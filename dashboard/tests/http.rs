@@ -584,3 +584,68 @@ async fn metrics_serves_the_queue_gauges_of_every_store_behind_the_token() {
         .unwrap();
     assert_eq!(send(&open, rebound).await.status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn the_overview_lists_the_periodic_schedules_with_their_last_and_next_tick() {
+    let store = Store::new();
+    let backend = store.backend();
+    let app = dashboard(&store);
+    // No schedules stored: no table.
+    let page = get(&app, "/").await;
+    assert!(!page.body.contains("Periodic schedules"), "{}", page.body);
+    let schedule = |name: &str, cron: &str| {
+        serde_json::json!({
+            "name": name, "task_path": "app::report", "cron": cron, "timezone": "Europe/Paris",
+            "missed": "once", "queue_name": "default", "priority": 0, "args": [], "kwargs": {},
+        })
+    };
+    let now = chrono::Utc::now();
+    let _: serde_json::Value = backend
+        .call_ext_json(
+            "taskhost.periodic.sync",
+            &serde_json::json!({ "now": now, "schedules": [
+                schedule("daily", "0 7 * * *"),
+                schedule("past", "0 0 12 1 1 * 2020"),
+            ] }),
+        )
+        .unwrap();
+    // One tick of "past" enqueued: its last tick links to the task.
+    let tick = "2020-01-01T12:00:00Z";
+    let task = serde_json::json!({
+        "id": uuid::Uuid::now_v7().to_string(),
+        "task": { "path": "app::report", "priority": 0, "queue_name": "default",
+                  "backend": "default", "run_after": tick },
+        "args": [], "kwargs": {},
+    });
+    let done: serde_json::Value = backend
+        .call_ext_json(
+            "taskhost.periodic.enqueue",
+            &serde_json::json!({ "schedule": "past", "through": tick,
+                                 "ticks": [{ "tick": tick, "task": task }] }),
+        )
+        .unwrap();
+    let id = done["enqueued"][0]["id"].as_str().unwrap().to_string();
+    let page = get(&app, "/").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let body = &page.body;
+    let table = &body[body
+        .find("Periodic schedules")
+        .expect("the schedules table")..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let daily = &table[table.find(">daily<").unwrap()..];
+    let daily = &daily[..daily.find("</tr>").unwrap()];
+    assert!(
+        daily.contains("0 7 * * *") && daily.contains("Europe/Paris"),
+        "{daily}"
+    );
+    assert!(daily.contains("–"), "no last tick yet: {daily}");
+    assert!(daily.contains(":00:00 UTC"), "a next tick: {daily}");
+    let past = &table[table.find(">past<").unwrap()..];
+    let past = &past[..past.find("</tr>").unwrap()];
+    assert!(
+        past.contains(&format!("href=\"/results/default/{id}\""))
+            && past.contains("2020-01-01 12:00:00 UTC"),
+        "{past}"
+    );
+    assert!(past.contains("never"), "no tick after 2020: {past}");
+}

@@ -162,6 +162,33 @@ impl Backend {
         &self.config.options
     }
 
+    /// The `[tasks.<alias>.periodic]` schedules of the config.
+    pub fn periodic(&self) -> &[crate::periodic::PeriodicSchedule] {
+        &self.config.periodic
+    }
+
+    /// The schedules its workers enqueue, by name: the config's, and one per task of this
+    /// binary on this alias with `#[task(cron = "…")]` (named by the task's path, in UTC,
+    /// missed ticks skipped) unless the config has a schedule of that name.
+    pub fn periodic_schedules(&self) -> Vec<crate::periodic::PeriodicSchedule> {
+        let mut schedules = self.config.periodic.clone();
+        for task in crate::registry::registered_tasks() {
+            let Some(cron) = task.cron.filter(|_| task.backend == self.alias) else {
+                continue;
+            };
+            if schedules.iter().any(|s| s.name == task.path) {
+                continue;
+            }
+            match crate::periodic::PeriodicSchedule::new(task.path, task.path, cron, "UTC") {
+                Ok(schedule) => schedules.push(schedule),
+                // Checked by `#[task]` with the same parser: only a hand-built definition.
+                Err(e) => tracing::warn!(target: "taskhost", "{e}"),
+            }
+        }
+        schedules.sort_by(|a, b| a.name.cmp(&b.name));
+        schedules
+    }
+
     /// Whether an enqueue inside a transaction scope waits for the outermost commit.
     pub fn enqueue_on_commit(&self) -> bool {
         self.config.enqueue_on_commit

@@ -26,6 +26,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::periodic::{MissedTicks, PeriodicSchedule, MAX_BACKFILL};
 use crate::plugin::name::library_stem_of;
 use crate::plugin::pins::{PinDigest, PluginPins};
 
@@ -60,17 +61,19 @@ const TOP_KEYS_TEXT: &str =
     "plugin_dirs, allow_writable_plugin_dirs, tasks (or TASKS), plugin_pins (or PLUGIN_PINS)";
 
 /// The keys of one alias table: canonical lowercase spelling and Django's uppercase alias.
-const ALIAS_KEYS: [(&str, &str); 5] = [
+const ALIAS_KEYS: [(&str, &str); 6] = [
     ("backend", "BACKEND"),
     ("queues", "QUEUES"),
     ("options", "OPTIONS"),
     ("enqueue_on_commit", "ENQUEUE_ON_COMMIT"),
     ("max_payload_bytes", "MAX_PAYLOAD_BYTES"),
+    ("periodic", "PERIODIC"),
 ];
 
 /// The keys of one alias table as listed in messages.
-const ALIAS_KEYS_TEXT: &str = "backend, queues, options, enqueue_on_commit, max_payload_bytes \
-    (or Django's uppercase BACKEND, QUEUES, OPTIONS, ENQUEUE_ON_COMMIT, MAX_PAYLOAD_BYTES)";
+const ALIAS_KEYS_TEXT: &str = "backend, queues, options, enqueue_on_commit, max_payload_bytes, \
+    periodic (or Django's uppercase BACKEND, QUEUES, OPTIONS, ENQUEUE_ON_COMMIT, \
+    MAX_PAYLOAD_BYTES, PERIODIC)";
 
 /// The default of `max_payload_bytes`: the largest encoded arguments (args + kwargs JSON) an
 /// enqueue may carry, 1 MiB.
@@ -171,6 +174,9 @@ pub struct BackendConfig {
     /// The largest encoded arguments (args + kwargs JSON, in bytes) an enqueue may carry; larger
     /// ones are refused before the plugin is called. 1 MiB (`1048576`) when omitted.
     pub max_payload_bytes: usize,
+    /// The `[tasks.<alias>.periodic]` schedules, sorted by name (see [`crate::periodic`]);
+    /// workers of the alias enqueue their ticks.
+    pub periodic: Vec<PeriodicSchedule>,
 }
 
 impl BackendConfig {
@@ -182,6 +188,7 @@ impl BackendConfig {
             enqueue_on_commit: true,
             options: serde_json::Map::new(),
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            periodic: Vec::new(),
         }
     }
 }
@@ -548,7 +555,7 @@ impl Parser<'_> {
             return Err(self.wrong_type(&path, &expected, value));
         };
 
-        let mut found: [Option<(&str, &toml::Value)>; 5] = [None; 5];
+        let mut found: [Option<(&str, &toml::Value)>; 6] = [None; 6];
         for (key, v) in table {
             let Some(i) = ALIAS_KEYS.iter().position(|(l, u)| key == l || key == u) else {
                 let candidates = ALIAS_KEYS.map(|(l, _)| l);
@@ -613,13 +620,111 @@ impl Parser<'_> {
                 return Err(self.wrong_type(&key(4), expected, v));
             }
         };
+        let periodic = match found[5] {
+            None => Vec::new(),
+            Some((_, v)) => self.periodic(&key(5), v)?,
+        };
         Ok(BackendConfig {
             backend,
             queues,
             enqueue_on_commit,
             options,
             max_payload_bytes,
+            periodic,
         })
+    }
+
+    /// Parses the `[tasks.<alias>.periodic]` table at `path`: schedule name → a cron
+    /// expression (the name is the task's path) or a table.
+    fn periodic(&self, path: &str, value: &toml::Value) -> Result<Vec<PeriodicSchedule>> {
+        let toml::Value::Table(table) = value else {
+            let expected = "a table of schedules, e.g. [tasks.default.periodic] \
+                \"my_app::reports::daily\" = \"0 7 * * *\"";
+            return Err(self.wrong_type(path, expected, value));
+        };
+        let mut schedules = Vec::with_capacity(table.len());
+        for (name, v) in table {
+            let key = dotted(Some(path), name);
+            if name.trim().is_empty() {
+                let msg = format!("'{key}': a schedule name must not be empty or blank");
+                return Err(self.err(&key, msg));
+            }
+            let schedule = match v {
+                toml::Value::String(cron) => PeriodicSchedule::new(name, name, cron, "UTC")
+                    .map_err(|m| self.err(&key, format!("'{key}': {m}")))?,
+                toml::Value::Table(t) => self.schedule(&key, name, t)?,
+                v => {
+                    let expected = "a cron expression (string), e.g. \"0 7 * * *\", or a table \
+                        with at least `cron`";
+                    return Err(self.wrong_type(&key, expected, v));
+                }
+            };
+            schedules.push(schedule);
+        }
+        Ok(schedules)
+    }
+
+    /// Parses one schedule table (`key`, named `name`).
+    fn schedule(&self, key: &str, name: &str, table: &toml::Table) -> Result<PeriodicSchedule> {
+        /// The keys of a schedule table.
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Entry {
+            cron: String,
+            task: Option<String>,
+            args: Option<Vec<toml::Value>>,
+            kwargs: Option<toml::Table>,
+            queue_name: Option<String>,
+            priority: Option<i32>,
+            timezone: Option<String>,
+            missed: Option<MissedTicks>,
+        }
+        let entry: Entry = toml::Value::Table(table.clone()).try_into().map_err(|e| {
+            let e = e.to_string();
+            let msg = format!(
+                "'{key}': {}; a schedule table takes cron (required), task, args, kwargs, \
+                 queue_name, priority, timezone and missed (\"skip\", \"once\" or \
+                 {{ backfill = N }})",
+                e.trim()
+            );
+            self.err(key, msg)
+        })?;
+        let task = entry.task.unwrap_or_else(|| name.to_string());
+        if task.trim().is_empty() {
+            let msg = format!("'{key}.task' must be a task path, e.g. \"my_app::reports::daily\"");
+            return Err(self.err(&format!("{key}.task"), msg));
+        }
+        let timezone = entry.timezone.as_deref().unwrap_or("UTC");
+        let mut schedule = PeriodicSchedule::new(name, &task, &entry.cron, timezone)
+            .map_err(|m| self.err(key, format!("'{key}': {m}")))?;
+        if let Some(args) = entry.args {
+            for (i, arg) in args.iter().enumerate() {
+                let arg = self.to_json(arg, &format!("{key}.args[{i}]"), 1)?;
+                schedule.args.push(arg);
+            }
+        }
+        if let Some(kwargs) = entry.kwargs {
+            schedule.kwargs = self.table_to_json(&kwargs, &format!("{key}.kwargs"), 0)?;
+        }
+        if let Some(priority) = entry.priority {
+            if !(-100..=100).contains(&priority) {
+                let msg = format!("'{key}.priority' must be -100 to 100, found {priority}");
+                return Err(self.err(&format!("{key}.priority"), msg));
+            }
+        }
+        schedule.queue_name = entry.queue_name;
+        schedule.priority = entry.priority;
+        if let Some(missed) = entry.missed {
+            if let MissedTicks::Backfill(n) = missed {
+                if !(1..=MAX_BACKFILL).contains(&n) {
+                    let msg =
+                        format!("'{key}.missed': backfill must be 1 to {MAX_BACKFILL}, found {n}");
+                    return Err(self.err(&format!("{key}.missed"), msg));
+                }
+            }
+            schedule.missed = missed;
+        }
+        Ok(schedule)
     }
 
     /// Converts a TOML table to a JSON object; `path` is its dotted key, for messages.

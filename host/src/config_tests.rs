@@ -793,6 +793,7 @@ fn valid_backend() -> impl Strategy<Value = BackendConfig> {
                 enqueue_on_commit,
                 options: options.into_iter().collect(),
                 max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+                periodic: Vec::new(),
             },
         )
 }
@@ -1082,5 +1083,90 @@ fn a_source_describes_the_config_in_force_and_where_plugin_dirs_go() {
     assert_eq!(
         ConfigSource::InCode.where_to_add_plugin_dirs(None),
         "the config's plugin_dirs or to $TASKHOST_PLUGIN_DIRS"
+    );
+}
+
+// ---- [tasks.<alias>.periodic] ----
+
+const PERIODIC_HEAD: &str = "[tasks.default]\nbackend = \"x.y.Z\"\n[tasks.default.periodic]\n";
+
+#[test]
+fn periodic_schedules_in_short_and_table_form() {
+    let text = format!(
+        "{PERIODIC_HEAD}\"app::reports::daily\" = \"0 7 * * *\"\n\
+         cleanup = {{ task = \"app::cleanup\", cron = \"*/15 * * * * *\", args = [30, \"old\"], \
+         kwargs = {{ dry = true }}, queue_name = \"maintenance\", priority = -10, \
+         timezone = \"Europe/Paris\", missed = {{ backfill = 4 }} }}\n\
+         hourly = {{ task = \"app::hourly\", cron = \"0 * * * *\", missed = \"once\" }}\n"
+    );
+    let config = parse(&text).unwrap();
+    let periodic = &config.backends["default"].periodic;
+    let names: Vec<_> = periodic.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["app::reports::daily", "cleanup", "hourly"]);
+    let daily = &periodic[0];
+    assert_eq!(
+        (
+            daily.task.as_str(),
+            daily.cron.as_str(),
+            daily.timezone.as_str()
+        ),
+        ("app::reports::daily", "0 7 * * *", "UTC")
+    );
+    assert_eq!(daily.missed, crate::periodic::MissedTicks::Skip);
+    let cleanup = &periodic[1];
+    assert_eq!(cleanup.task, "app::cleanup");
+    assert_eq!(cleanup.args, [json!(30), json!("old")]);
+    assert_eq!(cleanup.kwargs.get("dry"), Some(&json!(true)));
+    assert_eq!(cleanup.queue_name.as_deref(), Some("maintenance"));
+    assert_eq!(cleanup.priority, Some(-10));
+    assert_eq!(cleanup.timezone, "Europe/Paris");
+    assert_eq!(cleanup.missed, crate::periodic::MissedTicks::Backfill(4));
+    assert_eq!(periodic[2].missed, crate::periodic::MissedTicks::Once);
+}
+
+#[test]
+fn bad_periodic_schedules_are_named() {
+    let key = "tasks.default.periodic.daily";
+    assert_err(
+        &format!("{PERIODIC_HEAD}daily = \"61 * * * *\"\n"),
+        key,
+        &["\"61 * * * *\"", "cron expression", "'daily'"],
+    );
+    assert_err(
+        &format!("{PERIODIC_HEAD}daily = {{ cron = \"0 7 * * *\", timezone = \"Mars/Base\" }}\n"),
+        key,
+        &["\"Mars/Base\"", "IANA"],
+    );
+    assert_err(
+        &format!("{PERIODIC_HEAD}daily = {{ crn = \"0 7 * * *\" }}\n"),
+        key,
+        &["crn"],
+    );
+    assert_err(
+        &format!("{PERIODIC_HEAD}daily = {{ cron = \"0 7 * * *\", missed = \"sometimes\" }}\n"),
+        key,
+        &["sometimes", "skip"],
+    );
+    assert_err(
+        &format!(
+            "{PERIODIC_HEAD}daily = {{ cron = \"0 7 * * *\", missed = {{ backfill = 0 }} }}\n"
+        ),
+        "tasks.default.periodic.daily.missed",
+        &["1 to 1000"],
+    );
+    assert_err(
+        &format!("{PERIODIC_HEAD}daily = {{ cron = \"0 7 * * *\", priority = 101 }}\n"),
+        "tasks.default.periodic.daily.priority",
+        &["-100 to 100"],
+    );
+    assert_err(
+        &format!("{PERIODIC_HEAD}daily = 7\n"),
+        key,
+        &["cron expression"],
+    );
+    assert_err(
+        "[tasks.default]\nbackend = \"x.y.Z\"\nperiodic = 3\n",
+        "tasks.default.periodic",
+        &["a table of schedules"],
     );
 }

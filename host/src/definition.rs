@@ -53,6 +53,9 @@ pub struct TaskDefinition {
     pub max_attempts: Option<u32>,
     /// Default time limit of one run, in seconds (`None`: none).
     pub timeout_secs: Option<f64>,
+    /// `#[task(cron = "…")]`: the cron expression its backend's workers enqueue it at (a
+    /// periodic schedule named by the task's path, in UTC, missed ticks skipped).
+    pub cron: Option<&'static str>,
     /// How to run it.
     pub runner: TaskRunner,
 }

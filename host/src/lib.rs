@@ -39,7 +39,7 @@
 
 // The modules form layers, without an import cycle. In import order (each imports only
 // modules before it): constants, error, json, transaction, validation, result, context, state,
-// signals, definition, registry, metrics, outcome, plugin::{name, pins, load}, config,
+// signals, definition, registry, metrics, outcome, periodic, plugin::{name, pins, load}, config,
 // plugin::resolve, callbacks, backend, handler (also `TaskResult::refresh` and `Backend`'s async calls, which
 // need the handler in force), control (cancel and retry, through the handler), wait
 // (`TaskResult::wait`, `await_finished`), task, worker, transactional. `module_graph_tests` reads the
@@ -59,6 +59,7 @@ mod handler;
 mod json;
 pub mod metrics;
 mod outcome;
+pub mod periodic;
 pub mod plugin;
 mod registry;
 mod result;

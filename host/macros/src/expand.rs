@@ -175,6 +175,10 @@ impl<'a> Expansion<'a> {
         let takes_context = options.takes_context;
         let max_attempts = option(options.max_attempts.map(Literal::u32_unsuffixed));
         let timeout_secs = option(options.timeout_secs.map(Literal::f64_unsuffixed));
+        let cron = match &options.cron {
+            Some(cron) => quote!(::core::option::Option::Some(#cron)),
+            None => quote!(::core::option::Option::None),
+        };
         let state = self.analyzed.states.iter().map(|s| &s.inner);
         let runner = if self.analyzed.is_async {
             quote!(Async)
@@ -193,6 +197,7 @@ impl<'a> Expansion<'a> {
                     state: &[ #(::taskhost::__private::StateType::of::<#state>(),)* ],
                     max_attempts: #max_attempts,
                     timeout_secs: #timeout_secs,
+                    cron: #cron,
                     runner: ::taskhost::__private::TaskRunner::#runner(#run_ident),
                 };
         }

@@ -30,6 +30,7 @@
 //! | `takes_context` | a flag, or `= true` / `= false` | `false` |
 //! | `max_attempts` | a whole number, at least 1: attempts a worker may make | the backend's |
 //! | `timeout` | seconds, an integer or float literal above zero: the time limit of one run | none |
+//! | `cron` | a cron expression (5 fields, or 6 with seconds first), checked at compile time: the workers of the task's backend enqueue it at each tick, in UTC, missed ticks skipped (a schedule named by the task's path in `[tasks.<alias>.periodic]` overrides it) | none |
 //!
 //! ```ignore
 //! #[task(priority = -20, queue_name = "reports", backend = "slow")]

@@ -7,7 +7,8 @@ use syn::punctuated::Punctuated;
 use syn::{Expr, Lit, Meta, Token, UnOp};
 
 /// The options `#[task(...)]` accepts, as listed in errors about unknown ones.
-const VALID_OPTIONS: &str = "priority, queue_name, backend, takes_context, max_attempts, timeout";
+const VALID_OPTIONS: &str =
+    "priority, queue_name, backend, takes_context, max_attempts, timeout, cron";
 
 /// Django's message for a priority outside -100..=100 (or not a whole number).
 const PRIORITY_MESSAGE: &str = "priority must be a whole number between -100 and 100.";
@@ -30,6 +31,8 @@ pub(crate) struct Options {
     pub max_attempts: Option<u32>,
     /// Default time limit of a run, in seconds.
     pub timeout_secs: Option<f64>,
+    /// A periodic schedule: the cron expression its backend's workers enqueue it at.
+    pub cron: Option<String>,
 }
 
 impl Default for Options {
@@ -41,6 +44,7 @@ impl Default for Options {
             takes_context: false,
             max_attempts: None,
             timeout_secs: None,
+            cron: None,
         }
     }
 }
@@ -97,6 +101,26 @@ impl Options {
                 self.max_attempts = Some(max_attempts(value(meta, "max_attempts = 3")?)?)
             }
             "timeout" => self.timeout_secs = Some(timeout(value(meta, "timeout = 30")?)?),
+            "cron" => {
+                let example = "cron = \"0 7 * * *\"";
+                let expr = value(meta, example)?;
+                let cron = name(expr, key, example)?;
+                croner::parser::CronParser::builder()
+                    .seconds(croner::parser::Seconds::Optional)
+                    .build()
+                    .parse(&cron)
+                    .map_err(|e| {
+                        syn::Error::new_spanned(
+                            expr,
+                            format!(
+                                "cron must be a cron expression: 5 fields (minute hour \
+                                 day-of-month month day-of-week), or 6 with seconds first, e.g. \
+                                 `cron = \"0 7 * * *\"`; {cron:?} is not valid: {e}"
+                            ),
+                        )
+                    })?;
+                self.cron = Some(cron);
+            }
             "run_after" => return Err(syn::Error::new_spanned(meta, RUN_AFTER_MESSAGE)),
             other => return Err(unknown_option(meta, other)),
         }

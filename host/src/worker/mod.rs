@@ -23,6 +23,7 @@ mod leases;
 mod local_queue;
 pub mod options;
 mod pace;
+mod periodic;
 mod retry;
 mod shutdown;
 mod store_failures;
@@ -121,6 +122,7 @@ impl Worker {
                 ),
             ));
         }
+        periodic::check_schedules(&backend)?;
         Ok(Self {
             backend,
             options,
@@ -184,6 +186,17 @@ impl Worker {
                 _ = self.shutdown.graceful.cancelled() => {}
             }
         }
+        // Periodic tasks: the schedules synced and the due ticks enqueued before the first
+        // claim (a `--batch` worker runs them), then a timer to each next tick.
+        let mut scheduling = match periodic::Scheduler::new(&self.backend, &o.worker_id) {
+            Some(scheduler) => {
+                let scheduler = Arc::new(scheduler);
+                let synced = scheduler.start().await?;
+                let stop = self.shutdown.graceful.child_token();
+                Some(tokio::spawn(scheduler.run(synced, stop)))
+            }
+            None => None,
+        };
         let (completions, flusher) =
             Completions::spawn(Arc::clone(&self.backend), o.worker_id.clone());
         let leases = Leases::new(Arc::clone(&self.backend), o.worker_id.clone(), o.lease);
@@ -338,6 +351,9 @@ impl Worker {
             }
         };
         if let Some(handle) = waiting.take() {
+            handle.abort();
+        }
+        if let Some(handle) = scheduling.take() {
             handle.abort();
         }
         let exit = self.finish(exit, &mut running, &mut report, &leases).await;

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::options::{redact, Location, Options, CLASS};
+use crate::periodic::{PERIODIC_ENQUEUE, PERIODIC_LIST, PERIODIC_SYNC};
 use crate::postgres::PgStore;
 use crate::row::{parse_id, NewTask};
 use crate::sqlite::SqliteStore;
@@ -51,7 +52,7 @@ const MAX_WAIT_SECS: f64 = 3600.0;
 /// (with `migrate = true`, the default) migrates before it is handed to the host.
 pub struct DatabaseBackend {
     pub(crate) alias: String,
-    host: Host,
+    pub(crate) host: Host,
     pub(crate) options: Options,
     pub(crate) store: Box<dyn Store>,
     /// Set once the schema is known to be at the newest version.
@@ -414,7 +415,7 @@ impl DatabaseBackend {
 }
 
 /// Read the JSON request of the extension operation `operation`.
-fn ext_request<T: serde::de::DeserializeOwned>(
+pub(crate) fn ext_request<T: serde::de::DeserializeOwned>(
     operation: &str,
     request: &str,
 ) -> Result<T, PluginError> {
@@ -423,7 +424,7 @@ fn ext_request<T: serde::de::DeserializeOwned>(
 }
 
 /// Write the JSON response of the extension operation `operation`.
-fn ext_response<T: serde::Serialize + ?Sized>(
+pub(crate) fn ext_response<T: serde::Serialize + ?Sized>(
     operation: &str,
     response: &T,
 ) -> Result<String, PluginError> {
@@ -522,6 +523,9 @@ impl Backend for DatabaseBackend {
             control::RETRY => self.retry(request),
             control::RENEW_LEASES => self.renew_ext(request),
             WAIT_FINISHED => self.wait_finished(request),
+            PERIODIC_SYNC => self.periodic_sync(request),
+            PERIODIC_LIST => self.periodic_list(request),
+            PERIODIC_ENQUEUE => self.periodic_enqueue(request),
             other => Err(PluginError::not_supported(other)),
         }
     }

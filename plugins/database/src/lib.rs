@@ -33,7 +33,9 @@
 //! as the JSON text the host sent and come back as the text the database holds (PostgreSQL
 //! renders `jsonb` in its own form), checked but never decoded. Operations of its own, through
 //! `call_ext`: [`LIST_PAGE`] and [`FINISHED_PER_MINUTE`] (the dashboard's keyset pages and
-//! per-minute counts), and [`TRANSACTIONAL_INSERT_SQL`], the statement an application runs on its
+//! per-minute counts), the periodic tasks' [`PERIODIC_SYNC`], [`PERIODIC_LIST`] and
+//! [`PERIODIC_ENQUEUE`] (schedules and their ticks, each tick enqueued once: see
+//! `docs/decisions/020-periodic-tasks.md`), and [`TRANSACTIONAL_INSERT_SQL`], the statement an application runs on its
 //! own connection, inside its own transaction, so the task commits or rolls back with its
 //! data. Job control, through `call_ext` too ([`taskhost_plugin_api::control`]):
 //! `taskhost.cancel` (a READY task FAILED at once with a `taskhost::Cancelled` error, a
@@ -74,6 +76,7 @@
 mod backend;
 mod error;
 mod options;
+mod periodic;
 mod pool;
 mod postgres;
 mod row;
@@ -83,6 +86,7 @@ mod store;
 mod tests;
 
 pub use backend::{DatabaseBackend, FINISHED_PER_MINUTE, LIST_PAGE, TRANSACTIONAL_INSERT_SQL};
+pub use periodic::{PERIODIC_ENQUEUE, PERIODIC_LIST, PERIODIC_SYNC};
 
 taskhost_plugin_api::export_plugin! {
     module_path: "taskhost.backends.database",

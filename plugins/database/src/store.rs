@@ -5,6 +5,7 @@
 //! all workers agree with the host rather than with the database server.
 
 use crate::error::Result;
+use crate::periodic::{NewTick, ScheduleState, SyncRequest, SyncResponse, TicksEnqueued};
 use crate::row::NewTask;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -161,6 +162,28 @@ pub trait Store: Send + Sync {
 
     /// Close every connection; later calls fail with "closed".
     fn close(&self);
+
+    /// Write the configured schedules of this alias (see [`crate::periodic::PERIODIC_SYNC`]),
+    /// in one transaction.
+    fn periodic_sync(&self, request: &SyncRequest) -> Result<SyncResponse>;
+
+    /// The stored schedules of this alias, by name.
+    fn periodic_list(&self) -> Result<Vec<ScheduleState>>;
+
+    /// In one transaction holding the schedule's row: store each tick after the schedule's
+    /// last tick whose (schedule, tick) key is free, with its task; set the last tick to
+    /// `through` (if later). Returns what was done and the tasks stored.
+    fn periodic_enqueue(
+        &self,
+        schedule: &str,
+        through: DateTime<Utc>,
+        ticks: Vec<NewTick>,
+        now: DateTime<Utc>,
+    ) -> Result<(TicksEnqueued, Vec<NewTask>)>;
+
+    /// Tasks were stored outside [`Store::enqueue`] (periodic ticks): wake idle workers
+    /// where the commit does not (SQLite).
+    fn enqueued(&self) {}
 }
 
 /// The most results one [`PageRequest`] returns.

@@ -5,6 +5,7 @@
 mod cancel_backends;
 pub(crate) mod env;
 mod metrics;
+mod periodic;
 mod postgres_only;
 mod sqlite_only;
 mod state;

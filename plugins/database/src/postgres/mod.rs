@@ -11,6 +11,7 @@ pub(crate) mod faults;
 mod finished;
 mod jsonb;
 mod listen;
+mod periodic;
 mod queue;
 mod session;
 
@@ -19,6 +20,7 @@ pub(crate) use queue::{CLAIM, CLAIM_SELECT};
 
 use crate::error::{postgres_text, Error, Result};
 use crate::options::{redact, Options, CLASS};
+use crate::periodic::{NewTick, ScheduleState, SyncRequest, SyncResponse, TicksEnqueued};
 use crate::pool::Pool;
 use crate::row::{corrupt, NewTask, Row};
 use crate::store::{check_error, Claim, Migration, MinuteCount, PageRequest, Store, StoreConfig};
@@ -76,6 +78,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "result_waits",
         sql: include_str!("../../migrations/postgres/0008_result_waits.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "periodic",
+        sql: include_str!("../../migrations/postgres/0009_periodic.sql"),
     },
 ];
 
@@ -381,5 +388,23 @@ impl Store for PgStore {
         self.pool.close();
         self.listener.close();
         self.finished.close();
+    }
+
+    fn periodic_sync(&self, request: &SyncRequest) -> Result<SyncResponse> {
+        PgStore::periodic_sync(self, request)
+    }
+
+    fn periodic_list(&self) -> Result<Vec<ScheduleState>> {
+        PgStore::periodic_list(self)
+    }
+
+    fn periodic_enqueue(
+        &self,
+        schedule: &str,
+        through: DateTime<Utc>,
+        ticks: Vec<NewTick>,
+        now: DateTime<Utc>,
+    ) -> Result<(TicksEnqueued, Vec<NewTask>)> {
+        PgStore::periodic_enqueue(self, schedule, through, ticks, now)
     }
 }

@@ -273,7 +273,7 @@ impl PgStore {
     }
 
     /// The first attempt of a single enqueue: [`INSERT_ONE_AND_NOTIFY`].
-    fn insert_one(&self, tx: &mut super::Tx<'_>, task: &NewTask) -> Result<(), TxError> {
+    pub(super) fn insert_one(&self, tx: &mut super::Tx<'_>, task: &NewTask) -> Result<(), TxError> {
         let t = &task.request.task;
         tx.execute(
             &INSERT_ONE_AND_NOTIFY,

@@ -12,6 +12,7 @@
 
 mod admin;
 mod finished;
+mod periodic;
 mod queue;
 mod wake;
 
@@ -19,6 +20,7 @@ mod wake;
 pub(crate) use queue::CLAIM_SELECT;
 
 use crate::error::{Error, Result};
+use crate::periodic::{NewTick, ScheduleState, SyncRequest, SyncResponse, TicksEnqueued};
 use crate::pool::{Connection as PoolConnection, Pool};
 use crate::row::{from_micros, NewTask, Row};
 use crate::store::{check_error, Claim, Migration, MinuteCount, PageRequest, Store, StoreConfig};
@@ -63,6 +65,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 6,
         name: "cancel_and_retry",
         sql: include_str!("../../migrations/sqlite/0006_cancel_and_retry.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "periodic",
+        sql: include_str!("../../migrations/sqlite/0007_periodic.sql"),
     },
 ];
 
@@ -529,5 +536,27 @@ impl Store for SqliteStore {
         self.wake.close();
         self.done.close();
         self.pool.close();
+    }
+
+    fn periodic_sync(&self, request: &SyncRequest) -> Result<SyncResponse> {
+        SqliteStore::periodic_sync(self, request)
+    }
+
+    fn periodic_list(&self) -> Result<Vec<ScheduleState>> {
+        SqliteStore::periodic_list(self)
+    }
+
+    fn periodic_enqueue(
+        &self,
+        schedule: &str,
+        through: DateTime<Utc>,
+        ticks: Vec<NewTick>,
+        now: DateTime<Utc>,
+    ) -> Result<(TicksEnqueued, Vec<NewTask>)> {
+        SqliteStore::periodic_enqueue(self, schedule, through, ticks, now)
+    }
+
+    fn enqueued(&self) {
+        self.wake.enqueued();
     }
 }

@@ -83,7 +83,11 @@ impl SqliteStore {
 
     /// Insert `run`, rows of one task with the same keyword arguments, in as few statements
     /// of [`ROWS_PER_INSERT`] rows as fit.
-    fn insert_run(&self, tx: &rusqlite::Connection, run: &[NewTask]) -> Result<(), TxError> {
+    pub(super) fn insert_run(
+        &self,
+        tx: &rusqlite::Connection,
+        run: &[NewTask],
+    ) -> Result<(), TxError> {
         let mut rest = run;
         for (rows, sql) in ROWS_PER_INSERT.iter().zip(insert_statements()) {
             if rest.len() < *rows {

@@ -11,6 +11,7 @@ mod errors;
 mod harness;
 mod lease;
 mod notify;
+mod periodic;
 mod retry;
 mod schema;
 mod wait;
