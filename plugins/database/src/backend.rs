@@ -67,6 +67,7 @@ impl DatabaseBackend {
             alias: params.alias.clone(),
             max_attempts: options.max_attempts,
             max_rescues: options.max_rescues,
+            limits: options.queues.clone(),
         };
         let store: Box<dyn Store> = match &options.location {
             Location::Sqlite(path) => Box::new(SqliteStore::open(

@@ -69,6 +69,7 @@
 
 mod backend;
 mod error;
+mod limits;
 mod options;
 mod pool;
 mod postgres;

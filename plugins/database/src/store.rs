@@ -24,6 +24,8 @@ pub struct StoreConfig {
     pub max_attempts: u32,
     /// Rescues from a lost worker before a task ends FAILED.
     pub max_rescues: u32,
+    /// Per-queue limits claims enforce (empty: none, and claims take the unlimited path).
+    pub limits: crate::limits::Limits,
 }
 
 /// One versioned schema change, embedded from `migrations/<database>/`.

@@ -9,6 +9,7 @@ mod admin;
 #[cfg(test)]
 pub(crate) mod faults;
 mod jsonb;
+mod limits;
 mod listen;
 mod queue;
 mod session;
@@ -58,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "drain_storage",
         sql: include_str!("../../migrations/postgres/0005_drain_storage.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "queue_limits",
+        sql: include_str!("../../migrations/postgres/0006_queue_limits.sql"),
     },
 ];
 

@@ -127,13 +127,23 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT ctid FROM taskhost_tasks \
 /// find a claim's rows, or looked each one up in the primary key (decision 015).
 pub(crate) static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = $2, \
-         last_attempted_at = $2, worker_ids = worker_ids || to_jsonb($6::text), \
-         attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = $6, \
-         lease_expires_at = $7, claim_id = $8 WHERE ctid = ANY(ARRAY({CLAIM_SELECT})) \
-         RETURNING {COLUMNS}"
+        "UPDATE taskhost_tasks SET {} WHERE ctid = ANY(ARRAY({CLAIM_SELECT})) \
+         RETURNING {COLUMNS}",
+        claim_set("$2", "$6", "$7", "$8")
     )
 });
+
+/// What a claim sets on the rows it takes, with the placeholders of the statement it is part
+/// of: the claim's time, the worker, the lease's end and the claim's id (shared with the claim
+/// of limited queues, `postgres/limits.rs`).
+pub(super) fn claim_set(now: &str, worker: &str, expires: &str, claim_id: &str) -> String {
+    format!(
+        "status = 'RUNNING', started_at = {now}, last_attempted_at = {now}, \
+         worker_ids = worker_ids || to_jsonb({worker}::text), attempts = attempts + 1, \
+         lease_token = lease_token + 1, lease_owner = {worker}, lease_expires_at = {expires}, \
+         claim_id = {claim_id}"
+    )
+}
 
 /// The rows claim `$2` of alias `$1` holds (the lease index narrows it to RUNNING rows).
 static CLAIMED_BY: LazyLock<String> = LazyLock::new(|| {
@@ -324,12 +334,17 @@ impl PgStore {
         // answer), the retry returns the rows this claim took instead of leaving them RUNNING
         // under a lease nobody renews.
         let claim_id = Uuid::now_v7();
-        let rows = self.write_idempotent("claiming tasks", false, |tx| {
+        // Limited queues it may take from (none: the one-statement claim below, untouched).
+        let limited = self.config.limits.in_claim(claim);
+        let rows = self.write_idempotent("claiming tasks", !limited.is_empty(), |tx| {
             if tx.is_retry() {
                 let taken = tx.query(&CLAIMED_BY, &[&self.config.alias, &claim_id])?;
                 if !taken.is_empty() {
                     return Ok(taken);
                 }
+            }
+            if !limited.is_empty() {
+                return self.claim_limited(tx, claim, &limited, claim_id);
             }
             Ok(tx.query(
                 &CLAIM,
@@ -413,6 +428,7 @@ impl PgStore {
                     .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
                     .collect::<Result<_, TxError>>()
             })?;
+        self.notify_freed(applied.iter().copied().collect());
         // An id given twice is applied once: the first completion gets the ack.
         Ok(completions
             .iter()
@@ -460,6 +476,14 @@ impl PgStore {
     /// handing back prefetched tasks must not leave them to a rescue (the count may then miss
     /// rows the lost attempt released).
     pub(super) fn release(&self, request: &LeaseRequest) -> Result<u64> {
+        let released = self.release_leases(request)?;
+        if released > 0 {
+            self.notify_freed(request.leases.iter().filter_map(|(id, _)| parse_id(id)).collect());
+        }
+        Ok(released)
+    }
+
+    fn release_leases(&self, request: &LeaseRequest) -> Result<u64> {
         self.write_idempotent("releasing tasks", true, |tx| {
             let mut released = 0;
             for (id, token) in &request.leases {

@@ -11,6 +11,7 @@
 //! `docs/decisions/011-sqlite-wake-up.md`).
 
 mod admin;
+mod limits;
 mod queue;
 mod wake;
 
@@ -51,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "rescues",
         sql: include_str!("../../migrations/sqlite/0004_rescues.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "queue_limits",
+        sql: include_str!("../../migrations/sqlite/0005_queue_limits.sql"),
     },
 ];
 

@@ -1,5 +1,6 @@
 //! The SQLite queue: enqueue, get, claim, complete, renew, release and rescue.
 
+use super::limits::claim_taken_sql;
 use super::{json_list, read_row, us, SqliteStore, TxError, COLUMNS};
 use crate::error::Result;
 use crate::row::{claim_order, outcome_columns, parse_id, to_json, Expired, NewTask};
@@ -54,6 +55,13 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
       AND queue_name NOT IN (SELECT value FROM json_each(:exclude)) \
     ORDER BY priority DESC, COALESCE(run_after, 253370764800000000), enqueued_at, id \
     LIMIT :limit";
+
+/// What a claim sets on the rows it takes (`:now`, `:worker`, `:expires`).
+pub(super) const CLAIM_SET: &str = "status = 'RUNNING', started_at = :now, \
+    last_attempted_at = :now, worker_ids = CASE WHEN json_valid(worker_ids) \
+    THEN json_insert(worker_ids, '$[#]', :worker) ELSE worker_ids END, \
+    attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = :worker, \
+    lease_expires_at = :expires";
 
 impl SqliteStore {
     /// The rows go in with multi-row INSERTs ([`ROWS_PER_INSERT`]): one statement per 64 rows
@@ -149,24 +157,34 @@ impl SqliteStore {
     pub(super) fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
         let max_attempts = self.config.max_attempts;
         let sql = format!(
-            "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = :now, \
-             last_attempted_at = :now, worker_ids = CASE WHEN json_valid(worker_ids) \
-             THEN json_insert(worker_ids, '$[#]', :worker) ELSE worker_ids END, \
-             attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = :worker, \
-             lease_expires_at = :expires WHERE id IN ({CLAIM_SELECT}) RETURNING {COLUMNS}"
+            "UPDATE taskhost_tasks SET {CLAIM_SET} WHERE id IN ({CLAIM_SELECT}) \
+             RETURNING {COLUMNS}"
         );
         let mut claimed = self.write("claiming tasks", |tx| {
             self.rescue_in(tx, claim.now)?;
-            let mut stmt = tx.prepare_cached(&sql)?;
-            let mut rows = stmt.query(named_params! {
-                ":alias": self.config.alias,
-                ":now": us(claim.now),
-                ":queues": claim.queues.as_deref().map(json_list),
-                ":exclude": json_list(&claim.exclude_queues),
-                ":limit": claim.limit,
-                ":worker": claim.worker_id,
-                ":expires": us(claim.lease_expires_at),
-            })?;
+            // With limited queues in reach, the ids the limits let it take (sqlite/limits.rs).
+            let taken = self.limited_claim(tx, claim)?;
+            let mut stmt = match taken {
+                Some(_) => tx.prepare_cached(&claim_taken_sql())?,
+                None => tx.prepare_cached(&sql)?,
+            };
+            let mut rows = match &taken {
+                Some(ids) => stmt.query(named_params! {
+                    ":ids": ids,
+                    ":now": us(claim.now),
+                    ":worker": claim.worker_id,
+                    ":expires": us(claim.lease_expires_at),
+                })?,
+                None => stmt.query(named_params! {
+                    ":alias": self.config.alias,
+                    ":now": us(claim.now),
+                    ":queues": claim.queues.as_deref().map(json_list),
+                    ":exclude": json_list(&claim.exclude_queues),
+                    ":limit": claim.limit,
+                    ":worker": claim.worker_id,
+                    ":expires": us(claim.lease_expires_at),
+                })?,
+            };
             let mut claimed = Vec::new();
             let mut corrupt = Vec::new();
             while let Some(r) = rows.next()? {
