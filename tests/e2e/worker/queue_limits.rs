@@ -108,6 +108,25 @@ fn a_rate_limit_holds_across_workers(store: Store) {
     assert!(starts[11] - starts[0] >= per * 3, "{starts:?}");
 }
 
+/// A worker that found its queue at the limit starts the next task when the running one
+/// finishes, not at its next poll: with a 300 s interval only the wake-up (PostgreSQL: the
+/// completion's NOTIFY; SQLite: the watch on the `-wal` file) gets both tasks run within the
+/// deadline.
+fn a_worker_at_the_limit_starts_the_next_task_when_one_finishes(store: Store) {
+    let env = Env::new(store, "[tasks.default.options.queues.one]\nconcurrency = 1\n");
+    let ids: Vec<String> = (0..2)
+        .map(|i| env.enqueue_on("record_and_sleep", json!([format!("t{i}"), 1000]), "one", 0))
+        .collect();
+    let args = ["--queue", "one", "--interval", "300", "--max-tasks", "1"];
+    let workers: Vec<_> = (0..2).map(|_| env.spawn_worker(&args)).collect();
+    for worker in workers {
+        let out = wait_with_deadline(worker);
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+    wait_all_successful(&env, &ids);
+    assert_eq!(most_at_once(&env.log_lines(), "t"), 1, "{:?}", env.log_lines());
+}
+
 /// A misspelt limit stops the worker with the key at fault named.
 fn a_bad_limit_names_its_key(store: Store) {
     let env = Env::new(store, "[tasks.default.options.queues.emails]\nconcurency = 2\n");
@@ -148,4 +167,14 @@ fn sqlite_a_bad_limit_names_its_key() {
 #[test]
 fn postgres_a_bad_limit_names_its_key() {
     a_bad_limit_names_its_key(Store::Postgres);
+}
+
+#[test]
+fn sqlite_a_worker_at_the_limit_starts_the_next_task_when_one_finishes() {
+    a_worker_at_the_limit_starts_the_next_task_when_one_finishes(Store::Sqlite);
+}
+
+#[test]
+fn postgres_a_worker_at_the_limit_starts_the_next_task_when_one_finishes() {
+    a_worker_at_the_limit_starts_the_next_task_when_one_finishes(Store::Postgres);
 }

@@ -428,7 +428,9 @@ impl PgStore {
                     .map(|r| Ok(r.try_get::<_, Uuid>(0)?))
                     .collect::<Result<_, TxError>>()
             })?;
-        self.notify_freed(applied.iter().copied().collect());
+        if !self.config.limits.is_empty() {
+            self.notify_freed(applied.iter().copied().collect());
+        }
         // An id given twice is applied once: the first completion gets the ack.
         Ok(completions
             .iter()
@@ -477,7 +479,7 @@ impl PgStore {
     /// rows the lost attempt released).
     pub(super) fn release(&self, request: &LeaseRequest) -> Result<u64> {
         let released = self.release_leases(request)?;
-        if released > 0 {
+        if released > 0 && !self.config.limits.is_empty() {
             self.notify_freed(request.leases.iter().filter_map(|(id, _)| parse_id(id)).collect());
         }
         Ok(released)
