@@ -9,6 +9,7 @@ mod claim;
 mod errors;
 mod harness;
 mod lease;
+mod limits;
 mod notify;
 mod retry;
 mod schema;
