@@ -46,12 +46,13 @@ const SAVE_STARTS: &str = "UPDATE taskhost_queue_limits SET starts = u.starts \
     FROM unnest($2::text[], $3::text[]) AS u(queue_name, starts) \
     WHERE backend_name = $1 AND taskhost_queue_limits.queue_name = u.queue_name";
 
-/// Mark the chosen rows (`$3`, locked by [`CANDIDATES`]) RUNNING, as the claim query does.
+/// Mark the chosen rows (`$5`, locked by [`CANDIDATES`], so still READY) RUNNING, as the claim
+/// query does. Only the primary key is asked: with the claim index's columns in the filter,
+/// PostgreSQL walked every READY row of the alias to find the chosen ones.
 static TAKE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE taskhost_tasks SET {} WHERE backend_name = $1 AND status = 'READY' \
-         AND id = ANY($3::text[]::uuid[]) RETURNING {COLUMNS}",
-        claim_set("$2", "$4", "$5", "$6")
+        "UPDATE taskhost_tasks SET {} WHERE id = ANY($5::uuid[]) RETURNING {COLUMNS}",
+        claim_set("$1", "$2", "$3", "$4")
     )
 });
 
@@ -129,16 +130,19 @@ impl PgStore {
         if taken.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<&str> = taken.iter().map(|c| c.id.as_str()).collect();
+        // As uuids: compared as text, PostgreSQL converted the list at every row it looked at.
+        let ids: Vec<Uuid> = taken
+            .iter()
+            .filter_map(|c| Uuid::parse_str(&c.id).ok())
+            .collect();
         Ok(tx.query(
             &TAKE,
             &[
-                alias,
                 &claim.now,
-                &ids,
                 &claim.worker_id,
                 &claim.lease_expires_at,
                 &claim_id,
+                &ids,
             ],
         )?)
     }
