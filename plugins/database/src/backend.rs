@@ -34,6 +34,12 @@ pub const LIST_PAGE: &str = "taskhost.backends.database.list_page";
 /// "count"}]`, oldest minute first, minutes with none left out.
 pub const FINISHED_PER_MINUTE: &str = "taskhost.backends.database.finished_per_minute";
 
+/// This backend's own operation ([`Backend::call_ext`]): the limits of the limited queues
+/// (the option `queues`) and what uses them now. Request `{}` (any JSON); response `[{
+/// "queue_name", "concurrency", "running", "rate_limit", "rate_per_secs", "started_in_window"}]`
+/// sorted by queue (null where a queue has no such limit; empty when none is limited).
+pub const QUEUE_LIMITS: &str = "taskhost.backends.database.queue_limits";
+
 /// The longest a `wait_for_tasks` call blocks, whatever it asks for.
 const MAX_WAIT_SECS: f64 = 3600.0;
 
@@ -438,6 +444,10 @@ impl Backend for DatabaseBackend {
             TRANSACTIONAL_INSERT_SQL => self.transactional_insert_sql(request),
             LIST_PAGE => self.list_page(request),
             FINISHED_PER_MINUTE => self.finished_per_minute(request),
+            QUEUE_LIMITS => {
+                self.ensure_schema()?;
+                ext_response(QUEUE_LIMITS, &self.store.limit_usage(self.now()?)?)
+            }
             other => Err(PluginError::not_supported(other)),
         }
     }

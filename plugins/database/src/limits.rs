@@ -233,6 +233,49 @@ impl QueueLimit {
     }
 }
 
+/// One limited queue's limits and what uses them now (the answer of
+/// [`crate::backend::QUEUE_LIMITS`], a JSON array of these, sorted by queue).
+#[derive(serde::Serialize, Clone, Debug, PartialEq)]
+pub struct LimitUsage {
+    /// The queue.
+    pub queue_name: String,
+    /// Its concurrency limit, if any.
+    pub concurrency: Option<u32>,
+    /// Its tasks RUNNING now (claimed and not finished, handed back or rescued).
+    pub running: u64,
+    /// Its rate limit's claims per window, if any.
+    pub rate_limit: Option<u32>,
+    /// Its rate window, in seconds.
+    pub rate_per_secs: Option<f64>,
+    /// Claims of its tasks inside the current window (with a rate limit).
+    pub started_in_window: Option<u64>,
+}
+
+impl Limits {
+    /// Every limited queue's usage, from the RUNNING counts and stored starts (by queue).
+    pub fn usage(
+        &self,
+        running: &std::collections::HashMap<String, i64>,
+        starts: &std::collections::HashMap<String, String>,
+        now: i64,
+    ) -> Vec<LimitUsage> {
+        self.0
+            .iter()
+            .map(|(queue, limit)| {
+                let log = starts.get(queue).map(|t| Starts::decode(t)).unwrap_or_default();
+                LimitUsage {
+                    queue_name: queue.clone(),
+                    concurrency: limit.concurrency,
+                    running: running.get(queue).copied().unwrap_or(0).max(0) as u64,
+                    rate_limit: limit.rate.as_ref().map(|r| r.limit),
+                    rate_per_secs: limit.rate.as_ref().map(|r| r.per_micros as f64 / 1e6),
+                    started_in_window: limit.rate.as_ref().map(|r| log.since(now - r.per_micros)),
+                }
+            })
+            .collect()
+    }
+}
+
 /// A ready task a limited claim may take, with its place in claim order (priority first, then
 /// `run_after` — none sorts last —, then `enqueued_at`, then id).
 #[derive(Clone, Debug)]

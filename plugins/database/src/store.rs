@@ -115,6 +115,9 @@ pub trait Store: Send + Sync {
     /// the `finished_at` index).
     fn finished_per_minute(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>>;
 
+    /// The limited queues' limits and usage at `now` (empty when no queue is limited).
+    fn limit_usage(&self, now: DateTime<Utc>) -> Result<Vec<crate::limits::LimitUsage>>;
+
     /// Block until a task may be ready in one of the queues, or the timeout; returns whether
     /// a notification came. `now` is the host's clock at the call (SQLite checks for due
     /// READY rows with it).

@@ -127,6 +127,30 @@ fn a_worker_at_the_limit_starts_the_next_task_when_one_finishes(store: Store) {
     assert_eq!(most_at_once(&env.log_lines(), "t"), 1, "{:?}", env.log_lines());
 }
 
+/// `taskhost queues` lists the limited queues with their limits and what uses them.
+fn queues_lists_the_limits_and_their_use(store: Store) {
+    let env = Env::new(
+        store,
+        "[tasks.default.options.queues.limited]\nconcurrency = 2\n\
+         rate = { limit = 5, per = \"1h\" }\n",
+    );
+    let id = env.enqueue_on("record_and_sleep", json!(["slow", 2000]), "limited", 0);
+    let worker = env.spawn_worker(&["--queue", "limited", "--max-tasks", "1"]);
+    env.wait_for_line(|l| l == "start slow");
+    let out = env.taskhost_stdout(&["queues"]);
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("limited ") && l.contains(" / 2"))
+        .unwrap_or_else(|| panic!("no limits row: {out}"));
+    assert!(row.contains("1 / 2"), "{out}");
+    assert!(row.contains("1 / 5 per 3600 s"), "{out}");
+    let out = wait_with_deadline(worker);
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert_eq!(env.result(&id).status(), TaskResultStatus::Successful);
+    let out = env.taskhost_stdout(&["queues"]);
+    assert!(out.contains("0 / 2"), "{out}");
+}
+
 /// A misspelt limit stops the worker with the key at fault named.
 fn a_bad_limit_names_its_key(store: Store) {
     let env = Env::new(store, "[tasks.default.options.queues.emails]\nconcurency = 2\n");
@@ -177,4 +201,14 @@ fn sqlite_a_worker_at_the_limit_starts_the_next_task_when_one_finishes() {
 #[test]
 fn postgres_a_worker_at_the_limit_starts_the_next_task_when_one_finishes() {
     a_worker_at_the_limit_starts_the_next_task_when_one_finishes(Store::Postgres);
+}
+
+#[test]
+fn sqlite_queues_lists_the_limits_and_their_use() {
+    queues_lists_the_limits_and_their_use(Store::Sqlite);
+}
+
+#[test]
+fn postgres_queues_lists_the_limits_and_their_use() {
+    queues_lists_the_limits_and_their_use(Store::Postgres);
 }

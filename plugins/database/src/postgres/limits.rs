@@ -10,7 +10,8 @@
 
 use super::queue::claim_set;
 use super::{PgStore, TxError, CHANNEL, COLUMNS};
-use crate::limits::{pick, taken_from, Candidate, Starts};
+use crate::error::Result;
+use crate::limits::{pick, taken_from, Candidate, LimitUsage, Starts};
 use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -145,6 +146,36 @@ impl PgStore {
                 &ids,
             ],
         )?)
+    }
+
+    /// The limited queues' limits and usage at `now`.
+    pub(super) fn limit_usage(&self, now: DateTime<Utc>) -> Result<Vec<LimitUsage>> {
+        if self.config.limits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let alias = &self.config.alias;
+        let (running, starts) = self.read("reading queue limits", |tx| {
+            let mut running = HashMap::new();
+            for row in tx.query(
+                "SELECT queue_name, count(*) FROM taskhost_tasks \
+                 WHERE status = 'RUNNING' AND backend_name = $1 GROUP BY queue_name",
+                &[alias],
+            )? {
+                running.insert(row.try_get::<_, String>(0)?, row.try_get::<_, i64>(1)?);
+            }
+            let mut starts = HashMap::new();
+            for row in tx.query(
+                "SELECT queue_name, starts FROM taskhost_queue_limits WHERE backend_name = $1",
+                &[alias],
+            )? {
+                starts.insert(row.try_get::<_, String>(0)?, row.try_get::<_, String>(1)?);
+            }
+            Ok((running, starts))
+        })?;
+        Ok(self
+            .config
+            .limits
+            .usage(&running, &starts, now.timestamp_micros()))
     }
 
     /// After tasks `ids` were completed or handed back: wake idle workers of their limited

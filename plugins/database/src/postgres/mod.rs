@@ -319,6 +319,10 @@ impl Store for PgStore {
         PgStore::finished_per_minute(self, since)
     }
 
+    fn limit_usage(&self, now: DateTime<Utc>) -> Result<Vec<crate::limits::LimitUsage>> {
+        PgStore::limit_usage(self, now)
+    }
+
     fn wait(&self, request: &WaitRequest, _now: DateTime<Utc>) -> Result<bool> {
         let timeout = Duration::from_secs_f64(request.timeout_secs);
         self.listener.wait(request.queues.as_deref(), timeout)

@@ -9,7 +9,11 @@ use super::queue::CLAIM_SET;
 use super::{json_list, us, SqliteStore, TxError, COLUMNS};
 use crate::limits::{pick, taken_from, Candidate, Starts};
 use crate::store::Claim;
+use crate::error::Result;
+use crate::limits::LimitUsage;
+use chrono::{DateTime, Utc};
 use rusqlite::{named_params, OptionalExtension};
+use std::collections::HashMap;
 
 /// Ready tasks a claim may take, in claim order (the claim query's filter, with the columns of
 /// that order).
@@ -103,6 +107,31 @@ impl SqliteStore {
         }
         let ids: Vec<String> = taken.into_iter().map(|c| c.id).collect();
         Ok(Some(json_list(&ids)))
+    }
+
+    /// The limited queues' limits and usage at `now`.
+    pub(super) fn limit_usage(&self, now: DateTime<Utc>) -> Result<Vec<LimitUsage>> {
+        if self.config.limits.is_empty() {
+            return Ok(Vec::new());
+        }
+        let alias = &self.config.alias;
+        let (running, starts) = self.read("reading queue limits", |c| {
+            let running = c
+                .prepare_cached(
+                    "SELECT queue_name, count(*) FROM taskhost_tasks \
+                     WHERE status = 'RUNNING' AND backend_name = ?1 GROUP BY queue_name",
+                )?
+                .query_map([alias], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<HashMap<String, i64>>>()?;
+            let starts = c
+                .prepare_cached(
+                    "SELECT queue_name, starts FROM taskhost_queue_limits WHERE backend_name = ?1",
+                )?
+                .query_map([alias], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<HashMap<String, String>>>()?;
+            Ok((running, starts))
+        })?;
+        Ok(self.config.limits.usage(&running, &starts, us(now)))
     }
 
     /// Append the candidates of one selection (`queues`: a JSON list, `None` = all) to `out`.

@@ -453,6 +453,10 @@ impl Store for SqliteStore {
         SqliteStore::finished_per_minute(self, since)
     }
 
+    fn limit_usage(&self, now: DateTime<Utc>) -> Result<Vec<crate::limits::LimitUsage>> {
+        SqliteStore::limit_usage(self, now)
+    }
+
     fn wait(&self, request: &WaitRequest, now: DateTime<Utc>) -> Result<bool> {
         SqliteStore::wait(self, request, now)
     }
