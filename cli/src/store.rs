@@ -217,16 +217,19 @@ fn queue_limits(alias: &str) -> Result<(), String> {
                 None => format!("{}", l.running),
             };
             let rate = match (l.rate_limit, l.rate_per_secs) {
-                (Some(limit), Some(per)) => format!(
-                    "{} / {limit} per {per} s",
-                    l.started_in_window.unwrap_or(0)
-                ),
+                (Some(limit), Some(per)) => {
+                    format!("{} / {limit} per {per} s", l.started_in_window.unwrap_or(0))
+                }
                 _ => "-".into(),
             };
             vec![escaped(&l.queue_name).into_owned(), running, rate]
         })
         .collect();
-    let header = ["LIMITED QUEUE", "RUNNING / LIMIT", "STARTS IN WINDOW / RATE"];
+    let header = [
+        "LIMITED QUEUE",
+        "RUNNING / LIMIT",
+        "STARTS IN WINDOW / RATE",
+    ];
     outln!("\n{}", output::table(&header, cells, &[]));
     Ok(())
 }

@@ -262,7 +262,10 @@ impl Limits {
         self.0
             .iter()
             .map(|(queue, limit)| {
-                let log = starts.get(queue).map(|t| Starts::decode(t)).unwrap_or_default();
+                let log = starts
+                    .get(queue)
+                    .map(|t| Starts::decode(t))
+                    .unwrap_or_default();
                 LimitUsage {
                     queue_name: queue.clone(),
                     concurrency: limit.concurrency,
@@ -334,10 +337,20 @@ mod tests {
             })
         );
         assert_eq!(
-            limits.get("reports").unwrap().rate.as_ref().unwrap().per_micros,
+            limits
+                .get("reports")
+                .unwrap()
+                .rate
+                .as_ref()
+                .unwrap()
+                .per_micros,
             500_000
         );
-        for (text, micros) in [("250ms", 250_000), ("2h", 7_200_000_000), ("1.5s", 1_500_000)] {
+        for (text, micros) in [
+            ("250ms", 250_000),
+            ("2h", 7_200_000_000),
+            ("1.5s", 1_500_000),
+        ] {
             assert_eq!(per_micros(&json!(text)), Some(micros), "{text}");
         }
     }
@@ -362,7 +375,10 @@ mod tests {
                 json!({"emails": {"rate": {"limit": 5}}}),
                 "option 'queues.emails': missing field `per`",
             ),
-            (json!({"emails": {}}), "option 'queues.emails' sets no limit"),
+            (
+                json!({"emails": {}}),
+                "option 'queues.emails' sets no limit",
+            ),
         ];
         for (value, expected) in cases {
             let message = Limits::parse(&value).unwrap_err();

@@ -47,13 +47,28 @@ fn most_at_once(lines: &[String], prefix: &str) -> usize {
 /// task records), every task runs once; 6 tasks of an unlimited queue served by the same
 /// workers are claimed together and overlap beyond 2.
 fn a_concurrency_limit_holds_across_workers(store: Store) {
-    let env = Env::new(store, "[tasks.default.options.queues.limited]\nconcurrency = 2\n");
+    let env = Env::new(
+        store,
+        "[tasks.default.options.queues.limited]\nconcurrency = 2\n",
+    );
     let free: Vec<String> = (0..6)
-        .map(|i| env.enqueue_on("record_and_sleep", json!([format!("free{i}"), 400]), "free", 0))
+        .map(|i| {
+            env.enqueue_on(
+                "record_and_sleep",
+                json!([format!("free{i}"), 400]),
+                "free",
+                0,
+            )
+        })
         .collect();
     let limited: Vec<String> = (0..12)
         .map(|i| {
-            env.enqueue_on("record_and_sleep", json!([format!("lim{i}"), 100]), "limited", 0)
+            env.enqueue_on(
+                "record_and_sleep",
+                json!([format!("lim{i}"), 100]),
+                "limited",
+                0,
+            )
         })
         .collect();
     let workers: Vec<_> = (0..3)
@@ -70,10 +85,16 @@ fn a_concurrency_limit_holds_across_workers(store: Store) {
         }
     }
     assert_eq!(starts.len(), 18, "{lines:?}");
-    assert!(starts.values().all(|&n| n == 1), "a task ran twice: {lines:?}");
+    assert!(
+        starts.values().all(|&n| n == 1),
+        "a task ran twice: {lines:?}"
+    );
     let most = most_at_once(&lines, "lim");
     assert!(most <= 2, "{most} limited tasks ran at once: {lines:?}");
-    assert!(most_at_once(&lines, "free") > 2, "the unlimited queue was held back: {lines:?}");
+    assert!(
+        most_at_once(&lines, "free") > 2,
+        "the unlimited queue was held back: {lines:?}"
+    );
 }
 
 /// A rate limit of 3 per 500 ms over 2 workers × concurrency 4: in every 500 ms window from
@@ -89,20 +110,34 @@ fn a_rate_limit_holds_across_workers(store: Store) {
         .collect();
     let workers: Vec<_> = (0..2)
         .map(|_| {
-            env.spawn_worker(&["--queue", "metered", "--concurrency", "4", "--prefetch", "0"])
+            env.spawn_worker(&[
+                "--queue",
+                "metered",
+                "--concurrency",
+                "4",
+                "--prefetch",
+                "0",
+            ])
         })
         .collect();
     wait_all_successful(&env, &ids);
     stop(workers);
     let mut starts: Vec<_> = ids
         .iter()
-        .map(|id| env.result(id).started_at().expect("a finished task has a start"))
+        .map(|id| {
+            env.result(id)
+                .started_at()
+                .expect("a finished task has a start")
+        })
         .collect();
     starts.sort();
     let per = chrono::Duration::milliseconds(500);
     for (i, from) in starts.iter().enumerate() {
         let within = starts[i..].iter().filter(|s| **s < *from + per).count();
-        assert!(within <= 3, "{within} starts within 500 ms of {from}: {starts:?}");
+        assert!(
+            within <= 3,
+            "{within} starts within 500 ms of {from}: {starts:?}"
+        );
     }
     // 12 starts at 3 per window span at least 3 windows.
     assert!(starts[11] - starts[0] >= per * 3, "{starts:?}");
@@ -113,7 +148,10 @@ fn a_rate_limit_holds_across_workers(store: Store) {
 /// completion's NOTIFY; SQLite: the watch on the `-wal` file) gets both tasks run within the
 /// deadline.
 fn a_worker_at_the_limit_starts_the_next_task_when_one_finishes(store: Store) {
-    let env = Env::new(store, "[tasks.default.options.queues.one]\nconcurrency = 1\n");
+    let env = Env::new(
+        store,
+        "[tasks.default.options.queues.one]\nconcurrency = 1\n",
+    );
     let ids: Vec<String> = (0..2)
         .map(|i| env.enqueue_on("record_and_sleep", json!([format!("t{i}"), 1000]), "one", 0))
         .collect();
@@ -124,7 +162,12 @@ fn a_worker_at_the_limit_starts_the_next_task_when_one_finishes(store: Store) {
         assert!(out.status.success(), "{}", output_text(&out));
     }
     wait_all_successful(&env, &ids);
-    assert_eq!(most_at_once(&env.log_lines(), "t"), 1, "{:?}", env.log_lines());
+    assert_eq!(
+        most_at_once(&env.log_lines(), "t"),
+        1,
+        "{:?}",
+        env.log_lines()
+    );
 }
 
 /// `taskhost queues` lists the limited queues with their limits and what uses them.
@@ -153,7 +196,10 @@ fn queues_lists_the_limits_and_their_use(store: Store) {
 
 /// A misspelt limit stops the worker with the key at fault named.
 fn a_bad_limit_names_its_key(store: Store) {
-    let env = Env::new(store, "[tasks.default.options.queues.emails]\nconcurency = 2\n");
+    let env = Env::new(
+        store,
+        "[tasks.default.options.queues.emails]\nconcurency = 2\n",
+    );
     let out = env.run_worker(&["--batch"]);
     let text = output_text(&out);
     assert!(!out.status.success(), "{text}");

@@ -96,7 +96,15 @@ impl PgStore {
         if others {
             let mut exclude = claim.exclude_queues.clone();
             exclude.extend(limited.iter().cloned());
-            read_candidates(tx, alias, claim, &claim.queues, &exclude, limit, &mut candidates)?;
+            read_candidates(
+                tx,
+                alias,
+                claim,
+                &claim.queues,
+                &exclude,
+                limit,
+                &mut candidates,
+            )?;
         }
         for queue in limited {
             let Some(queue_limit) = self.config.limits.get(queue) else {
@@ -205,10 +213,7 @@ fn read_candidates(
     limit: i64,
     out: &mut Vec<Candidate>,
 ) -> Result<(), TxError> {
-    let rows = tx.query(
-        CANDIDATES,
-        &[&alias, &claim.now, queues, &exclude, &limit],
-    )?;
+    let rows = tx.query(CANDIDATES, &[&alias, &claim.now, queues, &exclude, &limit])?;
     for row in rows {
         out.push(Candidate {
             id: row.try_get(0)?,

@@ -480,7 +480,13 @@ impl PgStore {
     pub(super) fn release(&self, request: &LeaseRequest) -> Result<u64> {
         let released = self.release_leases(request)?;
         if released > 0 && !self.config.limits.is_empty() {
-            self.notify_freed(request.leases.iter().filter_map(|(id, _)| parse_id(id)).collect());
+            self.notify_freed(
+                request
+                    .leases
+                    .iter()
+                    .filter_map(|(id, _)| parse_id(id))
+                    .collect(),
+            );
         }
         Ok(released)
     }

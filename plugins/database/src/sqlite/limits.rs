@@ -7,10 +7,10 @@
 
 use super::queue::CLAIM_SET;
 use super::{json_list, us, SqliteStore, TxError, COLUMNS};
-use crate::limits::{pick, taken_from, Candidate, Starts};
-use crate::store::Claim;
 use crate::error::Result;
 use crate::limits::LimitUsage;
+use crate::limits::{pick, taken_from, Candidate, Starts};
+use crate::store::Claim;
 use chrono::{DateTime, Utc};
 use rusqlite::{named_params, OptionalExtension};
 use std::collections::HashMap;

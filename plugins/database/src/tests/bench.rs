@@ -87,6 +87,9 @@ fn limits_cost(db: TestDb) {
         }
         assert_eq!(done, TASKS);
         let micros = started.elapsed().as_secs_f64() * 1e6 / TASKS as f64;
-        eprintln!("{:?}: {name}: claim(100) + complete: {micros:.1} µs per task", db.kind);
+        eprintln!(
+            "{:?}: {name}: claim(100) + complete: {micros:.1} µs per task",
+            db.kind
+        );
     }
 }

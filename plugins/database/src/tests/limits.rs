@@ -15,7 +15,10 @@ on_both_databases!(
 
 fn a_claim_never_takes_a_queue_past_its_concurrency_limit(db: TestDb) {
     let (b, _) = db
-        .try_backend("default", json!({"queues": {"limited": {"concurrency": 2}}}))
+        .try_backend(
+            "default",
+            json!({"queues": {"limited": {"concurrency": 2}}}),
+        )
         .unwrap();
     for _ in 0..5 {
         enqueue(&b, "limited");
