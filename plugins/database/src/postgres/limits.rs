@@ -82,6 +82,9 @@ impl PgStore {
         for row in &locked {
             starts.insert(row.try_get(0)?, Starts::decode(row.try_get(1)?));
         }
+        // Counted by a statement of its own, after the lock: under READ COMMITTED it takes a
+        // new snapshot, which holds the commit of the claim that had the lock before. (A count
+        // in the locking statement itself would be computed before the lock is granted.)
         let mut running: HashMap<String, i64> = HashMap::new();
         for row in tx.query(RUNNING, &[alias, &limited])? {
             running.insert(row.try_get(0)?, row.try_get(1)?);
