@@ -178,6 +178,9 @@ fn per_micros(value: &Value) -> Option<i64> {
         .then_some(micros as i64)
 }
 
+/// Claims a rate log keeps at their exact time (see [`Starts::record`]).
+const EXACT_ENTRIES: usize = 1024;
+
 /// The starts of one queue still inside its rate window: (host time in µs, how many tasks the
 /// claim at that time took), oldest first. Stored as JSON text, `[[µs, n], …]`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -209,11 +212,23 @@ impl Starts {
             .sum()
     }
 
-    /// Record `taken` starts at `now` (µs), forgetting those out of `rate`'s window.
+    /// Record `taken` starts at `now` (µs), forgetting those out of `rate`'s window. The log
+    /// stays bounded: once it holds [`EXACT_ENTRIES`] claims, further starts are stamped at the
+    /// end of their 1/[`EXACT_ENTRIES`]-of-the-window slot (merged per slot): they count for up
+    /// to one slot longer than exact (stricter, never looser).
     pub fn record(&mut self, rate: &Rate, now: i64, taken: u32) {
         self.0.retain(|(at, _)| *at > now - rate.per_micros);
-        if taken > 0 {
-            self.0.push((now, taken));
+        if taken == 0 {
+            return;
+        }
+        let mut at = now;
+        if self.0.len() >= EXACT_ENTRIES {
+            let slot = (rate.per_micros / EXACT_ENTRIES as i64).max(1);
+            at = (now.saturating_add(slot - 1)).div_euclid(slot) * slot;
+        }
+        match self.0.last_mut() {
+            Some((last, n)) if *last == at => *n = n.saturating_add(taken),
+            _ => self.0.push((at, taken)),
         }
     }
 }
@@ -404,5 +419,33 @@ mod tests {
         assert_eq!(limit.allowance(0, &starts, 1010), 3);
         starts.record(limit.rate.as_ref().unwrap(), 1010, 1);
         assert_eq!(Starts::decode(&starts.encode()), Starts(vec![(1010, 1)]));
+    }
+
+    /// A busy queue with a large limit: the log stays bounded, every start is still counted,
+    /// and none leaves the window before it should.
+    #[test]
+    fn the_log_of_a_busy_queue_stays_bounded_and_strict() {
+        let rate = Rate {
+            limit: 1_000_000,
+            per_micros: 1_000_000,
+        };
+        let mut starts = Starts::default();
+        for i in 0..10_000 {
+            starts.record(&rate, i * 50, 1);
+        }
+        assert!(
+            starts.0.len() <= 2 * EXACT_ENTRIES + 1,
+            "{}",
+            starts.0.len()
+        );
+        // The last 10,000 × 50 µs = 500 ms of claims are all inside the 1 s window.
+        assert_eq!(starts.since(499_950 - rate.per_micros), 10_000);
+        // Exactly a window after the first claims, at least as many still count as exact.
+        let now = 1_200_000;
+        let exact = (0..10_000)
+            .filter(|i| i * 50 > now - rate.per_micros)
+            .count() as u64;
+        assert!(starts.since(now - rate.per_micros) >= exact);
+        assert!(starts.since(now - rate.per_micros) <= exact + 20 * 2);
     }
 }
