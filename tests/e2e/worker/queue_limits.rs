@@ -177,7 +177,7 @@ fn queues_lists_the_limits_and_their_use(store: Store) {
         "[tasks.default.options.queues.limited]\nconcurrency = 2\n\
          rate = { limit = 5, per = \"1h\" }\n",
     );
-    let id = env.enqueue_on("record_and_sleep", json!(["slow", 2000]), "limited", 0);
+    let id = env.enqueue_on("record_and_sleep", json!(["slow", 5000]), "limited", 0);
     let worker = env.spawn_worker(&["--queue", "limited", "--max-tasks", "1"]);
     env.wait_for_line(|l| l == "start slow");
     let out = env.taskhost_stdout(&["queues"]);
