@@ -232,6 +232,59 @@ pub fn queues(alias: &str, format: OutputFormat) -> Result<(), String> {
         .collect();
     let header = ["QUEUE", "STATUS", "COUNT", "OLDEST READY"];
     outln!("{}", output::table(&header, cells, &[2]));
+    queue_limits(alias)?;
+    Ok(())
+}
+
+/// The database backend's operation that reports queue limits (see
+/// `taskhost_backends_database::QUEUE_LIMITS`).
+const QUEUE_LIMITS: &str = "taskhost.backends.database.queue_limits";
+
+/// One limited queue, as [`QUEUE_LIMITS`] reports it.
+#[derive(serde::Deserialize)]
+struct LimitUsage {
+    queue_name: String,
+    concurrency: Option<u32>,
+    running: u64,
+    rate_limit: Option<u32>,
+    rate_per_secs: Option<f64>,
+    started_in_window: Option<u64>,
+}
+
+/// After `queues`' table: the limited queues, when the backend has any (backends without the
+/// operation print nothing more).
+fn queue_limits(alias: &str) -> Result<(), String> {
+    let limits: Vec<LimitUsage> =
+        match backend(alias)?.call_ext_json(QUEUE_LIMITS, &serde_json::json!({})) {
+            Ok(limits) => limits,
+            Err(taskhost::Error::NotSupported(_)) => return Ok(()),
+            Err(e) => return Err(e.to_string()),
+        };
+    if limits.is_empty() {
+        return Ok(());
+    }
+    let cells = limits
+        .iter()
+        .map(|l| {
+            let running = match l.concurrency {
+                Some(c) => format!("{} / {c}", l.running),
+                None => format!("{}", l.running),
+            };
+            let rate = match (l.rate_limit, l.rate_per_secs) {
+                (Some(limit), Some(per)) => {
+                    format!("{} / {limit} per {per} s", l.started_in_window.unwrap_or(0))
+                }
+                _ => "-".into(),
+            };
+            vec![escaped(&l.queue_name).into_owned(), running, rate]
+        })
+        .collect();
+    let header = [
+        "LIMITED QUEUE",
+        "RUNNING / LIMIT",
+        "STARTS IN WINDOW / RATE",
+    ];
+    outln!("\n{}", output::table(&header, cells, &[]));
     Ok(())
 }
 

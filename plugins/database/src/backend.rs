@@ -40,6 +40,12 @@ pub const LIST_PAGE: &str = "taskhost.backends.database.list_page";
 /// "count"}]`, oldest minute first, minutes with none left out.
 pub const FINISHED_PER_MINUTE: &str = "taskhost.backends.database.finished_per_minute";
 
+/// This backend's own operation ([`Backend::call_ext`]): the limits of the limited queues
+/// (the option `queues`) and what uses them now. Request `{}` (any JSON); response `[{
+/// "queue_name", "concurrency", "running", "rate_limit", "rate_per_secs", "started_in_window"}]`
+/// sorted by queue (null where a queue has no such limit; empty when none is limited).
+pub const QUEUE_LIMITS: &str = "taskhost.backends.database.queue_limits";
+
 /// The longest a `wait_for_tasks` call blocks, whatever it asks for.
 const MAX_WAIT_SECS: f64 = 3600.0;
 
@@ -73,6 +79,7 @@ impl DatabaseBackend {
             alias: params.alias.clone(),
             max_attempts: options.max_attempts,
             max_rescues: options.max_rescues,
+            limits: options.queues.clone(),
         };
         let store: Box<dyn Store> = match &options.location {
             Location::Sqlite(path) => Box::new(SqliteStore::open(
@@ -526,6 +533,10 @@ impl Backend for DatabaseBackend {
             PERIODIC_SYNC => self.periodic_sync(request),
             PERIODIC_LIST => self.periodic_list(request),
             PERIODIC_ENQUEUE => self.periodic_enqueue(request),
+            QUEUE_LIMITS => {
+                self.ensure_schema()?;
+                ext_response(QUEUE_LIMITS, &self.store.limit_usage(self.now()?)?)
+            }
             other => Err(PluginError::not_supported(other)),
         }
     }

@@ -25,6 +25,11 @@
 //! - `synchronous_commit` (PostgreSQL only, default: the server's setting): the session's
 //!   `synchronous_commit` (`on`, `off`, `local`, `remote_write`, `remote_apply`); `off` may
 //!   lose the last commits (never corrupt them) if the server crashes.
+//! - `queues` (default: none): per-queue limits across every worker of the alias, a table of
+//!   queue name → `{ concurrency = N, rate = { limit = N, per = "1m" } }`: at most N of the
+//!   queue's tasks RUNNING, at most `limit` claims in any `per` (a sliding window). Enforced in
+//!   the claim's transaction; claims that cannot take from a limited queue are unchanged (see
+//!   `docs/decisions/021-queue-limits.md`).
 //!
 //! Operations: every queue-store and admin method of [`taskhost_plugin_api::Backend`] except
 //! `clear` (enqueue and enqueue_many — a batch in one transaction —, get_result, check,
@@ -75,6 +80,7 @@
 
 mod backend;
 mod error;
+mod limits;
 mod options;
 mod periodic;
 mod pool;
@@ -85,7 +91,9 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use backend::{DatabaseBackend, FINISHED_PER_MINUTE, LIST_PAGE, TRANSACTIONAL_INSERT_SQL};
+pub use backend::{
+    DatabaseBackend, FINISHED_PER_MINUTE, LIST_PAGE, QUEUE_LIMITS, TRANSACTIONAL_INSERT_SQL,
+};
 pub use periodic::{PERIODIC_ENQUEUE, PERIODIC_LIST, PERIODIC_SYNC};
 
 taskhost_plugin_api::export_plugin! {

@@ -1,6 +1,7 @@
 //! The backend's options (`[tasks.<alias>.options]`): parsing and validation.
 
 use crate::error::{Error, Result};
+use crate::limits::Limits;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use taskhost_plugin_api::BackendParams;
@@ -9,7 +10,7 @@ use taskhost_plugin_api::BackendParams;
 pub const CLASS: &str = "DatabaseBackend";
 
 /// Every option this backend knows, in the order messages list them.
-pub const KNOWN: [&str; 9] = [
+pub const KNOWN: [&str; 10] = [
     "url",
     "max_attempts",
     "max_rescues",
@@ -19,6 +20,7 @@ pub const KNOWN: [&str; 9] = [
     "schema",
     "synchronous",
     "synchronous_commit",
+    "queues",
 ];
 
 /// The values of the SQLite option `synchronous` (its `PRAGMA synchronous`).
@@ -64,6 +66,9 @@ pub struct Options {
     /// PostgreSQL only: the session's `synchronous_commit`, or `None` for the server's setting.
     /// `off` trades the last few hundred milliseconds of commits at a server crash for speed.
     pub synchronous_commit: Option<String>,
+    /// Per-queue limits across every worker (`[tasks.<alias>.options.queues.<name>]`, see
+    /// [`crate::limits`]); empty: none.
+    pub queues: Limits,
 }
 
 impl Options {
@@ -112,7 +117,12 @@ impl Options {
             !sqlite,
             "PostgreSQL",
         )?;
+        let queues = match opts.get("queues") {
+            Some(value) => Limits::parse(value).map_err(|m| ctx.invalid(m))?,
+            None => Limits::default(),
+        };
         Ok(Self {
+            queues,
             url,
             location,
             max_attempts: ctx.positive_int(opts, "max_attempts", 1)?,
@@ -368,7 +378,7 @@ mod tests {
         assert_eq!(
             message(json!({"url": "sqlite://t.db", "urll": 1})),
             "DatabaseBackend 'default': unknown option 'urll'. Known options: url, \
-             max_attempts, max_rescues, lease_secs, migrate, pool_size, schema, synchronous, synchronous_commit."
+             max_attempts, max_rescues, lease_secs, migrate, pool_size, schema, synchronous, synchronous_commit, queues."
         );
     }
 

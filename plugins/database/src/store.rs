@@ -26,6 +26,8 @@ pub struct StoreConfig {
     pub max_attempts: u32,
     /// Rescues from a lost worker before a task ends FAILED.
     pub max_rescues: u32,
+    /// Per-queue limits claims enforce (empty: none, and claims take the unlimited path).
+    pub limits: crate::limits::Limits,
 }
 
 /// One versioned schema change, embedded from `migrations/<database>/`.
@@ -134,6 +136,9 @@ pub trait Store: Send + Sync {
     /// Results of this alias finished since `since`, counted per minute and status (through
     /// the `finished_at` index).
     fn finished_per_minute(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>>;
+
+    /// The limited queues' limits and usage at `now` (empty when no queue is limited).
+    fn limit_usage(&self, now: DateTime<Utc>) -> Result<Vec<crate::limits::LimitUsage>>;
 
     /// Block until a task may be ready in one of the queues, or the timeout; returns whether
     /// a notification came. `now` is the host's clock at the call (SQLite checks for due

@@ -7,6 +7,7 @@ pub(crate) mod env;
 mod metrics;
 mod periodic;
 mod postgres_only;
+mod queue_limits;
 mod sqlite_only;
 mod state;
 mod store_failures;

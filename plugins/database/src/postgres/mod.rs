@@ -10,6 +10,7 @@ mod admin;
 pub(crate) mod faults;
 mod finished;
 mod jsonb;
+mod limits;
 mod listen;
 mod periodic;
 mod queue;
@@ -83,6 +84,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 9,
         name: "periodic",
         sql: include_str!("../../migrations/postgres/0009_periodic.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "queue_limits",
+        sql: include_str!("../../migrations/postgres/0010_queue_limits.sql"),
     },
 ];
 
@@ -357,6 +363,10 @@ impl Store for PgStore {
 
     fn finished_per_minute(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>> {
         PgStore::finished_per_minute(self, since)
+    }
+
+    fn limit_usage(&self, now: DateTime<Utc>) -> Result<Vec<crate::limits::LimitUsage>> {
+        PgStore::limit_usage(self, now)
     }
 
     fn wait(&self, request: &WaitRequest, _now: DateTime<Utc>) -> Result<bool> {

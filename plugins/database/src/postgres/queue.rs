@@ -134,15 +134,25 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT ctid FROM taskhost_tasks \
 /// returns whether its worker must report its start (prefetched, and rescued unstarted before).
 pub(crate) static CLAIM: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = $2, \
-         last_attempted_at = $2, worker_ids = worker_ids || to_jsonb($6::text), \
-         attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = $6, \
-         lease_expires_at = $7, claim_id = $8, prefetched = c.n > $9 \
+        "UPDATE taskhost_tasks SET {}, prefetched = c.n > $9 \
          FROM unnest(ARRAY({CLAIM_SELECT})) WITH ORDINALITY AS c(tid, n) \
          WHERE taskhost_tasks.ctid = c.tid \
-         RETURNING {COLUMNS}, prefetched AND prefetch_rescues > 0"
+         RETURNING {COLUMNS}, prefetched AND prefetch_rescues > 0",
+        claim_set("$2", "$6", "$7", "$8")
     )
 });
+
+/// What a claim sets on the rows it takes, with the placeholders of the statement it is part
+/// of: the claim's time, the worker, the lease's end and the claim's id (shared with the claim
+/// of limited queues, `postgres/limits.rs`).
+pub(super) fn claim_set(now: &str, worker: &str, expires: &str, claim_id: &str) -> String {
+    format!(
+        "status = 'RUNNING', started_at = {now}, last_attempted_at = {now}, \
+         worker_ids = worker_ids || to_jsonb({worker}::text), attempts = attempts + 1, \
+         lease_token = lease_token + 1, lease_owner = {worker}, lease_expires_at = {expires}, \
+         claim_id = {claim_id}"
+    )
+}
 
 /// The rows claim `$2` of alias `$1` holds (the lease index narrows it to RUNNING rows).
 static CLAIMED_BY: LazyLock<String> = LazyLock::new(|| {
@@ -351,12 +361,17 @@ impl PgStore {
         // under a lease nobody renews.
         let claim_id = Uuid::now_v7();
         let start_now = claim.start_now.map_or(limit, i64::from);
-        let rows = self.write_idempotent("claiming tasks", false, |tx| {
+        // Limited queues it may take from (none: the one-statement claim below, untouched).
+        let limited = self.config.limits.in_claim(claim);
+        let rows = self.write_idempotent("claiming tasks", !limited.is_empty(), |tx| {
             if tx.is_retry() {
                 let taken = tx.query(&CLAIMED_BY, &[&self.config.alias, &claim_id])?;
                 if !taken.is_empty() {
                     return Ok(taken);
                 }
+            }
+            if !limited.is_empty() {
+                return self.claim_limited(tx, claim, &limited, claim_id, start_now);
             }
             Ok(tx.query(
                 &CLAIM,
@@ -461,6 +476,9 @@ impl PgStore {
                     .collect::<Result<_, TxError>>()?;
                 Ok((applied, waiting))
             })?;
+        if !self.config.limits.is_empty() {
+            self.notify_freed(applied.iter().copied().collect());
+        }
         // An id given twice is applied once: the first completion gets the ack.
         let acks: Vec<CompletionAck> = completions
             .iter()
@@ -577,8 +595,22 @@ impl PgStore {
     /// this worker and token), so a session lost mid-way is retried on a fresh one: a worker
     /// handing back prefetched tasks must not leave them to a rescue (the count may then miss
     /// rows the lost attempt released).
-    /// A task asked to stop is not made READY: it ends FAILED, cancelled.
     pub(super) fn release(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64> {
+        let released = self.release_leases(request, now)?;
+        if released > 0 && !self.config.limits.is_empty() {
+            self.notify_freed(
+                request
+                    .leases
+                    .iter()
+                    .filter_map(|(id, _)| parse_id(id))
+                    .collect(),
+            );
+        }
+        Ok(released)
+    }
+
+    /// A task asked to stop is not made READY: it ends FAILED, cancelled.
+    fn release_leases(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64> {
         let cancelled = cancelled_instead_of_release()?;
         self.write_idempotent("releasing tasks", true, |tx| {
             let mut released = 0;

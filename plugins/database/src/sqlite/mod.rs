@@ -12,6 +12,7 @@
 
 mod admin;
 mod finished;
+mod limits;
 mod periodic;
 mod queue;
 mod wake;
@@ -70,6 +71,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 7,
         name: "periodic",
         sql: include_str!("../../migrations/sqlite/0007_periodic.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "queue_limits",
+        sql: include_str!("../../migrations/sqlite/0008_queue_limits.sql"),
     },
 ];
 
@@ -506,6 +512,10 @@ impl Store for SqliteStore {
 
     fn finished_per_minute(&self, since: DateTime<Utc>) -> Result<Vec<MinuteCount>> {
         SqliteStore::finished_per_minute(self, since)
+    }
+
+    fn limit_usage(&self, now: DateTime<Utc>) -> Result<Vec<crate::limits::LimitUsage>> {
+        SqliteStore::limit_usage(self, now)
     }
 
     fn wait(&self, request: &WaitRequest, now: DateTime<Utc>) -> Result<bool> {

@@ -1,5 +1,6 @@
 //! The SQLite queue: enqueue, get, claim, complete, renew, release and rescue.
 
+use super::limits::claim_taken_sql;
 use super::{json_list, read_row, us, SqliteStore, TxError, COLUMNS, COLUMN_COUNT};
 use crate::error::Result;
 use crate::row::{
@@ -58,6 +59,13 @@ pub(crate) const CLAIM_SELECT: &str = "SELECT id FROM taskhost_tasks \
       AND queue_name NOT IN (SELECT value FROM json_each(:exclude)) \
     ORDER BY priority DESC, COALESCE(run_after, 253370764800000000), enqueued_at, id \
     LIMIT :limit";
+
+/// What a claim sets on the rows it takes (`:now`, `:worker`, `:expires`).
+pub(super) const CLAIM_SET: &str = "status = 'RUNNING', started_at = :now, \
+    last_attempted_at = :now, worker_ids = CASE WHEN json_valid(worker_ids) \
+    THEN json_insert(worker_ids, '$[#]', :worker) ELSE worker_ids END, \
+    attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = :worker, \
+    lease_expires_at = :expires";
 
 impl SqliteStore {
     /// The rows go in with multi-row INSERTs ([`ROWS_PER_INSERT`]): one statement per 64 rows
@@ -161,11 +169,7 @@ impl SqliteStore {
     pub(super) fn claim(&self, claim: &Claim) -> Result<Vec<ClaimedTask>> {
         let max_attempts = self.config.max_attempts;
         let sql = format!(
-            "UPDATE taskhost_tasks SET status = 'RUNNING', started_at = :now, \
-             last_attempted_at = :now, worker_ids = CASE WHEN json_valid(worker_ids) \
-             THEN json_insert(worker_ids, '$[#]', :worker) ELSE worker_ids END, \
-             attempts = attempts + 1, lease_token = lease_token + 1, lease_owner = :worker, \
-             lease_expires_at = :expires, prefetched = :prefetched \
+            "UPDATE taskhost_tasks SET {CLAIM_SET}, prefetched = :prefetched \
              WHERE id IN ({CLAIM_SELECT}) \
              RETURNING {COLUMNS}, prefetched AND prefetch_rescues > 0"
         );
@@ -173,46 +177,66 @@ impl SqliteStore {
         let parts = [(now_count, false), (claim.limit - now_count, true)];
         let mut claimed = self.write("claiming tasks", |tx| {
             self.rescue_in(tx, claim.now)?;
-            let mut stmt = tx.prepare_cached(&sql)?;
             let mut claimed = Vec::new();
             let mut corrupt = Vec::new();
-            for (limit, prefetched) in parts {
-                if limit == 0 {
-                    continue;
+            // Read one claimed row (its start report flag after the columns).
+            let mut take = |r: &rusqlite::Row<'_>| -> Result<(), TxError> {
+                let id: String = r.get(0)?;
+                let report_start: bool = r.get(COLUMN_COUNT)?;
+                match read_row(r) {
+                    Ok(row) => match row.into_claimed(max_attempts) {
+                        Ok(task) => claimed.push(ClaimedTask {
+                            report_start,
+                            ..task
+                        }),
+                        Err(err) => corrupt.push((id, err.to_string())),
+                    },
+                    Err(TxError::App(err)) => corrupt.push((id, err.to_string())),
+                    Err(sql) => return Err(sql),
                 }
+                Ok(())
+            };
+            // With limited queues in reach, the ids the limits let it take (sqlite/limits.rs),
+            // in claim order: those past the first `now_count` are prefetched.
+            if let Some(ids) = self.limited_claim(tx, claim)? {
+                let mut stmt = tx.prepare_cached(&claim_taken_sql())?;
                 let mut rows = stmt.query(named_params! {
-                    ":alias": self.config.alias,
+                    ":ids": ids,
                     ":now": us(claim.now),
-                    ":queues": claim.queues.as_deref().map(json_list),
-                    ":exclude": json_list(&claim.exclude_queues),
-                    ":limit": limit,
                     ":worker": claim.worker_id,
                     ":expires": us(claim.lease_expires_at),
-                    ":prefetched": prefetched,
+                    ":start_now": now_count,
                 })?;
-                let mut taken = 0;
                 while let Some(r) = rows.next()? {
-                    taken += 1;
-                    let id: String = r.get(0)?;
-                    let report_start: bool = r.get(COLUMN_COUNT)?;
-                    match read_row(r) {
-                        Ok(row) => match row.into_claimed(max_attempts) {
-                            Ok(task) => claimed.push(ClaimedTask {
-                                report_start,
-                                ..task
-                            }),
-                            Err(err) => corrupt.push((id, err.to_string())),
-                        },
-                        Err(TxError::App(err)) => corrupt.push((id, err.to_string())),
-                        Err(sql) => return Err(sql),
+                    take(r)?;
+                }
+            } else {
+                let mut stmt = tx.prepare_cached(&sql)?;
+                for (limit, prefetched) in parts {
+                    if limit == 0 {
+                        continue;
+                    }
+                    let mut rows = stmt.query(named_params! {
+                        ":alias": self.config.alias,
+                        ":now": us(claim.now),
+                        ":queues": claim.queues.as_deref().map(json_list),
+                        ":exclude": json_list(&claim.exclude_queues),
+                        ":limit": limit,
+                        ":worker": claim.worker_id,
+                        ":expires": us(claim.lease_expires_at),
+                        ":prefetched": prefetched,
+                    })?;
+                    let mut taken = 0;
+                    while let Some(r) = rows.next()? {
+                        taken += 1;
+                        take(r)?;
+                    }
+                    if taken < limit {
+                        // Nothing more is ready: no prefetch part to ask for.
+                        break;
                     }
                 }
-                if taken < limit {
-                    // Nothing more is ready: no prefetch part to ask for.
-                    break;
-                }
             }
-            drop(stmt);
             for (id, message) in corrupt {
                 tracing::warn!(id = %id, "claimed a row that cannot be read; marking it FAILED: {message}");
                 tx.execute(

@@ -3,10 +3,11 @@
 
 use super::api::*;
 use super::harness::{on_both_databases, TestDb};
+use serde_json::json;
 use std::time::Instant;
 use taskhost_plugin_api::Backend;
 
-on_both_databases!(ignored: throughput);
+on_both_databases!(ignored: throughput, limits_cost);
 
 fn throughput(db: TestDb) {
     const ROWS: usize = 200_000;
@@ -49,4 +50,46 @@ fn throughput(db: TestDb) {
         db.kind,
         ROWS as f64 / secs
     );
+}
+
+/// What limits cost a claim + completion: no limits; a limit on another queue, claims of every
+/// queue (the limited path, nothing counted against the claimed queue); the claimed queue
+/// itself limited (far above what is claimed). Per task, claims of 100.
+fn limits_cost(db: TestDb) {
+    const TASKS: usize = 5_000;
+    let cases = [
+        ("no limits", json!({})),
+        (
+            "another queue limited",
+            json!({"queues": {"other": {"concurrency": 5}}}),
+        ),
+        (
+            "this queue limited",
+            json!({"queues": {"default": {"concurrency": 1_000_000, "rate": {"limit": 1_000_000, "per": "1h"}}}}),
+        ),
+    ];
+    for (name, options) in cases {
+        let (b, _) = db.try_backend("default", options).unwrap();
+        let requests: Vec<_> = (0..TASKS)
+            .map(|_| task("t::bench", "default", 0, None))
+            .collect();
+        enqueue_many(&b, &requests).unwrap();
+        let started = std::time::Instant::now();
+        let mut done = 0;
+        loop {
+            let claimed = claim(&b, "bench", 100);
+            if claimed.is_empty() {
+                break;
+            }
+            let completions: Vec<_> = claimed.iter().map(|t| success(t, json!(null))).collect();
+            complete(&b, &completions);
+            done += claimed.len();
+        }
+        assert_eq!(done, TASKS);
+        let micros = started.elapsed().as_secs_f64() * 1e6 / TASKS as f64;
+        eprintln!(
+            "{:?}: {name}: claim(100) + complete: {micros:.1} µs per task",
+            db.kind
+        );
+    }
 }

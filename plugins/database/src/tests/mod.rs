@@ -10,6 +10,7 @@ mod claim;
 mod errors;
 mod harness;
 mod lease;
+mod limits;
 mod notify;
 mod periodic;
 mod retry;

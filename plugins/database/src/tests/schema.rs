@@ -41,6 +41,7 @@ fn open_store(db: &TestDb) -> Box<dyn Store> {
         alias: "default".into(),
         max_attempts: 1,
         max_rescues: 3,
+        limits: Default::default(),
     };
     match &options.location {
         crate::options::Location::Sqlite(path) => Box::new(
