@@ -157,6 +157,8 @@ pub(crate) fn variant(error: &Error) -> &'static str {
         Error::ReturnValueType { .. } => "ReturnValueType",
         Error::ImproperlyConfigured { .. } => "ImproperlyConfigured",
         Error::MissingState(_) => "MissingState",
+        Error::DatabaseMismatch { .. } => "DatabaseMismatch",
+        Error::Database { .. } => "Database",
         Error::Backend { .. } => "Backend",
     }
 }

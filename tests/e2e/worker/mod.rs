@@ -3,6 +3,7 @@
 //! what only one of them has.
 
 pub(crate) mod env;
+mod in_transaction;
 mod metrics;
 mod postgres_only;
 mod sqlite_only;
