@@ -34,6 +34,22 @@ impl<A: Serialize, R> Task<A, R> {
     /// transactional insert (only the database backend has), `DatabaseMismatch` if its queue is
     /// not in SQLite, `Database` if rusqlite fails to run the insert (roll your transaction
     /// back then). The connection must be to the queue's database file.
+    ///
+    /// ```no_run
+    /// use taskhost::task;
+    ///
+    /// #[task]
+    /// fn welcome(user_id: i64) {}
+    ///
+    /// fn sign_up(app: &mut rusqlite::Connection) -> Result<String, Box<dyn std::error::Error>> {
+    ///     let tx = app.transaction()?;
+    ///     tx.execute("INSERT INTO users (id) VALUES (?1)", [42])?;
+    ///     let result = welcome.enqueue_in(&tx, (42,))?; // READY
+    ///     tx.commit()?; // the task exists if and only if this commits
+    ///     Ok(result.id().to_string())
+    /// }
+    /// # fn main() {}
+    /// ```
     pub fn enqueue_in(&self, connection: &rusqlite::Connection, args: A) -> Result<TaskResult<R>> {
         let mut results = self.enqueue_many_in(connection, [args])?;
         Ok(results.remove(0))

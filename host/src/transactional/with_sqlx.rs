@@ -54,6 +54,21 @@ impl sealed::Sealed for sqlx::Postgres {
     }
 }
 
+/// ```no_run
+/// use taskhost::task;
+///
+/// #[task]
+/// fn welcome(user_id: i64) {}
+///
+/// async fn sign_up(pool: &sqlx::PgPool) -> Result<String, Box<dyn std::error::Error>> {
+///     let mut tx = pool.begin().await?;
+///     sqlx::query("INSERT INTO users (id) VALUES ($1)").bind(42i64).execute(&mut *tx).await?;
+///     let result = welcome.aenqueue_in(&mut *tx, (42,)).await?; // READY
+///     tx.commit().await?; // the task exists if and only if this commits
+///     Ok(result.id().to_string())
+/// }
+/// # fn main() {}
+/// ```
 #[cfg(feature = "sqlx-postgres")]
 impl SqlxDatabase for sqlx::Postgres {}
 
@@ -76,6 +91,23 @@ impl sealed::Sealed for sqlx::Sqlite {
     }
 }
 
+/// ```no_run
+/// use taskhost::task;
+///
+/// #[task]
+/// fn welcome(user_id: i64) {}
+///
+/// // One connection kept open for the life of the process (see `transactional_enqueue`).
+/// async fn sign_up(app: &mut sqlx::SqliteConnection) -> Result<String, Box<dyn std::error::Error>> {
+///     use sqlx::Connection;
+///     let mut tx = app.begin().await?;
+///     sqlx::query("INSERT INTO users (id) VALUES (?1)").bind(42i64).execute(&mut *tx).await?;
+///     let result = welcome.aenqueue_in(&mut *tx, (42,)).await?; // READY
+///     tx.commit().await?; // the task exists if and only if this commits
+///     Ok(result.id().to_string())
+/// }
+/// # fn main() {}
+/// ```
 #[cfg(feature = "sqlx-sqlite")]
 impl SqlxDatabase for sqlx::Sqlite {}
 

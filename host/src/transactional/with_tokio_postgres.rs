@@ -57,6 +57,22 @@ impl<A: Serialize, R> Task<A, R> {
     /// transactional insert (only the database backend has), `DatabaseMismatch` if its queue is
     /// not in PostgreSQL, `Database` if tokio-postgres fails to run the insert (roll your
     /// transaction back then).
+    ///
+    /// ```no_run
+    /// use taskhost::task;
+    ///
+    /// #[task]
+    /// fn welcome(user_id: i64) {}
+    ///
+    /// async fn sign_up(app: &mut tokio_postgres::Client) -> Result<String, Box<dyn std::error::Error>> {
+    ///     let tx = app.transaction().await?;
+    ///     tx.execute("INSERT INTO users (id) VALUES ($1)", &[&42i64]).await?;
+    ///     let result = welcome.aenqueue_in_pg(&tx, (42,)).await?; // READY
+    ///     tx.commit().await?; // the task exists if and only if this commits
+    ///     Ok(result.id().to_string())
+    /// }
+    /// # fn main() {}
+    /// ```
     pub async fn aenqueue_in_pg<C>(&self, client: &C, args: A) -> Result<TaskResult<R>>
     where
         C: GenericClient + Sync,
