@@ -117,14 +117,18 @@ fn kind<DB: SqlxDatabase>() -> DatabaseKind {
 }
 
 /// Run the insert `sql` with `params` on `executor`.
-async fn run<'c, E>(executor: E, sql: &str, params: Vec<SqlParam>, task: &str) -> Result<()>
+///
+/// Generic over `DB` rather than reading `E::Database`: a future holding types that name
+/// `<E as Executor<'c>>::Database` is not `Send` for a borrowed executor (the compiler's
+/// "implementation of `Executor` is not general enough").
+async fn run<'c, DB, E>(executor: E, sql: &str, params: Vec<SqlParam>, task: &str) -> Result<()>
 where
-    E: Executor<'c>,
-    E::Database: SqlxDatabase,
+    DB: SqlxDatabase,
+    E: Executor<'c, Database = DB>,
 {
-    let mut query = sqlx::query::<E::Database>(AssertSqlSafe(sql.to_string()));
+    let mut query = sqlx::query::<DB>(AssertSqlSafe(sql.to_string()));
     for param in params {
-        query = <E::Database as sealed::Sealed>::bind_param(query, param);
+        query = DB::bind_param(query, param);
     }
     query.execute(executor).await.map_err(|e| Error::Database {
         task: task.to_string(),
@@ -144,12 +148,12 @@ impl<A: Serialize, R> Task<A, R> {
     /// in another kind of database than `executor`'s, `Database` if sqlx fails to run the insert
     /// (roll your transaction back then). Not deferred by `atomic` scopes: the application's
     /// transaction is the scope.
-    pub async fn aenqueue_in<'c, E>(&self, executor: E, args: A) -> Result<TaskResult<R>>
+    pub async fn aenqueue_in<'c, E, DB>(&self, executor: E, args: A) -> Result<TaskResult<R>>
     where
-        E: Executor<'c>,
-        E::Database: SqlxDatabase,
+        E: Executor<'c, Database = DB>,
+        DB: SqlxDatabase,
     {
-        let prepared = self.prepare_inserts("sqlx", kind::<E::Database>(), [args])?;
+        let prepared = self.prepare_inserts("sqlx", kind::<DB>(), [args])?;
         let Some((params, result)) = prepared.runs.into_iter().next() else {
             unreachable!("one run prepared for one set of arguments")
         };
@@ -159,17 +163,17 @@ impl<A: Serialize, R> Task<A, R> {
 
     /// [`Task::aenqueue_in`] for many runs, one insert each, on one connection or transaction
     /// (`&mut *tx`); all are validated before any is inserted.
-    pub async fn aenqueue_many_in<C>(
+    pub async fn aenqueue_many_in<C, DB>(
         &self,
         connection: &mut C,
         runs: impl IntoIterator<Item = A>,
     ) -> Result<Vec<TaskResult<R>>>
     where
-        C: Connection,
-        C::Database: SqlxDatabase,
-        for<'e> &'e mut C: Executor<'e, Database = C::Database>,
+        C: Connection<Database = DB>,
+        DB: SqlxDatabase,
+        for<'e> &'e mut C: Executor<'e, Database = DB>,
     {
-        let prepared = self.prepare_inserts("sqlx", kind::<C::Database>(), runs)?;
+        let prepared = self.prepare_inserts("sqlx", kind::<DB>(), runs)?;
         let mut results = Vec::with_capacity(prepared.runs.len());
         for (params, result) in prepared.runs {
             run(

@@ -420,3 +420,22 @@ fn a_failing_insert_is_a_database_error_naming_the_task_and_the_driver() {
         "{err}"
     );
 }
+
+/// Compile-time: the enqueue futures are `Send`, so an axum handler or `tokio::spawn` can await
+/// them (this does not build otherwise).
+#[allow(dead_code)]
+fn the_enqueue_futures_are_send(
+    pg: &mut sqlx::PgConnection,
+    sqlite: &mut sqlx::SqliteConnection,
+    pool: &sqlx::PgPool,
+    client: &tokio_postgres::Client,
+) {
+    fn send<T: Send>(_: T) {}
+    send(RECORD_KEY.aenqueue_in(&mut *pg, key("x")));
+    send(RECORD_KEY.aenqueue_many_in(pg, [key("x")]));
+    send(RECORD_KEY.aenqueue_in(&mut *sqlite, key("x")));
+    send(RECORD_KEY.aenqueue_many_in(sqlite, [key("x")]));
+    send(RECORD_KEY.aenqueue_in(pool, key("x")));
+    send(RECORD_KEY.aenqueue_in_pg(client, key("x")));
+    send(RECORD_KEY.aenqueue_many_in_pg(client, [key("x")]));
+}
