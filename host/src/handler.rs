@@ -234,7 +234,9 @@ impl Backend {
 /// Run a blocking plugin call on tokio's blocking pool (or inline outside a runtime), with the
 /// caller's `tracing` subscriber and backend handler, so logs, signals and nested enqueues
 /// behave as in the sync call.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     let dispatch = tracing::dispatcher::get_default(|d| d.clone());
     let handler = task_backends();
     let f = move || tracing::dispatcher::with_default(&dispatch, || scoped(handler, f));

@@ -243,7 +243,47 @@ impl<A: Serialize, R> Task<A, R> {
         runs: impl IntoIterator<Item = A>,
     ) -> Result<PreparedInserts<R>> {
         let backend = self.get_backend()?;
-        let (database, sql) = insert_statement(&backend)?;
+        let statement = insert_statement(&backend)?;
+        self.prepare_runs(&backend, statement, driver, kind, runs)
+    }
+
+    /// `prepare_inserts` for the async drivers: the backend is asked for its statement
+    /// on tokio's blocking pool, as the async forms of the other plugin calls are.
+    #[cfg(any(
+        feature = "sqlx-postgres",
+        feature = "sqlx-sqlite",
+        feature = "tokio-postgres"
+    ))]
+    pub(crate) async fn aprepare_inserts(
+        &self,
+        driver: &'static str,
+        kind: DatabaseKind,
+        runs: impl IntoIterator<Item = A>,
+    ) -> Result<PreparedInserts<R>> {
+        let backend = self.get_backend()?;
+        let asked = std::sync::Arc::clone(&backend);
+        let statement = crate::handler::blocking(move || insert_statement(&asked)).await?;
+        self.prepare_runs(&backend, statement, driver, kind, runs)
+    }
+
+    /// One insert per run with the backend's `statement`, if it is for a `kind` database.
+    #[cfg_attr(
+        not(any(
+            feature = "sqlx-postgres",
+            feature = "sqlx-sqlite",
+            feature = "tokio-postgres",
+            feature = "rusqlite"
+        )),
+        allow(dead_code)
+    )]
+    fn prepare_runs(
+        &self,
+        backend: &Backend,
+        (database, sql): (DatabaseKind, String),
+        driver: &'static str,
+        kind: DatabaseKind,
+        runs: impl IntoIterator<Item = A>,
+    ) -> Result<PreparedInserts<R>> {
         if database != kind {
             return Err(Error::DatabaseMismatch {
                 alias: backend.alias().to_string(),

@@ -153,7 +153,7 @@ impl<A: Serialize, R> Task<A, R> {
         E: Executor<'c, Database = DB>,
         DB: SqlxDatabase,
     {
-        let prepared = self.prepare_inserts("sqlx", kind::<DB>(), [args])?;
+        let prepared = self.aprepare_inserts("sqlx", kind::<DB>(), [args]).await?;
         let Some((params, result)) = prepared.runs.into_iter().next() else {
             unreachable!("one run prepared for one set of arguments")
         };
@@ -173,7 +173,7 @@ impl<A: Serialize, R> Task<A, R> {
         DB: SqlxDatabase,
         for<'e> &'e mut C: Executor<'e, Database = DB>,
     {
-        let prepared = self.prepare_inserts("sqlx", kind::<DB>(), runs)?;
+        let prepared = self.aprepare_inserts("sqlx", kind::<DB>(), runs).await?;
         let mut results = Vec::with_capacity(prepared.runs.len());
         for (params, result) in prepared.runs {
             run(

@@ -91,7 +91,9 @@ impl<A: Serialize, R> Task<A, R> {
     where
         C: GenericClient + Sync,
     {
-        let prepared = self.prepare_inserts("tokio-postgres", DatabaseKind::Postgresql, runs)?;
+        let prepared = self
+            .aprepare_inserts("tokio-postgres", DatabaseKind::Postgresql, runs)
+            .await?;
         let mut results = Vec::with_capacity(prepared.runs.len());
         for (params, result) in prepared.runs {
             run(client, &prepared.sql, params, self.definition().path).await?;
