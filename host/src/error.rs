@@ -119,6 +119,37 @@ pub enum Error {
         status: taskhost_plugin_api::TaskResultStatus,
     },
 
+    /// An enqueue in the application's transaction was given a connection to another kind of
+    /// database than the one the backend keeps its queue in (a PostgreSQL transaction for a
+    /// SQLite queue, or the reverse).
+    #[error(
+        "backend '{alias}' keeps its queue in {database}, but the connection given is a \
+         {driver_database} one ({driver}): enqueue through a connection to the queue's database, \
+         or use a task whose backend is there (`task.using(TaskOptions::new().backend(..))`)"
+    )]
+    DatabaseMismatch {
+        /// The alias of the task's backend.
+        alias: String,
+        /// The database of the backend's queue (`SQLite`, `PostgreSQL`).
+        database: &'static str,
+        /// The driver of the connection given (`sqlx`, `tokio-postgres`, `rusqlite`).
+        driver: &'static str,
+        /// The database that connection talks to.
+        driver_database: &'static str,
+    },
+
+    /// The application's database driver failed to run an enqueue on its connection or
+    /// transaction (the task is not enqueued; the transaction is the application's to roll back).
+    #[error("enqueueing task '{task}' on the application's {driver} connection failed: {message}")]
+    Database {
+        /// The task's path.
+        task: String,
+        /// The driver (`sqlx`, `tokio-postgres`, `rusqlite`).
+        driver: &'static str,
+        /// The driver's error.
+        message: String,
+    },
+
     /// A backend plugin reported an error (storage down, lease lost, a caught panic…).
     #[error("backend '{alias}' failed: {message}")]
     Backend {

@@ -93,6 +93,8 @@ pub use task::{Task, TaskOptions};
 pub use taskhost_macros::task;
 pub use taskhost_plugin_api::{Json, Text};
 pub use transaction::{aatomic, atomic, in_atomic_block, on_commit};
+#[cfg(any(feature = "sqlx-postgres", feature = "sqlx-sqlite"))]
+pub use transactional::SqlxDatabase;
 pub use transactional::{SqlParam, TransactionalEnqueue};
 pub use validation::validate_task;
 pub use worker::{Worker, WorkerOptions, WorkerReport};

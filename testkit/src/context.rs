@@ -160,6 +160,8 @@ pub(crate) fn variant(error: &Error) -> &'static str {
         Error::MissingState(_) => "MissingState",
         Error::AlreadyFinished { .. } => "AlreadyFinished",
         Error::NotFailed { .. } => "NotFailed",
+        Error::DatabaseMismatch { .. } => "DatabaseMismatch",
+        Error::Database { .. } => "Database",
         Error::Backend { .. } => "Backend",
     }
 }

@@ -4,6 +4,7 @@
 
 mod cancel_backends;
 pub(crate) mod env;
+mod in_transaction;
 mod metrics;
 mod periodic;
 mod postgres_only;
