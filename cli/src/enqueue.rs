@@ -10,7 +10,8 @@ use serde_json::{Map, Value};
 use taskhost::task_backends;
 use taskhost::TaskDefinition;
 use taskhost::{find_task, registered_tasks};
-use taskhost::{Task, TaskOptions};
+use std::time::Duration;
+use taskhost::{Task, TaskOptions, Unique, UniqueScope};
 use taskhost_names::escape_for_display as escaped;
 
 /// Options of the `enqueue` subcommand.
@@ -37,6 +38,18 @@ pub struct EnqueueArgs {
     /// Earliest time to run, RFC 3339 (`2026-12-06T08:00:00Z`).
     #[arg(long, value_name = "RFC3339")]
     pub run_after: Option<String>,
+    /// Enqueue under a key derived from the task path and the arguments: while a task holding
+    /// it is READY or RUNNING (or, with --unique-for, for that long), the existing task is
+    /// printed (text: followed by `duplicate`) and nothing is enqueued.
+    #[arg(long)]
+    pub unique: bool,
+    /// Enqueue under this uniqueness key (per task path) instead of a derived one.
+    #[arg(long, value_name = "KEY")]
+    pub unique_key: Option<String>,
+    /// Hold the uniqueness key for this many seconds after the enqueue, whatever the task's
+    /// status (default: while it is READY or RUNNING).
+    #[arg(long, value_name = "SECONDS")]
+    pub unique_for: Option<f64>,
     /// `text`: the new result's id and status; `json`: the result as one JSON object.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
@@ -61,6 +74,7 @@ pub fn run(args: &EnqueueArgs) -> Result<(), String> {
         queue_name: args.queue.clone(),
         run_after,
         backend: args.backend.clone(),
+        unique: unique(args)?,
     };
     let task = Task::<(), ()>::from_definition(definition)
         .using(options)
@@ -68,15 +82,38 @@ pub fn run(args: &EnqueueArgs) -> Result<(), String> {
     let backend = task_backends()
         .get(task.backend())
         .map_err(|e| refused(&args.task, e))?;
-    let result = backend
-        .enqueue_json(&task.description(), positional, kwargs)
-        .map_err(|e| refused(&args.task, e))?;
+    let result = match task.uniqueness() {
+        Some(unique) => {
+            backend.enqueue_json_unique(&task.description(), positional, kwargs, unique)
+        }
+        None => backend.enqueue_json(&task.description(), positional, kwargs),
+    }
+    .map_err(|e| refused(&args.task, e))?;
     if args.format == OutputFormat::Json {
         outln!("{}", output::json(result.data())?);
+    } else if result.is_duplicate() {
+        outln!("{} {} duplicate", result.id(), result.status());
     } else {
         outln!("{} {}", result.id(), result.status());
     }
     Ok(())
+}
+
+/// The uniqueness `--unique`, `--unique-key` and `--unique-for` ask for, if any.
+fn unique(args: &EnqueueArgs) -> Result<Option<Unique>, String> {
+    let mut unique = match &args.unique_key {
+        Some(key) => Unique::key(key.clone()),
+        None if args.unique || args.unique_for.is_some() => Unique::derived(),
+        None => return Ok(None),
+    };
+    if let Some(secs) = args.unique_for {
+        let period = Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|p| !p.is_zero())
+            .ok_or_else(|| format!("--unique-for must be a number of seconds above 0, got {secs}"))?;
+        unique = unique.scope(UniqueScope::For(period));
+    }
+    Ok(Some(unique))
 }
 
 /// The host's refusal, saying which task it was about.

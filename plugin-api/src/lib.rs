@@ -50,7 +50,7 @@ pub use text::Text;
 pub use types::{
     BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
     EnqueueRequest, LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription,
-    TaskError, TaskOutcome, TaskResultData, TaskResultStatus, WaitRequest,
+    TaskError, TaskOutcome, TaskResultData, TaskResultStatus, UniqueKey, UniqueScope, WaitRequest,
 };
 
 /// The version of this crate a plugin was built against. A host loads plugins of its major
