@@ -75,6 +75,7 @@ mod postgres;
 mod row;
 mod sqlite;
 mod store;
+mod unique;
 #[cfg(test)]
 mod tests;
 

@@ -12,6 +12,7 @@ mod jsonb;
 mod listen;
 mod queue;
 mod session;
+mod unique;
 
 #[cfg(test)]
 pub(crate) use queue::{CLAIM, CLAIM_SELECT};
@@ -58,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "drain_storage",
         sql: include_str!("../../migrations/postgres/0005_drain_storage.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "unique",
+        sql: include_str!("../../migrations/postgres/0006_unique.sql"),
     },
 ];
 
@@ -259,6 +265,10 @@ impl Store for PgStore {
 
     fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
         PgStore::enqueue(self, tasks)
+    }
+
+    fn enqueue_unique(&self, tasks: &[NewTask]) -> Result<Vec<Option<TaskResultData>>> {
+        self.enqueue_keyed(tasks)
     }
 
     fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>> {

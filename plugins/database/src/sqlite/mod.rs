@@ -12,6 +12,7 @@
 
 mod admin;
 mod queue;
+mod unique;
 mod wake;
 
 #[cfg(test)]
@@ -51,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "rescues",
         sql: include_str!("../../migrations/sqlite/0004_rescues.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "unique",
+        sql: include_str!("../../migrations/sqlite/0005_unique.sql"),
     },
 ];
 
@@ -389,6 +395,14 @@ impl Store for SqliteStore {
         // After the commit: wake idle workers in every process (see wake.rs).
         self.wake.enqueued();
         Ok(())
+    }
+
+    fn enqueue_unique(&self, tasks: &[NewTask]) -> Result<Vec<Option<TaskResultData>>> {
+        let (results, stored) = self.enqueue_keyed(tasks)?;
+        if stored {
+            self.wake.enqueued();
+        }
+        Ok(results)
     }
 
     fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>> {

@@ -12,3 +12,4 @@ mod lease;
 mod notify;
 mod retry;
 mod schema;
+mod unique;
