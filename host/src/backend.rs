@@ -193,6 +193,11 @@ impl Backend {
         self.capabilities.contains(Capabilities::PRIORITY)
     }
 
+    /// Whether the backend enforces uniqueness keys ([`Backend::enqueue_unique`]).
+    pub fn supports_unique(&self) -> bool {
+        self.capabilities.contains(Capabilities::UNIQUE)
+    }
+
     /// Whether workers can claim this backend's tasks.
     pub fn supports_queue_store(&self) -> bool {
         self.capabilities.contains(Capabilities::QUEUE_STORE)

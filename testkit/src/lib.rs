@@ -81,6 +81,7 @@ mod queue_store;
 mod report;
 mod robustness;
 mod signals;
+mod unique;
 
 pub use report::{CheckOutcome, Report, Status};
 pub use taskhost_plugin_api::testing::{LogRecord, TestHost};
@@ -160,6 +161,7 @@ fn all_checks() -> Vec<Check> {
         capabilities::CHECKS,
         signals::CHECKS,
         concurrency::CHECKS,
+        unique::CHECKS,
         robustness::CHECKS,
         queue_store::CHECKS,
         leases::CHECKS,

@@ -113,14 +113,14 @@ fn parse_version(version: &str) -> (u64, u64, u64) {
 }
 
 /// The version tests below surround this host's plugin-api version: the frozen 2.0.0 is this
-/// version or older, 2.1.0 is a newer minor of the same major (loaded; refused when it
-/// requires 2.1), 3.0.0 another major and the frozen 1.0.0 an older one. Bumping plugin-api to
-/// 2.1 or past means moving them (a newer minor, and `requires` naming it).
+/// version or older, 2.2.0 is a newer minor of the same major (loaded; refused when it
+/// requires 2.2), 3.0.0 another major and the frozen 1.0.0 an older one. Bumping plugin-api to
+/// 2.2 or past means moving them (a newer minor, and `requires` naming it).
 #[test]
 fn the_version_tests_surround_this_hosts_plugin_api_version() {
     let host = parse_version(PLUGIN_API_VERSION);
     assert!(
-        parse_version("2.0.0") <= host && host < parse_version("2.1.0"),
+        parse_version("2.0.0") <= host && host < parse_version("2.2.0"),
         "this host is plugin-api {PLUGIN_API_VERSION}: move the versions of the tests in \
          tests/e2e/abi.rs so the frozen copy is this version or older, one is a newer minor \
          within its major (and one requires that minor), and one is the next major"
@@ -175,27 +175,27 @@ fn assert_other_2x_plugin_loads_and_works(version: &str) {
 }
 
 #[test]
-fn a_plugin_built_against_a_newer_plugin_api_2_1_0_loads_and_works() {
-    assert_other_2x_plugin_loads_and_works("2.1.0");
+fn a_plugin_built_against_a_newer_plugin_api_2_2_0_loads_and_works() {
+    assert_other_2x_plugin_loads_and_works("2.2.0");
 }
 
-/// A plugin built against 2.1.0 whose manifest requires a 2.1 host (it uses a host service
-/// added in 2.1) is refused by this 2.0 host, in one line naming both versions and the file.
+/// A plugin built against 2.2.0 whose manifest requires a 2.2 host (it uses a host service
+/// added in 2.2) is refused by this 2.1 host, in one line naming both versions and the file.
 #[test]
-fn a_plugin_requiring_plugin_api_2_1_is_refused_in_one_line_naming_both_versions() {
-    let dir = plugins_dir_with(&plugin_built_against_api_requiring("2.1.0", "2.1"));
+fn a_plugin_requiring_plugin_api_2_2_is_refused_in_one_line_naming_both_versions() {
+    let dir = plugins_dir_with(&plugin_built_against_api_requiring("2.2.0", "2.2"));
     let _c = config(dir.path(), "needy", FUTURE);
     let message = refusal("needy", FUTURE);
     let file = file_in(dir.path(), "taskhost_fixtures_future");
     assert!(message.contains(&file.display().to_string()), "{message}");
-    assert!(message.contains("2.1"), "{message}");
+    assert!(message.contains("2.2"), "{message}");
     assert!(message.contains(PLUGIN_API_VERSION), "{message}");
     let (major, minor, _) = parse_version(PLUGIN_API_VERSION);
     assert_eq!(
         message,
         format!(
-            "Could not find backend '{FUTURE}': '{}' needs a host with taskhost-plugin-api 2.1 \
-             or newer (it was built against 2.1.0), but this host uses taskhost-plugin-api \
+            "Could not find backend '{FUTURE}': '{}' needs a host with taskhost-plugin-api 2.2 \
+             or newer (it was built against 2.2.0), but this host uses taskhost-plugin-api \
              {PLUGIN_API_VERSION}; upgrade the host, or use a version of the plugin that works \
              with {major}.{minor} (alias 'needy')",
             file.display()
@@ -282,6 +282,23 @@ fn a_plugin_built_against_the_frozen_2_0_sdk_loads_and_works_in_this_host() {
     assert!(backend.supports_defer() && backend.supports_priority());
     assert!(backend.supports_get_result());
     assert!(!backend.supports_queue_store() && !backend.supports_async_task());
+    // A 2.0 plugin cannot read a uniqueness key (it ignores the record's `ext`): it declares no
+    // `supports_unique`, so the host refuses the unique task instead of sending the key.
+    let unique = backend
+        .enqueue_json_unique(
+            &description("frozen"),
+            vec![],
+            Map::new(),
+            &taskhost::Unique::derived(),
+        )
+        .unwrap_err();
+    assert!(matches!(unique, Error::InvalidTask(_)), "{unique:?}");
+    assert!(
+        unique.to_string().starts_with(&format!(
+            "Backend 'frozen' ({backend_name}) does not support unique tasks"
+        )),
+        "{unique}"
+    );
 
     // The signal the plugin sends through the host reaches a receiver connected here (other
     // tests may enqueue meanwhile: keep what this backend's class sent).

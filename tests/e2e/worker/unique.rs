@@ -173,6 +173,10 @@ macro_rules! unique_suite {
                 let other = task.enqueue(7, vec!["b".into()]).unwrap();
                 assert!(!other.is_duplicate());
                 assert_ne!(other.id(), first.id());
+                // The application's own insert carries no key: refused, not ignored.
+                let err = task.transactional_enqueue((7, vec![])).unwrap_err();
+                assert!(matches!(err, Error::NotSupported(_)), "{err:?}");
+                assert!(err.to_string().contains("carries no uniqueness key"), "{err}");
                 // Without unique(), the same arguments are a new task.
                 let plain = unique_invoice.enqueue(7, vec!["a".into()]).unwrap();
                 assert_ne!(plain.id(), first.id());
