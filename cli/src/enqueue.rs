@@ -7,10 +7,10 @@ use super::OutputFormat;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{Map, Value};
+use std::time::Duration;
 use taskhost::task_backends;
 use taskhost::TaskDefinition;
 use taskhost::{find_task, registered_tasks};
-use std::time::Duration;
 use taskhost::{Task, TaskOptions, Unique, UniqueScope};
 use taskhost_names::escape_for_display as escaped;
 
@@ -110,7 +110,9 @@ fn unique(args: &EnqueueArgs) -> Result<Option<Unique>, String> {
         let period = Duration::try_from_secs_f64(secs)
             .ok()
             .filter(|p| !p.is_zero())
-            .ok_or_else(|| format!("--unique-for must be a number of seconds above 0, got {secs}"))?;
+            .ok_or_else(|| {
+                format!("--unique-for must be a number of seconds above 0, got {secs}")
+            })?;
         unique = unique.scope(UniqueScope::For(period));
     }
     Ok(Some(unique))

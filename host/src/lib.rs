@@ -86,11 +86,11 @@ pub use registry::{check_state, find_task, registered_tasks};
 pub use result::{TaskError, TaskResult, TaskResultStatus};
 pub use state::{AppState, State};
 pub use task::{Task, TaskOptions};
-pub use unique::{Unique, UniqueScope};
 pub use taskhost_macros::task;
 pub use taskhost_plugin_api::{Json, Text};
 pub use transaction::{aatomic, atomic, in_atomic_block, on_commit};
 pub use transactional::{SqlParam, TransactionalEnqueue};
+pub use unique::{Unique, UniqueScope};
 pub use validation::validate_task;
 pub use worker::{Worker, WorkerOptions, WorkerReport};
 

@@ -197,7 +197,11 @@ mod tests {
             ("app::bill", "[1]", r#"{"a":1}"#),
             ("app::refund", "[1]", "{}"),
         ] {
-            assert_ne!(key, derived_key(path, args, kwargs).unwrap(), "{path} {args}");
+            assert_ne!(
+                key,
+                derived_key(path, args, kwargs).unwrap(),
+                "{path} {args}"
+            );
         }
     }
 
@@ -207,7 +211,10 @@ mod tests {
             .validate("mem", "acme.Mem", Capabilities::QUEUE_STORE)
             .unwrap_err();
         assert!(matches!(err, Error::InvalidTask(_)));
-        assert!(err.to_string().contains("Backend 'mem' (acme.Mem)"), "{err}");
+        assert!(
+            err.to_string().contains("Backend 'mem' (acme.Mem)"),
+            "{err}"
+        );
         assert!(err.to_string().contains("supports_unique"), "{err}");
     }
 

@@ -764,8 +764,11 @@ mod tests {
             assert_eq!(EnqueueRequest::from(record), request);
         }
         // What a 2.0 side writes (and fields of a newer minor) read as no key.
-        let mut record =
-            EnqueueRecord::from(EnqueueRequest::new("id-3", description(), Json::empty_array()));
+        let mut record = EnqueueRecord::from(EnqueueRequest::new(
+            "id-3",
+            description(),
+            Json::empty_array(),
+        ));
         record.ext = RString::from(r#"{"cron_tick":5}"#);
         assert_eq!(EnqueueRequest::from(record).unique, None);
     }

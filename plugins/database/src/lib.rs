@@ -75,9 +75,9 @@ mod postgres;
 mod row;
 mod sqlite;
 mod store;
-mod unique;
 #[cfg(test)]
 mod tests;
+mod unique;
 
 pub use backend::{DatabaseBackend, FINISHED_PER_MINUTE, LIST_PAGE, TRANSACTIONAL_INSERT_SQL};
 

@@ -8,8 +8,8 @@ mod postgres_only;
 mod sqlite_only;
 mod state;
 mod store_failures;
-mod unique;
 pub(crate) mod transactional;
+mod unique;
 
 /// The behaviour suite, instantiated once per database.
 macro_rules! worker_suite {

@@ -35,10 +35,17 @@ fn stored(name: &str) -> Vec<String> {
 
 /// `processes` worker-app processes, started together, each running `enqueue … args`; their
 /// outputs (`<id> <status>[ duplicate]`), in start order.
-fn enqueue_concurrently(env: &Env, processes: usize, args: impl Fn(usize) -> Vec<String>) -> Vec<String> {
+fn enqueue_concurrently(
+    env: &Env,
+    processes: usize,
+    args: impl Fn(usize) -> Vec<String>,
+) -> Vec<String> {
     let children: Vec<_> = (0..processes)
         .map(|i| {
-            let mut all = vec!["enqueue".to_string(), "taskhost_worker_app::record_key".into()];
+            let mut all = vec![
+                "enqueue".to_string(),
+                "taskhost_worker_app::record_key".into(),
+            ];
             all.extend(args(i));
             let all: Vec<&str> = all.iter().map(String::as_str).collect();
             env.command(&all).spawn().unwrap()
@@ -66,7 +73,10 @@ fn assert_one_task(outputs: &[String]) -> String {
         .map(|o| o.split_whitespace().next().unwrap())
         .collect();
     assert_eq!(ids.len(), 1, "every caller gets the one task: {outputs:#?}");
-    let fresh = outputs.iter().filter(|o| !o.ends_with(" duplicate")).count();
+    let fresh = outputs
+        .iter()
+        .filter(|o| !o.ends_with(" duplicate"))
+        .count();
     assert_eq!(fresh, 1, "one enqueue stored it: {outputs:#?}");
     ids.into_iter().next().unwrap().to_string()
 }
@@ -124,7 +134,11 @@ macro_rules! unique_suite {
                 assert_eq!(second.id(), first.id());
                 assert_eq!(second.args(), &[json!("first")], "the holder's arguments");
                 let out = env.run_worker(&["--batch"]);
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 assert_eq!(env.log_lines(), vec!["first"]);
                 let third = enqueue("third");
                 assert!(!third.is_duplicate(), "finished: the key is free");
@@ -143,7 +157,11 @@ macro_rules! unique_suite {
                     .enqueue_json_unique(&task, vec![json!("report")], Default::default(), &unique)
                     .unwrap();
                 let out = env.run_worker(&["--batch"]);
-                assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
                 env.wait_for_result(first.id(), |r| r.is_finished());
                 let again = backend
                     .enqueue_json_unique(&task, vec![json!("report")], Default::default(), &unique)
@@ -176,17 +194,16 @@ macro_rules! unique_suite {
                 // The application's own insert carries no key: refused, not ignored.
                 let err = task.transactional_enqueue((7, vec![])).unwrap_err();
                 assert!(matches!(err, Error::NotSupported(_)), "{err:?}");
-                assert!(err.to_string().contains("carries no uniqueness key"), "{err}");
+                assert!(
+                    err.to_string().contains("carries no uniqueness key"),
+                    "{err}"
+                );
                 // Without unique(), the same arguments are a new task.
                 let plain = unique_invoice.enqueue(7, vec!["a".into()]).unwrap();
                 assert_ne!(plain.id(), first.id());
                 // A batch: held keys and keys repeated within it.
                 let runs = task
-                    .enqueue_many([
-                        (7, vec!["a".to_string()]),
-                        (8, vec![]),
-                        (8, vec![]),
-                    ])
+                    .enqueue_many([(7, vec!["a".to_string()]), (8, vec![]), (8, vec![])])
                     .unwrap();
                 assert_eq!(runs[0].id(), first.id());
                 assert!(runs[0].is_duplicate());
@@ -222,7 +239,12 @@ fn a_backend_without_supports_unique_refuses_a_unique_task_by_name() {
     let mut task = description("record_key", "default", 0);
     task.backend = "dummy".into();
     let err = dummy
-        .enqueue_json_unique(&task, vec![json!("x")], Default::default(), &Unique::derived())
+        .enqueue_json_unique(
+            &task,
+            vec![json!("x")],
+            Default::default(),
+            &Unique::derived(),
+        )
         .unwrap_err();
     let Error::InvalidTask(message) = &err else {
         panic!("expected InvalidTask, got {err:?}")

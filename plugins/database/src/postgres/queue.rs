@@ -36,7 +36,8 @@ const COPY_PIECE: usize = 64 * 1024;
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// After a [`COPY`], in its transaction: one NOTIFY per queue (`$1`, distinct names).
-pub(super) const NOTIFY_QUEUES: &str = "SELECT pg_notify('taskhost_tasks', q) FROM unnest($1::text[]) AS q";
+pub(super) const NOTIFY_QUEUES: &str =
+    "SELECT pg_notify('taskhost_tasks', q) FROM unnest($1::text[]) AS q";
 
 const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
     backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \

@@ -82,7 +82,10 @@ fn insert_keyed(
     let t = &task.request.task;
     for _ in 0..TRIES {
         if let Some(key) = key {
-            tx.execute(&EXPIRE, &[&alias, &t.path.as_str(), &key, &task.enqueued_at])?;
+            tx.execute(
+                &EXPIRE,
+                &[&alias, &t.path.as_str(), &key, &task.enqueued_at],
+            )?;
         }
         let inserted = tx
             .execute(

@@ -204,7 +204,10 @@ fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
     }
     let (b, _) = db.backend();
     // Every migration after 3 applied too (the version list grows with the schema).
-    assert_eq!(recorded_versions(&db), (1..=newest(&db)).collect::<Vec<_>>());
+    assert_eq!(
+        recorded_versions(&db),
+        (1..=newest(&db)).collect::<Vec<_>>()
+    );
     let results = all(&b);
     let listed: Vec<&str> = results.iter().map(|r| r.id.as_str()).collect();
     let inserted: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
@@ -290,7 +293,10 @@ fn postgres_version_5_keeps_ready_running_and_finished_rows() {
     store.close();
 
     let (b, _) = db.backend();
-    assert_eq!(recorded_versions(&db), (1..=newest(&db)).collect::<Vec<_>>());
+    assert_eq!(
+        recorded_versions(&db),
+        (1..=newest(&db)).collect::<Vec<_>>()
+    );
     let status = |id: &str| get(&b, id).unwrap().status.as_str().to_string();
     let states: Vec<String> = ids.iter().map(|id| status(id)).collect();
     assert_eq!(states, ["SUCCESSFUL", "RUNNING", "READY", "READY"]);

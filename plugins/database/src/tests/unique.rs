@@ -6,7 +6,9 @@
 use super::api::*;
 use super::harness::{on_both_databases, TestDb};
 use serde_json::json;
-use taskhost_plugin_api::{Backend, Capabilities, EnqueueRequest, ErrorKind, UniqueKey, UniqueScope};
+use taskhost_plugin_api::{
+    Backend, Capabilities, EnqueueRequest, ErrorKind, UniqueKey, UniqueScope,
+};
 
 on_both_databases!(
     a_held_key_returns_the_task_holding_it,
@@ -35,8 +37,15 @@ fn a_held_key_returns_the_task_holding_it(db: TestDb) {
     let second_id = second.id.clone();
     let again = enqueue_request(&b, second);
     assert_eq!(again.id, first.id, "the holder's result, not {second_id}");
-    assert_eq!(value_of(&again.args), json!([1, "two"]), "the holder's own arguments");
-    assert_eq!(get(&b, &second_id).unwrap_err().kind, ErrorKind::RESULT_DOES_NOT_EXIST);
+    assert_eq!(
+        value_of(&again.args),
+        json!([1, "two"]),
+        "the holder's own arguments"
+    );
+    assert_eq!(
+        get(&b, &second_id).unwrap_err().kind,
+        ErrorKind::RESULT_DOES_NOT_EXIST
+    );
     // While it runs, too.
     let claimed = claim(&b, "w1", 1);
     assert_eq!(claimed_ids(&claimed), vec![first.id.to_string()]);
@@ -113,7 +122,10 @@ fn a_batch_holding_a_key_twice_stores_it_once(db: TestDb) {
     let results = enqueue_many(&b, &requests).unwrap();
     assert_eq!(results[0].id, requests[0].id);
     assert_eq!(results[1].id, requests[1].id);
-    assert_eq!(results[2].id, requests[0].id, "the earlier run of the batch");
+    assert_eq!(
+        results[2].id, requests[0].id,
+        "the earlier run of the batch"
+    );
     assert_eq!(results[3].id, stored.id);
     assert_eq!(all(&b).len(), 3);
 }
@@ -121,13 +133,21 @@ fn a_batch_holding_a_key_twice_stores_it_once(db: TestDb) {
 fn bad_keys_are_refused_and_nothing_is_stored(db: TestDb) {
     let (b, _) = db.backend();
     for (key, scope, message) in [
-        ("", UniqueScope::Active, "A unique key must be 1 to 255 bytes long, got 0 bytes"),
+        (
+            "",
+            UniqueScope::Active,
+            "A unique key must be 1 to 255 bytes long, got 0 bytes",
+        ),
         (
             &*"k".repeat(256),
             UniqueScope::Active,
             "A unique key must be 1 to 255 bytes long, got 256 bytes",
         ),
-        ("k", UniqueScope::For { period_us: 0 }, "A unique period must be at least 1 µs"),
+        (
+            "k",
+            UniqueScope::For { period_us: 0 },
+            "A unique period must be at least 1 µs",
+        ),
     ] {
         let requests = vec![
             task("app::a", "default", 0, None),
