@@ -343,10 +343,15 @@ impl Backend {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
-        let ids: Vec<Option<Text>> = requests
-            .iter()
-            .map(|(request, _)| request.unique.as_ref().map(|_| request.id.clone()))
-            .collect();
+        // The request ids of unique enqueues, to tell a duplicate by its other id (nothing is
+        // collected for a batch without keys).
+        let ids: Vec<Option<Text>> = match requests.iter().any(|(r, _)| r.unique.is_some()) {
+            true => requests
+                .iter()
+                .map(|(request, _)| request.unique.as_ref().map(|_| request.id.clone()))
+                .collect(),
+            false => Vec::new(),
+        };
         let (requests, values): (RVec<_>, Vec<_>) = requests
             .into_iter()
             .map(|(request, values)| (request.into(), values))
@@ -365,10 +370,10 @@ impl Backend {
         let results: Vec<TaskResult> = data
             .into_iter()
             .zip(values)
-            .zip(&ids)
-            .map(|((data, values), id)| match id {
-                Some(id) => unique_result(id, data.into(), values),
-                None => result_of(data.into(), values),
+            .enumerate()
+            .map(|(i, (data, values))| match ids.get(i) {
+                Some(Some(id)) => unique_result(id, data.into(), values),
+                _ => result_of(data.into(), values),
             })
             .collect();
         self.enqueued.count(

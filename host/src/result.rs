@@ -73,8 +73,8 @@ impl<R> TaskResult<R> {
 
     /// Whether the enqueue that returned this result found its uniqueness key taken
     /// ([`Task::unique`](crate::Task::unique)): then this is the task already holding the key
-    /// (another id, maybe other arguments, any status), and nothing new was enqueued. Always
-    /// `false` for a result read back with `get_result` or `refresh`.
+    /// (another id, maybe other arguments, any status), and nothing new was enqueued. `false`
+    /// for a result read with `get_result` (`refresh` keeps the flag).
     pub fn is_duplicate(&self) -> bool {
         self.duplicate
     }
