@@ -441,7 +441,11 @@ impl Backend {
         };
         self.check_payload(args_text.len() + kwargs.as_str().len())?;
         let unique = match unique {
-            Some(unique) => Some(unique.for_request(&task.path, &args_text, kwargs.as_str())?),
+            Some(unique) => Some(Box::new(unique.for_request(
+                &task.path,
+                &args_text,
+                kwargs.as_str(),
+            )?)),
             None => None,
         };
         let request = EnqueueRequest {

@@ -200,9 +200,10 @@ pub struct EnqueueRequest {
     /// The uniqueness key the task is enqueued under, if any (plugin-api 2.1; carried in the
     /// record's `ext` text). Only sent to a backend declaring [`crate::Capabilities::UNIQUE`],
     /// which must then return the result already holding the key instead of storing a second
-    /// task (its id differs from [`EnqueueRequest::id`]).
+    /// task (its id differs from [`EnqueueRequest::id`]). Boxed: a request without a key, the
+    /// common case, stays as small as in 2.0 (it is moved several times per enqueue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unique: Option<UniqueKey>,
+    pub unique: Option<Box<UniqueKey>>,
 }
 
 /// A uniqueness key: while it is held (see [`UniqueScope`]), a second enqueue of the same task

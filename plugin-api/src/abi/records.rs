@@ -114,30 +114,44 @@ pub struct EnqueueRecord {
 struct EnqueueExt {
     /// 2.1: [`EnqueueRequest::unique`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    unique: Option<UniqueKey>,
+    unique: Option<Box<UniqueKey>>,
 }
 
 /// `ext` for a request with these 2.x fields: empty when they are all unset (no allocation on
 /// the common path).
-fn enqueue_ext(unique: Option<UniqueKey>) -> RString {
+#[inline]
+fn enqueue_ext(unique: Option<Box<UniqueKey>>) -> RString {
     match unique {
         None => no_ext(),
-        Some(unique) => serde_json::to_string(&EnqueueExt {
-            unique: Some(unique),
-        })
-        .map(RString::from)
-        .unwrap_or_default(),
+        Some(unique) => unique_ext(unique),
     }
+}
+
+/// [`enqueue_ext`] for a request with a uniqueness key.
+#[cold]
+fn unique_ext(unique: Box<UniqueKey>) -> RString {
+    serde_json::to_string(&EnqueueExt {
+        unique: Some(unique),
+    })
+    .map(RString::from)
+    .unwrap_or_default()
 }
 
 /// The 2.x fields read back from `ext` (empty: none). Fields of a newer minor are ignored, as
 /// a 2.0 side ignores them all: the host only sends a field to a backend whose capabilities
 /// say it reads it ([`crate::Capabilities::UNIQUE`] for `unique`), so a new shape of a field
 /// comes with a new capability bit.
-fn enqueue_fields(ext: &str) -> Option<UniqueKey> {
+#[inline]
+fn enqueue_fields(ext: &str) -> Option<Box<UniqueKey>> {
     if ext.is_empty() {
         return None;
     }
+    read_ext(ext)
+}
+
+/// [`enqueue_fields`] for a non-empty `ext`.
+#[cold]
+fn read_ext(ext: &str) -> Option<Box<UniqueKey>> {
     serde_json::from_str::<EnqueueExt>(ext).ok()?.unique
 }
 
@@ -755,10 +769,10 @@ mod tests {
         assert!(plain.ext.is_empty(), "no key, no ext: {}", plain.ext);
         assert_eq!(EnqueueRequest::from(plain), request);
         for scope in [UniqueScope::Active, UniqueScope::For { period_us: 90 }] {
-            request.unique = Some(UniqueKey {
+            request.unique = Some(Box::new(UniqueKey {
                 key: "invoice-7".into(),
                 scope,
-            });
+            }));
             let record = EnqueueRecord::from(request.clone());
             assert!(record.ext.contains("invoice-7"), "{}", record.ext);
             assert_eq!(EnqueueRequest::from(record), request);

@@ -29,7 +29,7 @@ pub(crate) const TRIES: usize = 8;
 
 /// The key of `task`, checked: 1 to [`UniqueKey::MAX_BYTES`] bytes, a period of at least 1 µs.
 pub(crate) fn key_of(task: &NewTask) -> Result<Option<&UniqueKey>> {
-    let Some(unique) = &task.request.unique else {
+    let Some(unique) = task.request.unique.as_deref() else {
         return Ok(None);
     };
     if unique.key.is_empty() || unique.key.len() > UniqueKey::MAX_BYTES {

@@ -21,10 +21,10 @@ on_both_databases!(
 
 fn keyed(path: &str, key: &str, scope: UniqueScope) -> EnqueueRequest {
     let mut request = task(path, "default", 0, None);
-    request.unique = Some(UniqueKey {
+    request.unique = Some(Box::new(UniqueKey {
         key: key.into(),
         scope,
-    });
+    }));
     request
 }
 
