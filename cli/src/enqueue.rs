@@ -268,6 +268,45 @@ mod tests {
         );
     }
 
+    fn enqueue_args(unique: bool, key: Option<&str>, period: Option<f64>) -> EnqueueArgs {
+        EnqueueArgs {
+            task: "app::job".into(),
+            args: "[]".into(),
+            kwargs: "{}".into(),
+            backend: None,
+            queue: None,
+            priority: None,
+            run_after: None,
+            unique,
+            unique_key: key.map(String::from),
+            unique_for: period,
+            format: OutputFormat::Text,
+        }
+    }
+
+    #[test]
+    fn unique_flags_make_the_uniqueness() {
+        assert_eq!(unique(&enqueue_args(false, None, None)).unwrap(), None);
+        assert_eq!(
+            unique(&enqueue_args(true, None, None)).unwrap(),
+            Some(Unique::derived())
+        );
+        assert_eq!(
+            unique(&enqueue_args(false, Some("k"), Some(1.5))).unwrap(),
+            Some(Unique::key("k").scope(UniqueScope::For(Duration::from_millis(1500))))
+        );
+        assert_eq!(
+            unique(&enqueue_args(false, None, Some(60.0))).unwrap(),
+            Some(Unique::derived().scope(UniqueScope::For(Duration::from_secs(60))))
+        );
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert_eq!(
+                unique(&enqueue_args(true, None, Some(bad))).unwrap_err(),
+                format!("--unique-for must be a number of seconds above 0, got {bad}")
+            );
+        }
+    }
+
     #[test]
     fn run_after_is_rfc3339() {
         assert_eq!(
