@@ -7,10 +7,11 @@ use super::OutputFormat;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{Map, Value};
+use std::time::Duration;
 use taskhost::task_backends;
 use taskhost::TaskDefinition;
 use taskhost::{find_task, registered_tasks};
-use taskhost::{Task, TaskOptions};
+use taskhost::{Task, TaskOptions, Unique, UniqueScope};
 use taskhost_names::escape_for_display as escaped;
 
 /// Options of the `enqueue` subcommand.
@@ -37,6 +38,18 @@ pub struct EnqueueArgs {
     /// Earliest time to run, RFC 3339 (`2026-12-06T08:00:00Z`).
     #[arg(long, value_name = "RFC3339")]
     pub run_after: Option<String>,
+    /// Enqueue under a key derived from the task path and the arguments: while a task holding
+    /// it is READY or RUNNING (or, with --unique-for, for that long), the existing task is
+    /// printed (text: followed by `duplicate`) and nothing is enqueued.
+    #[arg(long)]
+    pub unique: bool,
+    /// Enqueue under this uniqueness key (per task path) instead of a derived one.
+    #[arg(long, value_name = "KEY")]
+    pub unique_key: Option<String>,
+    /// Hold the uniqueness key for this many seconds after the enqueue, whatever the task's
+    /// status (default: while it is READY or RUNNING).
+    #[arg(long, value_name = "SECONDS")]
+    pub unique_for: Option<f64>,
     /// `text`: the new result's id and status; `json`: the result as one JSON object.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
@@ -61,6 +74,7 @@ pub fn run(args: &EnqueueArgs) -> Result<(), String> {
         queue_name: args.queue.clone(),
         run_after,
         backend: args.backend.clone(),
+        unique: unique(args)?,
     };
     let task = Task::<(), ()>::from_definition(definition)
         .using(options)
@@ -68,15 +82,40 @@ pub fn run(args: &EnqueueArgs) -> Result<(), String> {
     let backend = task_backends()
         .get(task.backend())
         .map_err(|e| refused(&args.task, e))?;
-    let result = backend
-        .enqueue_json(&task.description(), positional, kwargs)
-        .map_err(|e| refused(&args.task, e))?;
+    let result = match task.uniqueness() {
+        Some(unique) => {
+            backend.enqueue_json_unique(&task.description(), positional, kwargs, unique)
+        }
+        None => backend.enqueue_json(&task.description(), positional, kwargs),
+    }
+    .map_err(|e| refused(&args.task, e))?;
     if args.format == OutputFormat::Json {
         outln!("{}", output::json(result.data())?);
+    } else if result.is_duplicate() {
+        outln!("{} {} duplicate", result.id(), result.status());
     } else {
         outln!("{} {}", result.id(), result.status());
     }
     Ok(())
+}
+
+/// The uniqueness `--unique`, `--unique-key` and `--unique-for` ask for, if any.
+fn unique(args: &EnqueueArgs) -> Result<Option<Unique>, String> {
+    let mut unique = match &args.unique_key {
+        Some(key) => Unique::key(key.clone()),
+        None if args.unique || args.unique_for.is_some() => Unique::derived(),
+        None => return Ok(None),
+    };
+    if let Some(secs) = args.unique_for {
+        let period = Duration::try_from_secs_f64(secs)
+            .ok()
+            .filter(|p| !p.is_zero())
+            .ok_or_else(|| {
+                format!("--unique-for must be a number of seconds above 0, got {secs}")
+            })?;
+        unique = unique.scope(UniqueScope::For(period));
+    }
+    Ok(Some(unique))
 }
 
 /// The host's refusal, saying which task it was about.
@@ -227,6 +266,45 @@ mod tests {
             parse_kwargs("[1]").unwrap_err(),
             "--kwargs must be a JSON object (e.g. '{\"retries\": 3}'), got an array"
         );
+    }
+
+    fn enqueue_args(unique: bool, key: Option<&str>, period: Option<f64>) -> EnqueueArgs {
+        EnqueueArgs {
+            task: "app::job".into(),
+            args: "[]".into(),
+            kwargs: "{}".into(),
+            backend: None,
+            queue: None,
+            priority: None,
+            run_after: None,
+            unique,
+            unique_key: key.map(String::from),
+            unique_for: period,
+            format: OutputFormat::Text,
+        }
+    }
+
+    #[test]
+    fn unique_flags_make_the_uniqueness() {
+        assert_eq!(unique(&enqueue_args(false, None, None)).unwrap(), None);
+        assert_eq!(
+            unique(&enqueue_args(true, None, None)).unwrap(),
+            Some(Unique::derived())
+        );
+        assert_eq!(
+            unique(&enqueue_args(false, Some("k"), Some(1.5))).unwrap(),
+            Some(Unique::key("k").scope(UniqueScope::For(Duration::from_millis(1500))))
+        );
+        assert_eq!(
+            unique(&enqueue_args(false, None, Some(60.0))).unwrap(),
+            Some(Unique::derived().scope(UniqueScope::For(Duration::from_secs(60))))
+        );
+        for bad in [0.0, -1.0, f64::NAN] {
+            assert_eq!(
+                unique(&enqueue_args(true, None, Some(bad))).unwrap_err(),
+                format!("--unique-for must be a number of seconds above 0, got {bad}")
+            );
+        }
     }
 
     #[test]

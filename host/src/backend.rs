@@ -11,6 +11,7 @@ use crate::plugin::{resolve::locate, BackendName, Library, Located, PluginPins};
 use crate::result::TaskResult;
 use crate::state::SharedState;
 use crate::transaction::{in_atomic_block, on_commit};
+use crate::unique::Unique;
 use crate::validation::{check_configured_queues, validate_task};
 use abi_stable::std_types::{RResult, RStr, RString, RVec};
 use chrono::SubsecRound;
@@ -22,7 +23,7 @@ use taskhost_plugin_api::abi::AbiBackendBox;
 use taskhost_plugin_api::{
     BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
     EnqueueRequest, Json, LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription,
-    TaskResultData, WaitRequest,
+    TaskResultData, Text, WaitRequest,
 };
 use taskhost_plugin_api::{Capabilities, ErrorKind, PluginError};
 
@@ -219,6 +220,11 @@ impl Backend {
         self.capabilities.contains(Capabilities::PRIORITY)
     }
 
+    /// Whether the backend enforces uniqueness keys ([`Backend::enqueue_unique`]).
+    pub fn supports_unique(&self) -> bool {
+        self.capabilities.contains(Capabilities::UNIQUE)
+    }
+
     /// Whether workers can claim this backend's tasks.
     pub fn supports_queue_store(&self) -> bool {
         self.capabilities.contains(Capabilities::QUEUE_STORE)
@@ -237,10 +243,37 @@ impl Backend {
         task: &TaskDescription,
         args: &A,
     ) -> Result<TaskResult> {
-        let (request, values) = self.prepare(task, Self::encode_args(args)?, Map::new())?;
+        self.enqueue_unique(task, args, None)
+    }
+
+    /// [`Backend::enqueue`] under a uniqueness key (`docs/worker.md`, "Unique tasks"): when
+    /// the key is held, the result already holding it, marked
+    /// [`TaskResult::is_duplicate`]. `InvalidTask` when the backend does not support unique
+    /// tasks, or inside a transaction scope with `enqueue_on_commit` (whether the key is free
+    /// is only known at the commit).
+    pub fn enqueue_unique<A: Serialize + ?Sized>(
+        self: &Arc<Self>,
+        task: &TaskDescription,
+        args: &A,
+        unique: Option<&Unique>,
+    ) -> Result<TaskResult> {
+        let (request, values) =
+            self.prepare_unique(task, Self::encode_args(args)?, Map::new(), unique)?;
         if self.config.enqueue_on_commit && in_atomic_block() {
             return Ok(self.defer_to_commit(request, values));
         }
+        self.submit(request, values)
+    }
+
+    /// [`Backend::enqueue_json`] under a uniqueness key (see [`Backend::enqueue_unique`]).
+    pub fn enqueue_json_unique(
+        self: &Arc<Self>,
+        task: &TaskDescription,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+        unique: &Unique,
+    ) -> Result<TaskResult> {
+        let (request, values) = self.prepare_unique(task, args, kwargs, Some(unique))?;
         self.submit(request, values)
     }
 
@@ -297,8 +330,27 @@ impl Backend {
                 task: task.clone(),
                 args: Json::from_stored(args),
                 kwargs: kwargs.clone(),
+                unique: None,
             };
             requests.push((request, None));
+        }
+        self.submit_many(requests)
+    }
+
+    /// Many runs of one task under uniqueness keys, in one call to the plugin: each run's key
+    /// (the caller's, the same for all; or derived from its arguments) is checked in order, so
+    /// a run whose key a stored task or an earlier run of the batch holds gets that result,
+    /// marked [`TaskResult::is_duplicate`].
+    pub(crate) fn enqueue_many_unique(
+        self: &Arc<Self>,
+        task: &TaskDescription,
+        args: Vec<Vec<Value>>,
+        unique: &Unique,
+    ) -> Result<Vec<TaskResult>> {
+        let mut requests = Vec::with_capacity(args.len());
+        for args in args {
+            let (request, values) = self.prepare_unique(task, args, Map::new(), Some(unique))?;
+            requests.push((request, Some(values)));
         }
         self.submit_many(requests)
     }
@@ -318,6 +370,15 @@ impl Backend {
         if requests.is_empty() {
             return Ok(Vec::new());
         }
+        // The request ids of unique enqueues, to tell a duplicate by its other id (nothing is
+        // collected for a batch without keys).
+        let ids: Vec<Option<Text>> = match requests.iter().any(|(r, _)| r.unique.is_some()) {
+            true => requests
+                .iter()
+                .map(|(request, _)| request.unique.as_ref().map(|_| request.id.clone()))
+                .collect(),
+            false => Vec::new(),
+        };
         let (requests, values): (RVec<_>, Vec<_>) = requests
             .into_iter()
             .map(|(request, values)| (request.into(), values))
@@ -336,10 +397,19 @@ impl Backend {
         let results: Vec<TaskResult> = data
             .into_iter()
             .zip(values)
-            .map(|(data, values)| result_of(data.into(), values))
+            .enumerate()
+            .map(|(i, (data, values))| match ids.get(i) {
+                Some(Some(id)) => unique_result(id, data.into(), values),
+                _ => result_of(data.into(), values),
+            })
             .collect();
-        self.enqueued
-            .count(&self.alias, results.iter().map(TaskResult::task));
+        self.enqueued.count(
+            &self.alias,
+            results
+                .iter()
+                .filter(|r| !r.is_duplicate())
+                .map(TaskResult::task),
+        );
         Ok(results)
     }
 
@@ -374,7 +444,22 @@ impl Backend {
         args: Vec<Value>,
         kwargs: Map<String, Value>,
     ) -> Result<(EnqueueRequest, Vec<Value>)> {
+        self.prepare_unique(task, args, kwargs, None)
+    }
+
+    /// [`Backend::prepare`], with the request's uniqueness key when `unique` is set (validated
+    /// against this backend; derived from the arguments unless the caller's).
+    pub(crate) fn prepare_unique(
+        &self,
+        task: &TaskDescription,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+        unique: Option<&Unique>,
+    ) -> Result<(EnqueueRequest, Vec<Value>)> {
         self.validate_task(task)?;
+        if let Some(unique) = unique {
+            self.validate_unique(unique)?;
+        }
         let args_text = serde_json::to_string(&args).map_err(|e| self.unencodable(e))?;
         let kwargs = if kwargs.is_empty() {
             Json::empty_object()
@@ -382,13 +467,35 @@ impl Backend {
             Json::encode(&kwargs).map_err(|e| self.unencodable(e))?
         };
         self.check_payload(args_text.len() + kwargs.as_str().len())?;
+        let unique = match unique {
+            Some(unique) => Some(Box::new(unique.for_request(
+                &task.path,
+                &args_text,
+                kwargs.as_str(),
+            )?)),
+            None => None,
+        };
         let request = EnqueueRequest {
             id: new_result_id().into(),
             task: microsecond_task(task),
             args: Json::from_stored(args_text),
             kwargs,
+            unique,
         };
         Ok((request, args))
+    }
+
+    /// `unique` can be enforced here: this backend supports it, the key and scope are in range,
+    /// and the enqueue is not deferred to a commit.
+    pub(crate) fn validate_unique(&self, unique: &Unique) -> Result<()> {
+        unique.validate(&self.alias, &self.config.backend, self.capabilities)?;
+        if self.config.enqueue_on_commit && in_atomic_block() {
+            return Err(Error::InvalidTask(format!(
+                "A unique task cannot be enqueued inside a transaction scope on backend '{}',                  which has enqueue_on_commit: whether its key is free is only known at the                  commit. Enqueue it outside the scope, or set tasks.{}.enqueue_on_commit = false.",
+                self.alias, self.alias
+            )));
+        }
+        Ok(())
     }
 
     fn unencodable(&self, e: serde_json::Error) -> Error {
@@ -450,11 +557,18 @@ impl Backend {
         request: EnqueueRequest,
         values: Option<Vec<Value>>,
     ) -> Result<TaskResult> {
+        let id = request.unique.as_ref().map(|_| request.id.clone());
         let data: TaskResultData = self
             .check_plugin(self.inner.enqueue(request.into()))?
             .into();
-        self.enqueued.count(&self.alias, [&data.task]);
-        Ok(result_of(data, values))
+        let result = match id {
+            Some(id) => unique_result(&id, data, values),
+            None => result_of(data, values),
+        };
+        if !result.is_duplicate() {
+            self.enqueued.count(&self.alias, [result.task()]);
+        }
+        Ok(result)
     }
 
     /// The stored result `id`: `TaskResultDoesNotExist` (message: the id) if unknown,
@@ -624,6 +738,16 @@ fn result_of(data: TaskResultData, values: Option<Vec<Value>>) -> TaskResult {
     match values {
         Some(values) => TaskResult::with_args(data, values),
         None => TaskResult::from_data(data),
+    }
+}
+
+/// The answer to a unique enqueue whose request had id `id`: the new result, or (another id) the
+/// result already holding the key, whose arguments are its own.
+fn unique_result(id: &Text, data: TaskResultData, values: Option<Vec<Value>>) -> TaskResult {
+    if data.id == *id {
+        result_of(data, values)
+    } else {
+        TaskResult::duplicate_of(data)
     }
 }
 

@@ -216,7 +216,18 @@ impl Backend {
         task: &TaskDescription,
         args: &A,
     ) -> Result<TaskResult> {
-        let (request, values) = self.prepare(task, Self::encode_args(args)?, Map::new())?;
+        self.aenqueue_unique(task, args, None).await
+    }
+
+    /// The async form of [`Backend::enqueue_unique`].
+    pub async fn aenqueue_unique<A: Serialize + ?Sized>(
+        self: &Arc<Self>,
+        task: &TaskDescription,
+        args: &A,
+        unique: Option<&crate::Unique>,
+    ) -> Result<TaskResult> {
+        let (request, values) =
+            self.prepare_unique(task, Self::encode_args(args)?, Map::new(), unique)?;
         if self.enqueue_on_commit() && in_atomic_block() {
             return Ok(self.defer_to_commit(request, values));
         }

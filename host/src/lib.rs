@@ -68,6 +68,7 @@ mod state;
 mod task;
 mod transaction;
 mod transactional;
+mod unique;
 mod validation;
 mod wait;
 pub mod worker;
@@ -96,6 +97,7 @@ pub use transaction::{aatomic, atomic, in_atomic_block, on_commit};
 #[cfg(any(feature = "sqlx-postgres", feature = "sqlx-sqlite"))]
 pub use transactional::SqlxDatabase;
 pub use transactional::{SqlParam, TransactionalEnqueue};
+pub use unique::{Unique, UniqueScope};
 pub use validation::validate_task;
 pub use worker::{Worker, WorkerOptions, WorkerReport};
 

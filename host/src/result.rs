@@ -20,6 +20,8 @@ pub struct TaskResult<R = Value> {
     args: OnceLock<Vec<Value>>,
     kwargs: OnceLock<Map<String, Value>>,
     return_value: OnceLock<Option<Value>>,
+    /// A unique enqueue found its key taken: this is the result already holding it.
+    duplicate: bool,
     _return: PhantomData<fn() -> R>,
 }
 
@@ -30,7 +32,17 @@ impl<R> TaskResult<R> {
             args: OnceLock::new(),
             kwargs: OnceLock::new(),
             return_value: OnceLock::new(),
+            duplicate: false,
             _return: PhantomData,
+        }
+    }
+
+    /// The result a unique enqueue returned because its key was taken (see
+    /// [`TaskResult::is_duplicate`]).
+    pub(crate) fn duplicate_of(data: TaskResultData) -> Self {
+        Self {
+            duplicate: true,
+            ..Self::from_data(data)
         }
     }
 
@@ -54,8 +66,17 @@ impl<R> TaskResult<R> {
             args: self.args,
             kwargs: self.kwargs,
             return_value: self.return_value,
+            duplicate: self.duplicate,
             _return: PhantomData,
         }
+    }
+
+    /// Whether the enqueue that returned this result found its uniqueness key taken
+    /// ([`Task::unique`](crate::Task::unique)): then this is the task already holding the key
+    /// (another id, maybe other arguments, any status), and nothing new was enqueued. `false`
+    /// for a result read with `get_result` (`refresh` keeps the flag).
+    pub fn is_duplicate(&self) -> bool {
+        self.duplicate
     }
 
     /// The result id (a UUID string).
@@ -192,6 +213,7 @@ impl<R> Clone for TaskResult<R> {
             args: self.args.clone(),
             kwargs: self.kwargs.clone(),
             return_value: self.return_value.clone(),
+            duplicate: self.duplicate,
             _return: PhantomData,
         }
     }

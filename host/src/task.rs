@@ -5,6 +5,7 @@ use crate::definition::TaskDefinition;
 use crate::error::{Error, Result};
 use crate::handler::task_backends;
 use crate::result::TaskResult;
+use crate::unique::{Unique, UniqueScope};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -27,6 +28,9 @@ pub struct TaskOptions {
     pub run_after: Option<DateTime<Utc>>,
     /// Another backend alias.
     pub backend: Option<String>,
+    /// Enqueue under a uniqueness key (needs a backend that `supports_unique`): a second
+    /// enqueue while the key is held returns the task holding it.
+    pub unique: Option<Unique>,
 }
 
 impl TaskOptions {
@@ -58,6 +62,29 @@ impl TaskOptions {
         self.backend = Some(backend.into());
         self
     }
+
+    /// Enqueue under a key derived from the task path and the arguments, held while the task
+    /// is READY or RUNNING ([`Unique::derived`]; keeps a scope set before).
+    pub fn unique(mut self) -> Self {
+        let scope = self.unique.map(|u| u.held_for()).unwrap_or_default();
+        self.unique = Some(Unique::derived().scope(scope));
+        self
+    }
+
+    /// Enqueue under the key `key` (per task path), held while the task is READY or RUNNING
+    /// ([`Unique::key`]; keeps a scope set before).
+    pub fn unique_key(mut self, key: impl Into<String>) -> Self {
+        let scope = self.unique.map(|u| u.held_for()).unwrap_or_default();
+        self.unique = Some(Unique::key(key).scope(scope));
+        self
+    }
+
+    /// Hold the uniqueness key for `scope` (a derived key unless [`TaskOptions::unique_key`]
+    /// set one).
+    pub fn unique_scope(mut self, scope: UniqueScope) -> Self {
+        self.unique = Some(self.unique.unwrap_or_default().scope(scope));
+        self
+    }
 }
 
 /// A task: a function marked `#[task]` and the options it is enqueued with (Django's `Task`).
@@ -72,6 +99,7 @@ pub struct Task<A, R> {
     queue_name: Cow<'static, str>,
     backend: Cow<'static, str>,
     run_after: Option<DateTime<Utc>>,
+    unique: Option<Unique>,
     /// [`Task::description`], built on first use (the fields above never change).
     description: OnceLock<TaskDescription>,
     _signature: PhantomData<fn(A) -> R>,
@@ -86,6 +114,7 @@ impl<A, R> Task<A, R> {
             queue_name: Cow::Borrowed(definition.queue_name),
             backend: Cow::Borrowed(definition.backend),
             run_after: None,
+            unique: None,
             description: OnceLock::new(),
             _signature: PhantomData,
         }
@@ -126,6 +155,11 @@ impl<A, R> Task<A, R> {
         self.run_after
     }
 
+    /// The uniqueness it is enqueued with, if any ([`Task::unique`]).
+    pub fn uniqueness(&self) -> Option<&Unique> {
+        self.unique.as_ref()
+    }
+
     /// Whether the function takes a `TaskContext` first.
     pub fn takes_context(&self) -> bool {
         self.definition.takes_context
@@ -163,7 +197,26 @@ impl<A, R> Task<A, R> {
 
     /// Check the task against its backend (Django's `validate_task`, in Django's order).
     pub fn validate(&self) -> Result<()> {
-        self.get_backend()?.validate_task(self.cached_description())
+        let backend = self.get_backend()?;
+        backend.validate_task(self.cached_description())?;
+        match &self.unique {
+            Some(unique) => backend.validate_unique(unique),
+            None => Ok(()),
+        }
+    }
+
+    /// A copy enqueued under a key derived from the task path and the arguments, held while
+    /// the task is READY or RUNNING: enqueueing it again with the same arguments meanwhile
+    /// returns the task already enqueued ([`TaskResult::is_duplicate`]). Validated:
+    /// `InvalidTask` naming the backend if it does not support unique tasks.
+    pub fn unique(&self) -> Result<Self> {
+        self.using(TaskOptions::new().unique())
+    }
+
+    /// A copy enqueued under the key `key` (held per task path) while the task is READY or
+    /// RUNNING; see [`Task::unique`]. For another scope, [`TaskOptions::unique_scope`].
+    pub fn unique_key(&self, key: impl Into<String>) -> Result<Self> {
+        self.using(TaskOptions::new().unique_key(key))
     }
 
     /// A copy with `options` applied, validated against its (possibly new) backend; `self` is
@@ -186,6 +239,7 @@ impl<A, R> Task<A, R> {
                 .run_after
                 .map(|t| t.trunc_subsecs(6))
                 .or(self.run_after),
+            unique: options.unique.or_else(|| self.unique.clone()),
             description: OnceLock::new(),
             _signature: PhantomData,
         };
@@ -222,14 +276,27 @@ impl<A: Serialize, R> Task<A, R> {
     /// calls this). Validates again first: the config may have changed since construction.
     pub fn enqueue_args(&self, args: A) -> Result<TaskResult<R>> {
         let backend = self.get_backend()?;
-        let result = backend.enqueue(self.cached_description(), &args)?;
+        let result =
+            backend.enqueue_unique(self.cached_description(), &args, self.unique.as_ref())?;
         Ok(result.cast())
     }
 
     /// Enqueue one run per parameter tuple, in one call to the backend (one transaction in a
     /// database backend): for producers that enqueue thousands at once.
+    ///
+    /// A [`unique`](Task::unique) task's runs are checked in order: a run whose key is held — by
+    /// a stored task or an earlier run of the same call — gets the result holding it
+    /// ([`TaskResult::is_duplicate`]), the others are stored, all in the one call.
     pub fn enqueue_many(&self, runs: impl IntoIterator<Item = A>) -> Result<Vec<TaskResult<R>>> {
         let backend = self.get_backend()?;
+        if let Some(unique) = &self.unique {
+            let args = runs
+                .into_iter()
+                .map(|args| Backend::encode_args(&args))
+                .collect::<Result<Vec<_>>>()?;
+            let results = backend.enqueue_many_unique(self.cached_description(), args, unique)?;
+            return Ok(results.into_iter().map(TaskResult::cast).collect());
+        }
         let args = runs
             .into_iter()
             .map(|args| Backend::encode_args_text(&args))
@@ -241,7 +308,9 @@ impl<A: Serialize, R> Task<A, R> {
     /// The async form of [`Task::enqueue_args`].
     pub async fn aenqueue_args(&self, args: A) -> Result<TaskResult<R>> {
         let backend = self.get_backend()?;
-        let result = backend.aenqueue(self.cached_description(), &args).await?;
+        let result = backend
+            .aenqueue_unique(self.cached_description(), &args, self.unique.as_ref())
+            .await?;
         Ok(result.cast())
     }
 }
@@ -254,6 +323,7 @@ impl<A, R> Clone for Task<A, R> {
             queue_name: self.queue_name.clone(),
             backend: self.backend.clone(),
             run_after: self.run_after,
+            unique: self.unique.clone(),
             description: self.description.clone(),
             _signature: PhantomData,
         }
@@ -267,6 +337,7 @@ impl<A, R> PartialEq for Task<A, R> {
             && self.queue_name == other.queue_name
             && self.backend == other.backend
             && self.run_after == other.run_after
+            && self.unique == other.unique
     }
 }
 
@@ -278,6 +349,7 @@ impl<A, R> fmt::Debug for Task<A, R> {
             .field("queue_name", &self.queue_name)
             .field("backend", &self.backend)
             .field("run_after", &self.run_after)
+            .field("unique", &self.unique)
             .field("takes_context", &self.definition.takes_context)
             .finish()
     }

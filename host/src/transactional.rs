@@ -203,10 +203,19 @@ fn insert_params(kind: DatabaseKind, request: &EnqueueRequest, args: Value) -> V
 
 impl<A: Serialize, R> Task<A, R> {
     /// The statement that enqueues this task with `args` on the application's own connection,
-    /// validated as `enqueue` validates. `NotSupported` on backends without it.
+    /// validated as `enqueue` validates. `NotSupported` on backends without it, and for a
+    /// [`unique`](Task::unique) task (the statement carries no key).
     pub fn transactional_enqueue(&self, args: A) -> Result<TransactionalEnqueue> {
         let backend = self.get_backend()?;
         let (kind, sql) = insert_statement(&backend)?;
+        if self.uniqueness().is_some() {
+            // The insert your connection runs carries no key: refused, never ignored.
+            return Err(Error::NotSupported(format!(
+                "A unique task cannot be enqueued inside the application's transaction \
+                 (backend '{}'): the insert carries no uniqueness key. Use enqueue() instead.",
+                backend.alias()
+            )));
+        }
         let (request, values) = backend.prepare(
             &self.description(),
             Backend::encode_args(&args)?,

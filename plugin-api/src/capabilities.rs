@@ -26,8 +26,11 @@ impl Capabilities {
     pub const PRIORITY: Self = Self(1 << 3);
     /// The backend is a queue store: workers claim and complete its tasks.
     pub const QUEUE_STORE: Self = Self(1 << 4);
+    /// Enqueues may carry a uniqueness key ([`crate::EnqueueRequest::unique`], plugin-api
+    /// 2.1): the store refuses a second task holding the same key and returns the first.
+    pub const UNIQUE: Self = Self(1 << 7);
     /// Every flag this version of the crate defines (a host reports the others as unknown).
-    pub const KNOWN: Self = Self((1 << 5) - 1);
+    pub const KNOWN: Self = Self(((1 << 5) - 1) | (1 << 7));
 
     /// Every flag set in `self` is also set in `other`… read: does `self` contain `flag`?
     pub const fn contains(self, flag: Self) -> bool {
@@ -50,6 +53,7 @@ impl Capabilities {
                     2 => "supports_get_result".to_string(),
                     3 => "supports_priority".to_string(),
                     4 => "supports_queue_store".to_string(),
+                    7 => "supports_unique".to_string(),
                     n => format!("bit{n}"),
                 });
             }

@@ -52,7 +52,8 @@ pub use text::Text;
 pub use types::{
     BackendParams, CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck,
     EnqueueRequest, LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription,
-    TaskError, TaskOutcome, TaskResultData, TaskResultStatus, WaitRequest, REPORT_STARTED,
+    TaskError, TaskOutcome, TaskResultData, TaskResultStatus, UniqueKey, UniqueScope, WaitRequest,
+    REPORT_STARTED,
 };
 pub use wait::{WaitFinishedRequest, WaitFinishedResponse, WAIT_FINISHED};
 

@@ -197,6 +197,45 @@ pub struct EnqueueRequest {
     pub args: Json,
     /// Keyword arguments: a JSON object.
     pub kwargs: Json,
+    /// The uniqueness key the task is enqueued under, if any (plugin-api 2.1; carried in the
+    /// record's `ext` text). Only sent to a backend declaring [`crate::Capabilities::UNIQUE`],
+    /// which must then return the result already holding the key instead of storing a second
+    /// task (its id differs from [`EnqueueRequest::id`]). Boxed: a request without a key, the
+    /// common case, stays as small as in 2.0 (it is moved several times per enqueue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unique: Option<Box<UniqueKey>>,
+}
+
+/// A uniqueness key: while it is held (see [`UniqueScope`]), a second enqueue of the same task
+/// path with the same key on the same backend alias returns the result already holding it.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq, Debug)]
+pub struct UniqueKey {
+    /// The key (1 to [`UniqueKey::MAX_BYTES`] bytes): the caller's, or the host's SHA-256 of the
+    /// task path and the canonical JSON of its arguments.
+    pub key: String,
+    /// How long the key stays held.
+    #[serde(flatten)]
+    pub scope: UniqueScope,
+}
+
+impl UniqueKey {
+    /// The longest key, in bytes.
+    pub const MAX_BYTES: usize = 255;
+}
+
+/// How long a [`UniqueKey`] stays held.
+#[derive(Serialize, Deserialize, Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[serde(tag = "scope", rename_all = "snake_case")]
+pub enum UniqueScope {
+    /// While the task holding it is READY or RUNNING (retries included): once it ends
+    /// (SUCCESSFUL or FAILED) the key is free again.
+    #[default]
+    Active,
+    /// For this long after the task holding it was enqueued, whatever its status.
+    For {
+        /// The period, in whole microseconds (at least 1).
+        period_us: i64,
+    },
 }
 
 impl EnqueueRequest {
@@ -208,6 +247,7 @@ impl EnqueueRequest {
             task,
             args,
             kwargs: Json::empty_object(),
+            unique: None,
         }
     }
 }
@@ -437,6 +477,7 @@ mod tests {
             },
             args: Json::encode(&(1, "two", ())).unwrap(),
             kwargs: Json::empty_object(),
+            unique: None,
         }
     }
 

@@ -86,6 +86,7 @@ mod queue_store;
 mod report;
 mod robustness;
 mod signals;
+mod unique;
 
 pub use report::{CheckOutcome, Report, Status};
 pub use taskhost_plugin_api::testing::{LogRecord, TestHost};
@@ -165,6 +166,7 @@ fn all_checks() -> Vec<Check> {
         capabilities::CHECKS,
         signals::CHECKS,
         concurrency::CHECKS,
+        unique::CHECKS,
         robustness::CHECKS,
         queue_store::CHECKS,
         leases::CHECKS,

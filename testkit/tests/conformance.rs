@@ -81,6 +81,12 @@ fn database_on_sqlite_conforms() {
     .run();
     assert_conforms(&report);
     assert_eq!(report.skipped(), 0, "{report}");
+    // supports_unique: concurrent enqueues under one key got one task.
+    assert_eq!(
+        report.get("unique_enqueue").unwrap().status,
+        Status::Passed,
+        "{report}"
+    );
 }
 
 /// `examples/custom-backend`, the sample third-party backend, built on its own against the SDK

@@ -282,6 +282,23 @@ fn a_plugin_built_against_the_frozen_2_0_sdk_loads_and_works_in_this_host() {
     assert!(backend.supports_defer() && backend.supports_priority());
     assert!(backend.supports_get_result());
     assert!(!backend.supports_queue_store() && !backend.supports_async_task());
+    // A 2.0 plugin cannot read a uniqueness key (it ignores the record's `ext`): it declares no
+    // `supports_unique`, so the host refuses the unique task instead of sending the key.
+    let unique = backend
+        .enqueue_json_unique(
+            &description("frozen"),
+            vec![],
+            Map::new(),
+            &taskhost::Unique::derived(),
+        )
+        .unwrap_err();
+    assert!(matches!(unique, Error::InvalidTask(_)), "{unique:?}");
+    assert!(
+        unique.to_string().starts_with(&format!(
+            "Backend 'frozen' ({backend_name}) does not support unique tasks"
+        )),
+        "{unique}"
+    );
 
     // The signal the plugin sends through the host reaches a receiver connected here (other
     // tests may enqueue meanwhile: keep what this backend's class sent).

@@ -5,7 +5,7 @@
 use crate::types::{
     CheckMessage, ClaimRequest, ClaimedTask, Completion, CompletionAck, EnqueueRequest,
     LeaseRequest, ListRequest, PruneRequest, QueueStats, TaskDescription, TaskError, TaskOutcome,
-    TaskResultData, TaskResultStatus, WaitRequest,
+    TaskResultData, TaskResultStatus, UniqueKey, WaitRequest,
 };
 use crate::{Json, Text};
 use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
@@ -109,6 +109,52 @@ pub struct EnqueueRecord {
     pub ext: RString,
 }
 
+/// The fields of [`EnqueueRequest`] added in 2.x, as [`EnqueueRecord::ext`] carries them.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EnqueueExt {
+    /// 2.1: [`EnqueueRequest::unique`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unique: Option<Box<UniqueKey>>,
+}
+
+/// `ext` for a request with these 2.x fields: empty when they are all unset (no allocation on
+/// the common path).
+#[inline]
+fn enqueue_ext(unique: Option<Box<UniqueKey>>) -> RString {
+    match unique {
+        None => no_ext(),
+        Some(unique) => unique_ext(unique),
+    }
+}
+
+/// [`enqueue_ext`] for a request with a uniqueness key.
+#[cold]
+fn unique_ext(unique: Box<UniqueKey>) -> RString {
+    serde_json::to_string(&EnqueueExt {
+        unique: Some(unique),
+    })
+    .map(RString::from)
+    .unwrap_or_default()
+}
+
+/// The 2.x fields read back from `ext` (empty: none). Fields of a newer minor are ignored, as
+/// a 2.0 side ignores them all: the host only sends a field to a backend whose capabilities
+/// say it reads it ([`crate::Capabilities::UNIQUE`] for `unique`), so a new shape of a field
+/// comes with a new capability bit.
+#[inline]
+fn enqueue_fields(ext: &str) -> Option<Box<UniqueKey>> {
+    if ext.is_empty() {
+        return None;
+    }
+    read_ext(ext)
+}
+
+/// [`enqueue_fields`] for a non-empty `ext`.
+#[cold]
+fn read_ext(ext: &str) -> Option<Box<UniqueKey>> {
+    serde_json::from_str::<EnqueueExt>(ext).ok()?.unique
+}
+
 impl From<EnqueueRequest> for EnqueueRecord {
     fn from(r: EnqueueRequest) -> Self {
         Self {
@@ -116,7 +162,7 @@ impl From<EnqueueRequest> for EnqueueRecord {
             task: r.task.into(),
             args: r.args.into_rstring(),
             kwargs: r.kwargs.into_rstring(),
-            ext: no_ext(),
+            ext: enqueue_ext(r.unique),
         }
     }
 }
@@ -124,6 +170,7 @@ impl From<EnqueueRequest> for EnqueueRecord {
 impl From<EnqueueRecord> for EnqueueRequest {
     fn from(r: EnqueueRecord) -> Self {
         Self {
+            unique: enqueue_fields(&r.ext),
             id: Text::from_rstring(r.id),
             task: r.task.into(),
             args: Json::from_rstring(r.args),
@@ -710,6 +757,7 @@ mod tests {
                 },
                 args: Json::encode(&[1, 2]).unwrap(),
                 kwargs: Json::empty_object(),
+                unique: None,
             },
             "default",
         );
@@ -724,6 +772,43 @@ mod tests {
         result.return_value = Some(Json::null());
         let back = TaskResultData::from(TaskResultRecord::from(result.clone()));
         assert_eq!(back, result);
+    }
+
+    #[test]
+    fn a_unique_key_travels_in_the_enqueue_records_ext() {
+        use crate::UniqueScope;
+        let description = || TaskDescription {
+            path: "app::bill".into(),
+            priority: 0,
+            queue_name: "default".into(),
+            backend: "default".into(),
+            run_after: None,
+            takes_context: false,
+            is_async: false,
+            max_attempts: None,
+            timeout_secs: None,
+        };
+        let mut request = EnqueueRequest::new("id-2", description(), Json::encode(&[1]).unwrap());
+        let plain = EnqueueRecord::from(request.clone());
+        assert!(plain.ext.is_empty(), "no key, no ext: {}", plain.ext);
+        assert_eq!(EnqueueRequest::from(plain), request);
+        for scope in [UniqueScope::Active, UniqueScope::For { period_us: 90 }] {
+            request.unique = Some(Box::new(UniqueKey {
+                key: "invoice-7".into(),
+                scope,
+            }));
+            let record = EnqueueRecord::from(request.clone());
+            assert!(record.ext.contains("invoice-7"), "{}", record.ext);
+            assert_eq!(EnqueueRequest::from(record), request);
+        }
+        // What a 2.0 side writes (and fields of a newer minor) read as no key.
+        let mut record = EnqueueRecord::from(EnqueueRequest::new(
+            "id-3",
+            description(),
+            Json::empty_array(),
+        ));
+        record.ext = RString::from(r#"{"cron_tick":5}"#);
+        assert_eq!(EnqueueRequest::from(record).unique, None);
     }
 
     #[test]

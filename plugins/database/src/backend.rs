@@ -193,6 +193,9 @@ impl DatabaseBackend {
                 enqueued_at,
             });
         }
+        if tasks.iter().any(|t| t.request.unique.is_some()) {
+            return self.enqueue_unique(tasks);
+        }
         self.store.enqueue(&tasks)?;
         let results: Vec<TaskResultData> = tasks
             .into_iter()
@@ -205,6 +208,27 @@ impl DatabaseBackend {
             }
         }
         Ok(results)
+    }
+
+    /// [`DatabaseBackend::enqueue_all`] for a batch with uniqueness keys: a task whose key is
+    /// held gets the result holding it (another id; no `task_enqueued` for it).
+    fn enqueue_unique(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskResultData>> {
+        let held = self.store.enqueue_unique(&tasks)?;
+        let signal = self.host.wants_signal(Signal::TASK_ENQUEUED);
+        Ok(tasks
+            .into_iter()
+            .zip(held)
+            .map(|(task, held)| match held {
+                Some(existing) => existing,
+                None => {
+                    let result = task.into_ready_result(&self.alias);
+                    if signal {
+                        self.host.send_signal(Signal::TASK_ENQUEUED, &result);
+                    }
+                    result
+                }
+            })
+            .collect())
     }
 
     fn get(&self, id: &str) -> Result<TaskResultData> {
@@ -445,6 +469,7 @@ impl Backend for DatabaseBackend {
             | Capabilities::GET_RESULT
             | Capabilities::PRIORITY
             | Capabilities::QUEUE_STORE
+            | Capabilities::UNIQUE
     }
 
     fn enqueue(&self, request: EnqueueRequest) -> Result<TaskResultData, PluginError> {

@@ -90,6 +90,7 @@ mod sqlite;
 mod store;
 #[cfg(test)]
 mod tests;
+mod unique;
 
 pub use backend::{
     DatabaseBackend, FINISHED_PER_MINUTE, LIST_PAGE, QUEUE_LIMITS, TRANSACTIONAL_INSERT_SQL,

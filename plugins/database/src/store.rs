@@ -77,6 +77,11 @@ pub trait Store: Send + Sync {
     /// Insert READY rows, all or none, in one transaction (PostgreSQL: with a NOTIFY per queue).
     fn enqueue(&self, tasks: &[NewTask]) -> Result<()>;
 
+    /// Store the tasks, some under uniqueness keys (`crate::unique`), all in one transaction:
+    /// for each, `None` when it was stored, else the result already holding its key (a stored
+    /// task, or an earlier one of `tasks`).
+    fn enqueue_unique(&self, tasks: &[NewTask]) -> Result<Vec<Option<TaskResultData>>>;
+
     /// The stored result `id` (any alias), or `None`.
     fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>>;
 

@@ -13,6 +13,7 @@ mod sqlite_only;
 mod state;
 mod store_failures;
 pub(crate) mod transactional;
+mod unique;
 
 /// The behaviour suite, instantiated once per database.
 macro_rules! worker_suite {

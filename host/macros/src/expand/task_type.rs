@@ -122,6 +122,27 @@ impl Expansion<'_> {
                     })
                 }
 
+                /// A copy enqueued under a key derived from the task path and the arguments,
+                /// held while the task is READY or RUNNING: an enqueue meanwhile with the same
+                /// arguments returns the task already enqueued
+                /// ([`Task::unique`](::taskhost::Task::unique)).
+                pub fn unique(&self) -> ::taskhost::Result<Self> {
+                    ::core::result::Result::Ok(Self {
+                        task: self.task.unique()?,
+                    })
+                }
+
+                /// A copy enqueued under the key `key`, held while the task is READY or
+                /// RUNNING ([`Task::unique_key`](::taskhost::Task::unique_key)).
+                pub fn unique_key(
+                    &self,
+                    key: impl ::core::convert::Into<::std::string::String>,
+                ) -> ::taskhost::Result<Self> {
+                    ::core::result::Result::Ok(Self {
+                        task: self.task.unique_key(key)?,
+                    })
+                }
+
                 /// The underlying generic [`Task`](::taskhost::Task).
                 pub fn task(&self) -> &#task_type {
                     &self.task

@@ -15,6 +15,7 @@ mod listen;
 mod periodic;
 mod queue;
 mod session;
+mod unique;
 
 #[cfg(test)]
 pub(crate) use queue::{CLAIM, CLAIM_SELECT};
@@ -89,6 +90,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 10,
         name: "queue_limits",
         sql: include_str!("../../migrations/postgres/0010_queue_limits.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "unique",
+        sql: include_str!("../../migrations/postgres/0011_unique.sql"),
     },
 ];
 
@@ -299,6 +305,10 @@ impl Store for PgStore {
 
     fn enqueue(&self, tasks: &[NewTask]) -> Result<()> {
         PgStore::enqueue(self, tasks)
+    }
+
+    fn enqueue_unique(&self, tasks: &[NewTask]) -> Result<Vec<Option<TaskResultData>>> {
+        self.enqueue_keyed(tasks)
     }
 
     fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>> {

@@ -40,7 +40,8 @@ const COPY_PIECE: usize = 64 * 1024;
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
 /// After a [`COPY`], in its transaction: one NOTIFY per queue (`$1`, distinct names).
-const NOTIFY_QUEUES: &str = "SELECT pg_notify('taskhost_tasks', q) FROM unnest($1::text[]) AS q";
+pub(super) const NOTIFY_QUEUES: &str =
+    "SELECT pg_notify('taskhost_tasks', q) FROM unnest($1::text[]) AS q";
 
 const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
     backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \
@@ -854,7 +855,7 @@ impl CopyRows {
 
 /// `max_attempts` as its `integer` column holds it: a count above `i32::MAX` is stored as
 /// `i32::MAX` (no task gets that far), the same on the INSERT, COPY and `unnest` paths.
-fn max_attempts_column(t: &TaskDescription) -> Option<i32> {
+pub(super) fn max_attempts_column(t: &TaskDescription) -> Option<i32> {
     t.max_attempts.map(|n| i32::try_from(n).unwrap_or(i32::MAX))
 }
 
@@ -910,7 +911,7 @@ impl<'a> Columns<'a> {
 }
 
 /// A primary-key violation as "already stored", naming the id from the server's detail.
-fn duplicate_or(err: postgres::Error) -> TxError {
+pub(super) fn duplicate_or(err: postgres::Error) -> TxError {
     let Some(db) = err
         .as_db_error()
         .filter(|db| *db.code() == SqlState::UNIQUE_VIOLATION)

@@ -15,6 +15,7 @@ mod finished;
 mod limits;
 mod periodic;
 mod queue;
+mod unique;
 mod wake;
 
 #[cfg(test)]
@@ -76,6 +77,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 8,
         name: "queue_limits",
         sql: include_str!("../../migrations/sqlite/0008_queue_limits.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "unique",
+        sql: include_str!("../../migrations/sqlite/0009_unique.sql"),
     },
 ];
 
@@ -424,6 +430,14 @@ impl Store for SqliteStore {
         // After the commit: wake idle workers in every process (see wake.rs).
         self.wake.enqueued();
         Ok(())
+    }
+
+    fn enqueue_unique(&self, tasks: &[NewTask]) -> Result<Vec<Option<TaskResultData>>> {
+        let (results, stored) = self.enqueue_keyed(tasks)?;
+        if stored {
+            self.wake.enqueued();
+        }
+        Ok(results)
     }
 
     fn get(&self, id: uuid::Uuid) -> Result<Option<TaskResultData>> {

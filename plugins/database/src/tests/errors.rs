@@ -49,6 +49,7 @@ fn capabilities_are_the_queue_store_set() {
             | Capabilities::GET_RESULT
             | Capabilities::PRIORITY
             | Capabilities::QUEUE_STORE
+            | Capabilities::UNIQUE
     );
 }
 

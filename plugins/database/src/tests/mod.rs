@@ -15,4 +15,5 @@ mod notify;
 mod periodic;
 mod retry;
 mod schema;
+mod unique;
 mod wait;

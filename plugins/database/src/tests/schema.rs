@@ -216,7 +216,8 @@ fn sqlite_version_3_keeps_rows_indexes_and_the_status_rule() {
     let indexes: i64 = conn
         .query_row(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' \
-             AND tbl_name = 'taskhost_tasks' AND name LIKE 'taskhost_tasks_%_idx'",
+             AND tbl_name = 'taskhost_tasks' AND name IN ('taskhost_tasks_claim_idx', \
+             'taskhost_tasks_lease_idx', 'taskhost_tasks_finished_idx')",
             [],
             |r| r.get(0),
         )

@@ -1,0 +1,20 @@
+-- taskhost DatabaseBackend, PostgreSQL: unique tasks (docs/decisions/019-unique-tasks.md).
+-- (Assigned version 8 for the merge; 6 in this branch, whose migration runner needs contiguous
+-- versions.)
+--
+-- unique_key: the key an enqueue was made under (NULL: none, or a period that ran out).
+-- unique_until: for a key held for a period, when it runs out; NULL for a key held while the
+-- task is READY or RUNNING.
+-- The partial unique index is what enforces a key, race-free whatever process enqueues: a key
+-- is held by at most one row of an alias and task path while that row is READY or RUNNING, or
+-- has a period. A task that finishes leaves the index by its status change alone; a period that
+-- ran out is cleared by the next enqueue under its key. Rows without a key are not in the index
+-- (adding the nullable columns rewrites nothing; the index starts empty).
+ALTER TABLE taskhost_tasks
+    ADD COLUMN unique_key text,
+    ADD COLUMN unique_until timestamptz;
+
+CREATE UNIQUE INDEX taskhost_tasks_unique_idx
+    ON taskhost_tasks (backend_name, task_path, unique_key)
+    WHERE unique_key IS NOT NULL
+      AND (unique_until IS NOT NULL OR status = 'READY' OR status = 'RUNNING');
