@@ -38,7 +38,7 @@
 //! compile) — in doctests, write the `fn main` yourself.
 
 // The modules form layers, without an import cycle. In import order (each imports only
-// modules before it): constants, error, json, transaction, validation, result, context, state,
+// modules before it): constants, error, json, trace, transaction, validation, result, context, state,
 // signals, definition, registry, metrics, outcome, plugin::{name, pins, load}, config,
 // plugin::resolve, callbacks, backend, handler (also `TaskResult::refresh` and `Backend`'s async calls, which
 // need the handler in force), task, worker, transactional. `module_graph_tests` reads the
@@ -55,6 +55,7 @@ mod definition;
 mod error;
 mod handler;
 mod json;
+mod trace;
 pub mod metrics;
 mod outcome;
 pub mod plugin;
