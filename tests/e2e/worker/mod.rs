@@ -8,6 +8,7 @@ mod postgres_only;
 mod sqlite_only;
 mod state;
 mod store_failures;
+mod traces;
 pub(crate) mod transactional;
 
 /// The behaviour suite, instantiated once per database.
