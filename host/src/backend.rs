@@ -10,6 +10,7 @@ use crate::json::{to_storable, to_storable_text};
 use crate::plugin::{resolve::locate, BackendName, Library, Located, PluginPins};
 use crate::result::TaskResult;
 use crate::state::SharedState;
+use crate::trace;
 use crate::transaction::{in_atomic_block, on_commit};
 use crate::unique::Unique;
 use crate::validation::{check_configured_queues, validate_task};
@@ -257,8 +258,11 @@ impl Backend {
         args: &A,
         unique: Option<&Unique>,
     ) -> Result<TaskResult> {
+        let span = trace::enqueue_span(&task.path, &self.alias);
+        let _entered = span.enter();
         let (request, values) =
             self.prepare_unique(task, Self::encode_args(args)?, Map::new(), unique)?;
+        span.record("task_id", request.id.as_str());
         if self.config.enqueue_on_commit && in_atomic_block() {
             return Ok(self.defer_to_commit(request, values));
         }
@@ -284,7 +288,10 @@ impl Backend {
         args: Vec<Value>,
         kwargs: Map<String, Value>,
     ) -> Result<TaskResult> {
+        let span = trace::enqueue_span(&task.path, &self.alias);
+        let _entered = span.enter();
         let (request, values) = self.prepare(task, args, kwargs)?;
+        span.record("task_id", request.id.as_str());
         if self.config.enqueue_on_commit && in_atomic_block() {
             return Ok(self.defer_to_commit(request, values));
         }
@@ -299,6 +306,9 @@ impl Backend {
         self: &Arc<Self>,
         items: Vec<(TaskDescription, Vec<Value>)>,
     ) -> Result<Vec<TaskResult>> {
+        let path = items.first().map_or("", |(task, _)| task.path.as_str());
+        let span = trace::enqueue_span(path, &self.alias);
+        let _entered = span.enter();
         let mut requests = Vec::with_capacity(items.len());
         for (task, args) in items {
             let (request, values) = self.prepare(&task, args, Map::new())?;
@@ -319,6 +329,8 @@ impl Backend {
         if args.is_empty() {
             return Ok(Vec::new());
         }
+        let span = trace::enqueue_span(&task.path, &self.alias);
+        let _entered = span.enter();
         self.validate_task(task)?;
         let task = microsecond_task(task);
         let kwargs = Json::empty_object();

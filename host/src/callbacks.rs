@@ -9,6 +9,7 @@ use crate::registry::find_task;
 use crate::result::TaskResult;
 use crate::signals;
 use crate::state::SharedState;
+use crate::trace;
 use abi_stable::std_types::{RArc, RResult, RStr, RString};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -68,7 +69,16 @@ impl HostCallbacks {
             context,
             state: self.inner.state.read().clone(),
         };
-        Ok(catch_sync(|| run_blocking(definition, invocation)))
+        // The Immediate backend runs the task inside the enqueue call (and its span).
+        let span = trace::run_span(trace::Run {
+            path: view.path.as_str(),
+            id: view.id.as_str(),
+            queue: view.queue_name.as_str(),
+            backend: view.backend.as_str(),
+            attempt: view.worker_ids.len(),
+            context: None,
+        });
+        Ok(span.in_scope(|| catch_sync(|| run_blocking(definition, invocation))))
     }
 
     /// The registered task at `path`, or an error saying how to register it.

@@ -6,6 +6,7 @@ use crate::constants::DEFAULT_TASK_BACKEND_ALIAS;
 use crate::error::{Error, Result};
 use crate::result::TaskResult;
 use crate::state::{AppState, SharedState};
+use crate::trace;
 use crate::transaction::in_atomic_block;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -226,13 +227,18 @@ impl Backend {
         args: &A,
         unique: Option<&crate::Unique>,
     ) -> Result<TaskResult> {
-        let (request, values) =
-            self.prepare_unique(task, Self::encode_args(args)?, Map::new(), unique)?;
+        let span = trace::enqueue_span(&task.path, self.alias());
+        let (request, values) = span.in_scope(|| {
+            let prepared =
+                self.prepare_unique(task, Self::encode_args(args)?, Map::new(), unique)?;
+            span.record("task_id", prepared.0.id.as_str());
+            Ok::<_, Error>(prepared)
+        })?;
         if self.enqueue_on_commit() && in_atomic_block() {
             return Ok(self.defer_to_commit(request, values));
         }
         let backend = Arc::clone(self);
-        blocking(move || backend.submit(request, values)).await
+        blocking(move || span.in_scope(|| backend.submit(request, values))).await
     }
 
     /// The async form of [`Backend::get_result`].

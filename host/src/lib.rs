@@ -38,7 +38,7 @@
 //! compile) — in doctests, write the `fn main` yourself.
 
 // The modules form layers, without an import cycle. In import order (each imports only
-// modules before it): constants, error, json, transaction, validation, result, context, state,
+// modules before it): constants, error, json, trace, transaction, validation, result, context, state,
 // signals, definition, registry, metrics, outcome, periodic, plugin::{name, pins, load}, config,
 // plugin::resolve, callbacks, backend, handler (also `TaskResult::refresh` and `Backend`'s async calls, which
 // need the handler in force), control (cancel and retry, through the handler), wait
@@ -57,6 +57,7 @@ mod definition;
 mod error;
 mod handler;
 mod json;
+mod trace;
 pub mod metrics;
 mod outcome;
 pub mod periodic;

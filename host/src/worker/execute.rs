@@ -15,11 +15,13 @@ use crate::registry::find_task;
 use crate::result::TaskResult;
 use crate::signals;
 use crate::state::AppState;
+use crate::trace;
 use crate::validation::escape_for_display as escaped;
 use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::control;
+use tracing::Instrument;
 use taskhost_plugin_api::Signal;
 use taskhost_plugin_api::{
     ClaimedTask, Completion, TaskError, TaskOutcome, TaskResultData, TaskResultStatus,
@@ -68,7 +70,11 @@ impl Executor {
     /// counts toward the worker's cap: see `local_queue`).
     pub async fn execute(&self, claimed: ClaimedTask, slot: Slot) -> Ended {
         let metrics = self.metrics.task(&claimed.result.task);
-        let ended = self.attempt(claimed, slot, &metrics).await;
+        let span = trace::run_span(trace::Run::of(&claimed.result));
+        let ended = self
+            .attempt(claimed, slot, &metrics)
+            .instrument(span)
+            .await;
         match ended {
             Ended::Successful => metrics.successful.increment(1),
             Ended::Failed => metrics.failed.increment(1),
@@ -261,7 +267,10 @@ impl Executor {
         let (abort, mut ran): (Option<tokio::task::AbortHandle>, Running) = match definition.runner
         {
             TaskRunner::Sync(run) => {
-                let answer = self.sync_pool.run(move || catch_sync(|| run(invocation)));
+                let span = tracing::Span::current();
+                let answer = self
+                    .sync_pool
+                    .run(move || span.in_scope(|| catch_sync(|| run(invocation))));
                 let ran = async {
                     answer
                         .await
@@ -270,7 +279,7 @@ impl Executor {
                 (None, Box::pin(ran))
             }
             TaskRunner::Async(run) => {
-                let handle = tokio::spawn(run(invocation));
+                let handle = tokio::spawn(run(invocation).in_current_span());
                 let abort = handle.abort_handle();
                 (
                     Some(abort),

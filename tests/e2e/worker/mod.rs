@@ -12,6 +12,7 @@ mod queue_limits;
 mod sqlite_only;
 mod state;
 mod store_failures;
+mod traces;
 pub(crate) mod transactional;
 mod unique;
 

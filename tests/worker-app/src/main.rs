@@ -7,6 +7,8 @@
 //! `cli_main!(state = ..)`, unless `$TASKHOST_TEST_STATE` says `none` (build an empty state) or
 //! `fail` (the builder fails); each build is recorded in `$TASKHOST_TEST_STATE_LOG`.
 
+mod traces;
+
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -197,6 +199,13 @@ fn app_state() -> Result<AppState, String> {
     }
 }
 
+/// Runs in a span of its own, inside the run's span (the trace test follows it).
+#[task(queue_name = "default")]
+fn traced(n: i64) -> i64 {
+    tracing::info_span!("traced.inside").in_scope(|| n + 1)
+}
+
 fn main() -> std::process::ExitCode {
+    let _traces = traces::install();
     taskhost_cli::cli_main!(state = app_state)
 }
