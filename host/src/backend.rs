@@ -334,6 +334,7 @@ impl Backend {
         self.validate_task(task)?;
         let task = microsecond_task(task);
         let kwargs = Json::empty_object();
+        let trace_context = trace::current_context();
         let mut requests = Vec::with_capacity(args.len());
         for args in args {
             self.check_payload(args.len() + kwargs.as_str().len())?;
@@ -343,6 +344,7 @@ impl Backend {
                 args: Json::from_stored(args),
                 kwargs: kwargs.clone(),
                 unique: None,
+                trace_context: trace_context.clone(),
             };
             requests.push((request, None));
         }
@@ -493,6 +495,7 @@ impl Backend {
             args: Json::from_stored(args_text),
             kwargs,
             unique,
+            trace_context: trace::current_context(),
         };
         Ok((request, args))
     }

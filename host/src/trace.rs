@@ -46,7 +46,7 @@ impl<'a> Run<'a> {
             queue: &data.task.queue_name,
             backend: &data.backend,
             attempt: data.worker_ids.len(),
-            context: None, // PLUMB
+            context: data.trace_context.as_deref(),
         }
     }
 }

@@ -161,6 +161,10 @@ pub struct TaskResultData {
     /// The return value, once SUCCESSFUL.
     #[serde(default)]
     pub return_value: Option<Json>,
+    /// The trace context stored with the task ([`EnqueueRequest::trace_context`]; plugin-api
+    /// 2.1, carried in the record's `ext`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_context: Option<Text>,
 }
 
 impl TaskResultData {
@@ -182,6 +186,7 @@ impl TaskResultData {
             errors: Vec::new(),
             worker_ids: Vec::new(),
             return_value: None,
+            trace_context: request.trace_context,
         }
     }
 }
@@ -204,6 +209,12 @@ pub struct EnqueueRequest {
     /// common case, stays as small as in 2.0 (it is moved several times per enqueue).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unique: Option<Box<UniqueKey>>,
+    /// The W3C trace context of the enqueue (a JSON object of the `traceparent` and
+    /// `tracestate` headers), when the host traces it (plugin-api 2.1; carried in the record's
+    /// `ext`). A backend that keeps it returns it as [`TaskResultData::trace_context`], so the
+    /// run continues the enqueue's trace; one that does not only loses that link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_context: Option<Text>,
 }
 
 /// A uniqueness key: while it is held (see [`UniqueScope`]), a second enqueue of the same task
@@ -248,6 +259,7 @@ impl EnqueueRequest {
             args,
             kwargs: Json::empty_object(),
             unique: None,
+            trace_context: None,
         }
     }
 }
@@ -478,6 +490,7 @@ mod tests {
             args: Json::encode(&(1, "two", ())).unwrap(),
             kwargs: Json::empty_object(),
             unique: None,
+            trace_context: None,
         }
     }
 

@@ -21,12 +21,12 @@ use chrono::Utc;
 use std::sync::Arc;
 use std::time::Duration;
 use taskhost_plugin_api::control;
-use tracing::Instrument;
 use taskhost_plugin_api::Signal;
 use taskhost_plugin_api::{
     ClaimedTask, Completion, TaskError, TaskOutcome, TaskResultData, TaskResultStatus,
 };
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How many times a prefetched task's start report ([`Executor::report_start`]) is tried
 /// before the task is handed back unstarted.
@@ -71,10 +71,7 @@ impl Executor {
     pub async fn execute(&self, claimed: ClaimedTask, slot: Slot) -> Ended {
         let metrics = self.metrics.task(&claimed.result.task);
         let span = trace::run_span(trace::Run::of(&claimed.result));
-        let ended = self
-            .attempt(claimed, slot, &metrics)
-            .instrument(span)
-            .await;
+        let ended = self.attempt(claimed, slot, &metrics).instrument(span).await;
         match ended {
             Ended::Successful => metrics.successful.increment(1),
             Ended::Failed => metrics.failed.increment(1),

@@ -110,49 +110,54 @@ pub struct EnqueueRecord {
 }
 
 /// The fields of [`EnqueueRequest`] added in 2.x, as [`EnqueueRecord::ext`] carries them.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(serde::Serialize, serde::Deserialize, Default)]
 struct EnqueueExt {
     /// 2.1: [`EnqueueRequest::unique`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unique: Option<Box<UniqueKey>>,
+    /// 2.1: [`EnqueueRequest::trace_context`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_context: Option<Text>,
 }
 
 /// `ext` for a request with these 2.x fields: empty when they are all unset (no allocation on
 /// the common path).
 #[inline]
-fn enqueue_ext(unique: Option<Box<UniqueKey>>) -> RString {
-    match unique {
-        None => no_ext(),
-        Some(unique) => unique_ext(unique),
+fn enqueue_ext(unique: Option<Box<UniqueKey>>, trace_context: Option<Text>) -> RString {
+    if unique.is_none() && trace_context.is_none() {
+        return no_ext();
     }
+    write_ext(&EnqueueExt {
+        unique,
+        trace_context,
+    })
 }
 
-/// [`enqueue_ext`] for a request with a uniqueness key.
+/// A record's `ext` holding `fields` (`Some`), as JSON.
 #[cold]
-fn unique_ext(unique: Box<UniqueKey>) -> RString {
-    serde_json::to_string(&EnqueueExt {
-        unique: Some(unique),
-    })
-    .map(RString::from)
-    .unwrap_or_default()
+fn write_ext<T: serde::Serialize>(fields: &T) -> RString {
+    serde_json::to_string(fields)
+        .map(RString::from)
+        .unwrap_or_default()
 }
 
 /// The 2.x fields read back from `ext` (empty: none). Fields of a newer minor are ignored, as
-/// a 2.0 side ignores them all: the host only sends a field to a backend whose capabilities
-/// say it reads it ([`crate::Capabilities::UNIQUE`] for `unique`), so a new shape of a field
-/// comes with a new capability bit.
+/// a 2.0 side ignores them all: the host only sends a field a backend must not ignore (a
+/// uniqueness key) to a backend whose capabilities say it reads it
+/// ([`crate::Capabilities::UNIQUE`] for `unique`), so a new shape of such a field comes with a
+/// new capability bit.
 #[inline]
-fn enqueue_fields(ext: &str) -> Option<Box<UniqueKey>> {
+fn enqueue_fields(ext: &str) -> EnqueueExt {
     if ext.is_empty() {
-        return None;
+        return EnqueueExt::default();
     }
     read_ext(ext)
 }
 
-/// [`enqueue_fields`] for a non-empty `ext`.
+/// The 2.x fields of a non-empty `ext` (unreadable: none).
 #[cold]
-fn read_ext(ext: &str) -> Option<Box<UniqueKey>> {
-    serde_json::from_str::<EnqueueExt>(ext).ok()?.unique
+fn read_ext<T: serde::de::DeserializeOwned + Default>(ext: &str) -> T {
+    serde_json::from_str(ext).unwrap_or_default()
 }
 
 impl From<EnqueueRequest> for EnqueueRecord {
@@ -162,15 +167,20 @@ impl From<EnqueueRequest> for EnqueueRecord {
             task: r.task.into(),
             args: r.args.into_rstring(),
             kwargs: r.kwargs.into_rstring(),
-            ext: enqueue_ext(r.unique),
+            ext: enqueue_ext(r.unique, r.trace_context),
         }
     }
 }
 
 impl From<EnqueueRecord> for EnqueueRequest {
     fn from(r: EnqueueRecord) -> Self {
+        let EnqueueExt {
+            unique,
+            trace_context,
+        } = enqueue_fields(&r.ext);
         Self {
-            unique: enqueue_fields(&r.ext),
+            unique,
+            trace_context,
             id: Text::from_rstring(r.id),
             task: r.task.into(),
             args: Json::from_rstring(r.args),
@@ -216,9 +226,22 @@ impl From<TaskResultData> for TaskResultRecord {
             errors: r.errors.into(),
             worker_ids: r.worker_ids.into(),
             return_value: r.return_value.map(Json::into_rstring).into(),
-            ext: no_ext(),
+            ext: match r.trace_context {
+                None => no_ext(),
+                Some(trace_context) => write_ext(&ResultExt {
+                    trace_context: Some(trace_context),
+                }),
+            },
         }
     }
+}
+
+/// The fields of [`TaskResultData`] added in 2.x, as [`TaskResultRecord::ext`] carries them.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct ResultExt {
+    /// 2.1: [`TaskResultData::trace_context`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_context: Option<Text>,
 }
 
 impl From<TaskResultRecord> for TaskResultData {
@@ -237,6 +260,10 @@ impl From<TaskResultRecord> for TaskResultData {
             errors: r.errors.into_vec(),
             worker_ids: r.worker_ids.into_vec(),
             return_value: r.return_value.into_option().map(Json::from_rstring),
+            trace_context: match r.ext.is_empty() {
+                true => None,
+                false => read_ext::<ResultExt>(&r.ext).trace_context,
+            },
         }
     }
 }
@@ -365,6 +392,7 @@ impl<'a> TaskResultView<'a> {
                 .return_value
                 .into_option()
                 .map(|v| Json::from_stored(v.as_str())),
+            trace_context: None,
         }
     }
 }
@@ -758,6 +786,7 @@ mod tests {
                 args: Json::encode(&[1, 2]).unwrap(),
                 kwargs: Json::empty_object(),
                 unique: None,
+                trace_context: None,
             },
             "default",
         );
@@ -772,6 +801,32 @@ mod tests {
         result.return_value = Some(Json::null());
         let back = TaskResultData::from(TaskResultRecord::from(result.clone()));
         assert_eq!(back, result);
+        // A 2.1 field, in the record's `ext`.
+        result.trace_context = Some(
+            r#"{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}"#.into(),
+        );
+        let back = TaskResultData::from(TaskResultRecord::from(result.clone()));
+        assert_eq!(back, result);
+    }
+
+    #[test]
+    fn a_trace_context_travels_in_the_enqueue_records_ext() {
+        let mut request = EnqueueRequest::new(
+            "id-2",
+            TaskDescription::new("app::send"),
+            Json::encode(&[1]).unwrap(),
+        );
+        assert_eq!(EnqueueRecord::from(request.clone()).ext.as_str(), "");
+        request.trace_context = Some(
+            r#"{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}"#.into(),
+        );
+        let record = EnqueueRecord::from(request.clone());
+        assert!(
+            record.ext.as_str().contains("traceparent"),
+            "{}",
+            record.ext
+        );
+        assert_eq!(EnqueueRequest::from(record), request);
     }
 
     #[test]

@@ -102,6 +102,8 @@ pub struct Row {
     pub rescues: i64,
     /// `retried_attempts`: attempts made before the latest retry (`taskhost.retry`).
     pub retried_attempts: i64,
+    /// `trace_context`: the enqueue's W3C trace context, if it was traced.
+    pub trace_context: Option<String>,
 }
 
 impl Row {
@@ -147,6 +149,7 @@ impl Row {
             errors,
             worker_ids,
             return_value,
+            trace_context: self.trace_context.map(Into::into),
         })
     }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use taskhost::TaskResultStatus;
 use tracing_subscriber::layer::SubscriberExt;
 
-const TRACED: &str = "taskhost_worker_app::traced";
+const TRACED: &str = "traced";
 
 /// A span the worker process wrote: name, trace id, span id, parent span id (hex).
 fn worker_spans(file: &std::path::Path) -> Vec<[String; 4]> {
@@ -62,7 +62,12 @@ fn one_trace_from_enqueue_to_finish(store: Store) {
         .unwrap();
     assert!(out.status.success(), "{}", output_text(&out));
     let result = env.result(&id);
-    assert_eq!(result.status(), TaskResultStatus::Successful);
+    assert_eq!(
+        result.status(),
+        TaskResultStatus::Successful,
+        "{:?}",
+        result.errors()
+    );
     assert_eq!(result.raw_return_value(), Some(&json!(42)));
 
     let theirs = worker_spans(&file);

@@ -96,6 +96,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "unique",
         sql: include_str!("../../migrations/postgres/0011_unique.sql"),
     },
+    Migration {
+        version: 12,
+        name: "trace_context",
+        sql: include_str!("../../migrations/postgres/0012_trace_context.sql"),
+    },
 ];
 
 /// The NOTIFY channel enqueues signal on; the payload is the queue name.
@@ -105,11 +110,11 @@ pub const CHANNEL: &str = "taskhost_tasks";
 const COLUMNS: &str = "id::text, task_path, queue_name, priority, backend_name, status, args, \
     kwargs, takes_context, is_async, run_after, enqueued_at, started_at, finished_at, \
     last_attempted_at, worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, \
-    rescues, retried_attempts";
+    rescues, retried_attempts, trace_context";
 
 /// How many [`COLUMNS`] there are: a statement that returns one more column after them has it
 /// at this index.
-const COLUMN_COUNT: usize = 23;
+const COLUMN_COUNT: usize = 24;
 
 /// An error inside a PostgreSQL transaction body.
 pub type TxError = crate::error::TxError<postgres::Error>;
@@ -286,6 +291,7 @@ fn read_row(r: &postgres::Row) -> Result<Row, TxError> {
         lease_token: r.try_get(20)?,
         rescues: i64::from(r.try_get::<_, i32>(21)?),
         retried_attempts: i64::from(r.try_get::<_, i32>(22)?),
+        trace_context: r.try_get(23)?,
         id,
     })
 }

@@ -30,7 +30,7 @@ const COPY_ABOVE: usize = 64;
 /// to parse but the JSON.
 const COPY: &str = "COPY taskhost_tasks (id, task_path, queue_name, priority, backend_name, \
     status, args, kwargs, takes_context, is_async, run_after, enqueued_at, max_attempts, \
-    timeout_secs) FROM STDIN (FORMAT binary)";
+    timeout_secs, trace_context) FROM STDIN (FORMAT binary)";
 
 /// What one [`COPY`] message carries at most before it is sent (the rows are encoded here, in
 /// PostgreSQL's binary COPY format, and sent in pieces of about this size).
@@ -45,15 +45,15 @@ pub(super) const NOTIFY_QUEUES: &str =
 
 const INSERT: &str = "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
     backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \
-    max_attempts, timeout_secs) \
+    max_attempts, timeout_secs, trace_context) \
     SELECT u.id, u.task_path, u.queue_name, u.priority, $1, 'READY', u.args::jsonb, \
            u.kwargs::jsonb, u.takes_context, u.is_async, u.run_after, u.enqueued_at, \
-           u.max_attempts, u.timeout_secs \
+           u.max_attempts, u.timeout_secs, u.trace_context \
     FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[], \
                 $8::bool[], $9::bool[], $10::timestamptz[], $11::timestamptz[], $12::int4[], \
-                $13::float8[]) \
+                $13::float8[], $14::text[]) \
       AS u(id, task_path, queue_name, priority, args, kwargs, takes_context, is_async, \
-           run_after, enqueued_at, max_attempts, timeout_secs)";
+           run_after, enqueued_at, max_attempts, timeout_secs, trace_context)";
 
 /// [`INSERT`], then one NOTIFY per queue it inserted into: one statement, so a batch of up to
 /// [`CHUNK`] rows is stored and signalled in one round trip — committing itself when it runs
@@ -68,8 +68,8 @@ static INSERT_ONE_AND_NOTIFY: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH inserted AS (INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, \
          backend_name, status, args, kwargs, takes_context, is_async, run_after, enqueued_at, \
-         max_attempts, timeout_secs) \
-         VALUES ($2, $3, $4, $5, $1, 'READY', $6, $7, $8, $9, $10, $11, $12, $13) \
+         max_attempts, timeout_secs, trace_context) \
+         VALUES ($2, $3, $4, $5, $1, 'READY', $6, $7, $8, $9, $10, $11, $12, $13, $14) \
          RETURNING queue_name) \
          SELECT pg_notify('{CHANNEL}', queue_name) FROM inserted"
     )
@@ -94,9 +94,9 @@ fn insert_and_notify(on_conflict: &str) -> String {
 const VERIFY: &str = "SELECT u.id::text FROM \
     unnest($2::uuid[], $3::text[], $4::text[], $5::int4[], $6::text[], $7::text[], \
            $8::bool[], $9::bool[], $10::timestamptz[], $11::timestamptz[], $12::int4[], \
-           $13::float8[]) \
+           $13::float8[], $14::text[]) \
       AS u(id, task_path, queue_name, priority, args, kwargs, takes_context, is_async, \
-           run_after, enqueued_at, max_attempts, timeout_secs) \
+           run_after, enqueued_at, max_attempts, timeout_secs, trace_context) \
     JOIN taskhost_tasks t ON t.id = u.id \
     WHERE NOT (t.task_path = u.task_path AND t.queue_name = u.queue_name \
       AND t.priority = u.priority AND t.backend_name = $1 AND t.args = u.args::jsonb \
@@ -245,7 +245,7 @@ impl PgStore {
                 None => chunks.insert(tasks.chunks(CHUNK).map(Columns::of).collect()),
             };
             for columns in chunks.iter() {
-                let params: [&(dyn postgres::types::ToSql + Sync); 13] = [
+                let params: [&(dyn postgres::types::ToSql + Sync); 14] = [
                     &self.config.alias,
                     &columns.ids,
                     &columns.paths,
@@ -259,6 +259,7 @@ impl PgStore {
                     &columns.enqueued_at,
                     &columns.max_attempts,
                     &columns.timeout_secs,
+                    &columns.trace_contexts,
                 ];
                 if !tx.is_retry() {
                     tx.execute(&INSERT_AND_NOTIFY, &params)
@@ -302,6 +303,7 @@ impl PgStore {
                 &task.enqueued_at,
                 &max_attempts_column(t),
                 &t.timeout_secs,
+                &task.request.trace_context.as_deref(),
             ],
         )
         .map_err(duplicate_or)?;
@@ -824,7 +826,7 @@ impl CopyRows {
     /// One task, in [`COPY`]'s column order.
     fn row(&mut self, alias: &str, task: &NewTask) {
         let t = &task.request.task;
-        self.buf.extend_from_slice(&14i16.to_be_bytes());
+        self.buf.extend_from_slice(&15i16.to_be_bytes());
         self.field(task.id.as_bytes());
         self.field(t.path.as_bytes());
         self.field(t.queue_name.as_bytes());
@@ -843,6 +845,10 @@ impl CopyRows {
         }
         match t.timeout_secs {
             Some(secs) => self.field(&secs.to_bits().to_be_bytes()),
+            None => self.null(),
+        }
+        match &task.request.trace_context {
+            Some(context) => self.field(context.as_bytes()),
             None => self.null(),
         }
     }
@@ -873,6 +879,7 @@ struct Columns<'a> {
     enqueued_at: Vec<DateTime<Utc>>,
     max_attempts: Vec<Option<i32>>,
     timeout_secs: Vec<Option<f64>>,
+    trace_contexts: Vec<Option<&'a str>>,
 }
 
 impl<'a> Columns<'a> {
@@ -890,6 +897,7 @@ impl<'a> Columns<'a> {
             enqueued_at: Vec::with_capacity(tasks.len()),
             max_attempts: Vec::with_capacity(tasks.len()),
             timeout_secs: Vec::with_capacity(tasks.len()),
+            trace_contexts: Vec::with_capacity(tasks.len()),
         };
         for task in tasks {
             let t = &task.request.task;
@@ -905,6 +913,7 @@ impl<'a> Columns<'a> {
             c.enqueued_at.push(task.enqueued_at);
             c.max_attempts.push(max_attempts_column(t));
             c.timeout_secs.push(t.timeout_secs);
+            c.trace_contexts.push(task.request.trace_context.as_deref());
         }
         c
     }

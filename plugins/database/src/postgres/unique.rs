@@ -12,13 +12,15 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 use taskhost_plugin_api::TaskResultData;
 
-/// One row, with its key (`$14`) and when a period key runs out (`$15`).
+/// One row, with its key (`$14`), when a period key runs out (`$15`) and its trace context
+/// (`$16`).
 static INSERT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, backend_name, status, \
          args, kwargs, takes_context, is_async, run_after, enqueued_at, max_attempts, \
-         timeout_secs, unique_key, unique_until) \
-         VALUES ($1, $2, $3, $4, $5, 'READY', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) {}",
+         timeout_secs, unique_key, unique_until, trace_context) \
+         VALUES ($1, $2, $3, $4, $5, 'READY', $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+         $16) {}",
         conflict()
     )
 });
@@ -106,6 +108,7 @@ fn insert_keyed(
                     &t.timeout_secs,
                     &key,
                     &until,
+                    &task.request.trace_context.as_deref(),
                 ],
             )
             .map_err(duplicate_or)?;

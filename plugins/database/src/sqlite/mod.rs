@@ -83,6 +83,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "unique",
         sql: include_str!("../../migrations/sqlite/0009_unique.sql"),
     },
+    Migration {
+        version: 10,
+        name: "trace_context",
+        sql: include_str!("../../migrations/sqlite/0010_trace_context.sql"),
+    },
 ];
 
 /// How long SQLite waits for another writer before giving up on one try.
@@ -112,11 +117,11 @@ const STATEMENT_CACHE: usize = 64;
 const COLUMNS: &str = "id, task_path, queue_name, priority, backend_name, status, args, kwargs, \
     takes_context, is_async, run_after, enqueued_at, started_at, finished_at, last_attempted_at, \
     worker_ids, errors, return_value, max_attempts, timeout_secs, lease_token, rescues, \
-    retried_attempts";
+    retried_attempts, trace_context";
 
 /// How many [`COLUMNS`] there are: a statement that returns one more column after them has it
 /// at this index.
-const COLUMN_COUNT: usize = 23;
+const COLUMN_COUNT: usize = 24;
 
 /// The queue store on an SQLite file.
 pub struct SqliteStore {
@@ -408,6 +413,7 @@ fn read_row(r: &rusqlite::Row<'_>) -> Result<Row, TxError> {
         lease_token: r.get(20)?,
         rescues: r.get(21)?,
         retried_attempts: r.get(22)?,
+        trace_context: r.get(23)?,
         id,
     })
 }

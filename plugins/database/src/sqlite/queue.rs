@@ -21,20 +21,20 @@ const ROWS_PER_INSERT: [usize; 3] = [64, 8, 1];
 /// ?3 priority, ?4 backend_name (the alias), ?5 kwargs, ?6 takes_context, ?7 is_async,
 /// ?8 run_after, ?9 max_attempts, ?10 timeout_secs. Row `i` (from 0) has its own id, args
 /// and enqueued_at at ?(11 + 3i), ?(12 + 3i), ?(13 + 3i).
-const SHARED_PARAMS: usize = 10;
+const SHARED_PARAMS: usize = 11;
 
 /// The INSERT of `rows` rows (see [`SHARED_PARAMS`]).
 fn insert_rows_sql(rows: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, backend_name, status, \
          args, kwargs, takes_context, is_async, run_after, enqueued_at, max_attempts, \
-         timeout_secs) VALUES ",
+         timeout_secs, trace_context) VALUES ",
     );
     for i in 0..rows {
         let at = SHARED_PARAMS + 3 * i;
         let comma = if i == 0 { "" } else { ", " };
         sql += &format!(
-            "{comma}(?{}, ?1, ?2, ?3, ?4, 'READY', ?{}, ?5, ?6, ?7, ?8, ?{}, ?9, ?10)",
+            "{comma}(?{}, ?1, ?2, ?3, ?4, 'READY', ?{}, ?5, ?6, ?7, ?8, ?{}, ?9, ?10, ?11)",
             at + 1,
             at + 2,
             at + 3
@@ -78,7 +78,9 @@ impl SqliteStore {
             let mut rest = tasks;
             while let Some(first) = rest.first() {
                 let same = |t: &NewTask| {
-                    t.request.task == first.request.task && t.request.kwargs == first.request.kwargs
+                    t.request.task == first.request.task
+                        && t.request.kwargs == first.request.kwargs
+                        && t.request.trace_context == first.request.trace_context
                 };
                 let run = rest.iter().position(|t| !same(t)).unwrap_or(rest.len());
                 let (run, after) = rest.split_at(run);
@@ -114,6 +116,7 @@ impl SqliteStore {
             insert.raw_bind_parameter(8, t.run_after.map(us))?;
             insert.raw_bind_parameter(9, t.max_attempts)?;
             insert.raw_bind_parameter(10, t.timeout_secs)?;
+            insert.raw_bind_parameter(11, shared.trace_context.as_deref())?;
             let mut buffer = uuid::Uuid::encode_buffer();
             while rest.len() >= *rows {
                 let (chunk, after) = rest.split_at(*rows);

@@ -43,6 +43,7 @@ pub fn task(
         args: json_of(&json!([1, "two"])),
         kwargs: json_of(&json!({"three": 3.5})),
         unique: None,
+        trace_context: None,
     }
 }
 

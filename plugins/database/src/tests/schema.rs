@@ -266,7 +266,22 @@ fn postgres_version_5_keeps_ready_running_and_finished_rows() {
         })
         .collect();
     let ids: Vec<String> = tasks.iter().map(|t| t.id.to_string()).collect();
-    store.enqueue(&tasks).unwrap();
+    // Enqueued as a version-4 store did (today's store writes columns a version-4 table lacks).
+    let mut pg = db.postgres();
+    for (i, t) in tasks.iter().enumerate() {
+        pg.execute(
+            "INSERT INTO taskhost_tasks (id, task_path, queue_name, priority, backend_name, \
+             status, args, kwargs, enqueued_at) \
+             VALUES ($1, $2, 'default', 0, 'default', 'READY', '[]', '{}', $3)",
+            &[
+                &t.id,
+                &t.request.task.path.as_str(),
+                &(t.enqueued_at + chrono::Duration::microseconds(i as i64)),
+            ],
+        )
+        .unwrap();
+    }
+    drop(pg);
     // A version-4 claim of the first two, and the completion of the first, as that version's
     // store wrote them (today's store reads columns a version-4 table lacks).
     let (now, expires) = (db.now(), db.now() + chrono::Duration::seconds(60));
