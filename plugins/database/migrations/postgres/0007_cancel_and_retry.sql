@@ -1,4 +1,4 @@
--- taskhost DatabaseBackend, PostgreSQL, version 6 (assigned 7; renumbered when merged): cancel
+-- taskhost DatabaseBackend, PostgreSQL, version 7: cancel
 -- and retry.
 --
 -- cancel_requested: true once a RUNNING task was asked to stop (`taskhost.cancel`); its worker

@@ -1,5 +1,5 @@
--- taskhost DatabaseBackend, PostgreSQL, version 6 (assigned 11; numbered 6 on this branch while
--- the runner wants contiguous versions): who waits for results (`taskhost.wait_finished`).
+-- taskhost DatabaseBackend, PostgreSQL, version 8: who waits for results
+-- (`taskhost.wait_finished`).
 --
 -- A process that waits for results registers the backend pid of its LISTEN connection here
 -- (after its LISTEN, before it reads its rows). A completion asks `taskhost_waiting()` once

@@ -1,4 +1,4 @@
--- taskhost DatabaseBackend, PostgreSQL, version 6: queue limits (the backend option `queues`).
+-- taskhost DatabaseBackend, PostgreSQL, version 10: queue limits (the backend option `queues`).
 --
 -- One row per limited queue of an alias, made by the first claim that takes from it. A claim
 -- that may take from limited queues locks their rows (SELECT … FOR UPDATE, in name order)

@@ -1,6 +1,5 @@
 -- taskhost DatabaseBackend, PostgreSQL: unique tasks (docs/decisions/019-unique-tasks.md).
--- (Assigned version 8 for the merge; 6 in this branch, whose migration runner needs contiguous
--- versions.)
+-- Version 11.
 --
 -- unique_key: the key an enqueue was made under (NULL: none, or a period that ran out).
 -- unique_until: for a key held for a period, when it runs out; NULL for a key held while the

@@ -1,4 +1,4 @@
--- taskhost DatabaseBackend, SQLite, version 5 (assigned 6; kept contiguous in this branch):
+-- taskhost DatabaseBackend, SQLite, version 5:
 -- rescues count only for tasks whose start the store knows of.
 --
 -- prefetched: 1 while the row is held by a worker that claimed it ahead of a free slot and has

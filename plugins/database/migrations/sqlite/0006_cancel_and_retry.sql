@@ -1,4 +1,4 @@
--- taskhost DatabaseBackend, SQLite, version 5 (assigned 7; renumbered when merged): cancel and
+-- taskhost DatabaseBackend, SQLite, version 6: cancel and
 -- retry.
 --
 -- cancel_requested: 1 once a RUNNING task was asked to stop (`taskhost.cancel`); its worker

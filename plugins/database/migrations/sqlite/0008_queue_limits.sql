@@ -1,4 +1,4 @@
--- taskhost DatabaseBackend, SQLite, version 5: queue limits (the backend option `queues`).
+-- taskhost DatabaseBackend, SQLite, version 8: queue limits (the backend option `queues`).
 --
 -- One row per limited queue of an alias, made by the first claim that takes from it. `starts`
 -- is the queue's log of recent claims for its rate limit: JSON `[[µs, tasks], …]`, only those

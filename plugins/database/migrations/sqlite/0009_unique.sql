@@ -1,6 +1,5 @@
 -- taskhost DatabaseBackend, SQLite: unique tasks (docs/decisions/019-unique-tasks.md).
--- (Assigned version 8 for the merge; 5 in this branch, whose migration runner needs contiguous
--- versions.)
+-- Version 9.
 --
 -- unique_key: the key an enqueue was made under (NULL: none, or a period that ran out).
 -- unique_until: for a key held for a period, when it runs out (microseconds); NULL for a key

@@ -5,7 +5,7 @@
 //! (`docs/decisions/023-waiting-for-results.md`).
 //!
 //! Completions announce only while someone waits: a waiting process registers its LISTEN
-//! session in `taskhost_waiters` (migration 6), and the completion statement asks
+//! session in `taskhost_waiters` (migration 8), and the completion statement asks
 //! `taskhost_waiting()` once its rows are locked; a wait reads its row `FOR SHARE`, so a
 //! completion that asked before the wait registered has committed by the time it reads.
 //!
