@@ -523,7 +523,7 @@ fn enqueue_refuses_naming_the_thing_at_fault() {
              'taskhost_worker_app::async_record_and_sleep', 'taskhost_worker_app::crash_work', \
              'taskhost_worker_app::enqueue_record_key', 'taskhost_worker_app::flaky', \
              'taskhost_worker_app::greet', 'taskhost_worker_app::record_and_sleep', \
-             'taskhost_worker_app::record_key', and 4 more",
+             'taskhost_worker_app::record_key', and 5 more",
         ),
         (
             &["enqueue", path, "--args", r#"{"key": "a"}"#],

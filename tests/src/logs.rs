@@ -37,15 +37,37 @@ impl<'a> MakeWriter<'a> for Captured {
     }
 }
 
+/// One line per event, as Django's log records: `LEVEL target: message fields`, without the
+/// time, colours or the spans it happened in (`taskhost.enqueue`, `taskhost.run`).
+struct Records;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for Records
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let meta = event.metadata();
+        write!(writer, "{:>5} {}: ", meta.level(), meta.target())?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
 /// Run `f` with every `tracing` event at or above `filter` (an `EnvFilter` string, e.g.
-/// `taskhost=debug`) captured on this thread, without ANSI colours or timestamps.
+/// `taskhost=debug`) captured on this thread, without ANSI colours, timestamps or spans.
 pub fn capture<T>(filter: &str, f: impl FnOnce() -> T) -> (T, Captured) {
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
         .with_writer(captured.clone())
         .with_ansi(false)
-        .without_time()
+        .event_format(Records)
         .finish();
     let out = tracing::subscriber::with_default(subscriber, f);
     (out, captured)
