@@ -14,8 +14,19 @@
 use taskhost_plugin_api::{TaskResultData, Text};
 use tracing::Span;
 
+/// Whether anyone records the INFO spans of target `taskhost`. Asked first, so that with no
+/// subscriber that wants them (the default) an enqueue or a run makes no span at all: a
+/// disabled span still costs its record, enter and drop calls (≈1.3k instructions per
+/// Immediate enqueue + run, measured with callgrind), `Span::none()` almost nothing.
+fn wanted() -> bool {
+    tracing::enabled!(target: "taskhost", tracing::Level::INFO)
+}
+
 /// The span an enqueue of `path` on `backend` happens in; `task_id` is recorded once known.
 pub(crate) fn enqueue_span(path: &str, backend: &str) -> Span {
+    if !wanted() {
+        return Span::none();
+    }
     tracing::info_span!(
         target: "taskhost",
         "taskhost.enqueue",
@@ -54,6 +65,9 @@ impl<'a> Run<'a> {
 /// The span a run happens in: a child of its enqueue's span when the task carries a trace
 /// context (and the `opentelemetry` feature is on).
 pub(crate) fn run_span(run: Run<'_>) -> Span {
+    if !wanted() {
+        return Span::none();
+    }
     let span = tracing::info_span!(
         target: "taskhost",
         "taskhost.run",
@@ -98,6 +112,9 @@ mod otel {
 
     /// The headers of `span`'s context, as stored; `None` for a context with no valid span.
     pub(super) fn inject(span: &Span) -> Option<Text> {
+        if span.is_none() || span.is_disabled() {
+            return None;
+        }
         let context = span.context();
         if !context.span().span_context().is_valid() {
             return None;
