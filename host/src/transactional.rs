@@ -208,14 +208,7 @@ impl<A: Serialize, R> Task<A, R> {
     pub fn transactional_enqueue(&self, args: A) -> Result<TransactionalEnqueue> {
         let backend = self.get_backend()?;
         let (kind, sql) = insert_statement(&backend)?;
-        if self.uniqueness().is_some() {
-            // The insert your connection runs carries no key: refused, never ignored.
-            return Err(Error::NotSupported(format!(
-                "A unique task cannot be enqueued inside the application's transaction \
-                 (backend '{}'): the insert carries no uniqueness key. Use enqueue() instead.",
-                backend.alias()
-            )));
-        }
+        self.refuse_unique(&backend)?;
         let (request, values) = backend.prepare(
             &self.description(),
             Backend::encode_args(&args)?,
@@ -232,6 +225,19 @@ impl<A: Serialize, R> Task<A, R> {
             sql,
             params,
         })
+    }
+
+    /// `NotSupported` for a [`unique`](Task::unique) task, on every route through the
+    /// application's connection: the insert carries no key, so it is refused, never ignored.
+    fn refuse_unique(&self, backend: &Backend) -> Result<()> {
+        match self.uniqueness() {
+            None => Ok(()),
+            Some(_) => Err(Error::NotSupported(format!(
+                "A unique task cannot be enqueued inside the application's transaction \
+                 (backend '{}'): the insert carries no uniqueness key. Use enqueue() instead.",
+                backend.alias()
+            ))),
+        }
     }
 
     /// Validate and prepare one insert per run for a connection of `driver` to a `kind`
@@ -301,6 +307,7 @@ impl<A: Serialize, R> Task<A, R> {
                 driver_database: kind.label(),
             });
         }
+        self.refuse_unique(backend)?;
         let task = self.description();
         let runs = runs
             .into_iter()

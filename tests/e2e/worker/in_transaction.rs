@@ -440,3 +440,27 @@ fn the_enqueue_futures_are_send(
     send(RECORD_KEY.aenqueue_in_pg(client, key("x")));
     send(RECORD_KEY.aenqueue_many_in_pg(client, [key("x")]));
 }
+
+/// A unique task is refused on the application's connection, whichever route: the insert
+/// carries no key, so enqueueing it there would silently drop the uniqueness.
+#[test]
+fn a_unique_task_is_refused_inside_the_applications_transaction() {
+    let (env, _) = store(Store::Sqlite);
+    let unique = RECORD_KEY.unique_key("once").unwrap();
+    let app = rusqlite::Connection::open(sqlite_path(&env)).unwrap();
+    let refusal = Error::NotSupported(
+        "A unique task cannot be enqueued inside the application's transaction (backend \
+         'default'): the insert carries no uniqueness key. Use enqueue() instead."
+            .into(),
+    );
+    assert_eq!(unique.enqueue_in(&app, key("x")).unwrap_err(), refusal);
+    assert_eq!(
+        unique.enqueue_many_in(&app, [key("y")]).unwrap_err(),
+        refusal
+    );
+    assert_eq!(unique.transactional_enqueue(key("z")).unwrap_err(), refusal);
+    let stored: i64 = app
+        .query_row("SELECT count(*) FROM taskhost_tasks", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 0, "nothing was enqueued");
+}
