@@ -141,3 +141,30 @@ fn a_task_failed_by_the_worker_ends_the_wait_too() {
     let out = wait_with_deadline(worker);
     assert!(out.status.success(), "{}", output_text(&out));
 }
+
+/// A READY task cancelled while someone waits for it is finished (FAILED, cancelled): the
+/// cancel wakes the wait, which returns at once rather than at its timeout.
+#[test]
+fn cancelling_a_ready_task_ends_the_wait_for_it() {
+    let env = Env::new(STORE, "");
+    let id = env.enqueue("record_key", json!(["never"]));
+    let waiting = {
+        let request = WaitFinishedRequest {
+            ids: vec![id.clone()],
+            timeout_secs: DEADLINE.as_secs_f64(),
+        };
+        // The backend itself: the thread has no config of its own.
+        let backend = task_backends().get("default").unwrap();
+        std::thread::spawn(move || {
+            backend.call_ext_json::<_, WaitFinishedResponse>(WAIT_FINISHED, &request)
+        })
+    };
+    // Let the wait start listening first, so that the cancel is what wakes it.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut result = env.result(&id);
+    result.cancel().unwrap();
+    let answer = waiting.join().unwrap().unwrap();
+    assert_eq!(answer.finished, std::slice::from_ref(&id), "{answer:?}");
+    assert!(result.is_cancelled());
+    assert!(env.log_lines().is_empty(), "it never ran: {:?}", env.log_lines());
+}

@@ -548,7 +548,7 @@ impl PgStore {
     /// FAILED (and skips it).
     pub(super) fn cancel(&self, id: Uuid, now: DateTime<Utc>) -> Result<Option<CancelOutcome>> {
         let error = cancelled_when_ready()?;
-        self.write_idempotent("cancelling a task", true, |tx| {
+        let outcome = self.write_idempotent("cancelling a task", true, |tx| {
             let rows = tx.query(
                 "UPDATE taskhost_tasks SET \
                  status = CASE WHEN status = 'READY' THEN 'FAILED' ELSE status END, \
@@ -580,7 +580,12 @@ impl PgStore {
                 }
                 Some(_) => Some(CancelOutcome::AlreadyFinished),
             })
-        })
+        })?;
+        // A READY task cancelled is finished: tell its waits.
+        if outcome == Some(CancelOutcome::Cancelled) {
+            self.announce_finished(&[id.hyphenated().to_string().as_str()]);
+        }
+        Ok(outcome)
     }
 
     /// The FAILED row READY again (see [`RETRY`]), with a NOTIFY on its queue.
@@ -599,7 +604,10 @@ impl PgStore {
     /// handing back prefetched tasks must not leave them to a rescue (the count may then miss
     /// rows the lost attempt released).
     pub(super) fn release(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64> {
-        let released = self.release_leases(request, now)?;
+        let (released, cancelled) = self.release_leases(request, now)?;
+        // A task asked to stop ended FAILED instead of READY: tell its waits.
+        let cancelled: Vec<&str> = cancelled.iter().map(String::as_str).collect();
+        self.announce_finished(&cancelled);
         if released > 0 && !self.config.limits.is_empty() {
             self.notify_freed(
                 request
@@ -613,13 +621,18 @@ impl PgStore {
     }
 
     /// A task asked to stop is not made READY: it ends FAILED, cancelled.
-    fn release_leases(&self, request: &LeaseRequest, now: DateTime<Utc>) -> Result<u64> {
-        let cancelled = cancelled_instead_of_release()?;
+    /// Returns how many, and the ids it ended FAILED (asked to stop).
+    fn release_leases(
+        &self,
+        request: &LeaseRequest,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, Vec<String>)> {
+        let cancelled_error = cancelled_instead_of_release()?;
         self.write_idempotent("releasing tasks", true, |tx| {
-            let mut released = 0;
+            let (mut released, mut cancelled) = (0, Vec::new());
             for (id, token) in &request.leases {
                 if let Some(uuid) = parse_id(id) {
-                    released += tx.execute(
+                    let rows = tx.query(
                         "UPDATE taskhost_tasks SET \
                          status = CASE WHEN cancel_requested THEN 'FAILED' ELSE 'READY' END, \
                          finished_at = CASE WHEN cancel_requested THEN $4 ELSE finished_at END, \
@@ -633,12 +646,18 @@ impl PgStore {
                                              ELSE last_attempted_at END, \
                          lease_owner = NULL, lease_expires_at = NULL \
                          WHERE id = $1 AND status = 'RUNNING' AND lease_owner = $2 \
-                         AND lease_token = $3",
-                        &[&uuid, &request.worker_id, token, &now, &cancelled],
+                         AND lease_token = $3 RETURNING status = 'FAILED'",
+                        &[&uuid, &request.worker_id, token, &now, &cancelled_error],
                     )?;
+                    if let Some(row) = rows.first() {
+                        released += 1;
+                        if row.try_get::<_, bool>(0)? {
+                            cancelled.push(id.clone());
+                        }
+                    }
                 }
             }
-            Ok(released)
+            Ok((released, cancelled))
         })
     }
 

@@ -464,12 +464,9 @@ impl Store for SqliteStore {
     ) -> Result<Vec<CompletionAck>> {
         let acks = SqliteStore::complete(self, completions, now)?;
         // After the commit: wake waits for results, in every process (finished.rs), when a
-        // task finished (a retry's completion makes it READY again).
-        if acks
-            .iter()
-            .zip(completions)
-            .any(|(ack, c)| ack.applied && c.retry_at.is_none())
-        {
+        // task may have finished (a retry's completion makes it READY again, unless the task
+        // was asked to stop: then it ended FAILED).
+        if acks.iter().any(|ack| ack.applied) {
             self.done.finished();
         }
         Ok(acks)
@@ -484,7 +481,12 @@ impl Store for SqliteStore {
     }
 
     fn cancel(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<CancelOutcome>> {
-        SqliteStore::cancel(self, id, now)
+        let outcome = SqliteStore::cancel(self, id, now)?;
+        if outcome == Some(CancelOutcome::Cancelled) {
+            // After the commit: a READY task cancelled is finished; wake its waits.
+            self.done.finished();
+        }
+        Ok(outcome)
     }
 
     fn retry(&self, id: uuid::Uuid, now: DateTime<Utc>) -> Result<Option<RetryOutcome>> {
@@ -500,6 +502,8 @@ impl Store for SqliteStore {
         let released = SqliteStore::release(self, request, now)?;
         if released > 0 {
             self.wake.enqueued();
+            // A released task asked to stop ended FAILED: its waits read it again.
+            self.done.finished();
         }
         Ok(released)
     }
